@@ -1,0 +1,162 @@
+"""The one typed, frozen settings object that haflow passes down instead of reading config.
+
+Invariant: a `Settings` only ever holds values that passed `schema.coerce`, one attribute per
+row of `SCHEMA`; sensitive values are left out of `repr` and masked by `as_dict` by default.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from haflow.config.schema import SCHEMA, SECTIONS, coerce, lookup
+from haflow.errors import ConfigError
+
+ExecutorName = Literal["local", "celery"]
+ElectionMode = Literal["auto", "zookeeper", "database", "none"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+MASK = "***"
+
+
+@dataclass(frozen=True)
+class CoreSettings:
+    """[core]: where DAGs and the metastore are, and how much runs at once."""
+
+    dags_folder: Path
+    sql_alchemy_conn: str = field(repr=False)
+    executor: ExecutorName
+    parallelism: int
+    load_examples: bool
+    fernet_key: str = field(repr=False)
+    hostname: str
+    dag_dir_list_interval: float
+
+    def effective_hostname(self) -> str:
+        """The configured hostname, or socket.getfqdn() when it is left empty."""
+        return self.hostname or socket.getfqdn()
+
+
+@dataclass(frozen=True)
+class SchedulerSettings:
+    """[scheduler]: the scheduling loop and its cluster."""
+
+    cluster: str
+    loop_interval: float
+    queued_timeout: float
+    max_tis_per_query: int
+    metrics_port: int
+    heartbeat_sec: float
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """[worker]: task heartbeats, reclamation and self-fencing."""
+
+    heartbeat_sec: float
+    timeout: float
+    concurrency: int
+    self_fence_margin: float
+    max_log_bytes: int
+    reclaim_consumes_retry: bool
+
+
+@dataclass(frozen=True)
+class ElectionSettings:
+    """[election]: which backend elects the leading scheduler, and its timings."""
+
+    mode: ElectionMode
+    zk_hosts: str
+    zk_session_timeout: float
+    zk_fallback_after: float
+    db_lock_timeout: float
+
+
+@dataclass(frozen=True)
+class CelerySettings:
+    """[celery]: broker and queues of the Celery executor."""
+
+    broker_url: str = field(repr=False)
+    result_backend: str = field(repr=False)
+    default_queue: str
+
+
+@dataclass(frozen=True)
+class WebserverSettings:
+    """[webserver]: the web app."""
+
+    secret_key: str = field(repr=False)
+    port: int
+    workers: int
+
+
+@dataclass(frozen=True)
+class LoggingSettings:
+    """[logging]: log verbosity."""
+
+    level: LogLevel
+
+
+SECTION_CLASSES: dict[str, type[Any]] = {
+    "core": CoreSettings,
+    "scheduler": SchedulerSettings,
+    "worker": WorkerSettings,
+    "election": ElectionSettings,
+    "celery": CelerySettings,
+    "webserver": WebserverSettings,
+    "logging": LoggingSettings,
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of one haflow installation, grouped by section; immutable once loaded."""
+
+    home: Path
+    config_file: Path
+    core: CoreSettings
+    scheduler: SchedulerSettings
+    worker: WorkerSettings
+    election: ElectionSettings
+    celery: CelerySettings
+    webserver: WebserverSettings
+    logging: LoggingSettings
+
+    def get(self, section: str, key: str) -> object:
+        """The value of `[section] key`; ConfigError if no such setting exists."""
+        spec = lookup(section, key, where="Settings.get")
+        return getattr(getattr(self, spec.section), spec.key)
+
+    def as_dict(self, mask_secrets: bool = True) -> dict[str, dict[str, object]]:
+        """{section: {key: value}}; non-empty sensitive values become "***" when masked."""
+        result: dict[str, dict[str, object]] = {name: {} for name in SECTIONS}
+        for spec in SCHEMA:
+            value = self.get(spec.section, spec.key)
+            masked = mask_secrets and spec.sensitive and value != ""
+            result[spec.section][spec.key] = MASK if masked else value
+        return result
+
+    def with_overrides(self, **overrides: object) -> Settings:
+        """A copy with `section__key=value` overrides, each checked like a value from a file.
+
+        Values may be strings (parsed, {HAFLOW_HOME} replaced) or already typed values.
+        """
+        values = self.as_dict(mask_secrets=False)
+        for name, value in overrides.items():
+            section, sep, key = name.lower().partition("__")
+            if not sep:
+                raise ConfigError(f"override {name!r}: expected the form section__key")
+            spec = lookup(section, key, where=f"override {name!r}")
+            values[section][key] = coerce(spec, value, f"override {name!r}", self.home)
+        return build_settings(self.home, self.config_file, values)
+
+
+def build_settings(
+    home: Path, config_file: Path, values: Mapping[str, Mapping[str, object]]
+) -> Settings:
+    """Assemble a Settings from already coerced values, one mapping per section."""
+    sections = {name: cls(**values[name]) for name, cls in SECTION_CLASSES.items()}
+    return Settings(home=home, config_file=config_file, **sections)

@@ -1,0 +1,1 @@
+"""The pure core: states, transitions and planning over plain data; no IO imports allowed."""

@@ -1,0 +1,95 @@
+"""Pure rules over task states: trigger rules, run outcome, and what follows a failed attempt."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
+
+from haflow.core.states import FINISHED_TASK_STATES, RunState, TaskState, TriggerRule
+
+
+class Verdict(Enum):
+    WAIT = "wait"
+    READY = "ready"
+    SKIP = "skip"
+    UPSTREAM_FAILED = "upstream_failed"
+
+
+_FAILED = (TaskState.FAILED, TaskState.UPSTREAM_FAILED)
+
+
+def evaluate_trigger(rule: TriggerRule, upstream: Iterable[TaskState]) -> Verdict:
+    """Decide whether a task may start, given the states of its direct upstream tasks."""
+    states = list(upstream)
+    if not states:
+        return Verdict.READY
+    counts = Counter(states)
+    failed = sum(counts[s] for s in _FAILED)
+    done = all(s in FINISHED_TASK_STATES for s in states)
+    if rule is TriggerRule.ONE_SUCCESS:
+        if counts[TaskState.SUCCESS]:
+            return Verdict.READY
+        return Verdict.UPSTREAM_FAILED if done else Verdict.WAIT
+    if rule is TriggerRule.ONE_FAILED:
+        if failed:
+            return Verdict.READY
+        return Verdict.SKIP if done else Verdict.WAIT
+    if not done:
+        return Verdict.WAIT
+    return _when_all_done(rule, counts, failed, len(states))
+
+
+def _when_all_done(rule: TriggerRule, counts: Counter[TaskState], failed: int, n: int) -> Verdict:
+    if rule is TriggerRule.ALL_DONE:
+        return Verdict.READY
+    if rule is TriggerRule.ALL_FAILED:
+        return Verdict.READY if failed == n else Verdict.SKIP
+    if rule is TriggerRule.NONE_FAILED:
+        return Verdict.UPSTREAM_FAILED if failed else Verdict.READY
+    # ALL_SUCCESS
+    if failed:
+        return Verdict.UPSTREAM_FAILED
+    if counts[TaskState.SKIPPED]:
+        return Verdict.SKIP
+    return Verdict.READY
+
+
+def run_outcome(states: Iterable[TaskState]) -> RunState | None:
+    """The run's final state once every task instance finished, else None."""
+    states = list(states)
+    if not all(s in FINISHED_TASK_STATES for s in states):
+        return None
+    if any(s in _FAILED for s in states):
+        return RunState.FAILED
+    return RunState.SUCCESS
+
+
+@dataclass(frozen=True)
+class AfterFailure:
+    state: TaskState
+    failures: int
+    next_try_at: datetime | None
+
+
+def after_failure(
+    *,
+    failures: int,
+    retries: int,
+    retry_delay_s: float,
+    now: datetime,
+    counts_as_failure: bool = True,
+) -> AfterFailure:
+    """What a task instance becomes after an attempt failed, timed out or was lost.
+
+    `failures` counts the attempts that used up a retry; a reclaimed (lost) attempt does not
+    unless configured to, and is retried at once rather than after the retry delay.
+    """
+    if not counts_as_failure:
+        return AfterFailure(TaskState.UP_FOR_RETRY, failures, now)
+    used = failures + 1
+    if used <= retries:
+        return AfterFailure(TaskState.UP_FOR_RETRY, used, now + timedelta(seconds=retry_delay_s))
+    return AfterFailure(TaskState.FAILED, used, None)

@@ -1,0 +1,238 @@
+"""The DAG: a named set of tasks, their dependencies and the schedule that creates its runs.
+
+Invariant once `validate()` has passed: task ids are unique, every dependency names a task of
+this DAG, and the dependency graph is acyclic. Every error names the DAG and the file it is
+defined in, so a broken DAGs folder can be fixed from the message alone.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import inspect
+import json
+import re
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from haflow.dag.schedule import Schedule, parse_schedule
+from haflow.errors import DagDefinitionError
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from haflow.dag.tasks import BaseTask
+
+_ID_RE = re.compile(r"[A-Za-z0-9_.\-]{1,250}")
+_T = TypeVar("_T")
+
+# A context variable (not a plain list) so DAG files parsed on different threads don't mix.
+_OPEN_DAGS: contextvars.ContextVar[tuple[DAG, ...]] = contextvars.ContextVar(
+    "haflow_open_dags", default=()
+)
+
+
+def check_id(kind: str, value: object, where: str) -> str:
+    """Return `value` if it is a valid DAG/task id, else raise naming `where` it was found."""
+    if not isinstance(value, str) or not _ID_RE.fullmatch(value):
+        raise DagDefinitionError(
+            f"{where}: invalid {kind} id {value!r}; use 1 to 250 letters, digits, '_', '.' or '-'"
+        )
+    return value
+
+
+def current_dag() -> DAG | None:
+    """The innermost DAG open as a context manager in this context, if any."""
+    stack = _OPEN_DAGS.get()
+    return stack[-1] if stack else None
+
+
+def run_outside_dag_context(fn: Callable[[], _T]) -> _T:
+    """Call `fn` with no DAG open, discarding whatever DAG contexts it leaves open."""
+
+    def isolated() -> _T:
+        _OPEN_DAGS.set(())
+        return fn()
+
+    return contextvars.copy_context().run(isolated)
+
+
+def _caller_file() -> str | None:
+    frame = inspect.currentframe()
+    # Skip this helper and DAG.__init__ to reach the code that wrote `DAG(...)`.
+    for _ in range(2):
+        frame = frame.f_back if frame is not None else None
+    return frame.f_code.co_filename if frame is not None else None
+
+
+def _as_utc(start_date: datetime | None, where: str) -> datetime | None:
+    if start_date is None:
+        return None
+    if not isinstance(start_date, datetime):
+        raise DagDefinitionError(f"{where}: start_date must be a datetime, got {start_date!r}")
+    if start_date.tzinfo is None:  # naive means UTC, as documented
+        return start_date.replace(tzinfo=UTC)
+    return start_date.astimezone(UTC)
+
+
+class DAG:
+    """A workflow definition; tasks created inside `with DAG(...)` join it automatically."""
+
+    def __init__(
+        self,
+        dag_id: str,
+        *,
+        schedule: str | None = None,
+        start_date: datetime | None = None,
+        catchup: bool = False,
+        max_active_runs: int = 16,
+        default_args: dict[str, Any] | None = None,
+        tags: list[str] | None = None,
+        description: str = "",
+        fileloc: str | None = None,
+    ) -> None:
+        self.fileloc: str | None = fileloc if fileloc is not None else _caller_file()
+        self.dag_id = check_id("DAG", dag_id, f"DAG in {self._file}")
+        self.schedule = schedule
+        self.schedule_obj: Schedule | None = parse_schedule(
+            schedule, dag_id=dag_id, fileloc=self.fileloc
+        )
+        self.start_date = _as_utc(start_date, self._where)
+        if schedule is not None and self.start_date is None:
+            raise DagDefinitionError(f"{self._where}: a scheduled DAG needs a start_date")
+        if isinstance(max_active_runs, bool) or not isinstance(max_active_runs, int):
+            raise DagDefinitionError(f"{self._where}: max_active_runs must be an int")
+        if max_active_runs < 1:
+            raise DagDefinitionError(f"{self._where}: max_active_runs must be >= 1")
+        self.catchup = bool(catchup)
+        self.max_active_runs = max_active_runs
+        self.default_args: dict[str, Any] = dict(default_args or {})
+        self.tags: list[str] = list(tags or [])
+        self.description = description
+        self.tasks: dict[str, BaseTask] = {}
+
+    @property
+    def _file(self) -> str:
+        return self.fileloc or "<unknown file>"
+
+    @property
+    def _where(self) -> str:
+        return f"DAG {self.dag_id!r} in {self._file}"
+
+    def __repr__(self) -> str:
+        return f"<DAG {self.dag_id} ({len(self.tasks)} tasks)>"
+
+    def __enter__(self) -> DAG:
+        _OPEN_DAGS.set((*_OPEN_DAGS.get(), self))
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        stack = list(_OPEN_DAGS.get())
+        if self in stack:
+            del stack[len(stack) - 1 - stack[::-1].index(self)]
+        _OPEN_DAGS.set(tuple(stack))
+
+    def add_task(self, task: BaseTask) -> None:
+        """Register `task`; called by the task's constructor."""
+        if task.task_id in self.tasks:
+            raise DagDefinitionError(
+                f"{self._where}: duplicate task id {task.task_id!r}; task ids must be unique"
+            )
+        self.tasks[task.task_id] = task
+
+    def task(self, task_id: str) -> BaseTask:
+        try:
+            return self.tasks[task_id]
+        except KeyError:
+            raise DagDefinitionError(f"{self._where} has no task {task_id!r}") from None
+
+    @property
+    def roots(self) -> list[BaseTask]:
+        """Tasks with no upstream, in the order they were added."""
+        return [t for t in self.tasks.values() if not t.upstream_task_ids]
+
+    def validate(self) -> None:
+        """Raise DagDefinitionError if a dependency is dangling or the graph has a cycle."""
+        for t in self.tasks.values():
+            unknown = (t.upstream_task_ids | t.downstream_task_ids) - self.tasks.keys()
+            if unknown:
+                raise DagDefinitionError(
+                    f"{self._where}: task {t.task_id!r} depends on unknown tasks {sorted(unknown)}"
+                )
+        cycle = self._find_cycle()
+        if cycle:
+            raise DagDefinitionError(f"{self._where} has a cycle: {' -> '.join(cycle)}")
+
+    def _find_cycle(self) -> list[str] | None:
+        """A cycle path (first id repeated at the end) or None; iterative DFS, no recursion."""
+        done: set[str] = set()
+        for root in self.tasks:
+            if root in done:
+                continue
+            path: list[str] = [root]
+            on_path = {root}
+            stack = [iter(sorted(self.tasks[root].downstream_task_ids))]
+            while stack:
+                nxt = next(stack[-1], None)
+                if nxt is None:
+                    stack.pop()
+                    done.add(path[-1])
+                    on_path.discard(path.pop())
+                elif nxt in on_path:
+                    return [*path[path.index(nxt) :], nxt]
+                elif nxt not in done:
+                    path.append(nxt)
+                    on_path.add(nxt)
+                    stack.append(iter(sorted(self.tasks[nxt].downstream_task_ids)))
+        return None
+
+    def topological_order(self) -> list[str]:
+        """Task ids with every task after its upstreams; ties keep insertion order."""
+        self.validate()
+        waiting = {tid: len(t.upstream_task_ids) for tid, t in self.tasks.items()}
+        ready = deque(tid for tid, n in waiting.items() if n == 0)
+        order: list[str] = []
+        while ready:
+            tid = ready.popleft()
+            order.append(tid)
+            for down in sorted(self.tasks[tid].downstream_task_ids):
+                waiting[down] -= 1
+                if waiting[down] == 0:
+                    ready.append(down)
+        return order
+
+    def fingerprint(self) -> str:
+        """A stable hash of everything the scheduler reads; it changes iff the structure does."""
+        return hashlib.sha256(
+            json.dumps(self._structure(), sort_keys=True).encode("utf-8")
+        ).hexdigest()
+
+    def _structure(self) -> dict[str, Any]:
+        return {
+            "dag_id": self.dag_id,
+            "schedule": self.schedule_obj.expression if self.schedule_obj else None,
+            "start_date": self.start_date.isoformat() if self.start_date else None,
+            "catchup": self.catchup,
+            "max_active_runs": self.max_active_runs,
+            "tasks": {
+                tid: {
+                    "kind": t.kind,
+                    "retries": t.retries,
+                    "retry_delay": t.retry_delay.total_seconds(),
+                    "execution_timeout": (
+                        t.execution_timeout.total_seconds() if t.execution_timeout else None
+                    ),
+                    "trigger_rule": str(t.trigger_rule),
+                    "queue": t.queue,
+                    "upstream": sorted(t.upstream_task_ids),
+                }
+                for tid, t in self.tasks.items()
+            },
+        }

@@ -1,0 +1,136 @@
+"""Cron schedules of DAGs and the data intervals they cut time into.
+
+A `Schedule` is pure: every method maps UTC datetimes to UTC datetimes and never reads the clock,
+so the scheduler passes `now` in and tests need no sleeping. Airflow semantics: the run created at
+fire time t1 covers the data interval [t0, t1), where t0 is the fire before t1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from croniter import CroniterError, croniter
+
+from haflow.errors import DagDefinitionError
+
+PRESETS: dict[str, str] = {
+    "@hourly": "0 * * * *",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@weekly": "0 0 * * 0",
+    "@monthly": "0 0 1 * *",
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+}
+
+MAX_DUE_FIRES = 1000
+"""Most fire times `due_fires` returns at once; the rest come on later calls, oldest first."""
+
+# Any fixed instant works: it only proves the expression fires at least once.
+_PROBE_START = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def _utc(dt: datetime, name: str) -> datetime:
+    if dt.tzinfo is None or dt.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware (UTC), got naive {dt.isoformat()}")
+    return dt.astimezone(UTC)
+
+
+def _clean(fire: datetime) -> datetime:
+    # croniter can hand back fold=1 after stepping backwards; it means nothing in UTC.
+    return fire.astimezone(UTC).replace(fold=0)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A five-field cron expression; all inputs must be aware datetimes, outputs are UTC."""
+
+    expression: str
+
+    def next_fire_after(self, dt: datetime) -> datetime:
+        """The first fire time strictly after `dt`."""
+        start = _utc(dt, "dt")
+        return _clean(croniter(self.expression, start).get_next(datetime))
+
+    def prev_fire_at_or_before(self, dt: datetime) -> datetime:
+        """The last fire time at or before `dt` (`dt` itself when it is a fire time)."""
+        at = _utc(dt, "dt")
+        # croniter's get_prev is strict, so the fire right after it decides whether `at` fires.
+        before = _clean(croniter(self.expression, at).get_prev(datetime))
+        following = self.next_fire_after(before)
+        return following if following <= at else before
+
+    def data_interval_ending_at(self, fire: datetime) -> tuple[datetime, datetime]:
+        """The interval [previous fire, fire) covered by the run created at `fire`."""
+        end = _utc(fire, "fire")
+        return _clean(croniter(self.expression, end).get_prev(datetime)), end
+
+    def first_interval_end(self, start_date: datetime) -> datetime:
+        """End of the first interval, which starts at the first fire at or after `start_date`."""
+        start = _utc(start_date, "start_date")
+        first_start = self.prev_fire_at_or_before(start)
+        if first_start < start:
+            first_start = self.next_fire_after(start)
+        return self.next_fire_after(first_start)
+
+    def due_fires(
+        self, start_date: datetime, after: datetime | None, now: datetime, catchup: bool
+    ) -> list[datetime]:
+        """Interval ends in (after, now] not before the first interval end, oldest first.
+
+        `after` is the last interval end already created (None when there is none). Without
+        catchup only the latest due fire is returned; with it at most MAX_DUE_FIRES.
+        """
+        current = _utc(now, "now")
+        lowest = self.first_interval_end(start_date)
+        if after is not None:
+            lowest = max(lowest, self.next_fire_after(after))
+        if lowest > current:
+            return []
+        if not catchup:
+            return [self.prev_fire_at_or_before(current)]
+        return self._fires_between(lowest, current)
+
+    def _fires_between(self, first: datetime, last: datetime) -> list[datetime]:
+        fires = [first]
+        it = croniter(self.expression, first)
+        while len(fires) < MAX_DUE_FIRES:
+            fire = _clean(it.get_next(datetime))
+            if fire > last:
+                break
+            fires.append(fire)
+        return fires
+
+
+def parse_schedule(expr: str | None, *, dag_id: str, fileloc: str | None) -> Schedule | None:
+    """Turn a DAG's `schedule` argument into a Schedule; None means manual runs only."""
+    if expr is None:
+        return None
+    where = f"DAG {dag_id!r} in {fileloc or '<unknown file>'}"
+    if not isinstance(expr, str):
+        raise DagDefinitionError(f"{where}: schedule must be a cron string or None, got {expr!r}")
+    text = expr.strip()
+    if text == "@once":
+        raise DagDefinitionError(
+            f"{where}: schedule '@once' is not supported; use schedule=None and trigger it"
+        )
+    cron = PRESETS.get(text, text)
+    if not _is_valid_cron(cron):
+        presets = ", ".join(PRESETS)
+        raise DagDefinitionError(
+            f"{where}: invalid schedule {expr!r}; use a five-field cron expression "
+            f"(minute hour day-of-month month day-of-week) or one of {presets}"
+        )
+    return Schedule(cron)
+
+
+def _is_valid_cron(cron: str) -> bool:
+    # Six/seven-field forms (seconds, years) would make sub-minute intervals; reject them.
+    if cron.startswith("@") or len(cron.split()) != 5 or not croniter.is_valid(cron):
+        return False
+    try:
+        croniter(cron, _PROBE_START).get_next(datetime)
+    except CroniterError:  # valid syntax that never fires, e.g. "0 0 31 2 *"
+        return False
+    return True

@@ -1,0 +1,265 @@
+"""Tasks: the nodes of a DAG, their retry policy and the `>>` / `<<` dependency operators.
+
+A task belongs to exactly one DAG from construction on and registers itself there; it can only
+be linked to tasks of that same DAG, so dependencies never cross DAGs.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+from typing import Any, ClassVar, TypeAlias, overload
+
+from haflow.core.states import TriggerRule
+from haflow.dag.dag import DAG, check_id, current_dag
+from haflow.errors import DagDefinitionError
+
+DEFAULT_RETRY_DELAY = timedelta(seconds=300)
+
+TaskOrTasks: TypeAlias = "BaseTask | Iterable[BaseTask]"
+
+
+def _duration(value: object, name: str, where: str) -> timedelta:
+    if isinstance(value, timedelta):
+        result = value
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        result = timedelta(seconds=value)
+    else:
+        raise DagDefinitionError(f"{where}: {name} must be a timedelta or seconds, got {value!r}")
+    if result < timedelta(0):
+        raise DagDefinitionError(f"{where}: {name} must not be negative, got {value!r}")
+    return result
+
+
+def _retries(value: object, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise DagDefinitionError(f"{where}: retries must be an int >= 0, got {value!r}")
+    return value
+
+
+def _retry_policy(
+    defaults: dict[str, Any],
+    retries: int | None,
+    retry_delay: timedelta | float | None,
+    execution_timeout: timedelta | float | None,
+    where: str,
+) -> tuple[int, timedelta, timedelta | None]:
+    """Explicit arguments win over the DAG's default_args, which win over the built-ins."""
+    count = _retries(retries if retries is not None else defaults.get("retries", 0), where)
+    delay = retry_delay if retry_delay is not None else defaults.get("retry_delay")
+    timeout = (
+        execution_timeout if execution_timeout is not None else defaults.get("execution_timeout")
+    )
+    return (
+        count,
+        DEFAULT_RETRY_DELAY if delay is None else _duration(delay, "retry_delay", where),
+        None if timeout is None else _duration(timeout, "execution_timeout", where),
+    )
+
+
+def _trigger_rule(value: object, where: str) -> TriggerRule:
+    if isinstance(value, str):  # a TriggerRule member is a str as well
+        try:
+            return TriggerRule(value)
+        except ValueError:
+            pass
+    allowed = ", ".join(r.value for r in TriggerRule)
+    raise DagDefinitionError(f"{where}: unknown trigger_rule {value!r}; allowed values: {allowed}")
+
+
+def _task_list(other: object) -> list[BaseTask]:
+    items = [other] if isinstance(other, BaseTask) else other
+    if not isinstance(items, Iterable) or isinstance(items, str | bytes):
+        raise DagDefinitionError(f"can only link tasks or lists of tasks, not {other!r}")
+    tasks = list(items)
+    for t in tasks:
+        if not isinstance(t, BaseTask):
+            raise DagDefinitionError(f"can only link tasks or lists of tasks, not {t!r}")
+    return tasks
+
+
+class BaseTask:
+    """A node of a DAG. `retries`, `retry_delay` and `execution_timeout` fall back on the
+    DAG's default_args, then on 0 retries, 300 s and no timeout."""
+
+    kind: ClassVar[str] = "base"
+
+    def __init__(
+        self,
+        task_id: str,
+        *,
+        dag: DAG | None = None,
+        retries: int | None = None,
+        retry_delay: timedelta | float | None = None,
+        execution_timeout: timedelta | float | None = None,
+        trigger_rule: TriggerRule | str = TriggerRule.ALL_SUCCESS,
+        queue: str = "default",
+    ) -> None:
+        owner = dag if dag is not None else current_dag()
+        if owner is None:
+            raise DagDefinitionError(
+                f"task {task_id!r} is created outside a DAG; create it inside "
+                "`with DAG(...):` or pass dag=..."
+            )
+        where = f"DAG {owner.dag_id!r} in {owner.fileloc or '<unknown file>'}"
+        self.task_id = check_id("task", task_id, where)
+        where = f"{where}, task {task_id!r}"
+        self.dag: DAG = owner
+        self.retries, self.retry_delay, self.execution_timeout = _retry_policy(
+            owner.default_args, retries, retry_delay, execution_timeout, where
+        )
+        self.trigger_rule = _trigger_rule(trigger_rule, where)
+        if not isinstance(queue, str) or not queue:
+            raise DagDefinitionError(f"{where}: queue must be a non-empty string")
+        self.queue = queue
+        self.upstream_task_ids: set[str] = set()
+        self.downstream_task_ids: set[str] = set()
+        self._check_arguments(where)
+        owner.add_task(self)
+
+    def _check_arguments(self, where: str) -> None:
+        """Subclasses raise DagDefinitionError on a bad argument, before the task joins its DAG."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.dag.dag_id}.{self.task_id}>"
+
+    def _link(self, others: list[BaseTask]) -> None:
+        for other in others:
+            if other.dag is not self.dag:
+                raise DagDefinitionError(
+                    f"cannot link task {self.task_id!r} of DAG {self.dag.dag_id!r} with task "
+                    f"{other.task_id!r} of DAG {other.dag.dag_id!r}: tasks of different DAGs"
+                )
+
+    def set_downstream(self, other: TaskOrTasks) -> None:
+        """Make every task in `other` run after this one."""
+        others = _task_list(other)
+        self._link(others)
+        for t in others:
+            self.downstream_task_ids.add(t.task_id)
+            t.upstream_task_ids.add(self.task_id)
+
+    def set_upstream(self, other: TaskOrTasks) -> None:
+        """Make this task run after every task in `other`."""
+        for t in _task_list(other):
+            t.set_downstream(self)
+
+    # Each operator returns its right-hand side so `a >> b >> c` chains left to right.
+    def __rshift__(self, other: TaskOrTasks) -> TaskOrTasks:
+        self.set_downstream(other)
+        return other
+
+    def __lshift__(self, other: TaskOrTasks) -> TaskOrTasks:
+        self.set_upstream(other)
+        return other
+
+    def __rrshift__(self, other: TaskOrTasks) -> BaseTask:  # [a, b] >> self
+        self.set_upstream(other)
+        return self
+
+    def __rlshift__(self, other: TaskOrTasks) -> BaseTask:  # [a, b] << self
+        self.set_downstream(other)
+        return self
+
+
+class BashTask(BaseTask):
+    """Runs `bash_command` with `bash -c`; `env` is added to the worker's environment."""
+
+    kind: ClassVar[str] = "bash"
+
+    def __init__(
+        self, task_id: str, bash_command: str, env: dict[str, str] | None = None, **base: Any
+    ) -> None:
+        self.bash_command = bash_command
+        self.env: dict[str, str] = env if isinstance(env, dict) else {}
+        self._raw_env: object = env
+        super().__init__(task_id, **base)
+
+    def _check_arguments(self, where: str) -> None:
+        if not isinstance(self.bash_command, str) or not self.bash_command.strip():
+            raise DagDefinitionError(f"{where}: bash_command must be a non-empty string")
+        env = self._raw_env if self._raw_env is not None else {}
+        if not isinstance(env, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in env.items()
+        ):
+            raise DagDefinitionError(f"{where}: env must be a dict of strings to strings")
+        self.env = dict(env)
+
+
+class PythonTask(BaseTask):
+    """Calls `python_callable(**op_kwargs)` on a worker, which finds it by re-parsing the file."""
+
+    kind: ClassVar[str] = "python"
+
+    def __init__(
+        self,
+        task_id: str,
+        python_callable: Callable[..., object],
+        op_kwargs: dict[str, Any] | None = None,
+        **base: Any,
+    ) -> None:
+        self.python_callable = python_callable
+        self.op_kwargs: dict[str, Any] = op_kwargs if isinstance(op_kwargs, dict) else {}
+        self._raw_op_kwargs: object = op_kwargs
+        super().__init__(task_id, **base)
+
+    def _check_arguments(self, where: str) -> None:
+        if not callable(self.python_callable):
+            raise DagDefinitionError(f"{where}: python_callable must be callable")
+        if self._raw_op_kwargs is not None and not isinstance(self._raw_op_kwargs, dict):
+            raise DagDefinitionError(f"{where}: op_kwargs must be a dict")
+        self.op_kwargs = dict(self.op_kwargs)
+
+    def run_callable(self) -> object:
+        return self.python_callable(**self.op_kwargs)
+
+
+class TaskFactory:
+    """What `@task` turns a function into: calling it inside a DAG creates a PythonTask."""
+
+    __name__: str  # copied from the function by update_wrapper, like __doc__ and __module__
+
+    def __init__(self, function: Callable[..., object], task_args: dict[str, Any]) -> None:
+        functools.update_wrapper(self, function)
+        self.function = function
+        self.task_args = dict(task_args)
+
+    def __call__(self, *args: object, **kwargs: Any) -> PythonTask:
+        name = self.task_args.get("task_id") or self.function.__name__
+        if args:
+            raise DagDefinitionError(
+                f"task {name!r}: pass arguments to a @task function as keyword arguments"
+            )
+        base = {k: v for k, v in self.task_args.items() if k != "task_id"}
+        dag = base.get("dag") or current_dag()
+        task_id = _free_task_id(dag, name) if dag is not None else name
+        return PythonTask(task_id, self.function, op_kwargs=kwargs, **base)
+
+
+def _free_task_id(dag: DAG, name: str) -> str:
+    """`name`, or `name__N` with the smallest N not yet taken in `dag`."""
+    candidate, n = name, 0
+    while candidate in dag.tasks:
+        n += 1
+        candidate = f"{name}__{n}"
+    return candidate
+
+
+@overload
+def task(function: Callable[..., object], /) -> TaskFactory: ...
+@overload
+def task(
+    function: None = None, /, **task_args: Any
+) -> Callable[[Callable[..., object]], TaskFactory]: ...
+def task(
+    function: Callable[..., object] | None = None, /, **task_args: Any
+) -> TaskFactory | Callable[[Callable[..., object]], TaskFactory]:
+    """Decorator making a function a task factory: `@task` or `@task(task_id=..., retries=...)`."""
+    if function is not None:
+        return TaskFactory(function, task_args)
+
+    def decorate(fn: Callable[..., object]) -> TaskFactory:
+        return TaskFactory(fn, task_args)
+
+    return decorate

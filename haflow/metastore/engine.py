@@ -1,0 +1,71 @@
+"""Engines for the metastore, one recipe per dialect so every backend behaves alike.
+
+SQLite (standalone only) runs in WAL mode and opens write transactions with BEGIN IMMEDIATE,
+so concurrent processes queue on its lock instead of failing on a lock upgrade.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.pool import NullPool
+
+from sqlalchemy import create_engine as _sa_create_engine
+
+from haflow.errors import ConfigError
+
+_DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg", "mysql": "mysql+pymysql",
+                    "mariadb": "mariadb+pymysql"}
+
+
+def normalize_url(url: str) -> URL:
+    """Parse `url`, picking the drivers haflow ships with when the URL names none."""
+    try:
+        parsed = make_url(url)
+    except Exception as exc:  # sqlalchemy raises ArgumentError with a terse message
+        raise ConfigError(f"[core] sql_alchemy_conn {url!r} is not a database URL: {exc}") from exc
+    driver = _DEFAULT_DRIVERS.get(parsed.drivername)
+    if driver:
+        parsed = parsed.set(drivername=driver)
+    if parsed.get_backend_name() not in ("postgresql", "mysql", "mariadb", "sqlite"):
+        raise ConfigError(
+            f"[core] sql_alchemy_conn uses {parsed.get_backend_name()!r}; "
+            "haflow supports postgresql, mysql/mariadb and sqlite"
+        )
+    return parsed
+
+
+def create_engine(url: str, *, pool_size: int = 5) -> Engine:
+    parsed = normalize_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return _sqlite_engine(parsed)
+    kwargs: dict[str, Any] = {"pool_pre_ping": True, "pool_size": pool_size,
+                              "max_overflow": 5, "pool_recycle": 1800}
+    if backend == "postgresql":
+        kwargs["connect_args"] = {"connect_timeout": 5, "application_name": "haflow"}
+    else:
+        kwargs["connect_args"] = {"connect_timeout": 5}
+        kwargs["isolation_level"] = "READ COMMITTED"
+    return _sa_create_engine(parsed, **kwargs)
+
+
+def _sqlite_engine(parsed: URL) -> Engine:
+    engine = _sa_create_engine(parsed, poolclass=NullPool, connect_args={"timeout": 60})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine

@@ -1,0 +1,199 @@
+"""Tables of the metastore. Schema changes go through an Alembic migration in `migrations/`.
+
+Invariants the schema itself enforces: one run per (dag, run_id) and per scheduled fire time,
+one task instance per (run, task), one attempt row per (task instance, attempt number).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from haflow.metastore.types import UtcDateTime
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+ID = BigInteger().with_variant(Integer, "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Dag(Base):
+    __tablename__ = "dag"
+    dag_id: Mapped[str] = mapped_column(String(250), primary_key=True)
+    fileloc: Mapped[str] = mapped_column(String(1000))
+    schedule: Mapped[str | None] = mapped_column(String(100))
+    is_paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    max_active_runs: Mapped[int] = mapped_column(Integer, default=16)
+    catchup: Mapped[bool] = mapped_column(Boolean, default=False)
+    start_date: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    tags: Mapped[str] = mapped_column(String(1000), default="[]")
+    description: Mapped[str] = mapped_column(Text, default="")
+    fingerprint: Mapped[str] = mapped_column(String(64), default="")
+    last_fire_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    next_fire_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    parsed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class DagRun(Base):
+    __tablename__ = "dag_run"
+    __table_args__ = (
+        UniqueConstraint("dag_id", "run_id"),
+        UniqueConstraint("dag_id", "scheduled_fire_at"),
+        Index("ix_dag_run_state", "state"),
+    )
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    dag_id: Mapped[str] = mapped_column(String(250))
+    run_id: Mapped[str] = mapped_column(String(250))
+    run_type: Mapped[str] = mapped_column(String(20))
+    state: Mapped[str] = mapped_column(String(20))
+    conf: Mapped[str] = mapped_column(Text, default="{}")
+    scheduled_fire_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    data_interval_start: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    data_interval_end: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    created_epoch: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class TaskInstance(Base):
+    """One task of one run. `attempt` is the latest attempt number (0 before the first)."""
+
+    __tablename__ = "task_instance"
+    __table_args__ = (
+        UniqueConstraint("run_pk", "task_id"),
+        Index("ix_task_instance_state", "state"),
+    )
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    run_pk: Mapped[int] = mapped_column(ForeignKey("dag_run.id", ondelete="CASCADE"))
+    dag_id: Mapped[str] = mapped_column(String(250))
+    task_id: Mapped[str] = mapped_column(String(250))
+    state: Mapped[str] = mapped_column(String(20))
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    retries: Mapped[int] = mapped_column(Integer, default=0)
+    retry_delay_s: Mapped[float] = mapped_column(default=0.0)
+    timeout_s: Mapped[float | None] = mapped_column()
+    queue: Mapped[str] = mapped_column(String(100), default="default")
+    worker_id: Mapped[str | None] = mapped_column(String(250))
+    next_try_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    queued_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class TaskAttempt(Base):
+    """One numbered try of a task instance; claims and reports are conditional on its row."""
+
+    __tablename__ = "task_attempt"
+    __table_args__ = (
+        UniqueConstraint("ti_id", "attempt"),
+        Index("ix_task_attempt_state", "state"),
+    )
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    ti_id: Mapped[int] = mapped_column(ForeignKey("task_instance.id", ondelete="CASCADE"))
+    attempt: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(20))
+    epoch: Mapped[int] = mapped_column(BigInteger)
+    worker_id: Mapped[str | None] = mapped_column(String(250))
+    queued_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    published_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class Leader(Base):
+    """The fencing row: `epoch` only grows; every leader write checks it in its transaction."""
+
+    __tablename__ = "leader"
+    cluster: Mapped[str] = mapped_column(String(100), primary_key=True)
+    epoch: Mapped[int] = mapped_column(BigInteger)
+    holder: Mapped[str] = mapped_column(String(250))
+    elector_mode: Mapped[str] = mapped_column(String(20))
+    acquired_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    renewed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Scheduler(Base):
+    __tablename__ = "scheduler"
+    id: Mapped[str] = mapped_column(String(250), primary_key=True)
+    cluster: Mapped[str] = mapped_column(String(100))
+    hostname: Mapped[str] = mapped_column(String(250))
+    pid: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(20))
+    epoch: Mapped[int | None] = mapped_column(BigInteger)
+    elector_mode: Mapped[str] = mapped_column(String(20), default="")
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Worker(Base):
+    __tablename__ = "worker"
+    id: Mapped[str] = mapped_column(String(250), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    hostname: Mapped[str] = mapped_column(String(250))
+    pid: Mapped[int] = mapped_column(Integer)
+    queues: Mapped[str] = mapped_column(String(1000), default="default")
+    concurrency: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(20))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Event(Base):
+    """Append-only history of every state change: what, who, under which epoch and attempt."""
+
+    __tablename__ = "event_log"
+    __table_args__ = (Index("ix_event_log_kind", "kind"), Index("ix_event_log_dag_id", "dag_id"))
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    ts: Mapped[datetime] = mapped_column(UtcDateTime)
+    kind: Mapped[str] = mapped_column(String(50))
+    actor: Mapped[str] = mapped_column(String(250))
+    epoch: Mapped[int | None] = mapped_column(BigInteger)
+    dag_id: Mapped[str | None] = mapped_column(String(250))
+    run_id: Mapped[str | None] = mapped_column(String(250))
+    task_id: Mapped[str | None] = mapped_column(String(250))
+    attempt: Mapped[int | None] = mapped_column(Integer)
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class TaskLog(Base):
+    __tablename__ = "task_log"
+    __table_args__ = (Index("ix_task_log_ti_id_attempt", "ti_id", "attempt"),)
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    ti_id: Mapped[int] = mapped_column(ForeignKey("task_instance.id", ondelete="CASCADE"))
+    attempt: Mapped[int] = mapped_column(Integer)
+    ts: Mapped[datetime] = mapped_column(UtcDateTime)
+    data: Mapped[str] = mapped_column(Text)
+
+
+class ImportError_(Base):
+    __tablename__ = "import_error"
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    fileloc: Mapped[str] = mapped_column(String(1000))
+    line: Mapped[int | None] = mapped_column(Integer)
+    message: Mapped[str] = mapped_column(Text)
+    ts: Mapped[datetime] = mapped_column(UtcDateTime)

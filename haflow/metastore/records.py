@@ -1,0 +1,148 @@
+"""Plain records the repository hands out and takes in; no SQLAlchemy objects leak past it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class DagRecord:
+    """A parsed DAG as the scheduler writes it into the `dag` table."""
+
+    dag_id: str
+    fileloc: str
+    schedule: str | None
+    start_date: datetime | None
+    catchup: bool
+    max_active_runs: int
+    tags: list[str]
+    description: str
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class DagRow:
+    dag_id: str
+    fileloc: str
+    schedule: str | None
+    is_paused: bool
+    is_active: bool
+    max_active_runs: int
+    last_fire_at: datetime | None
+    next_fire_at: datetime | None
+    tags: list[str]
+
+
+@dataclass(frozen=True)
+class TaskDef:
+    """What a new task instance copies from its task's definition."""
+
+    task_id: str
+    retries: int
+    retry_delay_s: float
+    timeout_s: float | None
+    queue: str
+
+
+@dataclass(frozen=True)
+class RunRow:
+    pk: int
+    dag_id: str
+    run_id: str
+    run_type: str
+    state: str
+    conf: dict[str, Any]
+    data_interval_start: datetime | None
+    data_interval_end: datetime | None
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+
+
+@dataclass(frozen=True)
+class TIRow:
+    id: int
+    dag_id: str
+    run_id: str
+    task_id: str
+    state: str
+    attempt: int
+    failures: int
+    retries: int
+    worker_id: str | None
+    queued_at: datetime | None
+    started_at: datetime | None
+    ended_at: datetime | None
+
+
+@dataclass(frozen=True)
+class AttemptRow:
+    ti_id: int
+    attempt: int
+    state: str
+    epoch: int
+    worker_id: str | None
+    queued_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class AttemptRef:
+    """The message that hands an attempt to an executor: enough to claim it, nothing more."""
+
+    ti_id: int
+    attempt: int
+    epoch: int
+    queue: str = "default"
+
+
+@dataclass(frozen=True)
+class ClaimedAttempt:
+    """What a worker learns when its claim succeeds: what to run and with which context."""
+
+    ti_id: int
+    attempt: int
+    dag_id: str
+    run_id: str
+    task_id: str
+    fileloc: str
+    timeout_s: float | None
+    conf: dict[str, Any] = field(default_factory=dict)
+    data_interval_start: datetime | None = None
+    data_interval_end: datetime | None = None
+
+
+@dataclass(frozen=True)
+class EventRow:
+    id: int
+    ts: datetime
+    kind: str
+    actor: str
+    epoch: int | None
+    dag_id: str | None
+    run_id: str | None
+    task_id: str | None
+    attempt: int | None
+    detail: str
+
+
+@dataclass(frozen=True)
+class LeaderRow:
+    cluster: str
+    epoch: int
+    holder: str
+    elector_mode: str
+    acquired_at: datetime
+    renewed_at: datetime
+
+
+@dataclass(frozen=True)
+class ImportErrorRow:
+    fileloc: str
+    line: int | None
+    message: str
+    ts: datetime

@@ -1,0 +1,1 @@
+"""Workers: claim task attempts, run them, heartbeat and report."""

@@ -1,0 +1,209 @@
+"""Runs one task attempt in a child process: output captured, timeout and cancellation enforced.
+
+The child is forked (Python tasks) or forked then exec'd (bash), in its own session so the
+whole process group can be killed; it dies with its parent (PR_SET_PDEATHSIG). The parent waits
+on a pidfd and the output pipe together, so it notices the end of the child at once.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import select
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+
+_PR_SET_PDEATHSIG = 1
+
+
+class Outcome(Enum):
+    SUCCESS = "success"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"  # the attempt was taken away from us (reclaimed) or we stopped
+
+
+@dataclass
+class Result:
+    outcome: Outcome
+    reason: str
+    exit_code: int | None
+
+
+class LogSink:
+    """Collects a child's output up to `cap` bytes and hands it out in chunks for streaming."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.kept = 0
+        self.dropped = 0
+        self._pending: list[bytes] = []
+
+    def feed(self, data: bytes) -> None:
+        room = self.cap - self.kept
+        if room > 0:
+            self._pending.append(data[:room])
+            self.kept += min(room, len(data))
+        self.dropped += max(0, len(data) - max(room, 0))
+
+    def take(self, final: bool = False) -> str:
+        out = b"".join(self._pending).decode("utf-8", "replace")
+        self._pending.clear()
+        if final and self.dropped:
+            out += f"\n[haflow: log truncated, {self.dropped} bytes over the cap dropped]\n"
+        return out
+
+
+def set_parent_death_signal(sig: int = signal.SIGKILL) -> None:
+    """Ask Linux to kill this process when its parent dies, so no attempt outlives its worker."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+    except OSError:  # not Linux: the heartbeat/reclaim path still bounds the damage
+        pass
+
+
+def spawn_python(fn: Callable[[], object]) -> tuple[int, int]:
+    """Fork a child that runs `fn`; returns (pid, read end of its output pipe)."""
+    return _fork(lambda: _run_python(fn))
+
+
+def spawn_bash(command: str, env: dict[str, str]) -> tuple[int, int]:
+    def _exec() -> None:
+        os.execvpe("bash", ["bash", "-c", command], env)
+
+    return _fork(_exec)
+
+
+def _fork(body: Callable[[], None]) -> tuple[int, int]:
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: never return into the caller's stack
+        code = 1
+        try:
+            os.setsid()
+            set_parent_death_signal()
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.close(r)
+            os.dup2(w, 1)
+            os.dup2(w, 2)
+            body()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    os.close(w)
+    return pid, r
+
+
+def _run_python(fn: Callable[[], object]) -> None:
+    sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
+    sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
+    result = fn()
+    if result is not None:
+        print(f"[haflow: returned {result!r}]"[:2000])
+
+
+def supervise(
+    pid: int,
+    out_fd: int,
+    sink: LogSink,
+    *,
+    timeout_s: float | None,
+    tick_every_s: float,
+    on_tick: Callable[[], bool],
+    monotonic: Callable[[], float] = time.monotonic,
+) -> Result:
+    """Wait for the child, collecting output; call `on_tick` every `tick_every_s`.
+
+    `on_tick` returning False cancels the attempt (it was reclaimed, or the worker stops).
+    """
+    pidfd = os.pidfd_open(pid)
+    start = monotonic()
+    deadline = None if timeout_s is None else start + timeout_s
+    next_tick = start + tick_every_s
+    watched = [out_fd, pidfd]
+    try:
+        while True:
+            now = monotonic()
+            if deadline is not None and now >= deadline:
+                return _kill(pid, out_fd, sink, Outcome.TIMED_OUT,
+                             f"execution timeout of {timeout_s:g} s exceeded")
+            if now >= next_tick:
+                next_tick = now + tick_every_s
+                if not on_tick():
+                    return _kill(pid, out_fd, sink, Outcome.CANCELLED, "attempt cancelled")
+            wait = min(next_tick, deadline or next_tick) - now
+            ready, _, _ = select.select(watched, [], [], max(wait, 0.0))
+            if out_fd in ready and not _drain(out_fd, sink):
+                watched.remove(out_fd)  # EOF: the child closed its output, keep waiting on it
+            if pidfd in ready:
+                return _reap(pid, out_fd, sink)
+    finally:
+        os.close(pidfd)
+        _close(out_fd)
+
+
+def _drain(fd: int, sink: LogSink) -> bool:
+    try:
+        data = os.read(fd, 65536)
+    except BlockingIOError:
+        return True
+    if data:
+        sink.feed(data)
+    return bool(data)
+
+
+def _reap(pid: int, out_fd: int, sink: LogSink) -> Result:
+    _, status = os.waitpid(pid, 0)
+    _drain_rest(out_fd, sink)
+    code = os.waitstatus_to_exitcode(status)
+    if code == 0:
+        return Result(Outcome.SUCCESS, "", 0)
+    if code < 0:
+        return Result(Outcome.FAILED, f"killed by signal {signal.Signals(-code).name}", code)
+    return Result(Outcome.FAILED, f"exited with code {code}", code)
+
+
+def _drain_rest(fd: int, sink: LogSink) -> None:
+    """Read what the child left in the pipe, without waiting on grandchildren that keep it open."""
+    os.set_blocking(fd, False)
+    while True:
+        ready, _, _ = select.select([fd], [], [], 0.05)
+        if not ready or not _drain(fd, sink):
+            return
+        if not _readable_now(fd):
+            return
+
+
+def _readable_now(fd: int) -> bool:
+    ready, _, _ = select.select([fd], [], [], 0)
+    return bool(ready)
+
+
+def _kill(pid: int, out_fd: int, sink: LogSink, outcome: Outcome, reason: str) -> Result:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    os.waitpid(pid, 0)
+    _drain_rest(out_fd, sink)
+    return Result(outcome, reason, None)
+
+
+def _close(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
