@@ -110,8 +110,14 @@ class Decisions:
 
     def __bool__(self) -> bool:
         return any(
-            (self.new_runs, self.start_runs, self.finish_runs, self.to_queue, self.changes,
-             self.republish)
+            (
+                self.new_runs,
+                self.start_runs,
+                self.finish_runs,
+                self.to_queue,
+                self.changes,
+                self.republish,
+            )
         )
 
 
@@ -122,12 +128,11 @@ def plan(
     for spec in dags.values():
         out.new_runs.extend(due_runs(spec, now))
     out.start_runs.extend(runs_to_start(dags, runs))
-    starting = set(out.start_runs)
     slots = limits.open_slots
-    for run in runs:
+    for run in runs:  # runs started now get their task instances when this plan is applied
         out.changes.extend(supervise(run, now, limits))
         dag = dags.get(run.dag_id)
-        if dag is not None and (run.state is RunState.RUNNING or run.pk in starting):
+        if dag is not None and run.state is RunState.RUNNING:
             slots = _advance(run, dag, now, slots, out, limits)
     return out
 
@@ -137,9 +142,7 @@ def due_runs(dag: DagSpec, now: datetime) -> list[NewRun]:
     if dag.schedule is None or dag.is_paused or dag.start_date is None:
         return []
     fires = dag.schedule.due_fires(dag.start_date, dag.last_fire_at, now, dag.catchup)
-    return [
-        NewRun(dag.dag_id, fire, *dag.schedule.data_interval_ending_at(fire)) for fire in fires
-    ]
+    return [NewRun(dag.dag_id, fire, *dag.schedule.data_interval_ending_at(fire)) for fire in fires]
 
 
 def runs_to_start(dags: Mapping[str, DagSpec], runs: Sequence[RunSnap]) -> list[int]:
@@ -182,12 +185,21 @@ def _overran(ti: TISnap, now: datetime, grace_s: float) -> bool:
 def _fail(ti: TISnap, now: datetime, attempt_state: str, limits: Limits, why: str) -> TIChange:
     counts = attempt_state != "lost" or limits.reclaim_consumes_retry
     nxt = after_failure(
-        failures=ti.failures, retries=ti.retries, retry_delay_s=ti.retry_delay_s, now=now,
+        failures=ti.failures,
+        retries=ti.retries,
+        retry_delay_s=ti.retry_delay_s,
+        now=now,
         counts_as_failure=counts,
     )
     return TIChange(
-        ti.id, ti.attempt, TaskState.RUNNING, nxt.state, failures=nxt.failures,
-        next_try_at=nxt.next_try_at, attempt_state=attempt_state, reason=why,
+        ti.id,
+        ti.attempt,
+        TaskState.RUNNING,
+        nxt.state,
+        failures=nxt.failures,
+        next_try_at=nxt.next_try_at,
+        attempt_state=attempt_state,
+        reason=why,
     )
 
 
@@ -219,9 +231,7 @@ def _stale(ti: TISnap, now: datetime, queued_timeout_s: float) -> bool:
     return ti.queued_at is not None and now - ti.queued_at > timedelta(seconds=queued_timeout_s)
 
 
-def _readiness(
-    ti: TISnap, dag: DagSpec, states: Mapping[str, TaskState], now: datetime
-) -> Verdict:
+def _readiness(ti: TISnap, dag: DagSpec, states: Mapping[str, TaskState], now: datetime) -> Verdict:
     if ti.state is TaskState.UP_FOR_RETRY:
         due = ti.next_try_at is None or ti.next_try_at <= now
         return Verdict.READY if due else Verdict.WAIT

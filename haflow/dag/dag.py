@@ -34,6 +34,12 @@ _OPEN_DAGS: contextvars.ContextVar[tuple[DAG, ...]] = contextvars.ContextVar(
 )
 
 
+# DAGs constructed while a DAG file is being imported, so `with DAG(...):` needs no variable.
+_CREATED: contextvars.ContextVar[list[DAG] | None] = contextvars.ContextVar(
+    "haflow_created_dags", default=None
+)
+
+
 def check_id(kind: str, value: object, where: str) -> str:
     """Return `value` if it is a valid DAG/task id, else raise naming `where` it was found."""
     if not isinstance(value, str) or not _ID_RE.fullmatch(value):
@@ -57,6 +63,17 @@ def run_outside_dag_context(fn: Callable[[], _T]) -> _T:
         return fn()
 
     return contextvars.copy_context().run(isolated)
+
+
+def collect_created(fn: Callable[[], _T]) -> tuple[_T, list[DAG]]:
+    """Call `fn` outside any DAG context; return its result and every DAG it constructed."""
+    created: list[DAG] = []
+
+    def collecting() -> _T:
+        _CREATED.set(created)
+        return fn()
+
+    return run_outside_dag_context(collecting), created
 
 
 def _caller_file() -> str | None:
@@ -112,6 +129,9 @@ class DAG:
         self.tags: list[str] = list(tags or [])
         self.description = description
         self.tasks: dict[str, BaseTask] = {}
+        collector = _CREATED.get()
+        if collector is not None:
+            collector.append(self)
 
     @property
     def _file(self) -> str:

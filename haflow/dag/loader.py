@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
-from haflow.dag.dag import DAG, run_outside_dag_context
+from haflow.dag.dag import DAG, collect_created
 from haflow.errors import ConfigError, DagDefinitionError, DagNotFound
 
 
@@ -90,8 +90,8 @@ def _error_line(exc: BaseException, path: str) -> int | None:
     return frames[-1].lineno if frames else None
 
 
-def _collect_dags(module: ModuleType) -> list[DAG]:
-    seen: dict[int, DAG] = {}
+def _collect_dags(module: ModuleType, created: list[DAG]) -> list[DAG]:
+    seen: dict[int, DAG] = {id(d): d for d in created}
     for value in vars(module).values():
         if isinstance(value, DAG):
             seen.setdefault(id(value), value)
@@ -109,11 +109,9 @@ def load_dag_file(path: str | os.PathLike[str]) -> tuple[list[DAG], ImportErrorR
     """Import one DAG file; return its validated DAGs, or none and the error that stopped it."""
     where = os.path.abspath(path)
 
-    def load() -> list[DAG]:
-        return _collect_dags(_import_file(where))
-
     try:
-        return run_outside_dag_context(load), None
+        module, created = collect_created(lambda: _import_file(where))
+        return _collect_dags(module, created), None
     except (Exception, SystemExit) as exc:  # a DAG file may raise anything; even exit()
         message = f"{type(exc).__name__}: {exc}"
         return [], ImportErrorRecord(where, _error_line(exc, where), message)

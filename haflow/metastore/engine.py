@@ -8,16 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import create_engine as _sa_create_engine
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.pool import NullPool
 
-from sqlalchemy import create_engine as _sa_create_engine
-
 from haflow.errors import ConfigError
 
-_DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg", "mysql": "mysql+pymysql",
-                    "mariadb": "mariadb+pymysql"}
+_DEFAULT_DRIVERS = {
+    "postgresql": "postgresql+psycopg",
+    "mysql": "mysql+pymysql",
+    "mariadb": "mariadb+pymysql",
+}
 
 
 def normalize_url(url: str) -> URL:
@@ -42,8 +44,12 @@ def create_engine(url: str, *, pool_size: int = 5) -> Engine:
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         return _sqlite_engine(parsed)
-    kwargs: dict[str, Any] = {"pool_pre_ping": True, "pool_size": pool_size,
-                              "max_overflow": 5, "pool_recycle": 1800}
+    kwargs: dict[str, Any] = {
+        "pool_pre_ping": True,
+        "pool_size": pool_size,
+        "max_overflow": 5,
+        "pool_recycle": 1800,
+    }
     if backend == "postgresql":
         kwargs["connect_args"] = {"connect_timeout": 5, "application_name": "haflow"}
     else:

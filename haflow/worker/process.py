@@ -7,6 +7,7 @@ on a pidfd and the output pipe together, so it notices the end of the child at o
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import select
@@ -138,8 +139,13 @@ def supervise(
         while True:
             now = monotonic()
             if deadline is not None and now >= deadline:
-                return _kill(pid, out_fd, sink, Outcome.TIMED_OUT,
-                             f"execution timeout of {timeout_s:g} s exceeded")
+                return _kill(
+                    pid,
+                    out_fd,
+                    sink,
+                    Outcome.TIMED_OUT,
+                    f"execution timeout of {timeout_s:g} s exceeded",
+                )
             if now >= next_tick:
                 next_tick = now + tick_every_s
                 if not on_tick():
@@ -193,17 +199,13 @@ def _readable_now(fd: int) -> bool:
 
 
 def _kill(pid: int, out_fd: int, sink: LogSink, outcome: Outcome, reason: str) -> Result:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     os.waitpid(pid, 0)
     _drain_rest(out_fd, sink)
     return Result(outcome, reason, None)
 
 
 def _close(fd: int) -> None:
-    try:
+    with contextlib.suppress(OSError):
         os.close(fd)
-    except OSError:
-        pass

@@ -1,0 +1,1 @@
+"""The `haflow` command line (click)."""

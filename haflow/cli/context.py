@@ -1,0 +1,39 @@
+"""What every command shares: the settings, loaded once, and a repository made on first use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import click
+
+from haflow.config import Settings, load_settings
+from haflow.metastore.engine import create_engine
+from haflow.metastore.migrate import require_current
+from haflow.metastore.repository import Repository
+
+
+@dataclass
+class CliContext:
+    home: str | None = None
+    _settings: Settings | None = field(default=None, repr=False)
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            from pathlib import Path
+
+            self._settings = load_settings(Path(self.home) if self.home else None)
+        return self._settings
+
+    @cached_property
+    def engine(self):  # type: ignore[no-untyped-def]
+        return create_engine(self.settings.core.sql_alchemy_conn)
+
+    @cached_property
+    def repo(self) -> Repository:
+        require_current(self.engine)
+        return Repository(self.engine, cluster=self.settings.scheduler.cluster, actor="cli")
+
+
+pass_ctx = click.make_pass_decorator(CliContext)

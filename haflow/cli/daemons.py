@@ -1,0 +1,58 @@
+"""`haflow scheduler` and `haflow standalone`: the long-running daemons."""
+
+from __future__ import annotations
+
+import signal
+from typing import Any
+
+import click
+
+from haflow.cli.context import CliContext, pass_ctx
+from haflow.logs import setup_logging
+from haflow.metastore.migrate import require_current
+from haflow.scheduler.build import build_scheduler
+from haflow.scheduler.service import SchedulerService
+
+
+def run_until_signalled(service: SchedulerService) -> None:
+    """Run `service`; SIGTERM or Ctrl-C stops it gracefully (a second one is not needed)."""
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        click.echo(
+            f"\n{signal.Signals(signum).name} received: stopping (resign, let running "
+            "attempts finish up to 10 s, then stop them)",
+            err=True,
+        )
+        service.stop_requested.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    service.run()
+
+
+@click.group(invoke_without_command=True)
+@click.option("--cluster", default=None, help="Cluster name (default [scheduler] cluster).")
+@click.pass_context
+def scheduler(click_ctx: click.Context, cluster: str | None) -> None:
+    """Run a scheduler: a candidate in the election; the leader schedules."""
+    if click_ctx.invoked_subcommand is not None:
+        return
+    ctx: CliContext = click_ctx.obj
+    setup_logging(ctx.settings.logging.level)
+    require_current(ctx.engine)
+    run_until_signalled(build_scheduler(ctx.settings, cluster=cluster))
+
+
+@click.command()
+@click.option(
+    "--parallelism",
+    type=int,
+    default=None,
+    help="Concurrent attempts (default [core] parallelism).",
+)
+@pass_ctx
+def standalone(ctx: CliContext, parallelism: int | None) -> None:
+    """Everything on this machine: SQLite metastore, scheduler and local executor."""
+    from haflow.standalone import run_standalone
+
+    run_standalone(ctx.home, parallelism=parallelism)

@@ -1,0 +1,140 @@
+"""`haflow dags ...`: list, trigger, pause, runs, import errors, test."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+
+import click
+
+from haflow.cli.context import CliContext, pass_ctx
+from haflow.cli.output import emit, output_option
+from haflow.core.clock import utcnow
+from haflow.dag.loader import DagCache
+from haflow.dag.schedule import parse_schedule
+from haflow.metastore.records import DagRow
+from haflow.worker.dryrun import parse_conf, test_dag
+
+
+@click.group()
+def dags() -> None:
+    """DAGs: list, trigger, pause, runs, import errors, test."""
+
+
+def _next_fire(row: DagRow) -> datetime | None:
+    if row.schedule is None or row.is_paused:
+        return None
+    sched = parse_schedule(row.schedule, dag_id=row.dag_id, fileloc=row.fileloc)
+    return None if sched is None else sched.next_fire_after(row.last_fire_at or utcnow())
+
+
+@dags.command("list")
+@output_option
+@pass_ctx
+def list_(ctx: CliContext, output: str) -> None:
+    """List the DAGs the scheduler has parsed."""
+    rows = [
+        {
+            "dag_id": d.dag_id,
+            "schedule": d.schedule,
+            "paused": d.is_paused,
+            "next_run": _next_fire(d),
+            "tags": ",".join(d.tags),
+            "fileloc": d.fileloc,
+        }
+        for d in ctx.repo.dags()
+    ]
+    emit(rows, ["dag_id", "schedule", "paused", "next_run", "tags", "fileloc"], output)
+
+
+@dags.command()
+@click.argument("dag_id")
+@click.option("--conf", "-c", default=None, help="JSON object handed to the run.")
+@click.option("--run-id", default=None, help="Run id (default manual__<time>).")
+@output_option
+@pass_ctx
+def trigger(
+    ctx: CliContext, dag_id: str, conf: str | None, run_id: str | None, output: str
+) -> None:
+    """Create a manual run of DAG_ID; the scheduler starts it."""
+    run = ctx.repo.trigger_run(dag_id, parse_conf(conf), utcnow(), run_id=run_id)
+    emit([_run_dict(run)], _RUN_COLUMNS, output)
+
+
+@dags.command()
+@click.argument("dag_id")
+@pass_ctx
+def pause(ctx: CliContext, dag_id: str) -> None:
+    """Pause DAG_ID: no new runs, no new task attempts."""
+    ctx.repo.set_paused(dag_id, True, utcnow())
+    click.echo(f"DAG {dag_id} paused")
+
+
+@dags.command()
+@click.argument("dag_id")
+@pass_ctx
+def unpause(ctx: CliContext, dag_id: str) -> None:
+    """Unpause DAG_ID."""
+    ctx.repo.set_paused(dag_id, False, utcnow())
+    click.echo(f"DAG {dag_id} unpaused")
+
+
+_RUN_COLUMNS = [
+    "dag_id",
+    "run_id",
+    "run_type",
+    "state",
+    "conf",
+    "data_interval_start",
+    "data_interval_end",
+    "created_at",
+    "started_at",
+    "ended_at",
+]
+
+
+def _run_dict(run: object) -> dict[str, object]:
+    return {c: getattr(run, c) for c in _RUN_COLUMNS}
+
+
+@dags.command("list-runs")
+@click.argument("dag_id")
+@click.option("--state", default=None, help="Only runs in this state.")
+@click.option("--limit", default=100, show_default=True)
+@output_option
+@pass_ctx
+def list_runs(ctx: CliContext, dag_id: str, state: str | None, limit: int, output: str) -> None:
+    """List the runs of DAG_ID, newest first."""
+    ctx.repo.dag(dag_id)
+    emit(
+        [_run_dict(r) for r in ctx.repo.runs(dag_id, state=state, limit=limit)],
+        _RUN_COLUMNS,
+        output,
+    )
+
+
+@dags.command("list-import-errors")
+@output_option
+@pass_ctx
+def list_import_errors(ctx: CliContext, output: str) -> None:
+    """List DAG files that failed to load, with the line and the error."""
+    rows = [
+        {"file": e.fileloc, "line": e.line, "error": e.message, "seen_at": e.ts}
+        for e in ctx.repo.import_errors()
+    ]
+    emit(rows, ["file", "line", "error", "seen_at"], output)
+
+
+@dags.command("test")
+@click.argument("dag_id")
+@click.option("--conf", "-c", default=None, help="JSON object handed to the tasks.")
+@pass_ctx
+def test(ctx: CliContext, dag_id: str, conf: str | None) -> None:
+    """Run every task of DAG_ID here, in order, without recording anything."""
+    dag = DagCache(ctx.settings.core.dags_folder).get(dag_id)
+    states = test_dag(dag, parse_conf(conf), click.echo)
+    emit(
+        [{"task_id": t, "state": s.value} for t, s in states.items()], ["task_id", "state"], "table"
+    )
+    if any(s.value in ("failed", "upstream_failed") for s in states.values()):
+        sys.exit(1)

@@ -1,0 +1,59 @@
+"""Entry point of the `haflow` command: a click group whose errors print as one clear line."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from haflow import __version__
+from haflow.cli.config_cmd import config
+from haflow.cli.context import CliContext
+from haflow.cli.daemons import scheduler, standalone
+from haflow.cli.dags import dags
+from haflow.cli.db import db
+from haflow.cli.tasks import tasks
+from haflow.errors import HaflowError
+
+
+@click.group()
+@click.option(
+    "--home",
+    envvar="HAFLOW_HOME",
+    default=None,
+    help="haflow home folder (default $HAFLOW_HOME, else ~/haflow).",
+)
+@click.pass_context
+def cli(ctx: click.Context, home: str | None) -> None:
+    """haflow: a workflow orchestrator built for high availability."""
+    ctx.obj = CliContext(home=home)
+
+
+@cli.command()
+def version() -> None:
+    """Print haflow's version."""
+    click.echo(__version__)
+
+
+for group in (db, dags, tasks, config, scheduler, standalone):
+    cli.add_command(group)
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except HaflowError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""`haflow tasks ...`: list, state, clear, logs, test."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from haflow.cli.context import CliContext, pass_ctx
+from haflow.cli.output import emit, output_option
+from haflow.core.clock import utcnow
+from haflow.dag.loader import DagCache
+from haflow.errors import NotFound
+from haflow.worker.dryrun import parse_conf, test_task
+from haflow.worker.process import Outcome
+
+
+@click.group()
+def tasks() -> None:
+    """Tasks and task instances: list, state, clear, logs, test."""
+
+
+@tasks.command("list")
+@click.argument("dag_id")
+@output_option
+@pass_ctx
+def list_(ctx: CliContext, dag_id: str, output: str) -> None:
+    """List DAG_ID's tasks in dependency order (read from the DAGs folder)."""
+    dag = DagCache(ctx.settings.core.dags_folder).get(dag_id)
+    rows = []
+    for tid in dag.topological_order():
+        t = dag.tasks[tid]
+        rows.append(
+            {
+                "task_id": tid,
+                "kind": type(t).__name__,
+                "upstream": ",".join(sorted(t.upstream_task_ids)),
+                "trigger_rule": t.trigger_rule.value,
+                "retries": t.retries,
+                "queue": t.queue,
+            }
+        )
+    emit(rows, ["task_id", "kind", "upstream", "trigger_rule", "retries", "queue"], output)
+
+
+@tasks.command()
+@click.argument("dag_id")
+@click.argument("run_id")
+@click.argument("task_id", required=False)
+@output_option
+@pass_ctx
+def state(ctx: CliContext, dag_id: str, run_id: str, task_id: str | None, output: str) -> None:
+    """Show the state of TASK_ID (or of every task) in run RUN_ID."""
+    tis = ctx.repo.task_instances(dag_id, run_id)
+    if not tis:
+        ctx.repo.run(dag_id, run_id)
+    if task_id is not None:
+        tis = [ti for ti in tis if ti.task_id == task_id]
+        if not tis:
+            raise NotFound(f"run {run_id!r} of DAG {dag_id!r} has no task {task_id!r}")
+    rows = [
+        {
+            "task_id": t.task_id,
+            "state": t.state,
+            "attempt": t.attempt,
+            "worker": t.worker_id,
+            "started_at": t.started_at,
+            "ended_at": t.ended_at,
+        }
+        for t in tis
+    ]
+    emit(rows, ["task_id", "state", "attempt", "worker", "started_at", "ended_at"], output)
+
+
+@tasks.command()
+@click.argument("dag_id")
+@click.argument("run_id")
+@click.option("--task", "-t", "task_ids", multiple=True, help="Only these tasks (repeatable).")
+@pass_ctx
+def clear(ctx: CliContext, dag_id: str, run_id: str, task_ids: tuple[str, ...]) -> None:
+    """Reset finished task instances of RUN_ID so they run again."""
+    n = ctx.repo.clear(dag_id, run_id, task_ids, utcnow())
+    click.echo(f"cleared {n} task instance(s) of {dag_id} {run_id}")
+
+
+@tasks.command()
+@click.argument("dag_id")
+@click.argument("run_id")
+@click.argument("task_id")
+@click.option("--attempt", type=int, default=None, help="Attempt number (default the latest).")
+@pass_ctx
+def logs(ctx: CliContext, dag_id: str, run_id: str, task_id: str, attempt: int | None) -> None:
+    """Print the log of an attempt, as stored in the metastore."""
+    ti = ctx.repo.task_instance(dag_id, run_id, task_id)
+    number = attempt or ti.attempt
+    if number < 1 or number > ti.attempt:
+        raise NotFound(f"{task_id} of {run_id} has attempts 1..{ti.attempt}, not {number}")
+    click.echo(ctx.repo.logs(ti.id, number), nl=False)
+
+
+@tasks.command("test")
+@click.argument("dag_id")
+@click.argument("task_id")
+@click.option("--conf", "-c", default=None, help="JSON object handed to the task.")
+@pass_ctx
+def test(ctx: CliContext, dag_id: str, task_id: str, conf: str | None) -> None:
+    """Run one task here and now, printing its output, recording nothing."""
+    task = DagCache(ctx.settings.core.dags_folder).get(dag_id).task(task_id)
+    if test_task(task, parse_conf(conf), click.echo) is not Outcome.SUCCESS:
+        sys.exit(1)

@@ -1,0 +1,1 @@
+"""Executors hand committed attempts to something that claims and runs them."""

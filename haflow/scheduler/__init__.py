@@ -1,0 +1,1 @@
+"""The scheduler daemon: elector + scheduling loop + executor, run as one supervised service."""

@@ -1,0 +1,76 @@
+"""Assembles a scheduler daemon from the settings: the one place that reads them for it."""
+
+from __future__ import annotations
+
+from haflow.config import Settings
+from haflow.election.base import Elector
+from haflow.election.sole import SoleElector
+from haflow.errors import ConfigError
+from haflow.executors.base import Executor
+from haflow.executors.local import LocalExecutor, PoolConfig
+from haflow.metastore.engine import create_engine
+from haflow.metastore.repository import Repository
+from haflow.scheduler.dags import DagRegistry
+from haflow.scheduler.loop import LoopConfig, SchedulingLoop
+from haflow.scheduler.service import SchedulerService, ServiceConfig, scheduler_id
+from haflow.worker.runner import RunnerConfig
+
+
+def runner_config(settings: Settings) -> RunnerConfig:
+    w = settings.worker
+    return RunnerConfig(
+        heartbeat_sec=w.heartbeat_sec,
+        timeout=w.timeout,
+        self_fence_margin=w.self_fence_margin,
+        max_log_bytes=w.max_log_bytes,
+    )
+
+
+def build_elector(settings: Settings) -> Elector:
+    mode = settings.election.mode
+    if mode in ("none", "auto"):
+        return SoleElector()
+    raise ConfigError(
+        f"[election] mode = {mode} is not available in this version of haflow; "
+        "use 'none' (a single scheduler) or 'auto'"
+    )
+
+
+def build_executor(settings: Settings, sid: str) -> Executor:
+    if settings.core.executor != "local":
+        raise ConfigError(
+            f"[core] executor = {settings.core.executor} is not available in this version; "
+            "use 'local'"
+        )
+    pool = PoolConfig(
+        sql_alchemy_conn=settings.core.sql_alchemy_conn,
+        cluster=settings.scheduler.cluster,
+        dags_folder=settings.core.dags_folder,
+        worker_id=f"local:{sid}",
+        runner=runner_config(settings),
+        log_level=settings.logging.level,
+    )
+    return LocalExecutor(pool, settings.core.parallelism)
+
+
+def build_scheduler(settings: Settings, cluster: str | None = None) -> SchedulerService:
+    cluster = cluster or settings.scheduler.cluster
+    sid = scheduler_id(settings.core.effective_hostname())
+    repo = Repository(create_engine(settings.core.sql_alchemy_conn), cluster=cluster, actor=sid)
+    executor = build_executor(settings, sid)
+    registry = DagRegistry(settings.core.dags_folder, settings.core.dag_dir_list_interval)
+    loop = SchedulingLoop(
+        repo,
+        executor,
+        registry,
+        LoopConfig(
+            worker_timeout_s=settings.worker.timeout,
+            queued_timeout_s=settings.scheduler.queued_timeout,
+            reclaim_consumes_retry=settings.worker.reclaim_consumes_retry,
+        ),
+    )
+    cfg = ServiceConfig(
+        loop_interval_s=settings.scheduler.loop_interval,
+        heartbeat_s=settings.scheduler.heartbeat_sec,
+    )
+    return SchedulerService(repo, build_elector(settings), executor, loop, cfg, sid=sid)

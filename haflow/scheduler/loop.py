@@ -1,0 +1,66 @@
+"""One scheduling iteration as a function of `now`: snapshot, plan, apply (fenced), publish."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from haflow.core.planner import Limits, plan
+from haflow.executors.base import Executor
+from haflow.metastore.repository import Repository
+from haflow.scheduler.dags import DagRegistry
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    worker_timeout_s: float = 8.0
+    queued_timeout_s: float = 30.0
+    timeout_grace_s: float = 5.0
+    reclaim_consumes_retry: bool = False
+
+
+class SchedulingLoop:
+    """The leader's work. Every write goes through `repo` under `epoch`; FencedOut propagates."""
+
+    def __init__(
+        self, repo: Repository, executor: Executor, registry: DagRegistry, cfg: LoopConfig
+    ) -> None:
+        self.repo = repo
+        self.executor = executor
+        self.registry = registry
+        self.cfg = cfg
+
+    def tick(self, now: datetime, epoch: int) -> bool:
+        """Run one iteration; True when it changed something (so the next one should follow)."""
+        if self.registry.due():
+            self.sync_dags(now, epoch)
+        rows = {d.dag_id: d for d in self.repo.dags()}
+        specs = self.registry.specs(rows)
+        runs = self.repo.snapshot()
+        decisions = plan(specs, runs, now, self._limits())
+        if not decisions:
+            return False
+        refs = self.repo.apply(decisions, self.registry.task_defs(), epoch, now)
+        if refs:
+            self.executor.submit(refs)
+        return True
+
+    def sync_dags(self, now: datetime, epoch: int) -> None:
+        self.registry.refresh()
+        self.repo.sync_dags(self.registry.records(), self.registry.errors(), now, epoch)
+
+    def take_over(self, now: datetime, epoch: int) -> None:
+        """On becoming leader: parse, then re-publish every attempt an earlier leader queued."""
+        self.sync_dags(now, epoch)
+        refs = self.repo.republish_queued(epoch, now)
+        if refs:
+            self.executor.submit(refs)
+
+    def _limits(self) -> Limits:
+        return Limits(
+            open_slots=self.executor.open_slots(),
+            worker_timeout_s=self.cfg.worker_timeout_s,
+            queued_timeout_s=self.cfg.queued_timeout_s,
+            timeout_grace_s=self.cfg.timeout_grace_s,
+            reclaim_consumes_retry=self.cfg.reclaim_consumes_retry,
+        )

@@ -1,0 +1,162 @@
+"""The scheduler daemon's main loop: follow the elector, lead under an epoch, step down cleanly.
+
+Invariants: scheduling writes happen only between `take_leadership` and stepping down, all under
+the epoch taken; a FencedOut or a lost election ends leadership at once; a dead executor or
+elector stops the daemon rather than letting it limp on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from haflow.core.clock import Clock, utcnow
+from haflow.election.base import Elector
+from haflow.errors import BackendUnavailable, FencedOut, HaflowError
+from haflow.executors.base import Executor
+from haflow.metastore.repository import Repository
+from haflow.scheduler.loop import SchedulingLoop
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    loop_interval_s: float = 0.2
+    heartbeat_s: float = 1.0
+
+
+def scheduler_id(hostname: str | None = None) -> str:
+    return f"{hostname or socket.getfqdn()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class SchedulerService:
+    def __init__(
+        self,
+        repo: Repository,
+        elector: Elector,
+        executor: Executor,
+        loop: SchedulingLoop,
+        cfg: ServiceConfig,
+        *,
+        sid: str | None = None,
+        clock: Clock = utcnow,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.repo = repo
+        self.elector = elector
+        self.executor = executor
+        self.loop = loop
+        self.cfg = cfg
+        self.sid = sid or scheduler_id()
+        self.clock = clock
+        self.monotonic = monotonic
+        self.epoch: int | None = None
+        self._last_beat = float("-inf")
+        self.stop_requested = threading.Event()
+
+    def run(self) -> None:
+        """Run until `stop_requested` is set; then resign and stop the executor."""
+        self.executor.start()
+        self.elector.start()
+        try:
+            while not self.stop_requested.is_set():
+                busy = self.step()
+                if not busy:
+                    self.executor.wake.wait(self.cfg.loop_interval_s)
+                    self.executor.wake.clear()
+        finally:
+            self._shutdown()
+
+    def step(self) -> bool:
+        """One iteration; True when it did scheduling work (so no sleeping before the next)."""
+        self._check_parts()
+        now = self.clock()
+        leading = self.elector.poll(now)
+        try:
+            if leading and self.epoch is None:
+                self._become_leader()
+            elif not leading and self.epoch is not None:
+                self._step_down("elector says leadership is lost")
+            self._heartbeat()
+            if self.epoch is None:
+                return False
+            return self.loop.tick(self.clock(), self.epoch)
+        except FencedOut as exc:
+            self._fenced(exc)
+        except BackendUnavailable as exc:
+            log.warning("metastore unavailable: %s", exc)
+            time.sleep(min(1.0, self.cfg.loop_interval_s * 5))
+        return False
+
+    def _become_leader(self) -> None:
+        now = self.clock()
+        self.epoch = self.repo.take_leadership(self.sid, self.elector.mode, now, reason="elected")
+        log.info("leading with epoch %s (%s elector)", self.epoch, self.elector.mode)
+        self.loop.take_over(now, self.epoch)
+
+    def _step_down(self, reason: str) -> None:
+        log.warning("stepping down from epoch %s: %s", self.epoch, reason)
+        self.epoch = None
+
+    def _fenced(self, exc: FencedOut) -> None:
+        epoch = self.epoch
+        self._step_down(str(exc))
+        self.elector.release()
+        try:
+            self.repo.record_event(
+                "leader.fenced_out", self.clock(), epoch=epoch, detail={"error": str(exc)}
+            )
+        except HaflowError as err:
+            log.warning("could not record the fenced write: %s", err)
+
+    def _heartbeat(self) -> None:
+        if self.monotonic() - self._last_beat < self.cfg.heartbeat_s:
+            return
+        state = "leader" if self.epoch is not None else "standby"
+        self.repo.heartbeat_scheduler(
+            self.sid,
+            hostname=socket.getfqdn(),
+            pid=os.getpid(),
+            state=state,
+            epoch=self.epoch,
+            mode=self.elector.mode,
+            now=self.clock(),
+        )
+        self._last_beat = self.monotonic()
+        if self.epoch is None and self.loop.registry.due():
+            self.loop.registry.refresh()  # a hot standby keeps its DAGs parsed
+
+    def _check_parts(self) -> None:
+        if not self.executor.healthy():
+            raise HaflowError(
+                "the executor died (a worker process exited); stopping the "
+                "scheduler so a healthy one takes over"
+            )
+        if not self.elector.healthy():
+            raise HaflowError("the elector failed; stopping the scheduler")
+
+    def _shutdown(self) -> None:
+        epoch, self.epoch = self.epoch, None
+        try:
+            self.elector.stop()
+            if epoch is not None:
+                self.repo.resign(epoch, self.sid, self.clock(), reason="shutdown")
+            self.executor.stop()
+            self.repo.heartbeat_scheduler(
+                self.sid,
+                hostname=socket.getfqdn(),
+                pid=os.getpid(),
+                state="stopped",
+                epoch=None,
+                mode=self.elector.mode,
+                now=self.clock(),
+            )
+        except HaflowError as exc:
+            log.warning("unclean shutdown: %s", exc)

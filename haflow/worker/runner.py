@@ -1,0 +1,192 @@
+"""Runs one claimed attempt end to end: claim, execute, heartbeat, stream logs, report.
+
+The same path serves the local executor's processes and the Celery workers. Invariants: a
+worker runs only an attempt it claimed; it stops the attempt as soon as a heartbeat says the
+attempt is no longer its own, or when it could not heartbeat for `timeout - margin` (self-fencing),
+so it never runs concurrently with the attempt that replaced it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from haflow.core.clock import Clock, utcnow
+from haflow.core.states import AttemptState
+from haflow.dag.loader import DagCache
+from haflow.dag.tasks import BashTask, PythonTask
+from haflow.errors import HaflowError
+from haflow.metastore.records import AttemptRef, ClaimedAttempt
+from haflow.metastore.repository import Repository
+from haflow.worker.process import LogSink, Outcome, Result, spawn_bash, spawn_python, supervise
+
+log = logging.getLogger(__name__)
+
+_STATES = {
+    Outcome.SUCCESS: AttemptState.SUCCESS,
+    Outcome.FAILED: AttemptState.FAILED,
+    Outcome.TIMED_OUT: AttemptState.TIMED_OUT,
+    Outcome.CANCELLED: AttemptState.LOST,
+}
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    heartbeat_sec: float = 1.0
+    timeout: float = 8.0
+    self_fence_margin: float = 2.0
+    max_log_bytes: int = 1 << 20
+
+
+class AttemptRunner:
+    def __init__(
+        self,
+        repo: Repository,
+        dags: DagCache,
+        worker_id: str,
+        cfg: RunnerConfig,
+        *,
+        clock: Clock = utcnow,
+        stopping: Callable[[], bool] = lambda: False,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.repo = repo
+        self.dags = dags
+        self.worker_id = worker_id
+        self.cfg = cfg
+        self.clock = clock
+        self.stopping = stopping
+        self.monotonic = monotonic
+
+    def run(self, ref: AttemptRef) -> str:
+        """Run `ref` if the claim succeeds; returns what happened, for counting."""
+        claimed = self.repo.claim(ref, self.worker_id, self.clock())
+        if claimed is None:
+            return "rejected"
+        sink = LogSink(self.cfg.max_log_bytes)
+        try:
+            pid, fd = self._start(claimed)
+        except Exception as exc:  # the DAG or task cannot be loaded: the attempt fails
+            result = Result(Outcome.FAILED, f"could not start: {type(exc).__name__}: {exc}", None)
+        else:
+            watch = _Watch(self, claimed, sink)
+            result = supervise(
+                pid,
+                fd,
+                sink,
+                timeout_s=claimed.timeout_s,
+                tick_every_s=self.cfg.heartbeat_sec,
+                on_tick=watch.tick,
+            )
+            if result.outcome is Outcome.CANCELLED and not watch.ours:
+                return "cancelled"  # reclaimed or self-fenced: the attempt is not ours to report
+            if result.outcome is Outcome.CANCELLED:
+                result.reason = "worker stopped while the attempt ran"
+        self._report(claimed, result, sink)
+        return result.outcome.value
+
+    def _start(self, c: ClaimedAttempt) -> tuple[int, int]:
+        task = self.dags.get(c.dag_id).task(c.task_id)
+        if isinstance(task, BashTask):
+            env = {**os.environ, **context_env(c), **(task.env or {})}
+            return spawn_bash(task.bash_command, env)
+        if isinstance(task, PythonTask):
+            return spawn_python(python_call(task, c))
+        raise HaflowError(f"task {c.task_id!r} has unsupported kind {type(task).__name__}")
+
+    def _report(self, c: ClaimedAttempt, result: Result, sink: LogSink) -> None:
+        """Report the end, retrying while the metastore is away; the reaper does the rest."""
+        deadline = self.monotonic() + self.cfg.timeout
+        delay = 0.1
+        while True:
+            try:
+                self.repo.finish_attempt(
+                    c.ti_id,
+                    c.attempt,
+                    self.worker_id,
+                    _STATES[result.outcome],
+                    result.reason,
+                    self.clock(),
+                    log=sink.take(final=True),
+                )
+                return
+            except HaflowError as exc:
+                if self.monotonic() + delay > deadline:
+                    log.error(
+                        "could not report attempt %s of %s.%s: %s",
+                        c.attempt,
+                        c.dag_id,
+                        c.task_id,
+                        exc,
+                    )
+                    return
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+
+class _Watch:
+    """Heartbeat and log streaming while an attempt runs; decides when to stop it."""
+
+    def __init__(self, runner: AttemptRunner, claimed: ClaimedAttempt, sink: LogSink) -> None:
+        self.r = runner
+        self.c = claimed
+        self.sink = sink
+        self.last_ok = runner.monotonic()
+        self.ours = True
+
+    def tick(self) -> bool:
+        if self.r.stopping():
+            return False
+        try:
+            self.r.repo.append_log(self.c.ti_id, self.c.attempt, self.sink.take(), self.r.clock())
+            alive = self.r.repo.heartbeat_attempt(
+                self.c.ti_id, self.c.attempt, self.r.worker_id, self.r.clock()
+            )
+        except HaflowError as exc:
+            silent = self.r.monotonic() - self.last_ok
+            limit = self.r.cfg.timeout - self.r.cfg.self_fence_margin
+            log.warning("heartbeat of %s failed for %.1f s: %s", self.c.task_id, silent, exc)
+            if silent >= limit:
+                log.error(
+                    "self-fencing: no heartbeat for %.1f s, killing %s", silent, self.c.task_id
+                )
+                self.ours = False
+                return False
+            return True
+        self.last_ok = self.r.monotonic()
+        if not alive:
+            log.warning(
+                "attempt %s of %s was taken away; killing it", self.c.attempt, self.c.task_id
+            )
+            self.ours = False
+        return alive
+
+
+def context_env(c: ClaimedAttempt) -> dict[str, str]:
+    return {
+        "HAFLOW_DAG_ID": c.dag_id,
+        "HAFLOW_RUN_ID": c.run_id,
+        "HAFLOW_TASK_ID": c.task_id,
+        "HAFLOW_ATTEMPT": str(c.attempt),
+        "HAFLOW_CONF": json.dumps(c.conf),
+        "HAFLOW_DATA_INTERVAL_START": _iso(c.data_interval_start),
+        "HAFLOW_DATA_INTERVAL_END": _iso(c.data_interval_end),
+    }
+
+
+def _iso(value: Any) -> str:
+    return "" if value is None else value.isoformat()
+
+
+def python_call(task: PythonTask, c: ClaimedAttempt) -> Callable[[], object]:
+    kwargs = dict(task.op_kwargs or {})
+    if "context" in inspect.signature(task.python_callable).parameters:
+        kwargs["context"] = {**context_env(c), "conf": c.conf, "attempt": c.attempt}
+    fn = task.python_callable
+    return lambda: fn(**kwargs)
