@@ -559,7 +559,7 @@ class Repository:
                 .where(
                     ti.id == bindparam("b_id"),
                     ti.attempt == bindparam("b_prev"),
-                    ti.state.in_([TaskState.NONE, TaskState.UP_FOR_RETRY]),
+                    or_(ti.state == TaskState.NONE, ti.state == TaskState.UP_FOR_RETRY),
                 )
                 .values(
                     state=TaskState.QUEUED,

@@ -160,3 +160,5 @@ class SchedulerService:
             )
         except HaflowError as exc:
             log.warning("unclean shutdown: %s", exc)
+        finally:
+            self.repo.engine.dispose()

@@ -1,0 +1,136 @@
+"""A full DAG run through the real scheduler and local executor, on each real metastore."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from haflow.config import Settings, load_settings
+from haflow.core.clock import utcnow
+from haflow.metastore.repository import Repository
+from haflow.scheduler.build import build_scheduler
+from haflow.scheduler.service import SchedulerService
+
+DAG_FILE = """
+from datetime import datetime
+from haflow.dag import DAG, BashTask, PythonTask, task
+
+def add(x, y):
+    print("sum", x + y)
+
+with DAG("it_mixed", start_date=datetime(2026, 1, 1),
+         default_args={"retries": 1, "retry_delay": 0}):
+    a = BashTask("a", bash_command="echo a-$HAFLOW_ATTEMPT conf=$HAFLOW_CONF")
+    flaky = BashTask("flaky", bash_command='echo try $HAFLOW_ATTEMPT; test "$HAFLOW_ATTEMPT" -ge 2')
+    b = PythonTask("b", python_callable=add, op_kwargs={"x": 2, "y": 3})
+    doomed = BashTask("doomed", bash_command="echo going down; exit 3", retries=0)
+    on_fail = BashTask("on_fail", bash_command="echo handled", trigger_rule="one_failed")
+    after = BashTask("after_doomed", bash_command="echo never")
+    slow = BashTask("slow", bash_command="sleep 30", execution_timeout=1, retries=0)
+    a >> flaky >> b
+    doomed >> [on_fail, after]
+
+with DAG("it_ok", start_date=datetime(2026, 1, 1)):
+    @task
+    def first():
+        print("first")
+
+    @task
+    def second():
+        print("second")
+
+    first() >> second()
+"""
+
+
+def make_settings(tmp_path: Path, db_url: str, **env: str) -> Settings:
+    dags = tmp_path / "dags"
+    dags.mkdir(exist_ok=True)
+    (dags / "it_dags.py").write_text(DAG_FILE)
+    environ = {
+        "HAFLOW__CORE__SQL_ALCHEMY_CONN": db_url,
+        "HAFLOW__CORE__DAGS_FOLDER": str(dags),
+        "HAFLOW__CORE__PARALLELISM": "3",
+        "HAFLOW__SCHEDULER__LOOP_INTERVAL": "0.1",
+        "HAFLOW__WORKER__HEARTBEAT_SEC": "0.5",
+        **env,
+    }
+    return load_settings(home=tmp_path, environ=environ)
+
+
+@pytest.fixture
+def running(tmp_path: Path, db_url: str) -> Iterator[tuple[SchedulerService, Repository]]:
+    service = build_scheduler(make_settings(tmp_path, db_url))
+    thread = threading.Thread(target=service.run, name="scheduler", daemon=True)
+    thread.start()
+    try:
+        yield service, service.repo
+    finally:
+        service.stop_requested.set()
+        thread.join(30)
+        assert not thread.is_alive(), "the scheduler did not stop within 30 s"
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout: float = 45.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def _finished(repo: Repository, dag_id: str, run_id: str) -> bool:
+    try:
+        return repo.run(dag_id, run_id).state in ("success", "failed")
+    except Exception:
+        return False
+
+
+def test_mixed_dag_reaches_expected_states(
+    running: tuple[SchedulerService, Repository],
+) -> None:
+    _, repo = running
+    wait_for("the DAGs to be parsed", lambda: len(repo.dags()) == 2)
+    repo.trigger_run("it_mixed", {"k": "v"}, utcnow(), run_id="r1")
+    wait_for("run r1 to finish", lambda: _finished(repo, "it_mixed", "r1"))
+
+    states = {t.task_id: (t.state, t.attempt) for t in repo.task_instances("it_mixed", "r1")}
+    assert states == {
+        "a": ("success", 1),
+        "flaky": ("success", 2),
+        "b": ("success", 1),
+        "doomed": ("failed", 1),
+        "on_fail": ("success", 1),
+        "after_doomed": ("upstream_failed", 0),
+        "slow": ("failed", 1),
+    }
+    assert repo.run("it_mixed", "r1").state == "failed"
+    by_task = {t.task_id: t for t in repo.task_instances("it_mixed", "r1")}
+    assert repo.attempts(by_task["slow"].id)[0].state == "timed_out"
+    assert repo.logs(by_task["a"].id, 1) == 'a-1 conf={"k": "v"}\n'
+    assert "sum 5" in repo.logs(by_task["b"].id, 1)
+    assert "going down" in repo.logs(by_task["doomed"].id, 1)
+
+    events = repo.events(dag_id="it_mixed")
+    claims = Counter((e.task_id, e.attempt) for e in events if e.kind == "attempt.claimed")
+    assert claims and max(claims.values()) == 1, "an attempt was claimed twice"
+    assert [e.attempt for e in events if e.kind == "ti.up_for_retry"] == [1]
+    assert {e.epoch for e in events if e.kind == "ti.queued"} == {repo.leader().epoch}  # type: ignore[union-attr]
+
+
+def test_successful_run_and_clear(running: tuple[SchedulerService, Repository]) -> None:
+    _, repo = running
+    wait_for("the DAGs to be parsed", lambda: len(repo.dags()) == 2)
+    repo.trigger_run("it_ok", {}, utcnow(), run_id="ok1")
+    wait_for("run ok1 to finish", lambda: _finished(repo, "it_ok", "ok1"))
+    assert repo.run("it_ok", "ok1").state == "success"
+    repo.clear("it_ok", "ok1", ["second"], utcnow())
+    wait_for("the cleared run to finish again", lambda: _finished(repo, "it_ok", "ok1"))
+    second = repo.task_instance("it_ok", "ok1", "second")
+    assert (second.state, second.attempt) == ("success", 2)
