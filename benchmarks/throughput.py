@@ -1,0 +1,201 @@
+"""Scheduling throughput and hop latency of the local executor, side by side per metastore.
+
+    python benchmarks/throughput.py [--quick] [--json] [--backends postgresql,sqlite]
+
+Runs the real scheduler and local executor in this process tree against a fresh database:
+(1) one run of a DAG of N no-op Python tasks fanned out from one root (N=1000, --quick 200):
+wall time from the run's creation to its end, and tasks/s; (2) one run of a chain of M no-op
+tasks (M=50, --quick 20): per-hop latency, from one task's attempt ending to the next one's
+attempt starting, p50 / p95. Prints a table next to Apache Airflow 3.3.2's reference figures
+(DESIGN.md section 8) and, with --json, one JSON object as the last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from sqlalchemy import text
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from haflow.config import load_settings  # noqa: E402
+from haflow.core.clock import utcnow  # noqa: E402
+from haflow.metastore.engine import create_engine  # noqa: E402
+from haflow.metastore.migrate import migrate  # noqa: E402
+from haflow.metastore.repository import Repository  # noqa: E402
+from haflow.scheduler.build import build_scheduler  # noqa: E402
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+AIRFLOW = {"fanout_tasks_per_s": 8.0, "chain_hop_p50_ms": 970.0}
+TARGET = {"fanout_tasks_per_s": 400.0, "chain_hop_p50_ms": 20.0}
+
+DAGS = """
+from datetime import datetime
+from haflow.dag import DAG, PythonTask
+
+def noop():
+    pass
+
+with DAG("bench_fanout", start_date=datetime(2026, 1, 1), max_active_runs=1):
+    root = PythonTask("root", python_callable=noop)
+    root >> [PythonTask(f"t{{i:04d}}", python_callable=noop) for i in range({fanout})]
+
+with DAG("bench_chain", start_date=datetime(2026, 1, 1)):
+    prev = None
+    for i in range({chain}):
+        cur = PythonTask(f"c{{i:03d}}", python_callable=noop)
+        if prev is not None:
+            prev >> cur
+        prev = cur
+"""
+
+
+def fresh_database(backend: str, tmp: Path) -> tuple[str, str | None]:
+    if backend == "sqlite":
+        return f"sqlite:///{tmp / 'bench.db'}", None
+    name = f"haflow_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_ADMIN)
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    return PG_ADMIN.rsplit("/", 1)[0] + "/" + name, name
+
+
+def drop_database(name: str | None) -> None:
+    if name is None:
+        return
+    admin = create_engine(PG_ADMIN)
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    admin.dispose()
+
+
+def wait_run(repo: Repository, dag_id: str, run_id: str, limit_s: float) -> None:
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if repo.run(dag_id, run_id).state in ("success", "failed"):
+            return
+        time.sleep(0.05)
+    raise SystemExit(f"{dag_id} {run_id} did not finish within {limit_s} s")
+
+
+def measure(backend: str, fanout: int, chain: int, parallelism: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        url, dbname = fresh_database(backend, tmp)
+        try:
+            return _measure(tmp, url, fanout, chain, parallelism)
+        finally:
+            drop_database(dbname)
+
+
+def _measure(tmp: Path, url: str, fanout: int, chain: int, parallelism: int) -> dict[str, float]:
+    (tmp / "dags").mkdir()
+    (tmp / "dags" / "bench.py").write_text(DAGS.format(fanout=fanout, chain=chain))
+    migrate(create_engine(url))
+    settings = load_settings(
+        home=tmp,
+        environ={
+            "HAFLOW__CORE__SQL_ALCHEMY_CONN": url,
+            "HAFLOW__CORE__DAGS_FOLDER": str(tmp / "dags"),
+            "HAFLOW__CORE__PARALLELISM": str(parallelism),
+            "HAFLOW__LOGGING__LEVEL": "WARNING",
+        },
+    )
+    service = build_scheduler(settings)
+    repo = service.repo
+    thread = threading.Thread(target=service.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while len(repo.dags()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)  # let the pool processes finish starting before the clock runs
+        repo.trigger_run("bench_fanout", {}, utcnow(), run_id="fanout")
+        wait_run(repo, "bench_fanout", "fanout", 600)
+        repo.trigger_run("bench_chain", {}, utcnow(), run_id="chain")
+        wait_run(repo, "bench_chain", "chain", 600)
+        return _figures(repo, fanout)
+    finally:
+        service.stop_requested.set()
+        thread.join(60)
+
+
+def _figures(repo: Repository, fanout: int) -> dict[str, float]:
+    run = repo.run("bench_fanout", "fanout")
+    assert run.state == "success", f"fan-out run ended {run.state}"
+    assert run.ended_at is not None
+    seconds = (run.ended_at - run.created_at).total_seconds()
+    tis = {t.task_id: t for t in repo.task_instances("bench_chain", "chain")}
+    attempts = [repo.attempts(tis[tid].id)[-1] for tid in sorted(tis)]
+    hops = []
+    for prev, cur in zip(attempts, attempts[1:], strict=False):
+        assert prev.ended_at is not None and cur.started_at is not None
+        hops.append((cur.started_at - prev.ended_at).total_seconds() * 1000)
+    hops.sort()
+    return {
+        "fanout_tasks": fanout + 1,
+        "fanout_seconds": round(seconds, 3),
+        "fanout_tasks_per_s": round((fanout + 1) / seconds, 1),
+        "chain_hop_p50_ms": round(statistics.median(hops), 1),
+        "chain_hop_p95_ms": round(hops[int(0.95 * (len(hops) - 1))], 1),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes, under a minute")
+    ap.add_argument("--json", action="store_true", help="print a JSON object as the last line")
+    ap.add_argument("--backends", default="postgresql,sqlite")
+    ap.add_argument("--parallelism", type=int, default=8)
+    args = ap.parse_args()
+    fanout, chain = (200, 20) if args.quick else (1000, 50)
+    subprocess.run(
+        ["bash", str(ROOT / "scripts" / "test-services.sh")], check=True, stdout=subprocess.DEVNULL
+    )
+    results = {}
+    for backend in args.backends.split(","):
+        print(f"measuring on {backend}: fan-out of {fanout}, chain of {chain} ...", flush=True)
+        results[backend] = measure(backend, fanout, chain, args.parallelism)
+    print_table(results)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "parallelism": args.parallelism,
+                    "fanout": fanout,
+                    "chain": chain,
+                    **{f"{b}_{k}": v for b, r in results.items() for k, v in r.items()},
+                }
+            )
+        )
+
+
+def print_table(results: dict[str, dict[str, float]]) -> None:
+    metrics = [
+        "fanout_tasks",
+        "fanout_seconds",
+        "fanout_tasks_per_s",
+        "chain_hop_p50_ms",
+        "chain_hop_p95_ms",
+    ]
+    cols = [*results, "airflow 3.3.2", "target"]
+    print(f"{'metric':<22}" + "".join(f"{c:>16}" for c in cols))
+    for m in metrics:
+        row = [results[b].get(m, "") for b in results]
+        row += [AIRFLOW.get(m, ""), TARGET.get(m, "")]
+        print(f"{m:<22}" + "".join(f"{v!s:>16}" for v in row))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Make sure the servers the integration tests need are installed and running on 127.0.0.1.
+# Installs with apt when root and a server is missing; starts a stopped one. Bounded in time.
+set -uo pipefail
+
+log() { echo "[services] $*"; }
+as_root() { [ "$(id -u)" = 0 ]; }
+apt_install() {
+  as_root || { log "not root: cannot install $*"; return 1; }
+  [ -n "${APT_UPDATED:-}" ] || { apt-get update -qq >/dev/null && APT_UPDATED=1; }
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+wait_for() {  # wait_for NAME CMD...: up to 30 s
+  local name=$1; shift
+  for _ in $(seq 60); do "$@" >/dev/null 2>&1 && { log "$name is up"; return 0; }; sleep 0.5; done
+  log "$name did not come up"; return 1
+}
+
+pg_up() { pg_isready -q -h 127.0.0.1 -p 5432 >/dev/null 2>&1; }
+if ! command -v pg_isready >/dev/null; then apt_install postgresql; fi
+if ! pg_up; then
+  log "starting PostgreSQL"
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -1)" main start || true
+fi
+wait_for PostgreSQL pg_up
+
+my_up() { mariadb -h 127.0.0.1 -u root -e 'select 1' >/dev/null 2>&1; }
+if ! command -v mariadbd >/dev/null; then apt_install mariadb-server mariadb-client; fi
+if ! my_up; then
+  log "starting MariaDB"
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd || true
+fi
+wait_for MariaDB my_up
+exit 0
