@@ -13,10 +13,10 @@ attempt starting, p50 / p95. Prints a table next to Apache Airflow 3.3.2's refer
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -25,16 +25,14 @@ from pathlib import Path
 
 from sqlalchemy import text
 
+from haflow.config import load_settings
+from haflow.core.clock import utcnow
+from haflow.metastore.engine import create_engine
+from haflow.metastore.migrate import migrate
+from haflow.metastore.repository import Repository
+from haflow.scheduler.build import build_scheduler
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from haflow.config import load_settings  # noqa: E402
-from haflow.core.clock import utcnow  # noqa: E402
-from haflow.metastore.engine import create_engine  # noqa: E402
-from haflow.metastore.migrate import migrate  # noqa: E402
-from haflow.metastore.repository import Repository  # noqa: E402
-from haflow.scheduler.build import build_scheduler  # noqa: E402
-
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 AIRFLOW = {"fanout_tasks_per_s": 8.0, "chain_hop_p50_ms": 970.0}
 TARGET = {"fanout_tasks_per_s": 400.0, "chain_hop_p50_ms": 20.0}
@@ -139,7 +137,7 @@ def _figures(repo: Repository, fanout: int) -> dict[str, float]:
     tis = {t.task_id: t for t in repo.task_instances("bench_chain", "chain")}
     attempts = [repo.attempts(tis[tid].id)[-1] for tid in sorted(tis)]
     hops = []
-    for prev, cur in zip(attempts, attempts[1:], strict=False):
+    for prev, cur in itertools.pairwise(attempts):
         assert prev.ended_at is not None and cur.started_at is not None
         hops.append((cur.started_at - prev.ended_at).total_seconds() * 1000)
     hops.sort()
