@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import signal
 import sys
@@ -190,6 +191,25 @@ def test_child_closing_its_output_early_is_still_waited_for() -> None:
     assert result == Result(Outcome.FAILED, "exited with code 4", 4)
     assert "bye" in log
     assert elapsed >= 0.5
+
+
+def test_closed_output_does_not_disable_the_timeout() -> None:
+    result, _, elapsed = bash("exec >&- 2>&-; sleep 30", timeout_s=0.3)
+    assert result.outcome is Outcome.TIMED_OUT
+    assert elapsed < 5
+
+
+def _floods_a_big_pipe() -> object:
+    # A pipe enlarged past one read's worth still holds output when the child is already gone.
+    fcntl.fcntl(1, fcntl.F_SETPIPE_SZ, 1 << 20)
+    os.write(1, b"z" * 900_000)
+    return None
+
+
+def test_output_left_in_the_pipe_after_exit_is_collected() -> None:
+    result, log, _ = run(spawn_python(_floods_a_big_pipe))
+    assert result.outcome is Outcome.SUCCESS
+    assert log == "z" * 900_000
 
 
 def test_grandchild_holding_the_pipe_does_not_block() -> None:

@@ -1,0 +1,232 @@
+"""The repository's base: transactions, the fencing check, event rows and shared helpers.
+
+Invariants kept by the repository:
+- a leader's transaction first re-checks its fencing epoch on the `leader` row, in the same
+  transaction (`_fence`); a mismatch rolls everything back and raises FencedOut;
+- attempts are claimed and reported by conditional updates on (task instance, attempt, state,
+  worker), so a duplicate message or a zombie's late report changes nothing;
+- driver errors leave the repository as haflow errors, raised `from` the original.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import fields
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+from haflow.core.states import AttemptState
+from haflow.errors import (
+    BackendUnavailable,
+    FencedOut,
+    InvalidRequest,
+    MetastoreError,
+    NotFound,
+)
+from haflow.metastore import models as m
+from haflow.metastore.records import (
+    DagRecord,
+    DagRow,
+    RunRow,
+    TIRow,
+)
+
+Event = dict[str, Any]
+
+
+def _event(kind: str, actor: str, now: datetime, **fields: Any) -> Event:
+    detail = fields.pop("detail", "")
+    if not isinstance(detail, str):
+        detail = json.dumps(detail, default=str)
+    base = {"dag_id": None, "run_id": None, "task_id": None, "attempt": None, "epoch": None}
+    return {**base, **fields, "ts": now, "kind": kind, "actor": actor, "detail": detail}
+
+
+class _Base:
+    """The metastore seen through haflow's operations. `actor` names the writer in events."""
+
+    def __init__(self, engine: Engine, *, cluster: str = "default", actor: str = "cli") -> None:
+        self.engine = engine
+        self.cluster = cluster
+        self.actor = actor
+
+    @contextmanager
+    def _tx(self, epoch: int | None = None, now: datetime | None = None) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as conn:
+                if epoch is not None:
+                    assert now is not None
+                    self._fence(conn, epoch, now)
+                yield conn
+        except (FencedOut, MetastoreError, NotFound, InvalidRequest):
+            raise
+        except OperationalError as exc:
+            raise BackendUnavailable(f"metastore unreachable: {exc.orig}") from exc
+        except IntegrityError as exc:
+            raise MetastoreError(f"metastore refused a write: {exc.orig}") from exc
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                raise BackendUnavailable(f"metastore connection lost: {exc.orig}") from exc
+            raise MetastoreError(f"metastore error: {exc.orig}") from exc
+
+    def _fence(self, conn: Connection, epoch: int, now: datetime) -> None:
+        res = conn.execute(
+            update(m.Leader)
+            .where(m.Leader.cluster == self.cluster, m.Leader.epoch == epoch)
+            .values(renewed_at=now)
+        )
+        if res.rowcount != 1:
+            raise FencedOut(
+                f"scheduler {self.actor} holds epoch {epoch} of cluster {self.cluster!r}, "
+                "but the leader row has moved on: stepping down"
+            )
+
+    def _emit(self, conn: Connection, events: Sequence[Event]) -> None:
+        if events:
+            conn.execute(insert(m.Event), list(events))
+
+    def record_event(self, kind: str, now: datetime, **fields: Any) -> None:
+        with self._tx() as conn:
+            self._emit(conn, [_event(kind, self.actor, now, **fields)])
+
+    def _ti_info(
+        self, conn: Connection, ids: Sequence[int]
+    ) -> dict[int, tuple[str, str, str, str]]:
+        out = {}
+        for chunk in _chunks(list(ids), 500):
+            rows = conn.execute(
+                select(
+                    m.TaskInstance.id,
+                    m.TaskInstance.dag_id,
+                    m.DagRun.run_id,
+                    m.TaskInstance.task_id,
+                    m.TaskInstance.queue,
+                )
+                .join(m.DagRun, m.DagRun.id == m.TaskInstance.run_pk)
+                .where(m.TaskInstance.id.in_(chunk))
+            )
+            out.update({r.id: (r.dag_id, r.run_id, r.task_id, r.queue) for r in rows})
+        return out
+
+    def _ti_event(
+        self,
+        conn: Connection,
+        kind: str,
+        ti_id: int,
+        attempt: int,
+        epoch: int | None,
+        now: datetime,
+        detail: Any,
+        actor: str | None = None,
+    ) -> Event:
+        dag_id, run_id, task_id, _ = self._ti_info(conn, [ti_id])[ti_id]
+        return _event(
+            kind,
+            actor or self.actor,
+            now,
+            epoch=epoch,
+            dag_id=dag_id,
+            run_id=run_id,
+            task_id=task_id,
+            attempt=attempt,
+            detail=detail,
+        )
+
+
+def _mine(ti_id: int, attempt: int, worker_id: str) -> list[Any]:
+    a = m.TaskAttempt
+    return [
+        a.ti_id == ti_id,
+        a.attempt == attempt,
+        a.worker_id == worker_id,
+        a.state == AttemptState.RUNNING,
+    ]
+
+
+def _checked(res: Any, expected: int, what: str) -> None:
+    if res.rowcount not in (expected, -1):
+        raise MetastoreError(
+            f"{what}: {res.rowcount} rows matched, expected {expected}; another writer changed "
+            "them concurrently, the transaction was rolled back"
+        )
+
+
+def _chunks(items: list[int], n: int) -> Iterator[list[int]]:
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
+
+
+def _pick(obj: Any, cls: type) -> dict[str, Any]:
+    return {f.name: getattr(obj, f.name) for f in fields(cls)}
+
+
+def _as_dict(row: Any) -> dict[str, Any]:
+    return dict(row._mapping)
+
+
+def _dag_values(d: DagRecord, now: datetime) -> dict[str, Any]:
+    return dict(
+        fileloc=d.fileloc,
+        schedule=d.schedule,
+        start_date=d.start_date,
+        catchup=d.catchup,
+        max_active_runs=d.max_active_runs,
+        tags=json.dumps(d.tags),
+        description=d.description,
+        fingerprint=d.fingerprint,
+        is_active=True,
+        parsed_at=now,
+    )
+
+
+def _dag_row(r: Any) -> DagRow:
+    return DagRow(
+        r.dag_id,
+        r.fileloc,
+        r.schedule,
+        r.is_paused,
+        r.is_active,
+        r.max_active_runs,
+        r.last_fire_at,
+        r.next_fire_at,
+        json.loads(r.tags or "[]"),
+    )
+
+
+def _run_row(r: Any) -> RunRow:
+    return RunRow(
+        r.id,
+        r.dag_id,
+        r.run_id,
+        r.run_type,
+        r.state,
+        json.loads(r.conf or "{}"),
+        r.data_interval_start,
+        r.data_interval_end,
+        r.created_at,
+        r.started_at,
+        r.ended_at,
+    )
+
+
+def _ti_row(ti: Any, run_id: str) -> TIRow:
+    return TIRow(
+        ti.id,
+        ti.dag_id,
+        run_id,
+        ti.task_id,
+        ti.state,
+        ti.attempt,
+        ti.failures,
+        ti.retries,
+        ti.worker_id,
+        ti.queued_at,
+        ti.started_at,
+        ti.ended_at,
+    )

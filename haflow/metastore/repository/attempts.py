@@ -1,0 +1,220 @@
+"""Attempts as workers see them: claim, heartbeat, log, report; all conditional."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from haflow.core.rules import after_failure
+from haflow.core.states import AttemptState, TaskState
+from haflow.metastore import models as m
+from haflow.metastore.records import (
+    AttemptRef,
+    ClaimedAttempt,
+)
+from haflow.metastore.repository._base import (
+    _Base,
+    _checked,
+    _event,
+    _mine,
+)
+
+
+class AttemptQueries(_Base):
+    def claim(self, ref: AttemptRef, worker_id: str, now: datetime) -> ClaimedAttempt | None:
+        """Claim a queued attempt for `worker_id`; None when it is not queued at that number."""
+        a, ti = m.TaskAttempt, m.TaskInstance
+        with self._tx() as conn:
+            res = conn.execute(
+                update(a)
+                .where(
+                    a.ti_id == ref.ti_id,
+                    a.attempt == ref.attempt,
+                    a.state == AttemptState.QUEUED,
+                )
+                .values(
+                    state=AttemptState.RUNNING,
+                    worker_id=worker_id,
+                    started_at=now,
+                    heartbeat_at=now,
+                )
+            )
+            if res.rowcount != 1:
+                self._emit(
+                    conn,
+                    [
+                        self._ti_event(
+                            conn,
+                            "attempt.claim_rejected",
+                            ref.ti_id,
+                            ref.attempt,
+                            ref.epoch,
+                            now,
+                            "",
+                            actor=worker_id,
+                        )
+                    ],
+                )
+                return None
+            conn.execute(
+                update(ti)
+                .where(ti.id == ref.ti_id, ti.attempt == ref.attempt)
+                .values(state=TaskState.RUNNING, worker_id=worker_id, started_at=now)
+            )
+            row = conn.execute(
+                select(
+                    ti.dag_id,
+                    ti.task_id,
+                    ti.timeout_s,
+                    m.DagRun.run_id,
+                    m.DagRun.conf,
+                    m.DagRun.data_interval_start,
+                    m.DagRun.data_interval_end,
+                    m.Dag.fileloc,
+                )
+                .join(m.DagRun, m.DagRun.id == ti.run_pk)
+                .join(m.Dag, m.Dag.dag_id == ti.dag_id)
+                .where(ti.id == ref.ti_id)
+            ).one()
+            self._emit(
+                conn,
+                [
+                    _event(
+                        "attempt.claimed",
+                        worker_id,
+                        now,
+                        epoch=ref.epoch,
+                        dag_id=row.dag_id,
+                        run_id=row.run_id,
+                        task_id=row.task_id,
+                        attempt=ref.attempt,
+                    )
+                ],
+            )
+        return ClaimedAttempt(
+            ref.ti_id,
+            ref.attempt,
+            row.dag_id,
+            row.run_id,
+            row.task_id,
+            row.fileloc,
+            row.timeout_s,
+            json.loads(row.conf or "{}"),
+            row.data_interval_start,
+            row.data_interval_end,
+        )
+
+    def heartbeat_attempt(self, ti_id: int, attempt: int, worker_id: str, now: datetime) -> bool:
+        """Renew an attempt's liveness; False means it is no longer ours (reclaimed): stop it."""
+        with self._tx() as conn:
+            res = conn.execute(
+                update(m.TaskAttempt)
+                .where(*_mine(ti_id, attempt, worker_id))
+                .values(heartbeat_at=now)
+            )
+        return res.rowcount == 1
+
+    def append_log(self, ti_id: int, attempt: int, data: str, now: datetime) -> None:
+        if data:
+            with self._tx() as conn:
+                conn.execute(
+                    insert(m.TaskLog).values(ti_id=ti_id, attempt=attempt, ts=now, data=data)
+                )
+
+    def finish_attempt(
+        self,
+        ti_id: int,
+        attempt: int,
+        worker_id: str,
+        state: AttemptState,
+        reason: str,
+        now: datetime,
+        log: str = "",
+    ) -> bool:
+        """Report an attempt's end; False (and a `report.rejected` event) for a zombie."""
+        with self._tx() as conn:
+            if log:
+                conn.execute(
+                    insert(m.TaskLog).values(ti_id=ti_id, attempt=attempt, ts=now, data=log)
+                )
+            res = conn.execute(
+                update(m.TaskAttempt)
+                .where(*_mine(ti_id, attempt, worker_id))
+                .values(state=state, ended_at=now, reason=reason[:2000])
+            )
+            if res.rowcount != 1:
+                self._emit(
+                    conn,
+                    [
+                        self._ti_event(
+                            conn,
+                            "report.rejected",
+                            ti_id,
+                            attempt,
+                            None,
+                            now,
+                            {"state": state},
+                            actor=worker_id,
+                        )
+                    ],
+                )
+                return False
+            new = self._settle_ti(conn, ti_id, attempt, state, now)
+            self._emit(
+                conn,
+                [
+                    self._ti_event(
+                        conn,
+                        "ti." + new,
+                        ti_id,
+                        attempt,
+                        None,
+                        now,
+                        {"attempt_state": state, "reason": reason[:500]},
+                        actor=worker_id,
+                    )
+                ],
+            )
+        return True
+
+    def _settle_ti(
+        self, conn: Connection, ti_id: int, attempt: int, state: AttemptState, now: datetime
+    ) -> TaskState:
+        ti = m.TaskInstance
+        values: dict[str, Any]
+        if state is AttemptState.SUCCESS:
+            new, values = TaskState.SUCCESS, {"ended_at": now}
+        else:
+            row = conn.execute(
+                select(ti.failures, ti.retries, ti.retry_delay_s).where(ti.id == ti_id)
+            ).one()
+            nxt = after_failure(
+                failures=row.failures,
+                retries=row.retries,
+                retry_delay_s=row.retry_delay_s,
+                now=now,
+                counts_as_failure=state is not AttemptState.LOST,
+            )
+            new = nxt.state
+            values = {
+                "failures": nxt.failures,
+                "next_try_at": nxt.next_try_at,
+                "ended_at": now if new.finished else None,
+            }
+        _checked(
+            conn.execute(
+                update(ti)
+                .where(
+                    ti.id == ti_id,
+                    ti.attempt == attempt,
+                    ti.state == TaskState.RUNNING,
+                )
+                .values(state=new, **values)
+            ),
+            1,
+            "settle task instance",
+        )
+        return new

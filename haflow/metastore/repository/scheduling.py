@@ -1,0 +1,333 @@
+"""The leader's snapshot and the fenced application of the planner's decisions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
+
+from haflow.core.planner import Decisions, NewRun, RunSnap, TIChange, TISnap
+from haflow.core.states import AttemptState, RunState, TaskState
+from haflow.metastore import models as m
+from haflow.metastore.records import (
+    AttemptRef,
+    TaskDef,
+)
+from haflow.metastore.repository._base import (
+    Event,
+    _Base,
+    _checked,
+    _event,
+)
+
+
+class SchedulingQueries(_Base):
+    def snapshot(self) -> list[RunSnap]:
+        """Unfinished runs with their task instances and the current attempt's timestamps."""
+        a = m.TaskAttempt
+        with self._tx() as conn:
+            runs = conn.execute(
+                select(m.DagRun.id, m.DagRun.dag_id, m.DagRun.state).where(
+                    m.DagRun.state.in_([RunState.QUEUED, RunState.RUNNING])
+                )
+            ).all()
+            rows = conn.execute(
+                select(
+                    m.TaskInstance,
+                    a.started_at.label("a_started"),
+                    a.heartbeat_at.label("a_beat"),
+                    a.published_at.label("a_published"),
+                )
+                .join(m.DagRun, m.DagRun.id == m.TaskInstance.run_pk)
+                .outerjoin(
+                    a, and_(a.ti_id == m.TaskInstance.id, a.attempt == m.TaskInstance.attempt)
+                )
+                .where(m.DagRun.state == RunState.RUNNING)
+            ).all()
+        tis: dict[int, dict[str, TISnap]] = {}
+        for ti in rows:
+            tis.setdefault(ti.run_pk, {})[ti.task_id] = TISnap(
+                id=ti.id,
+                task_id=ti.task_id,
+                state=TaskState(ti.state),
+                attempt=ti.attempt,
+                failures=ti.failures,
+                retries=ti.retries,
+                retry_delay_s=ti.retry_delay_s,
+                next_try_at=ti.next_try_at,
+                timeout_s=ti.timeout_s,
+                started_at=ti.a_started,
+                heartbeat_at=ti.a_beat,
+                queued_at=ti.a_published,
+            )
+        return [RunSnap(pk, dag_id, RunState(state), tis.get(pk, {})) for pk, dag_id, state in runs]
+
+    def apply(
+        self, d: Decisions, task_defs: Mapping[str, Sequence[TaskDef]], epoch: int, now: datetime
+    ) -> list[AttemptRef]:
+        """Apply the planner's decisions in one fenced transaction; returns what to publish."""
+        with self._tx(epoch, now) as conn:
+            ev: list[Event] = []
+            self._create_runs(conn, d.new_runs, epoch, now, ev)
+            self._start_runs(conn, d.start_runs, task_defs, now, ev)
+            self._change_tis(conn, d.changes, epoch, now, ev)
+            refs = self._queue(conn, d.to_queue, epoch, now, ev)
+            refs += self._republish(conn, d.republish, epoch, now)
+            self._finish_runs(conn, d.finish_runs, now, ev)
+            self._emit(conn, ev)
+        return refs
+
+    def _create_runs(
+        self, conn: Connection, new: Sequence[NewRun], epoch: int, now: datetime, ev: list[Event]
+    ) -> None:
+        for r in new:
+            run_id = f"scheduled__{r.interval_end.isoformat()}"
+            conn.execute(
+                insert(m.DagRun).values(
+                    dag_id=r.dag_id,
+                    run_id=run_id,
+                    run_type="scheduled",
+                    state=RunState.QUEUED,
+                    conf="{}",
+                    scheduled_fire_at=r.fire_at,
+                    data_interval_start=r.interval_start,
+                    data_interval_end=r.interval_end,
+                    created_at=now,
+                    created_epoch=epoch,
+                )
+            )
+            conn.execute(
+                update(m.Dag).where(m.Dag.dag_id == r.dag_id).values(last_fire_at=r.fire_at)
+            )
+            ev.append(
+                _event(
+                    "run.created",
+                    self.actor,
+                    now,
+                    epoch=epoch,
+                    dag_id=r.dag_id,
+                    run_id=run_id,
+                    detail={"fire_at": r.fire_at.isoformat()},
+                )
+            )
+
+    def _start_runs(
+        self,
+        conn: Connection,
+        pks: Sequence[int],
+        task_defs: Mapping[str, Sequence[TaskDef]],
+        now: datetime,
+        ev: list[Event],
+    ) -> None:
+        for pk in pks:
+            run = conn.execute(
+                select(m.DagRun.dag_id, m.DagRun.run_id).where(m.DagRun.id == pk)
+            ).one()
+            _checked(
+                conn.execute(
+                    update(m.DagRun)
+                    .where(m.DagRun.id == pk, m.DagRun.state == RunState.QUEUED)
+                    .values(state=RunState.RUNNING, started_at=now)
+                ),
+                1,
+                "start run",
+            )
+            defs = task_defs.get(run.dag_id, ())
+            if defs:
+                conn.execute(
+                    insert(m.TaskInstance),
+                    [
+                        {
+                            "run_pk": pk,
+                            "dag_id": run.dag_id,
+                            "task_id": t.task_id,
+                            "state": TaskState.NONE,
+                            "attempt": 0,
+                            "failures": 0,
+                            "retries": t.retries,
+                            "retry_delay_s": t.retry_delay_s,
+                            "timeout_s": t.timeout_s,
+                            "queue": t.queue,
+                        }
+                        for t in defs
+                    ],
+                )
+            ev.append(
+                _event(
+                    "run.started",
+                    self.actor,
+                    now,
+                    dag_id=run.dag_id,
+                    run_id=run.run_id,
+                    detail={"tasks": len(defs)},
+                )
+            )
+
+    def _change_tis(
+        self,
+        conn: Connection,
+        changes: Sequence[TIChange],
+        epoch: int,
+        now: datetime,
+        ev: list[Event],
+    ) -> None:
+        for c in changes:
+            ended = now if TaskState(c.state).finished else None
+            values: dict[str, Any] = {"state": c.state, "ended_at": ended}
+            if c.failures is not None:
+                values.update(failures=c.failures, next_try_at=c.next_try_at)
+            _checked(
+                conn.execute(
+                    update(m.TaskInstance)
+                    .where(
+                        m.TaskInstance.id == c.ti_id,
+                        m.TaskInstance.attempt == c.attempt,
+                        m.TaskInstance.state == c.expected,
+                    )
+                    .values(**values)
+                ),
+                1,
+                "change task instance",
+            )
+            if c.attempt_state is not None:
+                conn.execute(
+                    update(m.TaskAttempt)
+                    .where(
+                        m.TaskAttempt.ti_id == c.ti_id,
+                        m.TaskAttempt.attempt == c.attempt,
+                        m.TaskAttempt.state == AttemptState.RUNNING,
+                    )
+                    .values(state=c.attempt_state, ended_at=now, reason=c.reason)
+                )
+            ev.append(
+                self._ti_event(
+                    conn,
+                    "ti." + c.state,
+                    c.ti_id,
+                    c.attempt,
+                    epoch,
+                    now,
+                    {"from": c.expected, "attempt_state": c.attempt_state, "reason": c.reason},
+                )
+            )
+
+    def _queue(
+        self,
+        conn: Connection,
+        items: Sequence[tuple[int, int]],
+        epoch: int,
+        now: datetime,
+        ev: list[Event],
+    ) -> list[AttemptRef]:
+        if not items:
+            return []
+        ti = m.TaskInstance
+        _checked(
+            conn.execute(
+                update(ti)
+                .where(
+                    ti.id == bindparam("b_id"),
+                    ti.attempt == bindparam("b_prev"),
+                    or_(ti.state == TaskState.NONE, ti.state == TaskState.UP_FOR_RETRY),
+                )
+                .values(
+                    state=TaskState.QUEUED,
+                    attempt=bindparam("b_attempt"),
+                    queued_at=now,
+                    worker_id=None,
+                    started_at=None,
+                    ended_at=None,
+                ),
+                [{"b_id": i, "b_prev": k - 1, "b_attempt": k} for i, k in items],
+            ),
+            len(items),
+            "queue task instances",
+        )
+        conn.execute(
+            insert(m.TaskAttempt),
+            [
+                {
+                    "ti_id": i,
+                    "attempt": k,
+                    "state": AttemptState.QUEUED,
+                    "epoch": epoch,
+                    "queued_at": now,
+                    "published_at": now,
+                    "reason": "",
+                }
+                for i, k in items
+            ],
+        )
+        info = self._ti_info(conn, [i for i, _ in items])
+        for i, k in items:
+            dag_id, run_id, task_id, _ = info[i]
+            ev.append(
+                _event(
+                    "ti.queued",
+                    self.actor,
+                    now,
+                    epoch=epoch,
+                    dag_id=dag_id,
+                    run_id=run_id,
+                    task_id=task_id,
+                    attempt=k,
+                )
+            )
+        return [AttemptRef(i, k, epoch, info[i][3]) for i, k in items]
+
+    def _republish(
+        self, conn: Connection, items: Sequence[tuple[int, int]], epoch: int, now: datetime
+    ) -> list[AttemptRef]:
+        refs = []
+        for i, k in items:
+            res = conn.execute(
+                update(m.TaskAttempt)
+                .where(
+                    m.TaskAttempt.ti_id == i,
+                    m.TaskAttempt.attempt == k,
+                    m.TaskAttempt.state == AttemptState.QUEUED,
+                )
+                .values(published_at=now)
+            )
+            if res.rowcount == 1:
+                queue = conn.execute(
+                    select(m.TaskInstance.queue).where(m.TaskInstance.id == i)
+                ).scalar_one()
+                refs.append(AttemptRef(i, k, epoch, queue))
+        return refs
+
+    def republish_queued(self, epoch: int, now: datetime) -> list[AttemptRef]:
+        """Every attempt still queued, e.g. by a leader that died before its message went out."""
+        with self._tx(epoch, now) as conn:
+            rows = conn.execute(
+                select(m.TaskAttempt.ti_id, m.TaskAttempt.attempt).where(
+                    m.TaskAttempt.state == AttemptState.QUEUED
+                )
+            ).all()
+            return self._republish(conn, [(r.ti_id, r.attempt) for r in rows], epoch, now)
+
+    def _finish_runs(
+        self,
+        conn: Connection,
+        items: Sequence[tuple[int, RunState]],
+        now: datetime,
+        ev: list[Event],
+    ) -> None:
+        for pk, state in items:
+            res = conn.execute(
+                update(m.DagRun)
+                .where(
+                    m.DagRun.id == pk,
+                    m.DagRun.state == RunState.RUNNING,
+                )
+                .values(state=state, ended_at=now)
+            )
+            if res.rowcount == 1:
+                run = conn.execute(
+                    select(m.DagRun.dag_id, m.DagRun.run_id).where(m.DagRun.id == pk)
+                ).one()
+                ev.append(
+                    _event("run." + state, self.actor, now, dag_id=run.dag_id, run_id=run.run_id)
+                )
