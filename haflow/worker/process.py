@@ -97,7 +97,7 @@ def _fork(body: Callable[[], None]) -> tuple[int, int]:
             body()
             code = 0
         except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
+            code = 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 1
         except BaseException:
             traceback.print_exc()
         finally:

@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import insert, select, update
 
 from haflow.core.rules import after_failure
 from haflow.core.states import AttemptState, TaskState
@@ -135,6 +135,7 @@ class AttemptQueries(_Base):
         log: str = "",
     ) -> bool:
         """Report an attempt's end; False (and a `report.rejected` event) for a zombie."""
+        ti = m.TaskInstance
         with self._tx() as conn:
             if log:
                 conn.execute(
@@ -145,76 +146,50 @@ class AttemptQueries(_Base):
                 .where(*_mine(ti_id, attempt, worker_id))
                 .values(state=state, ended_at=now, reason=reason[:2000])
             )
+            row = conn.execute(
+                select(
+                    ti.dag_id,
+                    ti.task_id,
+                    m.DagRun.run_id,
+                    ti.failures,
+                    ti.retries,
+                    ti.retry_delay_s,
+                )
+                .join(m.DagRun, m.DagRun.id == ti.run_pk)
+                .where(ti.id == ti_id)
+            ).one()
+            where = dict(dag_id=row.dag_id, run_id=row.run_id, task_id=row.task_id, attempt=attempt)
             if res.rowcount != 1:
+                detail = {"state": str(state)}
                 self._emit(
-                    conn,
-                    [
-                        self._ti_event(
-                            conn,
-                            "report.rejected",
-                            ti_id,
-                            attempt,
-                            None,
-                            now,
-                            {"state": state},
-                            actor=worker_id,
-                        )
-                    ],
+                    conn, [_event("report.rejected", worker_id, now, **where, detail=detail)]
                 )
                 return False
-            new = self._settle_ti(conn, ti_id, attempt, state, now)
-            self._emit(
-                conn,
-                [
-                    self._ti_event(
-                        conn,
-                        "ti." + new,
-                        ti_id,
-                        attempt,
-                        None,
-                        now,
-                        {"attempt_state": state, "reason": reason[:500]},
-                        actor=worker_id,
-                    )
-                ],
+            new, values = _settled(row, state, now)
+            _checked(
+                conn.execute(
+                    update(ti)
+                    .where(ti.id == ti_id, ti.attempt == attempt, ti.state == TaskState.RUNNING)
+                    .values(state=new, **values)
+                ),
+                1,
+                "settle task instance",
             )
+            detail = {"attempt_state": str(state), "reason": reason[:500]}
+            self._emit(conn, [_event("ti." + new, worker_id, now, **where, detail=detail)])
         return True
 
-    def _settle_ti(
-        self, conn: Connection, ti_id: int, attempt: int, state: AttemptState, now: datetime
-    ) -> TaskState:
-        ti = m.TaskInstance
-        values: dict[str, Any]
-        if state is AttemptState.SUCCESS:
-            new, values = TaskState.SUCCESS, {"ended_at": now}
-        else:
-            row = conn.execute(
-                select(ti.failures, ti.retries, ti.retry_delay_s).where(ti.id == ti_id)
-            ).one()
-            nxt = after_failure(
-                failures=row.failures,
-                retries=row.retries,
-                retry_delay_s=row.retry_delay_s,
-                now=now,
-                counts_as_failure=state is not AttemptState.LOST,
-            )
-            new = nxt.state
-            values = {
-                "failures": nxt.failures,
-                "next_try_at": nxt.next_try_at,
-                "ended_at": now if new.finished else None,
-            }
-        _checked(
-            conn.execute(
-                update(ti)
-                .where(
-                    ti.id == ti_id,
-                    ti.attempt == attempt,
-                    ti.state == TaskState.RUNNING,
-                )
-                .values(state=new, **values)
-            ),
-            1,
-            "settle task instance",
-        )
-        return new
+
+def _settled(row: Any, state: AttemptState, now: datetime) -> tuple[TaskState, dict[str, Any]]:
+    """The task instance's next state after its running attempt ended in `state`."""
+    if state is AttemptState.SUCCESS:
+        return TaskState.SUCCESS, {"ended_at": now}
+    nxt = after_failure(
+        failures=row.failures,
+        retries=row.retries,
+        retry_delay_s=row.retry_delay_s,
+        now=now,
+        counts_as_failure=state is not AttemptState.LOST,
+    )
+    ended = now if nxt.state.finished else None
+    return nxt.state, {"failures": nxt.failures, "next_try_at": nxt.next_try_at, "ended_at": ended}

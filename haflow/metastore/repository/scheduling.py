@@ -33,34 +33,49 @@ class SchedulingQueries(_Base):
                     m.DagRun.state.in_([RunState.QUEUED, RunState.RUNNING])
                 )
             ).all()
+            ti = m.TaskInstance
             rows = conn.execute(
                 select(
-                    m.TaskInstance,
+                    ti.id,
+                    ti.run_pk,
+                    ti.task_id,
+                    ti.state,
+                    ti.attempt,
+                    ti.failures,
+                    ti.retries,
+                    ti.retry_delay_s,
+                    ti.next_try_at,
+                    ti.timeout_s,
                     a.started_at.label("a_started"),
                     a.heartbeat_at.label("a_beat"),
                     a.published_at.label("a_published"),
                 )
-                .join(m.DagRun, m.DagRun.id == m.TaskInstance.run_pk)
+                .join(m.DagRun, m.DagRun.id == ti.run_pk)
                 .outerjoin(
-                    a, and_(a.ti_id == m.TaskInstance.id, a.attempt == m.TaskInstance.attempt)
+                    a,
+                    and_(
+                        a.ti_id == ti.id,
+                        a.attempt == ti.attempt,
+                        or_(a.state == AttemptState.QUEUED, a.state == AttemptState.RUNNING),
+                    ),
                 )
                 .where(m.DagRun.state == RunState.RUNNING)
             ).all()
         tis: dict[int, dict[str, TISnap]] = {}
-        for ti in rows:
-            tis.setdefault(ti.run_pk, {})[ti.task_id] = TISnap(
-                id=ti.id,
-                task_id=ti.task_id,
-                state=TaskState(ti.state),
-                attempt=ti.attempt,
-                failures=ti.failures,
-                retries=ti.retries,
-                retry_delay_s=ti.retry_delay_s,
-                next_try_at=ti.next_try_at,
-                timeout_s=ti.timeout_s,
-                started_at=ti.a_started,
-                heartbeat_at=ti.a_beat,
-                queued_at=ti.a_published,
+        for r in rows:
+            tis.setdefault(r.run_pk, {})[r.task_id] = TISnap(
+                id=r.id,
+                task_id=r.task_id,
+                state=TaskState(r.state),
+                attempt=r.attempt,
+                failures=r.failures,
+                retries=r.retries,
+                retry_delay_s=r.retry_delay_s,
+                next_try_at=r.next_try_at,
+                timeout_s=r.timeout_s,
+                started_at=r.a_started,
+                heartbeat_at=r.a_beat,
+                queued_at=r.a_published,
             )
         return [RunSnap(pk, dag_id, RunState(state), tis.get(pk, {})) for pk, dag_id, state in runs]
 
