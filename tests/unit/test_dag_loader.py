@@ -240,3 +240,17 @@ def test_cache_keeps_import_errors_of_unchanged_files(tmp_path: Path) -> None:
     bag = cache.refresh()
     assert bag.import_errors == []
     assert set(bag.dags) == {"fixed"}
+
+
+def test_dag_file_can_import_a_helper_module_beside_it(tmp_path: Path) -> None:
+    (tmp_path / "_helpers_for_haflow_test.py").write_text("GREETING = 'hi'\n")
+    (tmp_path / "uses_helper.py").write_text(
+        "from datetime import datetime\n"
+        "from haflow.dag import DAG, BashTask\n"
+        "from _helpers_for_haflow_test import GREETING\n"
+        "with DAG('uses_helper', start_date=datetime(2026, 1, 1)):\n"
+        "    BashTask('t', bash_command='echo ' + GREETING)\n"
+    )
+    bag = DagCache(tmp_path).refresh()
+    assert bag.import_errors == []
+    assert list(bag.dags) == ["uses_helper"]
