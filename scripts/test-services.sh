@@ -31,4 +31,17 @@ if ! my_up; then
   start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd || true
 fi
 wait_for MariaDB my_up
+
+# ZooKeeper: only the Debian package is needed; tests run their own ensemble (tests/zkensemble.py),
+# so a system service the package may have started is stopped again.
+zk_installed() { [ -f /usr/share/java/zookeeper.jar ] && command -v java >/dev/null; }
+if ! zk_installed; then
+  log "installing ZooKeeper (package only, no service)"
+  apt_install zookeeper
+  if command -v systemctl >/dev/null && systemctl is-active --quiet zookeeper 2>/dev/null; then
+    systemctl disable --now zookeeper >/dev/null 2>&1 || true
+  fi
+  service zookeeper stop >/dev/null 2>&1 || true
+fi
+zk_installed && log "ZooKeeper package is installed" || log "ZooKeeper package is missing"
 exit 0

@@ -70,6 +70,7 @@ class ElectionSettings:
 
     mode: ElectionMode
     zk_hosts: str
+    zk_auth: str = field(repr=False)
     zk_session_timeout: float
     zk_fallback_after: float
     db_lock_timeout: float

@@ -39,11 +39,12 @@ def normalize_url(url: str) -> URL:
     return parsed
 
 
-def create_engine(url: str, *, pool_size: int = 5) -> Engine:
+def create_engine(url: str, *, pool_size: int = 5, sqlite_busy_s: float = 60.0) -> Engine:
+    """`sqlite_busy_s`: how long a SQLite writer waits for another process's write lock."""
     parsed = normalize_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        return _sqlite_engine(parsed)
+        return _sqlite_engine(parsed, sqlite_busy_s)
     kwargs: dict[str, Any] = {
         "pool_pre_ping": True,
         "pool_size": pool_size,
@@ -58,8 +59,8 @@ def create_engine(url: str, *, pool_size: int = 5) -> Engine:
     return _sa_create_engine(parsed, **kwargs)
 
 
-def _sqlite_engine(parsed: URL) -> Engine:
-    engine = _sa_create_engine(parsed, poolclass=NullPool, connect_args={"timeout": 60})
+def _sqlite_engine(parsed: URL, busy_s: float) -> Engine:
+    engine = _sa_create_engine(parsed, poolclass=NullPool, connect_args={"timeout": busy_s})
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from haflow.config import Settings
 from haflow.election.base import Elector
+from haflow.election.database import DatabaseElector
+from haflow.election.policy import FailoverElector
 from haflow.election.sole import SoleElector
+from haflow.election.zookeeper import ZooKeeperElector
 from haflow.errors import ConfigError
 from haflow.executors.base import Executor
 from haflow.executors.local import LocalExecutor, PoolConfig
@@ -26,14 +29,29 @@ def runner_config(settings: Settings) -> RunnerConfig:
     )
 
 
-def build_elector(settings: Settings) -> Elector:
-    mode = settings.election.mode
-    if mode in ("none", "auto"):
+def build_elector(settings: Settings, holder: str, cluster: str) -> Elector:
+    """`none`: the only scheduler; `database`: the database lock alone; `zookeeper`: the
+    failover policy (ZooKeeper orders, the database lock decides); `auto`: `zookeeper` when
+    `zk_hosts` is set, else `database`."""
+    e = settings.election
+    mode = e.mode
+    if mode == "auto":
+        mode = "zookeeper" if e.zk_hosts else "database"
+    if mode == "none":
         return SoleElector()
-    raise ConfigError(
-        f"[election] mode = {mode} is not available in this version of haflow; "
-        "use 'none' (a single scheduler) or 'auto'"
+    lock = DatabaseElector(
+        settings.core.sql_alchemy_conn, cluster, holder, lock_timeout_s=e.db_lock_timeout
     )
+    if mode == "database":
+        return lock
+    if not e.zk_hosts:
+        raise ConfigError(
+            "[election] mode = zookeeper needs [election] zk_hosts (host:port,...[/chroot])"
+        )
+    zk = ZooKeeperElector(
+        e.zk_hosts, cluster, holder, session_timeout_s=e.zk_session_timeout, auth=e.zk_auth
+    )
+    return FailoverElector(zk, lock, e.zk_fallback_after)
 
 
 def build_executor(settings: Settings, sid: str) -> Executor:
@@ -73,4 +91,5 @@ def build_scheduler(settings: Settings, cluster: str | None = None) -> Scheduler
         loop_interval_s=settings.scheduler.loop_interval,
         heartbeat_s=settings.scheduler.heartbeat_sec,
     )
-    return SchedulerService(repo, build_elector(settings), executor, loop, cfg, sid=sid)
+    elector = build_elector(settings, sid, cluster)
+    return SchedulerService(repo, elector, executor, loop, cfg, sid=sid)

@@ -102,13 +102,26 @@ class SchedulerService:
         self.loop.take_over(now, self.epoch)
 
     def _step_down(self, reason: str) -> None:
-        log.warning("stepping down from epoch %s: %s", self.epoch, reason)
-        self.epoch = None
+        """Stop leading; the resignation is itself a fenced write, so a leader that was
+        deposed while it could not see it (paused, partitioned) finds out and records it."""
+        epoch, self.epoch = self.epoch, None
+        if epoch is None:
+            return
+        log.warning("stepping down from epoch %s: %s", epoch, reason)
+        try:
+            self.repo.resign(epoch, self.sid, self.clock(), reason)
+        except FencedOut as exc:
+            self._record_fenced(epoch, exc)
+        except HaflowError as exc:
+            log.warning("could not record the resignation of epoch %s: %s", epoch, exc)
 
     def _fenced(self, exc: FencedOut) -> None:
-        epoch = self.epoch
-        self._step_down(str(exc))
+        epoch, self.epoch = self.epoch, None
+        log.warning("fenced out of epoch %s: %s", epoch, exc)
         self.elector.release()
+        self._record_fenced(epoch, exc)
+
+    def _record_fenced(self, epoch: int | None, exc: FencedOut) -> None:
         try:
             self.repo.record_event(
                 "leader.fenced_out", self.clock(), epoch=epoch, detail={"error": str(exc)}
@@ -143,11 +156,9 @@ class SchedulerService:
             raise HaflowError("the elector failed; stopping the scheduler")
 
     def _shutdown(self) -> None:
-        epoch, self.epoch = self.epoch, None
         try:
+            self._step_down("shutdown")
             self.elector.stop()
-            if epoch is not None:
-                self.repo.resign(epoch, self.sid, self.clock(), reason="shutdown")
             self.executor.stop()
             self.repo.heartbeat_scheduler(
                 self.sid,

@@ -51,7 +51,9 @@ class LeadershipQueries(_Base):
         return epoch
 
     def resign(self, epoch: int, holder: str, now: datetime, reason: str) -> None:
-        with self._tx() as conn:
+        """Record the end of `epoch`; a leadership transaction like any other, so it is fenced:
+        a deposed leader learns here that its epoch is gone (FencedOut)."""
+        with self._tx(epoch, now) as conn:
             self._emit(
                 conn,
                 [_event("leader.resigned", holder, now, epoch=epoch, detail={"reason": reason})],

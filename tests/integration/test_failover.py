@@ -1,0 +1,230 @@
+"""Three real `haflow scheduler` processes on a real ZooKeeper ensemble and PostgreSQL.
+
+Every bound is judged from the event log's timestamps (never from the daemons' own output),
+with the timeouts as configured here: ZooKeeper session 4 s, fallback after 4 s, database
+lock dropped after 3 s of silence.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from haflow.metastore.engine import create_engine
+from haflow.metastore.records import EventRow
+from haflow.metastore.repository import Repository
+from tests.integration.conftest import database_url, truncate_all
+
+SESSION_S = 4.0
+DAG = """
+from datetime import datetime
+from haflow.dag import DAG, BashTask
+
+with DAG("fo_dag", start_date=datetime(2026, 1, 1)):
+    BashTask("hello", bash_command="echo hello")
+"""
+
+
+@pytest.fixture
+def pg_url(database_urls: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = database_url("postgresql", database_urls, tmp_path_factory.mktemp("pg"))
+    engine = create_engine(url)
+    truncate_all(engine)
+    engine.dispose()
+    return url
+
+
+class Cluster:
+    """Scheduler processes of one cluster, and the metastore they share."""
+
+    def __init__(self, home: Path, env: dict[str, str], repo: Repository) -> None:
+        self.home = home
+        self.env = env
+        self.repo = repo
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str) -> None:
+        log = open(self.home / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+        self.procs[name] = subprocess.Popen(
+            [sys.executable, "-m", "haflow.cli.main", "scheduler"], env=self.env, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+
+    def pid_of(self, sid: str) -> int:
+        return int(sid.split(":")[1])
+
+    def name_of(self, sid: str) -> str:
+        pid = self.pid_of(sid)
+        return next(n for n, p in self.procs.items() if p.pid == pid)
+
+    def stop_all(self) -> None:
+        for p in self.procs.values():
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGCONT)
+                os.killpg(p.pid, signal.SIGKILL)
+            p.wait(10)
+
+    def elections(self) -> list[EventRow]:
+        return self.repo.events(kinds=["leader.elected"])
+
+    def wait_leader(self, after_epoch: int = 0, timeout: float = 30.0) -> EventRow:
+        found: list[EventRow] = []
+
+        def elected() -> bool:
+            found[:] = [e for e in self.elections() if (e.epoch or 0) > after_epoch]
+            return bool(found)
+
+        wait_for(f"a leader after epoch {after_epoch}", elected, timeout)
+        return found[0]
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}"
+                         for p in sorted(self.home.glob("*.log")))
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, pg_url: str, zk_hosts: str) -> Iterator[Cluster]:
+    (tmp_path / "dags").mkdir()
+    (tmp_path / "dags" / "fo.py").write_text(DAG)
+    env = {
+        **os.environ,
+        "HAFLOW_HOME": str(tmp_path),
+        "HAFLOW__CORE__SQL_ALCHEMY_CONN": pg_url,
+        "HAFLOW__CORE__PARALLELISM": "1",
+        "HAFLOW__SCHEDULER__CLUSTER": "fo",
+        "HAFLOW__SCHEDULER__LOOP_INTERVAL": "0.1",
+        "HAFLOW__SCHEDULER__HEARTBEAT_SEC": "0.5",
+        "HAFLOW__ELECTION__MODE": "zookeeper",
+        "HAFLOW__ELECTION__ZK_HOSTS": zk_hosts,
+        "HAFLOW__ELECTION__ZK_SESSION_TIMEOUT": str(SESSION_S),
+        "HAFLOW__ELECTION__ZK_FALLBACK_AFTER": str(SESSION_S),
+        "HAFLOW__ELECTION__DB_LOCK_TIMEOUT": "3",
+    }
+    repo = Repository(create_engine(pg_url), cluster="fo")
+    c = Cluster(tmp_path, env, repo)
+    try:
+        for name in ("s1", "s2", "s3"):
+            c.start(name)
+        c.wait_leader()
+        wait_for("three live schedulers", lambda: _live(repo) == 3, 30)
+        yield c
+    except BaseException:
+        print(c.logs())
+        raise
+    finally:
+        c.stop_all()
+        repo.engine.dispose()
+
+
+def _live(repo: Repository) -> int:
+    return sum(1 for s in repo.schedulers() if s["state"] in ("leader", "standby"))
+
+
+def _ts(when: float) -> datetime:
+    return datetime.fromtimestamp(when).astimezone()
+
+
+def _leader(c: Cluster) -> EventRow:
+    return c.elections()[-1]
+
+
+def test_kill_9_leader_a_standby_leads_within_5_s(cluster: Cluster) -> None:
+    old = _leader(cluster)
+    killed_at = time.time()
+    os.kill(cluster.pid_of(old.actor), signal.SIGKILL)
+    new = cluster.wait_leader(after_epoch=old.epoch or 0, timeout=15)
+    assert new.actor != old.actor
+    takeover = (new.ts - _ts(killed_at)).total_seconds()
+    assert takeover <= 5.0, f"takeover took {takeover:.2f} s"
+    _schedules(cluster)
+
+
+def test_sigterm_leader_hands_over_within_1_s(cluster: Cluster) -> None:
+    old = _leader(cluster)
+    os.kill(cluster.pid_of(old.actor), signal.SIGTERM)
+    new = cluster.wait_leader(after_epoch=old.epoch or 0, timeout=10)
+    resigned = [e for e in cluster.repo.events(kinds=["leader.resigned"]) if e.epoch == old.epoch]
+    assert resigned, "the leader did not record its resignation"
+    handover = (new.ts - resigned[0].ts).total_seconds()
+    assert handover <= 1.0, f"handover took {handover:.2f} s"
+    cluster.procs[cluster.name_of(old.actor)].wait(15)
+    _schedules(cluster)
+
+
+def test_paused_leader_is_fenced_when_it_resumes(cluster: Cluster) -> None:
+    old = _leader(cluster)
+    pid = cluster.pid_of(old.actor)
+    os.kill(pid, signal.SIGSTOP)
+    new = cluster.wait_leader(after_epoch=old.epoch or 0, timeout=SESSION_S + 15)
+    os.kill(pid, signal.SIGCONT)
+
+    def fenced() -> bool:
+        return any(e.epoch == old.epoch and e.actor == old.actor
+                   for e in cluster.repo.events(kinds=["leader.fenced_out"]))
+
+    wait_for("the resumed leader to be fenced out", fenced, 20)
+    late = [e for e in cluster.repo.events()
+            if e.epoch == old.epoch and e.ts > new.ts and e.kind != "leader.fenced_out"]
+    assert late == [], f"state changed under the old epoch after the takeover: {late}"
+    _schedules(cluster)
+
+
+def test_ensemble_down_then_back(cluster: Cluster, zk_ensemble) -> None:  # type: ignore[no-untyped-def]
+    before = _leader(cluster)
+    stopped_at = time.time()
+    zk_ensemble.stop()
+    try:
+        fallback = cluster.wait_leader(after_epoch=before.epoch or 0, timeout=20)
+        resumed = (fallback.ts - _ts(stopped_at)).total_seconds()
+        assert resumed <= 15.0, f"scheduling resumed on the database lock after {resumed:.1f} s"
+        assert '"mode": "database"' in fallback.detail
+        _schedules(cluster)
+    finally:
+        zk_ensemble.start()
+    time.sleep(0)  # nothing to wait for: the checks below poll
+    wait_for("leadership to settle under ZooKeeper", lambda: _one_live_leader(cluster), 30)
+    _no_overlapping_leaders(cluster)
+    _schedules(cluster)
+
+
+def _one_live_leader(c: Cluster) -> bool:
+    leaders = [s for s in c.repo.schedulers() if s["state"] == "leader"]
+    return len(leaders) == 1 and '"mode": "zookeeper"' in _leader(c).detail
+
+
+def _no_overlapping_leaders(c: Cluster) -> None:
+    epochs = [e.epoch for e in c.elections()]
+    assert epochs == sorted(epochs) and len(set(epochs)) == len(epochs)
+    writes = [e for e in c.repo.events() if e.epoch is not None]
+    for earlier, later in zip(c.elections(), c.elections()[1:], strict=False):
+        stale = [w for w in writes if w.epoch == earlier.epoch and w.ts > later.ts
+                 and w.kind not in ("leader.fenced_out", "leader.resigned")]
+        assert stale == [], f"epoch {earlier.epoch} wrote after epoch {later.epoch} began"
+
+
+def _schedules(c: Cluster) -> None:
+    """The current leader really schedules: a manual run completes."""
+    from haflow.core.clock import utcnow
+
+    run_id = f"r{time.monotonic_ns()}"
+    wait_for("the DAG to be known", lambda: bool(c.repo.dags()), 20)
+    c.repo.trigger_run("fo_dag", {}, utcnow(), run_id=run_id)
+    wait_for(f"run {run_id} to succeed",
+             lambda: c.repo.run("fo_dag", run_id).state == "success", 30)
