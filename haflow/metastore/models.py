@@ -137,6 +137,15 @@ class Leader(Base):
     renewed_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+class ElectionLease(Base):
+    """The SQLite leader lease: `holder` leads `cluster` until `expires_at`, unless it renews."""
+
+    __tablename__ = "election_lease"
+    cluster: Mapped[str] = mapped_column(String(100), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(250))
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class Scheduler(Base):
     __tablename__ = "scheduler"
     id: Mapped[str] = mapped_column(String(250), primary_key=True)

@@ -18,6 +18,12 @@ from sqlalchemy.engine import Engine
 from haflow.metastore.engine import create_engine
 from haflow.metastore.migrate import migrate
 from haflow.metastore.models import Base
+from tests.integration.zk_fixtures import (  # noqa: F401
+    zk_chroot,
+    zk_client_factory,
+    zk_ensemble,
+    zk_hosts,
+)
 
 PG_ADMIN = os.environ.get("HAFLOW_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 MYSQL_ADMIN = os.environ.get("HAFLOW_TEST_MYSQL", "mysql://root@127.0.0.1:3306/")

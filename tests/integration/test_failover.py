@@ -54,8 +54,12 @@ class Cluster:
     def start(self, name: str) -> None:
         log = open(self.home / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
         self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "haflow.cli.main", "scheduler"], env=self.env, stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True)
+            [sys.executable, "-m", "haflow.cli.main", "scheduler"],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         log.close()
 
     def pid_of(self, sid: str) -> int:
@@ -86,8 +90,9 @@ class Cluster:
         return found[0]
 
     def logs(self) -> str:
-        return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}"
-                         for p in sorted(self.home.glob("*.log")))
+        return "\n".join(
+            f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted(self.home.glob("*.log"))
+        )
 
 
 def wait_for(what: str, check: Callable[[], bool], timeout: float = 30.0) -> None:
@@ -176,12 +181,17 @@ def test_paused_leader_is_fenced_when_it_resumes(cluster: Cluster) -> None:
     os.kill(pid, signal.SIGCONT)
 
     def fenced() -> bool:
-        return any(e.epoch == old.epoch and e.actor == old.actor
-                   for e in cluster.repo.events(kinds=["leader.fenced_out"]))
+        return any(
+            e.epoch == old.epoch and e.actor == old.actor
+            for e in cluster.repo.events(kinds=["leader.fenced_out"])
+        )
 
     wait_for("the resumed leader to be fenced out", fenced, 20)
-    late = [e for e in cluster.repo.events()
-            if e.epoch == old.epoch and e.ts > new.ts and e.kind != "leader.fenced_out"]
+    late = [
+        e
+        for e in cluster.repo.events()
+        if e.epoch == old.epoch and e.ts > new.ts and e.kind != "leader.fenced_out"
+    ]
     assert late == [], f"state changed under the old epoch after the takeover: {late}"
     _schedules(cluster)
 
@@ -198,15 +208,16 @@ def test_ensemble_down_then_back(cluster: Cluster, zk_ensemble) -> None:  # type
         _schedules(cluster)
     finally:
         zk_ensemble.start()
-    time.sleep(0)  # nothing to wait for: the checks below poll
     wait_for("leadership to settle under ZooKeeper", lambda: _one_live_leader(cluster), 30)
     _no_overlapping_leaders(cluster)
     _schedules(cluster)
 
 
 def _one_live_leader(c: Cluster) -> bool:
+    """One leader, following ZooKeeper's order again (it may keep the epoch it took in
+    fallback mode: when its place in the order allows, nothing needs to change hands)."""
     leaders = [s for s in c.repo.schedulers() if s["state"] == "leader"]
-    return len(leaders) == 1 and '"mode": "zookeeper"' in _leader(c).detail
+    return len(leaders) == 1 and leaders[0]["elector_mode"] == "zookeeper"
 
 
 def _no_overlapping_leaders(c: Cluster) -> None:
@@ -214,8 +225,13 @@ def _no_overlapping_leaders(c: Cluster) -> None:
     assert epochs == sorted(epochs) and len(set(epochs)) == len(epochs)
     writes = [e for e in c.repo.events() if e.epoch is not None]
     for earlier, later in zip(c.elections(), c.elections()[1:], strict=False):
-        stale = [w for w in writes if w.epoch == earlier.epoch and w.ts > later.ts
-                 and w.kind not in ("leader.fenced_out", "leader.resigned")]
+        stale = [
+            w
+            for w in writes
+            if w.epoch == earlier.epoch
+            and w.ts > later.ts
+            and w.kind not in ("leader.fenced_out", "leader.resigned")
+        ]
         assert stale == [], f"epoch {earlier.epoch} wrote after epoch {later.epoch} began"
 
 
@@ -226,5 +242,6 @@ def _schedules(c: Cluster) -> None:
     run_id = f"r{time.monotonic_ns()}"
     wait_for("the DAG to be known", lambda: bool(c.repo.dags()), 20)
     c.repo.trigger_run("fo_dag", {}, utcnow(), run_id=run_id)
-    wait_for(f"run {run_id} to succeed",
-             lambda: c.repo.run("fo_dag", run_id).state == "success", 30)
+    wait_for(
+        f"run {run_id} to succeed", lambda: c.repo.run("fo_dag", run_id).state == "success", 30
+    )

@@ -104,7 +104,7 @@ def test_suspended_leader_stops_at_once_and_keeps_its_lock_until_fallback() -> N
 
 
 def test_whole_ensemble_down_falls_back_to_the_database_lock_after_the_delay() -> None:
-    election, server, clock, electors = cluster(fallback=6.0)
+    election, _server, clock, electors = cluster(fallback=6.0)
     leaders(electors)
     for name in electors:
         election.disconnect(name, at=clock.t)
@@ -143,7 +143,7 @@ def test_never_two_leaders_over_random_faults() -> None:
     import random
 
     rng = random.Random(7)
-    election, server, clock, electors = cluster(n=4, fallback=2.0)
+    election, _server, clock, electors = cluster(n=4, fallback=2.0)
     for _ in range(2000):
         clock.t += rng.choice([0.1, 0.5, 1.0])
         name = rng.choice(list(electors))
