@@ -98,6 +98,7 @@ class ZooKeeperElector(Elector):
 
     def release(self) -> None:
         """Give up leadership now; the campaign thread rejoins at the back of the queue."""
+        self._won = False
         self._resign.set()
 
     # -- what the scheduler asks ---------------------------------------------------------------
@@ -108,7 +109,7 @@ class ZooKeeperElector(Elector):
                 log.warning("suspended for longer than the session timeout: resigning")
                 self._resign.set()
             return False
-        return self._won
+        return self._won and not self._resign.is_set()
 
     @property
     def connected(self) -> bool:

@@ -1,0 +1,230 @@
+"""One contract, every elector: in-memory, database (SQLite, PostgreSQL, MariaDB), ZooKeeper,
+and the failover policy (ZooKeeper + PostgreSQL).
+
+The contract: among live candidates exactly one leads; a resignation hands over; a crashed
+leader's place is taken; a new candidate joining changes nothing; a leader cut off from its
+coordination service stops leading at once.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from kazoo.client import KazooState
+
+from haflow.election.base import Elector
+from haflow.election.database import DatabaseElector
+from haflow.election.memory import MemoryElection, MemoryElector
+from haflow.election.policy import FailoverElector
+from haflow.election.zookeeper import ZooKeeperElector
+from tests.integration.conftest import database_url
+from tests.integration.test_db_locks import kill_holder_session
+from tests.zkensemble import drop_connection, expire_session
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+FAST_DB = {"lock_timeout_s": 2.0, "retry_interval_s": 0.1, "heartbeat_interval_s": 0.2}
+
+
+class Harness:
+    """Makes candidates of one kind and injects the faults the contract talks about."""
+
+    def __init__(self) -> None:
+        self.cluster = f"c{uuid.uuid4().hex[:8]}"
+        self.made: list[Elector] = []
+
+    def make(self, name: str) -> Elector:
+        e = self._new(name)
+        e.start()
+        self.made.append(e)
+        return e
+
+    def _new(self, name: str) -> Elector:
+        raise NotImplementedError
+
+    def crash(self, e: Elector) -> None:
+        raise NotImplementedError
+
+    def cut_off(self, e: Elector, observe: Callable[[], bool]) -> bool:
+        """Cut `e` off its coordination service; return what `observe()` said while it was."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        for e in self.made:
+            try:
+                e.stop()
+            except Exception:  # a crashed candidate may refuse; nothing to clean up then
+                pass
+
+
+class MemoryHarness(Harness):
+    def __init__(self) -> None:
+        super().__init__()
+        self.election = MemoryElection()
+
+    def _new(self, name: str) -> Elector:
+        return MemoryElector(self.election, name)
+
+    def crash(self, e: Elector) -> None:
+        self.election.leave(e.name)  # type: ignore[attr-defined]
+
+    def cut_off(self, e: Elector, observe: Callable[[], bool]) -> bool:
+        self.election.disconnect(e.name, time.monotonic())  # type: ignore[attr-defined]
+        seen = observe()
+        self.election.reconnect(e.name)  # type: ignore[attr-defined]
+        return seen
+
+
+class DatabaseHarness(Harness):
+    def __init__(self, url: str, backend: str) -> None:
+        super().__init__()
+        self.url = url
+        self.backend = backend
+
+    def _new(self, name: str) -> Elector:
+        return DatabaseElector(self.url, self.cluster, name, **FAST_DB)
+
+    def crash(self, e: Elector) -> None:
+        e._lock.close()  # type: ignore[attr-defined]  # the process died: its session closes
+        self.made.remove(e)
+
+    def cut_off(self, e: Elector, observe: Callable[[], bool]) -> bool:
+        if self.backend == "sqlite":
+            pytest.skip("a SQLite file has no connection to cut")
+        kill_holder_session(self.url, self.backend, self.cluster)
+        time.sleep(FAST_DB["heartbeat_interval_s"] * 1.5)  # its next heartbeat is due by then
+        return observe()
+
+
+class ZooKeeperHarness(Harness):
+    def __init__(self, hosts: str) -> None:
+        super().__init__()
+        self.hosts = hosts
+
+    def _new(self, name: str) -> Elector:
+        return ZooKeeperElector(self.hosts, self.cluster, name, session_timeout_s=4.0)
+
+    def _client(self, e: Elector) -> Any:
+        return e.client  # type: ignore[attr-defined]
+
+    def crash(self, e: Elector) -> None:
+        expire_session(self._client(e))
+        e.stop()
+        self.made.remove(e)
+
+    def cut_off(self, e: Elector, observe: Callable[[], bool]) -> bool:
+        seen: list[bool] = []
+
+        def on_state(state: str) -> None:  # runs after the elector's own listener
+            if state == KazooState.SUSPENDED and not seen:
+                seen.append(observe())
+
+        self._client(e).add_listener(on_state)
+        drop_connection(self._client(e))
+        assert seen, "the client never went SUSPENDED"
+        return seen[0]
+
+
+class PolicyHarness(ZooKeeperHarness):
+    def __init__(self, hosts: str, url: str) -> None:
+        super().__init__(hosts)
+        self.url = url
+
+    def _new(self, name: str) -> Elector:
+        zk = ZooKeeperElector(self.hosts, self.cluster, name, session_timeout_s=4.0)
+        return FailoverElector(zk, DatabaseElector(self.url, self.cluster, name, **FAST_DB), 4.0)
+
+    def _client(self, e: Elector) -> Any:
+        return e.order.client  # type: ignore[attr-defined]
+
+    def crash(self, e: Elector) -> None:
+        e.lock._lock.close()  # type: ignore[attr-defined]
+        super().crash(e)
+
+
+KINDS = ["memory", "sqlite", "postgresql", "mysql", "zookeeper", "policy"]
+
+
+@pytest.fixture(params=KINDS)
+def harness(
+    request: pytest.FixtureRequest,
+    database_urls: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Harness]:
+    kind = request.param
+    h: Harness
+    if kind == "memory":
+        h = MemoryHarness()
+    elif kind in ("sqlite", "postgresql", "mysql"):
+        h = DatabaseHarness(database_url(kind, database_urls, tmp_path_factory.mktemp(kind)), kind)
+    elif kind == "zookeeper":
+        h = ZooKeeperHarness(request.getfixturevalue("zk_hosts"))
+    else:
+        pg = database_url("postgresql", database_urls, tmp_path_factory.mktemp("pg"))
+        h = PolicyHarness(request.getfixturevalue("zk_hosts"), pg)
+    yield h
+    h.close()
+
+
+def leaders(candidates: list[Elector]) -> list[Elector]:
+    return [e for e in candidates if e.poll(NOW)]
+
+
+def settle(candidates: list[Elector], timeout: float = 15.0) -> Elector:
+    """Poll until exactly one leads; never allow two at once on the way."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        now_leading = leaders(candidates)
+        assert len(now_leading) <= 1, "two candidates lead at once"
+        if now_leading:
+            return now_leading[0]
+        time.sleep(0.05)
+    raise AssertionError(f"no leader within {timeout} s")
+
+
+def steady(candidates: list[Elector], leader: Elector, rounds: int = 10) -> None:
+    for _ in range(rounds):
+        assert leaders(candidates) == [leader]
+        time.sleep(0.05)
+
+
+def test_single_leader(harness: Harness) -> None:
+    cands = [harness.make(f"n{i}") for i in range(3)]
+    steady(cands, settle(cands))
+
+
+def test_resign_hands_over(harness: Harness) -> None:
+    cands = [harness.make(f"n{i}") for i in range(3)]
+    first = settle(cands)
+    first.release()
+    assert first.poll(NOW) is False or len(cands) == 1
+    others = [c for c in cands if c is not first]
+    second = settle(others)
+    assert second is not first
+    steady(cands, settle(cands))
+
+
+def test_crashed_leader_is_replaced(harness: Harness) -> None:
+    cands = [harness.make(f"n{i}") for i in range(3)]
+    dead = settle(cands)
+    harness.crash(dead)
+    rest = [c for c in cands if c is not dead]
+    steady(rest, settle(rest, timeout=20))
+
+
+def test_newcomer_does_not_unseat_the_leader(harness: Harness) -> None:
+    cands = [harness.make(f"n{i}") for i in range(2)]
+    leader = settle(cands)
+    cands.append(harness.make("late"))
+    steady(cands, leader)
+
+
+def test_no_leadership_while_cut_off(harness: Harness) -> None:
+    cands = [harness.make(f"n{i}") for i in range(2)]
+    leader = settle(cands)
+    assert harness.cut_off(leader, lambda: leader.poll(NOW)) is False
+    steady(cands, settle(cands, timeout=20))
