@@ -8,6 +8,7 @@ coordination service stops leading at once.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -55,10 +56,8 @@ class Harness:
 
     def close(self) -> None:
         for e in self.made:
-            try:
+            with contextlib.suppress(Exception):  # a crashed candidate may refuse to stop
                 e.stop()
-            except Exception:  # a crashed candidate may refuse; nothing to clean up then
-                pass
 
 
 class MemoryHarness(Harness):
