@@ -8,6 +8,8 @@ from typing import Any
 import click
 
 from haflow.cli.context import CliContext, pass_ctx
+from haflow.cli.output import output_option
+from haflow.cli.status import scheduler_status
 from haflow.logs import setup_logging
 from haflow.metastore.migrate import require_current
 from haflow.scheduler.build import build_scheduler
@@ -41,6 +43,22 @@ def scheduler(click_ctx: click.Context, cluster: str | None) -> None:
     setup_logging(ctx.settings.logging.level)
     require_current(ctx.engine)
     run_until_signalled(build_scheduler(ctx.settings, cluster=cluster))
+
+
+@scheduler.command("status")
+@click.option(
+    "--max-age",
+    default=10.0,
+    show_default=True,
+    help="Seconds after which a heartbeat counts as dead.",
+)
+@click.option("--all", "show_stopped", is_flag=True, help="Also list stopped schedulers.")
+@output_option
+@click.pass_context
+def status(click_ctx: click.Context, max_age: float, show_stopped: bool, output: str) -> None:
+    """Leader, standbys, epoch, elector mode, heartbeats; exit 1 when no live leader."""
+    cluster = click_ctx.parent.params.get("cluster") if click_ctx.parent else None
+    scheduler_status(click_ctx.obj, cluster, max_age, output, show_stopped)
 
 
 @click.command()

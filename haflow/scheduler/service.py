@@ -48,6 +48,7 @@ class SchedulerService:
         sid: str | None = None,
         clock: Clock = utcnow,
         monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.repo = repo
         self.elector = elector
@@ -57,6 +58,7 @@ class SchedulerService:
         self.sid = sid or scheduler_id()
         self.clock = clock
         self.monotonic = monotonic
+        self.sleep = sleep
         self.epoch: int | None = None
         self._last_beat = float("-inf")
         self.stop_requested = threading.Event()
@@ -92,7 +94,7 @@ class SchedulerService:
             self._fenced(exc)
         except BackendUnavailable as exc:
             log.warning("metastore unavailable: %s", exc)
-            time.sleep(min(1.0, self.cfg.loop_interval_s * 5))
+            self.sleep(min(1.0, self.cfg.loop_interval_s * 5))
         return False
 
     def _become_leader(self) -> None:

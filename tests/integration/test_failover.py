@@ -7,6 +7,7 @@ lock dropped after 3 s of silence.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -245,3 +246,32 @@ def _schedules(c: Cluster) -> None:
     wait_for(
         f"run {run_id} to succeed", lambda: c.repo.run("fo_dag", run_id).state == "success", 30
     )
+
+
+def test_status_and_liveness_probe(cluster: Cluster) -> None:
+    def haflow(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "haflow.cli.main", *args],
+            env=cluster.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    status = haflow("scheduler", "status", "--output", "json")
+    assert status.returncode == 0, status.stderr
+    report = json.loads(status.stdout)
+    leader = _leader(cluster)
+    assert (report["leader"], report["epoch"]) == (leader.actor, leader.epoch)
+    assert report["elector_mode"] == "zookeeper"
+    assert sorted(s["role"] for s in report["schedulers"]) == ["leader", "standby", "standby"]
+    assert haflow("jobs", "check").returncode == 0
+    assert haflow("jobs", "check", "--hostname", "no-such-host").returncode == 1
+
+    cluster.stop_all()
+    wait_for(
+        "the probe to report no live leader",
+        lambda: haflow("jobs", "check", "--max-age", "2").returncode == 1,
+        30,
+    )
+    assert haflow("scheduler", "status", "--max-age", "2").returncode == 1

@@ -1,0 +1,139 @@
+"""The scheduler daemon's leadership life cycle over fakes: elect, lead, step down, get fenced."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from haflow.election.memory import MemoryElection, MemoryElector
+from haflow.errors import BackendUnavailable, FencedOut
+from haflow.scheduler.service import SchedulerService, ServiceConfig
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class FakeRepo:
+    """Keeps the leader row's epoch like the metastore does; resign is fenced."""
+
+    def __init__(self) -> None:
+        self.epoch = 0
+        self.events: list[tuple[str, int | None]] = []
+        self.down = False
+        self.engine = self
+
+    def dispose(self) -> None:
+        pass
+
+    def take_leadership(self, holder: str, mode: str, now: datetime, reason: str = "") -> int:
+        if self.down:
+            raise BackendUnavailable("metastore unreachable")
+        self.epoch += 1
+        self.events.append(("leader.elected", self.epoch))
+        return self.epoch
+
+    def resign(self, epoch: int, holder: str, now: datetime, reason: str) -> None:
+        if epoch != self.epoch:
+            raise FencedOut(f"epoch {epoch} is gone")
+        self.events.append(("leader.resigned", epoch))
+
+    def record_event(self, kind: str, now: datetime, **fields: Any) -> None:
+        self.events.append((kind, fields.get("epoch")))
+
+    def heartbeat_scheduler(self, sid: str, **kw: Any) -> None:
+        pass
+
+
+class FakeRegistry:
+    def due(self) -> bool:
+        return False
+
+
+class FakeLoop:
+    def __init__(self, repo: FakeRepo) -> None:
+        self.repo = repo
+        self.registry = FakeRegistry()
+        self.ticks: list[int] = []
+        self.took_over: list[int] = []
+
+    def tick(self, now: datetime, epoch: int) -> bool:
+        if epoch != self.repo.epoch:
+            raise FencedOut(f"epoch {epoch} is gone")
+        self.ticks.append(epoch)
+        return False
+
+    def take_over(self, now: datetime, epoch: int) -> None:
+        self.took_over.append(epoch)
+
+
+class FakeExecutor:
+    def healthy(self) -> bool:
+        return True
+
+
+def service(name: str = "s1", election: MemoryElection | None = None):  # type: ignore[no-untyped-def]
+    repo = FakeRepo()
+    election = election or MemoryElection()
+    elector = MemoryElector(election, name)
+    elector.start()
+    loop = FakeLoop(repo)
+    svc = SchedulerService(
+        repo,
+        elector,
+        FakeExecutor(),
+        loop,
+        ServiceConfig(),  # type: ignore[arg-type]
+        sid=name,
+        clock=lambda: NOW,
+        sleep=lambda _s: None,
+    )
+    return svc, repo, loop, election
+
+
+def test_leads_under_a_new_epoch_and_takes_over_first() -> None:
+    svc, repo, loop, _ = service()
+    svc.step()
+    svc.step()
+    assert svc.epoch == 1
+    assert loop.took_over == [1]
+    assert loop.ticks == [1, 1]
+
+
+def test_losing_the_election_steps_down_with_a_resignation() -> None:
+    svc, repo, loop, election = service()
+    svc.step()
+    election.disconnect("s1", at=0.0)
+    svc.step()
+    assert svc.epoch is None
+    assert ("leader.resigned", 1) in repo.events
+    assert loop.ticks == [1]
+
+
+def test_a_deposed_leader_is_fenced_when_it_steps_down() -> None:
+    svc, repo, loop, election = service()
+    svc.step()
+    repo.epoch = 2  # another scheduler took over while this one could not see it
+    election.disconnect("s1", at=0.0)
+    svc.step()
+    assert ("leader.fenced_out", 1) in repo.events
+    assert ("leader.resigned", 1) not in repo.events
+
+
+def test_a_fenced_write_steps_down_and_releases() -> None:
+    svc, repo, loop, election = service()
+    svc.step()
+    repo.epoch = 5
+    svc.step()  # its tick is rejected
+    assert svc.epoch is None
+    assert ("leader.fenced_out", 1) in repo.events
+    assert election.leader() is None or election.leader() == "s1"
+    assert loop.ticks == [1]
+
+
+def test_no_leadership_without_the_metastore() -> None:
+    svc, repo, loop, _ = service()
+    repo.down = True
+    assert svc.step() is False
+    assert svc.epoch is None and loop.ticks == []
+    repo.down = False
+    svc.step()
+    assert svc.epoch == 1
