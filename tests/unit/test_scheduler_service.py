@@ -90,7 +90,7 @@ def service(name: str = "s1", election: MemoryElection | None = None):  # type: 
 
 
 def test_leads_under_a_new_epoch_and_takes_over_first() -> None:
-    svc, repo, loop, _ = service()
+    svc, _repo, loop, _ = service()
     svc.step()
     svc.step()
     assert svc.epoch == 1
@@ -109,7 +109,7 @@ def test_losing_the_election_steps_down_with_a_resignation() -> None:
 
 
 def test_a_deposed_leader_is_fenced_when_it_steps_down() -> None:
-    svc, repo, loop, election = service()
+    svc, repo, _loop, election = service()
     svc.step()
     repo.epoch = 2  # another scheduler took over while this one could not see it
     election.disconnect("s1", at=0.0)
