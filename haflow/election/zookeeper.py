@@ -104,7 +104,7 @@ class ZooKeeperElector(Elector):
     # -- what the scheduler asks ---------------------------------------------------------------
 
     def poll(self, now: datetime) -> bool:
-        if not self._connected:
+        if not self.connected:
             if self._won and self.disconnected_for() >= self.session_timeout_s:
                 log.warning("suspended for longer than the session timeout: resigning")
                 self._resign.set()
@@ -113,7 +113,9 @@ class ZooKeeperElector(Elector):
 
     @property
     def connected(self) -> bool:
-        return self._connected
+        # kazoo sets client.state before it calls any listener, so this sees a SUSPENDED
+        # connection even while our own listener has yet to run
+        return self._connected and self.client.state == KazooState.CONNECTED
 
     def disconnected_for(self) -> float:
         since = self._away_since
