@@ -6,9 +6,10 @@ Starts a real 3-node ZooKeeper ensemble (Debian's package) and a fresh PostgreSQ
 runs three `haflow scheduler` processes (failover policy), then N times: SIGKILL the leader
 and time from the signal to the next `leader.elected` event in the event log; N times:
 SIGTERM the leader and time from the signal, and from its `leader.resigned` event, to the next
-election. Each victim is restarted as a standby before the next drill. Prints min / p50 / p95 /
-max per kind (and the design's targets: 5 s for SIGKILL, 1 s for SIGTERM); `--json` adds one
-JSON object as the last line.
+election. Each victim is restarted as a standby, and the next drill waits for steady state
+(three live schedulers, three ZooKeeper candidates: the victim's session has expired).
+Prints min / p50 / p95 / max per kind (and the design's targets: 5 s for SIGKILL, 1 s for
+SIGTERM); `--json` adds one JSON object as the last line.
 """
 
 from __future__ import annotations
@@ -26,8 +27,11 @@ import uuid
 from datetime import datetime
 from pathlib import Path
 
+from kazoo.client import KazooClient
+from kazoo.exceptions import NoNodeError
 from sqlalchemy import text
 
+from haflow.election.zookeeper import election_path
 from haflow.metastore.engine import create_engine
 from haflow.metastore.migrate import migrate
 from haflow.metastore.records import EventRow
@@ -47,7 +51,7 @@ def _ensemble(base: Path):  # type: ignore[no-untyped-def]
 
 class Drill:
     def __init__(self, home: Path, url: str, zk_hosts: str) -> None:
-        (home / "dags").mkdir()
+        (home / "dags").mkdir(parents=True)
         self.home = home
         self.env = {
             **os.environ,
@@ -63,6 +67,8 @@ class Drill:
         }
         self.repo = Repository(create_engine(url), cluster="drill")
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
+        self.zk = KazooClient(hosts=zk_hosts)
+        self.zk.start(timeout=30)
 
     def start_one(self) -> None:
         with open(self.home / "schedulers.log", "ab") as log:
@@ -96,11 +102,22 @@ class Drill:
             f"no leader after epoch {epoch} within {limit_s} s; see {self.home / 'schedulers.log'}"
         )
 
-    def wait_ready(self, n: int = 3) -> EventRow:
+    def wait_ready(self, n: int = 3) -> None:
+        """Steady state before a drill: n live schedulers and exactly n ZooKeeper candidates,
+        i.e. the previous victim's session has expired (a second failure within the session
+        timeout is another drill: the successor may wait for that session to expire)."""
         deadline = time.monotonic() + 60
-        while self.live() < n and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
+            if self.live() == n and self.contenders() == n and self.current() is not None:
+                return
             time.sleep(0.05)
-        return self.elected_after(0) if not self.current() else self.current()  # type: ignore[return-value]
+        raise SystemExit(f"the cluster did not settle to {n} schedulers within 60 s")
+
+    def contenders(self) -> int:
+        try:
+            return len(self.zk.get_children(election_path("drill")))
+        except NoNodeError:
+            return 0
 
     def current(self) -> EventRow | None:
         events = self.repo.events(kinds=["leader.elected"])
@@ -129,6 +146,8 @@ class Drill:
             p.kill()
             p.wait()
         self.repo.engine.dispose()
+        self.zk.stop()
+        self.zk.close()
 
 
 def summary(values: list[float]) -> dict[str, float]:

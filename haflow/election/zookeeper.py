@@ -81,7 +81,9 @@ class ZooKeeperElector(Elector):
             time.sleep(0.05)
         if not self._connected:
             log.error(
-                "ZooKeeper unreachable at start (%s); kazoo keeps retrying", probe_hosts(self.hosts)
+                "ZooKeeper unreachable at start (%s); kazoo keeps retrying; %s",
+                probe_hosts(self.hosts),
+                self.fallback_note,
             )
 
     def stop(self) -> None:
@@ -90,10 +92,12 @@ class ZooKeeperElector(Elector):
         if self._election is not None:
             self._election.cancel()
         if self._thread is not None:
-            self._thread.join(5.0)
+            self._thread.join(1.0)  # connected: it leaves the election at once
         try:
-            self.client.stop()  # ends the session: our candidate node goes at once
+            self.client.stop()  # ends the session (our node goes) and fails pending calls
         finally:
+            if self._thread is not None:
+                self._thread.join(5.0)
             self.client.close()
 
     def release(self) -> None:
