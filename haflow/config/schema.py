@@ -95,6 +95,9 @@ SCHEMA: tuple[SettingSpec, ...] = (
                 minimum=0),
     SettingSpec("worker", "max_log_bytes", "int", "1048576",
                 "Most bytes of log kept for one try of a task.", minimum=1),
+    SettingSpec("worker", "max_losses", "int", "3",
+                "A task instance whose attempts were lost (worker died) this many times fails: "
+                "the cap on a task that keeps killing its worker.", minimum=1),
     SettingSpec("worker", "reclaim_consumes_retry", "bool", "false",
                 "Whether reclaiming a task from a lost worker uses up one of its retries."),
     SettingSpec("election", "mode", "choice", "auto",
@@ -118,6 +121,12 @@ SCHEMA: tuple[SettingSpec, ...] = (
                 sensitive=True),
     SettingSpec("celery", "default_queue", "str", "default",
                 "Celery queue for task instances that name no queue."),
+    SettingSpec("celery", "visibility_timeout", "float", "21600",
+                "Redis broker: seconds before an unacknowledged message is delivered again; "
+                "keep it above the longest execution_timeout.", positive=True),
+    SettingSpec("celery", "publish_timeout", "float", "10",
+                "Seconds a publish (with broker confirmation) may take before it counts as "
+                "failed; the attempt is then published again later.", positive=True),
     SettingSpec("webserver", "secret_key", "str", "", "Key signing web session cookies.",
                 sensitive=True),
     SettingSpec("webserver", "port", "int", "8080", "TCP port of the web server.",

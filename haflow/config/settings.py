@@ -61,6 +61,7 @@ class WorkerSettings:
     concurrency: int
     self_fence_margin: float
     max_log_bytes: int
+    max_losses: int
     reclaim_consumes_retry: bool
 
 
@@ -83,6 +84,8 @@ class CelerySettings:
     broker_url: str = field(repr=False)
     result_backend: str = field(repr=False)
     default_queue: str
+    visibility_timeout: float
+    publish_timeout: float
 
 
 @dataclass(frozen=True)

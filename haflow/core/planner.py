@@ -51,6 +51,7 @@ class TISnap:
     state: TaskState
     attempt: int = 0
     failures: int = 0
+    losses: int = 0  # attempts lost with their worker
     retries: int = 0
     retry_delay_s: float = 0.0
     next_try_at: datetime | None = None
@@ -75,6 +76,7 @@ class Limits:
     queued_timeout_s: float = 30.0  # a queued attempt unclaimed this long is re-published
     timeout_grace_s: float = 5.0  # the worker enforces timeouts; this is the backstop
     reclaim_consumes_retry: bool = False
+    max_losses: int = 3  # a task that keeps killing its worker fails after this many losses
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,7 @@ class TIChange:
     expected: TaskState
     state: TaskState
     failures: int | None = None
+    losses: int | None = None
     next_try_at: datetime | None = None
     attempt_state: str | None = None  # also close the attempt row with this state
     reason: str = ""
@@ -183,13 +186,25 @@ def _overran(ti: TISnap, now: datetime, grace_s: float) -> bool:
 
 
 def _fail(ti: TISnap, now: datetime, attempt_state: str, limits: Limits, why: str) -> TIChange:
-    counts = attempt_state != "lost" or limits.reclaim_consumes_retry
+    lost = attempt_state == "lost"
+    losses = ti.losses + 1 if lost else ti.losses
+    if lost and losses >= limits.max_losses:
+        return TIChange(
+            ti.id,
+            ti.attempt,
+            TaskState.RUNNING,
+            TaskState.FAILED,
+            failures=ti.failures + 1,
+            losses=losses,
+            attempt_state=attempt_state,
+            reason=f"{why}; lost {losses} times, the cap ([worker] max_losses): failed",
+        )
     nxt = after_failure(
         failures=ti.failures,
         retries=ti.retries,
         retry_delay_s=ti.retry_delay_s,
         now=now,
-        counts_as_failure=counts,
+        counts_as_failure=not lost or limits.reclaim_consumes_retry,
     )
     return TIChange(
         ti.id,
@@ -197,6 +212,7 @@ def _fail(ti: TISnap, now: datetime, attempt_state: str, limits: Limits, why: st
         TaskState.RUNNING,
         nxt.state,
         failures=nxt.failures,
+        losses=losses if lost else None,
         next_try_at=nxt.next_try_at,
         attempt_state=attempt_state,
         reason=why,

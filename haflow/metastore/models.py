@@ -92,6 +92,7 @@ class TaskInstance(Base):
     state: Mapped[str] = mapped_column(String(20))
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     failures: Mapped[int] = mapped_column(Integer, default=0)
+    losses: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     retries: Mapped[int] = mapped_column(Integer, default=0)
     retry_delay_s: Mapped[float] = mapped_column(default=0.0)
     timeout_s: Mapped[float | None] = mapped_column()

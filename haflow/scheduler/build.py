@@ -85,6 +85,7 @@ def build_scheduler(settings: Settings, cluster: str | None = None) -> Scheduler
             worker_timeout_s=settings.worker.timeout,
             queued_timeout_s=settings.scheduler.queued_timeout,
             reclaim_consumes_retry=settings.worker.reclaim_consumes_retry,
+            max_losses=settings.worker.max_losses,
         ),
     )
     cfg = ServiceConfig(

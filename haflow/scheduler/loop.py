@@ -17,6 +17,7 @@ class LoopConfig:
     queued_timeout_s: float = 30.0
     timeout_grace_s: float = 5.0
     reclaim_consumes_retry: bool = False
+    max_losses: int = 3
 
 
 class SchedulingLoop:
@@ -63,4 +64,5 @@ class SchedulingLoop:
             queued_timeout_s=self.cfg.queued_timeout_s,
             timeout_grace_s=self.cfg.timeout_grace_s,
             reclaim_consumes_retry=self.cfg.reclaim_consumes_retry,
+            max_losses=self.cfg.max_losses,
         )

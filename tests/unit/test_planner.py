@@ -272,6 +272,7 @@ def test_silent_running_attempt_is_lost_without_using_a_retry() -> None:
             TaskState.RUNNING,
             TaskState.UP_FOR_RETRY,
             failures=1,
+            losses=1,
             next_try_at=NOW,
             attempt_state="lost",
             reason="worker stopped heartbeating",
@@ -458,3 +459,38 @@ def test_property_all_success_never_queued_before_upstreams_succeed() -> None:
         finished = {t.id for t in run.tis.values() if t.state in FINISHED_TASK_STATES}
         assert not changed & finished
     assert checked > 50  # the generator does exercise the property
+
+
+def test_lost_attempts_fail_the_task_instance_at_the_loss_cap() -> None:
+    """A task that keeps killing its worker is not retried forever ([worker] max_losses)."""
+    from datetime import timedelta as _td
+
+    from haflow.core.planner import DagSpec as _Dag
+    from haflow.core.planner import Limits as _Limits
+    from haflow.core.planner import RunSnap as _Run
+    from haflow.core.planner import TISnap as _TI
+    from haflow.core.planner import plan as _plan
+    from haflow.core.states import RunState as _RS
+    from haflow.core.states import TaskState as _TS
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    old = now - _td(seconds=60)
+    dags = {"d": _Dag("d", {})}
+
+    def change(losses: int):  # type: ignore[no-untyped-def]
+        ti = _TI(
+            1, "t", _TS.RUNNING, attempt=losses + 1, losses=losses, started_at=old, heartbeat_at=old
+        )
+        out = _plan(
+            dags,
+            [_Run(1, "d", _RS.RUNNING, {"t": ti})],
+            now,
+            _Limits(open_slots=1, worker_timeout_s=8, max_losses=3),
+        )
+        return out.changes[0]
+
+    assert (change(0).state, change(0).losses) == (_TS.UP_FOR_RETRY, 1)
+    assert (change(1).state, change(1).losses) == (_TS.UP_FOR_RETRY, 2)
+    capped = change(2)
+    assert (capped.state, capped.losses, capped.attempt_state) == (_TS.FAILED, 3, "lost")
+    assert "max_losses" in capped.reason

@@ -42,6 +42,7 @@ class SchedulingQueries(_Base):
                     ti.state,
                     ti.attempt,
                     ti.failures,
+                    ti.losses,
                     ti.retries,
                     ti.retry_delay_s,
                     ti.next_try_at,
@@ -69,6 +70,7 @@ class SchedulingQueries(_Base):
                 state=TaskState(r.state),
                 attempt=r.attempt,
                 failures=r.failures,
+                losses=r.losses,
                 retries=r.retries,
                 retry_delay_s=r.retry_delay_s,
                 next_try_at=r.next_try_at,
@@ -193,6 +195,8 @@ class SchedulingQueries(_Base):
             values: dict[str, Any] = {"state": c.state, "ended_at": ended}
             if c.failures is not None:
                 values.update(failures=c.failures, next_try_at=c.next_try_at)
+            if c.losses is not None:
+                values["losses"] = c.losses
             _checked(
                 conn.execute(
                     update(m.TaskInstance)
