@@ -14,6 +14,7 @@ from haflow.cli.dags import dags
 from haflow.cli.db import db
 from haflow.cli.status import jobs
 from haflow.cli.tasks import tasks
+from haflow.cli.workers import worker, workers
 from haflow.errors import HaflowError
 
 
@@ -36,7 +37,7 @@ def version() -> None:
     click.echo(__version__)
 
 
-for group in (db, dags, tasks, config, scheduler, standalone, jobs):
+for group in (db, dags, tasks, config, scheduler, standalone, jobs, worker, workers):
     cli.add_command(group)
 
 

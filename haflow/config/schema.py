@@ -77,6 +77,8 @@ SCHEMA: tuple[SettingSpec, ...] = (
                 "Seconds the scheduler waits between two ticks of its loop.", positive=True),
     SettingSpec("scheduler", "queued_timeout", "float", "30.0",
                 "Seconds a task instance may stay queued before it is sent again.", positive=True),
+    SettingSpec("scheduler", "max_active_tasks", "int", "1024",
+                "Most task attempts queued or running at once in the cluster.", minimum=1),
     SettingSpec("scheduler", "max_tis_per_query", "int", "1000",
                 "Most task instances examined by one scheduling query.", minimum=1),
     SettingSpec("scheduler", "metrics_port", "int", "0",

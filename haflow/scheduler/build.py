@@ -19,16 +19,6 @@ from haflow.scheduler.service import SchedulerService, ServiceConfig, scheduler_
 from haflow.worker.runner import RunnerConfig
 
 
-def runner_config(settings: Settings) -> RunnerConfig:
-    w = settings.worker
-    return RunnerConfig(
-        heartbeat_sec=w.heartbeat_sec,
-        timeout=w.timeout,
-        self_fence_margin=w.self_fence_margin,
-        max_log_bytes=w.max_log_bytes,
-    )
-
-
 def build_elector(settings: Settings, holder: str, cluster: str) -> Elector:
     """`none`: the only scheduler; `database`: the database lock alone; `zookeeper`: the
     failover policy (ZooKeeper orders, the database lock decides); `auto`: `zookeeper` when
@@ -55,17 +45,21 @@ def build_elector(settings: Settings, holder: str, cluster: str) -> Elector:
 
 
 def build_executor(settings: Settings, sid: str) -> Executor:
-    if settings.core.executor != "local":
-        raise ConfigError(
-            f"[core] executor = {settings.core.executor} is not available in this version; "
-            "use 'local'"
+    if settings.core.executor == "celery":
+        from haflow.executors.celery import CeleryExecutor
+        from haflow.worker.celery_app import make_app
+
+        return CeleryExecutor(
+            make_app(settings),
+            max_in_flight=settings.scheduler.max_active_tasks,
+            publish_timeout_s=settings.celery.publish_timeout,
         )
     pool = PoolConfig(
         sql_alchemy_conn=settings.core.sql_alchemy_conn,
         cluster=settings.scheduler.cluster,
         dags_folder=settings.core.dags_folder,
         worker_id=f"local:{sid}",
-        runner=runner_config(settings),
+        runner=RunnerConfig.from_settings(settings),
         log_level=settings.logging.level,
     )
     return LocalExecutor(pool, settings.core.parallelism)
@@ -86,6 +80,7 @@ def build_scheduler(settings: Settings, cluster: str | None = None) -> Scheduler
             queued_timeout_s=settings.scheduler.queued_timeout,
             reclaim_consumes_retry=settings.worker.reclaim_consumes_retry,
             max_losses=settings.worker.max_losses,
+            max_active_tasks=settings.scheduler.max_active_tasks,
         ),
     )
     cfg = ServiceConfig(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from haflow.core.planner import Limits, plan
+from haflow.core.planner import Limits, RunSnap, plan
+from haflow.core.states import TaskState
 from haflow.executors.base import Executor
 from haflow.metastore.repository import Repository
 from haflow.scheduler.dags import DagRegistry
@@ -18,6 +20,7 @@ class LoopConfig:
     timeout_grace_s: float = 5.0
     reclaim_consumes_retry: bool = False
     max_losses: int = 3
+    max_active_tasks: int = 1024
 
 
 class SchedulingLoop:
@@ -38,7 +41,7 @@ class SchedulingLoop:
         rows = {d.dag_id: d for d in self.repo.dags()}
         specs = self.registry.specs(rows)
         runs = self.repo.snapshot()
-        decisions = plan(specs, runs, now, self._limits())
+        decisions = plan(specs, runs, now, self._limits(_active(runs)))
         if not decisions:
             return False
         refs = self.repo.apply(decisions, self.registry.task_defs(), epoch, now)
@@ -57,12 +60,18 @@ class SchedulingLoop:
         if refs:
             self.executor.submit(refs)
 
-    def _limits(self) -> Limits:
+    def _limits(self, active: int) -> Limits:
         return Limits(
-            open_slots=self.executor.open_slots(),
+            open_slots=min(self.executor.open_slots(), self.cfg.max_active_tasks - active),
             worker_timeout_s=self.cfg.worker_timeout_s,
             queued_timeout_s=self.cfg.queued_timeout_s,
             timeout_grace_s=self.cfg.timeout_grace_s,
             reclaim_consumes_retry=self.cfg.reclaim_consumes_retry,
             max_losses=self.cfg.max_losses,
         )
+
+
+def _active(runs: Sequence[RunSnap]) -> int:
+    """Attempts queued or running now, across all unfinished runs."""
+    busy = (TaskState.QUEUED, TaskState.RUNNING)
+    return sum(1 for run in runs for ti in run.tis.values() if ti.state in busy)

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from haflow.config import Settings
 from haflow.core.clock import Clock, utcnow
 from haflow.core.states import AttemptState
 from haflow.dag.loader import DagCache
@@ -42,6 +43,16 @@ class RunnerConfig:
     timeout: float = 8.0
     self_fence_margin: float = 2.0
     max_log_bytes: int = 1 << 20
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RunnerConfig:
+        w = settings.worker
+        return cls(
+            heartbeat_sec=w.heartbeat_sec,
+            timeout=w.timeout,
+            self_fence_margin=w.self_fence_margin,
+            max_log_bytes=w.max_log_bytes,
+        )
 
 
 class AttemptRunner:
@@ -94,7 +105,7 @@ class AttemptRunner:
     def _start(self, c: ClaimedAttempt) -> tuple[int, int]:
         task = self.dags.get(c.dag_id).task(c.task_id)
         if isinstance(task, BashTask):
-            env = {**os.environ, **context_env(c), **(task.env or {})}
+            env = {**os.environ, **context_env(c, self.worker_id), **(task.env or {})}
             return spawn_bash(task.bash_command, env)
         if isinstance(task, PythonTask):
             return spawn_python(python_call(task, c))
@@ -168,8 +179,9 @@ class _Watch:
         return alive
 
 
-def context_env(c: ClaimedAttempt) -> dict[str, str]:
+def context_env(c: ClaimedAttempt, worker_id: str = "") -> dict[str, str]:
     return {
+        "HAFLOW_WORKER_ID": worker_id,
         "HAFLOW_DAG_ID": c.dag_id,
         "HAFLOW_RUN_ID": c.run_id,
         "HAFLOW_TASK_ID": c.task_id,

@@ -1,0 +1,130 @@
+"""The Celery application shared by the Celery executor (publisher) and `haflow worker`.
+
+Settings for no loss, as DESIGN.md section 3 asks: acknowledge late, reject (requeue) when the
+worker process is lost, prefetch one message, JSON only (never pickle), publisher confirms on
+RabbitMQ, a Redis visibility timeout above the longest execution timeout. No result backend:
+an attempt's state lives in the metastore, written by its claim and report.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from celery import Celery
+
+from haflow.config import Settings
+from haflow.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+TASK_NAME = "haflow.run_attempt"
+
+
+@dataclass(frozen=True)
+class WorkerIdentity:
+    """Who runs attempts in this process tree; set by `haflow worker` before it forks."""
+
+    worker_id: str
+    settings: Settings
+
+
+_identity: WorkerIdentity | None = None
+_context: dict[int, Any] = {}
+
+
+def make_app(settings: Settings) -> Celery:
+    url = settings.celery.broker_url
+    if not url:
+        raise ConfigError(
+            "[core] executor = celery needs [celery] broker_url (amqp://... for RabbitMQ, "
+            "redis://... for Redis)"
+        )
+    app = Celery("haflow", broker=url, set_as_current=False)
+    app.conf.update(broker_settings(settings))
+    app.task(
+        name=TASK_NAME, bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True
+    )(run_attempt)
+    return app
+
+
+def broker_settings(settings: Settings) -> dict[str, Any]:
+    url = settings.celery.broker_url
+    transport: dict[str, Any] = {}
+    if url.startswith(("amqp", "pyamqp")):
+        transport["confirm_publish"] = True
+    elif url.startswith(("redis", "rediss")):
+        transport["visibility_timeout"] = settings.celery.visibility_timeout
+    return {
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "result_serializer": "json",
+        "task_ignore_result": True,
+        "result_backend": None,
+        "task_default_queue": settings.celery.default_queue,
+        "broker_transport_options": transport,
+        "broker_connection_retry_on_startup": True,
+        "broker_connection_timeout": 5,
+        "worker_hijack_root_logger": False,
+        "worker_send_task_events": False,
+    }
+
+
+def set_identity(identity: WorkerIdentity) -> None:
+    global _identity
+    _identity = identity
+
+
+def run_attempt(task: Any, ti_id: int, attempt: int, epoch: int) -> str:
+    """The Celery task: claim attempt `attempt` of task instance `ti_id` and run it.
+
+    A duplicate or redelivered message fails the claim and is dropped (and recorded as
+    `attempt.claim_rejected`); the attempt's outcome goes to the metastore, not to Celery.
+    """
+    from haflow.metastore.records import AttemptRef
+
+    runner = _runner()
+    outcome = runner.run(
+        AttemptRef(
+            ti_id, attempt, epoch, task.request.delivery_info.get("routing_key") or "default"
+        )
+    )
+    if outcome == "rejected":
+        log.info(
+            "attempt %s of task instance %s was not claimable (duplicate or "
+            "redelivered message): dropped",
+            attempt,
+            ti_id,
+        )
+    return str(outcome)
+
+
+def _runner() -> Any:
+    """One runner per worker process (prefork children each build their own connections)."""
+    pid = os.getpid()
+    if pid not in _context:
+        if _identity is None:
+            raise ConfigError(
+                "this process runs haflow tasks but was not started by `haflow worker`"
+            )
+        from haflow.dag.loader import DagCache
+        from haflow.metastore.engine import create_engine
+        from haflow.metastore.repository import Repository
+        from haflow.worker.runner import AttemptRunner, RunnerConfig
+
+        s = _identity.settings
+        repo = Repository(
+            create_engine(s.core.sql_alchemy_conn, pool_size=2),
+            cluster=s.scheduler.cluster,
+            actor=_identity.worker_id,
+        )
+        _context.clear()
+        _context[pid] = AttemptRunner(
+            repo, DagCache(s.core.dags_folder), _identity.worker_id, RunnerConfig.from_settings(s)
+        )
+    return _context[pid]

@@ -1,0 +1,118 @@
+"""`haflow worker`: a Celery worker that claims and runs attempts, registered and heartbeating.
+
+The worker row in the metastore (and, when ZooKeeper is configured, an ephemeral node under
+`/haflow/<cluster>/workers/`) says this worker is alive; the attempts it runs heartbeat on their
+own rows, which is what the leader reclaims on. A worker refuses to run as root unless told to.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Sequence
+
+from celery import signals
+
+from haflow.config import Settings
+from haflow.core.clock import utcnow
+from haflow.errors import ConfigError, HaflowError
+from haflow.metastore.engine import create_engine
+from haflow.metastore.migrate import require_current
+from haflow.metastore.repository import Repository
+from haflow.worker.celery_app import WorkerIdentity, make_app, set_identity
+
+log = logging.getLogger(__name__)
+
+
+class Registration:
+    """The worker's own heartbeat row, renewed from the main process until the worker stops."""
+
+    def __init__(
+        self,
+        repo: Repository,
+        worker_id: str,
+        queues: Sequence[str],
+        concurrency: int,
+        every_s: float,
+    ) -> None:
+        self.repo = repo
+        self.worker_id = worker_id
+        self.queues = ",".join(queues)
+        self.concurrency = concurrency
+        self.every_s = every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="worker-heartbeat", daemon=True)
+
+    def start(self) -> None:
+        self.beat("alive")
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5.0)
+        self.beat("stopped")
+
+    def beat(self, state: str) -> None:
+        try:
+            self.repo.heartbeat_worker(
+                self.worker_id,
+                kind="celery",
+                hostname=socket.getfqdn(),
+                pid=os.getpid(),
+                queues=self.queues,
+                concurrency=self.concurrency,
+                state=state,
+                now=utcnow(),
+            )
+        except HaflowError as exc:
+            log.warning("worker heartbeat failed: %s", exc)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self.beat("alive")
+
+
+def run_worker(
+    settings: Settings, *, concurrency: int, queues: Sequence[str], hostname: str, allow_root: bool
+) -> None:
+    if os.geteuid() == 0 and not allow_root:
+        raise ConfigError(
+            "refusing to run a worker as root: tasks would run as root too; "
+            "use a dedicated user, or pass --allow-root if you really mean it"
+        )
+    engine = create_engine(settings.core.sql_alchemy_conn)
+    require_current(engine)
+    worker_id = hostname
+    set_identity(WorkerIdentity(worker_id, settings))
+    app = make_app(settings)
+    reg = Registration(
+        Repository(engine, cluster=settings.scheduler.cluster, actor=worker_id),
+        worker_id,
+        queues,
+        concurrency,
+        settings.worker.heartbeat_sec,
+    )
+
+    def _ready(**_kw: object) -> None:
+        reg.start()
+
+    def _shutdown(**_kw: object) -> None:
+        reg.stop()
+
+    signals.worker_ready.connect(_ready, weak=False)
+    signals.worker_shutdown.connect(_shutdown, weak=False)
+    app.worker_main(
+        [
+            "worker",
+            f"--concurrency={concurrency}",
+            f"--queues={','.join(queues)}",
+            f"--hostname={hostname}",
+            f"--loglevel={settings.logging.level}",
+            "--pool=prefork",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ]
+    )
