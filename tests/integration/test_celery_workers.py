@@ -1,0 +1,269 @@
+"""Two real `haflow worker` processes on a real broker (RabbitMQ, Redis) and PostgreSQL.
+
+The scheduler runs in this process with the Celery executor. Bounds come from the event log
+and from the tasks' own records, with [worker] timeout = 3 s as configured here.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from haflow.config import load_settings
+from haflow.core.clock import utcnow
+from haflow.metastore.engine import create_engine
+from haflow.metastore.repository import Repository
+from haflow.scheduler.build import build_scheduler
+from haflow.scheduler.service import SchedulerService
+from tests.integration.conftest import database_url, truncate_all, unavailable
+
+DAGS = """
+import os
+from datetime import datetime
+from haflow.dag import DAG, BashTask, PythonTask
+
+MARKS = {marks!r}
+
+def mark(text):
+    with open(MARKS, "a") as f:
+        f.write(text + "\\n")
+
+with DAG("cw_slow", start_date=datetime(2026, 1, 1)):
+    BashTask("slow", bash_command=(
+        'echo "start $HAFLOW_ATTEMPT $HAFLOW_WORKER_ID" >> ' + MARKS + '; sleep 3; '
+        'echo "end $HAFLOW_ATTEMPT $HAFLOW_WORKER_ID" >> ' + MARKS
+    ))
+
+def once():
+    mark("ran " + os.environ.get("HAFLOW_TASK_ID", "once"))
+
+with DAG("cw_once", start_date=datetime(2026, 1, 1)):
+    BashTask("once", bash_command='sleep 1; echo "ran once" >> ' + MARKS)
+
+def kill_my_worker():
+    mark("killer")
+    os.kill(os.getppid(), 9)
+
+with DAG("cw_killer", start_date=datetime(2026, 1, 1)):
+    PythonTask("killer", python_callable=kill_my_worker)
+"""
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def _rabbit_vhost() -> Iterator[str]:
+    vhost = f"haflow_test_{uuid.uuid4().hex[:8]}"
+    try:
+        subprocess.run(
+            ["rabbitmqctl", "-q", "add_vhost", vhost], check=True, capture_output=True, timeout=60
+        )
+        subprocess.run(
+            ["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        unavailable("RabbitMQ", exc)
+    yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True, timeout=60)
+
+
+def _redis_db() -> Iterator[str]:
+    url = "redis://127.0.0.1:6379/7"
+    try:
+        import redis
+
+        client = redis.Redis.from_url(url)
+        client.flushdb()
+    except Exception as exc:
+        unavailable("Redis", exc)
+    yield url
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture(params=["redis", "rabbitmq"])
+def broker_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    yield from (_redis_db() if request.param == "redis" else _rabbit_vhost())
+
+
+class Setup:
+    def __init__(self, home: Path, env: dict[str, str], repo: Repository) -> None:
+        self.home = home
+        self.env = env
+        self.repo = repo
+        self.workers: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start_worker(self, name: str) -> None:
+        with open(self.home / f"{name}.log", "ab") as log:
+            self.workers[name] = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "haflow.cli.main",
+                    "worker",
+                    "-c",
+                    "1",
+                    "-n",
+                    name,
+                    "--allow-root",
+                ],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def marks(self) -> list[str]:
+        path = self.home / "marks.txt"
+        return path.read_text().splitlines() if path.exists() else []
+
+    def trigger(self, dag_id: str) -> str:
+        run_id = f"r{uuid.uuid4().hex[:6]}"
+        self.repo.trigger_run(dag_id, {}, utcnow(), run_id=run_id)
+        return run_id
+
+    def finished(self, dag_id: str, run_id: str) -> bool:
+        return self.repo.run(dag_id, run_id).state in ("success", "failed")
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {p.name}\n{p.read_text()[-2500:]}" for p in sorted(self.home.glob("*.log"))
+        )
+
+
+@pytest.fixture
+def setup(
+    tmp_path: Path,
+    broker_url: str,
+    database_urls: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Setup]:
+    pg = database_url("postgresql", database_urls, tmp_path_factory.mktemp("pg"))
+    engine = create_engine(pg)
+    truncate_all(engine)
+    engine.dispose()
+    (tmp_path / "dags").mkdir()
+    (tmp_path / "dags" / "cw.py").write_text(DAGS.format(marks=str(tmp_path / "marks.txt")))
+    env = {
+        **os.environ,
+        "HAFLOW_HOME": str(tmp_path),
+        "HAFLOW__CORE__SQL_ALCHEMY_CONN": pg,
+        "HAFLOW__CORE__EXECUTOR": "celery",
+        "HAFLOW__CELERY__BROKER_URL": broker_url,
+        "HAFLOW__ELECTION__MODE": "none",
+        "HAFLOW__WORKER__TIMEOUT": "3",
+        "HAFLOW__WORKER__SELF_FENCE_MARGIN": "1",
+        "HAFLOW__WORKER__HEARTBEAT_SEC": "0.5",
+        "HAFLOW__SCHEDULER__LOOP_INTERVAL": "0.1",
+        "HAFLOW__SCHEDULER__QUEUED_TIMEOUT": "10",
+    }
+    settings = load_settings(home=tmp_path, environ=env)
+    service: SchedulerService = build_scheduler(settings)
+    thread = threading.Thread(target=service.run, daemon=True)
+    s = Setup(tmp_path, env, service.repo)
+    thread.start()
+    try:
+        for name in ("w1", "w2"):
+            s.start_worker(name)
+        wait_for("the DAGs to be parsed", lambda: len(s.repo.dags()) == 3)
+        wait_for("both workers to register", lambda: _alive(s.repo) == {"w1", "w2"})
+        yield s
+    except BaseException:
+        print(s.logs())
+        raise
+    finally:
+        for p in s.workers.values():
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+            p.wait(10)
+        service.stop_requested.set()
+        thread.join(30)
+
+
+def _alive(repo: Repository) -> set[str]:
+    return {w["id"] for w in repo.workers() if w["state"] == "alive"}
+
+
+def test_worker_killed_mid_task_is_reclaimed_and_rerun_elsewhere(setup: Setup) -> None:
+    run_id = setup.trigger("cw_slow")
+    wait_for("attempt 1 to start", lambda: any(m.startswith("start 1") for m in setup.marks()))
+    victim = setup.marks()[0].split()[2]
+    killed_at = time.time()
+    os.killpg(setup.workers[victim].pid, signal.SIGKILL)
+    wait_for("the run to finish", lambda: setup.finished("cw_slow", run_id), 40)
+
+    survivor = ({"w1", "w2"} - {victim}).pop()
+    assert setup.marks() == [f"start 1 {victim}", f"start 2 {survivor}", f"end 2 {survivor}"]
+    assert setup.repo.run("cw_slow", run_id).state == "success"
+    ti = setup.repo.task_instance("cw_slow", run_id, "slow")
+    attempts = setup.repo.attempts(ti.id)
+    assert [(a.attempt, a.state, a.worker_id) for a in attempts] == [
+        (1, "lost", victim),
+        (2, "success", survivor),
+    ]
+    reclaimed = [e for e in setup.repo.events(kinds=["ti.up_for_retry"]) if e.attempt == 1]
+    took = (reclaimed[0].ts - datetime.fromtimestamp(killed_at).astimezone()).total_seconds()
+    assert took <= 10.0, f"reclaimed {took:.1f} s after the kill"
+
+
+def test_duplicate_message_runs_the_task_once(setup: Setup) -> None:
+    from haflow.worker.celery_app import TASK_NAME
+
+    run_id = setup.trigger("cw_once")
+    queued: list[object] = []
+
+    def attempt_queued() -> bool:
+        queued[:] = [e for e in setup.repo.events(kinds=["ti.queued"]) if e.run_id == run_id]
+        return bool(queued)
+
+    wait_for("the attempt to be queued", attempt_queued)
+    ti = setup.repo.task_instance("cw_once", run_id, "once")
+    app = _publisher(setup)
+    app.send_task(TASK_NAME, args=[ti.id, 1, queued[0].epoch], queue="default")  # type: ignore[attr-defined]
+    wait_for("the run to finish", lambda: setup.finished("cw_once", run_id))
+    wait_for(
+        "the duplicate to be rejected",
+        lambda: any(
+            e.run_id == run_id for e in setup.repo.events(kinds=["attempt.claim_rejected"])
+        ),
+        15,
+    )
+    app.close()
+    assert setup.marks() == ["ran once"]
+    assert [a.attempt for a in setup.repo.attempts(ti.id)] == [1]
+
+
+def test_task_that_kills_its_worker_fails_at_the_loss_cap(setup: Setup) -> None:
+    run_id = setup.trigger("cw_killer")
+    wait_for("the run to finish", lambda: setup.finished("cw_killer", run_id), 90)
+    ti = setup.repo.task_instance("cw_killer", run_id, "killer")
+    assert ti.state == "failed"
+    attempts = setup.repo.attempts(ti.id)
+    assert [a.state for a in attempts] == ["lost", "lost", "lost"]
+    assert "max_losses" in attempts[-1].reason
+    assert setup.marks().count("killer") == 3
+
+
+def _publisher(setup: Setup):  # type: ignore[no-untyped-def]
+    from haflow.worker.celery_app import make_app
+
+    return make_app(load_settings(home=setup.home, environ=setup.env))
