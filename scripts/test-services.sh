@@ -44,4 +44,23 @@ if ! zk_installed; then
   service zookeeper stop >/dev/null 2>&1 || true
 fi
 zk_installed && log "ZooKeeper package is installed" || log "ZooKeeper package is missing"
+
+redis_up() { redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; }
+if ! command -v redis-server >/dev/null; then apt_install redis-server redis-tools; fi
+if ! redis_up; then
+  log "starting Redis"
+  mkdir -p /var/lib/redis /var/log/redis
+  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/ci.log || true
+fi
+wait_for Redis redis_up
+
+rabbit_up() { rabbitmqctl -q status >/dev/null 2>&1; }
+if ! command -v rabbitmq-server >/dev/null; then apt_install rabbitmq-server; fi
+if ! rabbit_up; then
+  log "starting RabbitMQ"
+  rabbitmq-server -detached || true
+  for _ in $(seq 60); do rabbit_up && break; sleep 1; done
+fi
+wait_for RabbitMQ rabbit_up
 exit 0
