@@ -13,6 +13,7 @@ import os
 import select
 import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -44,17 +45,20 @@ class LogSink:
         self.kept = 0
         self.dropped = 0
         self._pending: list[bytes] = []
+        self._lock = threading.Lock()  # fed by the supervising loop, taken by the heartbeat
 
     def feed(self, data: bytes) -> None:
-        room = self.cap - self.kept
-        if room > 0:
-            self._pending.append(data[:room])
-            self.kept += min(room, len(data))
-        self.dropped += max(0, len(data) - max(room, 0))
+        with self._lock:
+            room = self.cap - self.kept
+            if room > 0:
+                self._pending.append(data[:room])
+                self.kept += min(room, len(data))
+            self.dropped += max(0, len(data) - max(room, 0))
 
     def take(self, final: bool = False) -> str:
-        out = b"".join(self._pending).decode("utf-8", "replace")
-        self._pending.clear()
+        with self._lock:
+            out = b"".join(self._pending).decode("utf-8", "replace")
+            self._pending.clear()
         if final and self.dropped:
             out += f"\n[haflow: log truncated, {self.dropped} bytes over the cap dropped]\n"
         return out

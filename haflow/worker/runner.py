@@ -12,6 +12,7 @@ import inspect
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -87,14 +88,18 @@ class AttemptRunner:
             result = Result(Outcome.FAILED, f"could not start: {type(exc).__name__}: {exc}", None)
         else:
             watch = _Watch(self, claimed, sink)
-            result = supervise(
-                pid,
-                fd,
-                sink,
-                timeout_s=claimed.timeout_s,
-                tick_every_s=self.cfg.heartbeat_sec,
-                on_tick=watch.tick,
-            )
+            watch.start()
+            try:
+                result = supervise(
+                    pid,
+                    fd,
+                    sink,
+                    timeout_s=claimed.timeout_s,
+                    tick_every_s=min(0.1, self.cfg.heartbeat_sec),
+                    on_tick=watch.tick,
+                )
+            finally:
+                watch.close()
             if result.outcome is Outcome.CANCELLED and not watch.ours:
                 return "cancelled"  # reclaimed or self-fenced: the attempt is not ours to report
             if result.outcome is Outcome.CANCELLED:
@@ -142,41 +147,64 @@ class AttemptRunner:
 
 
 class _Watch:
-    """Heartbeat and log streaming while an attempt runs; decides when to stop it."""
+    """Heartbeats and streams logs from a thread of its own while an attempt runs.
+
+    `tick` (called by the supervising loop many times a second) only reads the verdict, so a
+    metastore call that hangs in a partition cannot delay stopping the attempt: it is killed
+    once no heartbeat has succeeded for `timeout - self_fence_margin` seconds, counted from
+    when the last good heartbeat was *sent*, which the leader's reclaim clock starts after.
+    """
 
     def __init__(self, runner: AttemptRunner, claimed: ClaimedAttempt, sink: LogSink) -> None:
         self.r = runner
         self.c = claimed
         self.sink = sink
         self.last_ok = runner.monotonic()
+        self.taken = False
         self.ours = True
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="attempt-heartbeat", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(1.0)  # a call stuck in a partition is left to its own timeout
 
     def tick(self) -> bool:
         if self.r.stopping():
             return False
-        try:
-            self.r.repo.append_log(self.c.ti_id, self.c.attempt, self.sink.take(), self.r.clock())
-            alive = self.r.repo.heartbeat_attempt(
-                self.c.ti_id, self.c.attempt, self.r.worker_id, self.r.clock()
-            )
-        except HaflowError as exc:
-            silent = self.r.monotonic() - self.last_ok
-            limit = self.r.cfg.timeout - self.r.cfg.self_fence_margin
-            log.warning("heartbeat of %s failed for %.1f s: %s", self.c.task_id, silent, exc)
-            if silent >= limit:
-                log.error(
-                    "self-fencing: no heartbeat for %.1f s, killing %s", silent, self.c.task_id
-                )
-                self.ours = False
-                return False
-            return True
-        self.last_ok = self.r.monotonic()
-        if not alive:
+        if self.taken:
             log.warning(
                 "attempt %s of %s was taken away; killing it", self.c.attempt, self.c.task_id
             )
             self.ours = False
-        return alive
+            return False
+        silent = self.r.monotonic() - self.last_ok
+        if silent >= self.r.cfg.timeout - self.r.cfg.self_fence_margin:
+            log.error("self-fencing: no heartbeat for %.1f s, killing %s", silent, self.c.task_id)
+            self.ours = False
+            return False
+        return True
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.r.cfg.heartbeat_sec):
+            sent = self.r.monotonic()
+            try:
+                self.r.repo.append_log(
+                    self.c.ti_id, self.c.attempt, self.sink.take(), self.r.clock()
+                )
+                alive = self.r.repo.heartbeat_attempt(
+                    self.c.ti_id, self.c.attempt, self.r.worker_id, self.r.clock()
+                )
+            except HaflowError as exc:
+                log.warning("heartbeat of %s failed: %s", self.c.task_id, exc)
+                continue
+            if not alive:
+                self.taken = True
+                return
+            self.last_ok = sent
 
 
 def context_env(c: ClaimedAttempt, worker_id: str = "") -> dict[str, str]:

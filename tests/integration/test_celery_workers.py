@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,6 +27,7 @@ from haflow.metastore.repository import Repository
 from haflow.scheduler.build import build_scheduler
 from haflow.scheduler.service import SchedulerService
 from tests.integration.conftest import database_url, truncate_all, unavailable
+from tests.netproxy import Proxy
 
 DAGS = """
 import os
@@ -46,6 +48,12 @@ with DAG("cw_slow", start_date=datetime(2026, 1, 1)):
 
 def once():
     mark("ran " + os.environ.get("HAFLOW_TASK_ID", "once"))
+
+with DAG("cw_ticker", start_date=datetime(2026, 1, 1)):
+    BashTask("ticker", queue="fenced", bash_command=(
+        'for i in $(seq 80); do echo "tick $HAFLOW_ATTEMPT $HAFLOW_WORKER_ID $(date +%s.%N)" >> '
+        + MARKS + '; sleep 0.05; done'
+    ))
 
 with DAG("cw_once", start_date=datetime(2026, 1, 1)):
     BashTask("once", bash_command='sleep 1; echo "ran once" >> ' + MARKS)
@@ -112,21 +120,24 @@ class Setup:
         self.repo = repo
         self.workers: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start_worker(self, name: str) -> None:
+    def start_worker(self, name: str, queues: str = "default", **env: str) -> None:
+        command = [
+            sys.executable,
+            "-m",
+            "haflow.cli.main",
+            "worker",
+            "-c",
+            "1",
+            "-n",
+            name,
+            "-q",
+            queues,
+            "--allow-root",
+        ]
         with open(self.home / f"{name}.log", "ab") as log:
             self.workers[name] = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "haflow.cli.main",
-                    "worker",
-                    "-c",
-                    "1",
-                    "-n",
-                    name,
-                    "--allow-root",
-                ],
-                env=self.env,
+                command,
+                env={**self.env, **env},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -184,7 +195,7 @@ def setup(
     try:
         for name in ("w1", "w2"):
             s.start_worker(name)
-        wait_for("the DAGs to be parsed", lambda: len(s.repo.dags()) == 3)
+        wait_for("the DAGs to be parsed", lambda: len(s.repo.dags()) == 4)
         wait_for("both workers to register", lambda: _alive(s.repo) == {"w1", "w2"})
         yield s
     except BaseException:
@@ -201,6 +212,48 @@ def setup(
 
 def _alive(repo: Repository) -> set[str]:
     return {w["id"] for w in repo.workers() if w["state"] == "alive"}
+
+
+def test_partitioned_worker_stops_its_attempt_before_the_reclaimed_one_starts(
+    setup: Setup,
+) -> None:
+    """Cut a worker off the metastore mid-task (a black-holing proxy, as a partition): it
+    kills its own attempt (self-fencing) before the leader's reclaimed attempt starts on
+    another worker, judged from the task's own ticks."""
+    pg = make_url_parts(setup.env["HAFLOW__CORE__SQL_ALCHEMY_CONN"])
+    proxy = Proxy(pg["host"], pg["port"])
+    try:
+        via_proxy = setup.env["HAFLOW__CORE__SQL_ALCHEMY_CONN"].replace(
+            f"{pg['host']}:{pg['port']}", f"127.0.0.1:{proxy.port}"
+        )
+        setup.start_worker("cut", queues="fenced", HAFLOW__CORE__SQL_ALCHEMY_CONN=via_proxy)
+        run_id = setup.trigger("cw_ticker")
+        wait_for(
+            "attempt 1 to tick", lambda: any(m.startswith("tick 1 cut") for m in setup.marks())
+        )
+        setup.start_worker("spare", queues="fenced")
+        wait_for("the spare worker to register", lambda: "spare" in _alive(setup.repo))
+        proxy.cut()
+        wait_for("the run to finish", lambda: setup.finished("cw_ticker", run_id), 40)
+    finally:
+        proxy.close()
+    ticks = [m.split() for m in setup.marks() if m.startswith("tick")]
+    first = [float(t[3]) for t in ticks if t[1] == "1"]
+    second = [float(t[3]) for t in ticks if t[1] == "2"]
+    assert {t[2] for t in ticks if t[1] == "1"} == {"cut"}
+    assert {t[2] for t in ticks if t[1] == "2"} == {"spare"} and len(second) == 80
+    assert len(first) < 80, "the cut-off attempt was never stopped"
+    assert max(first) < min(second), (
+        f"attempt 1 ticked until {max(first):.3f}, attempt 2 started at {min(second):.3f}"
+    )
+    assert setup.repo.run("cw_ticker", run_id).state == "success"
+
+
+def make_url_parts(url: str) -> dict[str, Any]:
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    return {"host": u.host or "127.0.0.1", "port": u.port or 5432}
 
 
 def test_worker_killed_mid_task_is_reclaimed_and_rerun_elsewhere(setup: Setup) -> None:
