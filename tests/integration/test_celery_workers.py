@@ -55,6 +55,14 @@ with DAG("cw_ticker", start_date=datetime(2026, 1, 1)):
         + MARKS + '; sleep 0.05; done'
     ))
 
+with DAG("cw_chain", start_date=datetime(2026, 1, 1), max_active_runs=3):
+    prev = None
+    for i in range(6):
+        cur = BashTask(f"step{{i}}", bash_command="sleep 0.3")
+        if prev is not None:
+            prev >> cur
+        prev = cur
+
 with DAG("cw_once", start_date=datetime(2026, 1, 1)):
     BashTask("once", bash_command='sleep 1; echo "ran once" >> ' + MARKS)
 
@@ -111,6 +119,49 @@ def _redis_db() -> Iterator[str]:
 @pytest.fixture(params=["redis", "rabbitmq"])
 def broker_url(request: pytest.FixtureRequest) -> Iterator[str]:
     yield from (_redis_db() if request.param == "redis" else _rabbit_vhost())
+
+
+REDIS_START = [
+    "redis-server",
+    "--daemonize",
+    "yes",
+    "--bind",
+    "127.0.0.1",
+    "-::1",
+    "--port",
+    "6379",
+    "--save",
+    "",
+    "--appendonly",
+    "no",
+    "--dir",
+    "/var/lib/redis",
+    "--logfile",
+    "/var/log/redis/ci.log",
+]
+
+
+def restart_broker(url: str) -> None:
+    """Stop the broker server and start it again, as this machine's services are started."""
+    if url.startswith("redis"):
+        subprocess.run(
+            ["redis-cli", "-h", "127.0.0.1", "shutdown", "nosave"], capture_output=True, timeout=30
+        )
+        time.sleep(1.0)  # the broker stays down a moment, as in a real restart
+        subprocess.run(REDIS_START, check=True, capture_output=True, timeout=30)
+        ping = ["redis-cli", "-h", "127.0.0.1", "ping"]
+        wait_for(
+            "Redis to answer",
+            lambda: subprocess.run(ping, capture_output=True, timeout=5).returncode == 0,
+            30,
+        )
+    else:
+        subprocess.run(
+            ["rabbitmqctl", "-q", "stop_app"], check=True, capture_output=True, timeout=120
+        )
+        subprocess.run(
+            ["rabbitmqctl", "-q", "start_app"], check=True, capture_output=True, timeout=120
+        )
 
 
 class Setup:
@@ -195,7 +246,7 @@ def setup(
     try:
         for name in ("w1", "w2"):
             s.start_worker(name)
-        wait_for("the DAGs to be parsed", lambda: len(s.repo.dags()) == 4)
+        wait_for("the DAGs to be parsed", lambda: len(s.repo.dags()) == 5)
         wait_for("both workers to register", lambda: _alive(s.repo) == {"w1", "w2"})
         yield s
     except BaseException:
@@ -247,6 +298,22 @@ def test_partitioned_worker_stops_its_attempt_before_the_reclaimed_one_starts(
         f"attempt 1 ticked until {max(first):.3f}, attempt 2 started at {min(second):.3f}"
     )
     assert setup.repo.run("cw_ticker", run_id).state == "success"
+
+
+def test_broker_restart_mid_run_every_run_completes(setup: Setup) -> None:
+    runs = [setup.trigger("cw_chain") for _ in range(3)]
+    wait_for(
+        "the runs to be under way",
+        lambda: (
+            len([e for e in setup.repo.events(kinds=["ti.success"]) if e.dag_id == "cw_chain"]) >= 2
+        ),
+    )
+    restart_broker(setup.env["HAFLOW__CELERY__BROKER_URL"])
+    wait_for("every run to finish", lambda: all(setup.finished("cw_chain", r) for r in runs), 90)
+    assert [setup.repo.run("cw_chain", r).state for r in runs] == ["success"] * 3
+    for r in runs:
+        for ti in setup.repo.task_instances("cw_chain", r):
+            assert [a.state for a in setup.repo.attempts(ti.id)][-1] == "success"
 
 
 def make_url_parts(url: str) -> dict[str, Any]:
