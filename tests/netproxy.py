@@ -57,13 +57,17 @@ class Proxy:
                 client.close()
                 continue
             with self._lock:
+                if self._closed.is_set():
+                    client.close()
+                    upstream.close()
+                    return
                 self._conns += [client, upstream]
             threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
 
     def _pump(self, a: socket.socket, b: socket.socket) -> None:
         peers = {a: b, b: a}
-        while not self._closed.is_set():
-            try:
+        try:
+            while not self._closed.is_set():
                 ready, _, _ = select.select([a, b], [], [], 0.2)
                 for s in ready:
                     data = s.recv(65536)
@@ -71,5 +75,8 @@ class Proxy:
                         return
                     if not self.cut_off.is_set():
                         peers[s].sendall(data)
-            except (OSError, ValueError):
-                return
+        except (OSError, ValueError):
+            return
+        finally:
+            a.close()
+            b.close()

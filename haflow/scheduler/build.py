@@ -16,6 +16,7 @@ from haflow.metastore.repository import Repository
 from haflow.scheduler.dags import DagRegistry
 from haflow.scheduler.loop import LoopConfig, SchedulingLoop
 from haflow.scheduler.service import SchedulerService, ServiceConfig, scheduler_id
+from haflow.scheduler.wakeup import make_wakeup
 from haflow.worker.runner import RunnerConfig
 
 
@@ -88,4 +89,5 @@ def build_scheduler(settings: Settings, cluster: str | None = None) -> Scheduler
         heartbeat_s=settings.scheduler.heartbeat_sec,
     )
     elector = build_elector(settings, sid, cluster)
-    return SchedulerService(repo, elector, executor, loop, cfg, sid=sid)
+    wakeup = make_wakeup(settings.core.sql_alchemy_conn, cluster, executor.wake)
+    return SchedulerService(repo, elector, executor, loop, cfg, sid=sid, wakeup=wakeup)

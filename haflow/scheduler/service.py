@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from haflow.core.clock import Clock, utcnow
 from haflow.election.base import Elector
@@ -49,6 +50,7 @@ class SchedulerService:
         clock: Clock = utcnow,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        wakeup: Any = None,
     ) -> None:
         self.repo = repo
         self.elector = elector
@@ -59,6 +61,7 @@ class SchedulerService:
         self.clock = clock
         self.monotonic = monotonic
         self.sleep = sleep
+        self.wakeup = wakeup  # sets executor.wake when an attempt finishes (or None: poll)
         self.epoch: int | None = None
         self._last_beat = float("-inf")
         self.stop_requested = threading.Event()
@@ -66,6 +69,8 @@ class SchedulerService:
     def run(self) -> None:
         """Run until `stop_requested` is set; then resign and stop the executor."""
         self.executor.start()
+        if self.wakeup is not None:
+            self.wakeup.start()
         self.elector.start()
         try:
             while not self.stop_requested.is_set():
@@ -162,6 +167,8 @@ class SchedulerService:
             self._step_down("shutdown")
             self.elector.stop()
             self.executor.stop()
+            if self.wakeup is not None:
+                self.wakeup.stop()
             self.repo.heartbeat_scheduler(
                 self.sid,
                 hostname=socket.getfqdn(),

@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select, text, update
 
 from haflow.core.rules import after_failure
 from haflow.core.states import AttemptState, TaskState
@@ -177,6 +177,8 @@ class AttemptQueries(_Base):
             )
             detail = {"attempt_state": str(state), "reason": reason[:500]}
             self._emit(conn, [_event("ti." + new, worker_id, now, **where, detail=detail)])
+            if conn.dialect.name == "postgresql":  # wakes the leader when this commits
+                conn.execute(text("SELECT pg_notify(:c, '')"), {"c": notify_channel(self.cluster)})
         return True
 
 
@@ -193,3 +195,8 @@ def _settled(row: Any, state: AttemptState, now: datetime) -> tuple[TaskState, d
     )
     ended = now if nxt.state.finished else None
     return nxt.state, {"failures": nxt.failures, "next_try_at": nxt.next_try_at, "ended_at": ended}
+
+
+def notify_channel(cluster: str) -> str:
+    """The PostgreSQL NOTIFY channel on which finished attempts wake the cluster's leader."""
+    return f"haflow_finished_{cluster}"[:63]
