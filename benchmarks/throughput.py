@@ -1,8 +1,12 @@
 """Scheduling throughput and hop latency of the local executor, side by side per metastore.
 
-    python benchmarks/throughput.py [--quick] [--json] [--backends postgresql,sqlite]
+    python benchmarks/throughput.py [--quick] [--json]
+        [--configs local-postgresql,local-sqlite,celery-redis,celery-rabbitmq]
+        [--executor local|celery] [--broker redis|rabbitmq]
 
-Runs the real scheduler and local executor in this process tree against a fresh database:
+Runs the real scheduler in this process with the local executor (pool processes) or the Celery
+executor (one `haflow worker` process with --concurrency = --parallelism, on PostgreSQL, through
+Redis or RabbitMQ), against a fresh database, one configuration per column:
 (1) one run of a DAG of N no-op Python tasks fanned out from one root (N=1000, --quick 200):
 wall time from the run's creation to its end, and tasks/s; (2) one run of a chain of M no-op
 tasks (M=50, --quick 20): per-hop latency, from one task's attempt ending to the next one's
@@ -15,8 +19,10 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -90,31 +96,60 @@ def wait_run(repo: Repository, dag_id: str, run_id: str, limit_s: float) -> None
     raise SystemExit(f"{dag_id} {run_id} did not finish within {limit_s} s")
 
 
-def measure(backend: str, fanout: int, chain: int, parallelism: int) -> dict[str, float]:
+def measure(config: str, fanout: int, chain: int, parallelism: int) -> dict[str, float]:
+    executor, _, rest = config.partition("-")
+    backend = rest if executor == "local" else "postgresql"
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         url, dbname = fresh_database(backend, tmp)
         try:
-            return _measure(tmp, url, fanout, chain, parallelism)
+            env = {
+                "HAFLOW__CORE__SQL_ALCHEMY_CONN": url,
+                "HAFLOW__CORE__DAGS_FOLDER": str(tmp / "dags"),
+                "HAFLOW__CORE__PARALLELISM": str(parallelism),
+                "HAFLOW__LOGGING__LEVEL": "WARNING",
+            }
+            if executor == "celery":
+                env["HAFLOW__CORE__EXECUTOR"] = "celery"
+                env["HAFLOW__CELERY__BROKER_URL"] = BROKERS[rest]
+            return _measure(tmp, env, fanout, chain, parallelism)
         finally:
             drop_database(dbname)
 
 
-def _measure(tmp: Path, url: str, fanout: int, chain: int, parallelism: int) -> dict[str, float]:
+BROKERS = {"redis": "redis://127.0.0.1:6379/9", "rabbitmq": "amqp://guest:guest@127.0.0.1:5672//"}
+
+
+def _worker(tmp: Path, env: dict[str, str], parallelism: int) -> subprocess.Popen[bytes]:
+    with open(tmp / "worker.log", "ab") as log:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "haflow.cli.main",
+                "worker",
+                "-c",
+                str(parallelism),
+                "-n",
+                "bench",
+                "--allow-root",
+            ],
+            env={**os.environ, "HAFLOW_HOME": str(tmp), **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def _measure(
+    tmp: Path, env: dict[str, str], fanout: int, chain: int, parallelism: int
+) -> dict[str, float]:
     (tmp / "dags").mkdir()
     (tmp / "dags" / "bench.py").write_text(
         DAGS.format(fanout=fanout, chain=chain, warm=parallelism * 2)
     )
-    migrate(create_engine(url))
-    settings = load_settings(
-        home=tmp,
-        environ={
-            "HAFLOW__CORE__SQL_ALCHEMY_CONN": url,
-            "HAFLOW__CORE__DAGS_FOLDER": str(tmp / "dags"),
-            "HAFLOW__CORE__PARALLELISM": str(parallelism),
-            "HAFLOW__LOGGING__LEVEL": "WARNING",
-        },
-    )
+    migrate(create_engine(env["HAFLOW__CORE__SQL_ALCHEMY_CONN"]))
+    settings = load_settings(home=tmp, environ=env)
+    worker = _worker(tmp, env, parallelism) if "HAFLOW__CORE__EXECUTOR" in env else None
     service = build_scheduler(settings)
     repo = service.repo
     thread = threading.Thread(target=service.run, daemon=True)
@@ -134,6 +169,9 @@ def _measure(tmp: Path, url: str, fanout: int, chain: int, parallelism: int) -> 
     finally:
         service.stop_requested.set()
         thread.join(60)
+        if worker is not None:
+            worker.terminate()
+            worker.wait(30)
 
 
 def _figures(repo: Repository, fanout: int) -> dict[str, float]:
@@ -161,17 +199,33 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, under a minute")
     ap.add_argument("--json", action="store_true", help="print a JSON object as the last line")
-    ap.add_argument("--backends", default="postgresql,sqlite")
+    ap.add_argument(
+        "--configs",
+        default="local-postgresql,local-sqlite,celery-redis,celery-rabbitmq",
+        help="columns to measure, side by side",
+    )
+    ap.add_argument(
+        "--executor",
+        choices=["local", "celery"],
+        default=None,
+        help="shorthand: only this executor (with --broker for celery)",
+    )
+    ap.add_argument("--broker", choices=["redis", "rabbitmq"], default=None)
     ap.add_argument("--parallelism", type=int, default=8)
     args = ap.parse_args()
+    configs = args.configs.split(",")
+    if args.executor == "celery":
+        configs = [f"celery-{args.broker}"] if args.broker else ["celery-redis", "celery-rabbitmq"]
+    elif args.executor == "local":
+        configs = ["local-postgresql", "local-sqlite"]
     fanout, chain = (200, 20) if args.quick else (1000, 50)
     subprocess.run(
         ["bash", str(ROOT / "scripts" / "test-services.sh")], check=True, stdout=subprocess.DEVNULL
     )
     results = {}
-    for backend in args.backends.split(","):
-        print(f"measuring on {backend}: fan-out of {fanout}, chain of {chain} ...", flush=True)
-        results[backend] = measure(backend, fanout, chain, args.parallelism)
+    for config in configs:
+        print(f"measuring {config}: fan-out of {fanout}, chain of {chain} ...", flush=True)
+        results[config] = measure(config, fanout, chain, args.parallelism)
     print_table(results)
     if args.json:
         print(
@@ -195,11 +249,11 @@ def print_table(results: dict[str, dict[str, float]]) -> None:
         "chain_hop_p95_ms",
     ]
     cols = [*results, "airflow 3.3.2", "target"]
-    print(f"{'metric':<22}" + "".join(f"{c:>16}" for c in cols))
+    print(f"{'metric':<22}" + "".join(f"{c:>18}" for c in cols))
     for m in metrics:
         row = [results[b].get(m, "") for b in results]
         row += [AIRFLOW.get(m, ""), TARGET.get(m, "")]
-        print(f"{m:<22}" + "".join(f"{v!s:>16}" for v in row))
+        print(f"{m:<22}" + "".join(f"{v!s:>18}" for v in row))
 
 
 if __name__ == "__main__":

@@ -114,7 +114,8 @@ class SchedulerService:
         epoch, self.epoch = self.epoch, None
         if epoch is None:
             return
-        log.warning("stepping down from epoch %s: %s", epoch, reason)
+        level = logging.INFO if reason == "shutdown" else logging.WARNING
+        log.log(level, "stepping down from epoch %s: %s", epoch, reason)
         try:
             self.repo.resign(epoch, self.sid, self.clock(), reason)
         except FencedOut as exc:
