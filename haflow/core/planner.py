@@ -59,6 +59,7 @@ class TISnap:
     started_at: datetime | None = None  # of the running attempt
     heartbeat_at: datetime | None = None  # of the running attempt
     queued_at: datetime | None = None  # when the queued attempt was last published
+    worker_id: str | None = None  # who claimed the running attempt
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ class Limits:
     timeout_grace_s: float = 5.0  # the worker enforces timeouts; this is the backstop
     reclaim_consumes_retry: bool = False
     max_losses: int = 3  # a task that keeps killing its worker fails after this many losses
+    gone_workers: frozenset[str] = frozenset()  # workers whose ZooKeeper session ended
 
 
 @dataclass(frozen=True)
@@ -172,7 +174,9 @@ def supervise(run: RunSnap, now: datetime, limits: Limits) -> list[TIChange]:
         if ti.state is not TaskState.RUNNING:
             continue
         last_sign = ti.heartbeat_at or ti.started_at
-        if last_sign is not None and now - last_sign > timedelta(seconds=limits.worker_timeout_s):
+        if ti.worker_id is not None and ti.worker_id in limits.gone_workers:
+            changes.append(_fail(ti, now, "lost", limits, "worker's ZooKeeper session ended"))
+        elif last_sign is not None and now - last_sign > timedelta(seconds=limits.worker_timeout_s):
             changes.append(_fail(ti, now, "lost", limits, "worker stopped heartbeating"))
         elif _overran(ti, now, limits.timeout_grace_s):
             changes.append(_fail(ti, now, "timed_out", limits, "execution timeout"))

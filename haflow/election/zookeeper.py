@@ -52,7 +52,7 @@ class ZooKeeperElector(Elector):
         self.session_timeout_s = session_timeout_s
         self.connect_timeout_s = connect_timeout_s
         self.monotonic = monotonic
-        self.client = _client(hosts, session_timeout_s, auth)
+        self.client = make_client(hosts, session_timeout_s, auth)
         self._connected = False
         self._away_since: float | None = monotonic()
         self._won = False
@@ -178,7 +178,8 @@ class ZooKeeperElector(Elector):
         return not self._stopped.is_set()
 
 
-def _client(hosts: str, session_timeout_s: float, auth: str) -> KazooClient:
+def make_client(hosts: str, session_timeout_s: float, auth: str = "") -> KazooClient:
+    """A kazoo client as haflow uses them: endless reconnects, digest auth and ACL if set."""
     kwargs: dict[str, Any] = {}
     if auth:
         user, _, password = auth.partition(":")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from haflow.config import Settings
 from haflow.election.base import Elector
 from haflow.election.database import DatabaseElector
@@ -17,6 +19,7 @@ from haflow.scheduler.dags import DagRegistry
 from haflow.scheduler.loop import LoopConfig, SchedulingLoop
 from haflow.scheduler.service import SchedulerService, ServiceConfig, scheduler_id
 from haflow.scheduler.wakeup import make_wakeup
+from haflow.scheduler.worker_watch import ZkWorkerWatch
 from haflow.worker.runner import RunnerConfig
 
 
@@ -72,6 +75,19 @@ def build_scheduler(settings: Settings, cluster: str | None = None) -> Scheduler
     repo = Repository(create_engine(settings.core.sql_alchemy_conn), cluster=cluster, actor=sid)
     executor = build_executor(settings, sid)
     registry = DagRegistry(settings.core.dags_folder, settings.core.dag_dir_list_interval)
+    extras: list[Any] = []
+    wakeup = make_wakeup(settings.core.sql_alchemy_conn, cluster, executor.wake)
+    if wakeup is not None:
+        extras.append(wakeup)
+    watch = None
+    if settings.election.zk_hosts and settings.core.executor == "celery":
+        watch = ZkWorkerWatch(
+            settings.election.zk_hosts,
+            cluster,
+            session_timeout_s=settings.election.zk_session_timeout,
+            auth=settings.election.zk_auth,
+        )
+        extras.append(watch)
     loop = SchedulingLoop(
         repo,
         executor,
@@ -83,11 +99,11 @@ def build_scheduler(settings: Settings, cluster: str | None = None) -> Scheduler
             max_losses=settings.worker.max_losses,
             max_active_tasks=settings.scheduler.max_active_tasks,
         ),
+        worker_watch=watch,
     )
     cfg = ServiceConfig(
         loop_interval_s=settings.scheduler.loop_interval,
         heartbeat_s=settings.scheduler.heartbeat_sec,
     )
     elector = build_elector(settings, sid, cluster)
-    wakeup = make_wakeup(settings.core.sql_alchemy_conn, cluster, executor.wake)
-    return SchedulerService(repo, elector, executor, loop, cfg, sid=sid, wakeup=wakeup)
+    return SchedulerService(repo, elector, executor, loop, cfg, sid=sid, extras=extras)

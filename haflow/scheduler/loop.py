@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from haflow.core.planner import Limits, RunSnap, plan
 from haflow.core.states import TaskState
@@ -27,8 +28,14 @@ class SchedulingLoop:
     """The leader's work. Every write goes through `repo` under `epoch`; FencedOut propagates."""
 
     def __init__(
-        self, repo: Repository, executor: Executor, registry: DagRegistry, cfg: LoopConfig
+        self,
+        repo: Repository,
+        executor: Executor,
+        registry: DagRegistry,
+        cfg: LoopConfig,
+        worker_watch: Any = None,
     ) -> None:
+        self.worker_watch = worker_watch  # ZooKeeper's view of dead workers, or None
         self.repo = repo
         self.executor = executor
         self.registry = registry
@@ -68,6 +75,7 @@ class SchedulingLoop:
             timeout_grace_s=self.cfg.timeout_grace_s,
             reclaim_consumes_retry=self.cfg.reclaim_consumes_retry,
             max_losses=self.cfg.max_losses,
+            gone_workers=self.worker_watch.gone() if self.worker_watch else frozenset(),
         )
 
 

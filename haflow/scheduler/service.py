@@ -13,7 +13,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,7 +50,7 @@ class SchedulerService:
         clock: Clock = utcnow,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
-        wakeup: Any = None,
+        extras: Sequence[Any] = (),
     ) -> None:
         self.repo = repo
         self.elector = elector
@@ -61,7 +61,7 @@ class SchedulerService:
         self.clock = clock
         self.monotonic = monotonic
         self.sleep = sleep
-        self.wakeup = wakeup  # sets executor.wake when an attempt finishes (or None: poll)
+        self.extras = list(extras)  # helper services with start/stop (wake-up, worker watch)
         self.epoch: int | None = None
         self._last_beat = float("-inf")
         self.stop_requested = threading.Event()
@@ -69,8 +69,8 @@ class SchedulerService:
     def run(self) -> None:
         """Run until `stop_requested` is set; then resign and stop the executor."""
         self.executor.start()
-        if self.wakeup is not None:
-            self.wakeup.start()
+        for extra in self.extras:
+            extra.start()
         self.elector.start()
         try:
             while not self.stop_requested.is_set():
@@ -168,8 +168,8 @@ class SchedulerService:
             self._step_down("shutdown")
             self.elector.stop()
             self.executor.stop()
-            if self.wakeup is not None:
-                self.wakeup.stop()
+            for extra in self.extras:
+                extra.stop()
             self.repo.heartbeat_scheduler(
                 self.sid,
                 hostname=socket.getfqdn(),

@@ -22,6 +22,7 @@ from haflow.metastore.engine import create_engine
 from haflow.metastore.migrate import require_current
 from haflow.metastore.repository import Repository
 from haflow.worker.celery_app import WorkerIdentity, make_app, set_identity
+from haflow.worker.registry import ZkWorkerNode
 
 log = logging.getLogger(__name__)
 
@@ -95,10 +96,27 @@ def run_worker(
         settings.worker.heartbeat_sec,
     )
 
+    e = settings.election
+    node = (
+        ZkWorkerNode(
+            e.zk_hosts,
+            settings.scheduler.cluster,
+            worker_id,
+            session_timeout_s=e.zk_session_timeout,
+            auth=e.zk_auth,
+        )
+        if e.zk_hosts
+        else None
+    )
+
     def _ready(**_kw: object) -> None:
         reg.start()
+        if node is not None:
+            node.start()
 
     def _shutdown(**_kw: object) -> None:
+        if node is not None:
+            node.stop()
         reg.stop()
 
     signals.worker_ready.connect(_ready, weak=False)

@@ -219,6 +219,48 @@ def setup(
     database_urls: dict[str, str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Setup]:
+    yield from _setup(tmp_path, broker_url, database_urls, tmp_path_factory, {})
+
+
+@pytest.fixture
+def zk_setup(
+    tmp_path: Path,
+    zk_hosts: str,
+    database_urls: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Setup]:
+    """Workers registered in ZooKeeper (2 s sessions) and a heartbeat timeout of 30 s, so only
+    the ZooKeeper path can reclaim quickly."""
+    from kazoo.client import KazooClient
+
+    zk = KazooClient(hosts=zk_hosts)
+    zk.start(timeout=15)
+    extra = {
+        "HAFLOW__ELECTION__ZK_HOSTS": zk_hosts,
+        "HAFLOW__ELECTION__ZK_SESSION_TIMEOUT": "2",
+        "HAFLOW__WORKER__TIMEOUT": "30",
+    }
+    try:
+        for broker in _redis_db():
+            for s in _setup(tmp_path, broker, database_urls, tmp_path_factory, extra):
+                wait_for(
+                    "both workers' ZooKeeper nodes",
+                    lambda: sorted(zk.get_children("/haflow/default/workers")) == ["w1", "w2"],
+                    15,
+                )
+                yield s
+    finally:
+        zk.stop()
+        zk.close()
+
+
+def _setup(
+    tmp_path: Path,
+    broker_url: str,
+    database_urls: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+    extra: dict[str, str],
+) -> Iterator[Setup]:
     pg = database_url("postgresql", database_urls, tmp_path_factory.mktemp("pg"))
     engine = create_engine(pg)
     truncate_all(engine)
@@ -237,6 +279,7 @@ def setup(
         "HAFLOW__WORKER__HEARTBEAT_SEC": "0.5",
         "HAFLOW__SCHEDULER__LOOP_INTERVAL": "0.1",
         "HAFLOW__SCHEDULER__QUEUED_TIMEOUT": "10",
+        **extra,
     }
     settings = load_settings(home=tmp_path, environ=env)
     service: SchedulerService = build_scheduler(settings)
@@ -259,6 +302,23 @@ def setup(
             p.wait(10)
         service.stop_requested.set()
         thread.join(30)
+
+
+def test_dead_worker_is_detected_by_its_zookeeper_session(zk_setup: Setup) -> None:
+    s = zk_setup
+    run_id = s.trigger("cw_slow")
+    wait_for("attempt 1 to start", lambda: any(m.startswith("start 1") for m in s.marks()))
+    victim = s.marks()[0].split()[2]
+    killed_at = time.time()
+    os.killpg(s.workers[victim].pid, signal.SIGKILL)
+    wait_for("the run to finish", lambda: s.finished("cw_slow", run_id), 30)
+    ti = s.repo.task_instance("cw_slow", run_id, "slow")
+    first = s.repo.attempts(ti.id)[0]
+    assert (first.state, first.reason) == ("lost", "worker's ZooKeeper session ended")
+    reclaimed = next(e for e in s.repo.events(kinds=["ti.up_for_retry"]) if e.attempt == 1)
+    took = (reclaimed.ts - datetime.fromtimestamp(killed_at).astimezone()).total_seconds()
+    assert took < 10.0, f"reclaimed {took:.1f} s after the kill (heartbeat timeout is 30 s)"
+    assert s.repo.run("cw_slow", run_id).state == "success"
 
 
 def _alive(repo: Repository) -> set[str]:

@@ -494,3 +494,24 @@ def test_lost_attempts_fail_the_task_instance_at_the_loss_cap() -> None:
     capped = change(2)
     assert (capped.state, capped.losses, capped.attempt_state) == (_TS.FAILED, 3, "lost")
     assert "max_losses" in capped.reason
+
+
+def test_attempt_of_a_worker_whose_zookeeper_session_ended_is_reclaimed_at_once() -> None:
+    from haflow.core.planner import DagSpec as _Dag
+    from haflow.core.planner import Limits as _Limits
+    from haflow.core.planner import RunSnap as _Run
+    from haflow.core.planner import TISnap as _TI
+    from haflow.core.planner import plan as _plan
+    from haflow.core.states import RunState as _RS
+    from haflow.core.states import TaskState as _TS
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    ti = _TI(1, "t", _TS.RUNNING, attempt=1, started_at=now, heartbeat_at=now, worker_id="w1")
+    run = _Run(1, "d", _RS.RUNNING, {"t": ti})
+    dags = {"d": _Dag("d", {})}
+    fresh = _plan(dags, [run], now, _Limits(open_slots=1, gone_workers=frozenset({"w2"})))
+    assert fresh.changes == []  # another worker's death is not this attempt's
+    gone = _plan(dags, [run], now, _Limits(open_slots=1, gone_workers=frozenset({"w1"})))
+    assert [(c.state, c.attempt_state, c.reason) for c in gone.changes] == [
+        (_TS.UP_FOR_RETRY, "lost", "worker's ZooKeeper session ended")
+    ]

@@ -125,7 +125,8 @@ class _Base:
         detail: Any,
         actor: str | None = None,
     ) -> Event:
-        dag_id, run_id, task_id, _ = self._ti_info(conn, [ti_id])[ti_id]
+        # a message may name a task instance that no longer exists (its run was deleted)
+        dag_id, run_id, task_id, _ = self._ti_info(conn, [ti_id]).get(ti_id, (None,) * 4)
         return _event(
             kind,
             actor or self.actor,

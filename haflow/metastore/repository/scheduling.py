@@ -47,6 +47,7 @@ class SchedulingQueries(_Base):
                     ti.retry_delay_s,
                     ti.next_try_at,
                     ti.timeout_s,
+                    ti.worker_id,
                     a.started_at.label("a_started"),
                     a.heartbeat_at.label("a_beat"),
                     a.published_at.label("a_published"),
@@ -78,6 +79,7 @@ class SchedulingQueries(_Base):
                 started_at=r.a_started,
                 heartbeat_at=r.a_beat,
                 queued_at=r.a_published,
+                worker_id=r.worker_id,
             )
         return [RunSnap(pk, dag_id, RunState(state), tis.get(pk, {})) for pk, dag_id, state in runs]
 
