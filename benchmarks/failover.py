@@ -18,27 +18,22 @@ import argparse
 import json
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import datetime
 from pathlib import Path
 
+from common import ROOT, ensure_services, fresh_postgres, summary
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
-from sqlalchemy import text
 
 from haflow.election.zookeeper import election_path
 from haflow.metastore.engine import create_engine
-from haflow.metastore.migrate import migrate
 from haflow.metastore.records import EventRow
 from haflow.metastore.repository import Repository
 
-ROOT = Path(__file__).resolve().parent.parent
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 SESSION_S = 6.0
 
 
@@ -150,16 +145,6 @@ class Drill:
         self.zk.close()
 
 
-def summary(values: list[float]) -> dict[str, float]:
-    values = sorted(values)
-    return {
-        "min": values[0],
-        "p50": statistics.median(values),
-        "p95": values[min(len(values) - 1, round(0.95 * (len(values) - 1)))],
-        "max": values[-1],
-    }
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--drills", type=int, default=20)
@@ -167,17 +152,9 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     drills = 5 if args.quick else args.drills
-    subprocess.run(
-        ["bash", str(ROOT / "scripts" / "test-services.sh")], check=True, stdout=subprocess.DEVNULL
-    )
-    name = f"haflow_drill_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_ADMIN)
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
-    migrate(create_engine(url))
+    ensure_services()
     results: dict[str, list[float]] = {"kill9": [], "sigterm": [], "sigterm_from_resign": []}
-    with tempfile.TemporaryDirectory() as tmp:
+    with fresh_postgres("haflow_drill") as url, tempfile.TemporaryDirectory() as tmp:
         zk = _ensemble(Path(tmp) / "zk")
         zk.start()
         drill = Drill(Path(tmp) / "home", url, zk.hosts)
@@ -196,9 +173,6 @@ def main() -> None:
         finally:
             drill.close()
             zk.stop()
-            with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            admin.dispose()
     table = {k: summary(v) for k, v in results.items() if v}
     targets = {"kill9": 5.0, "sigterm": 1.0, "sigterm_from_resign": 1.0}
     print(f"\n{'takeover (s)':<22}{'min':>8}{'p50':>8}{'p95':>8}{'max':>8}{'target':>8}")

@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,18 +25,14 @@ import uuid
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import text
+from common import ensure_services, fresh_postgres, summary
 
 from haflow.config import load_settings
 from haflow.core.clock import utcnow
-from haflow.metastore.engine import create_engine
-from haflow.metastore.migrate import migrate
 from haflow.metastore.records import EventRow
 from haflow.metastore.repository import Repository
 from haflow.scheduler.build import build_scheduler
 
-ROOT = Path(__file__).resolve().parent.parent
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 BROKERS = {"redis": "redis://127.0.0.1:6379/10", "rabbitmq": "amqp://guest:guest@127.0.0.1:5672//"}
 DAG = """
 from datetime import datetime
@@ -127,61 +122,40 @@ class Drills:
             p.wait()
 
 
-def summary(values: list[float]) -> dict[str, float]:
-    values = sorted(values)
-    return {
-        "min": values[0],
-        "p50": statistics.median(values),
-        "p95": values[min(len(values) - 1, round(0.95 * (len(values) - 1)))],
-        "max": values[-1],
-    }
-
-
 def run(drills: int, broker: str) -> dict[str, list[float]]:
-    name = f"haflow_reclaim_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_ADMIN)
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
     out: dict[str, list[float]] = {"reclaimed": [], "rerunning": []}
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            home = Path(tmp)
-            (home / "dags").mkdir()
-            (home / "dags" / "drill.py").write_text(DAG)
-            migrate(create_engine(url))
-            env = {
-                "HAFLOW__CORE__SQL_ALCHEMY_CONN": url,
-                "HAFLOW__CORE__EXECUTOR": "celery",
-                "HAFLOW__CELERY__BROKER_URL": BROKERS[broker],
-                "HAFLOW__ELECTION__MODE": "none",
-                "HAFLOW__LOGGING__LEVEL": "WARNING",
-            }
-            service = build_scheduler(load_settings(home=home, environ=env))
-            thread = threading.Thread(target=service.run, daemon=True)
-            thread.start()
-            d = Drills(home, env, service.repo)
-            try:
-                d.start_worker("w1")
-                d.start_worker("w2")
-                d.wait("the DAG", lambda: service.repo.dags())
-                for i in range(drills):
-                    r = d.drill()
-                    for k, v in r.items():
-                        out[k].append(v)
-                    print(
-                        f"drill {i + 1}/{drills}: reclaimed after {r['reclaimed']:.2f} s, "
-                        f"running again after {r['rerunning']:.2f} s",
-                        flush=True,
-                    )
-            finally:
-                d.close()
-                service.stop_requested.set()
-                thread.join(30)
-    finally:
-        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        admin.dispose()
+    with fresh_postgres("haflow_reclaim") as url, tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp)
+        (home / "dags").mkdir()
+        (home / "dags" / "drill.py").write_text(DAG)
+        env = {
+            "HAFLOW__CORE__SQL_ALCHEMY_CONN": url,
+            "HAFLOW__CORE__EXECUTOR": "celery",
+            "HAFLOW__CELERY__BROKER_URL": BROKERS[broker],
+            "HAFLOW__ELECTION__MODE": "none",
+            "HAFLOW__LOGGING__LEVEL": "WARNING",
+        }
+        service = build_scheduler(load_settings(home=home, environ=env))
+        thread = threading.Thread(target=service.run, daemon=True)
+        thread.start()
+        d = Drills(home, env, service.repo)
+        try:
+            d.start_worker("w1")
+            d.start_worker("w2")
+            d.wait("the DAG", lambda: service.repo.dags())
+            for i in range(drills):
+                r = d.drill()
+                for k, v in r.items():
+                    out[k].append(v)
+                print(
+                    f"drill {i + 1}/{drills}: reclaimed after {r['reclaimed']:.2f} s, "
+                    f"running again after {r['rerunning']:.2f} s",
+                    flush=True,
+                )
+        finally:
+            d.close()
+            service.stop_requested.set()
+            thread.join(30)
     return out
 
 
@@ -192,9 +166,7 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--broker", choices=sorted(BROKERS), default="redis")
     args = ap.parse_args()
-    subprocess.run(
-        ["bash", str(ROOT / "scripts" / "test-services.sh")], check=True, stdout=subprocess.DEVNULL
-    )
+    ensure_services()
     results = run(3 if args.quick else args.drills, args.broker)
     table = {k: summary(v) for k, v in results.items()}
     print(

@@ -17,6 +17,7 @@ attempt starting, p50 / p95. Prints a table next to Apache Airflow 3.3.2's refer
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import os
@@ -26,10 +27,9 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 
-from sqlalchemy import text
+from common import ensure_services, fresh_postgres
 
 from haflow.config import load_settings
 from haflow.core.clock import utcnow
@@ -38,8 +38,6 @@ from haflow.metastore.migrate import migrate
 from haflow.metastore.repository import Repository
 from haflow.scheduler.build import build_scheduler
 
-ROOT = Path(__file__).resolve().parent.parent
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 AIRFLOW = {"fanout_tasks_per_s": 8.0, "chain_hop_p50_ms": 970.0}
 TARGET = {"fanout_tasks_per_s": 400.0, "chain_hop_p50_ms": 20.0}
 
@@ -67,26 +65,6 @@ with DAG("bench_chain", start_date=datetime(2026, 1, 1)):
 """
 
 
-def fresh_database(backend: str, tmp: Path) -> tuple[str, str | None]:
-    if backend == "sqlite":
-        return f"sqlite:///{tmp / 'bench.db'}", None
-    name = f"haflow_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_ADMIN)
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    admin.dispose()
-    return PG_ADMIN.rsplit("/", 1)[0] + "/" + name, name
-
-
-def drop_database(name: str | None) -> None:
-    if name is None:
-        return
-    admin = create_engine(PG_ADMIN)
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-    admin.dispose()
-
-
 def wait_run(repo: Repository, dag_id: str, run_id: str, limit_s: float) -> None:
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
@@ -101,8 +79,12 @@ def measure(config: str, fanout: int, chain: int, parallelism: int) -> dict[str,
     backend = rest if executor == "local" else "postgresql"
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        url, dbname = fresh_database(backend, tmp)
-        try:
+        database = (
+            fresh_postgres("haflow_bench")
+            if backend == "postgresql"
+            else contextlib.nullcontext(f"sqlite:///{tmp / 'bench.db'}")
+        )
+        with database as url:
             env = {
                 "HAFLOW__CORE__SQL_ALCHEMY_CONN": url,
                 "HAFLOW__CORE__DAGS_FOLDER": str(tmp / "dags"),
@@ -113,8 +95,6 @@ def measure(config: str, fanout: int, chain: int, parallelism: int) -> dict[str,
                 env["HAFLOW__CORE__EXECUTOR"] = "celery"
                 env["HAFLOW__CELERY__BROKER_URL"] = BROKERS[rest]
             return _measure(tmp, env, fanout, chain, parallelism)
-        finally:
-            drop_database(dbname)
 
 
 BROKERS = {"redis": "redis://127.0.0.1:6379/9", "rabbitmq": "amqp://guest:guest@127.0.0.1:5672//"}
@@ -219,9 +199,7 @@ def main() -> None:
     elif args.executor == "local":
         configs = ["local-postgresql", "local-sqlite"]
     fanout, chain = (200, 20) if args.quick else (1000, 50)
-    subprocess.run(
-        ["bash", str(ROOT / "scripts" / "test-services.sh")], check=True, stdout=subprocess.DEVNULL
-    )
+    ensure_services()
     results = {}
     for config in configs:
         print(f"measuring {config}: fan-out of {fanout}, chain of {chain} ...", flush=True)

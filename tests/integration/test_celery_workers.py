@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from haflow.scheduler.build import build_scheduler
 from haflow.scheduler.service import SchedulerService
 from tests.integration.conftest import database_url, truncate_all, unavailable
 from tests.netproxy import Proxy
+from tests.waiting import wait_for
 
 DAGS = """
 import os
@@ -73,15 +74,6 @@ def kill_my_worker():
 with DAG("cw_killer", start_date=datetime(2026, 1, 1)):
     PythonTask("killer", python_callable=kill_my_worker)
 """
-
-
-def wait_for(what: str, check: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def _rabbit_vhost() -> Iterator[str]:

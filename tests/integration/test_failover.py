@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from haflow.metastore.engine import create_engine
 from haflow.metastore.records import EventRow
 from haflow.metastore.repository import Repository
 from tests.integration.conftest import database_url, truncate_all
+from tests.waiting import wait_for
 
 SESSION_S = 4.0
 DAG = """
@@ -94,15 +95,6 @@ class Cluster:
         return "\n".join(
             f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted(self.home.glob("*.log"))
         )
-
-
-def wait_for(what: str, check: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @pytest.fixture

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import threading
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +15,9 @@ from haflow.core.clock import utcnow
 from haflow.metastore.repository import Repository
 from haflow.scheduler.build import build_scheduler
 from haflow.scheduler.service import SchedulerService
+from tests.waiting import wait_for as _wait_for
+
+wait_for = functools.partial(_wait_for, timeout=45.0)
 
 DAG_FILE = """
 from datetime import datetime
@@ -74,15 +77,6 @@ def running(tmp_path: Path, db_url: str) -> Iterator[tuple[SchedulerService, Rep
         service.stop_requested.set()
         thread.join(30)
         assert not thread.is_alive(), "the scheduler did not stop within 30 s"
-
-
-def wait_for(what: str, check: Callable[[], bool], timeout: float = 45.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def _finished(repo: Repository, dag_id: str, run_id: str) -> bool:

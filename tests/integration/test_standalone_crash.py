@@ -11,15 +11,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from haflow.metastore.engine import create_engine
 from haflow.metastore.repository import Repository
+from tests.waiting import wait_for
 
 DAG = """
 from datetime import datetime
@@ -34,15 +34,6 @@ with DAG("crash_dag", start_date=datetime(2026, 1, 1)):
 """
 
 HAFLOW = [sys.executable, "-m", "haflow.cli.main"]
-
-
-def wait_for(what: str, check: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @pytest.fixture
