@@ -8,6 +8,7 @@ own rows, which is what the leader reclaims on. A worker refuses to run as root 
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import socket
 import threading
@@ -22,7 +23,7 @@ from haflow.metastore.engine import create_engine
 from haflow.metastore.migrate import require_current
 from haflow.metastore.repository import Repository
 from haflow.worker.celery_app import WorkerIdentity, make_app, set_identity
-from haflow.worker.registry import ZkWorkerNode
+from haflow.worker.registry import ZkWorkerNode, fence_after
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,9 @@ def run_worker(
     engine = create_engine(settings.core.sql_alchemy_conn)
     require_current(engine)
     worker_id = hostname
-    set_identity(WorkerIdentity(worker_id, settings))
+    e = settings.election
+    cut_since = multiprocessing.RawValue("d", 0.0) if e.zk_hosts else None  # before forking
+    set_identity(WorkerIdentity(worker_id, settings, cut_since, fence_after(e.zk_session_timeout)))
     app = make_app(settings)
     reg = Registration(
         Repository(engine, cluster=settings.scheduler.cluster, actor=worker_id),
@@ -96,7 +99,6 @@ def run_worker(
         settings.worker.heartbeat_sec,
     )
 
-    e = settings.election
     node = (
         ZkWorkerNode(
             e.zk_hosts,
@@ -104,6 +106,7 @@ def run_worker(
             worker_id,
             session_timeout_s=e.zk_session_timeout,
             auth=e.zk_auth,
+            cut_since=cut_since,
         )
         if e.zk_hosts
         else None

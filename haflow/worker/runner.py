@@ -67,6 +67,7 @@ class AttemptRunner:
         clock: Clock = utcnow,
         stopping: Callable[[], bool] = lambda: False,
         monotonic: Callable[[], float] = time.monotonic,
+        fence: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.repo = repo
         self.dags = dags
@@ -75,6 +76,7 @@ class AttemptRunner:
         self.clock = clock
         self.stopping = stopping
         self.monotonic = monotonic
+        self.fence = fence  # another reason to stop attempts now (e.g. ZooKeeper lost)
 
     def run(self, ref: AttemptRef) -> str:
         """Run `ref` if the claim succeeds; returns what happened, for counting."""
@@ -184,6 +186,11 @@ class _Watch:
         silent = self.r.monotonic() - self.last_ok
         if silent >= self.r.cfg.timeout - self.r.cfg.self_fence_margin:
             log.error("self-fencing: no heartbeat for %.1f s, killing %s", silent, self.c.task_id)
+            self.ours = False
+            return False
+        why = self.r.fence()
+        if why is not None:
+            log.error("self-fencing: %s, killing %s", why, self.c.task_id)
             self.ours = False
             return False
         return True

@@ -439,3 +439,44 @@ def _publisher(setup: Setup):  # type: ignore[no-untyped-def]
     from haflow.worker.celery_app import make_app
 
     return make_app(load_settings(home=setup.home, environ=setup.env))
+
+
+def test_worker_cut_off_from_zookeeper_and_metastore_fences_before_the_reclaim(
+    zk_setup: Setup,
+) -> None:
+    """With ZooKeeper the leader reclaims as soon as a worker's session expires; a worker cut
+    off from ZooKeeper and the metastore must have stopped its attempt by then."""
+    s = zk_setup
+    servers, _, chroot = s.env["HAFLOW__ELECTION__ZK_HOSTS"].partition("/")
+    zk_host, _, zk_port = servers.split(",")[0].rpartition(":")
+    pg = make_url_parts(s.env["HAFLOW__CORE__SQL_ALCHEMY_CONN"])
+    zk_proxy, pg_proxy = Proxy(zk_host, int(zk_port)), Proxy(pg["host"], pg["port"])
+    try:
+        s.start_worker(
+            "cut",
+            queues="fenced",
+            HAFLOW__CORE__SQL_ALCHEMY_CONN=s.env["HAFLOW__CORE__SQL_ALCHEMY_CONN"].replace(
+                f"{pg['host']}:{pg['port']}", f"127.0.0.1:{pg_proxy.port}"
+            ),
+            HAFLOW__ELECTION__ZK_HOSTS=f"127.0.0.1:{zk_proxy.port}/{chroot}",
+        )
+        wait_for("the worker to register", lambda: "cut" in _alive(s.repo))
+        run_id = s.trigger("cw_ticker")
+        wait_for("attempt 1 to tick", lambda: any(m.startswith("tick 1 cut") for m in s.marks()))
+        s.start_worker("spare", queues="fenced")
+        wait_for("the spare worker to register", lambda: "spare" in _alive(s.repo))
+        zk_proxy.cut()
+        pg_proxy.cut()
+        wait_for("the run to finish", lambda: s.finished("cw_ticker", run_id), 30)
+    finally:
+        zk_proxy.close()
+        pg_proxy.close()
+    ti = s.repo.task_instance("cw_ticker", run_id, "ticker")
+    assert s.repo.attempts(ti.id)[0].reason == "worker's ZooKeeper session ended"
+    ticks = [m.split() for m in s.marks() if m.startswith("tick")]
+    first = [float(t[3]) for t in ticks if t[1] == "1"]
+    second = [float(t[3]) for t in ticks if t[1] == "2"]
+    assert len(first) < 80 and len(second) == 80
+    assert max(first) < min(second), (
+        f"attempt 1 ticked until {max(first):.3f}, attempt 2 started at {min(second):.3f}"
+    )
