@@ -79,8 +79,6 @@ SCHEMA: tuple[SettingSpec, ...] = (
                 "Seconds a task instance may stay queued before it is sent again.", positive=True),
     SettingSpec("scheduler", "max_active_tasks", "int", "1024",
                 "Most task attempts queued or running at once in the cluster.", minimum=1),
-    SettingSpec("scheduler", "max_tis_per_query", "int", "1000",
-                "Most task instances examined by one scheduling query.", minimum=1),
     SettingSpec("scheduler", "metrics_port", "int", "0",
                 "Port of the metrics endpoint; 0 turns it off.", minimum=0, maximum=65535),
     SettingSpec("scheduler", "heartbeat_sec", "float", "1.0",

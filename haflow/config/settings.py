@@ -48,7 +48,6 @@ class SchedulerSettings:
     loop_interval: float
     queued_timeout: float
     max_active_tasks: int
-    max_tis_per_query: int
     metrics_port: int
     heartbeat_sec: float
 
