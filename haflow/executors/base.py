@@ -27,6 +27,9 @@ class Executor(ABC):
     @abstractmethod
     def healthy(self) -> bool: ...
 
+    def maintain(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
+        """Housekeeping the scheduler calls every iteration (e.g. replace dead processes)."""
+
     @abstractmethod
     def submit(self, refs: Sequence[AttemptRef]) -> None: ...
 

@@ -2,8 +2,9 @@
 
 Processes are spawned (not forked) so they inherit no threads or connections of the scheduler;
 each forks a child per attempt (see worker.process), so a task's crash or hang never takes its
-worker down. All of them die with the executor's process (PR_SET_PDEATHSIG), and a dead pool
-process makes the executor unhealthy, so the daemon stops instead of limping on.
+worker down. All of them die with the executor's process (PR_SET_PDEATHSIG). A pool process
+that dies anyway (a task that kills its parent) is replaced; the attempt it ran stops
+heartbeating and is reclaimed by the leader like any lost attempt.
 """
 
 from __future__ import annotations
@@ -51,19 +52,14 @@ class LocalExecutor(Executor):
         self._lock = threading.Lock()
         self._listener: threading.Thread | None = None
         self._stopping = False
+        self._busy: Any = None  # shared flags: pool process n is running an attempt
+        self.replaced = 0
 
     def start(self) -> None:
         self._inbox = self._ctx.Queue()
         self._done = self._ctx.Queue()
-        for n in range(self.parallelism):
-            proc = self._ctx.Process(
-                target=pool_main,
-                args=(self.cfg, self._inbox, self._done),
-                name=f"haflow-local-{n}",
-                daemon=True,
-            )
-            proc.start()
-            self._procs.append(proc)
+        self._busy = self._ctx.Array("b", self.parallelism, lock=False)
+        self._procs = [self._spawn(n) for n in range(self.parallelism)]
         self._listener = threading.Thread(target=self._listen, name="local-results", daemon=True)
         self._listener.start()
 
@@ -76,8 +72,35 @@ class LocalExecutor(Executor):
                 self._inflight -= 1
             self.wake.set()
 
+    def _spawn(self, n: int) -> BaseProcess:
+        proc = self._ctx.Process(
+            target=pool_main,
+            args=(self.cfg, self._inbox, self._done, self._busy, n),
+            name=f"haflow-local-{n}",
+            daemon=True,
+        )
+        proc.start()
+        return proc
+
+    def maintain(self) -> None:
+        """Replace pool processes that died; the slot of an attempt one was running frees up."""
+        if self._stopping:
+            return
+        for n, proc in enumerate(self._procs):
+            if proc.is_alive():
+                continue
+            log.warning(
+                "local worker process %s died (exit %s); replacing it", proc.name, proc.exitcode
+            )
+            if self._busy[n]:
+                self._busy[n] = 0
+                with self._lock:
+                    self._inflight -= 1
+            self._procs[n] = self._spawn(n)
+            self.replaced += 1
+
     def healthy(self) -> bool:
-        return self._stopping or all(p.is_alive() for p in self._procs)
+        return True
 
     def submit(self, refs: Sequence[AttemptRef]) -> None:
         with self._lock:
@@ -124,7 +147,7 @@ class _Deadline:
         return max(0.0, self.end - time.monotonic())
 
 
-def pool_main(cfg: PoolConfig, inbox: Any, done: Any) -> None:
+def pool_main(cfg: PoolConfig, inbox: Any, done: Any, busy: Any, slot: int) -> None:
     """Entry point of a pool process: claim and run attempts until told to stop."""
     from haflow.dag.loader import DagCache
     from haflow.logs import setup_logging
@@ -163,6 +186,7 @@ def pool_main(cfg: PoolConfig, inbox: Any, done: Any) -> None:
             if ref is None:
                 break
             state["busy"] = True
+            busy[slot] = 1
             try:
                 runner.run(ref)
             except Exception:
@@ -171,5 +195,6 @@ def pool_main(cfg: PoolConfig, inbox: Any, done: Any) -> None:
                 )
             finally:
                 state["busy"] = False
+                busy[slot] = 0
                 done.put(ref.ti_id)
     repo.engine.dispose()

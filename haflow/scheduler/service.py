@@ -155,6 +155,7 @@ class SchedulerService:
             self.loop.registry.refresh()  # a hot standby keeps its DAGs parsed
 
     def _check_parts(self) -> None:
+        self.executor.maintain()
         if not self.executor.healthy():
             raise HaflowError(
                 "the executor died (a worker process exited); stopping the "

@@ -38,6 +38,13 @@ with DAG("it_mixed", start_date=datetime(2026, 1, 1),
     a >> flaky >> b
     doomed >> [on_fail, after]
 
+def kill_my_worker():
+    import os
+    os.kill(os.getppid(), 9)
+
+with DAG("it_killer", start_date=datetime(2026, 1, 1)):
+    PythonTask("killer", python_callable=kill_my_worker)
+
 with DAG("it_ok", start_date=datetime(2026, 1, 1)):
     @task
     def first():
@@ -61,6 +68,8 @@ def make_settings(tmp_path: Path, db_url: str, **env: str) -> Settings:
         "HAFLOW__CORE__PARALLELISM": "3",
         "HAFLOW__SCHEDULER__LOOP_INTERVAL": "0.1",
         "HAFLOW__WORKER__HEARTBEAT_SEC": "0.5",
+        "HAFLOW__WORKER__TIMEOUT": "2",
+        "HAFLOW__WORKER__SELF_FENCE_MARGIN": "0.5",
         **env,
     }
     return load_settings(home=tmp_path, environ=environ)
@@ -90,7 +99,7 @@ def test_mixed_dag_reaches_expected_states(
     running: tuple[SchedulerService, Repository],
 ) -> None:
     _, repo = running
-    wait_for("the DAGs to be parsed", lambda: len(repo.dags()) == 2)
+    wait_for("the DAGs to be parsed", lambda: len(repo.dags()) == 3)
     repo.trigger_run("it_mixed", {"k": "v"}, utcnow(), run_id="r1")
     wait_for("run r1 to finish", lambda: _finished(repo, "it_mixed", "r1"))
 
@@ -120,7 +129,7 @@ def test_mixed_dag_reaches_expected_states(
 
 def test_successful_run_and_clear(running: tuple[SchedulerService, Repository]) -> None:
     _, repo = running
-    wait_for("the DAGs to be parsed", lambda: len(repo.dags()) == 2)
+    wait_for("the DAGs to be parsed", lambda: len(repo.dags()) == 3)
     repo.trigger_run("it_ok", {}, utcnow(), run_id="ok1")
     wait_for("run ok1 to finish", lambda: _finished(repo, "it_ok", "ok1"))
     assert repo.run("it_ok", "ok1").state == "success"
@@ -128,3 +137,20 @@ def test_successful_run_and_clear(running: tuple[SchedulerService, Repository]) 
     wait_for("the cleared run to finish again", lambda: _finished(repo, "it_ok", "ok1"))
     second = repo.task_instance("it_ok", "ok1", "second")
     assert (second.state, second.attempt) == ("success", 2)
+
+
+def test_task_killing_its_local_worker_leaves_the_scheduler_running(
+    running: tuple[SchedulerService, Repository],
+) -> None:
+    service, repo = running
+    wait_for("the DAGs to be parsed", lambda: len(repo.dags()) == 3)
+    repo.trigger_run("it_killer", {}, utcnow(), run_id="k1")
+    wait_for("run k1 to finish", lambda: _finished(repo, "it_killer", "k1"))
+    ti = repo.task_instance("it_killer", "k1", "killer")
+    attempts = repo.attempts(ti.id)
+    assert ti.state == "failed" and [a.state for a in attempts] == ["lost"] * 3
+    assert "max_losses" in attempts[-1].reason
+    assert service.executor.replaced == 3  # type: ignore[attr-defined]
+    repo.trigger_run("it_ok", {}, utcnow(), run_id="after")
+    wait_for("a run after the crashes", lambda: _finished(repo, "it_ok", "after"))
+    assert repo.run("it_ok", "after").state == "success"

@@ -69,6 +69,9 @@ class FakeExecutor:
     def healthy(self) -> bool:
         return True
 
+    def maintain(self) -> None:
+        pass
+
 
 def service(name: str = "s1", election: MemoryElection | None = None):  # type: ignore[no-untyped-def]
     repo = FakeRepo()
