@@ -12,6 +12,7 @@ from haflow.cli.context import CliContext
 from haflow.cli.daemons import scheduler, standalone
 from haflow.cli.dags import dags
 from haflow.cli.db import db
+from haflow.cli.doctor import doctor
 from haflow.cli.status import jobs
 from haflow.cli.tasks import tasks
 from haflow.cli.workers import worker, workers
@@ -37,7 +38,7 @@ def version() -> None:
     click.echo(__version__)
 
 
-for group in (db, dags, tasks, config, scheduler, standalone, jobs, worker, workers):
+for group in (db, dags, tasks, config, scheduler, standalone, jobs, worker, workers, doctor):
     cli.add_command(group)
 
 

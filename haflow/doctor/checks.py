@@ -1,0 +1,305 @@
+"""The checks `haflow doctor` runs from the node it is on, one `Check` each.
+
+Each check probes a real connection the way the daemons would make it and says exactly what
+is wrong: which host, which step (name, port, login, schema, clock), and what to do.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+
+from haflow.config import Settings
+from haflow.doctor.probe import Finding, Problem, is_loopback, tcp
+from haflow.errors import HaflowError
+from haflow.metastore.engine import create_engine, normalize_url
+from haflow.metastore.migrate import status
+
+DEFAULT_PORTS = {
+    "postgresql": 5432,
+    "mysql": 3306,
+    "mariadb": 3306,
+    "amqp": 5672,
+    "pyamqp": 5672,
+    "redis": 6379,
+    "rediss": 6380,
+}
+MAX_SKEW_S = 2.0
+BROKER_TIMEOUT_S = 8.0
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    finding: Finding
+
+    @property
+    def ok(self) -> bool:
+        return self.finding.problem is Problem.OK
+
+
+def _endpoint(url: str, scheme: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    return parts.hostname or "localhost", parts.port or DEFAULT_PORTS.get(scheme, 0)
+
+
+def _with_hint(f: Finding, host: str) -> Finding:
+    if f.problem is Problem.REFUSED and is_loopback(host):
+        return Finding(
+            f.problem,
+            f.detail + "; the URL points at this node itself: on a node "
+            "that is not the server's, use its host name",
+        )
+    return f
+
+
+def check_metastore(settings: Settings) -> tuple[list[Check], Engine | None]:
+    url = settings.core.sql_alchemy_conn
+    parsed = normalize_url(url)
+    backend = parsed.get_backend_name()
+    if backend != "sqlite":
+        host, port = parsed.host or "localhost", parsed.port or DEFAULT_PORTS[backend]
+        reach = _with_hint(tcp(host, port), host)
+        if reach.problem is not Problem.OK:
+            return [Check("metastore", reach)], None
+    engine = create_engine(url)
+    try:
+        st = status(engine)
+    except HaflowError as exc:
+        return [Check("metastore", Finding(Problem.CONFIG, str(exc)))], None
+    except OperationalError as exc:
+        return [Check("metastore", _login_failure(str(exc.orig)))], None
+    if not st.up_to_date:
+        return [
+            Check(
+                "metastore",
+                Finding(
+                    Problem.SCHEMA,
+                    (
+                        f"reachable, but the schema is at revision "
+                        f"{st.current or 'none (empty)'} and this haflow needs {st.head}: "
+                        "run `haflow db migrate`"
+                    ),
+                ),
+            )
+        ], engine
+    return [
+        Check("metastore", Finding(Problem.OK, f"{backend} reachable, schema at {st.current}"))
+    ], engine
+
+
+def _login_failure(message: str) -> Finding:
+    lowered = message.lower()
+    if any(k in lowered for k in ("password", "access denied", "authentication")):
+        return Finding(Problem.AUTH, f"the server refused the credentials: {message.strip()}")
+    if "timeout" in lowered or "timed out" in lowered:
+        return Finding(Problem.TIMEOUT, message.strip())
+    return Finding(Problem.RESET, message.strip())
+
+
+def check_clock(engine: Engine) -> Check:
+    query = {"postgresql": "SELECT now()", "sqlite": None}.get(
+        engine.dialect.name, "SELECT UTC_TIMESTAMP(6)"
+    )
+    if query is None:
+        return Check("clock", Finding(Problem.OK, "SQLite runs on this node: no skew"))
+    with engine.connect() as conn:
+        server = conn.execute(text(query)).scalar_one()
+    if server.tzinfo is None:
+        server = server.replace(tzinfo=UTC)
+    skew = (datetime.now(UTC) - server).total_seconds()
+    if abs(skew) > MAX_SKEW_S:
+        return Check(
+            "clock",
+            Finding(
+                Problem.CLOCK,
+                (
+                    f"this node's clock is {skew:+.2f} s off the metastore's (more than "
+                    f"{MAX_SKEW_S:g} s): heartbeats and timeouts would misfire; run NTP/chrony"
+                ),
+            ),
+        )
+    return Check("clock", Finding(Problem.OK, f"{skew:+.3f} s from the metastore"))
+
+
+def check_broker(settings: Settings) -> Check:
+    url = settings.celery.broker_url
+    scheme = urlsplit(url).scheme
+    host, port = _endpoint(url, scheme)
+    reach = _with_hint(tcp(host, port), host)
+    if reach.problem is not Problem.OK:
+        return Check("broker", reach)
+    result: list[Finding] = []
+    worker = threading.Thread(target=lambda: result.append(_broker_login(url)), daemon=True)
+    worker.start()
+    worker.join(BROKER_TIMEOUT_S)
+    if not result:  # accepted the connection, then said nothing: frozen or overloaded
+        return Check(
+            "broker",
+            Finding(
+                Problem.TIMEOUT,
+                (
+                    f"the broker at {host}:{port} accepted the connection but did not answer "
+                    f"within {BROKER_TIMEOUT_S:g} s: is it frozen or overloaded?"
+                ),
+            ),
+        )
+    if result[0].problem is Problem.OK:
+        return Check(
+            "broker",
+            Finding(Problem.OK, f"{scheme} broker at {host}:{port} accepts our credentials"),
+        )
+    return Check("broker", result[0])
+
+
+def _broker_login(url: str) -> Finding:
+    from kombu.connection import Connection
+
+    options = {"max_retries": 0, "socket_timeout": 3, "socket_connect_timeout": 3}
+    try:
+        conn = Connection(  # type: ignore[no-untyped-call]
+            url, connect_timeout=3, transport_options=options
+        )
+        with conn:
+            conn.ensure_connection(max_retries=1, timeout=3)  # type: ignore[no-untyped-call]
+    except Exception as exc:  # transports raise their own types; classify by message
+        return _broker_failure(exc)
+    return Finding(Problem.OK, "")
+
+
+def _broker_failure(exc: Exception) -> Finding:
+    message = f"{type(exc).__name__}: {exc}"
+    lowered = message.lower()
+    if any(
+        k in lowered for k in ("access_refused", "auth", "password", "noperm", "invalid username")
+    ):
+        return Finding(Problem.AUTH, f"the broker refused the credentials ({message})")
+    if "timed out" in lowered or "timeout" in lowered:
+        return Finding(
+            Problem.TIMEOUT,
+            f"the broker accepted the connection but did not "
+            f"answer ({message}): is it frozen or overloaded?",
+        )
+    return Finding(Problem.RESET, f"the broker dropped the connection ({message})")
+
+
+def check_zookeeper(settings: Settings) -> Check:
+    from haflow.election.zookeeper import make_client, probe_hosts
+
+    e = settings.election
+    client = make_client(e.zk_hosts, e.zk_session_timeout, e.zk_auth)
+    try:
+        client.start(timeout=5)
+    except Exception:
+        client.close()
+        return Check(
+            "zookeeper",
+            Finding(
+                Problem.ZOOKEEPER,
+                (f"no session with {e.zk_hosts} within 5 s: {probe_hosts(e.zk_hosts)}"),
+            ),
+        )
+    client.stop()
+    client.close()
+    return Check("zookeeper", Finding(Problem.OK, f"session opened ({probe_hosts(e.zk_hosts)})"))
+
+
+def check_dags(settings: Settings, engine: Engine) -> Check:
+    from haflow.dag.loader import load_dag_folder
+    from haflow.metastore.repository import Repository
+
+    leader = Repository(engine).dag_fingerprints()
+    if not leader:
+        return Check("dags", Finding(Problem.OK, "no DAGs parsed by a scheduler yet"))
+    here = load_dag_folder(settings.core.dags_folder).dags
+    differ = sorted(
+        d
+        for d in set(here) | set(leader)
+        if here.get(d) is None or here[d].fingerprint() != leader.get(d)
+    )
+    if differ:
+        return Check(
+            "dags",
+            Finding(
+                Problem.DAGS,
+                (
+                    f"this node's DAGs folder {settings.core.dags_folder} differs from what the "
+                    f"leader parsed for: {', '.join(differ)}; deploy the same files everywhere"
+                ),
+            ),
+        )
+    return Check("dags", Finding(Problem.OK, f"{len(here)} DAGs match the leader's"))
+
+
+def check_security(settings: Settings, allow_root: bool) -> list[Check]:
+    out = []
+    if os.geteuid() == 0 and not allow_root:
+        out.append(
+            Check(
+                "user",
+                Finding(
+                    Problem.SECURITY,
+                    (
+                        "running as root: daemons should run as a dedicated user "
+                        "(--allow-root to accept)"
+                    ),
+                ),
+            )
+        )
+    else:
+        out.append(Check("user", Finding(Problem.OK, f"uid {os.geteuid()}")))
+    for section, key in (("webserver", "secret_key"), ("core", "fernet_key")):
+        if not settings.get(section, key):
+            out.append(
+                Check(
+                    key,
+                    Finding(
+                        Problem.SECURITY,
+                        (
+                            f"[{section}] {key} is empty: set the same non-empty value on "
+                            f"every node (HAFLOW__{section.upper()}__{key.upper()}_SECRET "
+                            "names a file holding it)"
+                        ),
+                    ),
+                )
+            )
+        else:
+            out.append(Check(key, Finding(Problem.OK, "set")))
+    return out
+
+
+def run_checks(
+    settings: Settings,
+    *,
+    allow_root: bool = False,
+    report: Callable[[Check], None] = lambda c: None,
+) -> list[Check]:
+    checks: list[Check] = []
+
+    def add(c: Check) -> None:
+        checks.append(c)
+        report(c)
+
+    found, engine = check_metastore(settings)
+    for c in found:
+        add(c)
+    if engine is not None:
+        add(check_clock(engine))
+        if checks[0].ok:
+            add(check_dags(settings, engine))
+        engine.dispose()
+    if settings.core.executor == "celery" or settings.celery.broker_url:
+        add(check_broker(settings))
+    if settings.election.zk_hosts:
+        add(check_zookeeper(settings))
+    for c in check_security(settings, allow_root):
+        add(c)
+    return checks
