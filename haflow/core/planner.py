@@ -59,6 +59,7 @@ class TISnap:
     started_at: datetime | None = None  # of the running attempt
     heartbeat_at: datetime | None = None  # of the running attempt
     queued_at: datetime | None = None  # when the queued attempt was last published
+    first_queued_at: datetime | None = None  # when the queued attempt was committed
     worker_id: str | None = None  # who claimed the running attempt
 
 
@@ -248,7 +249,13 @@ def _advance(
 
 
 def _stale(ti: TISnap, now: datetime, queued_timeout_s: float) -> bool:
-    return ti.queued_at is not None and now - ti.queued_at > timedelta(seconds=queued_timeout_s)
+    """Publish a queued attempt again when its message may be lost, backing off: each wait is
+    as long as the attempt has already waited, so a long backlog on a broker does not fill up
+    with copies (about log2 of the backlog's age of them; duplicates are dropped by the claim)."""
+    if ti.queued_at is None:
+        return False
+    waited = ti.queued_at - (ti.first_queued_at or ti.queued_at)
+    return now - ti.queued_at > max(timedelta(seconds=queued_timeout_s), waited)
 
 
 def _readiness(ti: TISnap, dag: DagSpec, states: Mapping[str, TaskState], now: datetime) -> Verdict:

@@ -515,3 +515,28 @@ def test_attempt_of_a_worker_whose_zookeeper_session_ended_is_reclaimed_at_once(
     assert [(c.state, c.attempt_state, c.reason) for c in gone.changes] == [
         (_TS.UP_FOR_RETRY, "lost", "worker's ZooKeeper session ended")
     ]
+
+
+def test_republishing_backs_off_as_the_attempt_keeps_waiting() -> None:
+    from datetime import timedelta as _td
+
+    from haflow.core.planner import TISnap as _TI
+    from haflow.core.planner import _stale
+    from haflow.core.states import TaskState as _TS
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def stale(published_after_s: float, now_s: float) -> bool:
+        ti = _TI(
+            1,
+            "t",
+            _TS.QUEUED,
+            attempt=1,
+            first_queued_at=t0,
+            queued_at=t0 + _td(seconds=published_after_s),
+        )
+        return _stale(ti, t0 + _td(seconds=now_s), 30.0)
+
+    assert not stale(0, 30) and stale(0, 31)  # first republish after the timeout
+    assert not stale(30, 60) and stale(30, 60.5)  # then after as long again (30 s)
+    assert not stale(120, 239) and stale(120, 241)  # published at 120 s: waits 120 s more

@@ -51,6 +51,7 @@ class SchedulingQueries(_Base):
                     a.started_at.label("a_started"),
                     a.heartbeat_at.label("a_beat"),
                     a.published_at.label("a_published"),
+                    a.queued_at.label("a_queued"),
                 )
                 .join(m.DagRun, m.DagRun.id == ti.run_pk)
                 .outerjoin(
@@ -79,6 +80,7 @@ class SchedulingQueries(_Base):
                 started_at=r.a_started,
                 heartbeat_at=r.a_beat,
                 queued_at=r.a_published,
+                first_queued_at=r.a_queued,
                 worker_id=r.worker_id,
             )
         return [RunSnap(pk, dag_id, RunState(state), tis.get(pk, {})) for pk, dag_id, state in runs]
