@@ -191,6 +191,36 @@ def _broker_failure(exc: Exception) -> Finding:
     return Finding(Problem.RESET, f"the broker dropped the connection ({message})")
 
 
+def check_visibility(settings: Settings) -> Check:
+    """Redis redelivers an unacknowledged message after the visibility timeout: a task that
+    may run longer would get a second delivery (rejected by the claim, but wasted)."""
+    from haflow.dag.loader import load_dag_folder
+
+    limit = settings.celery.visibility_timeout
+    longest = [
+        (t.execution_timeout.total_seconds(), f"{d.dag_id}.{t.task_id}")
+        for d in load_dag_folder(settings.core.dags_folder).dags.values()
+        for t in d.tasks.values()
+        if t.execution_timeout is not None
+    ]
+    over = sorted((s, name) for s, name in longest if s >= limit)
+    if over:
+        return Check(
+            "visibility",
+            Finding(
+                Problem.CONFIG,
+                (
+                    f"[celery] visibility_timeout is {limit:g} s but {over[-1][1]} may run "
+                    f"{over[-1][0]:g} s: raise it above the longest execution_timeout"
+                ),
+            ),
+        )
+    return Check(
+        "visibility",
+        Finding(Problem.OK, (f"visibility timeout {limit:g} s is above every execution_timeout")),
+    )
+
+
 def check_zookeeper(settings: Settings) -> Check:
     from haflow.election.zookeeper import make_client, probe_hosts
 
@@ -298,6 +328,8 @@ def run_checks(
         engine.dispose()
     if settings.core.executor == "celery" or settings.celery.broker_url:
         add(check_broker(settings))
+        if settings.celery.broker_url.startswith("redis"):
+            add(check_visibility(settings))
     if settings.election.zk_hosts:
         add(check_zookeeper(settings))
     for c in check_security(settings, allow_root):

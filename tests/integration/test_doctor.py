@@ -67,7 +67,7 @@ def pg(database_urls: dict[str, str], tmp_path_factory: pytest.TempPathFactory) 
     return database_url("postgresql", database_urls, tmp_path_factory.mktemp("pg"))
 
 
-def doctor(tmp_path: Path, db: str, broker: str) -> subprocess.CompletedProcess[str]:
+def doctor(tmp_path: Path, db: str, broker: str, **extra: str) -> subprocess.CompletedProcess[str]:
     (tmp_path / "dags").mkdir(exist_ok=True)
     env = {
         **os.environ,
@@ -77,6 +77,7 @@ def doctor(tmp_path: Path, db: str, broker: str) -> subprocess.CompletedProcess[
         "HAFLOW__CELERY__BROKER_URL": broker,
         "HAFLOW__WEBSERVER__SECRET_KEY": "s3cret",
         "HAFLOW__CORE__FERNET_KEY": "k3y",
+        **extra,
     }
     return subprocess.run(
         [sys.executable, "-m", "haflow.cli.main", "doctor", "--allow-root"],
@@ -149,3 +150,20 @@ def test_stale_schema(tmp_path: Path, redis: PrivateRedis) -> None:
         admin.dispose()
     assert out.returncode == Problem.SCHEMA.value, out.stdout
     assert "run `haflow db migrate`" in out.stdout
+
+
+def test_visibility_timeout_below_an_execution_timeout(
+    tmp_path: Path, pg: str, redis: PrivateRedis
+) -> None:
+    (tmp_path / "dags").mkdir()
+    (tmp_path / "dags" / "long.py").write_text(
+        "from datetime import datetime\n"
+        "from haflow.dag import DAG, BashTask\n"
+        "with DAG('long', start_date=datetime(2026, 1, 1)):\n"
+        "    BashTask('hours', bash_command='sleep 1', execution_timeout=7200)\n"
+    )
+    out = doctor(
+        tmp_path, pg, f"redis://127.0.0.1:{redis.port}/0", HAFLOW__CELERY__VISIBILITY_TIMEOUT="3600"
+    )
+    assert out.returncode == Problem.CONFIG.value, out.stdout
+    assert "long.hours may run 7200 s" in out.stdout
