@@ -30,7 +30,6 @@ class CoreSettings:
     sql_alchemy_conn: str = field(repr=False)
     executor: ExecutorName
     parallelism: int
-    load_examples: bool
     fernet_key: str = field(repr=False)
     hostname: str
     dag_dir_list_interval: float

@@ -20,7 +20,6 @@ class TaskState(StrEnum):
     """State of a task instance; `attempt` on the instance says which attempt it refers to."""
 
     NONE = "none"  # not yet ready: waiting for upstreams
-    SCHEDULED = "scheduled"  # ready, the next attempt waits for its retry delay
     QUEUED = "queued"  # attempt committed and handed to the executor, not yet claimed
     RUNNING = "running"  # attempt claimed by a worker
     SUCCESS = "success"

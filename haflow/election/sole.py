@@ -16,7 +16,6 @@ class SoleElector(Elector):
 
     def __init__(self) -> None:
         self._leading = False
-        self._released = False
 
     def start(self) -> None:
         self._leading = True

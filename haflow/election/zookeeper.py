@@ -132,9 +132,6 @@ class ZooKeeperElector(Elector):
             return None
         return self._children.index(node)
 
-    def contenders(self) -> list[str]:
-        return list(self._election.contenders()) if self._election is not None else []
-
     # -- kazoo side ----------------------------------------------------------------------------
 
     def _on_state(self, state: str) -> None:

@@ -26,8 +26,6 @@ class CeleryExecutor(Executor):
         self.app = app
         self.max_in_flight = max_in_flight
         self.publish_timeout_s = publish_timeout_s
-        self.published = 0
-        self.failed = 0
 
     def start(self) -> None:
         pass
@@ -61,9 +59,7 @@ class CeleryExecutor(Executor):
                         timeout=self.publish_timeout_s,
                         confirm_timeout=self.publish_timeout_s,
                     )
-                    self.published += 1
                 except Exception as exc:  # the broker's errors vary by transport
-                    self.failed += 1
                     log.warning(
                         "could not publish attempt %s of task instance %s to queue %r "
                         "(%s: %s); it stays queued and is published again later",

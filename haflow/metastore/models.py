@@ -51,7 +51,6 @@ class Dag(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     fingerprint: Mapped[str] = mapped_column(String(64), default="")
     last_fire_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    next_fire_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     parsed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 

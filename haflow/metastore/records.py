@@ -31,7 +31,6 @@ class DagRow:
     is_active: bool
     max_active_runs: int
     last_fire_at: datetime | None
-    next_fire_at: datetime | None
     tags: list[str]
 
 

@@ -47,7 +47,7 @@ def test_defaults_without_file_or_environment(tmp_path: Path) -> None:
     assert settings.core.sql_alchemy_conn == f"sqlite:///{tmp_path}/haflow.db"
     assert settings.core.executor == "local"
     assert settings.core.parallelism == 8
-    assert settings.core.load_examples is False
+    assert settings.worker.reclaim_consumes_retry is False
     assert settings.core.dag_dir_list_interval == 10.0
     assert settings.scheduler.loop_interval == 0.2
     assert settings.scheduler.cluster == "default"
@@ -145,7 +145,7 @@ def test_env_beats_file_beats_default_for_plain_keys(tmp_path: Path) -> None:
     settings = load(tmp_path, {"HAFLOW__CORE__PARALLELISM": "5"}, cfg)
     assert settings.core.parallelism == 5
     assert settings.core.executor == "celery"
-    assert settings.core.load_examples is False
+    assert settings.worker.reclaim_consumes_retry is False
 
 
 def test_env_names_are_case_insensitive_on_section_and_key(tmp_path: Path) -> None:
@@ -291,7 +291,12 @@ def test_unrelated_environment_is_ignored(tmp_path: Path) -> None:
     [
         ("scheduler", "loop_interval", "abc", "[scheduler] loop_interval = 'abc' is not a float"),
         ("core", "parallelism", "8.5", "[core] parallelism = '8.5' is not an int"),
-        ("core", "load_examples", "maybe", "[core] load_examples = 'maybe' is not a bool"),
+        (
+            "worker",
+            "reclaim_consumes_retry",
+            "maybe",
+            "[worker] reclaim_consumes_retry = 'maybe' is not a bool",
+        ),
         ("worker", "timeout", "inf", "[worker] timeout = 'inf' is not a float"),
         ("core", "dags_folder", " ", "[core] dags_folder = ' ' is empty, but a path is required"),
     ],
@@ -364,8 +369,8 @@ def test_zero_metrics_port_means_off_and_is_allowed(tmp_path: Path) -> None:
     ],
 )
 def test_bool_spellings(tmp_path: Path, raw: str, expected: bool) -> None:
-    settings = load(tmp_path, {"HAFLOW__CORE__LOAD_EXAMPLES": raw})
-    assert settings.core.load_examples is expected
+    settings = load(tmp_path, {"HAFLOW__WORKER__RECLAIM_CONSUMES_RETRY": raw})
+    assert settings.worker.reclaim_consumes_retry is expected
 
 
 def test_malformed_ini_names_the_file(tmp_path: Path) -> None:
@@ -438,7 +443,7 @@ def test_with_overrides_returns_a_validated_copy(tmp_path: Path) -> None:
     [
         ({"core__parallelism": 0}, r"\[core\] parallelism = 0 must be >= 1"),
         ({"core__parallelism": True}, "is not an int"),
-        ({"core__load_examples": 1}, "is not a bool"),
+        ({"worker__reclaim_consumes_retry": 1}, "is not a bool"),
         ({"core__executor": "k8s"}, "local, celery"),
         ({"core__paralelism": 1}, "did you mean 'parallelism'"),
         ({"parallelism": 1}, "expected the form section__key"),

@@ -195,7 +195,6 @@ def _dag_row(r: Any) -> DagRow:
         r.is_active,
         r.max_active_runs,
         r.last_fire_at,
-        r.next_fire_at,
         json.loads(r.tags or "[]"),
     )
 

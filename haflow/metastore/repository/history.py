@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import or_, select, update
 
 from haflow.core.states import AttemptState, RunState, TaskState
 from haflow.errors import (
@@ -86,13 +86,6 @@ class HistoryQueries(RunQueries):
         with self._tx() as conn:
             rows = conn.execute(stmt).all()
         return [EventRow(**_pick(r, EventRow)) for r in rows]
-
-    def count_tis(self) -> dict[str, int]:
-        with self._tx() as conn:
-            rows = conn.execute(
-                select(m.TaskInstance.state, func.count()).group_by(m.TaskInstance.state)
-            ).all()
-        return {state: n for state, n in rows}
 
     def clear(self, dag_id: str, run_id: str, task_ids: Sequence[str], now: datetime) -> int:
         """Reset finished task instances so they run again (as a new attempt) and reopen the run."""
