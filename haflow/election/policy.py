@@ -44,17 +44,20 @@ class LockElector(Protocol):
     def holding(self) -> bool: ...
 
 
+def fallback_note(fallback_after_s: float) -> str:
+    """What the ZooKeeper elector says about the fallback when the ensemble is unreachable."""
+    return (
+        f"database fallback in use: after {fallback_after_s:g} s without ZooKeeper the "
+        "candidates compete on the database lock alone"
+    )
+
+
 class FailoverElector(Elector):
     def __init__(self, order: OrderingElector, lock: LockElector, fallback_after_s: float) -> None:
         self.order = order
         self.lock = lock
         self.fallback_after_s = fallback_after_s
         self.mode = order.mode
-        if hasattr(order, "fallback_note"):
-            order.fallback_note = (
-                f"database fallback in use: after {fallback_after_s:g} s without ZooKeeper the "
-                "candidates compete on the database lock alone"
-            )
 
     def start(self) -> None:
         self.lock.start()

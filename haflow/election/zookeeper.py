@@ -43,6 +43,7 @@ class ZooKeeperElector(Elector):
         *,
         session_timeout_s: float = 6.0,
         auth: str = "",
+        fallback_note: str = "no database fallback: no leadership until ZooKeeper answers",
         connect_timeout_s: float = 10.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -61,7 +62,7 @@ class ZooKeeperElector(Elector):
         self._children: list[str] = []
         self._election: Any = None
         self._watching = False
-        self.fallback_note = "no database fallback: no leadership until ZooKeeper answers"
+        self.fallback_note = fallback_note
         self._thread: threading.Thread | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------

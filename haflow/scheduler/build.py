@@ -7,7 +7,7 @@ from typing import Any
 from haflow.config import Settings
 from haflow.election.base import Elector
 from haflow.election.database import DatabaseElector
-from haflow.election.policy import FailoverElector
+from haflow.election.policy import FailoverElector, fallback_note
 from haflow.election.sole import SoleElector
 from haflow.election.zookeeper import ZooKeeperElector
 from haflow.errors import ConfigError
@@ -43,7 +43,12 @@ def build_elector(settings: Settings, holder: str, cluster: str) -> Elector:
             "[election] mode = zookeeper needs [election] zk_hosts (host:port,...[/chroot])"
         )
     zk = ZooKeeperElector(
-        e.zk_hosts, cluster, holder, session_timeout_s=e.zk_session_timeout, auth=e.zk_auth
+        e.zk_hosts,
+        cluster,
+        holder,
+        session_timeout_s=e.zk_session_timeout,
+        auth=e.zk_auth,
+        fallback_note=fallback_note(e.zk_fallback_after),
     )
     return FailoverElector(zk, lock, e.zk_fallback_after)
 

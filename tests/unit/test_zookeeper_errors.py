@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from haflow.election.policy import fallback_note
 from haflow.election.zookeeper import ZooKeeperElector, probe_hosts
 
 
@@ -29,8 +30,14 @@ def test_unreachable_ensemble_at_start_is_logged_and_does_not_lead(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     hosts = f"127.0.0.1:{closed_port()}"
-    elector = ZooKeeperElector(hosts, "c", "s1", session_timeout_s=2.0, connect_timeout_s=0.5)
-    elector.fallback_note = "database fallback in use: after 6 s ..."
+    elector = ZooKeeperElector(
+        hosts,
+        "c",
+        "s1",
+        session_timeout_s=2.0,
+        connect_timeout_s=0.5,
+        fallback_note=fallback_note(6.0),
+    )
     caplog.set_level(logging.ERROR, logger="haflow.election.zookeeper")
     started = time.monotonic()
     try:
