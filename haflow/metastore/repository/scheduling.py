@@ -194,6 +194,7 @@ class SchedulingQueries(_Base):
         now: datetime,
         ev: list[Event],
     ) -> None:
+        info = self._ti_info(conn, [c.ti_id for c in changes]) if changes else {}
         for c in changes:
             ended = now if TaskState(c.state).finished else None
             values: dict[str, Any] = {"state": c.state, "ended_at": ended}
@@ -224,15 +225,19 @@ class SchedulingQueries(_Base):
                     )
                     .values(state=c.attempt_state, ended_at=now, reason=c.reason)
                 )
+            dag_id, run_id, task_id, _ = info[c.ti_id]
+            detail = {"from": c.expected, "attempt_state": c.attempt_state, "reason": c.reason}
             ev.append(
-                self._ti_event(
-                    conn,
+                _event(
                     "ti." + c.state,
-                    c.ti_id,
-                    c.attempt,
-                    epoch,
+                    self.actor,
                     now,
-                    {"from": c.expected, "attempt_state": c.attempt_state, "reason": c.reason},
+                    epoch=epoch,
+                    dag_id=dag_id,
+                    run_id=run_id,
+                    task_id=task_id,
+                    attempt=c.attempt,
+                    detail=detail,
                 )
             )
 
