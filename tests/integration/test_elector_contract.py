@@ -227,3 +227,34 @@ def test_no_leadership_while_cut_off(harness: Harness) -> None:
     leader = settle(cands)
     assert harness.cut_off(leader, lambda: leader.poll(NOW)) is False
     steady(cands, settle(cands, timeout=20))
+
+
+def test_zk_auth_protects_the_election_nodes(zk_hosts: str) -> None:
+    """`[election] zk_auth` gives the election nodes a digest ACL: strangers cannot touch them."""
+    from kazoo.client import KazooClient
+    from kazoo.exceptions import NoAuthError
+
+    elector = ZooKeeperElector(
+        zk_hosts, "secured", "s1", session_timeout_s=4.0, auth="haflow:s3cret"
+    )
+    elector.start()
+    stranger = KazooClient(hosts=zk_hosts)
+    stranger.start(timeout=15)
+    try:
+        settle([elector])
+        path = "/haflow/secured/election"
+        acls, _ = elector.client.get_acls(path)
+        assert [(a.id.scheme, a.id.id.split(":")[0]) for a in acls] == [("digest", "haflow")]
+        with pytest.raises(NoAuthError):
+            stranger.get_children(path)
+        with pytest.raises(NoAuthError):
+            stranger.delete(path, recursive=True)
+    finally:
+        stranger.stop()
+        stranger.close()
+        elector.stop()
+        owner = KazooClient(hosts=zk_hosts, auth_data=[("digest", "haflow:s3cret")])
+        owner.start(timeout=15)
+        owner.delete("/haflow", recursive=True)  # protected too: the chroot cleanup could not
+        owner.stop()
+        owner.close()
