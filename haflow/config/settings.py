@@ -59,6 +59,7 @@ class WorkerSettings:
     timeout: float
     concurrency: int
     self_fence_margin: float
+    metrics_port: int
     max_log_bytes: int
     max_losses: int
     reclaim_consumes_retry: bool
@@ -94,6 +95,9 @@ class WebserverSettings:
     secret_key: str = field(repr=False)
     port: int
     workers: int
+    host: str
+    cookie_secure: bool
+    login_rate_limit: int
 
 
 @dataclass(frozen=True)
