@@ -63,4 +63,19 @@ if ! rabbit_up; then
   for _ in $(seq 60); do rabbit_up && break; sleep 1; done
 fi
 wait_for RabbitMQ rabbit_up
+
+# Tools the tests drive (no service of their own): headless Chromium for the browser tests,
+# haproxy in front of webservers, Prometheus and promtool, and the validators of deploy/.
+need_pkgs=()
+command -v chromium >/dev/null || need_pkgs+=(chromium)
+command -v haproxy >/dev/null || need_pkgs+=(haproxy)
+command -v promtool >/dev/null || need_pkgs+=(prometheus)
+command -v docker-compose >/dev/null || need_pkgs+=(docker-compose)
+command -v systemd-analyze >/dev/null || need_pkgs+=(systemd)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  log "installing ${need_pkgs[*]}"
+  apt_install "${need_pkgs[@]}" || log "could not install ${need_pkgs[*]}"
+fi
+# The Debian packages may start their own daemons; the tests start their own instances.
+for svc in haproxy prometheus; do service "$svc" stop >/dev/null 2>&1 || true; done
 exit 0
