@@ -1,26 +1,39 @@
 """`haflow standalone`: the embedded default. Nothing to configure, nothing to install.
 
-On first start it creates $HAFLOW_HOME with a config file, a SQLite metastore and example DAGs;
-then runs the scheduler with the local executor and prints each run's and task's progress.
+On first start it creates $HAFLOW_HOME with a config file, a SQLite metastore, example DAGs, a
+web secret key and an `admin` user with a generated password (kept in the home, mode 0600);
+then runs the scheduler with the local executor, serves the web UI on 127.0.0.1, and prints
+each run's and task's progress.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import secrets
 import shutil
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
+from sqlalchemy.engine import Engine
 
 from haflow.config import Settings, default_home, load_settings, render_default_config
+from haflow.core.clock import utcnow
+from haflow.errors import ConfigError
 from haflow.logs import setup_logging
 from haflow.metastore.engine import create_engine
 from haflow.metastore.migrate import migrate
 from haflow.metastore.records import EventRow
 from haflow.metastore.repository import Repository
 from haflow.scheduler.build import build_scheduler
+from haflow.web.credentials import hash_password, new_password
 
 EXAMPLES = Path(__file__).parent / "example_dags"
+ADMIN_PASSWORD_FILE = "standalone_admin_password.txt"
+SECRET_KEY_FILE = "webserver_secret_key"
 _SHOWN = (
     "run.",
     "ti.success",
@@ -49,13 +62,66 @@ def prepare_home(home: Path) -> Settings:
     return settings
 
 
-def run_standalone(home: str | None, parallelism: int | None = None) -> None:
+def _private_file(path: Path, make: Callable[[], str]) -> str:
+    """The content of `path`, created with `make()` and mode 0600 if missing."""
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(make())
+    return path.read_text().strip()
+
+
+def ensure_admin(repo: Repository, home: Path) -> tuple[str, str | None]:
+    """The admin user and its password: made on first start when the metastore has no user."""
+    pw_file = home / ADMIN_PASSWORD_FILE
+    if repo.count_users() == 0:
+        pw_file.unlink(missing_ok=True)
+        password = _private_file(pw_file, new_password)
+        repo.create_user("admin", hash_password(password), "Admin", utcnow())
+    return "admin", pw_file.read_text().strip() if pw_file.exists() else None
+
+
+def start_web(settings: Settings, engine: Engine) -> Any:
+    """The web UI on a thread (werkzeug's threaded server); ConfigError if the port is taken."""
+    from werkzeug.serving import make_server
+
+    from haflow.web import create_app
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request on the console
+    ws = settings.webserver
+    try:
+        server = make_server(ws.host, ws.port, create_app(settings, engine=engine), threaded=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot serve the web UI on {ws.host}:{ws.port}: {exc}; "
+            "choose another with --port or HAFLOW__WEBSERVER__PORT"
+        ) from exc
+    threading.Thread(target=server.serve_forever, name="web", daemon=True).start()
+    return server
+
+
+def run_standalone(
+    home: str | None,
+    parallelism: int | None = None,
+    port: int | None = None,
+    host: str = "127.0.0.1",
+) -> None:
     from haflow.cli.daemons import run_until_signalled
 
-    settings = prepare_home(Path(home) if home else default_home())
-    overrides: dict[str, object] = {"election__mode": "none"}
+    home_path = Path(home) if home else default_home()
+    settings = prepare_home(home_path)
+    key = settings.webserver.secret_key or _private_file(
+        home_path / SECRET_KEY_FILE, lambda: secrets.token_hex(32)
+    )
+    overrides: dict[str, object] = {
+        "election__mode": "none",
+        "webserver__secret_key": key,
+        "webserver__host": host,
+    }
     if parallelism is not None:
         overrides["core__parallelism"] = parallelism
+    if port is not None:
+        overrides["webserver__port"] = port
     settings = settings.with_overrides(**overrides)
     setup_logging("WARNING")
     engine = create_engine(settings.core.sql_alchemy_conn)
@@ -65,13 +131,22 @@ def run_standalone(home: str | None, parallelism: int | None = None) -> None:
         f"DAGs folder {settings.core.dags_folder}; trigger one with "
         "`haflow dags trigger example_hello`; Ctrl-C stops"
     )
+    repo = Repository(engine, cluster=settings.scheduler.cluster)
+    user, password = ensure_admin(repo, home_path)
+    web = start_web(settings, engine)
+    click.echo(
+        f"web UI at http://{settings.webserver.host}:{settings.webserver.port}/ : log in as "
+        f"{user} with password {password or '(changed; see `haflow users`)'} "
+        f"(kept in {home_path / ADMIN_PASSWORD_FILE})"
+    )
     service = build_scheduler(settings)
-    progress = Progress(Repository(engine, cluster=settings.scheduler.cluster))
+    progress = Progress(repo)
     progress.start()
     try:
         run_until_signalled(service)
     finally:
         progress.stop()
+        web.shutdown()
     click.echo("standalone stopped; no attempt left running")
 
 

@@ -68,9 +68,11 @@ def status(click_ctx: click.Context, max_age: float, show_stopped: bool, output:
     default=None,
     help="Concurrent attempts (default [core] parallelism).",
 )
+@click.option("--port", type=int, default=None, help="Web UI port (default [webserver] port).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Web UI listen address.")
 @pass_ctx
-def standalone(ctx: CliContext, parallelism: int | None) -> None:
-    """Everything on this machine: SQLite metastore, scheduler and local executor."""
+def standalone(ctx: CliContext, parallelism: int | None, port: int | None, host: str) -> None:
+    """Everything on this machine: SQLite metastore, scheduler, local executor and web UI."""
     from haflow.standalone import run_standalone
 
-    run_standalone(ctx.home, parallelism=parallelism)
+    run_standalone(ctx.home, parallelism=parallelism, port=port, host=host)

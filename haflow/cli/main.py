@@ -15,6 +15,7 @@ from haflow.cli.db import db
 from haflow.cli.doctor import doctor
 from haflow.cli.status import jobs
 from haflow.cli.tasks import tasks
+from haflow.cli.web import users, webserver
 from haflow.cli.workers import worker, workers
 from haflow.errors import HaflowError
 
@@ -38,7 +39,20 @@ def version() -> None:
     click.echo(__version__)
 
 
-for group in (db, dags, tasks, config, scheduler, standalone, jobs, worker, workers, doctor):
+for group in (
+    db,
+    dags,
+    tasks,
+    config,
+    scheduler,
+    standalone,
+    jobs,
+    worker,
+    workers,
+    doctor,
+    webserver,
+    users,
+):
     cli.add_command(group)
 
 

@@ -140,6 +140,12 @@ SCHEMA: tuple[SettingSpec, ...] = (
     SettingSpec("webserver", "login_rate_limit", "int", "10",
                 "Failed logins allowed per client address and minute, across all webservers.",
                 minimum=1),
+    SettingSpec("webserver", "proxy_count", "int", "0",
+                "Reverse proxies (haproxy) in front of the web server whose X-Forwarded-For "
+                "header is trusted for the client address.", minimum=0),
+    SettingSpec("webserver", "scheduler_health_threshold", "float", "10.0",
+                "Seconds after which /health counts the leader's heartbeat as stale.",
+                positive=True),
     SettingSpec("logging", "level", "choice", "INFO", "Lowest level of log records emitted.",
                 choices=("DEBUG", "INFO", "WARNING", "ERROR")),
 )

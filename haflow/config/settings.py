@@ -98,6 +98,8 @@ class WebserverSettings:
     host: str
     cookie_secure: bool
     login_rate_limit: int
+    proxy_count: int
+    scheduler_health_threshold: float
 
 
 @dataclass(frozen=True)

@@ -231,10 +231,12 @@ class DAG:
     def fingerprint(self) -> str:
         """A stable hash of everything the scheduler reads; it changes iff the structure does."""
         return hashlib.sha256(
-            json.dumps(self._structure(), sort_keys=True).encode("utf-8")
+            json.dumps(self.structure(), sort_keys=True).encode("utf-8")
         ).hexdigest()
 
-    def _structure(self) -> dict[str, Any]:
+    def structure(self) -> dict[str, Any]:
+        """What the scheduler reads of this DAG, as JSON-able data; tasks in topological order."""
+        order = self.topological_order()
         return {
             "dag_id": self.dag_id,
             "schedule": self.schedule_obj.expression if self.schedule_obj else None,
@@ -253,6 +255,6 @@ class DAG:
                     "queue": t.queue,
                     "upstream": sorted(t.upstream_task_ids),
                 }
-                for tid, t in self.tasks.items()
+                for tid, t in ((tid, self.tasks[tid]) for tid in order)
             },
         }

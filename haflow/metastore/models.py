@@ -50,6 +50,7 @@ class Dag(Base):
     tags: Mapped[str] = mapped_column(String(1000), default="[]")
     description: Mapped[str] = mapped_column(Text, default="")
     fingerprint: Mapped[str] = mapped_column(String(64), default="")
+    structure: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
     last_fire_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     parsed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
@@ -206,3 +207,50 @@ class ImportError_(Base):
     line: Mapped[int | None] = mapped_column(Integer)
     message: Mapped[str] = mapped_column(Text)
     ts: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class WebUser(Base):
+    """A login of the web UI and API; `password_hash` is a salted scrypt/pbkdf2 hash."""
+
+    __tablename__ = "web_user"
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(300))
+    role: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ApiToken(Base):
+    """An API token of a user; only its SHA-256 is kept, so a leaked table leaks no token."""
+
+    __tablename__ = "api_token"
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("web_user.id", ondelete="CASCADE"))
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class LoginFailure(Base):
+    """Failed logins by client address: the login rate limit shared by every webserver."""
+
+    __tablename__ = "login_failure"
+    __table_args__ = (Index("ix_login_failure_address_ts", "address", "ts"),)
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    address: Mapped[str] = mapped_column(String(100))
+    username: Mapped[str] = mapped_column(String(100))
+    ts: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Webserver(Base):
+    """A running webserver: shown on the Cluster page; `secret_fingerprint` lets
+    `haflow doctor` see webservers configured with different secret keys."""
+
+    __tablename__ = "webserver"
+    id: Mapped[str] = mapped_column(String(250), primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(250))
+    pid: Mapped[int] = mapped_column(Integer)
+    port: Mapped[int] = mapped_column(Integer)
+    secret_fingerprint: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -20,6 +20,7 @@ class DagRecord:
     tags: list[str]
     description: str
     fingerprint: str
+    structure: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -145,3 +146,42 @@ class ImportErrorRow:
     line: int | None
     message: str
     ts: datetime
+
+
+@dataclass(frozen=True)
+class DagDetail:
+    """A DAG as the web shows it: its row plus what the scheduler parsed of its structure."""
+
+    dag_id: str
+    fileloc: str
+    schedule: str | None
+    is_paused: bool
+    is_active: bool
+    max_active_runs: int
+    catchup: bool
+    start_date: datetime | None
+    last_fire_at: datetime | None
+    parsed_at: datetime | None
+    tags: list[str]
+    description: str
+    structure: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class UserRow:
+    id: int
+    username: str
+    role: str
+    password_hash: str = field(repr=False)
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class WebserverRow:
+    id: str
+    hostname: str
+    pid: int
+    port: int
+    secret_fingerprint: str
+    started_at: datetime
+    heartbeat_at: datetime

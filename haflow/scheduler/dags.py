@@ -68,6 +68,7 @@ def _record(dag: DAG) -> DagRecord:
         tags=list(dag.tags),
         description=dag.description,
         fingerprint=dag.fingerprint(),
+        structure=dag.structure(),
     )
 
 

@@ -7,12 +7,13 @@ in sibling modules (history builds on runs, runs on DAGs). The invariants are st
 from __future__ import annotations
 
 from haflow.metastore.repository.attempts import AttemptQueries
-from haflow.metastore.repository.history import HistoryQueries
 from haflow.metastore.repository.leadership import LeadershipQueries
+from haflow.metastore.repository.overview import OverviewQueries
 from haflow.metastore.repository.scheduling import SchedulingQueries
+from haflow.metastore.repository.web import WebQueries
 
 
-class Repository(LeadershipQueries, SchedulingQueries, AttemptQueries, HistoryQueries):
+class Repository(LeadershipQueries, SchedulingQueries, AttemptQueries, OverviewQueries, WebQueries):
     """The metastore seen through haflow's operations. `actor` names the writer in events."""
 
 

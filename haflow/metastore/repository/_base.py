@@ -75,6 +75,11 @@ class _Base:
                 raise BackendUnavailable(f"metastore connection lost: {exc.orig}") from exc
             raise MetastoreError(f"metastore error: {exc.orig}") from exc
 
+    def ping(self) -> None:
+        """A round trip to the metastore; BackendUnavailable when it cannot be reached."""
+        with self._tx() as conn:
+            conn.execute(select(1))
+
     def _fence(self, conn: Connection, epoch: int, now: datetime) -> None:
         res = conn.execute(
             update(m.Leader)
@@ -181,6 +186,7 @@ def _dag_values(d: DagRecord, now: datetime) -> dict[str, Any]:
         tags=json.dumps(d.tags),
         description=d.description,
         fingerprint=d.fingerprint,
+        structure=json.dumps(d.structure),
         is_active=True,
         parsed_at=now,
     )

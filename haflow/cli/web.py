@@ -1,0 +1,132 @@
+"""`haflow webserver` and `haflow users`: the web daemon and the people who may log in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from haflow.cli.context import CliContext, pass_ctx
+from haflow.cli.output import emit, output_option
+from haflow.core.clock import utcnow
+from haflow.errors import InvalidRequest, NotFound
+from haflow.metastore.repository.web import ROLES
+from haflow.web.credentials import hash_password, new_token, token_digest
+
+
+@click.command()
+@click.option(
+    "-w", "--workers", type=int, default=None, help="Worker processes ([webserver] workers)."
+)
+@click.option("-p", "--port", type=int, default=None, help="TCP port ([webserver] port).")
+@click.option("-H", "--host", default=None, help="Listen address ([webserver] host).")
+@pass_ctx
+def webserver(ctx: CliContext, workers: int | None, port: int | None, host: str | None) -> None:
+    """Run the web server (UI, REST API, /health, /ready) under gunicorn; SIGHUP reloads."""
+    from haflow.web.server import run_webserver
+
+    overrides = {"webserver__workers": workers, "webserver__port": port, "webserver__host": host}
+    settings = ctx.settings.with_overrides(**{k: v for k, v in overrides.items() if v is not None})
+    ctx.repo  # noqa: B018 - refuses to start on an unmigrated metastore, with the fix
+    run_webserver(settings)
+
+
+@click.group()
+def users() -> None:
+    """Users of the web UI and the REST API."""
+
+
+def _password(password: str | None, password_file: str | None) -> str:
+    if password is not None and password_file is not None:
+        raise click.UsageError("give --password or --password-file, not both")
+    if password_file is not None:
+        return Path(password_file).read_text().strip()
+    if password is not None:
+        return password
+    return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+@users.command("create")
+@click.argument("username")
+@click.option("--role", type=click.Choice(ROLES), required=True, help="What the user may do.")
+@click.option("--password", default=None, help="The password (else asked for, or a file).")
+@click.option("--password-file", default=None, help="A file holding the password.")
+@click.option("--exists-ok", is_flag=True, help="Do nothing if the user already exists.")
+@pass_ctx
+def create(
+    ctx: CliContext,
+    username: str,
+    role: str,
+    password: str | None,
+    password_file: str | None,
+    exists_ok: bool,
+) -> None:
+    """Create a user with a role: Admin (everything), Op (pause, trigger, clear), Viewer."""
+    if exists_ok:
+        try:
+            ctx.repo.user(username)
+            click.echo(f"user {username} exists; left as it is")
+            return
+        except NotFound:
+            pass
+    pw_hash = hash_password(_password(password, password_file))
+    ctx.repo.create_user(username, pw_hash, role, utcnow())
+    click.echo(f"created user {username} ({role})")
+
+
+@users.command("list")
+@output_option
+@pass_ctx
+def list_(ctx: CliContext, output: str) -> None:
+    """List users and their roles."""
+    rows = [
+        {"username": u.username, "role": u.role, "created_at": u.created_at}
+        for u in ctx.repo.users()
+    ]
+    emit(rows, ["username", "role", "created_at"], output)
+
+
+@users.command("delete")
+@click.argument("username")
+@pass_ctx
+def delete(ctx: CliContext, username: str) -> None:
+    """Delete a user and their API tokens."""
+    ctx.repo.delete_user(username)
+    click.echo(f"deleted user {username}")
+
+
+@users.command("set-password")
+@click.argument("username")
+@click.option("--password", default=None)
+@click.option("--password-file", default=None)
+@pass_ctx
+def set_password(
+    ctx: CliContext, username: str, password: str | None, password_file: str | None
+) -> None:
+    """Change a user's password; their open sessions end."""
+    ctx.repo.set_user(username, password_hash=hash_password(_password(password, password_file)))
+    click.echo(f"password of {username} changed")
+
+
+@users.command("set-role")
+@click.argument("username")
+@click.argument("role", type=click.Choice(ROLES))
+@pass_ctx
+def set_role(ctx: CliContext, username: str, role: str) -> None:
+    """Change a user's role."""
+    ctx.repo.set_user(username, role=role)
+    click.echo(f"{username} is now {role}")
+
+
+@users.command("token")
+@click.argument("username")
+@click.option("--name", default="", help="A label for the token.")
+@pass_ctx
+def token(ctx: CliContext, username: str, name: str) -> None:
+    """Make an API token for a user and print it (it is shown only this once)."""
+    value = new_token()
+    try:
+        ctx.repo.add_token(username, token_digest(value), name, utcnow())
+    except NotFound as exc:
+        raise InvalidRequest(str(exc)) from exc
+    click.echo(value)

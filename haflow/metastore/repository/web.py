@@ -1,0 +1,138 @@
+"""What the web server keeps in the metastore: users, API tokens, failed logins, webservers.
+
+Webservers hold no state of their own; everything two of them must agree on (who may log in,
+how many logins failed from an address, which secret key each signs cookies with) lives here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, insert, select, update
+
+from haflow.errors import InvalidRequest, NotFound
+from haflow.metastore import models as m
+from haflow.metastore.records import UserRow, WebserverRow
+from haflow.metastore.repository._base import _Base, _pick
+
+ROLES = ("Admin", "Op", "Viewer")
+_FAILURES_KEPT = timedelta(days=1)
+
+
+def _user(r: object) -> UserRow:
+    return UserRow(**_pick(r, UserRow))
+
+
+class WebQueries(_Base):
+    def create_user(self, username: str, password_hash: str, role: str, now: datetime) -> UserRow:
+        if role not in ROLES:
+            raise InvalidRequest(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
+        with self._tx() as conn:
+            taken = conn.execute(select(m.WebUser.id).where(m.WebUser.username == username)).first()
+            if taken:
+                raise InvalidRequest(f"user {username!r} already exists")
+            conn.execute(
+                insert(m.WebUser).values(
+                    username=username, password_hash=password_hash, role=role, created_at=now
+                )
+            )
+        return self.user(username)
+
+    def user(self, username: str) -> UserRow:
+        with self._tx() as conn:
+            row = conn.execute(select(m.WebUser).where(m.WebUser.username == username)).first()
+        if row is None:
+            raise NotFound(f"no user {username!r} (see `haflow users list`)")
+        return _user(row)
+
+    def users(self) -> list[UserRow]:
+        with self._tx() as conn:
+            rows = conn.execute(select(m.WebUser).order_by(m.WebUser.username)).all()
+        return [_user(r) for r in rows]
+
+    def count_users(self) -> int:
+        with self._tx() as conn:
+            return int(conn.execute(select(func.count()).select_from(m.WebUser)).scalar_one())
+
+    def set_user(
+        self, username: str, *, password_hash: str | None = None, role: str | None = None
+    ) -> None:
+        values: dict[str, str] = {}
+        if password_hash is not None:
+            values["password_hash"] = password_hash
+        if role is not None:
+            if role not in ROLES:
+                raise InvalidRequest(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
+            values["role"] = role
+        self.user(username)
+        with self._tx() as conn:
+            conn.execute(update(m.WebUser).where(m.WebUser.username == username).values(**values))
+
+    def delete_user(self, username: str) -> None:
+        user = self.user(username)
+        with self._tx() as conn:
+            conn.execute(delete(m.ApiToken).where(m.ApiToken.user_id == user.id))
+            conn.execute(delete(m.WebUser).where(m.WebUser.id == user.id))
+
+    def add_token(self, username: str, token_sha256: str, name: str, now: datetime) -> None:
+        user = self.user(username)
+        with self._tx() as conn:
+            conn.execute(
+                insert(m.ApiToken).values(
+                    user_id=user.id, token_sha256=token_sha256, name=name, created_at=now
+                )
+            )
+
+    def user_by_token(self, token_sha256: str) -> UserRow | None:
+        with self._tx() as conn:
+            row = conn.execute(
+                select(m.WebUser)
+                .join(m.ApiToken, m.ApiToken.user_id == m.WebUser.id)
+                .where(m.ApiToken.token_sha256 == token_sha256)
+            ).first()
+        return None if row is None else _user(row)
+
+    def record_login_failure(self, address: str, username: str, now: datetime) -> None:
+        with self._tx() as conn:
+            conn.execute(delete(m.LoginFailure).where(m.LoginFailure.ts < now - _FAILURES_KEPT))
+            conn.execute(
+                insert(m.LoginFailure).values(address=address, username=username[:100], ts=now)
+            )
+
+    def login_failures_since(self, address: str, since: datetime) -> int:
+        f = m.LoginFailure
+        with self._tx() as conn:
+            return int(
+                conn.execute(
+                    select(func.count()).where(f.address == address, f.ts >= since)
+                ).scalar_one()
+            )
+
+    def heartbeat_webserver(
+        self,
+        wid: str,
+        *,
+        hostname: str,
+        pid: int,
+        port: int,
+        secret_fingerprint: str,
+        now: datetime,
+    ) -> None:
+        values = dict(hostname=hostname, pid=pid, port=port, secret_fingerprint=secret_fingerprint)
+        with self._tx() as conn:
+            res = conn.execute(
+                update(m.Webserver).where(m.Webserver.id == wid).values(heartbeat_at=now, **values)
+            )
+            if res.rowcount == 0:
+                conn.execute(
+                    insert(m.Webserver).values(id=wid, started_at=now, heartbeat_at=now, **values)
+                )
+
+    def remove_webserver(self, wid: str) -> None:
+        with self._tx() as conn:
+            conn.execute(delete(m.Webserver).where(m.Webserver.id == wid))
+
+    def webservers(self) -> list[WebserverRow]:
+        with self._tx() as conn:
+            rows = conn.execute(select(m.Webserver).order_by(m.Webserver.id)).all()
+        return [WebserverRow(**_pick(r, WebserverRow)) for r in rows]

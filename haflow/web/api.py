@@ -1,0 +1,248 @@
+"""The REST API under /api/v1: JSON in and out, every list paged, errors naming the field at fault.
+
+The OpenAPI document served at /api/v1/openapi.json (see `openapi.py`) describes exactly these
+routes; the schemathesis test holds the two together.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+from werkzeug.wrappers import Response
+
+from haflow import status
+from haflow.web import serialize as s
+from haflow.web.auth import principal, requires
+from haflow.web.context import web
+from haflow.web.openapi import document
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+MAX_LIMIT = 1000
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+RUN_ID = re.compile(r"^[A-Za-z0-9_.:+\-]{1,250}$")
+
+
+class BadInput(ValueError):
+    """A request parameter or body field is malformed; `field` names it."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@bp.url_value_preprocessor
+def _check_path(_endpoint: str | None, values: dict[str, Any] | None) -> None:
+    for name, value in (values or {}).items():
+        if isinstance(value, str) and (len(value) > 250 or _CONTROL.search(value)):
+            raise BadInput(f"{name} must be at most 250 printable characters", name)
+
+
+def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadInput(f"{name} must be an integer, got {raw!r}", name) from None
+    if not lo <= value <= hi:
+        raise BadInput(f"{name} must be between {lo} and {hi}, got {value}", name)
+    return value
+
+
+def _str_arg(name: str) -> str | None:
+    raw = request.args.get(name)
+    if raw is not None and (len(raw) > 250 or _CONTROL.search(raw)):
+        raise BadInput(f"{name} must be at most 250 printable characters", name)
+    return raw
+
+
+def _page() -> tuple[int, int]:
+    return _int_arg("limit", 100, 1, MAX_LIMIT), _int_arg("offset", 0, 0, 10**9)
+
+
+def _collection(items: list[Any], total: int, limit: int, offset: int) -> Response:
+    return jsonify({"items": items, "total_entries": total, "limit": limit, "offset": offset})
+
+
+def _body(allowed: set[str]) -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise BadInput("the request body must be a JSON object", "body")
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise BadInput(f"unknown field {unknown[0]!r}; allowed: {sorted(allowed)}", unknown[0])
+    return data
+
+
+def _dag_json(dag_id: str) -> dict[str, Any]:
+    ctx = web()
+    detail = ctx.repo.dag_detail(dag_id)
+    runs = ctx.repo.run_state_counts().get(dag_id, {})
+    tasks = ctx.repo.task_state_counts(dag_id).get(dag_id, {})
+    return s.dag_json(detail, ctx.now, runs, tasks)
+
+
+@bp.get("/openapi.json")
+@requires("read")
+def openapi() -> Response:
+    return jsonify(document())
+
+
+@bp.get("/dags")
+@requires("read")
+def list_dags() -> Response:
+    ctx = web()
+    limit, offset = _page()
+    paused = request.args.get("paused")
+    if paused not in (None, "true", "false"):
+        raise BadInput("paused must be true or false", "paused")
+    rows = ctx.repo.dags(active_only=request.args.get("include_inactive") != "true")
+    if paused is not None:
+        rows = [d for d in rows if d.is_paused == (paused == "true")]
+    runs, tasks = ctx.repo.run_state_counts(), ctx.repo.task_state_counts()
+    items = [
+        s.dag_json(
+            ctx.repo.dag_detail(d.dag_id), ctx.now, runs.get(d.dag_id, {}), tasks.get(d.dag_id, {})
+        )
+        for d in rows[offset : offset + limit]
+    ]
+    return _collection(items, len(rows), limit, offset)
+
+
+@bp.get("/dags/<dag_id>")
+@requires("read")
+def get_dag(dag_id: str) -> Response:
+    return jsonify(_dag_json(dag_id))
+
+
+@bp.patch("/dags/<dag_id>")
+@requires("edit")
+def patch_dag(dag_id: str) -> Response:
+    body = _body({"is_paused"})
+    paused = body.get("is_paused")
+    if not isinstance(paused, bool):
+        raise BadInput("is_paused must be true or false", "is_paused")
+    ctx = web()
+    ctx.repo.set_paused(dag_id, paused, ctx.now)
+    return jsonify(_dag_json(dag_id))
+
+
+@bp.get("/dags/<dag_id>/dagRuns")
+@requires("read")
+def list_runs(dag_id: str) -> Response:
+    ctx = web()
+    limit, offset = _page()
+    state = _str_arg("state")
+    ctx.repo.dag(dag_id)
+    rows = ctx.repo.runs(dag_id, state=state, limit=limit, offset=offset)
+    total = ctx.repo.count_runs(dag_id, state)
+    return _collection([s.run_json(r) for r in rows], total, limit, offset)
+
+
+@bp.post("/dags/<dag_id>/dagRuns")
+@requires("edit")
+def trigger(dag_id: str) -> tuple[Response, int]:
+    body = _body({"conf", "dag_run_id"})
+    conf = body.get("conf", {})
+    if not isinstance(conf, dict):
+        raise BadInput("conf must be a JSON object", "conf")
+    run_id = body.get("dag_run_id")
+    if run_id is not None and (not isinstance(run_id, str) or not RUN_ID.match(run_id)):
+        raise BadInput(
+            "dag_run_id must be 1 to 250 characters of letters, digits and _ . : + -",
+            "dag_run_id",
+        )
+    if len(json.dumps(conf)) > 65536:
+        raise BadInput("conf must be at most 64 KiB of JSON", "conf")
+    ctx = web()
+    run = ctx.repo.trigger_run(dag_id, conf, ctx.now, run_id=run_id)
+    return jsonify(s.run_json(run)), 201
+
+
+@bp.get("/dags/<dag_id>/dagRuns/<dag_run_id>")
+@requires("read")
+def get_run(dag_id: str, dag_run_id: str) -> Response:
+    return jsonify(s.run_json(web().repo.run(dag_id, dag_run_id)))
+
+
+@bp.post("/dags/<dag_id>/dagRuns/<dag_run_id>/clear")
+@requires("edit")
+def clear(dag_id: str, dag_run_id: str) -> Response:
+    body = _body({"task_ids"})
+    task_ids = body.get("task_ids", [])
+    if not isinstance(task_ids, list) or not all(isinstance(t, str) for t in task_ids):
+        raise BadInput("task_ids must be a list of task ids", "task_ids")
+    ctx = web()
+    n = ctx.repo.clear(dag_id, dag_run_id, task_ids, ctx.now)
+    return jsonify({"cleared": n})
+
+
+@bp.get("/dags/<dag_id>/dagRuns/<dag_run_id>/taskInstances")
+@requires("read")
+def list_tis(dag_id: str, dag_run_id: str) -> Response:
+    limit, offset = _page()
+    repo = web().repo
+    repo.run(dag_id, dag_run_id)
+    rows = repo.task_instances(dag_id, dag_run_id)
+    return _collection(
+        [s.ti_json(t) for t in rows[offset : offset + limit]], len(rows), limit, offset
+    )
+
+
+@bp.get("/dags/<dag_id>/dagRuns/<dag_run_id>/taskInstances/<task_id>")
+@requires("read")
+def get_ti(dag_id: str, dag_run_id: str, task_id: str) -> Response:
+    repo = web().repo
+    ti = repo.task_instance(dag_id, dag_run_id, task_id)
+    return jsonify(s.ti_json(ti, repo.attempts(ti.id)))
+
+
+@bp.get("/dags/<dag_id>/dagRuns/<dag_run_id>/taskInstances/<task_id>/logs/<int:attempt>")
+@requires("read")
+def get_log(dag_id: str, dag_run_id: str, task_id: str, attempt: int) -> Response:
+    repo = web().repo
+    ti = repo.task_instance(dag_id, dag_run_id, task_id)
+    if not 1 <= attempt <= max(ti.attempt, 1) or attempt > 10**6:
+        raise BadInput(f"attempt must be between 1 and {max(ti.attempt, 1)}", "attempt")
+    content = repo.logs(ti.id, attempt)
+    return jsonify({"attempt": attempt, "content": content})
+
+
+@bp.get("/cluster")
+@requires("read")
+def cluster() -> Response:
+    ctx = web()
+    return jsonify(s.jsonable(status.overview(ctx.repo, ctx.settings, ctx.now)))
+
+
+@bp.get("/events")
+@requires("read")
+def events() -> Response:
+    limit, offset = _page()
+    kind, dag_id = _str_arg("kind"), _str_arg("dag_id")
+    rows, total = web().repo.recent_events(
+        kinds=[kind] if kind else None, dag_id=dag_id, limit=limit, offset=offset
+    )
+    return _collection([s.event_json(e) for e in rows], total, limit, offset)
+
+
+@bp.get("/importErrors")
+@requires("read")
+def import_errors() -> Response:
+    limit, offset = _page()
+    rows = web().repo.import_errors()
+    items = [s.import_error_json(e) for e in rows[offset : offset + limit]]
+    return _collection(items, len(rows), limit, offset)
+
+
+@bp.get("/me")
+@requires("read")
+def me() -> Response:
+    p = principal()
+    assert p is not None
+    return jsonify({"username": p.username, "role": p.role, "auth": p.via})

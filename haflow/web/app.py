@@ -1,0 +1,135 @@
+"""The Flask application factory: one app per process, built from the settings and nothing else."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask, jsonify, render_template, request
+from sqlalchemy.engine import Engine
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.wrappers import Response
+
+from haflow.config import Settings
+from haflow.core.clock import Clock, utcnow
+from haflow.errors import BackendUnavailable, ConfigError, HaflowError, InvalidRequest, NotFound
+from haflow.metastore.engine import create_engine
+from haflow.metastore.repository import Repository
+from haflow.web import api, auth, health, pages
+from haflow.web.context import WebContext
+from haflow.web.format import register_filters
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Content-Security-Policy": (
+        "default-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "script-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'"
+    ),
+}
+
+
+def create_app(settings: Settings, *, engine: Engine | None = None, clock: Clock = utcnow) -> Flask:
+    """The web app. Raises ConfigError on an empty `[webserver] secret_key`."""
+    key = settings.webserver.secret_key
+    if not key:
+        raise ConfigError(
+            "[webserver] secret_key is empty: set one shared secret for every webserver of "
+            "the cluster (e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`)"
+        )
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=key,
+        SESSION_COOKIE_NAME="haflow_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.webserver.cookie_secure,
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        MAX_CONTENT_LENGTH=1 << 20,
+        JSON_SORT_KEYS=False,
+    )
+    if settings.webserver.proxy_count:
+        n = settings.webserver.proxy_count
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
+    engine = engine or create_engine(settings.core.sql_alchemy_conn)
+    repo = Repository(engine, cluster=settings.scheduler.cluster, actor="web")
+    app.extensions["haflow"] = WebContext(settings, repo, clock)
+    app.before_request(auth.guard)
+    app.after_request(_headers)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(pages.auth_bp)
+    app.context_processor(lambda: {"csrf_token": auth.csrf_token, "me": auth.principal()})
+    register_filters(app)
+    _error_handlers(app)
+    return app
+
+
+def _headers(resp: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        resp.headers.setdefault(name, value)
+    if request.endpoint not in auth.PUBLIC_ENDPOINTS:
+        resp.headers.setdefault("Cache-Control", "no-store")
+    return resp
+
+
+def problem(status: int, detail: str, field: str | None = None) -> Response:
+    """A JSON error: what went wrong (`detail`) and, for bad input, the field at fault."""
+    body: dict[str, Any] = {"status": status, "title": _title(status), "detail": detail}
+    if field:
+        body["field"] = field
+    resp = jsonify(body)
+    resp.status_code = status
+    return resp
+
+
+def _title(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/") or request.path in ("/health", "/ready", "/metrics")
+
+
+def _respond(status: int, detail: str, field: str | None = None) -> Any:
+    if _wants_json():
+        return problem(status, detail, field)
+    return render_template("error.html", status=status, title=_title(status), detail=detail), status
+
+
+def _error_handlers(app: Flask) -> None:
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> Any:
+        resp = _respond(exc.code or 500, exc.description or _title(exc.code or 500))
+        if exc.code == 429:
+            resp = app.make_response(resp)
+            resp.headers["Retry-After"] = "60"
+        return resp
+
+    @app.errorhandler(api.BadInput)
+    def _bad(exc: api.BadInput) -> Any:
+        return _respond(400, str(exc), exc.field)
+
+    @app.errorhandler(NotFound)
+    def _missing(exc: NotFound) -> Any:
+        return _respond(404, str(exc))
+
+    @app.errorhandler(InvalidRequest)
+    def _invalid(exc: InvalidRequest) -> Any:
+        return _respond(409 if "already" in str(exc) else 400, str(exc))
+
+    @app.errorhandler(BackendUnavailable)
+    def _down(exc: BackendUnavailable) -> Any:
+        return _respond(503, str(exc))
+
+    @app.errorhandler(HaflowError)
+    def _haflow(exc: HaflowError) -> Any:
+        return _respond(500, str(exc))

@@ -1,0 +1,202 @@
+"""Who is asking, and may they: session logins, API tokens, basic auth, roles and CSRF.
+
+Every request passes `guard` (a before_request hook): public endpoints pass; any other needs a
+principal, else the API answers 401 and pages redirect to the login page. A request that changes
+something while authenticated by the session cookie must carry the session's CSRF token (form
+field `csrf_token` or header `X-CSRF-Token`); token and basic-auth requests carry no ambient
+credential, so they need none. Handlers state what they need with `@requires(action)`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import abort, g, jsonify, redirect, request, session, url_for
+from werkzeug.wrappers import Response
+
+from haflow.errors import NotFound
+from haflow.web.context import web
+from haflow.web.credentials import check_password, token_digest
+
+PUBLIC_ENDPOINTS = frozenset({"health.health", "health.ready", "auth.login"})
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+ACTIONS: dict[str, tuple[str, ...]] = {
+    "read": ("Admin", "Op", "Viewer"),
+    "edit": ("Admin", "Op"),
+    "admin": ("Admin",),
+}
+RATE_WINDOW = timedelta(minutes=1)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class Principal:
+    username: str
+    role: str
+    via: str  # "session", "token" or "basic"
+
+    def can(self, action: str) -> bool:
+        return self.role in ACTIONS[action]
+
+
+def principal() -> Principal | None:
+    found: Principal | None = g.get("principal")
+    return found
+
+
+def _is_api() -> bool:
+    return request.path.startswith("/api/")
+
+
+def _unauthorized(message: str) -> Response:
+    if _is_api() or request.path == "/metrics":
+        resp = jsonify({"status": 401, "title": "Unauthorized", "detail": message})
+        resp.status_code = 401
+        resp.headers["WWW-Authenticate"] = 'Basic realm="haflow", charset="UTF-8"'
+        return resp
+    return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+
+
+def client_address() -> str:
+    return request.remote_addr or "unknown"
+
+
+def rate_limited() -> bool:
+    ctx = web()
+    since = ctx.now - RATE_WINDOW
+    failures = ctx.repo.login_failures_since(client_address(), since)
+    return failures >= ctx.settings.webserver.login_rate_limit
+
+
+def verify_login(username: str, password: str) -> Principal | None:
+    """Check a username and password; a failure counts toward the address's rate limit."""
+    ctx = web()
+    try:
+        user = ctx.repo.user(username)
+    except NotFound:
+        user = None
+    if user is not None and check_password(user.password_hash, password):
+        return Principal(user.username, user.role, "session")
+    ctx.repo.record_login_failure(client_address(), username, ctx.now)
+    return None
+
+
+def password_mark(password_hash: str) -> str:
+    """Stored in the session: a changed password ends every session made with the old one."""
+    return hashlib.sha256(password_hash.encode("utf-8")).hexdigest()[:16]
+
+
+def log_in(p: Principal) -> None:
+    user = web().repo.user(p.username)
+    session.clear()
+    session.permanent = True
+    session["user"] = user.username
+    session["pw"] = password_mark(user.password_hash)
+    csrf_token()
+
+
+def log_out() -> None:
+    session.clear()
+
+
+def csrf_token() -> str:
+    token = session.get("csrf")
+    if not token:
+        token = secrets.token_urlsafe(32)
+        session["csrf"] = token
+    return str(token)
+
+
+def csrf_ok() -> bool:
+    expected = session.get("csrf")
+    given = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token") or ""
+    return bool(expected) and hmac.compare_digest(str(expected), given)
+
+
+def _from_session() -> Principal | None:
+    name = session.get("user")
+    if not name:
+        return None
+    try:
+        user = web().repo.user(name)
+    except NotFound:
+        session.clear()
+        return None
+    if not hmac.compare_digest(session.get("pw", ""), password_mark(user.password_hash)):
+        session.clear()
+        return None
+    return Principal(user.username, user.role, "session")
+
+
+def _from_header(header: str) -> Principal | Response:
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer":
+        user = web().repo.user_by_token(token_digest(value.strip()))
+        if user is None:
+            return _unauthorized("the API token is not valid")
+        return Principal(user.username, user.role, "token")
+    if scheme.lower() == "basic":
+        if rate_limited():
+            abort(429, "too many failed logins from this address; wait a minute")
+        try:
+            name, _, password = base64.b64decode(value.strip()).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return _unauthorized("malformed basic credentials")
+        found = verify_login(name, password)
+        if found is None:
+            return _unauthorized("wrong username or password")
+        return Principal(found.username, found.role, "basic")
+    return _unauthorized(f"unsupported authorization scheme {scheme!r}; use Bearer or Basic")
+
+
+def guard() -> Response | None:
+    """before_request: authenticate, then refuse what the principal may not do."""
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        if request.method in UNSAFE_METHODS and not csrf_ok():
+            return _csrf_refused()
+        return None
+    header = request.headers.get("Authorization")
+    if header:
+        found = _from_header(header)
+        if isinstance(found, Response):
+            return found
+        g.principal = found
+        return None
+    p = _from_session()
+    if p is None:
+        return _unauthorized("log in first (session), or send an API token or basic auth")
+    if request.method in UNSAFE_METHODS and not csrf_ok():
+        return _csrf_refused()
+    g.principal = p
+    return None
+
+
+def _csrf_refused() -> Response:
+    abort(400, "the form's CSRF token is missing or wrong; reload the page and try again")
+
+
+def requires(action: str) -> Callable[[F], F]:
+    """Refuse (403) a principal whose role does not allow `action` (read, edit, admin)."""
+
+    def decorate(fn: F) -> F:
+        @wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            p = principal()
+            if p is None or not p.can(action):
+                role = p.role if p else "anonymous"
+                abort(403, f"role {role} may not {action} here")
+            return fn(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate

@@ -1,0 +1,64 @@
+"""/health (Airflow's shape, plus the leader) and /ready (for the load balancer): no login.
+
+/ready answers 503 only when this node cannot reach the metastore: a webserver is useful as long
+as it can read and write the metastore, whoever leads. /health answers 503 when the metastore is
+unreachable or no live leader has heartbeated within `[webserver] scheduler_health_threshold`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify
+from werkzeug.wrappers import Response
+
+from haflow import status
+from haflow.errors import HaflowError
+from haflow.web.context import web
+
+bp = Blueprint("health", __name__)
+
+
+def _json(body: dict[str, Any], ok: bool) -> Response:
+    resp = jsonify(body)
+    resp.status_code = 200 if ok else 503
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+@bp.get("/ready")
+def ready() -> Response:
+    try:
+        web().repo.ping()
+    except HaflowError as exc:
+        return _json({"status": "unavailable", "detail": str(exc)}, False)
+    return _json({"status": "ready"}, True)
+
+
+@bp.get("/health")
+def health() -> Response:
+    ctx = web()
+    threshold = ctx.settings.webserver.scheduler_health_threshold
+    try:
+        lead = status.leadership(ctx.repo, ctx.now, threshold)
+    except HaflowError as exc:
+        body = {
+            "metadatabase": {"status": "unhealthy", "detail": str(exc)},
+            "scheduler": {"status": "unknown", "latest_scheduler_heartbeat": None},
+            "leader": None,
+            "epoch": None,
+            "elector_mode": None,
+        }
+        return _json(body, False)
+    leader = lead.leader
+    body = {
+        "metadatabase": {"status": "healthy"},
+        "scheduler": {
+            "status": "healthy" if leader else "unhealthy",
+            "latest_scheduler_heartbeat": leader.heartbeat_at.isoformat() if leader else None,
+        },
+        "leader": leader.scheduler if leader else None,
+        "epoch": lead.epoch,
+        "elector_mode": leader.elector_mode if leader else None,
+    }
+    return _json(body, leader is not None)

@@ -1,0 +1,316 @@
+"""The OpenAPI 3.0 document of /api/v1, built from small schema pieces so it stays in step."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from haflow import __version__
+
+J = dict[str, Any]
+
+
+def _str(nullable: bool = False) -> J:
+    return {"type": "string", "nullable": True} if nullable else {"type": "string"}
+
+
+def _ts() -> J:
+    return {"type": "string", "format": "date-time", "nullable": True}
+
+
+def _obj(props: J, required: list[str] | None = None) -> J:
+    return {"type": "object", "properties": props, "required": required or list(props)}
+
+
+def _ref(name: str) -> J:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _collection(item: str) -> J:
+    return _obj(
+        {
+            "items": {"type": "array", "items": _ref(item)},
+            "total_entries": {"type": "integer"},
+            "limit": {"type": "integer"},
+            "offset": {"type": "integer"},
+        }
+    )
+
+
+COUNTS: J = {"type": "object", "additionalProperties": {"type": "integer"}}
+
+SCHEMAS: J = {
+    "Error": {
+        "type": "object",
+        "properties": {
+            "status": {"type": "integer"},
+            "title": _str(),
+            "detail": _str(),
+            "field": _str(),
+        },
+        "required": ["status", "title", "detail"],
+    },
+    "Task": _obj(
+        {"task_id": _str(), "kind": _str(), "upstream": {"type": "array", "items": _str()}}
+    ),
+    "Dag": _obj(
+        {
+            "dag_id": _str(),
+            "description": _str(),
+            "fileloc": _str(),
+            "schedule": _str(True),
+            "is_paused": {"type": "boolean"},
+            "is_active": {"type": "boolean"},
+            "tags": {"type": "array", "items": _str()},
+            "max_active_runs": {"type": "integer"},
+            "catchup": {"type": "boolean"},
+            "start_date": _ts(),
+            "last_parsed_at": _ts(),
+            "next_run_at": _ts(),
+            "run_states": COUNTS,
+            "task_states": COUNTS,
+            "tasks": {"type": "array", "items": _ref("Task")},
+        }
+    ),
+    "DagRun": _obj(
+        {
+            "dag_id": _str(),
+            "dag_run_id": _str(),
+            "run_type": _str(),
+            "state": _str(),
+            "conf": {"type": "object"},
+            "data_interval_start": _ts(),
+            "data_interval_end": _ts(),
+            "created_at": _ts(),
+            "started_at": _ts(),
+            "ended_at": _ts(),
+        }
+    ),
+    "Attempt": _obj(
+        {
+            "attempt": {"type": "integer"},
+            "state": _str(),
+            "epoch": {"type": "integer"},
+            "worker": _str(True),
+            "queued_at": _ts(),
+            "started_at": _ts(),
+            "ended_at": _ts(),
+            "reason": _str(),
+        }
+    ),
+    "TaskInstance": {
+        **_obj(
+            {
+                "dag_id": _str(),
+                "dag_run_id": _str(),
+                "task_id": _str(),
+                "state": _str(),
+                "attempt": {"type": "integer"},
+                "failures": {"type": "integer"},
+                "retries": {"type": "integer"},
+                "worker": _str(True),
+                "queued_at": _ts(),
+                "started_at": _ts(),
+                "ended_at": _ts(),
+            }
+        ),
+    },
+    "Log": _obj({"attempt": {"type": "integer"}, "content": _str()}),
+    "Event": _obj(
+        {
+            "id": {"type": "integer"},
+            "ts": _ts(),
+            "kind": _str(),
+            "actor": _str(),
+            "epoch": {"type": "integer", "nullable": True},
+            "dag_id": _str(True),
+            "dag_run_id": _str(True),
+            "task_id": _str(True),
+            "attempt": {"type": "integer", "nullable": True},
+            "detail": {"nullable": True},
+        }
+    ),
+    "ImportError": _obj(
+        {
+            "fileloc": _str(),
+            "line": {"type": "integer", "nullable": True},
+            "message": _str(),
+            "ts": _ts(),
+        }
+    ),
+    "Cluster": {
+        "type": "object",
+        "properties": {
+            "cluster": _str(),
+            "leader": _str(True),
+            "epoch": {"type": "integer", "nullable": True},
+            "elector_mode": _str(True),
+            "election_mode": _str(),
+            "schedulers": {"type": "array", "items": {"type": "object"}},
+            "workers": {"type": "array", "items": {"type": "object"}},
+            "webservers": {"type": "array", "items": {"type": "object"}},
+            "zookeeper": {"type": "array", "items": {"type": "object"}},
+        },
+        "required": ["cluster", "leader", "epoch", "schedulers", "workers", "webservers"],
+    },
+    "Me": _obj({"username": _str(), "role": _str(), "auth": _str()}),
+    "Cleared": _obj({"cleared": {"type": "integer"}}),
+}
+for _name in ("Dag", "DagRun", "TaskInstance", "Event", "ImportError"):
+    SCHEMAS[f"{_name}Collection"] = _collection(_name)
+SCHEMAS["TaskInstanceDetail"] = {
+    "allOf": [
+        _ref("TaskInstance"),
+        _obj({"attempts": {"type": "array", "items": _ref("Attempt")}}),
+    ]
+}
+
+
+def _param(name: str, where: str, schema: J, required: bool = False) -> J:
+    return {"name": name, "in": where, "required": required or where == "path", "schema": schema}
+
+
+PAGE = [
+    _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}),
+    _param("offset", "query", {"type": "integer", "minimum": 0, "default": 0}),
+]
+ID = {"type": "string", "minLength": 1, "maxLength": 250}
+DAG = [_param("dag_id", "path", ID)]
+RUN = [*DAG, _param("dag_run_id", "path", ID)]
+TASK = [*RUN, _param("task_id", "path", ID)]
+
+
+def _errors(*codes: int) -> J:
+    every = {401: "not logged in", 403: "the role may not do this", 404: "no such object"}
+    every |= {400: "bad input", 409: "conflicts with what exists", 503: "metastore unreachable"}
+    content = {"application/json": {"schema": _ref("Error")}}
+    return {str(c): {"description": every[c], "content": content} for c in (401, 503, *codes)}
+
+
+def _op(op_id: str, summary: str, ok: str, params: list[J], *errors: int, code: int = 200) -> J:
+    return {
+        "operationId": op_id,
+        "summary": summary,
+        "parameters": params,
+        "responses": {
+            str(code): {"description": "OK", "content": {"application/json": {"schema": _ref(ok)}}},
+            **_errors(*errors),
+        },
+    }
+
+
+def _with_body(op: J, schema: J) -> J:
+    return {
+        **op,
+        "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}},
+    }
+
+
+BODY_PATCH = {
+    "type": "object",
+    "properties": {"is_paused": {"type": "boolean"}},
+    "required": ["is_paused"],
+    "additionalProperties": False,
+}
+BODY_TRIGGER = {
+    "type": "object",
+    "properties": {
+        "conf": {"type": "object"},
+        "dag_run_id": {"type": "string", "pattern": r"^[A-Za-z0-9_.:+\-]{1,250}$"},
+    },
+    "additionalProperties": False,
+}
+BODY_CLEAR = {
+    "type": "object",
+    "properties": {"task_ids": {"type": "array", "items": {"type": "string"}}},
+    "additionalProperties": False,
+}
+
+
+def _paths() -> J:
+    runs = "/dags/{dag_id}/dagRuns"
+    run = runs + "/{dag_run_id}"
+    ti = run + "/taskInstances/{task_id}"
+    state = _param("state", "query", {"type": "string", "maxLength": 250})
+    kind = _param("kind", "query", {"type": "string", "maxLength": 250})
+    dag_q = _param("dag_id", "query", {"type": "string", "maxLength": 250})
+    paused = _param("paused", "query", {"type": "string", "enum": ["true", "false"]})
+    attempt = _param("attempt", "path", {"type": "integer", "minimum": 1})
+    return {
+        "/dags": {"get": _op("list_dags", "DAGs", "DagCollection", [*PAGE, paused], 400)},
+        "/dags/{dag_id}": {
+            "get": _op("get_dag", "One DAG", "Dag", DAG, 400, 404),
+            "patch": _with_body(
+                _op("patch_dag", "Pause or unpause", "Dag", DAG, 400, 403, 404), BODY_PATCH
+            ),
+        },
+        runs: {
+            "get": _op(
+                "list_runs", "Runs of a DAG", "DagRunCollection", [*DAG, *PAGE, state], 400, 404
+            ),
+            "post": _with_body(
+                _op("trigger", "Trigger a run", "DagRun", DAG, 400, 403, 404, 409, code=201),
+                BODY_TRIGGER,
+            ),
+        },
+        run: {"get": _op("get_run", "One run", "DagRun", RUN, 400, 404)},
+        run + "/clear": {
+            "post": _with_body(
+                _op("clear", "Run task instances again", "Cleared", RUN, 400, 403, 404), BODY_CLEAR
+            )
+        },
+        run + "/taskInstances": {
+            "get": _op(
+                "list_tis",
+                "Task instances of a run",
+                "TaskInstanceCollection",
+                [*RUN, *PAGE],
+                400,
+                404,
+            )
+        },
+        ti: {
+            "get": _op(
+                "get_ti", "A task instance and its attempts", "TaskInstanceDetail", TASK, 400, 404
+            )
+        },
+        ti + "/logs/{attempt}": {
+            "get": _op("get_log", "The log of one attempt", "Log", [*TASK, attempt], 400, 404)
+        },
+        "/cluster": {
+            "get": _op("cluster", "Schedulers, workers, webservers, ZooKeeper", "Cluster", [])
+        },
+        "/events": {
+            "get": _op(
+                "events",
+                "The event log, newest first",
+                "EventCollection",
+                [*PAGE, kind, dag_q],
+                400,
+            )
+        },
+        "/importErrors": {
+            "get": _op(
+                "import_errors", "DAG files that failed to load", "ImportErrorCollection", PAGE, 400
+            )
+        },
+        "/me": {"get": _op("me", "Who is asking", "Me", [])},
+    }
+
+
+@cache
+def document() -> J:
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "haflow REST API", "version": __version__},
+        "servers": [{"url": "/api/v1"}],
+        "security": [{"basicAuth": []}, {"bearerAuth": []}],
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "basicAuth": {"type": "http", "scheme": "basic"},
+                "bearerAuth": {"type": "http", "scheme": "bearer"},
+            },
+        },
+        "paths": _paths(),
+    }

@@ -1,0 +1,211 @@
+"""Server-rendered pages: DAGs, a DAG's grid and graph, a task instance, Cluster, Events, errors.
+
+Forms post back to the page routes here (never to the API), each with the session's CSRF token;
+what a role may do is checked by `requires`, as in the API.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlparse
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from haflow import status
+from haflow.errors import InvalidRequest
+from haflow.web import auth
+from haflow.web.auth import requires
+from haflow.web.context import web
+from haflow.web.graph import layout
+from haflow.web.serialize import next_run
+
+bp = Blueprint("pages", __name__)
+auth_bp = Blueprint("auth", __name__)
+GRID_RUNS = 25
+EVENTS_PAGE = 100
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on this site: a login link must not redirect elsewhere."""
+    if not target:
+        return url_for("pages.dags")
+    parts = urlparse(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return url_for("pages.dags")
+    return target
+
+
+@auth_bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    if request.method == "GET":
+        return render_template("login.html", next=request.args.get("next", ""))
+    if auth.rate_limited():
+        return render_template(
+            "login.html", error="Too many failed logins; wait a minute.", next=""
+        ), 429
+    who = auth.verify_login(request.form.get("username", ""), request.form.get("password", ""))
+    if who is None:
+        error = "Wrong username or password."
+        return render_template("login.html", error=error, next=request.form.get("next")), 401
+    auth.log_in(who)
+    return redirect(_safe_next(request.form.get("next")))
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    auth.log_out()
+    return redirect(url_for("auth.login"))
+
+
+@bp.get("/")
+def index() -> Response:
+    return redirect(url_for("pages.dags"))
+
+
+@bp.get("/dags")
+@requires("read")
+def dags() -> str:
+    ctx = web()
+    rows = [ctx.repo.dag_detail(d.dag_id) for d in ctx.repo.dags()]
+    return render_template(
+        "dags.html",
+        dags=rows,
+        run_counts=ctx.repo.run_state_counts(),
+        task_counts=ctx.repo.task_state_counts(),
+        latest=ctx.repo.latest_runs(),
+        next_runs={d.dag_id: next_run(d, ctx.now) for d in rows},
+        import_errors=len(ctx.repo.import_errors()),
+    )
+
+
+@bp.get("/dags/<dag_id>")
+@requires("read")
+def grid(dag_id: str) -> str:
+    ctx = web()
+    dag = ctx.repo.dag_detail(dag_id)
+    runs = list(reversed(ctx.repo.runs(dag_id, limit=GRID_RUNS)))
+    cells = {
+        (t.run_id, t.task_id): t for t in ctx.repo.task_instances_of_runs([r.pk for r in runs])
+    }
+    active = any(r.state in ("queued", "running") for r in runs)
+    return render_template(
+        "grid.html",
+        dag=dag,
+        runs=runs,
+        tasks=list(dag.structure.get("tasks", {})),
+        cells=cells,
+        refresh=active,
+        next_run_at=next_run(dag, ctx.now),
+    )
+
+
+@bp.get("/dags/<dag_id>/graph")
+@requires("read")
+def graph(dag_id: str) -> str:
+    ctx = web()
+    dag = ctx.repo.dag_detail(dag_id)
+    latest = ctx.repo.runs(dag_id, limit=1)
+    states = {}
+    if latest:
+        states = {t.task_id: t.state for t in ctx.repo.task_instances(dag_id, latest[0].run_id)}
+    shape = layout(dag.structure.get("tasks", {}), states)
+    return render_template("graph.html", dag=dag, layout=shape, run=latest[0] if latest else None)
+
+
+@bp.post("/dags/<dag_id>/pause")
+@requires("edit")
+def pause(dag_id: str) -> Response:
+    ctx = web()
+    paused = request.form.get("paused") == "1"
+    ctx.repo.set_paused(dag_id, paused, ctx.now)
+    flash(f"{dag_id} {'paused' if paused else 'unpaused'}")
+    return redirect(
+        _safe_next(request.form.get("next")) if request.form.get("next") else url_for("pages.dags")
+    )
+
+
+@bp.post("/dags/<dag_id>/trigger")
+@requires("edit")
+def trigger(dag_id: str) -> Response:
+    ctx = web()
+    raw = request.form.get("conf", "").strip() or "{}"
+    try:
+        conf = json.loads(raw)
+    except ValueError as exc:
+        flash(f"conf is not valid JSON: {exc}", "error")
+        return redirect(url_for("pages.grid", dag_id=dag_id))
+    if not isinstance(conf, dict):
+        flash("conf must be a JSON object", "error")
+        return redirect(url_for("pages.grid", dag_id=dag_id))
+    try:
+        run = ctx.repo.trigger_run(dag_id, conf, ctx.now, run_id=request.form.get("run_id") or None)
+    except InvalidRequest as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("pages.grid", dag_id=dag_id))
+    flash(f"triggered {run.run_id}")
+    return redirect(url_for("pages.grid", dag_id=dag_id))
+
+
+@bp.get("/dags/<dag_id>/runs/<run_id>/tasks/<task_id>")
+@requires("read")
+def task_instance(dag_id: str, run_id: str, task_id: str) -> str:
+    repo = web().repo
+    ti = repo.task_instance(dag_id, run_id, task_id)
+    attempts = repo.attempts(ti.id)
+    chosen = request.args.get("attempt", type=int) or (attempts[-1].attempt if attempts else 0)
+    log = repo.logs(ti.id, chosen) if chosen else ""
+    return render_template(
+        "task_instance.html",
+        ti=ti,
+        run=repo.run(dag_id, run_id),
+        attempts=attempts,
+        chosen=chosen,
+        log=log,
+    )
+
+
+@bp.post("/dags/<dag_id>/runs/<run_id>/clear")
+@requires("edit")
+def clear(dag_id: str, run_id: str) -> Response:
+    ctx = web()
+    task_ids = request.form.getlist("task_id")
+    n = ctx.repo.clear(dag_id, run_id, task_ids, ctx.now)
+    flash(f"cleared {n} task instance(s) of {run_id}")
+    if len(task_ids) == 1:
+        return redirect(
+            url_for("pages.task_instance", dag_id=dag_id, run_id=run_id, task_id=task_ids[0])
+        )
+    return redirect(url_for("pages.grid", dag_id=dag_id))
+
+
+@bp.get("/cluster")
+@requires("read")
+def cluster() -> str:
+    ctx = web()
+    return render_template("cluster.html", c=status.overview(ctx.repo, ctx.settings, ctx.now))
+
+
+@bp.get("/events")
+@requires("read")
+def events() -> str:
+    page = max(request.args.get("page", 1, type=int), 1)
+    kind = request.args.get("kind") or None
+    dag_id = request.args.get("dag_id") or None
+    rows, total = web().repo.recent_events(
+        kinds=[kind] if kind else None,
+        dag_id=dag_id,
+        limit=EVENTS_PAGE,
+        offset=(page - 1) * EVENTS_PAGE,
+    )
+    pages = max((total + EVENTS_PAGE - 1) // EVENTS_PAGE, 1)
+    return render_template(
+        "events.html", events=rows, total=total, page=page, pages=pages, kind=kind, dag_id=dag_id
+    )
+
+
+@bp.get("/import-errors")
+@requires("read")
+def import_errors() -> str:
+    return render_template("import_errors.html", errors=web().repo.import_errors())
