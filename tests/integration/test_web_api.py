@@ -1,0 +1,141 @@
+"""The REST API and the pages against every metastore: shapes, paging, errors, writes, health."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+
+from haflow.web import create_app
+from tests.integration.web_fixtures import T0, Web, csrf_of, web_app, web_settings  # noqa: F401
+
+
+def test_dags_runs_and_task_instances(web_app: Web) -> None:
+    c, h = web_app.app.test_client(), web_app.auth("Viewer")
+    dags = c.get("/api/v1/dags", headers=h).get_json()
+    assert dags["total_entries"] == 1 and dags["limit"] == 100 and dags["offset"] == 0
+    d = dags["items"][0]
+    assert d["dag_id"] == "d" and d["is_paused"] is False and d["tags"] == ["etl"]
+    assert d["run_states"] == {"running": 1}
+    assert d["task_states"] == {"success": 1, "running": 1, "none": 1}
+    assert [t["task_id"] for t in d["tasks"]] == ["extract", "transform", "load"]
+    assert d["next_run_at"] == "2026-03-01T12:05:00+00:00"
+    runs = c.get("/api/v1/dags/d/dagRuns", headers=h).get_json()
+    assert runs["total_entries"] == 1 and runs["items"][0]["conf"] == {"x": 1}
+    tis = c.get("/api/v1/dags/d/dagRuns/r1/taskInstances", headers=h).get_json()
+    assert {t["task_id"]: t["state"] for t in tis["items"]} == {
+        "extract": "success",
+        "transform": "running",
+        "load": "none",
+    }
+    ti = c.get("/api/v1/dags/d/dagRuns/r1/taskInstances/extract", headers=h).get_json()
+    assert ti["attempts"][0]["state"] == "success" and ti["attempts"][0]["worker"] == "w1"
+    log = c.get("/api/v1/dags/d/dagRuns/r1/taskInstances/extract/logs/1", headers=h).get_json()
+    assert log == {"attempt": 1, "content": "hello from extract\n"}
+
+
+def test_trigger_with_conf_pause_and_clear(web_app: Web) -> None:
+    c, h = web_app.app.test_client(), web_app.auth("Op")
+    resp = c.post("/api/v1/dags/d/dagRuns", json={"conf": {"n": 3}, "dag_run_id": "mine"}, headers=h)
+    assert resp.status_code == 201 and resp.get_json()["state"] == "queued"
+    assert web_app.repo.run("d", "mine").conf == {"n": 3}
+    again = c.post("/api/v1/dags/d/dagRuns", json={"dag_run_id": "mine"}, headers=h)
+    assert again.status_code == 409 and "already" in again.get_json()["detail"]
+    assert c.patch("/api/v1/dags/d", json={"is_paused": True}, headers=h).get_json()["is_paused"]
+    assert web_app.repo.dag("d").is_paused
+    cleared = c.post("/api/v1/dags/d/dagRuns/r1/clear", json={"task_ids": ["extract"]}, headers=h)
+    assert cleared.get_json() == {"cleared": 1}
+    assert web_app.repo.task_instance("d", "r1", "extract").state == "none"
+    kinds = [e["kind"] for e in c.get("/api/v1/events?limit=5", headers=h).get_json()["items"]]
+    assert kinds[:3] == ["ti.cleared", "dag.paused", "run.triggered"]
+
+
+def test_errors_name_the_field_at_fault(web_app: Web) -> None:
+    c, h = web_app.app.test_client(), web_app.auth("Admin")
+    cases = [
+        (c.get, "/api/v1/dags?limit=0", None, "limit"),
+        (c.get, "/api/v1/dags?offset=x", None, "offset"),
+        (c.post, "/api/v1/dags/d/dagRuns", {"conf": [1]}, "conf"),
+        (c.post, "/api/v1/dags/d/dagRuns", {"dag_run_id": "a/b"}, "dag_run_id"),
+        (c.post, "/api/v1/dags/d/dagRuns", {"color": "red"}, "color"),
+        (c.patch, "/api/v1/dags/d", {"is_paused": "yes"}, "is_paused"),
+        (c.post, "/api/v1/dags/d/dagRuns/r1/clear", {"task_ids": "extract"}, "task_ids"),
+        (c.get, "/api/v1/dags/d/dagRuns/r1/taskInstances/extract/logs/7", None, "attempt"),
+    ]
+    for call, path, body, field in cases:
+        resp = call(path, json=body, headers=h) if body is not None else call(path, headers=h)
+        assert resp.status_code == 400, (path, resp.status_code)
+        assert resp.get_json()["field"] == field, resp.get_json()
+    resp = c.post("/api/v1/dags/d/dagRuns", data="not json", headers=h)
+    assert resp.status_code == 400 and resp.get_json()["field"] == "body"
+    for path in ["/api/v1/dags/nope", "/api/v1/dags/d/dagRuns/nope", "/api/v1/nothing"]:
+        resp = c.get(path, headers=h)
+        assert resp.status_code == 404 and resp.get_json()["detail"], path
+
+
+def test_every_list_is_paged(web_app: Web) -> None:
+    c, h = web_app.app.test_client(), web_app.auth("Op")
+    for i in range(5):
+        c.post("/api/v1/dags/d/dagRuns", json={"dag_run_id": f"p{i}"}, headers=h)
+    page = c.get("/api/v1/dags/d/dagRuns?limit=2&offset=1", headers=h).get_json()
+    assert page["total_entries"] == 6 and [r["dag_run_id"] for r in page["items"]] == ["p3", "p2"]
+    events = c.get("/api/v1/events?limit=2&kind=run.trig*", headers=h).get_json()
+    assert events["total_entries"] == 6 and len(events["items"]) == 2
+    tis = c.get("/api/v1/dags/d/dagRuns/r1/taskInstances?limit=1&offset=2", headers=h).get_json()
+    assert tis["total_entries"] == 3 and len(tis["items"]) == 1
+    errors = c.get("/api/v1/importErrors", headers=h).get_json()
+    assert errors["items"][0]["line"] == 3
+
+
+def test_health_names_the_leader_and_fails_without_one(web_app: Web) -> None:
+    c = web_app.app.test_client()
+    body = c.get("/health").get_json()
+    assert body["metadatabase"] == {"status": "healthy"}
+    assert body["scheduler"]["status"] == "healthy"
+    assert body["leader"] == "sched-1" and body["elector_mode"] == "database"
+    assert body["epoch"] == web_app.repo.leader().epoch  # type: ignore[union-attr]
+    cluster = c.get("/api/v1/cluster", headers=web_app.auth("Viewer")).get_json()
+    assert cluster["leader"] == "sched-1" and cluster["schedulers"][0]["role"] == "leader"
+    # the leader stops heartbeating: stale after [webserver] scheduler_health_threshold
+    late = create_app(web_app.settings, engine=web_app.repo.engine, clock=lambda: T0.replace(minute=1))
+    resp = late.test_client().get("/health")
+    assert resp.status_code == 503 and resp.get_json()["scheduler"]["status"] == "unhealthy"
+    assert resp.get_json()["leader"] is None
+
+
+def test_ready_and_health_fail_when_the_metastore_is_unreachable(
+    engine: Engine, tmp_path: Path
+) -> None:
+    settings = web_settings(
+        tmp_path, "postgresql://haflow@127.0.0.1:1/none?connect_timeout=2"
+    )
+    c = create_app(settings).test_client()
+    resp = c.get("/ready")
+    assert resp.status_code == 503 and "unreachable" in resp.get_json()["detail"]
+    health = c.get("/health")
+    assert health.status_code == 503 and health.get_json()["metadatabase"]["status"] == "unhealthy"
+
+
+def test_pages_render_what_the_metastore_holds(web_app: Web) -> None:
+    c = web_app.login("Admin")
+    dags = c.get("/dags").get_data(as_text=True)
+    assert 'data-dag="d"' in dags and "1 DAG file(s) failed to load" in dags
+    grid = c.get("/dags/d").get_data(as_text=True)
+    assert 'data-task="extract" data-run="r1" data-state="success"' in grid
+    assert 'data-task="transform" data-run="r1" data-state="running"' in grid
+    graph = c.get("/dags/d/graph").get_data(as_text=True)
+    assert graph.count('class="node"') == 3 and graph.count("marker-end") == 2
+    ti = c.get("/dags/d/runs/r1/tasks/extract").get_data(as_text=True)
+    assert "hello from extract" in ti and "w1" in ti
+    cluster = c.get("/cluster").get_data(as_text=True)
+    assert 'data-testid="leader-name">sched-1<' in cluster
+    assert "SyntaxError" in c.get("/import-errors").get_data(as_text=True)
+    events = c.get("/events?kind=run.*").get_data(as_text=True)
+    assert "run.triggered" in events and "attempt.claimed" not in events
+    # a trigger with bad JSON conf is refused with the reason, and nothing is created
+    token = csrf_of(grid)
+    resp = c.post("/dags/d/trigger", data={"conf": "{oops", "csrf_token": token}, follow_redirects=True)
+    assert "conf is not valid JSON" in resp.get_data(as_text=True)
+    assert len(web_app.repo.runs("d")) == 1
+    c.post("/dags/d/trigger", data={"conf": '{"k": 2}', "csrf_token": token})
+    assert web_app.repo.runs("d")[0].conf == {"k": 2}

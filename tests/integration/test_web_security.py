@@ -1,0 +1,171 @@
+"""Who may do what: anonymous requests, roles, CSRF, the login rate limit, cookies, secrets."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from haflow.errors import ConfigError
+from haflow.web import create_app
+from haflow.web.auth import PUBLIC_ENDPOINTS
+from tests.integration.web_fixtures import (  # noqa: F401
+    PASSWORD,
+    T0,
+    Web,
+    csrf_of,
+    make_web,
+    web_app,
+    web_settings,
+)
+
+pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+
+VALUES = {"dag_id": "d", "run_id": "r1", "dag_run_id": "r1", "task_id": "extract", "attempt": 1}
+
+
+def _routes(w: Web) -> list[tuple[str, str, str]]:
+    out = []
+    for rule in w.app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        path = rule.rule
+        for name in rule.arguments:
+            path = path.replace(f"<int:{name}>", str(VALUES[name])).replace(
+                f"<{name}>", str(VALUES[name])
+            )
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            out.append((rule.endpoint, method, path))
+    return out
+
+
+def test_every_route_but_the_public_ones_refuses_an_anonymous_request(web_app: Web) -> None:
+    client = web_app.app.test_client()
+    routes = _routes(web_app)
+    assert len(routes) > 20
+    checked = 0
+    for endpoint, method, path in routes:
+        resp = client.open(path, method=method)
+        if endpoint in PUBLIC_ENDPOINTS:
+            continue
+        checked += 1
+        if path.startswith("/api/"):
+            assert resp.status_code == 401, (method, path, resp.status_code)
+            assert resp.get_json()["detail"]
+            assert resp.headers["WWW-Authenticate"].startswith("Basic")
+        else:
+            assert resp.status_code == 302, (method, path, resp.status_code)
+            assert resp.headers["Location"].startswith("/login")
+    assert checked > 20
+    # and the public ones answer without a login
+    assert client.get("/health").status_code == 200
+    assert client.get("/ready").status_code == 200
+    assert client.get("/login").status_code == 200
+
+
+def test_a_bad_token_or_password_is_refused(web_app: Web) -> None:
+    c = web_app.app.test_client()
+    assert c.get("/api/v1/dags", headers={"Authorization": "Bearer hft_nope"}).status_code == 401
+    basic = base64.b64encode(b"viewer:wrong-password").decode()
+    assert c.get("/api/v1/dags", headers={"Authorization": f"Basic {basic}"}).status_code == 401
+    good = base64.b64encode(f"viewer:{PASSWORD}".encode()).decode()
+    resp = c.get("/api/v1/me", headers={"Authorization": f"Basic {good}"})
+    assert resp.get_json() == {"username": "viewer", "role": "Viewer", "auth": "basic"}
+    assert c.get("/api/v1/me", headers={"Authorization": "Digest x"}).status_code == 401
+
+
+def test_a_viewer_cannot_trigger_pause_or_clear(web_app: Web) -> None:
+    c = web_app.app.test_client()
+    h = web_app.auth("Viewer")
+    assert c.get("/api/v1/dags/d", headers=h).status_code == 200
+    writes = [
+        ("patch", "/api/v1/dags/d", {"is_paused": True}),
+        ("post", "/api/v1/dags/d/dagRuns", {"conf": {}}),
+        ("post", "/api/v1/dags/d/dagRuns/r1/clear", {"task_ids": ["extract"]}),
+    ]
+    for method, path, body in writes:
+        resp = getattr(c, method)(path, json=body, headers=h)
+        assert resp.status_code == 403, (path, resp.status_code)
+        assert "Viewer" in resp.get_json()["detail"]
+    # the same through the pages, with a valid CSRF token
+    page = web_app.login("Viewer")
+    token = csrf_of(page.get("/dags").get_data(as_text=True))
+    for path, form in [
+        ("/dags/d/pause", {"paused": "1"}),
+        ("/dags/d/trigger", {"conf": "{}"}),
+        ("/dags/d/runs/r1/clear", {"task_id": "extract"}),
+    ]:
+        assert page.post(path, data={**form, "csrf_token": token}).status_code == 403
+    # nothing changed
+    assert web_app.repo.dag("d").is_paused is False
+    assert [r.run_id for r in web_app.repo.runs("d")] == ["r1"]
+    assert web_app.repo.task_instance("d", "r1", "extract").state == "success"
+    # an Op may
+    op = web_app.auth("Op")
+    assert c.patch("/api/v1/dags/d", json={"is_paused": True}, headers=op).status_code == 200
+    assert web_app.repo.dag("d").is_paused is True
+
+
+def test_a_form_post_without_the_csrf_token_is_refused(web_app: Web) -> None:
+    page = web_app.login("Admin")
+    assert page.post("/dags/d/pause", data={"paused": "1"}).status_code == 400
+    assert page.post("/dags/d/pause", data={"paused": "1", "csrf_token": "forged"}).status_code == 400
+    # an API call riding on the session cookie needs it too (a token or basic auth does not)
+    assert page.patch("/api/v1/dags/d", json={"is_paused": True}).status_code == 400
+    assert web_app.repo.dag("d").is_paused is False
+    token = csrf_of(page.get("/dags").get_data(as_text=True))
+    assert page.post("/dags/d/pause", data={"paused": "1", "csrf_token": token}).status_code == 302
+    assert web_app.repo.dag("d").is_paused is True
+    # the login form itself is protected against login CSRF
+    fresh = web_app.app.test_client()
+    resp = fresh.post("/login", data={"username": "admin", "password": PASSWORD})
+    assert resp.status_code == 400
+
+
+def test_session_cookie_flags(web_app: Web, engine: Engine, db_url: str, tmp_path: Path) -> None:
+    c = web_app.app.test_client()
+    token = csrf_of(c.get("/login").get_data(as_text=True))
+    resp = c.post("/login", data={"username": "admin", "password": PASSWORD, "csrf_token": token})
+    cookie = resp.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
+    secure = make_web(web_settings(tmp_path, db_url, webserver__cookie_secure="true"), engine)
+    c2 = secure.app.test_client()
+    token = csrf_of(c2.get("/login").get_data(as_text=True))
+    resp = c2.post("/login", data={"username": "admin", "password": PASSWORD, "csrf_token": token})
+    assert "Secure" in resp.headers["Set-Cookie"]
+    assert resp.headers["X-Frame-Options"] == "DENY"
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_login_redirects_only_within_the_site(web_app: Web) -> None:
+    c = web_app.app.test_client()
+    for target, expected in [
+        ("/cluster", "/cluster"),
+        ("https://evil.example/", "/dags"),
+        ("//evil.example/x", "/dags"),
+    ]:
+        token = csrf_of(c.get("/login").get_data(as_text=True))
+        resp = c.post(
+            "/login",
+            data={"username": "admin", "password": PASSWORD, "csrf_token": token, "next": target},
+        )
+        assert resp.headers["Location"] == expected
+
+
+def test_changing_a_password_ends_the_users_sessions(web_app: Web) -> None:
+    from haflow.web.credentials import hash_password
+
+    c = web_app.login("Op")
+    assert c.get("/dags").status_code == 200
+    web_app.repo.set_user("op", password_hash=hash_password("another-password"))
+    assert c.get("/dags").status_code == 302
+    web_app.repo.delete_user("viewer")
+    assert c.get("/api/v1/me", headers=web_app.auth("Viewer")).status_code == 401
+
+
+def test_an_empty_secret_key_is_refused(engine: Engine, db_url: str, tmp_path: Path) -> None:
+    settings = web_settings(tmp_path, db_url, webserver__secret_key="")
+    with pytest.raises(ConfigError, match="secret_key is empty"):
+        create_app(settings, engine=engine)
