@@ -1,0 +1,68 @@
+"""schemathesis against /api/v1/openapi.json: no generated input, valid or not, gets a 5xx.
+
+Positive cases must also get a response that matches the document (status code, content type,
+body schema). Every operation is fuzzed with a bounded number of examples on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from schemathesis.generation import GenerationMode
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
+from tests.integration.web_fixtures import Web, web_app  # noqa: F401
+
+pytestmark = [pytest.mark.parametrize("backend", ["postgresql"], indirect=True), pytest.mark.slow]
+EXAMPLES = 25
+
+
+@pytest.fixture
+def api_schema(web_app: Web) -> Iterator[schemathesis.schemas.BaseSchema]:
+    yield schemathesis.openapi.from_wsgi(
+        "/api/v1/openapi.json", web_app.app, headers=web_app.auth("Admin")
+    )
+
+
+def _fuzz(web: Web, schema, mode: GenerationMode, checks: list) -> int:  # type: ignore[no-untyped-def]
+    ran = 0
+    for result in schema.get_all_operations():
+        operation = result.ok()
+
+        @settings(
+            max_examples=EXAMPLES,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        @given(case=operation.as_strategy(generation_mode=mode), data=st.data())
+        def run(case, data) -> None:  # type: ignore[no-untyped-def]
+            case.call_and_validate(headers=web.auth("Admin"), checks=checks)
+
+        run()
+        ran += 1
+    return ran
+
+
+def test_no_valid_input_gets_a_server_error_or_a_response_off_the_document(
+    web_app: Web, api_schema
+) -> None:  # type: ignore[no-untyped-def]
+    checks = [
+        not_a_server_error,
+        status_code_conformance,
+        content_type_conformance,
+        response_schema_conformance,
+    ]
+    assert _fuzz(web_app, api_schema, GenerationMode.POSITIVE, checks) >= 12
+
+
+def test_no_invalid_input_gets_a_server_error(web_app: Web, api_schema) -> None:  # type: ignore[no-untyped-def]
+    assert _fuzz(web_app, api_schema, GenerationMode.NEGATIVE, [not_a_server_error]) >= 12
