@@ -30,6 +30,7 @@ from haflow.metastore.records import EventRow
 from haflow.metastore.repository import Repository
 from haflow.scheduler.build import build_scheduler
 from haflow.web.credentials import hash_password, new_password
+from haflow.web.server import WebserverHeartbeat
 
 EXAMPLES = Path(__file__).parent / "example_dags"
 ADMIN_PASSWORD_FILE = "standalone_admin_password.txt"
@@ -134,6 +135,8 @@ def run_standalone(
     repo = Repository(engine, cluster=settings.scheduler.cluster)
     user, password = ensure_admin(repo, home_path)
     web = start_web(settings, engine)
+    beat = WebserverHeartbeat(settings, f"standalone:{settings.webserver.port}")
+    beat.start()
     click.echo(
         f"web UI at http://{settings.webserver.host}:{settings.webserver.port}/ : log in as "
         f"{user} with password {password or '(changed; see `haflow users`)'} "
@@ -147,6 +150,7 @@ def run_standalone(
     finally:
         progress.stop()
         web.shutdown()
+        beat.stop()
     click.echo("standalone stopped; no attempt left running")
 
 

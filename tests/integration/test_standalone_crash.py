@@ -19,6 +19,7 @@ import pytest
 
 from haflow.metastore.engine import create_engine
 from haflow.metastore.repository import Repository
+from tests.ports import free_port
 from tests.waiting import wait_for
 
 DAG = """
@@ -52,6 +53,7 @@ def env(home: Path) -> dict[str, str]:
         "HAFLOW__WORKER__TIMEOUT": "3",
         "HAFLOW__WORKER__HEARTBEAT_SEC": "0.5",
         "HAFLOW__CORE__DAG_DIR_LIST_INTERVAL": "1",
+        "HAFLOW__WEBSERVER__PORT": str(free_port()),
     }
 
 

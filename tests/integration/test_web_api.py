@@ -36,7 +36,9 @@ def test_dags_runs_and_task_instances(web_app: Web) -> None:
 
 def test_trigger_with_conf_pause_and_clear(web_app: Web) -> None:
     c, h = web_app.app.test_client(), web_app.auth("Op")
-    resp = c.post("/api/v1/dags/d/dagRuns", json={"conf": {"n": 3}, "dag_run_id": "mine"}, headers=h)
+    resp = c.post(
+        "/api/v1/dags/d/dagRuns", json={"conf": {"n": 3}, "dag_run_id": "mine"}, headers=h
+    )
     assert resp.status_code == 201 and resp.get_json()["state"] == "queued"
     assert web_app.repo.run("d", "mine").conf == {"n": 3}
     again = c.post("/api/v1/dags/d/dagRuns", json={"dag_run_id": "mine"}, headers=h)
@@ -97,7 +99,9 @@ def test_health_names_the_leader_and_fails_without_one(web_app: Web) -> None:
     cluster = c.get("/api/v1/cluster", headers=web_app.auth("Viewer")).get_json()
     assert cluster["leader"] == "sched-1" and cluster["schedulers"][0]["role"] == "leader"
     # the leader stops heartbeating: stale after [webserver] scheduler_health_threshold
-    late = create_app(web_app.settings, engine=web_app.repo.engine, clock=lambda: T0.replace(minute=1))
+    late = create_app(
+        web_app.settings, engine=web_app.repo.engine, clock=lambda: T0.replace(minute=1)
+    )
     resp = late.test_client().get("/health")
     assert resp.status_code == 503 and resp.get_json()["scheduler"]["status"] == "unhealthy"
     assert resp.get_json()["leader"] is None
@@ -106,9 +110,7 @@ def test_health_names_the_leader_and_fails_without_one(web_app: Web) -> None:
 def test_ready_and_health_fail_when_the_metastore_is_unreachable(
     engine: Engine, tmp_path: Path
 ) -> None:
-    settings = web_settings(
-        tmp_path, "postgresql://haflow@127.0.0.1:1/none?connect_timeout=2"
-    )
+    settings = web_settings(tmp_path, "postgresql://haflow@127.0.0.1:1/none?connect_timeout=2")
     c = create_app(settings).test_client()
     resp = c.get("/ready")
     assert resp.status_code == 503 and "unreachable" in resp.get_json()["detail"]
@@ -134,7 +136,9 @@ def test_pages_render_what_the_metastore_holds(web_app: Web) -> None:
     assert "run.triggered" in events and "attempt.claimed" not in events
     # a trigger with bad JSON conf is refused with the reason, and nothing is created
     token = csrf_of(grid)
-    resp = c.post("/dags/d/trigger", data={"conf": "{oops", "csrf_token": token}, follow_redirects=True)
+    resp = c.post(
+        "/dags/d/trigger", data={"conf": "{oops", "csrf_token": token}, follow_redirects=True
+    )
     assert "conf is not valid JSON" in resp.get_data(as_text=True)
     assert len(web_app.repo.runs("d")) == 1
     c.post("/dags/d/trigger", data={"conf": '{"k": 2}', "csrf_token": token})

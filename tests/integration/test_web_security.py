@@ -111,7 +111,9 @@ def test_a_viewer_cannot_trigger_pause_or_clear(web_app: Web) -> None:
 def test_a_form_post_without_the_csrf_token_is_refused(web_app: Web) -> None:
     page = web_app.login("Admin")
     assert page.post("/dags/d/pause", data={"paused": "1"}).status_code == 400
-    assert page.post("/dags/d/pause", data={"paused": "1", "csrf_token": "forged"}).status_code == 400
+    assert (
+        page.post("/dags/d/pause", data={"paused": "1", "csrf_token": "forged"}).status_code == 400
+    )
     # an API call riding on the session cookie needs it too (a token or basic auth does not)
     assert page.patch("/api/v1/dags/d", json={"is_paused": True}).status_code == 400
     assert web_app.repo.dag("d").is_paused is False

@@ -69,7 +69,11 @@ def csrf_of(html: str) -> str:
 def seed(repo: Repository) -> None:
     """A DAG with one run: extract succeeded (with a log), transform running, load waiting."""
     repo.sync_dags(
-        [DagRecord("d", "/dags/d.py", "*/5 * * * *", None, False, 16, ["etl"], "demo", "fp", STRUCTURE)],
+        [
+            DagRecord(
+                "d", "/dags/d.py", "*/5 * * * *", None, False, 16, ["etl"], "demo", "fp", STRUCTURE
+            )
+        ],
         [("/dags/broken.py", 3, "SyntaxError: invalid syntax")],
         T0,
     )
