@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from haflow.metastore.engine import create_engine
 from haflow.metastore.migrate import migrate
 from haflow.metastore.models import Base
+from tests.integration.web_fixtures import web_app  # noqa: F401
 from tests.integration.zk_fixtures import (  # noqa: F401
     zk_chroot,
     zk_client_factory,

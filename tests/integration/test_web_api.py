@@ -7,7 +7,7 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 
 from haflow.web import create_app
-from tests.integration.web_fixtures import T0, Web, csrf_of, web_app, web_settings  # noqa: F401
+from tests.integration.web_fixtures import T0, Web, csrf_of, web_settings
 
 
 def test_dags_runs_and_task_instances(web_app: Web) -> None:

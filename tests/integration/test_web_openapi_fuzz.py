@@ -12,14 +12,15 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from schemathesis.generation import GenerationMode
 from schemathesis.checks import (
     content_type_conformance,
     not_a_server_error,
     response_schema_conformance,
     status_code_conformance,
 )
-from tests.integration.web_fixtures import Web, web_app  # noqa: F401
+from schemathesis.generation import GenerationMode
+
+from tests.integration.web_fixtures import Web
 
 pytestmark = [pytest.mark.parametrize("backend", ["postgresql"], indirect=True), pytest.mark.slow]
 EXAMPLES = 25

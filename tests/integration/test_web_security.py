@@ -11,13 +11,11 @@ from sqlalchemy.engine import Engine
 from haflow.errors import ConfigError
 from haflow.web import create_app
 from haflow.web.auth import PUBLIC_ENDPOINTS
-from tests.integration.web_fixtures import (  # noqa: F401
+from tests.integration.web_fixtures import (
     PASSWORD,
-    T0,
     Web,
     csrf_of,
     make_web,
-    web_app,
     web_settings,
 )
 
