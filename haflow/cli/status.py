@@ -7,11 +7,13 @@ from any node; their exit code (0 healthy, 1 not) serves as a liveness probe.
 from __future__ import annotations
 
 import sys
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
 import click
 
+from haflow import status
 from haflow.cli.context import CliContext
 from haflow.cli.output import emit
 from haflow.core.clock import utcnow
@@ -19,23 +21,7 @@ from haflow.metastore.repository import Repository
 
 
 def _rows(repo: Repository, now: datetime, max_age_s: float) -> list[dict[str, Any]]:
-    rows = []
-    for s in repo.schedulers():
-        age = (now - s["heartbeat_at"]).total_seconds()
-        alive = s["state"] != "stopped" and age <= max_age_s
-        rows.append(
-            {
-                "scheduler": s["id"],
-                "hostname": s["hostname"],
-                "pid": s["pid"],
-                "role": s["state"] if alive else ("stopped" if s["state"] == "stopped" else "dead"),
-                "epoch": s["epoch"],
-                "elector_mode": s["elector_mode"],
-                "heartbeat_age_s": round(age, 1),
-                "started_at": s["started_at"],
-            }
-        )
-    return rows
+    return [asdict(v) for v in status.leadership(repo, now, max_age_s).schedulers]
 
 
 def _repo(ctx: CliContext, cluster: str | None) -> Repository:
@@ -48,53 +34,31 @@ def _repo(ctx: CliContext, cluster: str | None) -> Repository:
 def scheduler_status(
     ctx: CliContext, cluster: str | None, max_age: float, output: str, show_stopped: bool
 ) -> None:
-    repo = _repo(ctx, cluster)
-    now = utcnow()
-    leader = repo.leader()
-    rows = [r for r in _rows(repo, now, max_age) if show_stopped or r["role"] != "stopped"]
-    live_leader = [
-        r
-        for r in rows
-        if r["role"] == "leader" and leader is not None and r["epoch"] == leader.epoch
-    ]
+    lead = status.leadership(_repo(ctx, cluster), utcnow(), max_age)
+    rows = [asdict(v) for v in lead.schedulers if show_stopped or v.role != "stopped"]
     if output == "json":
         import json
 
-        click.echo(
-            json.dumps(
-                {
-                    "cluster": repo.cluster,
-                    "leader": live_leader[0]["scheduler"] if live_leader else None,
-                    "epoch": leader.epoch if leader else None,
-                    "elector_mode": live_leader[0]["elector_mode"] if live_leader else None,
-                    "leader_heartbeat_age_s": live_leader[0]["heartbeat_age_s"]
-                    if live_leader
-                    else None,
-                    "schedulers": rows,
-                },
-                indent=2,
-                default=str,
-            )
-        )
+        body = {**lead.as_dict(), "schedulers": rows}
+        click.echo(json.dumps(body, indent=2, default=str))
     else:
-        who = live_leader[0]["scheduler"] if live_leader else "NONE"
-        epoch = leader.epoch if leader else "-"
-        click.echo(f"cluster {repo.cluster}: leader {who}, epoch {epoch}")
-        emit(
-            rows,
-            [
-                "scheduler",
-                "role",
-                "epoch",
-                "elector_mode",
-                "heartbeat_age_s",
-                "hostname",
-                "pid",
-                "started_at",
-            ],
-            "table",
-        )
-    sys.exit(0 if live_leader else 1)
+        who = lead.leader.scheduler if lead.leader else "NONE"
+        epoch = lead.epoch if lead.epoch is not None else "-"
+        click.echo(f"cluster {lead.cluster}: leader {who}, epoch {epoch}")
+        emit(rows, list(COLUMNS), "table")
+    sys.exit(0 if lead.leader else 1)
+
+
+COLUMNS = (
+    "scheduler",
+    "role",
+    "epoch",
+    "elector_mode",
+    "heartbeat_age_s",
+    "hostname",
+    "pid",
+    "started_at",
+)
 
 
 @click.group()

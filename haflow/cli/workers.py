@@ -6,6 +6,7 @@ import socket
 
 import click
 
+from haflow import status
 from haflow.cli.context import CliContext, pass_ctx
 from haflow.cli.output import emit, output_option
 from haflow.core.clock import utcnow
@@ -72,28 +73,7 @@ def workers() -> None:
 def list_(ctx: CliContext, max_age: float | None, output: str) -> None:
     """List workers with their state, queues and heartbeat age."""
     limit = max_age if max_age is not None else ctx.settings.worker.timeout
-    now = utcnow()
-    running: dict[str, int] = {}
-    for a in ctx.repo.running_attempts():
-        if a.state == "running" and a.worker_id:
-            running[a.worker_id] = running.get(a.worker_id, 0) + 1
-    rows = []
-    for w in ctx.repo.workers():
-        age = (now - w["heartbeat_at"]).total_seconds()
-        state = w["state"] if w["state"] == "stopped" or age <= limit else "dead"
-        rows.append(
-            {
-                "worker": w["id"],
-                "kind": w["kind"],
-                "state": state,
-                "queues": w["queues"],
-                "concurrency": w["concurrency"],
-                "running": running.get(w["id"], 0),
-                "heartbeat_age_s": round(age, 1),
-                "hostname": w["hostname"],
-                "started_at": w["started_at"],
-            }
-        )
+    rows = status.workers(ctx.repo, utcnow(), limit)
     emit(
         rows,
         [

@@ -98,11 +98,15 @@ def test_health_names_the_leader_and_fails_without_one(web_app: Web) -> None:
     assert body["epoch"] == web_app.repo.leader().epoch  # type: ignore[union-attr]
     cluster = c.get("/api/v1/cluster", headers=web_app.auth("Viewer")).get_json()
     assert cluster["leader"] == "sched-1" and cluster["schedulers"][0]["role"] == "leader"
+    (worker,) = cluster["workers"]
+    assert (worker["worker"], worker["state"], worker["running"]) == ("w1", "running", 1)
     # the leader stops heartbeating: stale after [webserver] scheduler_health_threshold
     late = create_app(
         web_app.settings, engine=web_app.repo.engine, clock=lambda: T0.replace(minute=1)
     )
     resp = late.test_client().get("/health")
+    dead = late.test_client().get("/api/v1/cluster", headers=web_app.auth("Viewer")).get_json()
+    assert dead["workers"][0]["state"] == "dead" and dead["schedulers"][0]["role"] == "dead"
     assert resp.status_code == 503 and resp.get_json()["scheduler"]["status"] == "unhealthy"
     assert resp.get_json()["leader"] is None
 

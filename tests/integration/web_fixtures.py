@@ -81,6 +81,16 @@ def seed(repo: Repository) -> None:
     repo.heartbeat_scheduler(
         "sched-1", hostname="m1", pid=1, state="leader", epoch=epoch, mode="database", now=T0
     )
+    repo.heartbeat_worker(
+        "w1",
+        kind="celery",
+        hostname="w1",
+        pid=2,
+        queues="default",
+        concurrency=4,
+        state="running",
+        now=T0,
+    )
     run = repo.trigger_run("d", {"x": 1}, T0, run_id="r1")
     repo.apply(Decisions(start_runs=[run.pk]), DEFS, epoch, T0)
     for task_id in ("extract", "transform"):
