@@ -124,6 +124,9 @@ def test_reclaimed_attempt_rejects_the_zombie(repo: Repository) -> None:
         reason="worker silent",
     )
     repo.apply(Decisions(changes=[change]), DEFS, epoch, T0)
+    (reclaimed,) = repo.events(kinds=["attempt.reclaimed"])
+    assert (reclaimed.epoch, reclaimed.task_id, reclaimed.attempt) == (epoch, "a", 1)
+    assert "worker silent" in reclaimed.detail
     assert not repo.heartbeat_attempt(ref.ti_id, 1, "w1", T0)
     assert not repo.finish_attempt(ref.ti_id, 1, "w1", AttemptState.SUCCESS, "", T0)
     assert repo.attempts(ref.ti_id)[0].state == AttemptState.LOST

@@ -226,20 +226,20 @@ class SchedulingQueries(_Base):
                     .values(state=c.attempt_state, ended_at=now, reason=c.reason)
                 )
             dag_id, run_id, task_id, _ = info[c.ti_id]
+            where = dict(dag_id=dag_id, run_id=run_id, task_id=task_id, attempt=c.attempt)
             detail = {"from": c.expected, "attempt_state": c.attempt_state, "reason": c.reason}
-            ev.append(
-                _event(
-                    "ti." + c.state,
-                    self.actor,
-                    now,
-                    epoch=epoch,
-                    dag_id=dag_id,
-                    run_id=run_id,
-                    task_id=task_id,
-                    attempt=c.attempt,
-                    detail=detail,
+            ev.append(_event("ti." + c.state, self.actor, now, epoch=epoch, **where, detail=detail))
+            if c.attempt_state == AttemptState.LOST:
+                ev.append(
+                    _event(
+                        "attempt.reclaimed",
+                        self.actor,
+                        now,
+                        epoch=epoch,
+                        **where,
+                        detail={"reason": c.reason},
+                    )
                 )
-            )
 
     def _queue(
         self,
