@@ -22,8 +22,9 @@ def doctor(ctx: CliContext, allow_root: bool) -> None:
     """Check metastore, broker, ZooKeeper, clock, DAG files and secrets from this node.
 
     Exit codes: 0 all good; 10 name not resolved, 11 port refused, 12 timeout, 13 connection
-    reset, 14 credentials refused, 20 schema not migrated, 21 clock skew, 22 DAG files differ,
-    23 no ZooKeeper session, 30 root or empty secret, 31 bad configuration.
+    reset, 14 credentials refused, 15 the URL points at this node itself, 20 schema not
+    migrated, 21 clock skew, 22 DAG files differ, 23 no ZooKeeper session, 24 webservers with
+    different secret keys, 30 root or empty secret, 31 bad configuration.
     """
     checks = run_checks(ctx.settings, allow_root=allow_root, report=_line)
     failed = [c for c in checks if not c.ok]

@@ -51,14 +51,22 @@ def _endpoint(url: str, scheme: str) -> tuple[str, int]:
     return parts.hostname or "localhost", parts.port or DEFAULT_PORTS.get(scheme, 0)
 
 
-def _with_hint(f: Finding, host: str) -> Finding:
-    if f.problem is Problem.REFUSED and is_loopback(host):
-        return Finding(
-            f.problem,
-            f.detail + "; the URL points at this node itself: on a node "
-            "that is not the server's, use its host name",
-        )
-    return f
+def _with_hint(f: Finding, host: str, what: str) -> Finding:
+    """Name a URL that points at this node itself when it fails there.
+
+    A loopback URL copied from a single-machine setup to a node that is not the server's host
+    is refused (nothing listens here): that is its own problem, LOOPBACK. Any other failure on
+    a loopback URL keeps its problem and gets the same hint.
+    """
+    if f.problem is Problem.OK or not host or not is_loopback(host):
+        return f
+    hint = (
+        f"the {what} URL points at this node itself ({host}): on a node that is not the "
+        f"{what}'s host, give the {what}'s host name instead"
+    )
+    if f.problem is Problem.REFUSED:
+        return Finding(Problem.LOOPBACK, f"{f.detail}; {hint}")
+    return Finding(f.problem, f"{f.detail}; {hint}")
 
 
 def check_metastore(settings: Settings) -> tuple[list[Check], Engine | None]:
@@ -67,16 +75,20 @@ def check_metastore(settings: Settings) -> tuple[list[Check], Engine | None]:
     backend = parsed.get_backend_name()
     if backend != "sqlite":
         host, port = parsed.host or "localhost", parsed.port or DEFAULT_PORTS[backend]
-        reach = _with_hint(tcp(host, port), host)
+        reach = _with_hint(tcp(host, port), host, "metastore")
         if reach.problem is not Problem.OK:
             return [Check("metastore", reach)], None
+    else:
+        host = ""
     engine = create_engine(url)
     try:
         st = status(engine)
     except HaflowError as exc:
         return [Check("metastore", Finding(Problem.CONFIG, str(exc)))], None
     except OperationalError as exc:
-        return [Check("metastore", _login_failure(str(exc.orig)))], None
+        return [
+            Check("metastore", _with_hint(_login_failure(str(exc.orig)), host, "metastore"))
+        ], None
     if not st.up_to_date:
         return [
             Check(
@@ -134,7 +146,7 @@ def check_broker(settings: Settings) -> Check:
     url = settings.celery.broker_url
     scheme = urlsplit(url).scheme
     host, port = _endpoint(url, scheme)
-    reach = _with_hint(tcp(host, port), host)
+    reach = _with_hint(tcp(host, port), host, "broker")
     if reach.problem is not Problem.OK:
         return Check("broker", reach)
     result: list[Finding] = []
@@ -157,7 +169,7 @@ def check_broker(settings: Settings) -> Check:
             "broker",
             Finding(Problem.OK, f"{scheme} broker at {host}:{port} accepts our credentials"),
         )
-    return Check("broker", result[0])
+    return Check("broker", _with_hint(result[0], host, "broker"))
 
 
 def _broker_login(url: str) -> Finding:
@@ -234,12 +246,23 @@ def check_zookeeper(settings: Settings) -> Check:
             "zookeeper",
             Finding(
                 Problem.ZOOKEEPER,
-                (f"no session with {e.zk_hosts} within 5 s: {probe_hosts(e.zk_hosts)}"),
+                f"no session with {e.zk_hosts} within 5 s: {probe_hosts(e.zk_hosts)}"
+                + _zk_loopback_hint(e.zk_hosts),
             ),
         )
     client.stop()
     client.close()
     return Check("zookeeper", Finding(Problem.OK, f"session opened ({probe_hosts(e.zk_hosts)})"))
+
+
+def _zk_loopback_hint(zk_hosts: str) -> str:
+    servers = [s.strip().rpartition(":")[0] for s in zk_hosts.split("/", 1)[0].split(",")]
+    if any(is_loopback(host) for host in servers if host):
+        return (
+            "; [election] zk_hosts points at this node itself: on a node that is not a "
+            "ZooKeeper member, list the members' host names"
+        )
+    return ""
 
 
 def check_dags(settings: Settings, engine: Engine) -> Check:
@@ -267,6 +290,35 @@ def check_dags(settings: Settings, engine: Engine) -> Check:
             ),
         )
     return Check("dags", Finding(Problem.OK, f"{len(here)} DAGs match the leader's"))
+
+
+def check_webserver_keys(settings: Settings, engine: Engine) -> Check:
+    """Every live webserver must sign cookies with this node's key, or logins break at random."""
+    from haflow.core.clock import utcnow
+    from haflow.metastore.repository import Repository
+    from haflow.status import WEBSERVER_MAX_AGE_S, webservers
+    from haflow.web.credentials import fingerprint
+
+    live = [
+        w
+        for w in webservers(Repository(engine), utcnow(), WEBSERVER_MAX_AGE_S)
+        if w["state"] != "dead"
+    ]
+    mine = fingerprint(settings.webserver.secret_key)[:12]
+    other = sorted(w["webserver"] for w in live if w["secret_fingerprint"] != mine)
+    if other:
+        return Check(
+            "webkeys",
+            Finding(
+                Problem.KEYS,
+                (
+                    f"webservers {', '.join(other)} sign session cookies with another "
+                    "[webserver] secret_key than this node's: a login on one is refused by the "
+                    "other; give every webserver the same key and restart them"
+                ),
+            ),
+        )
+    return Check("webkeys", Finding(Problem.OK, f"{len(live)} live webserver(s) share this key"))
 
 
 def check_security(settings: Settings, allow_root: bool) -> list[Check]:
@@ -325,6 +377,7 @@ def run_checks(
         add(check_clock(engine))
         if checks[0].ok:
             add(check_dags(settings, engine))
+            add(check_webserver_keys(settings, engine))
         engine.dispose()
     if settings.core.executor == "celery" or settings.celery.broker_url:
         add(check_broker(settings))

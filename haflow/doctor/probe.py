@@ -6,6 +6,7 @@ doctor can print what to do about it; nothing here raises for an unreachable ser
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 from dataclasses import dataclass
 from enum import Enum
@@ -20,10 +21,12 @@ class Problem(Enum):
     TIMEOUT = 12  # no answer at all (firewall, partition, wrong address)
     RESET = 13  # connected, then dropped
     AUTH = 14  # the server refused the credentials
+    LOOPBACK = 15  # the URL names this node itself, where no such server listens
     SCHEMA = 20  # the metastore is reachable but not migrated to this haflow's revision
     CLOCK = 21  # this node's clock is off from the metastore's
     DAGS = 22  # this node's DAG files differ from what the leader parsed
     ZOOKEEPER = 23  # no ZooKeeper session could be opened
+    KEYS = 24  # live webservers sign session cookies with different secret keys
     SECURITY = 30  # running as root, an empty secret
     CONFIG = 31  # the configuration itself is wrong
 
@@ -34,11 +37,24 @@ class Finding:
     detail: str
 
 
-LOOPBACK = ("localhost", "127.0.0.1", "::1", "ip6-localhost")
+LOOPBACK_NAMES = ("localhost", "ip6-localhost", "ip6-loopback")
 
 
 def is_loopback(host: str) -> bool:
-    return host in LOOPBACK or host.startswith("127.")
+    """Whether `host` means this node itself: a loopback name or address, or a name that
+    resolves only to loopback addresses (Debian maps a host's own name to 127.0.1.1)."""
+    if host.lower() in LOOPBACK_NAMES or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        return False
+    addresses = {ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos}
+    return bool(addresses) and all(a.is_loopback for a in addresses)
 
 
 def tcp(host: str, port: int, timeout_s: float = 3.0) -> Finding:

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from haflow.doctor.probe import Problem
+from haflow.doctor.probe import Problem, is_loopback
 from haflow.metastore.engine import create_engine
-from tests.integration.conftest import PG_ADMIN, database_url, unavailable
+from tests.integration.conftest import PG_ADMIN, database_url, truncate_all, unavailable
 from tests.waiting import wait_for
 
 
@@ -64,7 +64,11 @@ class PrivateRedis:
 
 @pytest.fixture
 def pg(database_urls: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> str:
-    return database_url("postgresql", database_urls, tmp_path_factory.mktemp("pg"))
+    url = database_url("postgresql", database_urls, tmp_path_factory.mktemp("pg"))
+    engine = create_engine(url)
+    truncate_all(engine)
+    engine.dispose()
+    return url
 
 
 def doctor(tmp_path: Path, db: str, broker: str, **extra: str) -> subprocess.CompletedProcess[str]:
@@ -108,10 +112,52 @@ def test_frozen_broker_times_out(tmp_path: Path, pg: str, redis: PrivateRedis) -
     assert "FAIL broker" in out.stdout and "did not answer" in out.stdout
 
 
+def own_address() -> str:
+    """This machine's address on its default route (not loopback); no packet is sent."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))  # TEST-NET-1: only picks the route
+        except OSError as exc:
+            pytest.skip(f"no non-loopback IPv4 route here: {exc}")
+        address = str(s.getsockname()[0])
+    if is_loopback(address):
+        pytest.skip("this machine has no non-loopback IPv4 address")
+    return address
+
+
 def test_closed_port_is_refused(tmp_path: Path, pg: str) -> None:
-    out = doctor(tmp_path, pg, f"redis://127.0.0.1:{free_port()}/0")
+    host = own_address()
+    with socket.socket() as s:
+        s.bind((host, 0))
+        port = s.getsockname()[1]  # closed again when the block ends
+    out = doctor(tmp_path, pg, f"redis://{host}:{port}/0")
     assert out.returncode == Problem.REFUSED.value, out.stdout
-    assert "refuses connections" in out.stdout and "points at this node" in out.stdout
+    assert "refuses connections" in out.stdout and "this node itself" not in out.stdout
+
+
+def test_broker_url_on_localhost_of_a_node_that_is_not_the_brokers(tmp_path: Path, pg: str) -> None:
+    out = doctor(tmp_path, pg, f"amqp://haflow:pw@localhost:{free_port()}//")
+    assert out.returncode == Problem.LOOPBACK.value, out.stdout
+    assert "FAIL broker" in out.stdout
+    assert "the broker URL points at this node itself (localhost)" in out.stdout
+
+
+def test_metastore_url_on_localhost_of_a_node_that_is_not_its_host(tmp_path: Path) -> None:
+    out = doctor(
+        tmp_path,
+        f"postgresql://haflow:pw@127.0.0.1:{free_port()}/haflow",
+        "amqp://haflow:pw@no-such-broker.invalid//",
+    )
+    assert out.returncode == Problem.LOOPBACK.value, out.stdout
+    assert "FAIL metastore" in out.stdout
+    assert "the metastore URL points at this node itself (127.0.0.1)" in out.stdout
+
+
+def test_loopback_names_and_addresses() -> None:
+    for host in ("localhost", "127.0.0.1", "127.0.1.1", "::1", "[::1]", "db.localhost"):
+        assert is_loopback(host), host
+    for host in ("192.0.2.10", "no-such-host.invalid", "2001:db8::1"):
+        assert not is_loopback(host), host
 
 
 def test_unresolvable_host(tmp_path: Path, pg: str) -> None:
@@ -167,3 +213,23 @@ def test_visibility_timeout_below_an_execution_timeout(
     )
     assert out.returncode == Problem.CONFIG.value, out.stdout
     assert "long.hours may run 7200 s" in out.stdout
+
+
+def test_webservers_with_another_secret_key(tmp_path: Path, pg: str, redis: PrivateRedis) -> None:
+    from haflow.core.clock import utcnow
+    from haflow.metastore.repository import Repository
+    from haflow.web.credentials import fingerprint
+
+    repo = Repository(create_engine(pg))
+    for wid, key in (("master1:8080", "s3cret"), ("master2:8080", "an-old-key")):
+        repo.heartbeat_webserver(
+            wid, hostname=wid, pid=1, port=8080, secret_fingerprint=fingerprint(key), now=utcnow()
+        )
+    out = doctor(tmp_path, pg, f"redis://127.0.0.1:{redis.port}/0")
+    assert out.returncode == Problem.KEYS.value, out.stdout
+    assert "FAIL webkeys" in out.stdout and "master2:8080" in out.stdout
+    assert "master1:8080" not in out.stdout.split("FAIL webkeys")[1].splitlines()[0]
+    repo.remove_webserver("master2:8080")
+    out = doctor(tmp_path, pg, f"redis://127.0.0.1:{redis.port}/0")
+    assert out.returncode == 0 and "1 live webserver(s) share this key" in out.stdout
+    repo.engine.dispose()

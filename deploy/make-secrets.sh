@@ -1,0 +1,42 @@
+#!/bin/sh
+# Generate the secret files deploy/docker-compose.yml reads, with fresh random values.
+#
+#   deploy/make-secrets.sh [DIR]      DIR defaults to deploy/secrets; existing files are kept
+#
+# Then `export HAFLOW_SECRETS_DIR=DIR` if DIR is not deploy/secrets. Passwords are hex so they
+# need no escaping inside the URLs. Compose bind-mounts each file into the containers with the
+# host file's mode, and the containers run as other users (haflow uid 10001, postgres, rabbitmq),
+# so the files are 0644 inside a 0700 directory: other host users cannot reach them.
+set -eu
+
+dir=${1:-$(dirname "$0")/secrets}
+umask 077
+mkdir -p "$dir"
+chmod 0700 "$dir"
+
+random_hex() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+
+write() {  # write NAME VALUE: create $dir/NAME unless it exists
+    if [ -e "$dir/$1" ]; then
+        echo "kept      $dir/$1"
+        return
+    fi
+    printf '%s\n' "$2" > "$dir/$1"
+    chmod 0644 "$dir/$1"
+    echo "generated $dir/$1"
+}
+
+# The URL files embed the passwords: reuse existing passwords so the files stay consistent.
+pg_password=$(cat "$dir/postgres_password" 2>/dev/null || random_hex 24)
+mq_password=$(sed -n 's/^default_pass *= *//p' "$dir/rabbitmq.conf" 2>/dev/null || true)
+[ -n "$mq_password" ] || mq_password=$(random_hex 24)
+
+write postgres_password "$pg_password"
+write sql_alchemy_conn "postgresql://haflow:$pg_password@postgres:5432/haflow"
+write rabbitmq.conf "$(printf 'default_user = haflow\ndefault_pass = %s' "$mq_password")"
+write broker_url "amqp://haflow:$mq_password@rabbitmq:5672//"
+write secret_key "$(random_hex 32)"
+# A Fernet key: 32 random bytes, url-safe base64.
+write fernet_key "$(head -c 32 /dev/urandom | base64 | tr '+/' '-_')"
+write admin_password "$(random_hex 12)"
+write grafana_admin_password "$(random_hex 12)"
