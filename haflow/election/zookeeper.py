@@ -122,6 +122,11 @@ class ZooKeeperElector(Elector):
         # connection even while our own listener has yet to run
         return self._connected and self.client.state == KazooState.CONNECTED
 
+    @property
+    def connection_state(self) -> str:
+        """kazoo's connection state in lower case: connected, suspended or lost."""
+        return str(self.client.state).lower()
+
     def disconnected_for(self) -> float:
         since = self._away_since
         return 0.0 if since is None else self.monotonic() - since

@@ -24,6 +24,7 @@ from typing import Any
 
 from haflow.executors.base import Executor
 from haflow.metastore.records import AttemptRef
+from haflow.worker.listener import NO_LISTENER, AttemptListener
 from haflow.worker.runner import RunnerConfig
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ class PoolConfig:
     worker_id: str
     runner: RunnerConfig
     log_level: str = "INFO"
+    metrics: bool = False  # record attempt metrics (into the scheduler's multiprocess files)
 
 
 class LocalExecutor(Executor):
@@ -139,6 +141,14 @@ class LocalExecutor(Executor):
         self._procs.clear()
 
 
+def _attempt_listener(metrics: bool) -> AttemptListener:
+    if not metrics:
+        return NO_LISTENER
+    from haflow.metrics.attempts import attempt_metrics
+
+    return attempt_metrics()
+
+
 class _Deadline:
     def __init__(self, seconds: float) -> None:
         self.end = time.monotonic() + seconds
@@ -176,6 +186,7 @@ def pool_main(cfg: PoolConfig, inbox: Any, done: Any, busy: Any, slot: int) -> N
         cfg.worker_id,
         cfg.runner,
         stopping=lambda: state["stopping"],
+        listener=_attempt_listener(cfg.metrics),
     )
     with contextlib.suppress(SystemExit):
         while not state["stopping"]:

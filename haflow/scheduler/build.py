@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from haflow.config import Settings
@@ -16,6 +17,7 @@ from haflow.executors.local import LocalExecutor, PoolConfig
 from haflow.metastore.engine import create_engine
 from haflow.metastore.repository import Repository
 from haflow.scheduler.dags import DagRegistry
+from haflow.scheduler.listener import NO_LISTENER
 from haflow.scheduler.loop import LoopConfig, SchedulingLoop
 from haflow.scheduler.service import SchedulerService, ServiceConfig, scheduler_id
 from haflow.scheduler.wakeup import make_wakeup
@@ -28,9 +30,7 @@ def build_elector(settings: Settings, holder: str, cluster: str) -> Elector:
     failover policy (ZooKeeper orders, the database lock decides); `auto`: `zookeeper` when
     `zk_hosts` is set, else `database`."""
     e = settings.election
-    mode = e.mode
-    if mode == "auto":
-        mode = "zookeeper" if e.zk_hosts else "database"
+    mode = election_mode(settings)
     if mode == "none":
         return SoleElector()
     lock = DatabaseElector(
@@ -53,7 +53,24 @@ def build_elector(settings: Settings, holder: str, cluster: str) -> Elector:
     return FailoverElector(zk, lock, e.zk_fallback_after)
 
 
-def build_executor(settings: Settings, sid: str) -> Executor:
+def election_mode(settings: Settings) -> str:
+    """The configured elector mode with `auto` resolved."""
+    e = settings.election
+    if e.mode == "auto":
+        return "zookeeper" if e.zk_hosts else "database"
+    return e.mode
+
+
+def zk_connection_state(elector: Elector) -> Callable[[], str] | None:
+    """How to read the ZooKeeper connection state of `elector`, if it has one."""
+    order = getattr(elector, "order", None)
+    if not isinstance(order, ZooKeeperElector):
+        return None
+    zk = order
+    return lambda: zk.connection_state
+
+
+def build_executor(settings: Settings, sid: str, *, metrics: bool = False) -> Executor:
     if settings.core.executor == "celery":
         from haflow.executors.celery import CeleryExecutor
         from haflow.worker.celery_app import make_app
@@ -70,6 +87,7 @@ def build_executor(settings: Settings, sid: str) -> Executor:
         worker_id=f"local:{sid}",
         runner=RunnerConfig.from_settings(settings),
         log_level=settings.logging.level,
+        metrics=metrics,
     )
     return LocalExecutor(pool, settings.core.parallelism)
 
@@ -78,9 +96,22 @@ def build_scheduler(settings: Settings, cluster: str | None = None) -> Scheduler
     cluster = cluster or settings.scheduler.cluster
     sid = scheduler_id(settings.core.effective_hostname())
     repo = Repository(create_engine(settings.core.sql_alchemy_conn), cluster=cluster, actor=sid)
-    executor = build_executor(settings, sid)
+    elector = build_elector(settings, sid, cluster)
+    observer = None
+    if settings.scheduler.metrics_port:  # before the executor: its processes record metrics too
+        from haflow.metrics.daemons import scheduler_observer
+
+        observer = scheduler_observer(
+            settings,
+            repo.engine,
+            cluster,
+            configured_mode=election_mode(settings),
+            zk_state=zk_connection_state(elector),
+        )
+    executor = build_executor(settings, sid, metrics=observer is not None)
     registry = DagRegistry(settings.core.dags_folder, settings.core.dag_dir_list_interval)
-    extras: list[Any] = []
+    extras: list[Any] = [observer.server] if observer else []
+    listener = observer.listener if observer else NO_LISTENER
     wakeup = make_wakeup(settings.core.sql_alchemy_conn, cluster, executor.wake)
     if wakeup is not None:
         extras.append(wakeup)
@@ -105,10 +136,12 @@ def build_scheduler(settings: Settings, cluster: str | None = None) -> Scheduler
             max_active_tasks=settings.scheduler.max_active_tasks,
         ),
         worker_watch=watch,
+        listener=listener,
     )
     cfg = ServiceConfig(
         loop_interval_s=settings.scheduler.loop_interval,
         heartbeat_s=settings.scheduler.heartbeat_sec,
     )
-    elector = build_elector(settings, sid, cluster)
-    return SchedulerService(repo, elector, executor, loop, cfg, sid=sid, extras=extras)
+    return SchedulerService(
+        repo, elector, executor, loop, cfg, sid=sid, extras=extras, listener=listener
+    )

@@ -12,6 +12,7 @@ from haflow.core.states import TaskState
 from haflow.executors.base import Executor
 from haflow.metastore.repository import Repository
 from haflow.scheduler.dags import DagRegistry
+from haflow.scheduler.listener import NO_LISTENER, SchedulerListener
 
 
 @dataclass(frozen=True)
@@ -34,8 +35,10 @@ class SchedulingLoop:
         registry: DagRegistry,
         cfg: LoopConfig,
         worker_watch: Any = None,
+        listener: SchedulerListener = NO_LISTENER,
     ) -> None:
         self.worker_watch = worker_watch  # ZooKeeper's view of dead workers, or None
+        self.listener = listener  # told what each iteration committed (metrics)
         self.repo = repo
         self.executor = executor
         self.registry = registry
@@ -54,6 +57,7 @@ class SchedulingLoop:
         refs = self.repo.apply(decisions, self.registry.task_defs(), epoch, now)
         if refs:
             self.executor.submit(refs)
+        self.listener.applied(decisions, refs, now)
         return True
 
     def sync_dags(self, now: datetime, epoch: int) -> None:

@@ -22,6 +22,7 @@ from haflow.election.base import Elector
 from haflow.errors import BackendUnavailable, FencedOut, HaflowError
 from haflow.executors.base import Executor
 from haflow.metastore.repository import Repository
+from haflow.scheduler.listener import NO_LISTENER, SchedulerListener
 from haflow.scheduler.loop import SchedulingLoop
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ class SchedulerService:
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         extras: Sequence[Any] = (),
+        listener: SchedulerListener = NO_LISTENER,
     ) -> None:
         self.repo = repo
         self.elector = elector
@@ -62,6 +64,7 @@ class SchedulerService:
         self.monotonic = monotonic
         self.sleep = sleep
         self.extras = list(extras)  # helper services with start/stop (wake-up, worker watch)
+        self.listener = listener  # observes leadership and the loop (metrics)
         self.epoch: int | None = None
         self._last_beat = float("-inf")
         self.stop_requested = threading.Event()
@@ -86,6 +89,7 @@ class SchedulerService:
         self._check_parts()
         now = self.clock()
         leading = self.elector.poll(now)
+        self.listener.stepped(leading, self.elector.mode)
         try:
             if leading and self.epoch is None:
                 self._become_leader()
@@ -94,7 +98,7 @@ class SchedulerService:
             self._heartbeat()
             if self.epoch is None:
                 return False
-            return self.loop.tick(self.clock(), self.epoch)
+            return self._tick(self.epoch)
         except FencedOut as exc:
             self._fenced(exc)
         except BackendUnavailable as exc:
@@ -102,11 +106,20 @@ class SchedulerService:
             self.sleep(min(1.0, self.cfg.loop_interval_s * 5))
         return False
 
+    def _tick(self, epoch: int) -> bool:
+        started = self.monotonic()
+        busy = self.loop.tick(self.clock(), epoch)
+        self.listener.ticked(epoch, self.monotonic() - started, busy)
+        return busy
+
     def _become_leader(self) -> None:
         now = self.clock()
+        self.listener.electing(now)
         self.epoch = self.repo.take_leadership(self.sid, self.elector.mode, now, reason="elected")
         log.info("leading with epoch %s (%s elector)", self.epoch, self.elector.mode)
+        self.listener.elected(self.epoch, self.elector.mode, now)
         self.loop.take_over(now, self.epoch)
+        self.listener.took_over(self.epoch, self.clock())
 
     def _step_down(self, reason: str) -> None:
         """Stop leading; the resignation is itself a fenced write, so a leader that was
@@ -116,9 +129,11 @@ class SchedulerService:
             return
         level = logging.INFO if reason == "shutdown" else logging.WARNING
         log.log(level, "stepping down from epoch %s: %s", epoch, reason)
+        self.listener.stepped_down(epoch, "shutdown" if reason == "shutdown" else "elector")
         try:
             self.repo.resign(epoch, self.sid, self.clock(), reason)
         except FencedOut as exc:
+            self.listener.fenced(epoch)
             self._record_fenced(epoch, exc)
         except HaflowError as exc:
             log.warning("could not record the resignation of epoch %s: %s", epoch, exc)
@@ -126,6 +141,9 @@ class SchedulerService:
     def _fenced(self, exc: FencedOut) -> None:
         epoch, self.epoch = self.epoch, None
         log.warning("fenced out of epoch %s: %s", epoch, exc)
+        self.listener.fenced(epoch)
+        if epoch is not None:
+            self.listener.stepped_down(epoch, "fenced")
         self.elector.release()
         self._record_fenced(epoch, exc)
 

@@ -16,7 +16,7 @@ from haflow.core.clock import Clock, utcnow
 from haflow.errors import BackendUnavailable, ConfigError, HaflowError, InvalidRequest, NotFound
 from haflow.metastore.engine import create_engine
 from haflow.metastore.repository import Repository
-from haflow.web import api, auth, health, pages
+from haflow.web import api, auth, health, metrics, pages
 from haflow.web.context import WebContext
 from haflow.web.format import register_filters
 
@@ -56,6 +56,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Clock
     engine = engine or create_engine(settings.core.sql_alchemy_conn)
     repo = Repository(engine, cluster=settings.scheduler.cluster, actor="web")
     app.extensions["haflow"] = WebContext(settings, repo, clock)
+    metrics.instrument(app)
     app.before_request(auth.guard)
     app.after_request(_headers)
     app.register_blueprint(health.bp)

@@ -103,14 +103,25 @@ class WebApplication(BaseApplication):  # type: ignore[misc]
 
 def run_webserver(settings: Settings) -> None:
     """Serve until SIGTERM/SIGINT; raises ConfigError on an empty secret key before binding."""
+    from haflow.metrics.process import ENV, remove_directory
+    from haflow.metrics.web import child_exit, prepare_multiprocess_dir
     from haflow.web.app import create_app
 
+    owned = not os.environ.get(ENV)  # a directory given by the operator is theirs to keep
+    metrics_dir = prepare_multiprocess_dir()  # before any worker exists: they inherit it
     create_app(settings)  # fail fast on bad settings, before gunicorn forks anything
     ws = settings.webserver
     wid = f"{settings.core.effective_hostname()}:{ws.port}"
     heartbeat = WebserverHeartbeat(settings, wid)
+
+    def on_exit(_server: Any) -> None:
+        heartbeat.stop()
+        if owned:
+            remove_directory(metrics_dir)
+
     hooks = {
         "when_ready": lambda _server: heartbeat.start(),
-        "on_exit": lambda _server: heartbeat.stop(),
+        "on_exit": on_exit,
+        "child_exit": child_exit,
     }
     WebApplication(settings, hooks).run()

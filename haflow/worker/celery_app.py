@@ -19,6 +19,7 @@ from celery import Celery
 
 from haflow.config import Settings
 from haflow.errors import ConfigError
+from haflow.worker.listener import NO_LISTENER, AttemptListener
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ class WorkerIdentity:
     settings: Settings
     zk_cut_since: Any = None  # shared with the main process's ZooKeeper registration
     zk_fence_after_s: float = 0.0
+    listener: AttemptListener = NO_LISTENER  # made before forking (metrics), inherited
 
 
 _identity: WorkerIdentity | None = None
@@ -134,6 +136,7 @@ def _runner() -> Any:
             _identity.worker_id,
             RunnerConfig.from_settings(s),
             fence=_zk_fence(_identity),
+            listener=_identity.listener,
         )
     return _context[pid]
 

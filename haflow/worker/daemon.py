@@ -13,6 +13,7 @@ import os
 import socket
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 from celery import signals
 
@@ -23,6 +24,7 @@ from haflow.metastore.engine import create_engine
 from haflow.metastore.migrate import require_current
 from haflow.metastore.repository import Repository
 from haflow.worker.celery_app import WorkerIdentity, make_app, set_identity
+from haflow.worker.listener import NO_LISTENER, AttemptListener
 from haflow.worker.registry import ZkWorkerNode, fence_after
 
 log = logging.getLogger(__name__)
@@ -89,16 +91,6 @@ def run_worker(
     worker_id = hostname
     e = settings.election
     cut_since = multiprocessing.RawValue("d", 0.0) if e.zk_hosts else None  # before forking
-    set_identity(WorkerIdentity(worker_id, settings, cut_since, fence_after(e.zk_session_timeout)))
-    app = make_app(settings)
-    reg = Registration(
-        Repository(engine, cluster=settings.scheduler.cluster, actor=worker_id),
-        worker_id,
-        queues,
-        concurrency,
-        settings.worker.heartbeat_sec,
-    )
-
     node = (
         ZkWorkerNode(
             e.zk_hosts,
@@ -110,6 +102,18 @@ def run_worker(
         )
         if e.zk_hosts
         else None
+    )
+    listener, metrics = _metrics(settings, node)
+    set_identity(
+        WorkerIdentity(worker_id, settings, cut_since, fence_after(e.zk_session_timeout), listener)
+    )
+    app = make_app(settings)
+    reg = Registration(
+        Repository(engine, cluster=settings.scheduler.cluster, actor=worker_id),
+        worker_id,
+        queues,
+        concurrency,
+        settings.worker.heartbeat_sec,
     )
 
     def _ready(**_kw: object) -> None:
@@ -124,13 +128,37 @@ def run_worker(
 
     signals.worker_ready.connect(_ready, weak=False)
     signals.worker_shutdown.connect(_shutdown, weak=False)
+    if metrics is not None:
+        metrics.start()  # before the pool forks, so a taken port fails the start
+        signals.worker_process_init.connect(lambda **_kw: metrics.close_inherited(), weak=False)
+    try:
+        _work(app, concurrency, queues, hostname, settings.logging.level)
+    finally:
+        if metrics is not None:
+            metrics.stop()
+
+
+def _metrics(settings: Settings, node: ZkWorkerNode | None) -> tuple[AttemptListener, Any]:
+    """The attempt listener the pool processes inherit and the /metrics server, when
+    [worker] metrics_port is set."""
+    if not settings.worker.metrics_port:
+        return NO_LISTENER, None
+    from haflow.metrics.daemons import worker_observer
+
+    if node is None:
+        return worker_observer(settings)
+    zk = node
+    return worker_observer(settings, lambda: zk.connection_state)
+
+
+def _work(app: Any, concurrency: int, queues: Sequence[str], hostname: str, level: str) -> None:
     app.worker_main(
         [
             "worker",
             f"--concurrency={concurrency}",
             f"--queues={','.join(queues)}",
             f"--hostname={hostname}",
-            f"--loglevel={settings.logging.level}",
+            f"--loglevel={level}",
             "--pool=prefork",
             "--without-gossip",
             "--without-mingle",

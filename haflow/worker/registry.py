@@ -77,6 +77,11 @@ class ZkWorkerNode:
         finally:
             self.client.close()
 
+    @property
+    def connection_state(self) -> str:
+        """kazoo's connection state in lower case: connected, suspended or lost."""
+        return str(self.client.state).lower()
+
     def _on_state(self, state: str) -> None:
         if state == KazooState.LOST:
             self._missing.set()

@@ -26,6 +26,7 @@ from haflow.dag.tasks import BashTask, PythonTask
 from haflow.errors import HaflowError
 from haflow.metastore.records import AttemptRef, ClaimedAttempt
 from haflow.metastore.repository import Repository
+from haflow.worker.listener import NO_LISTENER, AttemptListener
 from haflow.worker.process import LogSink, Outcome, Result, spawn_bash, spawn_python, supervise
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class AttemptRunner:
         stopping: Callable[[], bool] = lambda: False,
         monotonic: Callable[[], float] = time.monotonic,
         fence: Callable[[], str | None] = lambda: None,
+        listener: AttemptListener = NO_LISTENER,
     ) -> None:
         self.repo = repo
         self.dags = dags
@@ -77,12 +79,16 @@ class AttemptRunner:
         self.stopping = stopping
         self.monotonic = monotonic
         self.fence = fence  # another reason to stop attempts now (e.g. ZooKeeper lost)
+        self.listener = listener  # observes claims and ends (metrics)
 
     def run(self, ref: AttemptRef) -> str:
         """Run `ref` if the claim succeeds; returns what happened, for counting."""
         claimed = self.repo.claim(ref, self.worker_id, self.clock())
         if claimed is None:
+            self.listener.claim_rejected(ref)
             return "rejected"
+        self.listener.claimed(claimed)
+        began = self.monotonic()
         sink = LogSink(self.cfg.max_log_bytes)
         try:
             pid, fd = self._start(claimed)
@@ -103,28 +109,33 @@ class AttemptRunner:
             finally:
                 watch.close()
             if result.outcome is Outcome.CANCELLED and not watch.ours:
+                why = "reclaimed" if watch.taken else "self_fenced"
+                self.listener.abandoned(claimed, why, self.monotonic() - began)
                 return "cancelled"  # reclaimed or self-fenced: the attempt is not ours to report
             if result.outcome is Outcome.CANCELLED:
                 result.reason = "worker stopped while the attempt ran"
-        self._report(claimed, result, sink)
+        accepted = self._report(claimed, result, sink)
+        state = _STATES[result.outcome]
+        self.listener.finished(claimed, state, self.monotonic() - began, accepted)
         return result.outcome.value
 
     def _start(self, c: ClaimedAttempt) -> tuple[int, int]:
         task = self.dags.get(c.dag_id).task(c.task_id)
         if isinstance(task, BashTask):
-            env = {**os.environ, **context_env(c, self.worker_id), **(task.env or {})}
+            env = {**_task_environ(), **context_env(c, self.worker_id), **(task.env or {})}
             return spawn_bash(task.bash_command, env)
         if isinstance(task, PythonTask):
             return spawn_python(python_call(task, c))
         raise HaflowError(f"task {c.task_id!r} has unsupported kind {type(task).__name__}")
 
-    def _report(self, c: ClaimedAttempt, result: Result, sink: LogSink) -> None:
-        """Report the end, retrying while the metastore is away; the reaper does the rest."""
+    def _report(self, c: ClaimedAttempt, result: Result, sink: LogSink) -> bool | None:
+        """Report the end, retrying while the metastore is away; the reaper does the rest.
+        False: the report was rejected (a zombie's); None: it could not be made."""
         deadline = self.monotonic() + self.cfg.timeout
         delay = 0.1
         while True:
             try:
-                self.repo.finish_attempt(
+                return self.repo.finish_attempt(
                     c.ti_id,
                     c.attempt,
                     self.worker_id,
@@ -133,7 +144,6 @@ class AttemptRunner:
                     self.clock(),
                     log=sink.take(final=True),
                 )
-                return
             except HaflowError as exc:
                 if self.monotonic() + delay > deadline:
                     log.error(
@@ -143,7 +153,7 @@ class AttemptRunner:
                         c.task_id,
                         exc,
                     )
-                    return
+                    return None
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
 
@@ -212,6 +222,12 @@ class _Watch:
                 self.taken = True
                 return
             self.last_ok = sent
+
+
+def _task_environ() -> dict[str, str]:
+    """This process's environment less the metrics directory, so a task that itself uses
+    prometheus-client does not write its metrics into the worker's."""
+    return {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
 
 
 def context_env(c: ClaimedAttempt, worker_id: str = "") -> dict[str, str]:

@@ -147,3 +147,22 @@ def test_pages_render_what_the_metastore_holds(web_app: Web) -> None:
     assert len(web_app.repo.runs("d")) == 1
     c.post("/dags/d/trigger", data={"conf": '{"k": 2}', "csrf_token": token})
     assert web_app.repo.runs("d")[0].conf == {"k": 2}
+
+
+def test_metrics_count_requests_by_route(web_app: Web) -> None:
+    c, h = web_app.app.test_client(), web_app.auth("Viewer")
+    for _ in range(3):
+        c.get("/api/v1/dags/d", headers=h)
+    c.get("/api/v1/dags/d", headers={"Authorization": "Bearer wrong"})
+    body = c.get("/metrics", headers=h).get_data(as_text=True)
+    ok = 'haflow_http_requests_total{endpoint="api.get_dag",method="GET",status="200"}'
+    refused = 'haflow_http_requests_total{endpoint="api.get_dag",method="GET",status="401"}'
+    assert float(_sample(body, ok)) >= 3.0 and float(_sample(body, refused)) >= 1.0
+    assert "haflow_build_info{" in body and 'daemon="webserver"' in body
+
+
+def _sample(body: str, series: str) -> str:
+    for line in body.splitlines():
+        if line.startswith(series + " "):
+            return line.split()[-1]
+    raise AssertionError(f"no sample {series} in /metrics")

@@ -159,3 +159,15 @@ def test_no_request_fails_after_haproxy_drops_a_killed_webserver(
         f"none after; SIGHUP reload at +{hup_at - killed_at:.1f} s dropped none"
     )
     assert procs[1].poll() is None, "the reloaded webserver died"
+    # its workers (before and after the reload) share one multiprocess metrics directory
+    served = sum(1 for s in samples if s.ok and s.t > killed_at + WINDOW_S)
+    counted = _requests_counted(f"http://127.0.0.1:{p2}/metrics", token)
+    assert counted >= served, (counted, served)
+
+
+def _requests_counted(url: str, token: str) -> float:
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        body = resp.read().decode()
+    series = 'haflow_http_requests_total{endpoint="api.list_dags",method="GET",status="200"}'
+    return sum(float(line.split()[-1]) for line in body.splitlines() if line.startswith(series))
