@@ -6,6 +6,7 @@ so concurrent processes queue on its lock instead of failing on a lock upgrade.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from sqlalchemy import create_engine as _sa_create_engine
@@ -39,8 +40,20 @@ def normalize_url(url: str) -> URL:
     return parsed
 
 
-def create_engine(url: str, *, pool_size: int = 5, sqlite_busy_s: float = 60.0) -> Engine:
-    """`sqlite_busy_s`: how long a SQLite writer waits for another process's write lock."""
+def create_engine(
+    url: str,
+    *,
+    pool_size: int = 5,
+    sqlite_busy_s: float = 60.0,
+    idle_tx_timeout_s: float | None = None,
+) -> Engine:
+    """`sqlite_busy_s`: how long a SQLite writer waits for another process's write lock.
+
+    `idle_tx_timeout_s`: the server ends a session that sits inside a transaction (or, on MySQL,
+    idles at all) for longer, rolling the transaction back. A scheduler frozen or cut off in
+    the middle of a fenced transaction holds the `leader` row lock; without this limit the next
+    leader's `take_leadership` would wait on that lock for as long as the freeze lasts.
+    """
     parsed = normalize_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
@@ -53,10 +66,26 @@ def create_engine(url: str, *, pool_size: int = 5, sqlite_busy_s: float = 60.0) 
     }
     if backend == "postgresql":
         kwargs["connect_args"] = {"connect_timeout": 5, "application_name": "haflow"}
+        if idle_tx_timeout_s:
+            ms = max(1, int(idle_tx_timeout_s * 1000))
+            kwargs["connect_args"]["options"] = f"-c idle_in_transaction_session_timeout={ms}"
     else:
         kwargs["connect_args"] = {"connect_timeout": 5}
         kwargs["isolation_level"] = "READ COMMITTED"
-    return _sa_create_engine(parsed, **kwargs)
+    engine = _sa_create_engine(parsed, **kwargs)
+    if idle_tx_timeout_s and backend != "postgresql":
+        _mysql_idle_limit(engine, max(1, math.ceil(idle_tx_timeout_s)))
+    return engine
+
+
+def _mysql_idle_limit(engine: Engine, seconds: int) -> None:
+    # MySQL has no idle-in-transaction limit; wait_timeout ends any idle session (an idle pooled
+    # connection too: pool_pre_ping replaces it on checkout).
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute(f"SET SESSION wait_timeout = {seconds}")
+        cur.close()
 
 
 def _sqlite_engine(parsed: URL, busy_s: float) -> Engine:

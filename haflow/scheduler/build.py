@@ -95,7 +95,10 @@ def build_executor(settings: Settings, sid: str, *, metrics: bool = False) -> Ex
 def build_scheduler(settings: Settings, cluster: str | None = None) -> SchedulerService:
     cluster = cluster or settings.scheduler.cluster
     sid = scheduler_id(settings.core.effective_hostname())
-    repo = Repository(create_engine(settings.core.sql_alchemy_conn), cluster=cluster, actor=sid)
+    engine = create_engine(
+        settings.core.sql_alchemy_conn, idle_tx_timeout_s=settings.election.db_lock_timeout
+    )
+    repo = Repository(engine, cluster=cluster, actor=sid)
     elector = build_elector(settings, sid, cluster)
     observer = None
     if settings.scheduler.metrics_port:  # before the executor: its processes record metrics too

@@ -1,0 +1,88 @@
+"""A leader frozen inside a fenced transaction does not block the next leader's takeover.
+
+Found by the chaos harness (leader paused mid-transaction): the frozen leader's transaction held
+the `leader` row lock and the standby's `take_leadership` waited on it for as long as the pause
+lasted. The scheduler's engine now asks the server to end a session idle inside a transaction
+after `[election] db_lock_timeout`; its writes roll back, so fencing is untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
+
+from haflow.errors import HaflowError
+from haflow.metastore import models as m
+from haflow.metastore.engine import create_engine
+from haflow.metastore.repository import Repository
+
+pytestmark = pytest.mark.parametrize("backend", ["postgresql", "mysql"], indirect=True)
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+LIMIT_S = 1.0
+
+
+def test_a_frozen_leaders_transaction_is_ended_and_a_standby_takes_over(
+    engine: Engine, db_url: str
+) -> None:
+    frozen_engine = create_engine(db_url, idle_tx_timeout_s=LIMIT_S)
+    standby = Repository(create_engine(db_url, idle_tx_timeout_s=LIMIT_S), cluster="c")
+    old = Repository(frozen_engine, cluster="c").take_leadership("old", "database", T0)
+    conn = frozen_engine.connect()
+    tx = conn.begin()
+    # the fencing check of a scheduling transaction, which then freezes (SIGSTOP, partition)
+    conn.execute(
+        update(m.Leader).where(m.Leader.cluster == "c", m.Leader.epoch == old).values(renewed_at=T0)
+    )
+    took: list[float] = []
+    started = time.monotonic()
+    t = threading.Thread(
+        target=lambda: took.append(
+            (standby.take_leadership("new", "database", T0), time.monotonic() - started)[1]
+        )
+    )
+    t.start()
+    t.join(LIMIT_S + 10)
+    assert took, "the standby's take_leadership is still blocked by the frozen transaction"
+    assert took[0] < LIMIT_S + 5, took
+    assert standby.leader().holder == "new"  # type: ignore[union-attr]
+    assert standby.leader().epoch == old + 1  # type: ignore[union-attr]
+    # the frozen leader wakes up: its transaction is gone, nothing it wrote survives
+    with pytest.raises(Exception):  # noqa: B017 - the driver's error for a killed session
+        conn.execute(update(m.Leader).where(m.Leader.cluster == "c").values(holder="old"))
+        tx.commit()
+    conn.close()
+    assert standby.leader().holder == "new"  # type: ignore[union-attr]
+    frozen_engine.dispose()
+    standby.engine.dispose()
+
+
+def test_without_the_limit_the_standby_would_wait(engine: Engine, db_url: str) -> None:
+    """The control: the same freeze on an engine without the limit blocks the takeover."""
+    plain = create_engine(db_url)
+    standby = Repository(create_engine(db_url), cluster="c")
+    old = Repository(plain, cluster="c").take_leadership("old", "database", T0)
+    conn = plain.connect()
+    tx = conn.begin()
+    conn.execute(
+        update(m.Leader).where(m.Leader.cluster == "c", m.Leader.epoch == old).values(renewed_at=T0)
+    )
+    done = threading.Event()
+
+    def take() -> None:
+        with contextlib.suppress(HaflowError):
+            standby.take_leadership("new", "database", T0)
+        done.set()
+
+    threading.Thread(target=take, daemon=True).start()
+    assert not done.wait(LIMIT_S + 3), "took over although the frozen transaction held the lock"
+    tx.rollback()  # the freeze ends
+    assert done.wait(10)
+    conn.close()
+    plain.dispose()
+    standby.engine.dispose()
