@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import os
 import queue
 import signal
 import threading
@@ -77,7 +78,7 @@ class LocalExecutor(Executor):
     def _spawn(self, n: int) -> BaseProcess:
         proc = self._ctx.Process(
             target=pool_main,
-            args=(self.cfg, self._inbox, self._done, self._busy, n),
+            args=(self.cfg, self._inbox, self._done, self._busy, n, os.getpid()),
             name=f"haflow-local-{n}",
             daemon=True,
         )
@@ -157,7 +158,9 @@ class _Deadline:
         return max(0.0, self.end - time.monotonic())
 
 
-def pool_main(cfg: PoolConfig, inbox: Any, done: Any, busy: Any, slot: int) -> None:
+def pool_main(
+    cfg: PoolConfig, inbox: Any, done: Any, busy: Any, slot: int, parent_pid: int
+) -> None:
     """Entry point of a pool process: claim and run attempts until told to stop."""
     from haflow.dag.loader import DagCache
     from haflow.logs import setup_logging
@@ -166,7 +169,6 @@ def pool_main(cfg: PoolConfig, inbox: Any, done: Any, busy: Any, slot: int) -> N
     from haflow.worker.process import set_parent_death_signal
     from haflow.worker.runner import AttemptRunner
 
-    set_parent_death_signal(signal.SIGTERM)
     setup_logging(cfg.log_level)
     state = {"stopping": False, "busy": False}
 
@@ -177,6 +179,11 @@ def pool_main(cfg: PoolConfig, inbox: Any, done: Any, busy: Any, slot: int) -> N
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     signal.signal(signal.SIGTERM, on_term)
+    # after the handler: a parent already gone when we got here makes us stop at once
+    with contextlib.suppress(SystemExit):
+        set_parent_death_signal(signal.SIGTERM, parent_pid=parent_pid)
+    if state["stopping"]:
+        return
     repo = Repository(
         create_engine(cfg.sql_alchemy_conn, pool_size=2), cluster=cfg.cluster, actor=cfg.worker_id
     )

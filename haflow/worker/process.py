@@ -64,13 +64,17 @@ class LogSink:
         return out
 
 
-def set_parent_death_signal(sig: int = signal.SIGKILL) -> None:
-    """Ask Linux to kill this process when its parent dies, so no attempt outlives its worker."""
+def set_parent_death_signal(sig: int = signal.SIGKILL, parent_pid: int | None = None) -> None:
+    """Ask Linux to send `sig` to this process when its parent dies, so no attempt or pool
+    process outlives its worker. A parent that died before the request was made (the child was
+    already handed to init) is caught by comparing with `parent_pid`: the signal comes at once."""
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
     except OSError:  # not Linux: the heartbeat/reclaim path still bounds the damage
-        pass
+        return
+    if parent_pid is not None and os.getppid() != parent_pid:
+        os.kill(os.getpid(), sig)
 
 
 def spawn_python(fn: Callable[[], object]) -> tuple[int, int]:
@@ -87,12 +91,13 @@ def spawn_bash(command: str, env: dict[str, str]) -> tuple[int, int]:
 
 def _fork(body: Callable[[], None]) -> tuple[int, int]:
     r, w = os.pipe()
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # child: never return into the caller's stack
         code = 1
         try:
             os.setsid()
-            set_parent_death_signal()
+            set_parent_death_signal(parent_pid=parent)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             os.close(r)

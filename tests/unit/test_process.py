@@ -248,3 +248,26 @@ def test_log_cap_applies_to_a_real_child() -> None:
     body, note = log[:1000], log[1000:]
     assert body == "y" * 1000
     assert note == "\n[haflow: log truncated, 4000 bytes over the cap dropped]\n"
+
+
+def test_a_child_whose_parent_is_already_gone_gets_the_death_signal_at_once() -> None:
+    import os
+    import signal
+
+    from haflow.worker.process import set_parent_death_signal
+
+    pid = os.fork()
+    if pid == 0:  # the child pretends its parent was another, long dead process
+        try:
+            set_parent_death_signal(signal.SIGKILL, parent_pid=os.getppid() + 1_000_000)
+            os._exit(0)  # not reached: the signal arrived
+        finally:
+            os._exit(3)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    pid = os.fork()
+    if pid == 0:  # and with its real parent alive, nothing happens
+        set_parent_death_signal(signal.SIGKILL, parent_pid=os.getppid())
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
