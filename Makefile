@@ -18,10 +18,11 @@ standalone: $(STAMP)
 
 services:
 	bash scripts/test-services.sh
+	bash scripts/docker-engine.sh
 
 lint: $(STAMP)
-	$(BIN)/ruff check haflow tests benchmarks
-	$(BIN)/ruff format --check haflow tests benchmarks
+	$(BIN)/ruff check haflow tests benchmarks chaos deploy
+	$(BIN)/ruff format --check haflow tests benchmarks chaos deploy
 	$(BIN)/mypy haflow
 
 unit: $(STAMP)

@@ -7,6 +7,7 @@ import sys
 import click
 
 from haflow import __version__
+from haflow.cli.chaos import chaos, cluster
 from haflow.cli.config_cmd import config
 from haflow.cli.context import CliContext
 from haflow.cli.daemons import scheduler, standalone
@@ -52,6 +53,8 @@ for group in (
     doctor,
     webserver,
     users,
+    cluster,
+    chaos,
 ):
     cli.add_command(group)
 

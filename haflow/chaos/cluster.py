@@ -1,0 +1,470 @@
+"""A chaos cluster's life: up (network, containers, metastore schema, wait until it serves),
+status (each node, its role, the leader and its epoch), logs, down.
+
+Every node is a container named `<cluster>-<node>` on the cluster's own docker network, reached
+by the other nodes under its bare node name, at a fixed address (so a node cut off and healed
+comes back where its peers expect it). The host reaches the nodes by address, so no port is
+published and nothing collides with servers running on the host itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from haflow.chaos import spec as specs
+from haflow.chaos.docker import Docker, DockerError
+from haflow.chaos.image import ensure_image
+from haflow.chaos.spec import ClusterSpec, NodeDef
+from haflow.core.clock import utcnow
+from haflow.errors import HaflowError
+from haflow.metastore.engine import create_engine
+from haflow.metastore.migrate import migrate
+from haflow.metastore.repository import Repository
+
+LABEL = "haflow.chaos.cluster"
+STATE_FILE = "cluster.json"
+Progress = Callable[[str], None]
+
+
+class ClusterError(HaflowError):
+    """A chaos cluster could not be brought up, found or reached."""
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    node: str
+    role: str
+    state: str  # running, paused, exited, missing
+    address: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ClusterStatus:
+    name: str
+    nodes: list[NodeStatus]
+    leader: str | None
+    epoch: int | None
+    elector_mode: str | None
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _quiet(_msg: str) -> None:
+    pass
+
+
+class Cluster:
+    """A chaos cluster described by `spec`, driven through `docker`."""
+
+    def __init__(self, spec: ClusterSpec, docker: Docker | None = None, subnet: str = "") -> None:
+        self.spec = spec
+        self.docker = docker or Docker()
+        self.subnet = subnet
+        self.web = bool(spec.webserver)
+        self._repo: Repository | None = None
+
+    # -- identity and addresses -------------------------------------------------------------
+
+    @classmethod
+    def load(cls, name: str, state_root: Path = specs.DEFAULT_STATE_ROOT) -> Cluster:
+        """The cluster `up` recorded under `state_root/name`."""
+        path = state_root / name / STATE_FILE
+        if not path.exists():
+            raise ClusterError(
+                f"no chaos cluster {name!r} under {state_root} (no {path}); "
+                f"start one with `haflow cluster up --name {name}`"
+            )
+        data = json.loads(path.read_text())
+        spec = ClusterSpec(**{**data["spec"], "state_root": Path(data["spec"]["state_root"])})
+        cluster = cls(spec, subnet=data["subnet"])
+        cluster.web = bool(data["web"])
+        return cluster
+
+    def _save(self) -> None:
+        data = {
+            "spec": {**asdict(self.spec), "state_root": str(self.spec.state_root)},
+            "subnet": self.subnet,
+            "web": self.web,
+        }
+        (self.spec.state_dir / STATE_FILE).write_text(json.dumps(data, indent=2))
+
+    @property
+    def fault_log(self) -> Path:
+        return self.spec.state_dir / "faults.jsonl"
+
+    def nodes(self) -> list[NodeDef]:
+        return specs.nodes(self.spec, self.web)
+
+    def node(self, name: str) -> NodeDef:
+        for n in self.nodes():
+            if n.name == name:
+                return n
+        known = ", ".join(n.name for n in self.nodes())
+        raise ClusterError(f"no node {name!r} in cluster {self.spec.name!r}; nodes: {known}")
+
+    def address(self, node: str) -> str:
+        index = [n.name for n in self.nodes()].index(self.node(node).name)
+        return self.subnet.rsplit(".", 1)[0] + f".{10 + index}"
+
+    def metastore_url(self) -> str:
+        return specs.metastore_url(self.address("postgres"))
+
+    def repo(self) -> Repository:
+        """The cluster's metastore, seen from the host."""
+        if self._repo is None:
+            self._repo = Repository(create_engine(self.metastore_url()), cluster=self.spec.name)
+        return self._repo
+
+    def close(self) -> None:
+        if self._repo is not None:
+            self._repo.engine.dispose()
+            self._repo = None
+
+    # -- up ---------------------------------------------------------------------------------
+
+    def up(self, progress: Progress = _quiet) -> None:
+        """Start every node and wait until the cluster serves: a leader, live workers,
+        haproxy answering. Bounded by `spec.boot_timeout_s`; raises ClusterError."""
+        self.docker.require_engine()
+        if self.docker.names("container", f"{LABEL}={self.spec.name}"):
+            raise ClusterError(
+                f"cluster {self.spec.name!r} already has containers; "
+                f"`haflow cluster down --name {self.spec.name}` first"
+            )
+        if self.spec.webserver is None:
+            self.web = _has_webserver()
+        deadline = time.monotonic() + self.spec.boot_timeout_s
+        specs.write_config(self.spec)
+        image = ensure_image(self.docker)
+        self._create_network()
+        self._save()
+        servers = [n for n in self.nodes() if n.role in ("zookeeper", "postgres", "broker")]
+        for n in servers:
+            self._run(n, image)
+        progress(f"servers started: {', '.join(n.name for n in servers)}")
+        self._wait_servers(deadline)
+        self._prepare_metastore(deadline)
+        progress("metastore migrated, ZooKeeper quorum up, broker answering")
+        for n in self.nodes():
+            if n not in servers:
+                self._run(n, image)
+        self.wait_serving(deadline)
+        progress(f"cluster {self.spec.name!r} serving")
+
+    def _create_network(self) -> None:
+        self.subnet = self.subnet or self._free_subnet()
+        self.docker.run(
+            "network",
+            "create",
+            "--driver",
+            "bridge",
+            "--subnet",
+            self.subnet,
+            "--label",
+            f"{LABEL}={self.spec.name}",
+            self.spec.network,
+        )
+
+    def _free_subnet(self) -> str:
+        used = set()
+        for net in self.docker.inspect(
+            *self.docker.run("network", "ls", "-q").split(), kind="network"
+        ):
+            for cfg in (net.get("IPAM") or {}).get("Config") or []:
+                used.add(str(cfg.get("Subnet", "")))
+        for third in range(1, 255):
+            candidate = f"10.231.{third}.0/24"
+            if candidate not in used:
+                return candidate
+        raise ClusterError("no free 10.231.x.0/24 subnet for the cluster's network")
+
+    def run_args(self, n: NodeDef, image: str) -> list[str]:
+        args = [
+            "run",
+            "-d",
+            "--name",
+            self.spec.container(n.name),
+            "--hostname",
+            n.name,
+            "--network",
+            self.spec.network,
+            "--network-alias",
+            n.name,
+            "--ip",
+            self.address(n.name),
+            "--user",
+            n.user,
+            "--label",
+            f"{LABEL}={self.spec.name}",
+            "--label",
+            f"haflow.chaos.node={n.name}",
+            "--label",
+            f"haflow.chaos.role={n.role}",
+            "--tmpfs",
+            "/tmp:rw,mode=1777",
+            "-v",
+            "/data",
+            "--stop-timeout",
+            "10",
+        ]
+        for host, inside, mode in [*specs.common_mounts(self.spec), *n.mounts]:
+            args += ["-v", f"{host}:{inside}:{mode}"]
+        for key, value in n.env.items():
+            args += ["-e", f"{key}={value}"]
+        return [*args, image, *n.argv]
+
+    def _run(self, n: NodeDef, image: str) -> None:
+        self.docker.run(*self.run_args(n, image))
+
+    def _wait_servers(self, deadline: float) -> None:
+        zk = [n.name for n in self.nodes() if n.role == "zookeeper"]
+        _wait("PostgreSQL to accept connections", deadline, lambda: self._pg_ready())
+        _wait("the ZooKeeper ensemble to form", deadline, lambda: all(self.zk_mode(z) for z in zk))
+        _wait("the broker (Redis) to answer", deadline, lambda: _redis_ping(self.address("broker")))
+
+    def _pg_ready(self) -> bool:
+        admin = create_engine(
+            specs.metastore_url(self.address("postgres")).rsplit("/", 1)[0] + "/postgres"
+        )
+        try:
+            with admin.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+            return True
+        except Exception:
+            return False
+        finally:
+            admin.dispose()
+
+    def _prepare_metastore(self, deadline: float) -> None:
+        admin = create_engine(self.metastore_url().rsplit("/", 1)[0] + "/postgres")
+        try:
+            with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                exists = conn.exec_driver_sql(
+                    "SELECT 1 FROM pg_database WHERE datname = 'haflow'"
+                ).first()
+                if not exists:
+                    conn.exec_driver_sql("CREATE DATABASE haflow")
+        finally:
+            admin.dispose()
+        migrate(self.repo().engine)
+
+    def wait_serving(self, deadline: float) -> None:
+        """Wait for a leader, every worker's heartbeat and (with webservers) haproxy."""
+        _wait("a leader to be elected", deadline, lambda: self._leader_row() is not None)
+        masters = {n.name for n in self.nodes() if n.role == "master"}
+        _wait(
+            f"schedulers of {sorted(masters)} to heartbeat, one as leader",
+            deadline,
+            lambda: self._schedulers_settled(masters),
+        )
+        workers = {n.name for n in self.nodes() if n.role == "worker"}
+        _wait(
+            f"workers {sorted(workers)} to heartbeat",
+            deadline,
+            lambda: workers <= self._live_workers(),
+        )
+        if self.web:
+            lb = f"http://{self.address('lb')}:{specs.WEB_PORT}/ready"
+            _wait("haproxy to serve /ready", deadline, lambda: _http_ok(lb))
+
+    def _leader_row(self) -> Any:
+        with contextlib.suppress(HaflowError):
+            return self.repo().leader()
+        return None
+
+    def _schedulers_settled(self, masters: set[str]) -> bool:
+        try:
+            states = _scheduler_states(self.repo())
+        except HaflowError:
+            return False
+        live = {n for n, s in states.items() if s in ("leader", "standby")}
+        return masters <= live and "leader" in states.values()
+
+    def _live_workers(self) -> set[str]:
+        now = utcnow()
+        try:
+            rows = self.repo().workers()
+        except HaflowError:
+            return set()
+        return {
+            w["id"]
+            for w in rows
+            if w["state"] != "stopped" and (now - w["heartbeat_at"]).total_seconds() < 5
+        }
+
+    # -- status, logs, down -----------------------------------------------------------------
+
+    def container_states(self) -> dict[str, str]:
+        names = [self.spec.container(n.name) for n in self.nodes()]
+        found = {d["Name"].lstrip("/"): d for d in self.docker.inspect(*names)}
+        out = {}
+        for n in self.nodes():
+            d = found.get(self.spec.container(n.name))
+            out[n.name] = "missing" if d is None else _state(d)
+        return out
+
+    def status(self) -> ClusterStatus:
+        states = self.container_states()
+        notes: list[str] = []
+        leader = None
+        schedulers: dict[str, str] = {}
+        if states.get("postgres") == "running":
+            try:
+                leader = self.repo().leader()
+                schedulers = _scheduler_states(self.repo())
+            except HaflowError as exc:
+                notes.append(f"metastore not readable: {exc}")
+        rows = [
+            NodeStatus(
+                n.name,
+                n.role,
+                states[n.name],
+                self.address(n.name),
+                self._detail(n, states[n.name], schedulers),
+            )
+            for n in self.nodes()
+        ]
+        return ClusterStatus(
+            self.spec.name,
+            rows,
+            leader.holder.split(":", 1)[0] if leader else None,
+            leader.epoch if leader else None,
+            leader.elector_mode if leader else None,
+            notes,
+        )
+
+    def _detail(self, n: NodeDef, state: str, schedulers: dict[str, str]) -> str:
+        if state != "running":
+            return ""
+        if n.role == "zookeeper":
+            return self.zk_mode(n.name) or "not serving"
+        if n.role == "master":
+            return f"scheduler {schedulers.get(n.name, 'unknown')}"
+        return ""
+
+    def zk_mode(self, node: str) -> str:
+        """`leader`, `follower` or `standalone` when the member serves, else ""."""
+        try:
+            with socket.create_connection((self.address(node), 2181), timeout=1) as s:
+                s.sendall(b"srvr")
+                data = s.recv(4096).decode(errors="replace")
+        except OSError:
+            return ""
+        for line in data.splitlines():
+            if line.startswith("Mode:"):
+                return line.split(":", 1)[1].strip()
+        return ""
+
+    def logs(self, node: str, tail: int = 200) -> str:
+        self.node(node)
+        return self.docker.run("logs", "--tail", str(tail), self.spec.container(node))
+
+    def down(self, progress: Progress = _quiet) -> None:
+        """Remove every container (with its data volume) and the network of the cluster.
+        The state folder (fault log, records) is kept as evidence."""
+        self.close()
+        label = f"{LABEL}={self.spec.name}"
+        containers = self.docker.names("container", label)
+        if containers:
+            self.docker.run("rm", "-f", "-v", *containers, timeout_s=120)
+        for net in self.docker.names("network", label):
+            self.docker.run("network", "rm", net)
+        progress(f"removed {len(containers)} containers of cluster {self.spec.name!r}")
+
+
+def down_by_name(name: str, docker: Docker | None = None) -> int:
+    """Remove a cluster's containers and network by label alone (no state folder needed)."""
+    d = docker or Docker()
+    containers = d.names("container", f"{LABEL}={name}")
+    if containers:
+        d.run("rm", "-f", "-v", *containers, timeout_s=120)
+    for net in d.names("network", f"{LABEL}={name}"):
+        d.run("network", "rm", net)
+    return len(containers)
+
+
+def _state(d: dict[str, Any]) -> str:
+    s = d.get("State") or {}
+    if s.get("Paused"):
+        return "paused"
+    return str(s.get("Status", "unknown"))
+
+
+def _scheduler_states(repo: Repository) -> dict[str, str]:
+    out: dict[str, str] = {}
+    now = utcnow()
+    for s in repo.schedulers():
+        node = str(s["id"]).split(":", 1)[0]
+        alive = (now - s["heartbeat_at"]).total_seconds() < 10
+        if alive and s["state"] != "stopped":
+            out[node] = str(s["state"])
+        else:
+            out.setdefault(node, "dead" if s["state"] != "stopped" else "stopped")
+    return out
+
+
+def _has_webserver() -> bool:
+    """Whether this haflow has a `webserver` command (`haflow webserver --help` works)."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "haflow.cli.main", "webserver", "--help"],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return False
+    return done.returncode == 0
+
+
+def _redis_ping(host: str) -> bool:
+    try:
+        with socket.create_connection((host, 6379), timeout=1) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return int(resp.status) == 200
+    except OSError:
+        return False
+
+
+def _wait(what: str, deadline: float, check: Callable[[], bool]) -> None:
+    while True:
+        if check():
+            return
+        if time.monotonic() > deadline:
+            raise ClusterError(f"timed out waiting for {what}; see `haflow cluster logs NODE`")
+        time.sleep(0.3)
+
+
+@contextlib.contextmanager
+def running(spec: ClusterSpec, progress: Progress = _quiet) -> Iterator[Cluster]:
+    """A cluster that is up for the `with` block and removed after it, even on failure."""
+    cluster = Cluster(spec)
+    try:
+        cluster.up(progress)
+        yield cluster
+    finally:
+        try:
+            cluster.down(progress)
+        except DockerError as exc:
+            progress(f"could not remove cluster {spec.name!r}: {exc}")

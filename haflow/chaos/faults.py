@@ -1,0 +1,190 @@
+"""Fault injection on a chaos cluster's nodes, as a library (used by `haflow chaos` and by the
+scenarios alike). Every fault is appended to the cluster's fault log (JSON lines, UTC
+timestamps taken just before the fault is injected) so the checker can judge from it.
+
+- kill: a signal to the node's PID 1 (`docker kill`); SIGKILL takes the whole node down at once,
+  SIGTERM asks its daemons to stop gracefully.
+- pause / resume: freeze and thaw every process of the node (`docker pause`, the freezer cgroup).
+- partition: cut the node off every peer (`docker network disconnect`: its interface is gone,
+  peers' packets to it vanish without a reset), or off some peers only (DROP rules for their
+  addresses in the node's own network namespace, entered from the host with nsenter).
+- heal: undo a partition; the node comes back at the same address.
+- restart: start a dead node again, or stop (gracefully) and start a live one.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from haflow.chaos.cluster import Cluster, ClusterError
+from haflow.chaos.docker import DockerError
+from haflow.chaos.model import Fault
+
+CHAIN = "HAFLOW_CHAOS"
+ACTIONS = ("kill", "pause", "resume", "partition", "heal", "restart")
+
+
+class Faults:
+    """Injects faults into `cluster`'s nodes and records each in its fault log."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self.docker = cluster.docker
+
+    # -- the faults -------------------------------------------------------------------------
+
+    def kill(self, node: str, signal: str = "KILL") -> Fault:
+        signal = signal.upper().removeprefix("SIG")
+        return self._do("kill", node, {"signal": signal}, ["kill", "-s", signal])
+
+    def pause(self, node: str) -> Fault:
+        return self._do("pause", node, {}, ["pause"])
+
+    def resume(self, node: str) -> Fault:
+        return self._do("resume", node, {}, ["unpause"])
+
+    def restart(self, node: str) -> Fault:
+        state = self.cluster.container_states().get(self._known(node))
+        if state == "paused":
+            self.docker.run("unpause", self.cluster.spec.container(node))
+        verb = ["start"] if state in ("exited", "created", "dead") else ["restart", "-t", "10"]
+        return self._do("restart", node, {"was": state}, verb)
+
+    def partition(self, node: str, peers: Sequence[str] = ()) -> Fault:
+        """Cut `node` off `peers` (both directions), or off every node when `peers` is empty."""
+        self._known(node)
+        if not peers:
+            verb = ["network", "disconnect", "-f", self.cluster.spec.network]
+            return self._do("partition", node, {"peers": []}, verb)
+        addresses = [self.cluster.address(self._known(p)) for p in peers]
+        started = _now()
+        self._ensure_chain(node)
+        self._netns(node, _drop_rules(addresses))
+        return self._record(Fault(started, "partition", node, {"peers": list(peers)}), started)
+
+    def heal(self, node: str) -> Fault:
+        """Reconnect `node` at its address and remove any DROP rule placed in it."""
+        c = self.cluster
+        started = _now()
+        attached = self._attached(node)
+        if not attached:
+            self.docker.run(
+                "network",
+                "connect",
+                "--ip",
+                c.address(node),
+                "--alias",
+                node,
+                c.spec.network,
+                c.spec.container(node),
+            )
+        if self._running(node):
+            self._netns(node, [["-F", CHAIN]], check=False)
+        return self._record(Fault(started, "heal", node, {"reconnected": not attached}), started)
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _known(self, node: str) -> str:
+        return self.cluster.node(node).name
+
+    def _do(
+        self,
+        action: str,
+        node: str,
+        detail: dict[str, Any],
+        verb: list[str],
+    ) -> Fault:
+        container = self.cluster.spec.container(self._known(node))
+        started = _now()
+        self.docker.run(*verb, container, timeout_s=60)
+        return self._record(Fault(started, action, node, detail), started)
+
+    def _record(self, fault: Fault, started: datetime) -> Fault:
+        took = (_now() - started).total_seconds()
+        line = {
+            "ts": fault.ts.isoformat(),
+            "action": fault.action,
+            "node": fault.node,
+            "detail": {**fault.detail, "took_s": round(took, 4)},
+        }
+        self.cluster.fault_log.parent.mkdir(parents=True, exist_ok=True)
+        with self.cluster.fault_log.open("a") as f:
+            f.write(json.dumps(line) + "\n")
+        return fault
+
+    def _running(self, node: str) -> bool:
+        return self.cluster.container_states().get(node) in ("running", "paused")
+
+    def _attached(self, node: str) -> bool:
+        found = self.docker.inspect(self.cluster.spec.container(node))
+        if not found:
+            raise ClusterError(f"node {node} has no container")
+        networks = (found[0].get("NetworkSettings") or {}).get("Networks") or {}
+        return self.cluster.spec.network in networks
+
+    def _pid(self, node: str) -> int:
+        found = self.docker.inspect(self.cluster.spec.container(node))
+        pid = int(((found[0] if found else {}).get("State") or {}).get("Pid") or 0)
+        if pid <= 0:
+            raise ClusterError(f"node {node} is not running: cannot change its network rules")
+        return pid
+
+    def _ensure_chain(self, node: str) -> None:
+        self._netns(node, [["-N", CHAIN]], check=False)  # fails harmlessly when it exists
+        for hook in ("INPUT", "OUTPUT"):
+            if not self._netns(node, [["-C", hook, "-j", CHAIN]], check=False):
+                self._netns(node, [["-I", hook, "1", "-j", CHAIN]])
+
+    def _netns(self, node: str, rules: list[list[str]], check: bool = True) -> bool:
+        """Run iptables in `node`'s network namespace (from the host: the node has no
+        privileges, and its /usr is the host's, read-only)."""
+        base = ["nsenter", "-t", str(self._pid(node)), "-n", "iptables", "-w", "5"]
+        ok = True
+        for rule in rules:
+            done = subprocess.run([*base, *rule], capture_output=True, timeout=30, check=False)
+            ok = ok and done.returncode == 0
+            if check and done.returncode != 0:
+                said = done.stderr.decode(errors="replace").strip()
+                raise DockerError(f"iptables {' '.join(rule)} in {node}'s namespace: {said}")
+        return ok
+
+
+def _drop_rules(addresses: Sequence[str]) -> list[list[str]]:
+    """DROP each address both ways, in our own chain (hooked by `_ensure_chain`)."""
+    return [
+        *(["-A", CHAIN, "-s", a, "-j", "DROP"] for a in addresses),
+        *(["-A", CHAIN, "-d", a, "-j", "DROP"] for a in addresses),
+    ]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def read_fault_log(path: Any) -> list[Fault]:
+    """The faults recorded in a fault log (JSON lines); an absent log holds none."""
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    out = []
+    for line in lines:
+        if line.strip():
+            d = json.loads(line)
+            out.append(Fault(datetime.fromisoformat(d["ts"]), d["action"], d["node"], d["detail"]))
+    return out
+
+
+def wait_until(check: Any, timeout_s: float, interval_s: float = 0.2) -> bool:
+    """Poll `check` until truthy or `timeout_s` passes; whether it became truthy."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(interval_s)
+    return bool(check())

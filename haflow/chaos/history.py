@@ -1,0 +1,150 @@
+"""Collect a chaos cluster's recorded history into `haflow.chaos.model.History`.
+
+Sources, all records made while things happened: the metastore (event log, runs, attempts, read
+through the repository from the host), the tasks' own records (JSON lines in each node's records
+folder on the host), the fault log, and the prober's request log through haproxy.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+
+from croniter import croniter
+
+from haflow.chaos.cluster import Cluster
+from haflow.chaos.faults import read_fault_log
+from haflow.chaos.model import Attempt, Event, History, Request, Run, TaskRecord
+from haflow.chaos.spec import RECORDS_FILE
+from haflow.metastore.repository import Repository
+
+REQUESTS_FILE = "requests.jsonl"
+PAGE = 1000
+
+
+def collect(cluster: Cluster, due: dict[str, tuple[datetime, ...]] | None = None) -> History:
+    """Everything recorded so far on `cluster`; `due` lists the cron DAGs' expected runs."""
+    repo = cluster.repo()
+    runs = _runs(repo)
+    return History(
+        events=tuple(_events(repo)),
+        attempts=tuple(_attempts(repo, runs)),
+        runs=tuple(runs),
+        records=tuple(read_records(cluster.spec.state_dir / "records")),
+        faults=tuple(read_fault_log(cluster.fault_log)),
+        requests=tuple(read_requests(cluster.spec.state_dir / REQUESTS_FILE)),
+        nodes={n.name: n.role for n in cluster.nodes()},
+        due=due or {},
+    )
+
+
+def _events(repo: Repository) -> Iterable[Event]:
+    since = 0
+    while True:
+        page = repo.events(since_id=since, limit=PAGE)
+        for e in page:
+            yield Event(
+                e.id,
+                e.ts,
+                e.kind,
+                e.actor,
+                e.epoch,
+                e.dag_id,
+                e.run_id,
+                e.task_id,
+                e.attempt,
+                e.detail,
+            )
+        if len(page) < PAGE:
+            return
+        since = page[-1].id
+
+
+def _runs(repo: Repository) -> list[Run]:
+    out: list[Run] = []
+    while True:
+        page = repo.runs(limit=PAGE, offset=len(out))
+        out += [
+            Run(
+                r.dag_id,
+                r.run_id,
+                r.run_type,
+                r.state,
+                r.created_at,
+                r.data_interval_end if r.run_type == "scheduled" else None,
+                r.data_interval_start,
+                r.data_interval_end,
+            )
+            for r in page
+        ]
+        if len(page) < PAGE:
+            return out
+
+
+def _attempts(repo: Repository, runs: list[Run]) -> Iterable[Attempt]:
+    for run in runs:
+        for ti in repo.task_instances(run.dag_id, run.run_id):
+            for a in repo.attempts(ti.id):
+                yield Attempt(
+                    run.dag_id,
+                    run.run_id,
+                    ti.task_id,
+                    a.attempt,
+                    a.state,
+                    a.epoch,
+                    a.worker_id,
+                    a.queued_at,
+                    a.started_at,
+                    a.ended_at,
+                    a.reason,
+                )
+
+
+def read_records(folder: Path) -> list[TaskRecord]:
+    """The tasks' own records from every node's records file under `folder`."""
+    out = []
+    for path in sorted(folder.glob(f"*/{RECORDS_FILE}")):
+        for line in path.read_text().splitlines():
+            try:
+                d = json.loads(line)
+            except ValueError:
+                continue  # a line cut short by a killed node
+            out.append(
+                TaskRecord(
+                    d["dag_id"],
+                    d["run_id"],
+                    d["task_id"],
+                    int(d["attempt"]),
+                    d["node"],
+                    d["kind"],
+                    datetime.fromisoformat(d["ts"]),
+                )
+            )
+    return out
+
+
+def read_requests(path: Path) -> list[Request]:
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    out = []
+    for line in lines:
+        d = json.loads(line)
+        out.append(
+            Request(datetime.fromisoformat(d["ts"]), d["ok"], d.get("status"), d.get("error", ""))
+        )
+    return out
+
+
+def due_times(schedule: str, start: datetime, end: datetime) -> tuple[datetime, ...]:
+    """The times in (start, end] at which a cron `schedule` falls due."""
+    it = croniter(schedule, start)
+    out: list[datetime] = []
+    while True:
+        nxt = it.get_next(datetime)
+        if nxt > end:
+            return tuple(out)
+        out.append(nxt)

@@ -1,0 +1,153 @@
+"""The recorded history of a chaos run as plain data: what the checker judges, and nothing else.
+
+Every field comes from a record made while the run happened (the metastore's event log and
+attempt rows, the tasks' own records on their nodes, the fault log, request results through
+haproxy), never from a daemon's own claim about itself. No IO here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+WORKER_EVENT_KINDS = frozenset({"attempt.claimed", "attempt.claim_rejected", "report.rejected"})
+"""Events written by workers: they carry the epoch of the message, not a leader's write."""
+
+UNFENCED_EVENT_KINDS = frozenset({"leader.fenced_out"})
+"""Events that record a rejected write; written outside any epoch's fence."""
+
+
+@dataclass(frozen=True)
+class Event:
+    """One row of the metastore's event log; `id` is the commit order of fenced writes."""
+
+    id: int
+    ts: datetime
+    kind: str
+    actor: str
+    epoch: int | None = None
+    dag_id: str | None = None
+    run_id: str | None = None
+    task_id: str | None = None
+    attempt: int | None = None
+    detail: str = ""
+
+    @property
+    def node(self) -> str:
+        """The node of the actor: scheduler ids are `host:pid:nonce`, worker ids their host."""
+        return self.actor.split(":", 1)[0]
+
+    def detail_dict(self) -> dict[str, Any]:
+        try:
+            value = json.loads(self.detail) if self.detail else {}
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {}
+
+    @property
+    def is_scheduler_write(self) -> bool:
+        """A state change accepted under a leader's epoch (checked in its transaction)."""
+        return (
+            self.epoch is not None
+            and self.kind not in WORKER_EVENT_KINDS
+            and self.kind not in UNFENCED_EVENT_KINDS
+        )
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One row of task_attempt: a numbered try of a task instance."""
+
+    dag_id: str
+    run_id: str
+    task_id: str
+    attempt: int
+    state: str
+    epoch: int
+    worker_id: str | None
+    queued_at: datetime
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    reason: str = ""
+
+    @property
+    def ti(self) -> tuple[str, str, str]:
+        return (self.dag_id, self.run_id, self.task_id)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One row of dag_run."""
+
+    dag_id: str
+    run_id: str
+    run_type: str
+    state: str
+    created_at: datetime
+    scheduled_fire_at: datetime | None = None
+    data_interval_start: datetime | None = None
+    data_interval_end: datetime | None = None
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """What a workload task wrote about itself on its own node: `start`, `tick` (while it
+    runs, every fraction of a second) or `end`, with its attempt and the node's clock."""
+
+    dag_id: str
+    run_id: str
+    task_id: str
+    attempt: int
+    node: str
+    kind: str
+    ts: datetime
+
+    @property
+    def ti(self) -> tuple[str, str, str]:
+        return (self.dag_id, self.run_id, self.task_id)
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One line of the cluster's fault log: `action` (kill, pause, resume, partition, heal,
+    restart, stop, start) on `node` at `ts`; `detail` holds e.g. the signal or the peers."""
+
+    ts: datetime
+    action: str
+    node: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def signal(self) -> str:
+        return str(self.detail.get("signal", "KILL"))
+
+
+@dataclass(frozen=True)
+class Request:
+    """One HTTP request sent through haproxy by the workload's prober."""
+
+    ts: datetime
+    ok: bool
+    status: int | None = None
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class History:
+    """Everything recorded during one chaos run. `nodes` maps node name to role
+    (master, worker, zookeeper, postgres, broker, lb); `due` maps a cron DAG to the times
+    its runs fell due during the observed window (computed from its schedule)."""
+
+    events: tuple[Event, ...] = ()
+    attempts: tuple[Attempt, ...] = ()
+    runs: tuple[Run, ...] = ()
+    records: tuple[TaskRecord, ...] = ()
+    faults: tuple[Fault, ...] = ()
+    requests: tuple[Request, ...] = ()
+    nodes: dict[str, str] = field(default_factory=dict)
+    due: dict[str, tuple[datetime, ...]] = field(default_factory=dict)
+
+    def nodes_of(self, role: str) -> list[str]:
+        return sorted(n for n, r in self.nodes.items() if r == role)

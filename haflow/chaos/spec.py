@@ -1,0 +1,261 @@
+"""What a chaos cluster is made of: one typed spec, and from it each node's container definition
+and the configuration files the nodes read (ZooKeeper, haproxy). No docker calls here.
+
+Nodes (DESIGN.md section 5): `zk1..zkN` (a ZooKeeper ensemble), `postgres` (the metastore),
+`broker` (Redis), `master1..N` (scheduler, and webserver when `haflow webserver` exists),
+`worker1..N` (`haflow worker`), `lb` (haproxy in front of the masters' webservers).
+"""
+
+from __future__ import annotations
+
+import glob
+import pwd
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import haflow
+
+PROJECT = Path(haflow.__file__).resolve().parents[1]
+DEFAULT_STATE_ROOT = Path("/tmp/haflow-chaos")
+ZK_CLASSPATH = ":".join(
+    f"/usr/share/java/{jar}" for jar in ("zookeeper.jar", "slf4j-log4j12.jar", "log4j-1.2.jar")
+)
+LOG4J = "log4j.rootLogger=INFO, C\nlog4j.appender.C=org.apache.log4j.ConsoleAppender\n"
+LOG4J += "log4j.appender.C.layout=org.apache.log4j.PatternLayout\n"
+LOG4J += "log4j.appender.C.layout.ConversionPattern=%d{ISO8601} %-5p [%t] %m%n\n"
+WEB_PORT = 8080
+RECORDS_FILE = "records.jsonl"
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """A named cluster. `settings` are extra `HAFLOW__SECTION__KEY` values for masters and
+    workers (the defaults of haflow.cfg apply otherwise); `webserver` None means: run it when
+    this haflow has a `webserver` command."""
+
+    name: str = "chaos"
+    masters: int = 2
+    workers: int = 2
+    zookeepers: int = 3
+    worker_concurrency: int = 2
+    webserver: bool | None = None
+    settings: dict[str, str] = field(default_factory=dict)
+    state_root: Path = DEFAULT_STATE_ROOT
+    boot_timeout_s: float = 180.0
+
+    @property
+    def state_dir(self) -> Path:
+        return self.state_root / self.name
+
+    @property
+    def network(self) -> str:
+        return f"haflow-chaos-{self.name}"
+
+    def container(self, node: str) -> str:
+        return f"{self.name}-{node}"
+
+    def node_names(self) -> list[str]:
+        return [n.name for n in nodes(self, web=False)]
+
+
+@dataclass(frozen=True)
+class NodeDef:
+    """One container: its name on the network, role, command, user and extra mounts."""
+
+    name: str
+    role: str
+    argv: tuple[str, ...]
+    user: str
+    env: dict[str, str] = field(default_factory=dict)
+    mounts: tuple[tuple[str, str, str], ...] = ()  # (host path, container path, ro|rw)
+
+
+def metastore_url(host: str = "postgres") -> str:
+    return f"postgresql://postgres@{host}:5432/haflow"
+
+
+def zk_hosts(spec: ClusterSpec) -> str:
+    return ",".join(f"zk{i}:2181" for i in range(1, spec.zookeepers + 1))
+
+
+def nodes(spec: ClusterSpec, web: bool) -> list[NodeDef]:
+    """Every node of `spec`, in start order (servers first); `web`: masters run a webserver."""
+    out = [_zookeeper(spec, i) for i in range(1, spec.zookeepers + 1)]
+    out += [_postgres(), _broker()]
+    out += [_master(spec, i, web) for i in range(1, spec.masters + 1)]
+    out += [_worker(spec, i) for i in range(1, spec.workers + 1)]
+    if web:
+        out.append(_lb())
+    return out
+
+
+def _uid(user: str) -> str:
+    entry = pwd.getpwnam(user)
+    return f"{entry.pw_uid}:{entry.pw_gid}"
+
+
+def _zookeeper(spec: ClusterSpec, i: int) -> NodeDef:
+    java = (
+        "exec java -Xmx128m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 "
+        "-Dlog4j.configuration=file:/conf/log4j.properties -Dzookeeper.snapshot.trust.empty=true "
+        f"-cp {ZK_CLASSPATH} org.apache.zookeeper.server.quorum.QuorumPeerMain /conf/zoo.cfg"
+    )
+    script = f"mkdir -p /data/zk && echo {i} > /data/zk/myid && {java}"
+    return NodeDef(f"zk{i}", "zookeeper", ("sh", "-c", script), _uid("nobody"))
+
+
+def _pg_bin() -> str:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"))
+    return str(Path(found[-1]).parent) if found else "/usr/lib/postgresql/15/bin"
+
+
+def _postgres() -> NodeDef:
+    pg = _pg_bin()
+    script = (
+        f"if [ ! -s /data/pg/PG_VERSION ]; then {pg}/initdb -D /data/pg -U postgres "
+        "--auth=trust -E UTF8 >/dev/null && echo 'host all all 0.0.0.0/0 trust' "
+        f">> /data/pg/pg_hba.conf; fi; exec {pg}/postgres -D /data/pg "
+        "-c listen_addresses='*' -c unix_socket_directories=/tmp -c fsync=off "
+        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+    )
+    return NodeDef("postgres", "postgres", ("sh", "-c", script), _uid("postgres"))
+
+
+def _broker() -> NodeDef:
+    argv = (
+        "redis-server",
+        "--port",
+        "6379",
+        "--bind",
+        "0.0.0.0",
+        "--protected-mode",
+        "no",
+        "--dir",
+        "/data",
+        "--appendonly",
+        "yes",
+        "--save",
+        "",
+    )
+    return NodeDef("broker", "broker", argv, _uid("nobody"))
+
+
+def _lb() -> NodeDef:
+    return NodeDef("lb", "lb", ("haproxy", "-db", "-f", "/conf/haproxy.cfg"), _uid("nobody"))
+
+
+def haflow_env(spec: ClusterSpec, node: str) -> dict[str, str]:
+    env = {
+        "HAFLOW_HOME": "/data/home",
+        "HOME": "/data",
+        "PATH": f"{Path(sys.prefix)}/bin:/usr/local/bin:/usr/bin:/bin",
+        "HAFLOW__CORE__SQL_ALCHEMY_CONN": metastore_url(),
+        "HAFLOW__CORE__EXECUTOR": "celery",
+        "HAFLOW__CORE__DAGS_FOLDER": "/dags",
+        "HAFLOW__CORE__HOSTNAME": node,
+        "HAFLOW__CELERY__BROKER_URL": "redis://broker:6379/0",
+        "HAFLOW__SCHEDULER__CLUSTER": spec.name,
+        "HAFLOW__ELECTION__MODE": "zookeeper",
+        "HAFLOW__ELECTION__ZK_HOSTS": zk_hosts(spec),
+        "HAFLOW__WEBSERVER__SECRET_KEY": f"chaos-{spec.name}-not-secret",
+        "HAFLOW_CHAOS_NODE": node,
+        "HAFLOW_CHAOS_RECORDS": f"/records/{RECORDS_FILE}",
+    }
+    return {**env, **spec.settings}
+
+
+def _master(spec: ClusterSpec, i: int, web: bool) -> NodeDef:
+    name = f"master{i}"
+    py = f"{sys.prefix}/bin/python"
+    commands = [f"{py} -m haflow.cli.main scheduler"]
+    if web:
+        commands.append(f"{py} -m haflow.cli.main webserver --port {WEB_PORT} --workers 2")
+    mounts = (
+        (str(spec.state_dir / "dags"), "/dags", "ro"),
+        (str(spec.state_dir / "records" / name), "/records", "rw"),
+    )
+    argv = (py, "-m", "haflow.chaos.node", *commands)
+    return NodeDef(name, "master", argv, _uid("nobody"), haflow_env(spec, name), mounts)
+
+
+def _worker(spec: ClusterSpec, i: int) -> NodeDef:
+    name = f"worker{i}"
+    py = f"{sys.prefix}/bin/python"
+    argv = (py, "-m", "haflow.cli.main", "worker", "-n", name, "-c", str(spec.worker_concurrency))
+    mounts = (
+        (str(spec.state_dir / "dags"), "/dags", "ro"),
+        (str(spec.state_dir / "records" / name), "/records", "rw"),
+    )
+    return NodeDef(name, "worker", argv, _uid("nobody"), haflow_env(spec, name), mounts)
+
+
+def common_mounts(spec: ClusterSpec) -> list[tuple[str, str, str]]:
+    """The host's system, the project, its virtualenv and the interpreter it links to."""
+    paths = [Path("/usr"), Path("/etc"), PROJECT, Path(sys.prefix), Path(sys.base_prefix)]
+    kept: list[Path] = []
+    for p in paths:
+        if not any(p == k or k in p.parents for k in kept):
+            kept.append(p)
+    mounts = [(str(p), str(p), "ro") for p in kept]
+    return [*mounts, (str(spec.state_dir / "conf"), "/conf", "ro")]
+
+
+def zoo_cfg(spec: ClusterSpec) -> str:
+    lines = [
+        "tickTime=1000",
+        "initLimit=20",
+        "syncLimit=10",
+        "minSessionTimeout=2000",
+        "maxSessionTimeout=60000",
+        "dataDir=/data/zk",
+        "clientPort=2181",
+        "quorumListenOnAllIPs=true",
+        "4lw.commands.whitelist=*",
+        "admin.enableServer=false",
+        "forceSync=no",
+        "maxClientCnxns=0",
+    ]
+    lines += [f"server.{i}=zk{i}:2888:3888" for i in range(1, spec.zookeepers + 1)]
+    return "\n".join(lines) + "\n"
+
+
+def haproxy_cfg(spec: ClusterSpec) -> str:
+    servers = "\n".join(
+        f"    server master{i} master{i}:{WEB_PORT} check" for i in range(1, spec.masters + 1)
+    )
+    return f"""\
+global
+    maxconn 512
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 10s
+    timeout server 10s
+    retries 2
+    option redispatch
+resolvers docker
+    nameserver dns 127.0.0.11:53
+    hold valid 1s
+frontend web
+    bind *:{WEB_PORT}
+    default_backend masters
+backend masters
+    option httpchk GET /ready
+    default-server inter 500ms fall 2 rise 2 init-addr last,libc,none resolvers docker
+{servers}
+"""
+
+
+def write_config(spec: ClusterSpec) -> None:
+    """The state folder: conf/ (read by nodes), dags/, records/<node>/ (written by tasks)."""
+    conf = spec.state_dir / "conf"
+    for folder in (conf, spec.state_dir / "dags"):
+        folder.mkdir(parents=True, exist_ok=True)
+    for node in nodes(spec, web=True):
+        records = spec.state_dir / "records" / node.name
+        records.mkdir(parents=True, exist_ok=True)
+        records.chmod(0o1777)  # nodes run as nobody
+    (conf / "zoo.cfg").write_text(zoo_cfg(spec))
+    (conf / "log4j.properties").write_text(LOG4J)
+    (conf / "haproxy.cfg").write_text(haproxy_cfg(spec))

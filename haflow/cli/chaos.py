@@ -1,0 +1,272 @@
+"""`haflow cluster up|status|logs|down` and `haflow chaos kill|pause|resume|partition|heal|
+restart|run|scenarios`: a real multi-node cluster in Docker, and faults injected into it.
+
+NODE is a node name (`master1`, `worker2`, `zk3`, `postgres`, `broker`, `lb`) or `leader`,
+the master whose scheduler leads now (read from the metastore).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from haflow.chaos.cluster import Cluster, down_by_name
+from haflow.chaos.faults import Faults
+from haflow.chaos.spec import DEFAULT_STATE_ROOT, ClusterSpec
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def cluster_options(fn: F) -> F:
+    fn = click.option(
+        "--state-root",
+        type=click.Path(path_type=Path, file_okay=False),
+        default=DEFAULT_STATE_ROOT,
+        show_default=True,
+        help="Folder holding each cluster's state (configuration, fault log, task records).",
+    )(fn)
+    return click.option("--name", default="chaos", show_default=True, help="Cluster name.")(fn)
+
+
+def _load(name: str, state_root: Path) -> Cluster:
+    return Cluster.load(name, state_root)
+
+
+# -- cluster --------------------------------------------------------------------------------
+
+
+@click.group()
+def cluster() -> None:
+    """A multi-node haflow cluster in Docker containers, for chaos testing."""
+
+
+@cluster.command()
+@cluster_options
+@click.option("--masters", default=2, show_default=True, help="Master nodes.")
+@click.option("--workers", default=2, show_default=True, help="Worker nodes.")
+@click.option(
+    "--webserver/--no-webserver",
+    default=None,
+    help="Run a webserver on each master behind haproxy (default: when available).",
+)
+@click.option(
+    "--set",
+    "settings",
+    multiple=True,
+    metavar="SECTION__KEY=VALUE",
+    help="A haflow setting for masters and workers, e.g. --set ELECTION__ZK_SESSION_TIMEOUT=4.",
+)
+def up(
+    name: str,
+    state_root: Path,
+    masters: int,
+    workers: int,
+    webserver: bool | None,
+    settings: tuple[str, ...],
+) -> None:
+    """Start the cluster and wait until it serves (a leader, live workers)."""
+    spec = ClusterSpec(
+        name=name,
+        masters=masters,
+        workers=workers,
+        webserver=webserver,
+        settings=_settings(settings),
+        state_root=state_root,
+    )
+    Cluster(spec).up(lambda m: click.echo(m, err=True))
+    click.echo(f"cluster {name} is up; `haflow cluster status --name {name}`")
+
+
+def _settings(pairs: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or "__" not in key:
+            raise click.BadParameter(f"{pair!r} is not SECTION__KEY=VALUE", param_hint="--set")
+        out[f"HAFLOW__{key.upper().removeprefix('HAFLOW__')}"] = value
+    return out
+
+
+@cluster.command()
+@cluster_options
+@click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table")
+def status(name: str, state_root: Path, output: str) -> None:
+    """Each node, its role and state; the leader and its epoch."""
+    st = _load(name, state_root).status()
+    if output == "json":
+        click.echo(json.dumps(st.as_dict(), indent=2, default=str))
+        return
+    click.echo(
+        f"cluster {st.name}: leader {st.leader or '-'}, epoch {st.epoch or '-'}, "
+        f"elector {st.elector_mode or '-'}"
+    )
+    click.echo(f"{'node':<10} {'role':<10} {'state':<9} {'address':<14} detail")
+    for n in st.nodes:
+        click.echo(f"{n.node:<10} {n.role:<10} {n.state:<9} {n.address:<14} {n.detail}".rstrip())
+    for note in st.notes:
+        click.echo(f"note: {note}")
+
+
+@cluster.command()
+@cluster_options
+@click.argument("node")
+@click.option("--tail", default=200, show_default=True, help="Lines from the end.")
+def logs(name: str, state_root: Path, node: str, tail: int) -> None:
+    """The output of NODE's daemons."""
+    click.echo(_load(name, state_root).logs(node, tail), nl=False)
+
+
+@cluster.command()
+@cluster_options
+def down(name: str, state_root: Path) -> None:
+    """Remove the cluster's containers, data volumes and network (its state folder stays)."""
+    removed = down_by_name(name)
+    click.echo(f"removed {removed} containers of cluster {name}")
+
+
+# -- chaos ----------------------------------------------------------------------------------
+
+
+@click.group()
+def chaos() -> None:
+    """Inject faults into a cluster's nodes; run chaos scenarios."""
+
+
+def _faults(name: str, state_root: Path) -> tuple[Faults, Cluster]:
+    c = _load(name, state_root)
+    return Faults(c), c
+
+
+def _node(c: Cluster, node: str) -> str:
+    if node != "leader":
+        return c.node(node).name
+    row = c.repo().leader()
+    if row is None:
+        raise click.ClickException(f"cluster {c.spec.name} has no leader yet")
+    return str(row.holder).split(":", 1)[0]
+
+
+def _done(action: str, node: str) -> None:
+    click.echo(f"{action} {node}")
+
+
+@chaos.command()
+@cluster_options
+@click.argument("node")
+@click.option("--signal", "-s", default="KILL", show_default=True, help="KILL, TERM, ...")
+def kill(name: str, state_root: Path, node: str, signal: str) -> None:
+    """Send a signal to NODE (SIGKILL: the whole node dies at once)."""
+    faults, c = _faults(name, state_root)
+    target = _node(c, node)
+    faults.kill(target, signal)
+    _done(f"SIG{signal.upper().removeprefix('SIG')}", target)
+
+
+@chaos.command()
+@cluster_options
+@click.argument("node")
+def pause(name: str, state_root: Path, node: str) -> None:
+    """Freeze every process of NODE (docker pause)."""
+    faults, c = _faults(name, state_root)
+    target = _node(c, node)
+    faults.pause(target)
+    _done("paused", target)
+
+
+@chaos.command()
+@cluster_options
+@click.argument("node")
+def resume(name: str, state_root: Path, node: str) -> None:
+    """Thaw a paused NODE."""
+    faults, c = _faults(name, state_root)
+    faults.resume(c.node(node).name)
+    _done("resumed", node)
+
+
+@chaos.command()
+@cluster_options
+@click.argument("node")
+@click.option(
+    "--from",
+    "peers",
+    multiple=True,
+    metavar="NODE",
+    help="Cut NODE off this node only (repeatable); default: off every node.",
+)
+def partition(name: str, state_root: Path, node: str, peers: tuple[str, ...]) -> None:
+    """Cut NODE off the network (all peers, or --from the ones named)."""
+    faults, c = _faults(name, state_root)
+    target = _node(c, node)
+    faults.partition(target, [c.node(p).name for p in peers])
+    _done("partitioned", f"{target} from {', '.join(peers) if peers else 'every node'}")
+
+
+@chaos.command()
+@cluster_options
+@click.argument("node")
+def heal(name: str, state_root: Path, node: str) -> None:
+    """Undo a partition of NODE."""
+    faults, c = _faults(name, state_root)
+    faults.heal(c.node(node).name)
+    _done("healed", node)
+
+
+@chaos.command()
+@cluster_options
+@click.argument("node")
+def restart(name: str, state_root: Path, node: str) -> None:
+    """Start NODE again (or stop it gracefully and start it)."""
+    faults, c = _faults(name, state_root)
+    target = _node(c, node)
+    faults.restart(target)
+    _done("restarted", target)
+
+
+@chaos.command("scenarios")
+def scenarios() -> None:
+    """List the scenarios in chaos/scenarios/."""
+    from haflow.chaos.scenario import load_scenario, scenario_names
+
+    for n in scenario_names():
+        sc = load_scenario(n)
+        click.echo(f"{sc.name:<20} {','.join(sc.properties):<16} {sc.description}")
+
+
+@chaos.command()
+@click.argument("scenario")
+@click.option("--repeat", default=1, show_default=True, help="Rounds of faults.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the random choices.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object as the last line.")
+@click.option("--state-root", type=click.Path(path_type=Path), default=DEFAULT_STATE_ROOT)
+def run(scenario: str, repeat: int, seed: int, as_json: bool, state_root: Path) -> None:
+    """Run SCENARIO on a fresh cluster: workload, faults, then judge the properties from the
+    recorded history. Exit 1 when a property fails."""
+    from haflow.chaos.report import as_json as report_json
+    from haflow.chaos.report import as_table
+    from haflow.chaos.scenario import load_scenario, run_scenario
+
+    sc = load_scenario(scenario)
+    out = run_scenario(
+        sc,
+        repeat=repeat,
+        seed=seed,
+        state_root=state_root,
+        progress=lambda m: click.echo(m, err=True),
+    )
+    click.echo(as_table(sc.name, out.verdicts))
+    for line in out.aborted:
+        click.echo(f"ABORTED {line}")
+    if as_json:
+        extra = {
+            "repeats": repeat,
+            "seed": seed,
+            "seconds": round(out.seconds, 1),
+            "aborted": out.aborted,
+        }
+        click.echo(report_json(sc.name, out.verdicts, extra))
+    if not out.ok:
+        raise SystemExit(1)
