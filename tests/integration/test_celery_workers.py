@@ -480,3 +480,20 @@ def test_worker_cut_off_from_zookeeper_and_metastore_fences_before_the_reclaim(
     assert max(first) < min(second), (
         f"attempt 1 ticked until {max(first):.3f}, attempt 2 started at {min(second):.3f}"
     )
+
+
+def test_sigterm_drains_a_worker_its_running_attempt_finishes(setup: Setup) -> None:
+    """Draining a worker (the runbook's SIGTERM): Celery's warm shutdown lets the running
+    attempt end and be reported; nothing is reclaimed or run twice; the worker says stopped."""
+    run_id = setup.trigger("cw_slow")
+    wait_for("attempt 1 to start", lambda: any(m.startswith("start 1") for m in setup.marks()))
+    name = setup.marks()[0].split()[2]
+    worker = setup.workers[name]
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(30) == 0, setup.logs()
+    wait_for("the run to finish", lambda: setup.finished("cw_slow", run_id), 20)
+    assert setup.marks() == [f"start 1 {name}", f"end 1 {name}"]
+    ti = setup.repo.task_instance("cw_slow", run_id, "slow")
+    assert [(a.attempt, a.state) for a in setup.repo.attempts(ti.id)] == [(1, "success")]
+    rows = {w["id"]: w["state"] for w in setup.repo.workers()}
+    assert rows[name] == "stopped"
