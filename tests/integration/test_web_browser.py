@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import urllib.request
@@ -21,6 +20,7 @@ import pytest
 
 from tests.integration.conftest import unavailable
 from tests.ports import free_port
+from tests.processes import stop_group
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
@@ -83,12 +83,7 @@ def standalone(tmp_path: Path) -> Iterator[tuple[str, str]]:
         password = (tmp_path / "standalone_admin_password.txt").read_text().strip()
         yield base, password
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_group(proc, 30)
         log.close()
 
 

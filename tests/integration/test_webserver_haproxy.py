@@ -27,6 +27,7 @@ from haflow.web.credentials import hash_password, new_token, token_digest
 from tests.integration.conftest import unavailable
 from tests.integration.web_fixtures import T0
 from tests.ports import free_port
+from tests.processes import stop_group
 from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.parametrize("backend", ["postgresql"], indirect=True), pytest.mark.slow]
@@ -85,13 +86,7 @@ def procs() -> Iterator[list[subprocess.Popen[bytes]]]:
     started: list[subprocess.Popen[bytes]] = []
     yield started
     for p in started:
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGTERM)
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
+        stop_group(p)
 
 
 def test_no_request_fails_after_haproxy_drops_a_killed_webserver(
