@@ -18,7 +18,7 @@ standalone: $(STAMP)
 
 services:
 	bash scripts/test-services.sh
-	bash scripts/docker-engine.sh
+	bash scripts/docker-engine.sh || echo "[services] no Docker engine: the chaos tests skip (and fail under CI=true)"
 
 lint: $(STAMP)
 	$(BIN)/ruff check haflow tests benchmarks chaos deploy
