@@ -28,6 +28,7 @@ import yaml
 from haflow.core.clock import utcnow
 from haflow.metastore.engine import create_engine
 from haflow.metastore.repository import Repository
+from haflow.web.credentials import hash_password, new_token, token_digest
 from tests.integration.conftest import database_url, truncate_all, unavailable
 from tests.waiting import wait_for
 
@@ -53,12 +54,14 @@ def free_port() -> int:
 
 
 class Prometheus:
-    def __init__(self, home: Path, targets: dict[str, list[int]]) -> None:
+    def __init__(
+        self, home: Path, targets: dict[str, list[int]], tokens: dict[str, Path] | None = None
+    ) -> None:
         if shutil.which("prometheus") is None:
             unavailable("prometheus", FileNotFoundError("not installed (Debian: prometheus)"))
         self.port = free_port()
         shutil.copy(RULES, home / "alerts.yml")
-        jobs = [
+        jobs: list[dict[str, Any]] = [
             {
                 "job_name": job,
                 "static_configs": [
@@ -70,6 +73,10 @@ class Prometheus:
             }
             for job, ports in targets.items()
         ]
+        for job in jobs:  # the webserver's /metrics wants a login, as in dashboards/
+            token = (tokens or {}).get(job["job_name"])
+            if token is not None:
+                job["authorization"] = {"type": "Bearer", "credentials_file": str(token)}
         config = {
             "global": {
                 "scrape_interval": "1s",
@@ -148,6 +155,11 @@ class Cluster:
         self.ports[name] = free_port()
         self.start(name, "scheduler", HAFLOW__SCHEDULER__METRICS_PORT=str(self.ports[name]))
 
+    def webserver(self, name: str) -> None:
+        self.ports[name] = free_port()
+        port = str(self.ports[name])
+        self.start(name, "webserver", "-w", "2", "-H", "127.0.0.1", "-p", port)
+
     def worker(self, name: str) -> None:
         self.ports[name] = free_port()
         self.start(
@@ -222,14 +234,20 @@ def cluster(
         "HAFLOW__ELECTION__ZK_FALLBACK_AFTER": "4",
         "HAFLOW__ELECTION__DB_LOCK_TIMEOUT": "3",
         "HAFLOW__WORKER__HEARTBEAT_SEC": "0.5",
+        "HAFLOW__WEBSERVER__SECRET_KEY": "pm-secret-key",
     }
     repo = Repository(create_engine(pg), cluster="pm")
+    repo.create_user("prometheus", hash_password("scrape-password"), "Viewer", utcnow())
+    token = new_token()
+    repo.add_token("prometheus", token_digest(token), "scrape", utcnow())
+    (tmp_path / "metrics-token").write_text(token)
     c = Cluster(tmp_path, env, repo)
     for _ in _redis():
         try:
             c.scheduler("s1")
             c.scheduler("s2")
             c.worker("w1")
+            c.webserver("web1")
             wait_for("a leader", lambda: bool(repo.events(kinds=["leader.elected"])), 30)
             wait_for("the worker", lambda: any(w["id"] == "w1" for w in repo.workers()), 30)
             yield c
@@ -262,7 +280,9 @@ def test_dashboard_queries_answer_and_metrics_follow_a_failover(
         {
             "haflow-scheduler": [cluster.ports["s1"], cluster.ports["s2"]],
             "haflow-worker": [cluster.ports["w1"]],
+            "haflow-webserver": [cluster.ports["web1"]],
         },
+        tokens={"haflow-webserver": tmp_path / "metrics-token"},
     )
     try:
         _check(cluster, prom)
@@ -274,7 +294,7 @@ def test_dashboard_queries_answer_and_metrics_follow_a_failover(
 
 
 def _check(c: Cluster, prom: Prometheus) -> None:
-    wait_for("every target up", lambda: prom.scalar("sum(up)") == 3, 30)
+    wait_for("every target up", lambda: prom.scalar("sum(up)") == 4, 30)
     _run_dag(c)
     wait_for(
         "the worker's finished attempts in Prometheus",
@@ -307,6 +327,14 @@ def _check(c: Cluster, prom: Prometheus) -> None:
     assert (prom.scalar(takeovers) or 0) > 0
     assert prom.scalar("sum(haflow_failover_seconds_count)") == 1
     _run_dag(c)  # the new leader schedules, and exports the metastore gauges
+    # the webserver's gunicorn workers add up in multiprocess mode: scrapes are counted too
+    wait_for(
+        "the webserver's request counts",
+        lambda: (
+            (prom.scalar('sum(haflow_http_requests_total{endpoint="metrics.metrics"})') or 0) >= 3
+        ),
+        30,
+    )
     _every_panel_answers(prom)
     _rules_load(prom)
 
