@@ -101,14 +101,12 @@ def list_dags() -> Response:
     paused = request.args.get("paused")
     if paused not in (None, "true", "false"):
         raise BadInput("paused must be true or false", "paused")
-    rows = ctx.repo.dags(active_only=request.args.get("include_inactive") != "true")
+    rows = ctx.repo.dag_details(active_only=True)
     if paused is not None:
         rows = [d for d in rows if d.is_paused == (paused == "true")]
     runs, tasks = ctx.repo.run_state_counts(), ctx.repo.task_state_counts()
     items = [
-        s.dag_json(
-            ctx.repo.dag_detail(d.dag_id), ctx.now, runs.get(d.dag_id, {}), tasks.get(d.dag_id, {})
-        )
+        s.dag_json(d, ctx.now, runs.get(d.dag_id, {}), tasks.get(d.dag_id, {}))
         for d in rows[offset : offset + limit]
     ]
     return _collection(items, len(rows), limit, offset)

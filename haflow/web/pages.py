@@ -68,7 +68,7 @@ def index() -> Response:
 @requires("read")
 def dags() -> str:
     ctx = web()
-    rows = [ctx.repo.dag_detail(d.dag_id) for d in ctx.repo.dags()]
+    rows = ctx.repo.dag_details()
     return render_template(
         "dags.html",
         dags=rows,

@@ -23,25 +23,22 @@ Counts = dict[str, dict[str, int]]
 
 class OverviewQueries(HistoryQueries):
     def dag_detail(self, dag_id: str) -> DagDetail:
-        with self._tx() as conn:
-            r = conn.execute(select(m.Dag).where(m.Dag.dag_id == dag_id)).first()
-        if r is None:
+        found = self.dag_details(dag_id=dag_id, active_only=False)
+        if not found:
             raise NotFound(f"no DAG {dag_id!r} in the metastore")
-        return DagDetail(
-            dag_id=r.dag_id,
-            fileloc=r.fileloc,
-            schedule=r.schedule,
-            is_paused=r.is_paused,
-            is_active=r.is_active,
-            max_active_runs=r.max_active_runs,
-            catchup=r.catchup,
-            start_date=r.start_date,
-            last_fire_at=r.last_fire_at,
-            parsed_at=r.parsed_at,
-            tags=json.loads(r.tags or "[]"),
-            description=r.description or "",
-            structure=json.loads(r.structure or "{}"),
-        )
+        return found[0]
+
+    def dag_details(
+        self, *, dag_id: str | None = None, active_only: bool = True
+    ) -> list[DagDetail]:
+        """DAGs with what the scheduler parsed of them, in one query, ordered by id."""
+        stmt = select(m.Dag).order_by(m.Dag.dag_id)
+        if dag_id is not None:
+            stmt = stmt.where(m.Dag.dag_id == dag_id)
+        if active_only:
+            stmt = stmt.where(m.Dag.is_active.is_(True))
+        with self._tx() as conn:
+            return [_detail(r) for r in conn.execute(stmt)]
 
     def run_state_counts(self) -> Counts:
         """{dag_id: {run state: number of runs}}."""
@@ -112,3 +109,21 @@ class OverviewQueries(HistoryQueries):
             total = conn.execute(select(func.count()).select_from(m.Event).where(*cond))
             n = int(total.scalar_one())
         return [EventRow(**_pick(r, EventRow)) for r in rows], n
+
+
+def _detail(r: Any) -> DagDetail:
+    return DagDetail(
+        dag_id=r.dag_id,
+        fileloc=r.fileloc,
+        schedule=r.schedule,
+        is_paused=r.is_paused,
+        is_active=r.is_active,
+        max_active_runs=r.max_active_runs,
+        catchup=r.catchup,
+        start_date=r.start_date,
+        last_fire_at=r.last_fire_at,
+        parsed_at=r.parsed_at,
+        tags=json.loads(r.tags or "[]"),
+        description=r.description or "",
+        structure=json.loads(r.structure or "{}"),
+    )
