@@ -39,3 +39,35 @@ bench: $(STAMP) services
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# -- chaos suite (haflow.chaos; DESIGN.md sections 4 and 5) -----------------------------------
+# `make chaos`: the CI subset, each scenario once on a fresh docker cluster, each report printed
+# (its JSON object is the last line, also kept in $(CHAOS_OUT)/NAME.json); exits 1 if any fails.
+# `make chaos-soak`: every scenario in chaos/scenarios/ with --repeat $(SOAK_REPEAT); not in CI.
+CHAOS_CI    ?= leader-kill9 leader-sigterm leader-pause worker-partition zk-ensemble-down webserver-kill
+CHAOS_CRON  ?= cron-failover
+CHAOS_OUT   ?= artifacts/chaos
+SOAK_REPEAT ?= 5
+CHAOS_ALL   := $(subst _,-,$(patsubst chaos/scenarios/%.py,%,$(wildcard chaos/scenarios/[a-z]*.py)))
+
+.PHONY: chaos chaos-soak
+
+define chaos_run
+	@mkdir -p $(CHAOS_OUT); failed=""; \
+	for run in $(1); do \
+	  name=$${run%%:*}; repeat=$${run#*:}; \
+	  echo "== $(BIN)/haflow chaos run $$name --repeat $$repeat --json"; \
+	  $(BIN)/haflow chaos run $$name --repeat $$repeat --json > $(CHAOS_OUT)/$$name.txt; rc=$$?; \
+	  cat $(CHAOS_OUT)/$$name.txt; tail -n 1 $(CHAOS_OUT)/$$name.txt > $(CHAOS_OUT)/$$name.json; \
+	  [ $$rc -eq 0 ] || failed="$$failed $$name"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "chaos: FAILED:$$failed"; exit 1; fi; echo "chaos: all passed"
+endef
+
+chaos: $(STAMP)
+	bash scripts/docker-engine.sh
+	$(call chaos_run,$(addsuffix :1,$(CHAOS_CI)) $(CHAOS_CRON):2)
+
+chaos-soak: $(STAMP)
+	bash scripts/docker-engine.sh
+	$(call chaos_run,$(addsuffix :$(SOAK_REPEAT),$(CHAOS_ALL)))

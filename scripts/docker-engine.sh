@@ -11,11 +11,26 @@ set -euo pipefail
 
 WAIT_S="${DOCKER_ENGINE_WAIT:-60}"
 LOG="${DOCKER_ENGINE_LOG:-/var/log/haflow-dockerd.log}"
+CONTAINERD_LOG="${CONTAINERD_LOG:-/var/log/haflow-containerd.log}"
 DOCKER=/usr/bin/docker   # Debian's client, the same version as its engine
 [ -x "$DOCKER" ] || DOCKER="$(command -v docker || true)"
 
 engine_up() {
-    [ -n "$DOCKER" ] && timeout 10 "$DOCKER" info >/dev/null 2>&1
+    [ -n "$DOCKER" ] && timeout 10 "$DOCKER" info >/dev/null 2>&1 && containerd_up
+}
+
+# dockerd answers `docker info` even when the containerd it was started against has died
+# (every `docker run` then fails with "connection refused" on containerd.sock).
+CONTAINERD_SOCK=/run/containerd/containerd.sock
+containerd_up() {
+    [ ! -S "$CONTAINERD_SOCK" ] && return 0    # dockerd supervises its own containerd
+    timeout 10 ctr --address "$CONTAINERD_SOCK" version >/dev/null 2>&1
+}
+
+start_containerd() {
+    need_root "starting containerd"
+    echo "docker-engine.sh: containerd at $CONTAINERD_SOCK is dead; starting it (log: $CONTAINERD_LOG)" >&2
+    setsid nohup containerd >>"$CONTAINERD_LOG" 2>&1 < /dev/null &
 }
 
 need_root() {
@@ -46,6 +61,7 @@ if engine_up; then
 fi
 command -v dockerd >/dev/null 2>&1 || install_engine
 pgrep -x dockerd >/dev/null || start_engine
+containerd_up || pgrep -x containerd >/dev/null || start_containerd
 
 deadline=$((SECONDS + WAIT_S))
 until engine_up; do

@@ -1,44 +1,36 @@
-"""Leader paused past its session, then resumed (docker pause: every process frozen).
+"""Leader paused mid-transaction past its session, then resumed (docker pause: every process
+of the node frozen).
 
-Proves P7: a standby takes over while the leader is frozen; once thawed, the old leader's
-writes under its old epoch are rejected (none is found in the event log after the new epoch)
-and it records `leader.fenced_out` and steps down. Also judges P1, P4 and P5.
+The leader is kept busy (several runs of many short tasks: it starts runs, creates their task
+instances and queues attempts in fenced transactions) and is frozen at a moment PostgreSQL
+shows its transaction open on the `leader` row; a freeze that lands just after the commit is
+thawed at once and tried again. The frozen transaction holds the row lock the next leader's
+`take_leadership` needs, so this is the case where the server must end the frozen session
+(`idle_in_transaction_session_timeout` = `[election] db_lock_timeout`) for a standby to lead.
+
+Proves P7: a standby takes over while the leader is frozen (within the session, 6 s, plus P2's
+5 s), and once thawed the old leader's writes under its old epoch are rejected (none is found
+in the event log after the new epoch) and it records `leader.fenced_out`. Also P1, P4, P5.
 """
 
 from __future__ import annotations
 
-import time
-
+from haflow.chaos.rounds import pause_leader_mid_transaction
 from haflow.chaos.scenario import Drill, Scenario
 from haflow.chaos.workload import dag_source
 
-SESSION_S = 6.0  # [election] zk_session_timeout, the default
-
 
 def schedule(drill: Drill) -> None:
-    drill.trigger("chaos_work", runs=2)
-    node, epoch = drill.leader()
-    drill.say(f"pausing leader {node} (epoch {epoch})")
-    drill.faults.pause(node)
-    new, new_epoch = drill.wait_new_leader(epoch, timeout_s=SESSION_S + 30)
-    drill.say(f"{new} leads epoch {new_epoch}; resuming {node} after its session is gone")
-    time.sleep(2.0)  # the frozen leader's session has expired: a clean "past its session"
-    drill.faults.resume(node)
-    drill.wait(
-        f"{node} to record leader.fenced_out",
-        lambda: any(
-            e.epoch == epoch for e in drill.repo.events(kinds=["leader.fenced_out"], limit=10_000)
-        ),
-        30,
-    )
+    drill.trigger("chaos_many", runs=4)
+    pause_leader_mid_transaction(drill)
 
 
 SCENARIO = Scenario(
     name="leader-pause",
-    description="freeze the leader past its ZooKeeper session, then thaw it",
+    description="freeze the leader inside a fenced transaction past its session, then thaw it",
     properties=("P1", "P4", "P5", "P7"),
     schedule=schedule,
-    dags={"chaos_work.py": dag_source("chaos_work", tasks=4, seconds=2.0)},
+    dags={"chaos_many.py": dag_source("chaos_many", tasks=60, seconds=0.0)},
     masters=2,
     workers=1,
 )

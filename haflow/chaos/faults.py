@@ -23,7 +23,7 @@ from typing import Any
 
 from haflow.chaos.cluster import Cluster, ClusterError
 from haflow.chaos.docker import DockerError
-from haflow.chaos.model import Fault
+from haflow.chaos.model import OBSERVE, Fault
 
 CHAIN = "HAFLOW_CHAOS"
 ACTIONS = ("kill", "pause", "resume", "partition", "heal", "restart")
@@ -42,8 +42,13 @@ class Faults:
         signal = signal.upper().removeprefix("SIG")
         return self._do("kill", node, {"signal": signal}, ["kill", "-s", signal])
 
-    def pause(self, node: str) -> Fault:
-        return self._do("pause", node, {}, ["pause"])
+    def pause(self, node: str, detail: dict[str, Any] | None = None) -> Fault:
+        return self._do("pause", node, dict(detail or {}), ["pause"])
+
+    def observe(self, node: str, what: str, detail: dict[str, Any]) -> Fault:
+        """Record an observation of `node` (no fault is injected)."""
+        started = _now()
+        return self._record(Fault(started, OBSERVE, node, {"what": what, **detail}), started)
 
     def resume(self, node: str) -> Fault:
         return self._do("resume", node, {}, ["unpause"])

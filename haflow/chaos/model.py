@@ -18,6 +18,10 @@ WORKER_EVENT_KINDS = frozenset({"attempt.claimed", "attempt.claim_rejected", "re
 UNFENCED_EVENT_KINDS = frozenset({"leader.fenced_out"})
 """Events that record a rejected write; written outside any epoch's fence."""
 
+OBSERVE = "observe"
+"""The action of a fault-log line that records what the harness saw of a node (for instance a
+paused scheduler frozen inside a fenced transaction): no fault, no change of the node's state."""
+
 
 @dataclass(frozen=True)
 class Event:
@@ -33,6 +37,15 @@ class Event:
     task_id: str | None = None
     attempt: int | None = None
     detail: str = ""
+    committed_at: datetime | None = None
+    """When the server committed the row (PostgreSQL's commit timestamp), if recorded. `ts` is
+    the writer's clock when it began the transaction, which can be much earlier when the
+    transaction waited on a lock."""
+
+    @property
+    def at(self) -> datetime:
+        """When the event took effect: its commit time when known, else its own timestamp."""
+        return self.committed_at if self.committed_at is not None else self.ts
 
     @property
     def node(self) -> str:

@@ -10,32 +10,36 @@ scheduler a live candidate), so each round starts alike.
 from __future__ import annotations
 
 import importlib.util
+import json
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
-
-from kazoo.client import KazooClient
-from kazoo.exceptions import KazooException
 
 from haflow.chaos.checker import Bounds, Verdict, check
-from haflow.chaos.cluster import Cluster, ClusterError, running
-from haflow.chaos.faults import Faults
-from haflow.chaos.history import collect
+from haflow.chaos.cluster import ClusterError, running
+from haflow.chaos.drill import Drill
+from haflow.chaos.history import collect, due_times
+from haflow.chaos.model import History
 from haflow.chaos.spec import ClusterSpec
 from haflow.core.clock import utcnow
-from haflow.election.zookeeper import election_path
-from haflow.errors import HaflowError
+
+__all__ = ["Drill", "Outcome", "Scenario", "load_scenario", "run_scenario", "scenario_names"]
 
 SCENARIO_DIR = Path(__file__).resolve().parents[2] / "chaos" / "scenarios"
 Progress = Callable[[str], None]
+HISTORY_FILE = "history.json"
+CRON_SETTLE_S = 5.0
+"""Due times this close to the judging are not expected yet (their run may be in creation)."""
 
 
 @dataclass(frozen=True)
 class Scenario:
-    """`dags` maps DAG file names to their source; `schedule` runs one round of faults."""
+    """`dags` maps DAG file names to their source; `schedule` runs one round of faults;
+    `cron` maps each cron DAG whose runs P9 judges to its schedule (the runs that fall due
+    between the first round's start and the judging are expected, once each)."""
 
     name: str
     description: str
@@ -48,135 +52,7 @@ class Scenario:
     settings: dict[str, str] = field(default_factory=dict)
     bounds: Bounds = field(default_factory=Bounds)
     settle_s: float = 120.0
-
-
-class Drill:
-    """One scenario's hands on the cluster: faults, the workload, bounded waits."""
-
-    def __init__(self, cluster: Cluster, rng: random.Random, progress: Progress) -> None:
-        self.cluster = cluster
-        self.faults = Faults(cluster)
-        self.rng = rng
-        self.say = progress
-
-    @property
-    def repo(self) -> Any:
-        return self.cluster.repo()
-
-    def wait(self, what: str, check: Callable[[], Any], timeout_s: float) -> Any:
-        """Poll `check` until it returns something truthy (returned); ClusterError on timeout."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                found = check()
-            except HaflowError:
-                found = None
-            if found:
-                return found
-            time.sleep(0.1)
-        raise ClusterError(f"timed out after {timeout_s} s waiting for {what}")
-
-    # -- leadership -------------------------------------------------------------------------
-
-    def leader(self) -> tuple[str, int]:
-        """(node, epoch) of the current leader, from the metastore's leader row."""
-        row = self.wait("a leader", self.repo.leader, 60)
-        return str(row.holder).split(":", 1)[0], int(row.epoch)
-
-    def wait_new_leader(self, after_epoch: int, timeout_s: float = 60) -> tuple[str, int]:
-        def newer() -> Any:
-            row = self.repo.leader()
-            return row if row is not None and row.epoch > after_epoch else None
-
-        row = self.wait(f"a leader after epoch {after_epoch}", newer, timeout_s)
-        return str(row.holder).split(":", 1)[0], int(row.epoch)
-
-    # -- workload ---------------------------------------------------------------------------
-
-    def trigger(self, dag_id: str, runs: int = 1) -> list[str]:
-        self.wait(f"DAG {dag_id} to be parsed", lambda: self.repo.dag(dag_id), 60)
-        return [
-            self.repo.trigger_run(
-                dag_id, {}, utcnow(), run_id=f"chaos__{utcnow().isoformat()}"
-            ).run_id
-            for _ in range(runs)
-        ]
-
-    def attempt_running_on(self, worker: str, timeout_s: float = 60) -> Any:
-        def found() -> Any:
-            return next(
-                (
-                    a
-                    for a in self.repo.running_attempts()
-                    if a.state == "running" and a.worker_id == worker
-                ),
-                None,
-            )
-
-        return self.wait(f"an attempt running on {worker}", found, timeout_s)
-
-    def wait_runs_done(self, timeout_s: float) -> None:
-        def done() -> bool:
-            runs = self.repo.runs(limit=10_000)
-            return bool(runs) and all(r.state in ("success", "failed") for r in runs)
-
-        self.wait("every run to finish", done, timeout_s)
-
-    # -- steady state -----------------------------------------------------------------------
-
-    def restore(self, timeout_s: float = 120) -> None:
-        """Bring every node back (resume, heal, restart) and wait for steady state."""
-        for node, state in self.cluster.container_states().items():
-            if state == "paused":
-                self.faults.resume(node)
-            if state in ("exited", "dead", "created"):
-                self.faults.restart(node)
-        for fault in self._partitioned():
-            self.faults.heal(fault)
-        self.cluster.wait_serving(time.monotonic() + timeout_s)
-        self.wait("every master a live candidate", self._candidates_complete, timeout_s)
-
-    def _partitioned(self) -> list[str]:
-        cut: set[str] = set()
-        for f in _read_faults(self.cluster):
-            if f.action == "partition":
-                cut.add(f.node)
-            elif f.action in ("heal",):
-                cut.discard(f.node)
-        return sorted(cut)
-
-    def _candidates_complete(self) -> bool:
-        """Each master's scheduler heartbeats, and ZooKeeper holds exactly one candidate per
-        master (a killed leader's stale session has expired, so the next kill is a clean one)."""
-        masters = {n.name for n in self.cluster.nodes() if n.role == "master"}
-        now = utcnow()
-        live = [
-            str(s["id"]).split(":", 1)[0]
-            for s in self.repo.schedulers()
-            if s["state"] in ("leader", "standby") and (now - s["heartbeat_at"]).total_seconds() < 3
-        ]
-        if sorted(live) != sorted(masters):
-            return False
-        hosts = ",".join(
-            f"{self.cluster.address(n.name)}:2181"
-            for n in self.cluster.nodes()
-            if n.role == "zookeeper"
-        )
-        zk = KazooClient(hosts=hosts, timeout=5)
-        try:
-            zk.start(timeout=5)
-            return len(zk.get_children(election_path(self.cluster.spec.name))) == len(masters)
-        except (KazooException, OSError, HaflowError):
-            return False
-        finally:
-            zk.stop()
-            zk.close()
-
-
-def _read_faults(cluster: Cluster) -> list[Any]:
-    from haflow.chaos.faults import read_fault_log
-
-    return read_fault_log(cluster.fault_log)
+    cron: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -225,21 +101,50 @@ def run_scenario(
     aborted: list[str] = []
     with running(spec, progress) as cluster:
         drill = Drill(cluster, random.Random(seed), progress)
+        first_round = utcnow()
         for i in range(repeat):
             progress(f"round {i + 1}/{repeat}")
-            try:
-                sc.schedule(drill)
-            except ClusterError as exc:
-                aborted.append(f"round {i + 1}: {exc}")
-                progress(f"round {i + 1} aborted: {exc}")
-                drill.restore()
-            try:
-                drill.wait_runs_done(sc.settle_s)
-            except ClusterError as exc:
-                aborted.append(f"round {i + 1}: {exc}")
-            drill.restore()
-        verdicts = check(collect(cluster), sc.properties, sc.bounds)
+            if not _round(sc, drill, f"round {i + 1}", aborted):
+                break
+        end = utcnow() - timedelta(seconds=CRON_SETTLE_S)
+        due = {dag: due_times(expr, first_round, end) for dag, expr in sc.cron.items()}
+        history = collect(cluster, due)
+        _keep(history, spec.state_dir / HISTORY_FILE)
+        verdicts = check(history, sc.properties, sc.bounds)
     return Outcome(sc.name, repeat, verdicts, time.monotonic() - started, aborted)
+
+
+def _round(sc: Scenario, drill: Drill, label: str, aborted: list[str]) -> bool:
+    """One round: faults, every run finished, steady state again. A timeout is recorded in
+    `aborted`; False when the cluster could not be restored (no further round is fair)."""
+    try:
+        sc.schedule(drill)
+    except ClusterError as exc:
+        aborted.append(f"{label}: {exc}")
+        drill.say(f"{label} aborted: {exc}")
+        if not _restored(drill, label, aborted):
+            return False
+    try:
+        drill.wait_runs_done(sc.settle_s)
+    except ClusterError as exc:
+        aborted.append(f"{label} (settling): {exc}")
+    return _restored(drill, label, aborted)
+
+
+def _restored(drill: Drill, label: str, aborted: list[str]) -> bool:
+    try:
+        drill.restore()
+    except ClusterError as exc:
+        aborted.append(f"{label} (restoring): {exc}")
+        drill.say(f"{label}: could not restore steady state: {exc}")
+        return False
+    return True
+
+
+def _keep(history: History, path: Path) -> None:
+    """The judged history, kept in the state folder as evidence (the cluster is removed)."""
+    data = {k: v for k, v in asdict(history).items() if k != "faults"}
+    path.write_text(json.dumps(data, default=str, indent=1))
 
 
 def _install_dags(spec: ClusterSpec, dags: dict[str, str]) -> None:

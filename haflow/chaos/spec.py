@@ -117,7 +117,8 @@ def _postgres() -> NodeDef:
         "--auth=trust -E UTF8 >/dev/null && echo 'host all all 0.0.0.0/0 trust' "
         f">> /data/pg/pg_hba.conf; fi; exec {pg}/postgres -D /data/pg "
         "-c listen_addresses='*' -c unix_socket_directories=/tmp -c fsync=off "
-        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200 "
+        "-c track_commit_timestamp=on"
     )
     return NodeDef("postgres", "postgres", ("sh", "-c", script), _uid("postgres"))
 

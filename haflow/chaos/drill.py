@@ -1,0 +1,250 @@
+"""A scenario's hands on a running chaos cluster: the fault library, the workload, observations
+made from the host (open transactions, requests through haproxy), and bounded waits. Every wait
+ends in a ClusterError naming what it waited for, so a stuck cluster aborts its round instead of
+hanging the run."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from typing import Any
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import KazooException
+
+from haflow.chaos.cluster import Cluster, ClusterError
+from haflow.chaos.faults import Faults, read_fault_log
+from haflow.chaos.history import REQUESTS_FILE
+from haflow.chaos.probe import Prober, activity, fenced_transaction, watch_connection
+from haflow.chaos.spec import WEB_PORT
+from haflow.core.clock import utcnow
+from haflow.election.zookeeper import election_path
+from haflow.errors import HaflowError
+
+Progress = Callable[[str], None]
+
+
+class Drill:
+    """One scenario's hands on the cluster: faults, the workload, bounded waits."""
+
+    def __init__(self, cluster: Cluster, rng: random.Random, progress: Progress) -> None:
+        self.cluster = cluster
+        self.faults = Faults(cluster)
+        self.rng = rng
+        self.say = progress
+
+    @property
+    def repo(self) -> Any:
+        return self.cluster.repo()
+
+    def wait(self, what: str, check: Callable[[], Any], timeout_s: float) -> Any:
+        """Poll `check` until it returns something truthy (returned); ClusterError on timeout."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                found = check()
+            except HaflowError:
+                found = None
+            if found:
+                return found
+            time.sleep(0.1)
+        raise ClusterError(f"timed out after {timeout_s} s waiting for {what}")
+
+    # -- leadership -------------------------------------------------------------------------
+
+    def leader(self) -> tuple[str, int]:
+        """(node, epoch) of the current leader, from the metastore's leader row."""
+        row = self.wait("a leader", self.repo.leader, 60)
+        return str(row.holder).split(":", 1)[0], int(row.epoch)
+
+    def wait_new_leader(
+        self, after_epoch: int, timeout_s: float = 60, observe: Sequence[str] = ()
+    ) -> tuple[str, int]:
+        """The (node, epoch) of the first leader above `after_epoch` seen in the leader row;
+        meanwhile, every second, the database activity of the `observe` nodes is recorded."""
+        last = [0.0]
+
+        def newer() -> Any:
+            if observe and time.monotonic() - last[0] >= 1.0:
+                last[0] = time.monotonic()
+                self.observe_db(observe)
+            row = self.repo.leader()
+            return row if row is not None and row.epoch > after_epoch else None
+
+        row = self.wait(f"a leader after epoch {after_epoch}", newer, timeout_s)
+        return str(row.holder).split(":", 1)[0], int(row.epoch)
+
+    def observe_db(self, nodes: Sequence[str]) -> None:
+        """Record in the fault log what PostgreSQL shows of `nodes`' busy backends (state, wait
+        event, open transaction): the evidence of who blocks whom during a fault."""
+        addresses = {self.cluster.address(n): n for n in nodes}
+        with watch_connection(self.repo.engine) as conn:
+            seen = activity(conn, list(addresses))
+        for backend in seen:
+            self.faults.observe(addresses.get(backend["addr"], "?"), "db_activity", backend)
+
+    # -- workload ---------------------------------------------------------------------------
+
+    def trigger(self, dag_id: str, runs: int = 1) -> list[str]:
+        self.wait(f"DAG {dag_id} to be parsed", lambda: self.repo.dag(dag_id), 60)
+        return [
+            self.repo.trigger_run(
+                dag_id, {}, utcnow(), run_id=f"chaos__{utcnow().isoformat()}"
+            ).run_id
+            for _ in range(runs)
+        ]
+
+    def attempt_running_on(self, worker: str, timeout_s: float = 60) -> Any:
+        def found() -> Any:
+            return next(
+                (
+                    a
+                    for a in self.repo.running_attempts()
+                    if a.state == "running" and a.worker_id == worker
+                ),
+                None,
+            )
+
+        return self.wait(f"an attempt running on {worker}", found, timeout_s)
+
+    def wait_runs_done(self, timeout_s: float) -> None:
+        def done() -> bool:
+            runs = self.repo.runs(limit=10_000)
+            return all(r.state in ("success", "failed") for r in runs)  # none: nothing to wait
+
+        self.wait("every run to finish", done, timeout_s)
+
+    def standby(self) -> str:
+        """A master whose scheduler does not lead now."""
+        return self.standby_of(self.leader()[0])
+
+    def standby_of(self, leader: str) -> str:
+        """The first master other than `leader` (no metastore read: usable while blocked)."""
+        masters = [n.name for n in self.cluster.nodes() if n.role == "master"]
+        return next(m for m in masters if m != leader)
+
+    def pause_mid_transaction(
+        self, node: str, timeout_s: float = 60.0, states: Sequence[str] = ()
+    ) -> dict[str, Any]:
+        """Freeze `node` while its scheduler is inside a fenced transaction (it holds the
+        `leader` row), as seen in PostgreSQL's activity views; a freeze that lands after the
+        transaction ended (or, with `states`, froze its backend in another state) is thawed at
+        once and tried again. The frozen transaction is recorded in the fault log as an
+        observation. ClusterError if no try lands within `timeout_s`."""
+        address = self.cluster.address(node)
+        deadline = time.monotonic() + timeout_s
+        tries = 0
+        with watch_connection(self.repo.engine) as conn:
+            while time.monotonic() < deadline:
+                before = fenced_transaction(conn, address)
+                if before is None:
+                    time.sleep(0.001)
+                    continue
+                tries += 1
+                self.faults.pause(node, {"try": tries, "seen_before": before})
+                after = _settled(conn, address)
+                same = after is not None and after["xact_start"] == before["xact_start"]
+                if same and after is not None and (not states or after["state"] in states):
+                    self.faults.observe(node, "frozen_in_fenced_transaction", after)
+                    return after
+                self.faults.resume(node)
+        raise ClusterError(
+            f"could not freeze {node} inside a fenced transaction in {timeout_s} s "
+            f"({tries} tries landed after the transaction ended)"
+        )
+
+    def zk_leader(self) -> str:
+        """The ZooKeeper member that leads the ensemble now."""
+        members = [n.name for n in self.cluster.nodes() if n.role == "zookeeper"]
+        return str(
+            self.wait(
+                "a ZooKeeper leader",
+                lambda: next((m for m in members if self.cluster.zk_mode(m) == "leader"), None),
+                60,
+            )
+        )
+
+    def prober(self, path: str = "/ready", interval_s: float = 0.05) -> Prober:
+        """A prober of `path` through haproxy, logging to the cluster's requests.jsonl."""
+        url = f"http://{self.cluster.address('lb')}:{WEB_PORT}{path}"
+        return Prober(url, self.cluster.spec.state_dir / REQUESTS_FILE, interval_s)
+
+    def sleep_until_second(self, second: float, max_wait_s: float = 70.0) -> None:
+        """Sleep until the wall clock shows `second` past a minute (the next such time)."""
+        now = utcnow()
+        target = now.replace(microsecond=0, second=0) + timedelta(seconds=second)
+        while target <= now:
+            target += timedelta(minutes=1)
+        wait = (target - now).total_seconds()
+        if wait > max_wait_s:
+            raise ClusterError(f"would wait {wait:.0f} s for second {second} of a minute")
+        time.sleep(wait)
+
+    # -- steady state -----------------------------------------------------------------------
+
+    def restore(self, timeout_s: float = 120) -> None:
+        """Bring every node back (resume, heal, restart) and wait for steady state."""
+        for node, state in self.cluster.container_states().items():
+            if state == "paused":
+                self.faults.resume(node)
+            if state in ("exited", "dead", "created"):
+                self.faults.restart(node)
+        for fault in self._partitioned():
+            self.faults.heal(fault)
+        self.cluster.wait_serving(time.monotonic() + timeout_s)
+        self.wait("every master a live candidate", self._candidates_complete, timeout_s)
+
+    def _partitioned(self) -> list[str]:
+        cut: set[str] = set()
+        for f in _read_faults(self.cluster):
+            if f.action == "partition":
+                cut.add(f.node)
+            elif f.action in ("heal",):
+                cut.discard(f.node)
+        return sorted(cut)
+
+    def _candidates_complete(self) -> bool:
+        """Each master's scheduler heartbeats, and ZooKeeper holds exactly one candidate per
+        master (a killed leader's stale session has expired, so the next kill is a clean one)."""
+        masters = {n.name for n in self.cluster.nodes() if n.role == "master"}
+        now = utcnow()
+        live = [
+            str(s["id"]).split(":", 1)[0]
+            for s in self.repo.schedulers()
+            if s["state"] in ("leader", "standby") and (now - s["heartbeat_at"]).total_seconds() < 3
+        ]
+        if sorted(live) != sorted(masters):
+            return False
+        hosts = ",".join(
+            f"{self.cluster.address(n.name)}:2181"
+            for n in self.cluster.nodes()
+            if n.role == "zookeeper"
+        )
+        zk = KazooClient(hosts=hosts, timeout=5)
+        try:
+            zk.start(timeout=5)
+            return len(zk.get_children(election_path(self.cluster.spec.name))) == len(masters)
+        except (KazooException, OSError, HaflowError):
+            return False
+        finally:
+            zk.stop()
+            zk.close()
+
+
+def _read_faults(cluster: Cluster) -> list[Any]:
+    return read_fault_log(cluster.fault_log)
+
+
+def _settled(conn: Any, address: str, within_s: float = 0.3) -> dict[str, Any] | None:
+    """The frozen node's open fenced transaction once the server has finished whatever
+    statement it was still running for it (`active` with no wait event): then it is either idle
+    in the transaction, or waiting for the frozen client (ClientRead), or on a lock."""
+    deadline = time.monotonic() + within_s
+    while True:
+        tx = fenced_transaction(conn, address)
+        running = tx is not None and tx["state"] == "active" and tx["wait"] == ":"
+        if not running or time.monotonic() > deadline:
+            return tx
+        time.sleep(0.01)
