@@ -22,11 +22,12 @@ from haflow.metastore import models as m
 from haflow.metastore.engine import create_engine
 from haflow.metastore.repository import Repository
 
-pytestmark = pytest.mark.parametrize("backend", ["postgresql", "mysql"], indirect=True)
+SERVERS = pytest.mark.parametrize("backend", ["postgresql", "mysql"], indirect=True)
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 LIMIT_S = 1.0
 
 
+@SERVERS
 def test_a_frozen_leaders_transaction_is_ended_and_a_standby_takes_over(
     engine: Engine, db_url: str
 ) -> None:
@@ -62,8 +63,10 @@ def test_a_frozen_leaders_transaction_is_ended_and_a_standby_takes_over(
     standby.engine.dispose()
 
 
+@pytest.mark.parametrize("backend", ["mysql"], indirect=True)
 def test_without_the_limit_the_standby_would_wait(engine: Engine, db_url: str) -> None:
-    """The control: the same freeze on an engine without the limit blocks the takeover."""
+    """The control on MySQL: the same freeze on an engine without the limit blocks the
+    takeover (PostgreSQL's next leader ends the session itself: the test below)."""
     plain = create_engine(db_url)
     standby = Repository(create_engine(db_url), cluster="c")
     old = Repository(plain, cluster="c").take_leadership("old", "database", T0)
@@ -84,5 +87,34 @@ def test_without_the_limit_the_standby_would_wait(engine: Engine, db_url: str) -
     tx.rollback()  # the freeze ends
     assert done.wait(10)
     conn.close()
+    plain.dispose()
+    standby.engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_a_session_no_timeout_ends_is_ended_by_the_next_leader(engine: Engine, db_url: str) -> None:
+    """A freeze inside a pipelined statement leaves the session `active`, where no idle
+    timeout applies; the next leader, holding the election lock, ends the sessions that keep
+    the leader row locked, within LOCK_WAIT_S of trying."""
+    from haflow.metastore.repository.leadership import LOCK_WAIT_S
+
+    plain = create_engine(db_url)  # no idle limit at all: only the eviction can help
+    standby = Repository(create_engine(db_url), cluster="c")
+    old = Repository(plain, cluster="c").take_leadership("old", "database", T0)
+    conn = plain.connect()
+    tx = conn.begin()
+    conn.execute(
+        update(m.Leader).where(m.Leader.cluster == "c", m.Leader.epoch == old).values(renewed_at=T0)
+    )
+    started = time.monotonic()
+    assert standby.take_leadership("new", "database", T0) == old + 1
+    assert time.monotonic() - started < LOCK_WAIT_S + 3
+    (ended,) = standby.events(kinds=["leader.sessions_ended"])
+    assert ended.actor == "new" and '"pids": [' in ended.detail
+    with pytest.raises(Exception):  # noqa: B017 - the driver's error for an ended session
+        conn.execute(update(m.Leader).where(m.Leader.cluster == "c").values(holder="old"))
+        tx.commit()
+    conn.close()
+    assert standby.leader().holder == "new"  # type: ignore[union-attr]
     plain.dispose()
     standby.engine.dispose()
