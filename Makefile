@@ -66,7 +66,7 @@ endef
 
 chaos: $(STAMP)
 	bash scripts/docker-engine.sh
-	$(call chaos_run,$(addsuffix :1,$(CHAOS_CI)) $(CHAOS_CRON):2)
+	$(call chaos_run,$(addsuffix :1,$(CHAOS_CI) $(CHAOS_CRON)))
 
 chaos-soak: $(STAMP)
 	bash scripts/docker-engine.sh
