@@ -1,4 +1,5 @@
-# haflow: `make standalone` runs everything on this machine; `make test` runs every test tier.
+# haflow: `make standalone` runs everything on this machine; `make test` runs every test tier
+# (lint, unit, integration, then the chaos scenarios of `make chaos` on a docker cluster).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -33,6 +34,7 @@ integration: $(STAMP) services
 
 test: $(STAMP) services lint
 	$(BIN)/pytest tests -q -ra
+	$(MAKE) chaos
 
 bench: $(STAMP) services
 	$(BIN)/python benchmarks/throughput.py --quick

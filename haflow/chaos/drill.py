@@ -185,16 +185,29 @@ class Drill:
     # -- steady state -----------------------------------------------------------------------
 
     def restore(self, timeout_s: float = 120) -> None:
-        """Bring every node back (resume, heal, restart) and wait for steady state."""
+        """Bring every node back (heal, resume, restart) and wait for steady state. A node still
+        shutting down (after SIGTERM it may take seconds) is restarted once it has exited."""
+        deadline = time.monotonic() + timeout_s
+        for fault in self._partitioned():
+            self.faults.heal(fault)
+        self.wait(
+            "every master a live candidate",
+            lambda: self._revive() and self._candidates_complete(),
+            timeout_s,
+        )
+        self.cluster.wait_serving(deadline)
+
+    def _revive(self) -> bool:
+        """Resume paused nodes and restart stopped ones; true when none needed it."""
+        acted = False
         for node, state in self.cluster.container_states().items():
             if state == "paused":
                 self.faults.resume(node)
-            if state in ("exited", "dead", "created"):
+                acted = True
+            elif state in ("exited", "dead", "created"):
                 self.faults.restart(node)
-        for fault in self._partitioned():
-            self.faults.heal(fault)
-        self.cluster.wait_serving(time.monotonic() + timeout_s)
-        self.wait("every master a live candidate", self._candidates_complete, timeout_s)
+                acted = True
+        return not acted
 
     def _partitioned(self) -> list[str]:
         cut: set[str] = set()
