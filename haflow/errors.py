@@ -30,6 +30,10 @@ class InvalidRequest(HaflowError):
     """A request that cannot be carried out as asked (bad JSON conf, unknown state, ...)."""
 
 
+class Conflict(InvalidRequest):
+    """The request would create something that already exists (a run id, a user name)."""
+
+
 class BackendUnavailable(HaflowError):
     """A server haflow depends on (metastore, broker, ZooKeeper) cannot be reached."""
 

@@ -82,7 +82,7 @@ def _body(allowed: set[str]) -> dict[str, Any]:
 def _dag_json(dag_id: str) -> dict[str, Any]:
     ctx = web()
     detail = ctx.repo.dag_detail(dag_id)
-    runs = ctx.repo.run_state_counts().get(dag_id, {})
+    runs = ctx.repo.run_state_counts(dag_id).get(dag_id, {})
     tasks = ctx.repo.task_state_counts(dag_id).get(dag_id, {})
     return s.dag_json(detail, ctx.now, runs, tasks)
 

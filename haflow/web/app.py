@@ -13,7 +13,14 @@ from werkzeug.wrappers import Response
 
 from haflow.config import Settings
 from haflow.core.clock import Clock, utcnow
-from haflow.errors import BackendUnavailable, ConfigError, HaflowError, InvalidRequest, NotFound
+from haflow.errors import (
+    BackendUnavailable,
+    ConfigError,
+    Conflict,
+    HaflowError,
+    InvalidRequest,
+    NotFound,
+)
 from haflow.metastore.engine import create_engine
 from haflow.metastore.repository import Repository
 from haflow.web import api, auth, health, metrics, pages
@@ -123,9 +130,13 @@ def _error_handlers(app: Flask) -> None:
     def _missing(exc: NotFound) -> Any:
         return _respond(404, str(exc))
 
+    @app.errorhandler(Conflict)
+    def _conflict(exc: Conflict) -> Any:
+        return _respond(409, str(exc))
+
     @app.errorhandler(InvalidRequest)
     def _invalid(exc: InvalidRequest) -> Any:
-        return _respond(409 if "already" in str(exc) else 400, str(exc))
+        return _respond(400, str(exc))
 
     @app.errorhandler(BackendUnavailable)
     def _down(exc: BackendUnavailable) -> Any:

@@ -40,11 +40,12 @@ class OverviewQueries(HistoryQueries):
         with self._tx() as conn:
             return [_detail(r) for r in conn.execute(stmt)]
 
-    def run_state_counts(self) -> Counts:
-        """{dag_id: {run state: number of runs}}."""
-        stmt = select(m.DagRun.dag_id, m.DagRun.state, func.count()).group_by(
-            m.DagRun.dag_id, m.DagRun.state
-        )
+    def run_state_counts(self, dag_id: str | None = None) -> Counts:
+        """{dag_id: {run state: number of runs}}, of one DAG or all."""
+        r = m.DagRun
+        stmt = select(r.dag_id, r.state, func.count()).group_by(r.dag_id, r.state)
+        if dag_id is not None:
+            stmt = stmt.where(r.dag_id == dag_id)
         return self._counts(stmt)
 
     def task_state_counts(self, dag_id: str | None = None) -> Counts:

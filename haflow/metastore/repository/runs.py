@@ -11,7 +11,7 @@ from sqlalchemy import insert, select
 
 from haflow.core.states import RunState
 from haflow.errors import (
-    InvalidRequest,
+    Conflict,
     NotFound,
 )
 from haflow.metastore import models as m
@@ -36,7 +36,7 @@ class RunQueries(DagQueries):
                 select(m.DagRun.id).where(m.DagRun.dag_id == dag_id, m.DagRun.run_id == run_id)
             ).first()
             if exists:
-                raise InvalidRequest(f"DAG {dag_id!r} already has a run {run_id!r}")
+                raise Conflict(f"DAG {dag_id!r} already has a run {run_id!r}")
             conn.execute(
                 insert(m.DagRun).values(
                     dag_id=dag_id,

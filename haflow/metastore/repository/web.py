@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, insert, select, update
 
-from haflow.errors import InvalidRequest, NotFound
+from haflow.errors import Conflict, InvalidRequest, NotFound
 from haflow.metastore import models as m
 from haflow.metastore.records import UserRow, WebserverRow
 from haflow.metastore.repository._base import _Base, _pick
@@ -30,7 +30,7 @@ class WebQueries(_Base):
         with self._tx() as conn:
             taken = conn.execute(select(m.WebUser.id).where(m.WebUser.username == username)).first()
             if taken:
-                raise InvalidRequest(f"user {username!r} already exists")
+                raise Conflict(f"user {username!r} already exists")
             conn.execute(
                 insert(m.WebUser).values(
                     username=username, password_hash=password_hash, role=role, created_at=now
