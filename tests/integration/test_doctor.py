@@ -16,13 +16,8 @@ from sqlalchemy import text
 from haflow.doctor.probe import Problem, is_loopback
 from haflow.metastore.engine import create_engine
 from tests.integration.conftest import PG_ADMIN, database_url, truncate_all, unavailable
+from tests.ports import free_port
 from tests.waiting import wait_for
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class PrivateRedis:

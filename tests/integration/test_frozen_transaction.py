@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine, Transaction
 
 from haflow.errors import HaflowError
 from haflow.metastore import models as m
@@ -27,19 +27,25 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 LIMIT_S = 1.0
 
 
+def _freeze_leader(engine: Engine) -> tuple[int, Connection, Transaction]:
+    """Lead on `engine`, then stop inside a scheduling transaction right after its fencing
+    check locked the leader row (what a SIGSTOP or a partition does to a leader)."""
+    old = Repository(engine, cluster="c").take_leadership("old", "database", T0)
+    conn = engine.connect()
+    tx = conn.begin()
+    conn.execute(
+        update(m.Leader).where(m.Leader.cluster == "c", m.Leader.epoch == old).values(renewed_at=T0)
+    )
+    return old, conn, tx
+
+
 @SERVERS
 def test_a_frozen_leaders_transaction_is_ended_and_a_standby_takes_over(
     engine: Engine, db_url: str
 ) -> None:
     frozen_engine = create_engine(db_url, idle_tx_timeout_s=LIMIT_S)
     standby = Repository(create_engine(db_url, idle_tx_timeout_s=LIMIT_S), cluster="c")
-    old = Repository(frozen_engine, cluster="c").take_leadership("old", "database", T0)
-    conn = frozen_engine.connect()
-    tx = conn.begin()
-    # the fencing check of a scheduling transaction, which then freezes (SIGSTOP, partition)
-    conn.execute(
-        update(m.Leader).where(m.Leader.cluster == "c", m.Leader.epoch == old).values(renewed_at=T0)
-    )
+    old, conn, tx = _freeze_leader(frozen_engine)
     took: list[float] = []
     started = time.monotonic()
     t = threading.Thread(
@@ -69,12 +75,7 @@ def test_without_the_limit_the_standby_would_wait(engine: Engine, db_url: str) -
     takeover (PostgreSQL's next leader ends the session itself: the test below)."""
     plain = create_engine(db_url)
     standby = Repository(create_engine(db_url), cluster="c")
-    old = Repository(plain, cluster="c").take_leadership("old", "database", T0)
-    conn = plain.connect()
-    tx = conn.begin()
-    conn.execute(
-        update(m.Leader).where(m.Leader.cluster == "c", m.Leader.epoch == old).values(renewed_at=T0)
-    )
+    _, conn, tx = _freeze_leader(plain)
     done = threading.Event()
 
     def take() -> None:
@@ -100,12 +101,7 @@ def test_a_session_no_timeout_ends_is_ended_by_the_next_leader(engine: Engine, d
 
     plain = create_engine(db_url)  # no idle limit at all: only the eviction can help
     standby = Repository(create_engine(db_url), cluster="c")
-    old = Repository(plain, cluster="c").take_leadership("old", "database", T0)
-    conn = plain.connect()
-    tx = conn.begin()
-    conn.execute(
-        update(m.Leader).where(m.Leader.cluster == "c", m.Leader.epoch == old).values(renewed_at=T0)
-    )
+    old, conn, tx = _freeze_leader(plain)
     started = time.monotonic()
     assert standby.take_leadership("new", "database", T0) == old + 1
     assert time.monotonic() - started < LOCK_WAIT_S + 3

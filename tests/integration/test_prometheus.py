@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import urllib.error
@@ -30,6 +29,7 @@ from haflow.metastore.engine import create_engine
 from haflow.metastore.repository import Repository
 from haflow.web.credentials import hash_password, new_token, token_digest
 from tests.integration.conftest import database_url, truncate_all, unavailable
+from tests.ports import free_port
 from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,12 +45,6 @@ with DAG("pm_dag", start_date=datetime(2026, 1, 1)):
 """
 # Grafana's variables, as Grafana would expand them for a short dashboard range
 VARIABLES = {"$__rate_interval": "1m", "$__range": "10m", "$__interval": "1s"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Prometheus:
