@@ -1,12 +1,14 @@
 """Leader paused mid-transaction past its session, then resumed (docker pause: every process
 of the node frozen).
 
-The leader is kept busy (several runs of many short tasks: it starts runs, creates their task
-instances and queues attempts in fenced transactions) and is frozen at a moment PostgreSQL
-shows its transaction open on the `leader` row; a freeze that lands just after the commit is
-thawed at once and tried again. The frozen transaction holds the row lock the next leader's
-`take_leadership` needs, so this is the case where the server must end the frozen session
-(`idle_in_transaction_session_timeout` = `[election] db_lock_timeout`) for a standby to lead.
+The leader is kept busy (several runs of many short tasks) and is frozen at a moment chosen by
+a barrier, so the fault lands every time: a run of `chaos_barrier` is triggered while that DAG
+is paused, its row is locked from the host, the DAG unpaused; the leader's next fenced
+transaction locks the `leader` row and then waits on the run's row. PostgreSQL shows it so,
+the node is frozen, and the barrier released (`Drill.pause_mid_transaction`). The frozen
+transaction holds the row lock the next leader's `take_leadership` needs, so this is the case
+where the server must end the frozen session (`idle_in_transaction_session_timeout` =
+`[election] db_lock_timeout`, or the new leader's `pg_terminate_backend`) for a standby to lead.
 
 Proves P7: a standby takes over while the leader is frozen (within the session, 6 s, plus P2's
 5 s), and once thawed the old leader's writes under its old epoch are rejected (none is found
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 from haflow.chaos.rounds import pause_leader_mid_transaction
 from haflow.chaos.scenario import Drill, Scenario
-from haflow.chaos.workload import dag_source
+from haflow.chaos.workload import barrier_dag_source, dag_source
 
 
 def schedule(drill: Drill) -> None:
@@ -30,7 +32,10 @@ SCENARIO = Scenario(
     description="freeze the leader inside a fenced transaction past its session, then thaw it",
     properties=("P1", "P4", "P5", "P7"),
     schedule=schedule,
-    dags={"chaos_many.py": dag_source("chaos_many", tasks=60, seconds=0.0)},
+    dags={
+        "chaos_many.py": dag_source("chaos_many", tasks=60, seconds=0.0),
+        **barrier_dag_source(),
+    },
     masters=2,
     workers=1,
 )

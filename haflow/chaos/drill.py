@@ -13,6 +13,7 @@ from typing import Any
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException
+from sqlalchemy import text
 
 from haflow.chaos.cluster import Cluster, ClusterError
 from haflow.chaos.faults import Faults, read_fault_log
@@ -126,34 +127,56 @@ class Drill:
         return next(m for m in masters if m != leader)
 
     def pause_mid_transaction(
-        self, node: str, timeout_s: float = 60.0, states: Sequence[str] = ()
+        self, node: str, barrier_dag: str, timeout_s: float = 60.0, states: Sequence[str] = ()
     ) -> dict[str, Any]:
-        """Freeze `node` while its scheduler is inside a fenced transaction (it holds the
-        `leader` row), as seen in PostgreSQL's activity views; a freeze that lands after the
-        transaction ended (or, with `states`, froze its backend in another state) is thawed at
-        once and tried again. The frozen transaction is recorded in the fault log as an
-        observation. ClusterError if no try lands within `timeout_s`."""
-        address = self.cluster.address(node)
+        """Freeze `node` while its scheduler is inside a fenced transaction, every time.
+
+        A barrier makes the moment certain instead of raced for: a run of `barrier_dag` is
+        triggered while that DAG is paused, its row is locked from the host (`FOR UPDATE`),
+        and the DAG is unpaused. The leader's next fenced transaction locks the `leader` row,
+        then blocks on the run's row as it starts the run: PostgreSQL shows it waiting on a
+        lock while holding the `leader` row. Only then is the node frozen, and the barrier
+        released: the server finishes the statement for a client that can no longer answer,
+        so the transaction stays open on the `leader` row (`idle in transaction`, or `active`
+        mid-way through a pipelined statement). `states` limits which of those is accepted;
+        a freeze that settles in another state is thawed and tried again with a new run.
+        The frozen transaction is recorded in the fault log as an observation."""
         deadline = time.monotonic() + timeout_s
         tries = 0
-        with watch_connection(self.repo.engine) as conn:
-            while time.monotonic() < deadline:
-                before = fenced_transaction(conn, address)
-                if before is None:
-                    time.sleep(0.001)
-                    continue
-                tries += 1
-                self.faults.pause(node, {"try": tries, "seen_before": before})
-                after = _settled(conn, address)
-                same = after is not None and after["xact_start"] == before["xact_start"]
-                if same and after is not None and (not states or after["state"] in states):
-                    self.faults.observe(node, "frozen_in_fenced_transaction", after)
-                    return after
-                self.faults.resume(node)
+        while time.monotonic() < deadline:
+            tries += 1
+            after = self._freeze_at_barrier(node, barrier_dag, tries, deadline)
+            if after is not None and (not states or after["state"] in states):
+                self.faults.observe(node, "frozen_in_fenced_transaction", after)
+                return after
+            self.faults.resume(node)
+            self.say(f"{node} froze with its transaction {after and after['state']}; again")
         raise ClusterError(
-            f"could not freeze {node} inside a fenced transaction in {timeout_s} s "
-            f"({tries} tries landed after the transaction ended)"
+            f"could not freeze {node} inside a fenced transaction in {timeout_s} s ({tries} tries)"
         )
+
+    def _freeze_at_barrier(
+        self, node: str, dag_id: str, tries: int, deadline: float
+    ) -> dict[str, Any] | None:
+        """One try: block the leader's fenced transaction on a locked run row, freeze the node,
+        release the row; the transaction as it settles (None if it had ended)."""
+        repo, address = self.repo, self.cluster.address(node)
+        repo.set_paused(dag_id, True, utcnow())
+        (run_id,) = self.trigger(dag_id)
+        run_pk = repo.run(dag_id, run_id).pk
+        with watch_connection(repo.engine) as watch, repo.engine.connect() as held:
+            held.execute(LOCK_RUN, {"pk": run_pk})  # the barrier, until `held` rolls back
+            repo.set_paused(dag_id, False, utcnow())
+            blocked = self.wait(
+                f"{node}'s fenced transaction to block on run {run_id}",
+                lambda: _blocked(fenced_transaction(watch, address)),
+                max(1.0, deadline - time.monotonic()),
+            )
+            self.faults.pause(node, {"try": tries, "barrier": run_id, "seen_before": blocked})
+            held.rollback()
+            after = _settled(watch, address)
+        same = after is not None and after["xact_start"] == blocked["xact_start"]
+        return after if same else None
 
     def zk_leader(self) -> str:
         """The ZooKeeper member that leads the ensemble now."""
@@ -248,6 +271,14 @@ class Drill:
 
 def _read_faults(cluster: Cluster) -> list[Any]:
     return read_fault_log(cluster.fault_log)
+
+
+LOCK_RUN = text("SELECT id FROM dag_run WHERE id = :pk FOR UPDATE")
+
+
+def _blocked(tx: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The fenced transaction when it waits on a lock (the barrier), else None."""
+    return tx if tx is not None and tx["wait"].startswith("Lock:") else None
 
 
 def _settled(conn: Any, address: str, within_s: float = 0.3) -> dict[str, Any] | None:

@@ -8,6 +8,7 @@ import time
 from collections.abc import Sequence
 
 from haflow.chaos.drill import Drill
+from haflow.chaos.workload import BARRIER_DAG
 
 SESSION_S = 6.0  # [election] zk_session_timeout, the default
 ZOOKEEPER = ("zk1", "zk2", "zk3")
@@ -15,11 +16,12 @@ ZOOKEEPER = ("zk1", "zk2", "zk3")
 
 def pause_leader_mid_transaction(drill: Drill, states: Sequence[str] = ()) -> None:
     """Freeze the leader inside a fenced transaction (with `states`: only when its backend is
-    in one of them), wait for a standby to lead, thaw it past its session, and wait for it to
-    record `leader.fenced_out`. The database activity of both masters is recorded meanwhile."""
+    in one of them; the scenario's DAGs must include `barrier_dag_source()`), wait for a
+    standby to lead, thaw it past its session, and wait for it to record `leader.fenced_out`.
+    The database activity of both masters is recorded meanwhile."""
     node, epoch = drill.leader()
     drill.say(f"freezing leader {node} (epoch {epoch}) inside a fenced transaction")
-    frozen = drill.pause_mid_transaction(node, timeout_s=60, states=states)
+    frozen = drill.pause_mid_transaction(node, BARRIER_DAG, timeout_s=60, states=states)
     drill.say(f"{node} frozen with its transaction open: {frozen}")
     try:
         new, new_epoch = drill.wait_new_leader(

@@ -18,6 +18,8 @@ from typing import Any
 RECORDS_ENV = "HAFLOW_CHAOS_RECORDS"
 NODE_ENV = "HAFLOW_CHAOS_NODE"
 TICK_S = 0.2
+BARRIER_DAG = "chaos_barrier"
+"""The DAG whose runs `Drill.pause_mid_transaction` uses to hold the leader mid-transaction."""
 
 
 def _record(context: dict[str, Any], kind: str) -> None:
@@ -74,3 +76,8 @@ with DAG({dag_id!r}, schedule={schedule!r}, start_date=datetime(2026, 1, 1), cat
     for i in range({tasks}):
         PythonTask(f"t{{i:03d}}", python_callable=recorded_work, op_kwargs={{"seconds": {seconds}}})
 """
+
+
+def barrier_dag_source() -> dict[str, str]:
+    """The barrier DAG's file, to add to a scenario's `dags`: one instant recorded task."""
+    return {f"{BARRIER_DAG}.py": dag_source(BARRIER_DAG, tasks=1, seconds=0.0)}
