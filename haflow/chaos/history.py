@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 from croniter import croniter
 from sqlalchemy import text
@@ -24,6 +26,7 @@ from haflow.metastore.repository import Repository
 
 REQUESTS_FILE = "requests.jsonl"
 PAGE = 1000
+_Row = TypeVar("_Row", Event, Attempt, Run, TaskRecord, Request)
 
 
 def collect(cluster: Cluster, due: dict[str, tuple[datetime, ...]] | None = None) -> History:
@@ -169,3 +172,36 @@ def due_times(schedule: str, start: datetime, end: datetime) -> tuple[datetime, 
         if nxt > end:
             return tuple(out)
         out.append(nxt)
+
+
+def load_history(path: Path, fault_log: Path | None = None) -> History:
+    """A history kept as JSON (`haflow.chaos.scenario._keep`), read back; its faults, which the
+    file leaves out, from `fault_log` when given. Fields a file lacks (written before they
+    existed) take their defaults; fields the model no longer has are ignored."""
+    data = json.loads(path.read_text())
+    return History(
+        events=tuple(_row(Event, d) for d in data.get("events", ())),
+        attempts=tuple(_row(Attempt, d) for d in data.get("attempts", ())),
+        runs=tuple(_row(Run, d) for d in data.get("runs", ())),
+        records=tuple(_row(TaskRecord, d) for d in data.get("records", ())),
+        faults=tuple(read_fault_log(fault_log)) if fault_log is not None else (),
+        requests=tuple(_row(Request, d) for d in data.get("requests", ())),
+        nodes=dict(data.get("nodes", {})),
+        due={
+            dag: tuple(datetime.fromisoformat(ts) for ts in times)
+            for dag, times in data.get("due", {}).items()
+        },
+    )
+
+
+def _row(cls: type[_Row], d: dict[str, Any]) -> _Row:
+    """One dataclass row from its JSON form: times were written as text (`str(datetime)`)."""
+    kw: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.name not in d:
+            continue
+        value = d[f.name]
+        if isinstance(value, str) and "datetime" in str(f.type):
+            value = datetime.fromisoformat(value)
+        kw[f.name] = value
+    return cls(**kw)

@@ -84,13 +84,18 @@ SCHEMA: tuple[SettingSpec, ...] = (
     SettingSpec("worker", "heartbeat_sec", "float", "1.0",
                 "Seconds between two heartbeats of a running task.", positive=True),
     SettingSpec("worker", "timeout", "float", "8.0",
-                "Seconds without a heartbeat after which a task instance is reclaimed.",
+                "Seconds without a heartbeat (on the metastore's clock) after which a task "
+                "instance is reclaimed.",
                 positive=True),
     SettingSpec("worker", "concurrency", "int", "8", "Task instances one worker runs at once.",
                 minimum=1),
     SettingSpec("worker", "self_fence_margin", "float", "2.0",
-                "Seconds before the timeout when a worker that cannot heartbeat kills its task.",
-                minimum=0),
+                "Seconds before the timeout when a worker that cannot heartbeat kills its task "
+                "(its self-fence point: timeout - self_fence_margin).", positive=True),
+    SettingSpec("worker", "reclaim_margin", "float", "1.0",
+                "Seconds past a worker's self-fence point after which the leader reclaims its "
+                "attempt once its ZooKeeper node has vanished; at most self_fence_margin.",
+                positive=True),
     SettingSpec("worker", "metrics_port", "int", "0",
                 "Port of the worker's metrics endpoint; 0 turns it off.", minimum=0, maximum=65535),
     SettingSpec("worker", "max_log_bytes", "int", "1048576",

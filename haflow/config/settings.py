@@ -59,10 +59,24 @@ class WorkerSettings:
     timeout: float
     concurrency: int
     self_fence_margin: float
+    reclaim_margin: float
     metrics_port: int
     max_log_bytes: int
     max_losses: int
     reclaim_consumes_retry: bool
+
+    def __post_init__(self) -> None:
+        if not self.reclaim_margin <= self.self_fence_margin < self.timeout:
+            raise ConfigError(
+                f"[worker] needs reclaim_margin ({self.reclaim_margin:g}) <= self_fence_margin "
+                f"({self.self_fence_margin:g}) < timeout ({self.timeout:g}): a worker must stop "
+                "an attempt it cannot heartbeat before the leader may reclaim it"
+            )
+
+    @property
+    def self_fence_s(self) -> float:
+        """How long a worker runs an attempt it could not heartbeat: its self-fence window."""
+        return self.timeout - self.self_fence_margin
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,10 @@
-"""Pure rules over task states: trigger rules, run outcome, and what follows a failed attempt."""
+"""Pure rules over task states: trigger rules and a run's outcome (what follows an ended
+attempt is `haflow.core.attempt_end`)."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
 from enum import Enum
 
 from haflow.core.states import FINISHED_TASK_STATES, RunState, TaskState, TriggerRule
@@ -65,31 +64,3 @@ def run_outcome(states: Iterable[TaskState]) -> RunState | None:
     if any(s in _FAILED for s in states):
         return RunState.FAILED
     return RunState.SUCCESS
-
-
-@dataclass(frozen=True)
-class AfterFailure:
-    state: TaskState
-    failures: int
-    next_try_at: datetime | None
-
-
-def after_failure(
-    *,
-    failures: int,
-    retries: int,
-    retry_delay_s: float,
-    now: datetime,
-    counts_as_failure: bool = True,
-) -> AfterFailure:
-    """What a task instance becomes after an attempt failed, timed out or was lost.
-
-    `failures` counts the attempts that used up a retry; a reclaimed (lost) attempt does not
-    unless configured to, and is retried at once rather than after the retry delay.
-    """
-    if not counts_as_failure:
-        return AfterFailure(TaskState.UP_FOR_RETRY, failures, now)
-    used = failures + 1
-    if used <= retries:
-        return AfterFailure(TaskState.UP_FOR_RETRY, used, now + timedelta(seconds=retry_delay_s))
-    return AfterFailure(TaskState.FAILED, used, None)

@@ -18,6 +18,8 @@ from haflow.scheduler.listener import NO_LISTENER, SchedulerListener
 @dataclass(frozen=True)
 class LoopConfig:
     worker_timeout_s: float = 8.0
+    self_fence_margin_s: float = 2.0
+    reclaim_margin_s: float = 1.0
     queued_timeout_s: float = 30.0
     timeout_grace_s: float = 5.0
     reclaim_consumes_retry: bool = False
@@ -50,8 +52,9 @@ class SchedulingLoop:
             self.sync_dags(now, epoch)
         rows = {d.dag_id: d for d in self.repo.dags()}
         specs = self.registry.specs(rows)
-        runs = self.repo.snapshot()
-        decisions = plan(specs, runs, now, self._limits(_active(runs)))
+        snap = self.repo.snapshot()
+        limits = self._limits(_active(snap.runs), snap.metastore_now)
+        decisions = plan(specs, snap.runs, now, limits)
         if not decisions:
             return False
         refs = self.repo.apply(decisions, self.registry.task_defs(), epoch, now)
@@ -71,7 +74,7 @@ class SchedulingLoop:
         if refs:
             self.executor.submit(refs)
 
-    def _limits(self, active: int) -> Limits:
+    def _limits(self, active: int, metastore_now: datetime) -> Limits:
         return Limits(
             open_slots=min(self.executor.open_slots(), self.cfg.max_active_tasks - active),
             worker_timeout_s=self.cfg.worker_timeout_s,
@@ -80,6 +83,9 @@ class SchedulingLoop:
             reclaim_consumes_retry=self.cfg.reclaim_consumes_retry,
             max_losses=self.cfg.max_losses,
             gone_workers=self.worker_watch.gone() if self.worker_watch else frozenset(),
+            self_fence_s=self.cfg.worker_timeout_s - self.cfg.self_fence_margin_s,
+            reclaim_margin_s=self.cfg.reclaim_margin_s,
+            metastore_now=metastore_now,
         )
 
 

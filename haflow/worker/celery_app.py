@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,8 +30,6 @@ class WorkerIdentity:
 
     worker_id: str
     settings: Settings
-    zk_cut_since: Any = None  # shared with the main process's ZooKeeper registration
-    zk_fence_after_s: float = 0.0
     listener: AttemptListener = NO_LISTENER  # made before forking (metrics), inherited
 
 
@@ -135,20 +131,6 @@ def _runner() -> Any:
             DagCache(s.core.dags_folder),
             _identity.worker_id,
             RunnerConfig.from_settings(s),
-            fence=_zk_fence(_identity),
             listener=_identity.listener,
         )
     return _context[pid]
-
-
-def _zk_fence(identity: WorkerIdentity) -> Callable[[], str | None]:
-    """Why this worker must stop its attempts now (cut off from ZooKeeper too long), or None."""
-    cut = identity.zk_cut_since
-
-    def check() -> str | None:
-        since = cut.value if cut is not None else 0.0
-        if since and time.monotonic() - since >= identity.zk_fence_after_s:
-            return f"cut off from ZooKeeper for {time.monotonic() - since:.1f} s"
-        return None
-
-    return check

@@ -8,7 +8,6 @@ own rows, which is what the leader reclaims on. A worker refuses to run as root 
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import socket
 import threading
@@ -25,7 +24,7 @@ from haflow.metastore.migrate import require_current
 from haflow.metastore.repository import Repository
 from haflow.worker.celery_app import WorkerIdentity, make_app, set_identity
 from haflow.worker.listener import NO_LISTENER, AttemptListener
-from haflow.worker.registry import ZkWorkerNode, fence_after
+from haflow.worker.registry import ZkWorkerNode
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +89,6 @@ def run_worker(
     require_current(engine)
     worker_id = hostname
     e = settings.election
-    cut_since = multiprocessing.RawValue("d", 0.0) if e.zk_hosts else None  # before forking
     node = (
         ZkWorkerNode(
             e.zk_hosts,
@@ -98,15 +96,12 @@ def run_worker(
             worker_id,
             session_timeout_s=e.zk_session_timeout,
             auth=e.zk_auth,
-            cut_since=cut_since,
         )
         if e.zk_hosts
         else None
     )
     listener, metrics = _metrics(settings, node)
-    set_identity(
-        WorkerIdentity(worker_id, settings, cut_since, fence_after(e.zk_session_timeout), listener)
-    )
+    set_identity(WorkerIdentity(worker_id, settings, listener))
     app = make_app(settings)
     reg = Registration(
         Repository(engine, cluster=settings.scheduler.cluster, actor=worker_id),

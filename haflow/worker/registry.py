@@ -1,15 +1,12 @@
 """A worker's ephemeral ZooKeeper node, `/haflow/<cluster>/workers/<worker id>`.
 
-The node lives exactly as long as the worker's ZooKeeper session, so the leader learns of a
-dead worker when its session expires, without waiting for attempt heartbeats to age. After a
-LOST session the node is created again once the client reconnects. Listeners only flip flags.
-
-Because the leader reclaims on the node's disappearance, a worker cut off from ZooKeeper must
-stop its attempts before its session can expire: `cut_since` (shared with the processes that
-run attempts) records since when a registered worker has been disconnected, and the runner
-self-fences once that reaches `fence_after(session timeout)`. kazoo reports SUSPENDED at most
-two thirds of the session timeout after the last contact, so fencing a third of the timeout
-minus half a second later comes before the server can expire the session.
+The node lives exactly as long as the worker's ZooKeeper session: a fast hint of the worker's
+death to the leader (`scheduler.worker_watch`), which then reclaims its attempts as soon as
+their metastore heartbeats pass the worker's self-fence point plus a margin, instead of waiting
+for the full `[worker] timeout` (`haflow.core.reclamation`). A hint only: the heartbeat is the
+truth, so a worker cut off from ZooKeeper alone keeps running its attempts, and the leader
+never reclaims one whose heartbeat is fresh. After a LOST session the node is created again
+once the client reconnects. Listeners only flip flags.
 """
 
 from __future__ import annotations
@@ -20,7 +17,6 @@ import os
 import socket
 import threading
 import time
-from typing import Any
 
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import KazooException, NodeExistsError
@@ -43,11 +39,8 @@ class ZkWorkerNode:
         *,
         session_timeout_s: float,
         auth: str = "",
-        cut_since: Any = None,
     ) -> None:
         self.path = f"{workers_path(cluster)}/{worker_id}"
-        self.cut_since = cut_since  # a shared double: monotonic time cut off since, 0 = not
-        self._registered = False
         self.client: KazooClient = make_client(hosts, session_timeout_s, auth)
         self.data = json.dumps({"hostname": socket.getfqdn(), "pid": os.getpid()}).encode()
         self._missing = threading.Event()
@@ -85,18 +78,6 @@ class ZkWorkerNode:
     def _on_state(self, state: str) -> None:
         if state == KazooState.LOST:
             self._missing.set()
-        if state != KazooState.CONNECTED and self._registered:
-            self._mark_cut()
-        elif state == KazooState.CONNECTED and not self._missing.is_set():
-            self._mark_connected()
-
-    def _mark_cut(self) -> None:
-        if self.cut_since is not None and not self.cut_since.value:
-            self.cut_since.value = time.monotonic()
-
-    def _mark_connected(self) -> None:
-        if self.cut_since is not None:
-            self.cut_since.value = 0.0
 
     def _keep(self) -> None:
         while not self._stop.wait(0.05 if self._missing.is_set() else 0.5):
@@ -118,10 +99,3 @@ class ZkWorkerNode:
                 self._stop.wait(0.5)
                 continue
             self._missing.clear()
-            self._registered = True
-            self._mark_connected()
-
-
-def fence_after(session_timeout_s: float) -> float:
-    """Seconds of ZooKeeper disconnection after which a worker stops its attempts."""
-    return max(0.2, session_timeout_s / 3 - 0.5)

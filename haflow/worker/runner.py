@@ -1,9 +1,12 @@
 """Runs one claimed attempt end to end: claim, execute, heartbeat, stream logs, report.
 
 The same path serves the local executor's processes and the Celery workers. Invariants: a
-worker runs only an attempt it claimed; it stops the attempt as soon as a heartbeat says the
-attempt is no longer its own, or when it could not heartbeat for `timeout - margin` (self-fencing),
-so it never runs concurrently with the attempt that replaced it.
+worker runs only an attempt it claimed; it heartbeats from the claim on (while the DAG loads
+too); it stops the attempt as soon as a heartbeat says the attempt is no longer its own, or when
+no heartbeat has succeeded for its self-fence window `timeout - self_fence_margin`, counted from
+when the last good one (or the claim) was sent. The leader reclaims no sooner than that window
+plus a margin after the metastore stamped it (`haflow.core.reclamation`), so a worker never runs
+an attempt concurrently with the one that replaced it. Losing ZooKeeper never stops an attempt.
 """
 
 from __future__ import annotations
@@ -19,8 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from haflow.config import Settings
+from haflow.core.attempt_end import DEFAULT_POLICY, Ending, EndPolicy
 from haflow.core.clock import Clock, utcnow
-from haflow.core.states import AttemptState
 from haflow.dag.loader import DagCache
 from haflow.dag.tasks import BashTask, PythonTask
 from haflow.errors import HaflowError
@@ -31,11 +34,11 @@ from haflow.worker.process import LogSink, Outcome, Result, spawn_bash, spawn_py
 
 log = logging.getLogger(__name__)
 
-_STATES = {
-    Outcome.SUCCESS: AttemptState.SUCCESS,
-    Outcome.FAILED: AttemptState.FAILED,
-    Outcome.TIMED_OUT: AttemptState.TIMED_OUT,
-    Outcome.CANCELLED: AttemptState.LOST,
+_ENDINGS = {
+    Outcome.SUCCESS: Ending.SUCCESS,
+    Outcome.FAILED: Ending.FAILED,
+    Outcome.TIMED_OUT: Ending.TIMED_OUT,
+    Outcome.CANCELLED: Ending.ABANDONED,  # the worker stopped while the attempt ran
 }
 
 
@@ -45,6 +48,7 @@ class RunnerConfig:
     timeout: float = 8.0
     self_fence_margin: float = 2.0
     max_log_bytes: int = 1 << 20
+    end_policy: EndPolicy = DEFAULT_POLICY
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RunnerConfig:
@@ -54,7 +58,12 @@ class RunnerConfig:
             timeout=w.timeout,
             self_fence_margin=w.self_fence_margin,
             max_log_bytes=w.max_log_bytes,
+            end_policy=EndPolicy(w.max_losses, w.reclaim_consumes_retry),
         )
+
+    @property
+    def self_fence_s(self) -> float:
+        return self.timeout - self.self_fence_margin
 
 
 class AttemptRunner:
@@ -68,7 +77,6 @@ class AttemptRunner:
         clock: Clock = utcnow,
         stopping: Callable[[], bool] = lambda: False,
         monotonic: Callable[[], float] = time.monotonic,
-        fence: Callable[[], str | None] = lambda: None,
         listener: AttemptListener = NO_LISTENER,
     ) -> None:
         self.repo = repo
@@ -78,49 +86,56 @@ class AttemptRunner:
         self.clock = clock
         self.stopping = stopping
         self.monotonic = monotonic
-        self.fence = fence  # another reason to stop attempts now (e.g. ZooKeeper lost)
         self.listener = listener  # observes claims and ends (metrics)
 
     def run(self, ref: AttemptRef) -> str:
         """Run `ref` if the claim succeeds; returns what happened, for counting."""
+        sent = self.monotonic()  # the claim stamps the first heartbeat no sooner than this
         claimed = self.repo.claim(ref, self.worker_id, self.clock())
         if claimed is None:
             self.listener.claim_rejected(ref)
             return "rejected"
         self.listener.claimed(claimed)
-        began = self.monotonic()
         sink = LogSink(self.cfg.max_log_bytes)
+        watch = _Watch(self, claimed, sink, sent)
+        watch.start()
         try:
-            pid, fd = self._start(claimed)
-        except Exception as exc:  # the DAG or task cannot be loaded: the attempt fails
-            result = Result(Outcome.FAILED, f"could not start: {type(exc).__name__}: {exc}", None)
-        else:
-            watch = _Watch(self, claimed, sink)
-            watch.start()
-            try:
-                result = supervise(
-                    pid,
-                    fd,
-                    sink,
-                    timeout_s=claimed.timeout_s,
-                    tick_every_s=min(0.1, self.cfg.heartbeat_sec),
-                    on_tick=watch.tick,
-                )
-            finally:
-                watch.close()
-            if result.outcome is Outcome.CANCELLED and not watch.ours:
-                why = "reclaimed" if watch.taken else "self_fenced"
-                self.listener.abandoned(claimed, why, self.monotonic() - began)
-                return "cancelled"  # reclaimed or self-fenced: the attempt is not ours to report
-            if result.outcome is Outcome.CANCELLED:
-                result.reason = "worker stopped while the attempt ran"
+            result = self._execute(claimed, sink, watch)
+        finally:
+            watch.close()
+        if result.outcome is Outcome.CANCELLED and not watch.ours:
+            why = "reclaimed" if watch.taken else "self_fenced"
+            self.listener.abandoned(claimed, why, self.monotonic() - sent)
+            return "cancelled"  # reclaimed or self-fenced: the attempt is not ours to report
+        if result.outcome is Outcome.CANCELLED:
+            result.reason = "worker stopped while the attempt ran"
         accepted = self._report(claimed, result, sink)
-        state = _STATES[result.outcome]
-        self.listener.finished(claimed, state, self.monotonic() - began, accepted)
+        ending = _ENDINGS[result.outcome]
+        self.listener.finished(claimed, ending.attempt_state, self.monotonic() - sent, accepted)
         return result.outcome.value
 
-    def _start(self, c: ClaimedAttempt) -> tuple[int, int]:
+    def _execute(self, claimed: ClaimedAttempt, sink: LogSink, watch: _Watch) -> Result:
+        """Load the task and run it under `watch`; an attempt that may no longer be ours once
+        loaded (taken, or silent past the self-fence window) is not started at all."""
+        try:
+            pid, fd = self._start(claimed, watch)
+        except _NotOurs:
+            return Result(Outcome.CANCELLED, "attempt cancelled before it started", None)
+        except Exception as exc:  # the DAG or task cannot be loaded: the attempt fails
+            return Result(Outcome.FAILED, f"could not start: {type(exc).__name__}: {exc}", None)
+        return supervise(
+            pid,
+            fd,
+            sink,
+            timeout_s=claimed.timeout_s,
+            tick_every_s=min(0.1, self.cfg.heartbeat_sec),
+            on_tick=watch.tick,
+        )
+
+    def _start(self, c: ClaimedAttempt, watch: _Watch) -> tuple[int, int]:
         task = self.dags.get(c.dag_id).task(c.task_id)
+        if not watch.tick():
+            raise _NotOurs
         if isinstance(task, BashTask):
             env = {**_task_environ(), **context_env(c, self.worker_id), **(task.env or {})}
             return spawn_bash(task.bash_command, env)
@@ -139,10 +154,11 @@ class AttemptRunner:
                     c.ti_id,
                     c.attempt,
                     self.worker_id,
-                    _STATES[result.outcome],
+                    _ENDINGS[result.outcome],
                     result.reason,
                     self.clock(),
                     log=sink.take(final=True),
+                    policy=self.cfg.end_policy,
                 )
             except HaflowError as exc:
                 if self.monotonic() + delay > deadline:
@@ -158,20 +174,27 @@ class AttemptRunner:
                 delay = min(delay * 2, 1.0)
 
 
+class _NotOurs(Exception):
+    """The attempt may no longer be ours by the time it was loaded: do not start it."""
+
+
 class _Watch:
     """Heartbeats and streams logs from a thread of its own while an attempt runs.
 
     `tick` (called by the supervising loop many times a second) only reads the verdict, so a
     metastore call that hangs in a partition cannot delay stopping the attempt: it is killed
-    once no heartbeat has succeeded for `timeout - self_fence_margin` seconds, counted from
-    when the last good heartbeat was *sent*, which the leader's reclaim clock starts after.
+    once no heartbeat has succeeded for the self-fence window `timeout - self_fence_margin`,
+    counted from when the last good heartbeat (at first, the claim) was *sent*: the metastore
+    stamps it later, and the leader's reclaim clock starts from that stamp.
     """
 
-    def __init__(self, runner: AttemptRunner, claimed: ClaimedAttempt, sink: LogSink) -> None:
+    def __init__(
+        self, runner: AttemptRunner, claimed: ClaimedAttempt, sink: LogSink, sent: float
+    ) -> None:
         self.r = runner
         self.c = claimed
         self.sink = sink
-        self.last_ok = runner.monotonic()
+        self.last_ok = sent
         self.taken = False
         self.ours = True
         self._stop = threading.Event()
@@ -194,13 +217,8 @@ class _Watch:
             self.ours = False
             return False
         silent = self.r.monotonic() - self.last_ok
-        if silent >= self.r.cfg.timeout - self.r.cfg.self_fence_margin:
+        if silent >= self.r.cfg.self_fence_s:
             log.error("self-fencing: no heartbeat for %.1f s, killing %s", silent, self.c.task_id)
-            self.ours = False
-            return False
-        why = self.r.fence()
-        if why is not None:
-            log.error("self-fencing: %s, killing %s", why, self.c.task_id)
             self.ours = False
             return False
         return True
@@ -213,7 +231,7 @@ class _Watch:
                     self.c.ti_id, self.c.attempt, self.sink.take(), self.r.clock()
                 )
                 alive = self.r.repo.heartbeat_attempt(
-                    self.c.ti_id, self.c.attempt, self.r.worker_id, self.r.clock()
+                    self.c.ti_id, self.c.attempt, self.r.worker_id
                 )
             except HaflowError as exc:
                 log.warning("heartbeat of %s failed: %s", self.c.task_id, exc)

@@ -56,6 +56,12 @@ with DAG("cw_ticker", start_date=datetime(2026, 1, 1)):
         + MARKS + '; sleep 0.05; done'
     ))
 
+with DAG("cw_long", start_date=datetime(2026, 1, 1)):
+    BashTask("ticker", queue="fenced", bash_command=(
+        'for i in $(seq 160); do echo "tick $HAFLOW_ATTEMPT $HAFLOW_WORKER_ID $(date +%s.%N)" >> '
+        + MARKS + '; sleep 0.05; done'
+    ))
+
 with DAG("cw_chain", start_date=datetime(2026, 1, 1), max_active_runs=3):
     prev = None
     for i in range(6):
@@ -230,7 +236,10 @@ def zk_setup(
     extra = {
         "HAFLOW__ELECTION__ZK_HOSTS": zk_hosts,
         "HAFLOW__ELECTION__ZK_SESSION_TIMEOUT": "2",
-        "HAFLOW__WORKER__TIMEOUT": "30",
+        # self-fence after 3 s; reclaim after 12 s, or 4 s once the worker's node has vanished
+        "HAFLOW__WORKER__TIMEOUT": "12",
+        "HAFLOW__WORKER__SELF_FENCE_MARGIN": "9",
+        "HAFLOW__WORKER__RECLAIM_MARGIN": "1",
     }
     try:
         for broker in _redis_db():
@@ -281,7 +290,7 @@ def _setup(
     try:
         for name in ("w1", "w2"):
             s.start_worker(name)
-        wait_for("the DAGs to be parsed", lambda: len(s.repo.dags()) == 5)
+        wait_for("the DAGs to be parsed", lambda: len(s.repo.dags()) == 6)
         wait_for("both workers to register", lambda: _alive(s.repo) == {"w1", "w2"})
         yield s
     except BaseException:
@@ -306,10 +315,11 @@ def test_dead_worker_is_detected_by_its_zookeeper_session(zk_setup: Setup) -> No
     wait_for("the run to finish", lambda: s.finished("cw_slow", run_id), 30)
     ti = s.repo.task_instance("cw_slow", run_id, "slow")
     first = s.repo.attempts(ti.id)[0]
-    assert (first.state, first.reason) == ("lost", "worker's ZooKeeper session ended")
+    assert first.state == "lost"
+    assert first.reason.startswith("worker's ZooKeeper session ended")
     reclaimed = next(e for e in s.repo.events(kinds=["ti.up_for_retry"]) if e.attempt == 1)
     took = (reclaimed.ts - datetime.fromtimestamp(killed_at).astimezone()).total_seconds()
-    assert took < 10.0, f"reclaimed {took:.1f} s after the kill (heartbeat timeout is 30 s)"
+    assert took < 10.0, f"reclaimed {took:.1f} s after the kill (heartbeat timeout is 12 s)"
     assert s.repo.run("cw_slow", run_id).state == "success"
 
 
@@ -441,12 +451,10 @@ def _publisher(setup: Setup):  # type: ignore[no-untyped-def]
     return make_app(load_settings(home=setup.home, environ=setup.env))
 
 
-def test_worker_cut_off_from_zookeeper_and_metastore_fences_before_the_reclaim(
-    zk_setup: Setup,
-) -> None:
-    """With ZooKeeper the leader reclaims as soon as a worker's session expires; a worker cut
-    off from ZooKeeper and the metastore must have stopped its attempt by then."""
-    s = zk_setup
+def _cut_worker(s: Setup, *, zookeeper: bool, metastore: bool) -> tuple[str, list[list[str]]]:
+    """Start worker `cut` behind proxies to ZooKeeper and the metastore and a `spare` one, run
+    `cw_long` on `cut`, cut the chosen links once it ticks, and wait for the run's end.
+    Returns the run id and the tasks' own ticks (attempt, worker, time)."""
     servers, _, chroot = s.env["HAFLOW__ELECTION__ZK_HOSTS"].partition("/")
     zk_host, _, zk_port = servers.split(",")[0].rpartition(":")
     pg = make_url_parts(s.env["HAFLOW__CORE__SQL_ALCHEMY_CONN"])
@@ -461,25 +469,80 @@ def test_worker_cut_off_from_zookeeper_and_metastore_fences_before_the_reclaim(
             HAFLOW__ELECTION__ZK_HOSTS=f"127.0.0.1:{zk_proxy.port}/{chroot}",
         )
         wait_for("the worker to register", lambda: "cut" in _alive(s.repo))
-        run_id = s.trigger("cw_ticker")
+        run_id = s.trigger("cw_long")
         wait_for("attempt 1 to tick", lambda: any(m.startswith("tick 1 cut") for m in s.marks()))
         s.start_worker("spare", queues="fenced")
         wait_for("the spare worker to register", lambda: "spare" in _alive(s.repo))
-        zk_proxy.cut()
-        pg_proxy.cut()
-        wait_for("the run to finish", lambda: s.finished("cw_ticker", run_id), 30)
+        if zookeeper:
+            zk_proxy.cut()
+        if metastore:
+            pg_proxy.cut()
+        # up to: the reclaim (4 or 12 s), attempt 2 possibly handed to `cut` itself, whose claim
+        # hangs on the black-holed metastore until the re-publish (queued_timeout, 10 s), 8 s
+        wait_for("the run to finish", lambda: s.finished("cw_long", run_id), 60)
     finally:
         zk_proxy.close()
         pg_proxy.close()
-    ti = s.repo.task_instance("cw_ticker", run_id, "ticker")
-    assert s.repo.attempts(ti.id)[0].reason == "worker's ZooKeeper session ended"
-    ticks = [m.split() for m in s.marks() if m.startswith("tick")]
-    first = [float(t[3]) for t in ticks if t[1] == "1"]
-    second = [float(t[3]) for t in ticks if t[1] == "2"]
-    assert len(first) < 80 and len(second) == 80
+    return run_id, [m.split()[1:] for m in s.marks() if m.startswith("tick")]
+
+
+def _no_overlap(ticks: list[list[str]]) -> None:
+    first = [float(t[2]) for t in ticks if t[0] == "1"]
+    second = [float(t[2]) for t in ticks if t[0] == "2"]
+    assert len(first) < 160 and len(second) == 160
     assert max(first) < min(second), (
         f"attempt 1 ticked until {max(first):.3f}, attempt 2 started at {min(second):.3f}"
     )
+
+
+def test_worker_cut_off_from_zookeeper_and_metastore_fences_before_the_reclaim(
+    zk_setup: Setup,
+) -> None:
+    """Cut off from both: its node vanishes (session 2 s), so the leader reclaims once the
+    heartbeat passes the self-fence point plus the margin (4 s), never sooner; the worker has
+    stopped its attempt by then (3 s), judged from the task's own ticks."""
+    run_id, ticks = _cut_worker(zk_setup, zookeeper=True, metastore=True)
+    ti = zk_setup.repo.task_instance("cw_long", run_id, "ticker")
+    assert zk_setup.repo.attempts(ti.id)[0].reason.startswith("worker's ZooKeeper session ended")
+    _no_overlap(ticks)
+
+
+def test_worker_cut_off_from_the_metastore_only_fences_before_the_full_timeout(
+    zk_setup: Setup,
+) -> None:
+    """Cut off from the metastore only: its ZooKeeper node lives on, so no hint: the leader
+    waits the full timeout (12 s); the worker stopped its attempt after 3 s of silence."""
+    run_id, ticks = _cut_worker(zk_setup, zookeeper=False, metastore=True)
+    ti = zk_setup.repo.task_instance("cw_long", run_id, "ticker")
+    first = zk_setup.repo.attempts(ti.id)[0]
+    assert (first.state, first.worker_id) == ("lost", "cut")
+    assert first.reason.startswith("worker stopped heartbeating")
+    _no_overlap(ticks)
+
+
+def test_worker_cut_off_from_zookeeper_only_runs_its_attempt_to_success(zk_setup: Setup) -> None:
+    """Cut off from ZooKeeper only: its node vanishes (the hint), but its heartbeats reach the
+    metastore, so nothing is reclaimed and the attempt runs to the end on the cut-off worker."""
+    from kazoo.client import KazooClient
+
+    zk = KazooClient(hosts=zk_setup.env["HAFLOW__ELECTION__ZK_HOSTS"])
+    zk.start(timeout=15)
+    seen: list[set[str]] = []  # every version of the workers' nodes, in order
+    zk.ChildrenWatch("/haflow/default/workers", lambda children: seen.append(set(children)))
+    try:
+        run_id, ticks = _cut_worker(zk_setup, zookeeper=True, metastore=False)
+    finally:
+        zk.stop()
+        zk.close()
+    registered = next(i for i, nodes in enumerate(seen) if "cut" in nodes)
+    assert any("cut" not in nodes for nodes in seen[registered:]), "its node never vanished"
+    ti = zk_setup.repo.task_instance("cw_long", run_id, "ticker")
+    assert [(a.attempt, a.state, a.worker_id) for a in zk_setup.repo.attempts(ti.id)] == [
+        (1, "success", "cut")
+    ]
+    assert not [e for e in zk_setup.repo.events(kinds=["attempt.reclaimed"]) if e.run_id == run_id]
+    assert [t[1] for t in ticks] == ["cut"] * 160
+    assert zk_setup.repo.run("cw_long", run_id).state == "success"
 
 
 def test_sigterm_drains_a_worker_its_running_attempt_finishes(setup: Setup) -> None:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.engine import Engine
 
+from haflow.core.attempt_end import Ending
 from haflow.core.planner import Decisions, NewRun, TIChange
 from haflow.core.states import AttemptState, RunState, TaskState
 from haflow.errors import FencedOut, InvalidRequest, MetastoreError, NotFound
@@ -69,9 +70,9 @@ def test_claim_is_exclusive_and_reports_are_conditional(repo: Repository) -> Non
     claimed = repo.claim(ref, "w1", T0)
     assert claimed is not None and claimed.task_id == "a" and claimed.conf == {"x": 1}
     assert repo.claim(ref, "w2", T0) is None  # a duplicate message is dropped
-    assert not repo.finish_attempt(ref.ti_id, 1, "w2", AttemptState.SUCCESS, "", T0)
-    assert repo.finish_attempt(ref.ti_id, 1, "w1", AttemptState.SUCCESS, "", T0, log="hi\n")
-    assert not repo.finish_attempt(ref.ti_id, 1, "w1", AttemptState.FAILED, "", T0)
+    assert not repo.finish_attempt(ref.ti_id, 1, "w2", Ending.SUCCESS, "", T0)
+    assert repo.finish_attempt(ref.ti_id, 1, "w1", Ending.SUCCESS, "", T0, log="hi\n")
+    assert not repo.finish_attempt(ref.ti_id, 1, "w1", Ending.FAILED, "", T0)
     ti = repo.task_instance("d", "r1", "a")
     assert ti.state == TaskState.SUCCESS and ti.worker_id == "w1"
     assert repo.logs(ref.ti_id, 1) == "hi\n"
@@ -85,12 +86,12 @@ def test_failure_retries_then_fails(repo: Repository) -> None:
     _started_run(repo, epoch)
     ref = _queue(repo, epoch)
     repo.claim(ref, "w1", T0)
-    repo.finish_attempt(ref.ti_id, 1, "w1", AttemptState.FAILED, "exit 1", T0)
+    repo.finish_attempt(ref.ti_id, 1, "w1", Ending.FAILED, "exit 1", T0)
     ti = repo.task_instance("d", "r1", "a")
     assert (ti.state, ti.failures) == (TaskState.UP_FOR_RETRY, 1)
     ref2 = _queue(repo, epoch, attempt=2)
     repo.claim(ref2, "w1", T0)
-    repo.finish_attempt(ref.ti_id, 2, "w1", AttemptState.FAILED, "exit 1", T0)
+    repo.finish_attempt(ref.ti_id, 2, "w1", Ending.FAILED, "exit 1", T0)
     assert repo.task_instance("d", "r1", "a").state == TaskState.FAILED
     assert [(a.attempt, a.state) for a in repo.attempts(ref.ti_id)] == [
         (1, "failed"),
@@ -103,7 +104,7 @@ def test_lost_attempt_does_not_use_a_retry(repo: Repository) -> None:
     _started_run(repo, epoch)
     ref = _queue(repo, epoch, task_id="b")  # b has no retries
     repo.claim(ref, "w1", T0)
-    repo.finish_attempt(ref.ti_id, 1, "w1", AttemptState.LOST, "worker stopped", T0)
+    repo.finish_attempt(ref.ti_id, 1, "w1", Ending.ABANDONED, "worker stopped", T0)
     ti = repo.task_instance("d", "r1", "b")
     assert (ti.state, ti.failures) == (TaskState.UP_FOR_RETRY, 0)
 
@@ -127,8 +128,8 @@ def test_reclaimed_attempt_rejects_the_zombie(repo: Repository) -> None:
     (reclaimed,) = repo.events(kinds=["attempt.reclaimed"])
     assert (reclaimed.epoch, reclaimed.task_id, reclaimed.attempt) == (epoch, "a", 1)
     assert "worker silent" in reclaimed.detail
-    assert not repo.heartbeat_attempt(ref.ti_id, 1, "w1", T0)
-    assert not repo.finish_attempt(ref.ti_id, 1, "w1", AttemptState.SUCCESS, "", T0)
+    assert not repo.heartbeat_attempt(ref.ti_id, 1, "w1")
+    assert not repo.finish_attempt(ref.ti_id, 1, "w1", Ending.SUCCESS, "", T0)
     assert repo.attempts(ref.ti_id)[0].state == AttemptState.LOST
     assert repo.task_instance("d", "r1", "a").state == TaskState.UP_FOR_RETRY
 
@@ -178,7 +179,7 @@ def test_clear_reopens_a_finished_run(repo: Repository) -> None:
     pk = _started_run(repo, epoch)
     ref = _queue(repo, epoch)
     repo.claim(ref, "w1", T0)
-    repo.finish_attempt(ref.ti_id, 1, "w1", AttemptState.SUCCESS, "", T0)
+    repo.finish_attempt(ref.ti_id, 1, "w1", Ending.SUCCESS, "", T0)
     repo.apply(Decisions(finish_runs=[(pk, RunState.FAILED)]), DEFS, epoch, T0)
     assert repo.clear("d", "r1", ["a"], T0) == 1
     ti = repo.task_instance("d", "r1", "a")

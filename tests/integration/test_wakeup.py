@@ -7,7 +7,7 @@ import threading
 import pytest
 from sqlalchemy.engine import Engine
 
-from haflow.core.states import AttemptState
+from haflow.core.attempt_end import Ending
 from haflow.metastore.repository import Repository
 from haflow.scheduler.wakeup import make_wakeup
 from tests.integration.test_repository import T0, _dag, _queue, _started_run
@@ -34,7 +34,7 @@ def test_report_wakes_the_listener(pg_only: None, engine: Engine, db_url: str) -
         assert other is not None and other.channel != listener.channel
         repo.claim(ref, "w1", T0)
         assert not wake.wait(1.5), "a claim must not wake the leader"
-        repo.finish_attempt(ref.ti_id, 1, "w1", AttemptState.SUCCESS, "", T0)
+        repo.finish_attempt(ref.ti_id, 1, "w1", Ending.SUCCESS, "", T0)
         assert wake.wait(5.0), "the report did not wake the leader"
     finally:
         listener.stop()

@@ -14,8 +14,8 @@ from flask.testing import FlaskClient
 from sqlalchemy.engine import Engine
 
 from haflow.config import Settings, load_settings
+from haflow.core.attempt_end import Ending
 from haflow.core.planner import Decisions
-from haflow.core.states import AttemptState
 from haflow.metastore.records import DagRecord, TaskDef
 from haflow.metastore.repository import Repository
 from haflow.web import create_app
@@ -99,7 +99,7 @@ def seed(repo: Repository) -> None:
         assert repo.claim(ref, "w1", T0) is not None
     extract = repo.task_instance("d", "r1", "extract")
     repo.append_log(extract.id, 1, "hello from extract\n", T0)
-    repo.finish_attempt(extract.id, 1, "w1", AttemptState.SUCCESS, "", T0)
+    repo.finish_attempt(extract.id, 1, "w1", Ending.SUCCESS, "", T0)
 
 
 def make_web(settings: Settings, engine: Engine, clock=None) -> Web:  # type: ignore[no-untyped-def]

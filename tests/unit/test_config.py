@@ -340,7 +340,7 @@ def test_choices_are_case_insensitive(tmp_path: Path) -> None:
         ("core", "parallelism", "0", "must be >= 1"),
         ("scheduler", "metrics_port", "-1", "must be >= 0"),
         ("webserver", "port", "70000", "must be <= 65535"),
-        ("worker", "self_fence_margin", "-0.5", "must be >= 0"),
+        ("worker", "self_fence_margin", "-0.5", "must be positive (> 0)"),
     ],
 )
 def test_out_of_range_values(

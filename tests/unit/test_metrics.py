@@ -144,7 +144,10 @@ def test_applied_decisions_count_reclaims_by_reason_queues_and_run_delay() -> No
     m, reg = observer(Leaders(None))
     old = NOW - timedelta(seconds=60)
     run = RunSnap(
-        1, "d", RunState.RUNNING, {"a": _running(1, "w1", old), "b": _running(2, "w2", NOW)}
+        1,
+        "d",
+        RunState.RUNNING,
+        {"a": _running(1, "w1", old), "b": _running(2, "w2", NOW - timedelta(seconds=7.5))},
     )
     # the planner's own reasons, so a change of its wording shows here
     changes = supervise(run, NOW, Limits(open_slots=1, gone_workers=frozenset({"w2"})))

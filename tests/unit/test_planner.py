@@ -275,7 +275,7 @@ def test_silent_running_attempt_is_lost_without_using_a_retry() -> None:
             losses=1,
             next_try_at=NOW,
             attempt_state="lost",
-            reason="worker stopped heartbeating",
+            reason="worker stopped heartbeating (9.0 s)",
         )
     ]
     assert out.to_queue == []  # re-queued on the next tick, after the change is applied
@@ -496,7 +496,9 @@ def test_lost_attempts_fail_the_task_instance_at_the_loss_cap() -> None:
     assert "max_losses" in capped.reason
 
 
-def test_attempt_of_a_worker_whose_zookeeper_session_ended_is_reclaimed_at_once() -> None:
+def test_a_vanished_zookeeper_node_shortens_the_wait_but_never_skips_it() -> None:
+    """The hint brings the reclaim forward to the self-fence point plus the margin (6 + 1 s),
+    judged on the metastore's clock; a fresh heartbeat keeps the attempt whatever the hint."""
     from haflow.core.planner import DagSpec as _Dag
     from haflow.core.planner import Limits as _Limits
     from haflow.core.planner import RunSnap as _Run
@@ -506,22 +508,39 @@ def test_attempt_of_a_worker_whose_zookeeper_session_ended_is_reclaimed_at_once(
     from haflow.core.states import TaskState as _TS
 
     now = datetime(2026, 1, 1, tzinfo=UTC)
-    ti = _TI(1, "t", _TS.RUNNING, attempt=1, started_at=now, heartbeat_at=now, worker_id="w1")
-    run = _Run(1, "d", _RS.RUNNING, {"t": ti})
     dags = {"d": _Dag("d", {})}
-    fresh = _plan(dags, [run], now, _Limits(open_slots=1, gone_workers=frozenset({"w2"})))
-    assert fresh.changes == []  # another worker's death is not this attempt's
-    gone = _plan(dags, [run], now, _Limits(open_slots=1, gone_workers=frozenset({"w1"})))
-    assert [(c.state, c.attempt_state, c.reason) for c in gone.changes] == [
-        (_TS.UP_FOR_RETRY, "lost", "worker's ZooKeeper session ended")
-    ]
+
+    def changes(silent_s: float, gone: str):  # type: ignore[no-untyped-def]
+        beat = now - secs(silent_s)
+        ti = _TI(1, "t", _TS.RUNNING, attempt=1, started_at=beat, heartbeat_at=beat, worker_id="w1")
+        limits = _Limits(open_slots=1, gone_workers=frozenset({gone}), metastore_now=now)
+        return _plan(dags, [_Run(1, "d", _RS.RUNNING, {"t": ti})], now, limits).changes
+
+    assert changes(0.5, "w1") == []  # node gone, heartbeat fresh: alive, cut off ZooKeeper
+    assert changes(6.9, "w1") == []  # not yet past its self-fence point plus the margin
+    assert changes(7.5, "w2") == []  # another worker's node: the full timeout applies
+    [hinted] = changes(7.1, "w1")
+    assert (hinted.state, hinted.attempt_state) == (_TS.UP_FOR_RETRY, "lost")
+    assert hinted.reason.startswith("worker's ZooKeeper session ended")
+    [timed] = changes(8.1, "w2")
+    assert timed.reason.startswith("worker stopped heartbeating")
+
+
+def test_silence_is_judged_on_the_metastore_clock_not_the_leaders() -> None:
+    """A leader whose own clock runs 30 s ahead reclaims nothing the metastore sees alive."""
+    beat = NOW - secs(1)
+    tis = running(started_at=beat, heartbeat_at=beat, worker_id="w1")
+    run = run_of(1, RunState.RUNNING, a=tis)
+    ahead = NOW + secs(30)
+    assert supervise(run, ahead, Limits(5, metastore_now=NOW)) == []
+    assert supervise(run, NOW, Limits(5, metastore_now=NOW + secs(9)))  # the metastore's 9 s
 
 
 def test_republishing_backs_off_as_the_attempt_keeps_waiting() -> None:
     from datetime import timedelta as _td
 
     from haflow.core.planner import TISnap as _TI
-    from haflow.core.planner import _stale
+    from haflow.core.reclamation import stale_queued as _stale
     from haflow.core.states import TaskState as _TS
 
     t0 = datetime(2026, 1, 1, tzinfo=UTC)

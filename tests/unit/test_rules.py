@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from haflow.core.rules import AfterFailure, Verdict, after_failure, evaluate_trigger, run_outcome
+from haflow.core.attempt_end import AfterFailure, after_failure
+from haflow.core.rules import Verdict, evaluate_trigger, run_outcome
 from haflow.core.states import RunState, TaskState, TriggerRule
 
 S = TaskState.SUCCESS

@@ -49,22 +49,3 @@ def test_safe_celery_settings(tmp_path: Path) -> None:
 def test_missing_broker_url_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"\[celery\] broker_url"):
         make_app(settings(tmp_path, ""))
-
-
-def test_zookeeper_fence_fires_after_a_third_of_the_session_less_half_a_second(
-    tmp_path: Path,
-) -> None:
-    import multiprocessing
-    import time
-
-    from haflow.worker.celery_app import WorkerIdentity, _zk_fence
-    from haflow.worker.registry import fence_after
-
-    assert fence_after(6.0) == 1.5 and fence_after(1.0) == 0.2
-    cut = multiprocessing.RawValue("d", 0.0)
-    check = _zk_fence(WorkerIdentity("w", settings(tmp_path, ""), cut, 1.5))
-    assert check() is None  # connected
-    cut.value = time.monotonic() - 1.0
-    assert check() is None  # cut off, but not for long enough
-    cut.value = time.monotonic() - 1.6
-    assert "cut off from ZooKeeper" in (check() or "")

@@ -1,8 +1,10 @@
-"""P3 (a lost worker's attempts are reclaimed and re-queued), P4 (every run ends) and P5 (no
-attempt twice, no task instance running concurrently with itself, from the tasks' own records)."""
+"""P3 (a lost worker's attempts are reclaimed and re-queued), P4 (every run succeeds unless its
+own code failed) and P5 (no attempt twice, no task instance running concurrently with itself,
+from the tasks' own records)."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from datetime import datetime
@@ -97,14 +99,96 @@ def _judge_reclaim(
 
 # -- P4 -------------------------------------------------------------------------------------
 
+OWN_EXIT = re.compile(r"exited with code (\d+)\b")
+"""The worker's reason for an attempt whose task process exited by itself with a non-zero code
+(`haflow.worker.process`); a code above 128 is what a shell reports for a child killed by a
+signal (e.g. the OOM killer), so it is not counted as the task's own."""
+
 
 def check_p4(h: History, b: Bounds) -> Verdict:
-    """Every triggered run reaches a terminal state."""
-    stuck = [r for r in h.runs if r.state not in TERMINAL_RUN_STATES]
-    failures = [f"run {r.dag_id}/{r.run_id} ended the observation {r.state!r}" for r in stuck]
+    """Every run succeeds unless its own tasks' code failed.
+
+    A run that ends `success` keeps the property, whatever happened on the way (lost
+    attempts, retries). A run not in a terminal state at the end of the observation breaks
+    it. A run that ends `failed` breaks it unless the failure is the tasks' own, which counts
+    only on this evidence, for the final (highest numbered) attempt of a task instance:
+    - the attempt row is `failed` (not `lost`: reclaimed by the leader, or reported stopped
+      by its worker; not `timed_out`, which the leader's backstop also decides) with the
+      worker's reason "exited with code N", 0 < N <= 128: the task process exited by itself
+      (a signal, a code a shell gives a killed child, "could not start", are not counted);
+    - and the task's own records hold a `start` of that attempt (its code ran) and no `end`
+      (its code did not run to the end).
+    The run is excused only when at least one task instance ended so and every other one
+    whose final attempt did not succeed ended so too: a task instance failed by the
+    infrastructure (its final attempt lost up to `[worker] max_losses`, killed by
+    self-fencing, timed out, ...) fails the property even next to a task whose code failed.
+    Task instances without attempts (upstream failed, skipped) are not judged: their state
+    follows from the others'. A failed run with no such evidence (no attempt failed, or no
+    records of its tasks) breaks the property: the checker assumes no fault of the code it
+    cannot show.
+    """
+    tis: dict[tuple[str, str], dict[str, list[Attempt]]] = defaultdict(lambda: defaultdict(list))
+    for a in h.attempts:
+        tis[(a.dag_id, a.run_id)][a.task_id].append(a)
+    kinds: dict[tuple[str, str, str, int], set[str]] = defaultdict(set)
+    for r in h.records:
+        kinds[(*r.ti, r.attempt)].add(r.kind)
+    failures: list[str] = []
+    notes: list[str] = []
+    own_runs = 0
+    for run in sorted(h.runs, key=lambda r: (r.created_at, r.dag_id, r.run_id)):
+        name = f"{run.dag_id}/{run.run_id}"
+        if run.state == "success":
+            continue
+        if run.state not in TERMINAL_RUN_STATES:
+            failures.append(f"run {name} ended the observation {run.state!r}")
+            continue
+        finals = [
+            max(tries, key=lambda a: a.attempt)
+            for _, tries in sorted(tis[(run.dag_id, run.run_id)].items())
+        ]
+        own: list[str] = []
+        infra: list[str] = []
+        for a in finals:
+            if a.state == "success":
+                continue
+            code_failed, what = _final_attempt(a, kinds[(*a.ti, a.attempt)])
+            (own if code_failed else infra).append(what)
+        if own and not infra:
+            own_runs += 1
+            notes.append(f"run {name} ended {run.state} by its own code: " + "; ".join(own))
+        elif own:
+            failures.append(
+                f"run {name} ended {run.state}: "
+                + "; ".join(infra)
+                + "; failed by the infrastructure, though its own code failed too: "
+                + "; ".join(own)
+            )
+        else:
+            why = "; ".join(infra) if infra else "no attempt of its tasks failed"
+            failures.append(f"run {name} ended {run.state}: {why}; no task's own code failed")
     states = Counter(r.state for r in h.runs)
-    notes = [f"{len(h.runs)} runs: " + ", ".join(f"{n} {s}" for s, n in sorted(states.items()))]
-    return verdict("P4", "every run reaches a terminal state", failures, notes, bool(h.runs))
+    summary = f"{len(h.runs)} runs: " + ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
+    notes.insert(0, summary + (f" ({own_runs} by their own code)" if own_runs else ""))
+    return verdict(
+        "P4", "every run succeeds unless its own code failed", failures, notes, bool(h.runs)
+    )
+
+
+def _final_attempt(a: Attempt, kinds: set[str]) -> tuple[bool, str]:
+    """Whether the final attempt `a` of a task instance that did not succeed failed by the
+    task's own code (see `check_p4`), and what the history says of it."""
+    what = f"{a.task_id} attempt {a.attempt} {a.state} ({a.reason or 'no reason recorded'})"
+    if a.state != "failed":
+        return False, what
+    exited = OWN_EXIT.match(a.reason)
+    if exited is None or not 0 < int(exited.group(1)) <= 128:
+        return False, f"{what}, not an exit of the task's code"
+    if "start" not in kinds:
+        return False, f"{what}, with no `start` of its own"
+    if "end" in kinds:
+        return False, f"{what}, after its own `end`"
+    return True, f"{what} after its own `start`, with no `end`"
 
 
 # -- P5 -------------------------------------------------------------------------------------

@@ -8,9 +8,17 @@ from typing import Any
 
 from sqlalchemy import insert, select, text, update
 
-from haflow.core.rules import after_failure
+from haflow.core.attempt_end import (
+    DEFAULT_POLICY,
+    AfterAttempt,
+    Ending,
+    EndPolicy,
+    Tally,
+    after_attempt,
+)
 from haflow.core.states import AttemptState, TaskState
 from haflow.metastore import models as m
+from haflow.metastore.dbclock import db_utcnow
 from haflow.metastore.records import (
     AttemptRef,
     ClaimedAttempt,
@@ -39,7 +47,7 @@ class AttemptQueries(_Base):
                     state=AttemptState.RUNNING,
                     worker_id=worker_id,
                     started_at=now,
-                    heartbeat_at=now,
+                    heartbeat_at=db_utcnow(),
                 )
             )
             if res.rowcount != 1:
@@ -107,13 +115,14 @@ class AttemptQueries(_Base):
             row.data_interval_end,
         )
 
-    def heartbeat_attempt(self, ti_id: int, attempt: int, worker_id: str, now: datetime) -> bool:
-        """Renew an attempt's liveness; False means it is no longer ours (reclaimed): stop it."""
+    def heartbeat_attempt(self, ti_id: int, attempt: int, worker_id: str) -> bool:
+        """Renew an attempt's liveness, stamped by the metastore's clock; False means it is no
+        longer ours (reclaimed): stop it."""
         with self._tx() as conn:
             res = conn.execute(
                 update(m.TaskAttempt)
                 .where(*_mine(ti_id, attempt, worker_id))
-                .values(heartbeat_at=now)
+                .values(heartbeat_at=db_utcnow())
             )
         return res.rowcount == 1
 
@@ -129,12 +138,15 @@ class AttemptQueries(_Base):
         ti_id: int,
         attempt: int,
         worker_id: str,
-        state: AttemptState,
+        ending: Ending,
         reason: str,
         now: datetime,
         log: str = "",
+        policy: EndPolicy = DEFAULT_POLICY,
     ) -> bool:
-        """Report an attempt's end; False (and a `report.rejected` event) for a zombie."""
+        """Report an attempt's end; False (and a `report.rejected` event) for a zombie. What
+        the task instance becomes is `core.attempt_end`'s rule under `policy`."""
+        state = ending.attempt_state
         ti = m.TaskInstance
         with self._tx() as conn:
             if log:
@@ -152,6 +164,7 @@ class AttemptQueries(_Base):
                     ti.task_id,
                     m.DagRun.run_id,
                     ti.failures,
+                    ti.losses,
                     ti.retries,
                     ti.retry_delay_s,
                 )
@@ -165,7 +178,10 @@ class AttemptQueries(_Base):
                     conn, [_event("report.rejected", worker_id, now, **where, detail=detail)]
                 )
                 return False
-            new, values = _settled(row, state, now)
+            nxt = after_attempt(
+                Tally(row.failures, row.losses, row.retries, row.retry_delay_s), ending, policy, now
+            )
+            new, values = nxt.state, _counters(nxt, now)
             _checked(
                 conn.execute(
                     update(ti)
@@ -175,26 +191,25 @@ class AttemptQueries(_Base):
                 1,
                 "settle task instance",
             )
-            detail = {"attempt_state": str(state), "reason": reason[:500]}
+            detail = {"attempt_state": str(state), "reason": reason[:500], **_note(nxt.note)}
             self._emit(conn, [_event("ti." + new, worker_id, now, **where, detail=detail)])
             if conn.dialect.name == "postgresql":  # wakes the leader when this commits
                 conn.execute(text("SELECT pg_notify(:c, '')"), {"c": notify_channel(self.cluster)})
         return True
 
 
-def _settled(row: Any, state: AttemptState, now: datetime) -> tuple[TaskState, dict[str, Any]]:
-    """The task instance's next state after its running attempt ended in `state`."""
-    if state is AttemptState.SUCCESS:
-        return TaskState.SUCCESS, {"ended_at": now}
-    nxt = after_failure(
-        failures=row.failures,
-        retries=row.retries,
-        retry_delay_s=row.retry_delay_s,
-        now=now,
-        counts_as_failure=state is not AttemptState.LOST,
-    )
-    ended = now if nxt.state.finished else None
-    return nxt.state, {"failures": nxt.failures, "next_try_at": nxt.next_try_at, "ended_at": ended}
+def _counters(nxt: AfterAttempt, now: datetime) -> dict[str, Any]:
+    """The task instance's columns that `core.attempt_end`'s verdict sets."""
+    return {
+        "failures": nxt.failures,
+        "losses": nxt.losses,
+        "next_try_at": nxt.next_try_at,
+        "ended_at": now if nxt.state.finished else None,
+    }
+
+
+def _note(note: str) -> dict[str, str]:
+    return {"note": note} if note else {}
 
 
 def notify_channel(cluster: str) -> str:

@@ -8,9 +8,10 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
 
-from haflow.core.planner import Decisions, NewRun, RunSnap, TIChange, TISnap
+from haflow.core.snapshot import Decisions, NewRun, RunSnap, Snapshot, TIChange, TISnap
 from haflow.core.states import AttemptState, RunState, TaskState
 from haflow.metastore import models as m
+from haflow.metastore.dbclock import db_utcnow
 from haflow.metastore.records import (
     AttemptRef,
     TaskDef,
@@ -24,10 +25,12 @@ from haflow.metastore.repository._base import (
 
 
 class SchedulingQueries(_Base):
-    def snapshot(self) -> list[RunSnap]:
-        """Unfinished runs with their task instances and the current attempt's timestamps."""
+    def snapshot(self) -> Snapshot:
+        """Unfinished runs with their task instances and the current attempt's timestamps,
+        and the metastore's clock read first (heartbeats are judged on it)."""
         a = m.TaskAttempt
         with self._tx() as conn:
+            metastore_now = conn.execute(select(db_utcnow())).scalar_one()
             runs = conn.execute(
                 select(m.DagRun.id, m.DagRun.dag_id, m.DagRun.state).where(
                     m.DagRun.state.in_([RunState.QUEUED, RunState.RUNNING])
@@ -83,7 +86,10 @@ class SchedulingQueries(_Base):
                 first_queued_at=r.a_queued,
                 worker_id=r.worker_id,
             )
-        return [RunSnap(pk, dag_id, RunState(state), tis.get(pk, {})) for pk, dag_id, state in runs]
+        found = [
+            RunSnap(pk, dag_id, RunState(state), tis.get(pk, {})) for pk, dag_id, state in runs
+        ]
+        return Snapshot(found, metastore_now)
 
     def apply(
         self, d: Decisions, task_defs: Mapping[str, Sequence[TaskDef]], epoch: int, now: datetime
