@@ -25,7 +25,9 @@ MENU: dict[str, Callable[[Drill], None]] = {
     "SIGTERM leader": lambda d: rounds.kill_leader(d, "TERM"),
     "kill -9 standby": lambda d: rounds.kill_and_restart(d, d.standby()),
     "pause leader": lambda d: rounds.pause_leader(d),
-    "partition leader from ZooKeeper": lambda d: rounds.partition_leader_from_zookeeper(d),
+    "partition leader from ZooKeeper": lambda d: rounds.partition_leader_from_zookeeper(
+        d, "chaos_tick"
+    ),
     "kill -9 worker1": lambda d: rounds.kill_and_restart(d, "worker1", down_s=12.0),
     "kill -9 worker2": lambda d: rounds.kill_and_restart(d, "worker2", down_s=12.0),
     "partition worker1": lambda d: rounds.partition_worker(d, "worker1"),
@@ -53,7 +55,10 @@ SCENARIO = Scenario(
     description="a seeded random sequence of single-node faults during a 200-task workload",
     properties=("P1", "P2", "P3", "P4", "P5", "P7"),
     schedule=schedule,
-    dags={"chaos_fleet.py": dag_source("chaos_fleet", tasks=50, seconds=1.0, retries=1)},
+    dags={
+        "chaos_fleet.py": dag_source("chaos_fleet", tasks=50, seconds=1.0, retries=1),
+        "chaos_tick.py": dag_source("chaos_tick", tasks=1, seconds=0.2),
+    },
     masters=2,
     workers=2,
     settle_s=240.0,

@@ -97,6 +97,17 @@ class Drill:
             for _ in range(runs)
         ]
 
+    def trickle(self, dag_id: str, for_s: float, every_s: float = 0.5) -> int:
+        """Trigger a run of `dag_id` every `every_s` for `for_s` (blocking): work that arrives
+        while a fault lasts, whose start delays show the pause users see. Returns how many."""
+        deadline = time.monotonic() + for_s
+        n = 0
+        while time.monotonic() < deadline:
+            self.trigger(dag_id)
+            n += 1
+            time.sleep(max(0.0, min(every_s, deadline - time.monotonic())))
+        return n
+
     def attempt_running_on(self, worker: str, timeout_s: float = 60) -> Any:
         def found() -> Any:
             return next(

@@ -57,12 +57,17 @@ def kill_leader(drill: Drill, signal: str = "KILL") -> None:
     drill.say(f"{new} leads epoch {new_epoch}")
 
 
-def partition_leader_from_zookeeper(drill: Drill, hold_s: float = 12.0) -> None:
+def partition_leader_from_zookeeper(drill: Drill, dag_id: str, hold_s: float = 12.0) -> None:
+    """Cut the leader off ZooKeeper only for `hold_s`, triggering a run of `dag_id` every
+    half second meanwhile (P2 judges how soon each started)."""
     node, epoch = drill.leader()
     drill.say(f"cutting leader {node} (epoch {epoch}) off ZooKeeper for {hold_s:.0f} s")
     drill.faults.partition(node, ZOOKEEPER)
-    time.sleep(hold_s)
-    drill.faults.heal(node)
+    try:
+        n = drill.trickle(dag_id, hold_s)
+    finally:
+        drill.faults.heal(node)
+    drill.say(f"healed {node}; {n} runs triggered while it was cut off")
 
 
 def partition_worker(drill: Drill, worker: str, hold_s: float = 15.0) -> None:

@@ -4,10 +4,17 @@
   database lock; whoever holds it leads. The next in line need not wait for a killed leader's
   session to expire: the kernel closes the dead leader's database connection at once, which
   frees the lock. Everyone else lets the lock go.
-- ZooKeeper unreachable for `fallback_after_s`: candidates compete on the database lock alone.
-- ZooKeeper back: the order applies again; a fallback leader that is not first or second in it
-  releases the lock. At no point can two candidates lead: only one holds the lock, and the
-  fencing epoch rejects whatever a deposed leader still tries to write.
+- A leader cut off from ZooKeeper (SUSPENDED, or the whole ensemble down) keeps leading on the
+  lock it holds, without a pause: the lock alone makes it the only leader (a candidate that
+  ZooKeeper now puts first cannot take the lock while it is held), and the fencing epoch
+  rejects whatever it writes once it has lost the lock. Its mode says `database` meanwhile.
+  It loses the lock, and stops at once, when it cannot verify it on the metastore.
+- A candidate that does not hold the lock and has been without ZooKeeper for
+  `fallback_after_s` competes on the database lock alone (so a leader that dies during an
+  ensemble outage is replaced).
+- ZooKeeper back: the order applies again; a leader that is not first or second in it releases
+  the lock. At no point can two candidates lead: only one holds the lock, and the fencing epoch
+  rejects whatever a deposed leader still tries to write.
 """
 
 from __future__ import annotations
@@ -72,11 +79,9 @@ class FailoverElector(Elector):
             if self.lock.holding:
                 self.lock.release()
             return False
-        if self.order.disconnected_for() >= self.fallback_after_s:
+        if self.lock.holding or self.order.disconnected_for() >= self.fallback_after_s:
             self.mode = "database"
             return self.lock.poll(now)
-        if self.lock.holding:
-            self.lock.poll(now)  # keep the lock's session busy, but do not lead while suspended
         return False
 
     def release(self) -> None:

@@ -10,18 +10,23 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from celery import Celery
+from celery.exceptions import Reject
 
 from haflow.config import Settings
-from haflow.errors import ConfigError
+from haflow.errors import BackendUnavailable, ConfigError
 from haflow.worker.listener import NO_LISTENER, AttemptListener
 
 log = logging.getLogger(__name__)
 
 TASK_NAME = "haflow.run_attempt"
+REQUEUE_DELAY_S = 1.0
+"""How long a worker that cannot reach the metastore holds a message before handing it back
+(so a worker cut off from the metastore does not swallow every message it is given)."""
 
 
 @dataclass(frozen=True)
@@ -86,16 +91,29 @@ def run_attempt(task: Any, ti_id: int, attempt: int, epoch: int) -> str:
     """The Celery task: claim attempt `attempt` of task instance `ti_id` and run it.
 
     A duplicate or redelivered message fails the claim and is dropped (and recorded as
-    `attempt.claim_rejected`); the attempt's outcome goes to the metastore, not to Celery.
+    `attempt.claim_rejected`); the attempt's outcome goes to the metastore, not to Celery. A
+    claim that cannot reach the metastore hands the message back (rejected, requeued), so a
+    worker cut off from the metastore does not swallow work meant for the others.
     """
     from haflow.metastore.records import AttemptRef
 
     runner = _runner()
-    outcome = runner.run(
-        AttemptRef(
-            ti_id, attempt, epoch, task.request.delivery_info.get("routing_key") or "default"
-        )
+    ref = AttemptRef(
+        ti_id, attempt, epoch, task.request.delivery_info.get("routing_key") or "default"
     )
+    try:
+        outcome = runner.run(ref)
+    except BackendUnavailable as exc:  # the claim could not be made: leave it to another worker
+        log.warning(
+            "cannot reach the metastore to claim attempt %s of task instance %s (%s); "
+            "handing the message back to the queue in %.0f s",
+            attempt,
+            ti_id,
+            exc,
+            REQUEUE_DELAY_S,
+        )
+        time.sleep(REQUEUE_DELAY_S)  # not at once: another worker should get it first
+        raise Reject(str(exc), requeue=True) from exc
     if outcome == "rejected":
         log.info(
             "attempt %s of task instance %s was not claimable (duplicate or "

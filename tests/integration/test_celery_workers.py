@@ -479,7 +479,12 @@ def _cut_worker(s: Setup, *, zookeeper: bool, metastore: bool) -> tuple[str, lis
             pg_proxy.cut()
         # up to: the reclaim (4 or 12 s), attempt 2 possibly handed to `cut` itself, whose claim
         # hangs on the black-holed metastore until the re-publish (queued_timeout, 10 s), 8 s
-        wait_for("the run to finish", lambda: s.finished("cw_long", run_id), 60)
+        try:
+            wait_for("the run to finish", lambda: s.finished("cw_long", run_id), 60)
+        except AssertionError:
+            ti = s.repo.task_instance("cw_long", run_id, "ticker")
+            print(s.repo.attempts(ti.id), s.repo.events(limit=60), s.logs(), sep="\n")
+            raise
     finally:
         zk_proxy.close()
         pg_proxy.close()

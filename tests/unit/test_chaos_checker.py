@@ -233,27 +233,50 @@ def test_p5_fails_on_duplicate_rows_or_claims() -> None:
 # -- P6 -------------------------------------------------------------------------------------
 
 
-def p6_history(fallback_after: float) -> History:
-    faults = tuple(Fault(t(10 + i * 0.1), "kill", f"zk{i + 1}") for i in range(3))
+def p6_history(start_delay: float, lost: bool = False) -> History:
+    """The ensemble down from 10 s to 40 s; a run triggered at 15 s, started `start_delay`
+    later; an attempt ended meanwhile, lost or a success."""
+    faults = (
+        *(Fault(t(10 + i * 0.1), "kill", f"zk{i + 1}") for i in range(3)),
+        Fault(t(40), "restart", "zk1"),
+    )
     log = (
         Log()
         .elect(0, M1, 1)
-        .elect(10.2 + fallback_after, M2, 2, mode="database")
-        .add(10.3 + fallback_after, "run.created", M2, 2)
+        .add(15 + start_delay, "run.started", M1, None, dag_id="d", run_id="r2")
     )
-    return History(events=tuple(log.events), faults=faults, nodes=NODES)
+    runs = (Run("d", "r2", "manual", "success", t(15)),)
+    attempt = Attempt(
+        "d",
+        "r1",
+        "a",
+        1,
+        "lost" if lost else "success",
+        1,
+        "worker1",
+        t(9),
+        t(9),
+        t(20),
+        "worker stopped heartbeating (8.1 s)" if lost else "",
+    )
+    return History(
+        events=tuple(log.events), faults=faults, nodes=NODES, runs=runs, attempts=(attempt,)
+    )
 
 
-def test_p6_passes_and_measures_the_fallback() -> None:
-    v = one(p6_history(7.0), "P6")
+def test_p6_passes_and_measures_the_start_delay_during_the_outage() -> None:
+    v = one(p6_history(0.5), "P6")
     assert v.status == Status.PASS, v
-    assert v.measures["fallback_s"] == (pytest.approx(7.0),)
+    assert v.measures["fallback_s"] == (pytest.approx(0.5),)
 
 
-def test_p6_fails_on_a_late_fallback_or_none() -> None:
+def test_p6_fails_on_a_late_start_none_or_a_lost_attempt() -> None:
     assert_fails(one(p6_history(16.0), "P6"), "bound 15.0 s")
     h = replace(p6_history(1.0), events=tuple(Log().elect(0, M1, 1).events))
-    assert_fails(one(h, "P6"), "no write on the database lock")
+    assert_fails(one(h, "P6"), "never started")
+    assert_fails(one(p6_history(1.0, lost=True), "P6"), "attempt 1 of d/r1/a lost")
+    nothing = replace(p6_history(1.0), runs=())
+    assert_fails(one(nothing, "P6"), "no run was triggered during the outage")
 
 
 def test_p6_two_members_down_does_not_exercise_it() -> None:

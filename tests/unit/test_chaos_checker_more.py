@@ -11,9 +11,11 @@ from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
+import pytest
+
 from haflow.chaos.checker import NodeStates, Status
 from haflow.chaos.history import read_requests
-from haflow.chaos.model import OBSERVE, Event, Fault, History
+from haflow.chaos.model import OBSERVE, Attempt, Event, Fault, History, Run
 from haflow.chaos.probe import Prober
 from tests.unit.test_chaos_checker import M1, M2, NODES, Log, assert_fails, one, t
 
@@ -29,11 +31,30 @@ def partition_history(takeover: float, peers: list[str] | None = None) -> Histor
     return History(events=tuple(log.events), faults=(fault,), nodes=NODES)
 
 
-def test_p2_measures_the_takeover_after_a_partition_from_zookeeper() -> None:
-    v = one(partition_history(7.0), "P2")
+def zk_cut_history(delays: list[float | None]) -> History:
+    """The leader cut off ZooKeeper from 10 s to 22 s; a run triggered each second from 11 s,
+    each started after its delay (None: never)."""
+    log = Log().elect(0, M1, 1)
+    runs = []
+    for i, delay in enumerate(delays):
+        runs.append(Run("d", f"r{i}", "manual", "success", t(11 + i)))
+        if delay is not None:
+            log.add(11 + i + delay, "run.started", M1, None, dag_id="d", run_id=f"r{i}")
+    faults = (
+        Fault(t(10), "partition", "master1", {"peers": ZK}),
+        Fault(t(22), "heal", "master1"),
+    )
+    return History(events=tuple(log.events), faults=faults, nodes=NODES, runs=tuple(runs))
+
+
+def test_p2_a_leader_cut_off_from_zookeeper_only_is_judged_by_the_pause_users_see() -> None:
+    v = one(zk_cut_history([0.1, 0.2, 0.1]), "P2")
     assert v.status == Status.PASS, v
-    assert v.measures["takeover_partition_s"] == (7.0,)
-    assert "partitioned from zk1, zk2, zk3" in v.evidence[0]
+    assert v.measures["zk_cut_pause_s"] == (pytest.approx(0.2),)
+    assert "cut off from ZooKeeper" in v.evidence[0]
+    assert_fails(one(zk_cut_history([0.1, 6.0]), "P2"), "bound 5.0 s")
+    assert_fails(one(zk_cut_history([0.1, None]), "P2"), "never started")
+    assert_fails(one(zk_cut_history([]), "P2"), "no run was triggered")
 
 
 def test_p2_fails_on_a_slow_takeover_after_a_partition() -> None:
@@ -50,7 +71,7 @@ def test_p2_partition_of_a_standby_or_a_worker_does_not_exercise_it() -> None:
 def test_p2_uses_the_commit_time_of_the_election() -> None:
     """The new leader began its election 1 s after the kill, but its transaction waited on a
     lock and committed 20 s later: the takeover took 20 s."""
-    h = partition_history(1.0)
+    h = partition_history(1.0, peers=[])
     late = replace(h.events[1], committed_at=t(30))
     assert_fails(one(replace(h, events=(h.events[0], late)), "P2"), "after 20.000 s")
 
@@ -234,3 +255,27 @@ def test_the_random_sequence_is_reproducible_from_its_seed() -> None:
 
     assert plan(7) == plan(7)
     assert len({tuple(plan(s)) for s in range(20)}) > 1
+
+
+# -- P3: a worker cut off from ZooKeeper only ------------------------------------------------
+
+
+def zk_cut_worker_history(state: str, successor: bool) -> History:
+    victim = Attempt("d", "r", "a", 1, state, 1, "worker1", t(0), t(1), t(18))
+    attempts = [victim]
+    if successor:
+        attempts.append(Attempt("d", "r", "a", 2, "success", 1, "worker2", t(12)))
+    fault = Fault(t(5), "partition", "worker1", {"peers": ZK})
+    return History(
+        events=tuple(Log().elect(0, M1, 1).events),
+        attempts=tuple(attempts),
+        faults=(fault,),
+        nodes=NODES,
+    )
+
+
+def test_p3_a_worker_cut_off_from_zookeeper_only_keeps_its_attempts() -> None:
+    v = one(zk_cut_worker_history("success", successor=False), "P3")
+    assert v.status == Status.PASS, v
+    assert "ran on to success, nothing reclaimed" in "\n".join(v.evidence)
+    assert_fails(one(zk_cut_worker_history("lost", successor=True), "P3"), "should have run on")

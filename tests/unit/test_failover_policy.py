@@ -94,13 +94,28 @@ def test_third_in_line_never_takes_the_lock() -> None:
     assert server.holder is None
 
 
-def test_suspended_leader_stops_at_once_and_keeps_its_lock_until_fallback() -> None:
+def test_leader_cut_off_from_zookeeper_keeps_leading_on_its_lock_without_a_pause() -> None:
     election, server, clock, electors = cluster()
     leaders(electors)
     election.disconnect("s0", at=clock.t)
-    assert electors["s0"].poll(NOW) is False
+    assert electors["s0"].poll(NOW) is True
+    assert electors["s0"].mode == "database"
     assert server.holder == "s0"
-    assert leaders(electors) == []
+    election.leave("s0")  # its session expired on the ensemble: ZooKeeper now puts s1 first
+    election.disconnect("s0", at=clock.t)  # while s0 itself is still cut off
+    assert leaders(electors) == ["s0"]  # s1 cannot take the lock s0 holds: one leader
+    election.reconnect("s0")
+    election.join("s0")  # back, but third in line: it hands the lock to the first
+    assert leaders(electors) == ["s1"]
+
+
+def test_leader_that_loses_its_lock_while_cut_off_stops_and_the_next_takes_over() -> None:
+    election, server, clock, electors = cluster()
+    leaders(electors)
+    election.leave("s0")
+    election.disconnect("s0", at=clock.t)
+    server.holder = None  # s0's lock session ended (it could not verify it)
+    assert leaders(electors) == ["s1"]
 
 
 def test_whole_ensemble_down_falls_back_to_the_database_lock_after_the_delay() -> None:
@@ -108,10 +123,13 @@ def test_whole_ensemble_down_falls_back_to_the_database_lock_after_the_delay() -
     leaders(electors)
     for name in electors:
         election.disconnect(name, at=clock.t)
+    assert leaders(electors) == ["s0"]  # the leader keeps its lock: no pause
     clock.t = 5.9
-    assert leaders(electors) == []
+    assert leaders(electors) == ["s0"]
+    assert electors["s0"].mode == "database"
+    assert electors["s1"].mode != "database"  # a standby waits for the delay to compete
     clock.t = 6.0
-    assert leaders(electors) == ["s0"]  # it still held the lock; the others cannot take it
+    assert leaders(electors) == ["s0"]  # the others compete now but cannot take the lock
     assert all(e.mode == "database" for e in electors.values())
 
 

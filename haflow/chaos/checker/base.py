@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from haflow.chaos.model import Event, Fault
+from haflow.chaos.model import Event, Fault, History
 
 DOWN_ACTIONS = frozenset({"kill", "pause", "partition", "stop"})
 UP_ACTIONS = frozenset({"resume", "heal", "restart", "start"})
@@ -40,6 +40,9 @@ class Bounds:
     partition_takeover_s: float = 11.0
     """A leader cut off from ZooKeeper (or from everything) must have been replaced within:
     its session expires (6 s), or it resigns on its own timer, then P2's 5 s."""
+    zk_cut_pause_s: float = 5.0
+    """A leader cut off from ZooKeeper only pauses scheduling at most this long: runs triggered
+    while it is cut off start within it."""
     fault_grace_s: float = 0.5
     """An attempt that ended within this long after a fault on its worker was not mid-task."""
 
@@ -143,3 +146,36 @@ class NodeStates:
             ),
             None,
         )
+
+
+# -- scheduling as users see it -------------------------------------------------------------
+
+
+def start_delays(
+    h: History, since: datetime, until: datetime | None
+) -> tuple[list[float], list[str]]:
+    """For each run triggered in [since, until], how long until the scheduler started it (the
+    commit of its `run.started`): the pause a user sees. Returns the delays and the runs never
+    started."""
+    started = {
+        (e.dag_id, e.run_id): e.at
+        for e in sorted(h.events, key=lambda e: e.id, reverse=True)
+        if e.kind == "run.started"
+    }
+    delays: list[float] = []
+    never: list[str] = []
+    for r in h.runs:
+        if r.created_at < since or (until is not None and r.created_at > until):
+            continue
+        at = started.get((r.dag_id, r.run_id))
+        if at is None:
+            never.append(f"{r.dag_id}/{r.run_id}")
+        else:
+            delays.append(max(0.0, secs(r.created_at, at)))
+    return delays, never
+
+
+def zookeeper_only(h: History, f: Fault) -> bool:
+    """Whether `f` cuts its node off the ZooKeeper members only (it still reaches the rest)."""
+    peers = f.detail.get("peers") or []
+    return f.action == "partition" and bool(peers) and set(peers) <= set(h.nodes_of("zookeeper"))

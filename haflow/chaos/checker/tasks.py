@@ -9,17 +9,27 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from datetime import datetime
 
-from haflow.chaos.checker.base import TERMINAL_RUN_STATES, Bounds, Verdict, secs, verdict
+from haflow.chaos.checker.base import (
+    TERMINAL_RUN_STATES,
+    Bounds,
+    Verdict,
+    secs,
+    verdict,
+    zookeeper_only,
+)
 from haflow.chaos.model import Attempt, Fault, History, TaskRecord
 
 # -- P3 -------------------------------------------------------------------------------------
 
 
 def check_p3(h: History, b: Bounds) -> Verdict:
-    """Worker SIGKILLed or cut off mid-task: its attempts are reclaimed and re-queued."""
+    """Worker SIGKILLed or cut off mid-task: its attempts are reclaimed and re-queued. A worker
+    cut off from ZooKeeper only is alive to the metastore: its attempts must run on, never
+    reclaimed (ZooKeeper is a hint, the heartbeat the truth)."""
     failures: list[str] = []
     notes: list[str] = []
     measures: dict[str, list[float]] = {"reclaim_s": [], "requeue_s": []}
+    kept = 0
     by_ti: dict[tuple[str, str, str], dict[int, Attempt]] = defaultdict(dict)
     for a in h.attempts:
         by_ti[a.ti][a.attempt] = a
@@ -33,6 +43,11 @@ def check_p3(h: History, b: Bounds) -> Verdict:
         victims = [a for a in h.attempts if _mid_task(a, f, b)]
         if not victims:
             notes.append(f"{f.action} {f.node} at {f.ts:%H:%M:%S}: no attempt was running")
+        if zookeeper_only(h, f):
+            kept += len(victims)
+            for v in victims:
+                _judge_kept(v, by_ti[v.ti].get(v.attempt + 1), f, failures, notes)
+            continue
         for v in victims:
             _judge_reclaim(v, by_ti[v.ti].get(v.attempt + 1), f, b, failures, notes, measures)
             if f.action == "partition":
@@ -42,9 +57,19 @@ def check_p3(h: History, b: Bounds) -> Verdict:
         "worker lost mid-task: attempts reclaimed and re-queued",
         failures,
         notes,
-        bool(measures["requeue_s"]) or bool(failures),
+        bool(measures["requeue_s"]) or bool(failures) or bool(kept),
         {k: v for k, v in measures.items() if v},
     )
+
+
+def _judge_kept(
+    victim: Attempt, successor: Attempt | None, f: Fault, failures: list[str], notes: list[str]
+) -> None:
+    what = f"attempt {victim.attempt} of {'/'.join(victim.ti)} on {f.node} cut off ZooKeeper"
+    if victim.state != "success" or successor is not None:
+        failures.append(f"{what}: ended {victim.state} ({victim.reason}); it should have run on")
+    else:
+        notes.append(f"{what}: ran on to success, nothing reclaimed")
 
 
 def _self_fenced(
