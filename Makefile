@@ -42,7 +42,7 @@ bench: $(STAMP) services
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
-# -- chaos suite (haflow.chaos; DESIGN.md sections 4 and 5) -----------------------------------
+# -- chaos suite (haflow.chaos; docs/design.md section 4) ---------------------------------------
 # `make chaos`: the CI subset, each scenario once on a fresh docker cluster, each report printed
 # (its JSON object is the last line, also kept in $(CHAOS_OUT)/NAME.json); exits 1 if any fails.
 # `make chaos-soak`: every scenario in chaos/scenarios/ with --repeat $(SOAK_REPEAT); not in CI.

@@ -11,7 +11,7 @@ Redis or RabbitMQ), against a fresh database, one configuration per column:
 wall time from the run's creation to its end, and tasks/s; (2) one run of a chain of M no-op
 tasks (M=50, --quick 20): per-hop latency, from one task's attempt ending to the next one's
 attempt starting, p50 / p95. Prints a table next to Apache Airflow 3.3.2's reference figures
-(DESIGN.md section 8) and, with --json, one JSON object as the last line.
+and, with --json, one JSON object as the last line.
 """
 
 from __future__ import annotations

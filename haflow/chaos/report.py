@@ -1,6 +1,6 @@
 """A chaos run's report: each property's verdict with its evidence, and measured times as
 min / p50 / p95 / max over the repeats. Printed as a table, or as one JSON object whose last
-line is the whole report (the benchmark contract of DESIGN.md section 8)."""
+line is the whole report, as the benchmarks print theirs."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """What a chaos cluster is made of: one typed spec, and from it each node's container definition
 and the configuration files the nodes read (ZooKeeper, haproxy). No docker calls here.
 
-Nodes (DESIGN.md section 5): `zk1..zkN` (a ZooKeeper ensemble), `postgres` (the metastore),
+Nodes: `zk1..zkN` (a ZooKeeper ensemble), `postgres` (the metastore),
 `broker` (Redis), `master1..N` (scheduler, and webserver when `haflow webserver` exists),
 `worker1..N` (`haflow worker`), `lb` (haproxy in front of the masters' webservers).
 """

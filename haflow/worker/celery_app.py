@@ -1,6 +1,6 @@
 """The Celery application shared by the Celery executor (publisher) and `haflow worker`.
 
-Settings for no loss, as DESIGN.md section 3 asks: acknowledge late, reject (requeue) when the
+Settings for no loss, as docs/design.md section 3 asks: acknowledge late, reject (requeue) when the
 worker process is lost, prefetch one message, JSON only (never pickle), publisher confirms on
 RabbitMQ, a Redis visibility timeout above the longest execution timeout. No result backend:
 an attempt's state lives in the metastore, written by its claim and report.

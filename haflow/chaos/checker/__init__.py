@@ -1,4 +1,4 @@
-"""Judge the availability properties P1..P9 (DESIGN.md section 4) from a recorded history.
+"""Judge the availability properties P1..P9 (docs/design.md section 4) from a recorded history.
 
 Pure functions over `haflow.chaos.model.History`: no docker, no SQL, no clock. Each check
 returns a `Verdict` (PASS, FAIL, or NOT_EXERCISED when the history holds no fault that puts the

@@ -25,7 +25,7 @@ class Status(StrEnum):
 
 @dataclass(frozen=True)
 class Bounds:
-    """The targets of DESIGN.md section 4 (defaults), and the checker's tolerances."""
+    """The targets of docs/design.md section 4 (defaults), and the checker's tolerances."""
 
     takeover_kill_s: float = 5.0
     takeover_term_s: float = 1.0
