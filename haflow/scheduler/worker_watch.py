@@ -1,9 +1,10 @@
-"""The leader's view of which workers' ZooKeeper sessions ended, for fast reclamation.
+"""The leader's view of which workers' ZooKeeper sessions ended: the hint that lets
+`haflow.core.reclamation` reclaim their attempts at the self-fence point plus a margin instead
+of the full heartbeat timeout. A hint only: an attempt whose metastore heartbeat is fresh is
+never reclaimed, whatever this watch says.
 
 A worker counts as gone when this watch saw its node and then saw it disappear. Nothing is
-reported gone while our own connection is not CONNECTED (the children list could be stale),
-so a ZooKeeper outage never reclaims live workers' attempts; the heartbeat timeout still
-applies in every case.
+reported gone while our own connection is not CONNECTED (the children list could be stale).
 """
 
 from __future__ import annotations
