@@ -94,7 +94,8 @@ SCHEMA: tuple[SettingSpec, ...] = (
                 "(its self-fence point: timeout - self_fence_margin).", positive=True),
     SettingSpec("worker", "reclaim_margin", "float", "1.0",
                 "Seconds past a worker's self-fence point after which the leader reclaims its "
-                "attempt once its ZooKeeper node has vanished; at most self_fence_margin.",
+                "attempt once its ZooKeeper node has vanished (a larger value than "
+                "self_fence_margin counts as self_fence_margin).",
                 positive=True),
     SettingSpec("worker", "metrics_port", "int", "0",
                 "Port of the worker's metrics endpoint; 0 turns it off.", minimum=0, maximum=65535),

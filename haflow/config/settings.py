@@ -66,12 +66,17 @@ class WorkerSettings:
     reclaim_consumes_retry: bool
 
     def __post_init__(self) -> None:
-        if not self.reclaim_margin <= self.self_fence_margin < self.timeout:
+        if self.self_fence_margin >= self.timeout:
             raise ConfigError(
-                f"[worker] needs reclaim_margin ({self.reclaim_margin:g}) <= self_fence_margin "
-                f"({self.self_fence_margin:g}) < timeout ({self.timeout:g}): a worker must stop "
-                "an attempt it cannot heartbeat before the leader may reclaim it"
+                f"[worker] needs self_fence_margin ({self.self_fence_margin:g}) < timeout "
+                f"({self.timeout:g}): a worker stops an attempt it cannot heartbeat after "
+                "timeout - self_fence_margin seconds, which must be more than none"
             )
+
+    @property
+    def reclaim_margin_s(self) -> float:
+        """`reclaim_margin`, at most `self_fence_margin` (so W + margin <= timeout)."""
+        return min(self.reclaim_margin, self.self_fence_margin)
 
     @property
     def self_fence_s(self) -> float:

@@ -13,8 +13,9 @@
   `fallback_after_s` competes on the database lock alone (so a leader that dies during an
   ensemble outage is replaced).
 - ZooKeeper back: the order applies again; a leader that is not first or second in it releases
-  the lock. At no point can two candidates lead: only one holds the lock, and the fencing epoch
-  rejects whatever a deposed leader still tries to write.
+  the lock (one whose candidate node is still being created after a LOST session keeps it
+  until its place is known). At no point can two candidates lead: only one holds the lock,
+  and the fencing epoch rejects whatever a deposed leader still tries to write.
 """
 
 from __future__ import annotations
@@ -74,7 +75,10 @@ class FailoverElector(Elector):
         first = self.order.poll(now)
         if self.order.connected:
             self.mode = self.order.mode
-            if first or self.order.position() == 1:
+            position = self.order.position()
+            # None: our candidate node is being created again (after a LOST session); a
+            # holder keeps the lock until it knows its place, rather than hand over needlessly
+            if first or position == 1 or (position is None and self.lock.holding):
                 return self.lock.poll(now)
             if self.lock.holding:
                 self.lock.release()

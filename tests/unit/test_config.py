@@ -481,3 +481,12 @@ def test_rendered_config_round_trips_to_the_defaults(tmp_path: Path) -> None:
     uncommented = re.sub(r"^# ([a-z_]+ =)", r"\1", text, flags=re.MULTILINE)
     assert "\nparallelism = 8\n" in uncommented
     assert load(tmp_path, cfg=uncommented) == defaults
+
+
+def test_worker_margins_keep_the_reclaim_after_the_self_fence(tmp_path: Path) -> None:
+    env = {"HAFLOW__WORKER__TIMEOUT": "2", "HAFLOW__WORKER__SELF_FENCE_MARGIN": "0.5"}
+    s = load_settings(home=tmp_path, environ=env)
+    assert s.worker.self_fence_s == 1.5
+    assert s.worker.reclaim_margin_s == 0.5  # the default 1 s, capped at the margin
+    with pytest.raises(ConfigError, match=r"self_fence_margin \(2\) < timeout \(2\)"):
+        load_settings(home=tmp_path, environ={**env, "HAFLOW__WORKER__SELF_FENCE_MARGIN": "2"})

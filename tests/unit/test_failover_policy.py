@@ -176,3 +176,18 @@ def test_never_two_leaders_over_random_faults() -> None:
             election.leave(name)
             election.join(name)
         assert len(leaders(electors)) <= 1
+
+
+def test_a_rejoining_leader_keeps_its_lock_until_it_knows_its_place() -> None:
+    """Back from an outage that expired its session, the leader's candidate node is created
+    again: while its place is unknown it keeps the lock instead of handing over needlessly."""
+    election, server, clock, electors = cluster(n=2)
+    leaders(electors)
+    election.disconnect("s0", at=clock.t)
+    election.leave("s0")
+    election.disconnect("s0", at=clock.t)
+    election.reconnect("s0")  # connected again, not yet in the order
+    assert leaders(electors) == ["s0"]
+    election.join("s0")  # second in line now: it may keep the lock
+    assert leaders(electors) == ["s0"]
+    assert server.holder == "s0"
