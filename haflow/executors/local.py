@@ -39,6 +39,7 @@ class PoolConfig:
     worker_id: str
     runner: RunnerConfig
     log_level: str = "INFO"
+    idle_tx_timeout_s: float | None = None  # see metastore.engine.create_engine
     metrics: bool = False  # record attempt metrics (into the scheduler's multiprocess files)
 
 
@@ -185,7 +186,9 @@ def pool_main(
     if state["stopping"]:
         return
     repo = Repository(
-        create_engine(cfg.sql_alchemy_conn, pool_size=2), cluster=cfg.cluster, actor=cfg.worker_id
+        create_engine(cfg.sql_alchemy_conn, pool_size=2, idle_tx_timeout_s=cfg.idle_tx_timeout_s),
+        cluster=cfg.cluster,
+        actor=cfg.worker_id,
     )
     runner = AttemptRunner(
         repo,

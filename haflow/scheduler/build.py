@@ -87,6 +87,7 @@ def build_executor(settings: Settings, sid: str, *, metrics: bool = False) -> Ex
         worker_id=f"local:{sid}",
         runner=RunnerConfig.from_settings(settings),
         log_level=settings.logging.level,
+        idle_tx_timeout_s=settings.election.db_lock_timeout,
         metrics=metrics,
     )
     return LocalExecutor(pool, settings.core.parallelism)

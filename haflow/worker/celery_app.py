@@ -139,7 +139,13 @@ def _runner() -> Any:
 
         s = _identity.settings
         repo = Repository(
-            create_engine(s.core.sql_alchemy_conn, pool_size=2),
+            # a claim or report cut off mid-transaction must not keep its row locks: the
+            # server rolls it back (the claim, then, never happened: see docs/design.md)
+            create_engine(
+                s.core.sql_alchemy_conn,
+                pool_size=2,
+                idle_tx_timeout_s=s.election.db_lock_timeout,
+            ),
             cluster=s.scheduler.cluster,
             actor=_identity.worker_id,
         )

@@ -85,7 +85,9 @@ def run_worker(
             "refusing to run a worker as root: tasks would run as root too; "
             "use a dedicated user, or pass --allow-root if you really mean it"
         )
-    engine = create_engine(settings.core.sql_alchemy_conn)
+    engine = create_engine(
+        settings.core.sql_alchemy_conn, idle_tx_timeout_s=settings.election.db_lock_timeout
+    )
     require_current(engine)
     worker_id = hostname
     e = settings.election

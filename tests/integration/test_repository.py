@@ -185,3 +185,47 @@ def test_clear_reopens_a_finished_run(repo: Repository) -> None:
     ti = repo.task_instance("d", "r1", "a")
     assert (ti.state, ti.attempt) == (TaskState.NONE, 1)
     assert repo.run("d", "r1").state == RunState.RUNNING
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mysql"], indirect=True)
+def test_a_claim_cut_off_mid_transaction_does_not_keep_the_attempt_locked(
+    repo: Repository, db_url: str
+) -> None:
+    """A worker cut off (or frozen) inside its claim's transaction leaves the server idle in
+    that transaction, holding the attempt's row lock. Workers' engines ask the server to end
+    such a session (`idle_tx_timeout_s` = `[election] db_lock_timeout`), so the claim rolls
+    back and another worker claims the attempt, instead of blocking behind the lock for as
+    long as the server keeps a vanished client's session (hours, under default keepalives)."""
+    import threading
+    import time
+
+    from sqlalchemy import update
+
+    from haflow.metastore import models as m
+    from haflow.metastore.engine import create_engine
+
+    epoch = repo.take_leadership("s1", "none", T0)
+    _started_run(repo, epoch)
+    ref = _queue(repo, epoch)
+    cut = create_engine(db_url, idle_tx_timeout_s=1.0)  # as a worker's engine is made
+    conn = cut.connect()
+    tx = conn.begin()
+    conn.execute(  # the claim's first statement; then the worker vanishes
+        update(m.TaskAttempt)
+        .where(m.TaskAttempt.ti_id == ref.ti_id, m.TaskAttempt.attempt == ref.attempt)
+        .values(state="running", worker_id="w1")
+    )
+    other = Repository(create_engine(db_url), cluster="c1", actor="w2")
+    got: list[object] = []
+    started = time.monotonic()
+    t = threading.Thread(target=lambda: got.append(other.claim(ref, "w2", T0)), daemon=True)
+    t.start()
+    t.join(10)
+    assert got and got[0] is not None, "the other worker's claim is still blocked"
+    assert time.monotonic() - started < 6
+    assert [(a.state, a.worker_id) for a in repo.attempts(ref.ti_id)] == [("running", "w2")]
+    with pytest.raises(Exception):  # noqa: B017 - the driver's error for an ended session
+        tx.commit()
+    conn.close()
+    cut.dispose()
+    other.engine.dispose()
