@@ -134,7 +134,7 @@ def build_scheduler(settings: Settings, cluster: str | None = None) -> Scheduler
         registry,
         LoopConfig(
             worker_timeout_s=settings.worker.timeout,
-            self_fence_margin_s=settings.worker.self_fence_margin,
+            self_fence_s=settings.worker.self_fence_s,
             reclaim_margin_s=settings.worker.reclaim_margin_s,
             queued_timeout_s=settings.scheduler.queued_timeout,
             reclaim_consumes_retry=settings.worker.reclaim_consumes_retry,

@@ -18,7 +18,9 @@ from haflow.scheduler.listener import NO_LISTENER, SchedulerListener
 @dataclass(frozen=True)
 class LoopConfig:
     worker_timeout_s: float = 8.0
-    self_fence_margin_s: float = 2.0
+    self_fence_s: float = (
+        6.0  # the workers' self-fence window, [worker] WorkerSettings.self_fence_s
+    )
     reclaim_margin_s: float = 1.0
     queued_timeout_s: float = 30.0
     timeout_grace_s: float = 5.0
@@ -83,7 +85,7 @@ class SchedulingLoop:
             reclaim_consumes_retry=self.cfg.reclaim_consumes_retry,
             max_losses=self.cfg.max_losses,
             gone_workers=self.worker_watch.gone() if self.worker_watch else frozenset(),
-            self_fence_s=self.cfg.worker_timeout_s - self.cfg.self_fence_margin_s,
+            self_fence_s=self.cfg.self_fence_s,
             reclaim_margin_s=self.cfg.reclaim_margin_s,
             metastore_now=metastore_now,
         )
