@@ -18,9 +18,7 @@ from haflow.scheduler.listener import NO_LISTENER, SchedulerListener
 @dataclass(frozen=True)
 class LoopConfig:
     worker_timeout_s: float = 8.0
-    self_fence_s: float = (
-        6.0  # the workers' self-fence window, [worker] WorkerSettings.self_fence_s
-    )
+    self_fence_s: float = 6.0  # the workers' self-fence window (WorkerSettings.self_fence_s)
     reclaim_margin_s: float = 1.0
     queued_timeout_s: float = 30.0
     timeout_grace_s: float = 5.0
