@@ -64,6 +64,9 @@ define chaos_run
 	  cat $(CHAOS_OUT)/$$name.txt; tail -n 1 $(CHAOS_OUT)/$$name.txt > $(CHAOS_OUT)/$$name.json; \
 	  [ $$rc -eq 0 ] || failed="$$failed $$name"; \
 	done; \
+	for name in $$failed; do \
+	  echo "-- $$name:"; grep -E -A4 '^P[0-9]+ +FAIL|^ABORTED' $(CHAOS_OUT)/$$name.txt | grep -v '^{'; \
+	done; \
 	if [ -n "$$failed" ]; then echo "chaos: FAILED:$$failed"; exit 1; fi; echo "chaos: all passed"
 endef
 
