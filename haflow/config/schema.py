@@ -69,6 +69,15 @@ SCHEMA: tuple[SettingSpec, ...] = (
                 "Name this process reports for itself; empty means socket.getfqdn()."),
     SettingSpec("core", "dag_dir_list_interval", "float", "10.0",
                 "Seconds between scans of the DAGs folder.", positive=True),
+    SettingSpec("core", "dag_file_import_timeout", "float", "30.0",
+                "Seconds one DAG file may take to import before its parse is killed and "
+                "recorded as an import error.", positive=True),
+    SettingSpec("core", "dag_file_memory_limit", "int", "2048",
+                "Megabytes of address space a DAG file's parse process may use; 0 means no "
+                "limit.", minimum=0),
+    SettingSpec("core", "dag_parsing_processes", "int", "2",
+                "DAG files the scheduler parses at once, each in a child process of its own.",
+                minimum=1),
     SettingSpec("scheduler", "cluster", "str", "default",
                 "Name of the scheduler cluster; schedulers sharing it elect one leader."),
     SettingSpec("scheduler", "loop_interval", "float", "0.2",

@@ -33,6 +33,9 @@ class CoreSettings:
     fernet_key: str = field(repr=False)
     hostname: str
     dag_dir_list_interval: float
+    dag_file_import_timeout: float
+    dag_file_memory_limit: int
+    dag_parsing_processes: int
 
     def effective_hostname(self) -> str:
         """The configured hostname, or socket.getfqdn() when it is left empty."""

@@ -147,7 +147,7 @@ def _assemble(results: dict[str, _FileResult]) -> DagBag:
     return bag
 
 
-def _importable(folder: Path) -> None:
+def importable(folder: Path) -> None:
     """Let DAG files import helper modules kept beside them (as Airflow does)."""
     path = os.path.abspath(folder)
     if path not in sys.path:
@@ -156,7 +156,7 @@ def _importable(folder: Path) -> None:
 
 def load_dag_folder(folder: Path) -> DagBag:
     """Import every DAG file of `folder` afresh."""
-    _importable(folder)
+    importable(folder)
     files = [os.path.abspath(p) for p in find_dag_files(folder)]
     return _assemble({path: _load_result(path) for path in files})
 
@@ -169,7 +169,7 @@ class DagCache:
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
-        _importable(self.folder)
+        importable(self.folder)
         self._results: dict[str, _FileResult] = {}
         self._bag: DagBag | None = None
         self._lock = threading.RLock()

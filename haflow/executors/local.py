@@ -163,7 +163,6 @@ def pool_main(
     cfg: PoolConfig, inbox: Any, done: Any, busy: Any, slot: int, parent_pid: int
 ) -> None:
     """Entry point of a pool process: claim and run attempts until told to stop."""
-    from haflow.dag.loader import DagCache
     from haflow.logs import setup_logging
     from haflow.metastore.engine import create_engine
     from haflow.metastore.repository import Repository
@@ -192,7 +191,7 @@ def pool_main(
     )
     runner = AttemptRunner(
         repo,
-        DagCache(cfg.dags_folder),
+        cfg.dags_folder,
         cfg.worker_id,
         cfg.runner,
         stopping=lambda: state["stopping"],

@@ -19,6 +19,7 @@ from haflow.metastore.repository import Repository
 from haflow.scheduler.dags import DagRegistry
 from haflow.scheduler.listener import NO_LISTENER
 from haflow.scheduler.loop import LoopConfig, SchedulingLoop
+from haflow.scheduler.parsing import DagFileProcessor
 from haflow.scheduler.service import SchedulerService, ServiceConfig, scheduler_id
 from haflow.scheduler.wakeup import make_wakeup
 from haflow.scheduler.worker_watch import ZkWorkerWatch
@@ -93,6 +94,17 @@ def build_executor(settings: Settings, sid: str, *, metrics: bool = False) -> Ex
     return LocalExecutor(pool, settings.core.parallelism)
 
 
+def dag_processor(settings: Settings) -> DagFileProcessor:
+    c = settings.core
+    return DagFileProcessor(
+        c.dags_folder,
+        interval_s=c.dag_dir_list_interval,
+        timeout_s=c.dag_file_import_timeout,
+        memory_limit_mb=c.dag_file_memory_limit,
+        processes=c.dag_parsing_processes,
+    )
+
+
 def build_scheduler(settings: Settings, cluster: str | None = None) -> SchedulerService:
     cluster = cluster or settings.scheduler.cluster
     sid = scheduler_id(settings.core.effective_hostname())
@@ -113,8 +125,10 @@ def build_scheduler(settings: Settings, cluster: str | None = None) -> Scheduler
             zk_state=zk_connection_state(elector),
         )
     executor = build_executor(settings, sid, metrics=observer is not None)
-    registry = DagRegistry(settings.core.dags_folder, settings.core.dag_dir_list_interval)
-    extras: list[Any] = [observer.server] if observer else []
+    registry = DagRegistry(dag_processor(settings))
+    extras: list[Any] = [registry]  # parses in the background, leader or standby
+    if observer:
+        extras.append(observer.server)
     listener = observer.listener if observer else NO_LISTENER
     wakeup = make_wakeup(settings.core.sql_alchemy_conn, cluster, executor.wake)
     if wakeup is not None:

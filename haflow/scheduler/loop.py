@@ -1,4 +1,10 @@
-"""One scheduling iteration as a function of `now`: snapshot, plan, apply (fenced), publish."""
+"""One scheduling iteration: snapshot, plan, apply (fenced), publish.
+
+`now` is read from the clock after every step that can block (a metastore call), so what an
+iteration records is never stamped earlier than what it read: a run triggered while the
+snapshot was taken is never started "before" it was triggered. DAG files are parsed elsewhere
+(`haflow.scheduler.parsing`); the loop only takes the newest parses, never waits for one.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from haflow.core.clock import Clock, utcnow
 from haflow.core.planner import Limits, RunSnap, plan
 from haflow.core.states import TaskState
 from haflow.executors.base import Executor
@@ -38,6 +45,7 @@ class SchedulingLoop:
         cfg: LoopConfig,
         worker_watch: Any = None,
         listener: SchedulerListener = NO_LISTENER,
+        clock: Clock = utcnow,
     ) -> None:
         self.worker_watch = worker_watch  # ZooKeeper's view of dead workers, or None
         self.listener = listener  # told what each iteration committed (metrics)
@@ -45,14 +53,16 @@ class SchedulingLoop:
         self.executor = executor
         self.registry = registry
         self.cfg = cfg
+        self.clock = clock
 
-    def tick(self, now: datetime, epoch: int) -> bool:
+    def tick(self, epoch: int) -> bool:
         """Run one iteration; True when it changed something (so the next one should follow)."""
-        if self.registry.due():
-            self.sync_dags(now, epoch)
+        if self.registry.changed():
+            self.sync_dags(epoch)
         rows = {d.dag_id: d for d in self.repo.dags()}
         specs = self.registry.specs(rows)
         snap = self.repo.snapshot()
+        now = self.clock()
         limits = self._limits(_active(snap.runs), snap.metastore_now)
         decisions = plan(specs, snap.runs, now, limits)
         if not decisions:
@@ -63,14 +73,23 @@ class SchedulingLoop:
         self.listener.applied(decisions, refs, now)
         return True
 
-    def sync_dags(self, now: datetime, epoch: int) -> None:
+    def sync_dags(self, epoch: int) -> None:
+        """Write the newest parses; DAGs of files not parsed yet by this process stay as the
+        metastore has them."""
         self.registry.refresh()
-        self.repo.sync_dags(self.registry.records(), self.registry.errors(), now, epoch)
+        self.repo.sync_dags(
+            self.registry.records(),
+            self.registry.errors(),
+            self.clock(),
+            epoch,
+            pending_files=self.registry.pending,
+        )
 
-    def take_over(self, now: datetime, epoch: int) -> None:
-        """On becoming leader: parse, then re-publish every attempt an earlier leader queued."""
-        self.sync_dags(now, epoch)
-        refs = self.repo.republish_queued(epoch, now)
+    def take_over(self, epoch: int) -> None:
+        """On becoming leader: write the newest parses, then re-publish every attempt an
+        earlier leader queued."""
+        self.sync_dags(epoch)
+        refs = self.repo.republish_queued(epoch, self.clock())
         if refs:
             self.executor.submit(refs)
 

@@ -108,7 +108,7 @@ class SchedulerService:
 
     def _tick(self, epoch: int) -> bool:
         started = self.monotonic()
-        busy = self.loop.tick(self.clock(), epoch)
+        busy = self.loop.tick(epoch)
         self.listener.ticked(epoch, self.monotonic() - started, busy)
         return busy
 
@@ -118,7 +118,7 @@ class SchedulerService:
         self.epoch = self.repo.take_leadership(self.sid, self.elector.mode, now, reason="elected")
         log.info("leading with epoch %s (%s elector)", self.epoch, self.elector.mode)
         self.listener.elected(self.epoch, self.elector.mode, now)
-        self.loop.take_over(now, self.epoch)
+        self.loop.take_over(self.epoch)
         self.listener.took_over(self.epoch, self.clock())
 
     def _step_down(self, reason: str) -> None:
@@ -169,8 +169,6 @@ class SchedulerService:
             now=self.clock(),
         )
         self._last_beat = self.monotonic()
-        if self.epoch is None and self.loop.registry.due():
-            self.loop.registry.refresh()  # a hot standby keeps its DAGs parsed
 
     def _check_parts(self) -> None:
         self.executor.maintain()

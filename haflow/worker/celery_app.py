@@ -132,7 +132,6 @@ def _runner() -> Any:
             raise ConfigError(
                 "this process runs haflow tasks but was not started by `haflow worker`"
             )
-        from haflow.dag.loader import DagCache
         from haflow.metastore.engine import create_engine
         from haflow.metastore.repository import Repository
         from haflow.worker.runner import AttemptRunner, RunnerConfig
@@ -152,7 +151,7 @@ def _runner() -> Any:
         _context.clear()
         _context[pid] = AttemptRunner(
             repo,
-            DagCache(s.core.dags_folder),
+            s.core.dags_folder,
             _identity.worker_id,
             RunnerConfig.from_settings(s),
             listener=_identity.listener,

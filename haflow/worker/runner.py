@@ -1,12 +1,15 @@
 """Runs one claimed attempt end to end: claim, execute, heartbeat, stream logs, report.
 
 The same path serves the local executor's processes and the Celery workers. Invariants: a
-worker runs only an attempt it claimed; it heartbeats from the claim on (while the DAG loads
-too); it stops the attempt as soon as a heartbeat says the attempt is no longer its own, or when
-no heartbeat has succeeded for its self-fence window `timeout - self_fence_margin`, counted from
-when the last good one (or the claim) was sent. The leader reclaims no sooner than that window
-plus a margin after the metastore stamped it (`haflow.core.reclamation`), so a worker never runs
-an attempt concurrently with the one that replaced it. Losing ZooKeeper never stops an attempt.
+worker runs only an attempt it claimed; it heartbeats from the claim on; the DAG's own file
+(and no other) is imported inside the attempt's child process, so an import that hangs or
+crashes counts against that attempt's execution timeout and fails that attempt alone, never
+the worker or other DAGs' attempts; it stops the attempt as soon as a heartbeat says the
+attempt is no longer its own, or when no heartbeat has succeeded for its self-fence window
+`timeout - self_fence_margin`, counted from when the last good one (or the claim) was sent.
+The leader reclaims no sooner than that window plus a margin after the metastore stamped it
+(`haflow.core.reclamation`), so a worker never runs an attempt concurrently with the one that
+replaced it. Losing ZooKeeper never stops an attempt.
 """
 
 from __future__ import annotations
@@ -15,22 +18,24 @@ import inspect
 import json
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, NoReturn
 
 from haflow.config import Settings
 from haflow.core.attempt_end import DEFAULT_POLICY, Ending, EndPolicy
 from haflow.core.clock import Clock, utcnow
-from haflow.dag.loader import DagCache
-from haflow.dag.tasks import BashTask, PythonTask
+from haflow.dag.loader import importable, load_dag_file
+from haflow.dag.tasks import BaseTask, BashTask, PythonTask
 from haflow.errors import HaflowError
 from haflow.metastore.records import AttemptRef, ClaimedAttempt
 from haflow.metastore.repository import Repository
 from haflow.worker.listener import NO_LISTENER, AttemptListener
-from haflow.worker.process import LogSink, Outcome, Result, spawn_bash, spawn_python, supervise
+from haflow.worker.process import LogSink, Outcome, Result, spawn_python, supervise
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +75,7 @@ class AttemptRunner:
     def __init__(
         self,
         repo: Repository,
-        dags: DagCache,
+        dags_folder: Path,
         worker_id: str,
         cfg: RunnerConfig,
         *,
@@ -80,7 +85,7 @@ class AttemptRunner:
         listener: AttemptListener = NO_LISTENER,
     ) -> None:
         self.repo = repo
-        self.dags = dags
+        self.dags_folder = Path(dags_folder)
         self.worker_id = worker_id
         self.cfg = cfg
         self.clock = clock
@@ -115,13 +120,15 @@ class AttemptRunner:
         return result.outcome.value
 
     def _execute(self, claimed: ClaimedAttempt, sink: LogSink, watch: _Watch) -> Result:
-        """Load the task and run it under `watch`; an attempt that may no longer be ours once
-        loaded (taken, or silent past the self-fence window) is not started at all."""
-        try:
-            pid, fd = self._start(claimed, watch)
-        except _NotOurs:
+        """Start the attempt's child (which loads the task itself) and run it under `watch`;
+        an attempt that may no longer be ours (taken, or silent past the self-fence window)
+        is not started at all."""
+        if not watch.tick():
             return Result(Outcome.CANCELLED, "attempt cancelled before it started", None)
-        except Exception as exc:  # the DAG or task cannot be loaded: the attempt fails
+        folder, worker_id = self.dags_folder, self.worker_id
+        try:
+            pid, fd = spawn_python(lambda: run_from_file(claimed, folder, worker_id))
+        except OSError as exc:  # no fork: out of processes or memory on this node
             return Result(Outcome.FAILED, f"could not start: {type(exc).__name__}: {exc}", None)
         return supervise(
             pid,
@@ -131,17 +138,6 @@ class AttemptRunner:
             tick_every_s=min(0.1, self.cfg.heartbeat_sec),
             on_tick=watch.tick,
         )
-
-    def _start(self, c: ClaimedAttempt, watch: _Watch) -> tuple[int, int]:
-        task = self.dags.get(c.dag_id).task(c.task_id)
-        if not watch.tick():
-            raise _NotOurs
-        if isinstance(task, BashTask):
-            env = {**_task_environ(), **context_env(c, self.worker_id), **(task.env or {})}
-            return spawn_bash(task.bash_command, env)
-        if isinstance(task, PythonTask):
-            return spawn_python(python_call(task, c))
-        raise HaflowError(f"task {c.task_id!r} has unsupported kind {type(task).__name__}")
 
     def _report(self, c: ClaimedAttempt, result: Result, sink: LogSink) -> bool | None:
         """Report the end, retrying while the metastore is away; the reaper does the rest.
@@ -172,10 +168,6 @@ class AttemptRunner:
                     return None
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
-
-
-class _NotOurs(Exception):
-    """The attempt may no longer be ours by the time it was loaded: do not start it."""
 
 
 class _Watch:
@@ -240,6 +232,53 @@ class _Watch:
                 self.taken = True
                 return
             self.last_ok = sent
+
+
+def run_from_file(c: ClaimedAttempt, folder: Path, worker_id: str) -> object:
+    """The attempt's child: import the DAG's own file, then run the task (bash replaces this
+    process). A file that cannot be loaded fails the attempt with the reason in its log."""
+    task = load_task(c, folder)
+    if isinstance(task, BashTask):
+        env = {**_task_environ(), **context_env(c, worker_id), **(task.env or {})}
+        sys.stdout.flush()
+        os.execvpe("bash", ["bash", "-c", task.bash_command], env)
+    if isinstance(task, PythonTask):
+        return python_call(task, c)()
+    _cannot_load(f"task {c.task_id!r} has unsupported kind {type(task).__name__}")
+
+
+def load_task(c: ClaimedAttempt, folder: Path) -> BaseTask:
+    """Task `c.task_id` of DAG `c.dag_id`, from the file the scheduler found it in."""
+    importable(folder)
+    path = locate(c.fileloc, folder)
+    dags, error = load_dag_file(path)
+    if error is not None:
+        where = f", line {error.line}" if error.line else ""
+        _cannot_load(f"cannot load DAG file {path}{where}: {error.message}")
+    dag = next((d for d in dags if d.dag_id == c.dag_id), None)
+    if dag is None:
+        _cannot_load(f"DAG {c.dag_id!r} is no longer defined in {path}")
+    if c.task_id not in dag.tasks:
+        _cannot_load(f"DAG {c.dag_id!r} in {path} has no task {c.task_id!r} any more")
+    return dag.tasks[c.task_id]
+
+
+def locate(fileloc: str, folder: Path) -> str:
+    """`fileloc` as recorded by the scheduler, or, when this node keeps its DAGs folder
+    elsewhere, the same file under `folder` (matched by its longest existing path tail)."""
+    if os.path.exists(fileloc):
+        return fileloc
+    parts = Path(fileloc).parts[1:]
+    for i in range(len(parts)):
+        candidate = Path(folder).joinpath(*parts[i:])
+        if candidate.is_file():
+            return str(candidate)
+    return fileloc
+
+
+def _cannot_load(message: str) -> NoReturn:
+    print(f"[haflow: {message}]", file=sys.stderr)
+    raise SystemExit(1)
 
 
 def _task_environ() -> dict[str, str]:

@@ -292,7 +292,7 @@ def test_the_runner_reports_a_rejected_claim() -> None:
     registry = CollectorRegistry()
     runner = AttemptRunner(
         Repo(),  # type: ignore[arg-type]
-        None,  # type: ignore[arg-type]
+        Path("/nonexistent"),
         "w1",
         RunnerConfig(),
         listener=attempt_metrics(registry),

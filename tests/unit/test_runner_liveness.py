@@ -1,6 +1,8 @@
 """The worker's side of the liveness protocol over fakes: the self-fence window counts from
 the claim's send (the metastore stamps the first heartbeat later), and an attempt that is past
-its window once its DAG has loaded is not started at all, nor reported."""
+its window once claimed is not started at all, nor reported. And the attempt's child loads the
+DAG's own file: a file that fails or hangs at import fails that attempt, with the cause in its
+log, and no other file of the folder is imported."""
 
 from __future__ import annotations
 
@@ -8,11 +10,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from haflow.core.attempt_end import Ending
-from haflow.dag import DAG
-from haflow.dag.tasks import PythonTask
 from haflow.metastore.records import AttemptRef, ClaimedAttempt
-from haflow.worker.runner import AttemptRunner, RunnerConfig
+from haflow.worker.runner import AttemptRunner, RunnerConfig, locate
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 CFG = RunnerConfig(heartbeat_sec=60.0, timeout=8.0, self_fence_margin=2.0)  # W = 6 s
@@ -29,19 +31,37 @@ class Clock:
 class Repo:
     """Claims succeed after `claim_takes` seconds of the fake clock; reports are recorded."""
 
-    def __init__(self, clock: Clock, claim_takes: float) -> None:
+    def __init__(
+        self, clock: Clock, claim_takes: float, fileloc: str, timeout_s: float | None = None
+    ) -> None:
         self.clock = clock
         self.claim_takes = claim_takes
+        self.fileloc = fileloc
+        self.timeout_s = timeout_s
         self.reports: list[Ending] = []
+        self.reasons: list[str] = []
+        self.logs: list[str] = []
 
     def claim(self, ref: AttemptRef, worker_id: str, now: datetime) -> ClaimedAttempt:
         self.clock.t += self.claim_takes
-        return ClaimedAttempt(ref.ti_id, ref.attempt, "d", "r", "t", "/d.py", None, {}, None, None)
+        return ClaimedAttempt(
+            ref.ti_id, ref.attempt, "d", "r", "t", self.fileloc, self.timeout_s, {}, None, None
+        )
 
     def finish_attempt(
-        self, ti_id: int, attempt: int, worker_id: str, ending: Ending, *a: Any, **kw: Any
+        self,
+        ti_id: int,
+        attempt: int,
+        worker_id: str,
+        ending: Ending,
+        reason: str,
+        now: datetime,
+        log: str = "",
+        **kw: Any,
     ) -> bool:
         self.reports.append(ending)
+        self.reasons.append(reason)
+        self.logs.append(log)
         return True
 
     def append_log(self, *a: Any) -> None:
@@ -51,15 +71,14 @@ class Repo:
         return True
 
 
-class Dags:
-    def __init__(self, task: PythonTask) -> None:
-        self.task_ = task
+DAG_FILE = """
+from datetime import datetime
+from pathlib import Path
+from haflow.dag import DAG, PythonTask
 
-    def get(self, dag_id: str) -> Any:
-        return self
-
-    def task(self, task_id: str) -> PythonTask:
-        return self.task_
+with DAG("d", start_date=datetime(2026, 1, 1)):
+    PythonTask("t", python_callable=lambda: Path({marker!r}).write_text("ran"))
+"""
 
 
 class Listener:
@@ -81,16 +100,21 @@ class Listener:
         self.gave_up.append(why)
 
 
-def _runner(tmp_path: Path, claim_takes: float) -> tuple[AttemptRunner, Repo, Listener, Path]:
+def _runner(
+    tmp_path: Path, claim_takes: float, source: str = DAG_FILE, timeout_s: float | None = None
+) -> tuple[AttemptRunner, Repo, Listener, Path]:
     marker = tmp_path / "ran"
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "d.py").write_text(source.format(marker=str(marker)))
+    # a file beside it that must never be imported by this attempt
+    (dags / "other.py").write_text(f"open({str(tmp_path / 'other-imported')!r}, 'w')\n")
     clock = Clock()
-    repo = Repo(clock, claim_takes)
-    with DAG("d", start_date=NOW):
-        task = PythonTask("t", python_callable=lambda: marker.write_text("ran"))
+    repo = Repo(clock, claim_takes, str(dags / "d.py"), timeout_s)
     listener = Listener()
     runner = AttemptRunner(
         repo,  # type: ignore[arg-type]
-        Dags(task),  # type: ignore[arg-type]
+        dags,
         "w1",
         CFG,
         clock=lambda: NOW,
@@ -116,3 +140,49 @@ def test_a_claim_answered_in_time_runs_and_is_reported(tmp_path: Path) -> None:
     assert marker.read_text() == "ran"
     assert repo.reports == [Ending.SUCCESS]
     assert listener.gave_up == []
+    assert not (tmp_path / "other-imported").exists()
+
+
+def test_a_file_that_fails_at_import_fails_its_attempt_with_the_cause_in_its_log(
+    tmp_path: Path,
+) -> None:
+    source = "import haflow_no_such_module\n" + DAG_FILE
+    runner, repo, _, marker = _runner(tmp_path, claim_takes=0.1, source=source)
+    assert runner.run(AttemptRef(1, 1, 1, "default")) == "failed"
+    assert repo.reports == [Ending.FAILED]
+    assert "cannot load DAG file" in repo.logs[0]
+    assert "No module named 'haflow_no_such_module'" in repo.logs[0]
+    assert not marker.exists()
+
+
+def test_a_file_that_hangs_at_import_times_its_attempt_out(tmp_path: Path) -> None:
+    source = "import time\ntime.sleep(60)\n" + DAG_FILE
+    runner, repo, _, _ = _runner(tmp_path, claim_takes=0.1, source=source, timeout_s=1.0)
+    assert runner.run(AttemptRef(1, 1, 1, "default")) == "timed_out"
+    assert repo.reports == [Ending.TIMED_OUT]
+    assert "execution timeout" in repo.reasons[0]
+
+
+def test_a_dag_gone_from_its_file_fails_with_a_clear_reason(tmp_path: Path) -> None:
+    source = DAG_FILE.replace('DAG("d"', 'DAG("renamed"')
+    runner, repo, _, _ = _runner(tmp_path, claim_takes=0.1, source=source)
+    assert runner.run(AttemptRef(1, 1, 1, "default")) == "failed"
+    assert "DAG 'd' is no longer defined in" in repo.logs[0]
+
+
+@pytest.mark.parametrize(
+    ("recorded", "expected"),
+    [
+        ("/elsewhere/dags/team/etl.py", "team/etl.py"),  # the folder lives elsewhere here
+        ("/elsewhere/dags/etl.py", "etl.py"),
+        ("/elsewhere/dags/missing.py", None),  # left as recorded: the load says what is wrong
+    ],
+)
+def test_locate_finds_the_file_under_this_nodes_folder(
+    tmp_path: Path, recorded: str, expected: str | None
+) -> None:
+    (tmp_path / "team").mkdir()
+    (tmp_path / "team" / "etl.py").write_text("")
+    (tmp_path / "etl.py").write_text("")
+    found = locate(recorded, tmp_path)
+    assert found == (recorded if expected is None else str(tmp_path / expected))

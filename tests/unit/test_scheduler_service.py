@@ -43,25 +43,19 @@ class FakeRepo:
         pass
 
 
-class FakeRegistry:
-    def due(self) -> bool:
-        return False
-
-
 class FakeLoop:
     def __init__(self, repo: FakeRepo) -> None:
         self.repo = repo
-        self.registry = FakeRegistry()
         self.ticks: list[int] = []
         self.took_over: list[int] = []
 
-    def tick(self, now: datetime, epoch: int) -> bool:
+    def tick(self, epoch: int) -> bool:
         if epoch != self.repo.epoch:
             raise FencedOut(f"epoch {epoch} is gone")
         self.ticks.append(epoch)
         return False
 
-    def take_over(self, now: datetime, epoch: int) -> None:
+    def take_over(self, epoch: int) -> None:
         self.took_over.append(epoch)
 
 

@@ -31,8 +31,11 @@ class DagQueries(_Base):
         errors: Sequence[tuple[str, int | None, str]],
         now: datetime,
         epoch: int | None = None,
+        *,
+        pending_files: Sequence[str] = (),
     ) -> None:
-        """Write what the DAG folder holds now; DAGs gone from it become inactive."""
+        """Write what the DAG folder holds now; DAGs gone from it become inactive, except those
+        of `pending_files` (listed, not parsed yet: they stay as they are)."""
         with self._tx(epoch, now) as conn:
             known = set(conn.execute(select(m.Dag.dag_id)).scalars())
             for d in dags:
@@ -42,7 +45,10 @@ class DagQueries(_Base):
                 else:
                     conn.execute(insert(m.Dag).values(dag_id=d.dag_id, is_paused=False, **values))
             seen = [d.dag_id for d in dags]
-            conn.execute(update(m.Dag).where(m.Dag.dag_id.not_in(seen)).values(is_active=False))
+            gone = [m.Dag.dag_id.not_in(seen)]
+            if pending_files:
+                gone.append(m.Dag.fileloc.not_in(list(pending_files)))
+            conn.execute(update(m.Dag).where(*gone).values(is_active=False))
             conn.execute(delete(m.ImportError_))
             if errors:
                 conn.execute(

@@ -1,0 +1,416 @@
+"""Parsing the DAGs folder off the scheduling loop, each file in a child process of its own.
+
+A DAG file is user code: its top level may block, loop, exit, crash the interpreter or allocate
+without end. None of that may reach the scheduler, so the loop never imports a DAG file and
+never waits for a parse: it reads the last result of every file (`DagFileProcessor.view`).
+
+- Each file is imported in a child forked from multiprocessing's fork server (a clean,
+  single-threaded process with haflow's DAG modules preloaded), in a process group of its own,
+  under an address-space limit of `[core] dag_file_memory_limit` MB.
+- A child that runs past `[core] dag_file_import_timeout` is killed with its group; one that dies
+  (`os._exit`, a segfault, the OOM killer) or runs out of memory becomes an import error naming
+  the file and the cause. At most `[core] dag_parsing_processes` children run at once.
+- A file is parsed again when its mtime changes; one whose last parse failed is also retried
+  every `ERROR_RETRY_S` (a module missing on this node may have been installed since).
+- When a parse fails, the DAGs of the file's last good parse stay, beside its import error, so
+  the loop keeps scheduling them (Airflow keeps a broken file's serialized DAGs too).
+
+What a child sends back is plain data (`ParsedDag`): the scheduler needs no DAG object, so no
+user callable ever crosses into its process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import resource
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Any
+
+from haflow.core.planner import TaskSpec
+from haflow.dag.dag import DAG
+from haflow.dag.loader import ImportErrorRecord, find_dag_files, importable, load_dag_file
+from haflow.dag.schedule import Schedule
+from haflow.errors import ConfigError
+from haflow.metastore.records import DagRecord, TaskDef
+
+log = logging.getLogger(__name__)
+
+ERROR_RETRY_S = 60.0
+"""How often a file whose last parse failed is parsed again although it did not change."""
+
+_KILL_WAIT_S = 2.0
+
+
+@dataclass(frozen=True)
+class ParsedDag:
+    """What the scheduler needs of one DAG: its metastore record and its planner specs."""
+
+    record: DagRecord
+    tasks: dict[str, TaskSpec]
+    defs: list[TaskDef]
+    schedule: Schedule | None
+
+    @property
+    def dag_id(self) -> str:
+        return self.record.dag_id
+
+
+@dataclass(frozen=True)
+class ParsedFile:
+    """The outcome of one parse of `path` (its mtime read before the import began)."""
+
+    path: str
+    mtime: float
+    dags: tuple[ParsedDag, ...]
+    error: ImportErrorRecord | None
+    seconds: float = 0.0
+
+    def same_outcome(self, other: ParsedFile | None) -> bool:
+        return other is not None and (self.dags, self.error) == (other.dags, other.error)
+
+
+@dataclass(frozen=True)
+class FolderView:
+    """The processor's results at one moment: `generation` grows whenever they change."""
+
+    generation: int
+    files: tuple[str, ...]
+    results: Mapping[str, ParsedFile]
+    good: Mapping[str, tuple[ParsedDag, ...]]
+
+    @property
+    def pending(self) -> tuple[str, ...]:
+        """Files listed but not parsed yet (since this process started)."""
+        return tuple(f for f in self.files if f not in self.results)
+
+
+def summarize(dag: DAG) -> ParsedDag:
+    """The plain data of `dag` that the scheduler and the metastore need."""
+    record = DagRecord(
+        dag_id=dag.dag_id,
+        fileloc=str(dag.fileloc),
+        schedule=dag.schedule,
+        start_date=dag.start_date,
+        catchup=dag.catchup,
+        max_active_runs=dag.max_active_runs,
+        tags=list(dag.tags),
+        description=dag.description,
+        fingerprint=dag.fingerprint(),
+        structure=dag.structure(),
+    )
+    tasks = {
+        tid: TaskSpec(tid, frozenset(t.upstream_task_ids), t.trigger_rule)
+        for tid, t in dag.tasks.items()
+    }
+    defs = [
+        TaskDef(
+            task_id=t.task_id,
+            retries=t.retries,
+            retry_delay_s=t.retry_delay.total_seconds(),
+            timeout_s=None if t.execution_timeout is None else t.execution_timeout.total_seconds(),
+            queue=t.queue,
+        )
+        for t in (dag.tasks[tid] for tid in dag.topological_order())
+    ]
+    return ParsedDag(record, tasks, defs, dag.schedule_obj)
+
+
+def parse_file(path: str, memory_limit_mb: int = 0) -> ParsedFile:
+    """Import `path` in this process and summarize its DAGs (what a parse child does)."""
+    started = time.monotonic()
+    try:
+        mtime = os.stat(path).st_mtime  # before importing: an edit during it shows next time
+    except OSError as exc:
+        return ParsedFile(path, 0.0, (), ImportErrorRecord(path, None, _describe(exc)))
+    dags, error = load_dag_file(path)
+    if error is not None and error.message.startswith("MemoryError") and memory_limit_mb:
+        note = f" (over the {memory_limit_mb} MB a parse may use: [core] dag_file_memory_limit)"
+        error = replace(error, message=error.message.rstrip().rstrip(":") + note)
+    try:
+        parsed = tuple(summarize(d) for d in dags)
+    except Exception as exc:  # a DAG whose attributes cannot be summarized
+        parsed, error = (), ImportErrorRecord(path, None, _describe(exc))
+    return ParsedFile(path, mtime, parsed, error, time.monotonic() - started)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _child(path: str, conn: Connection, folder: str, memory_limit_mb: int) -> None:
+    """Body of a parse child: own process group, memory cap, parse, send, exit at once (so
+    threads or atexit hooks a DAG file left behind cannot keep it alive)."""
+    try:
+        os.setsid()
+        if memory_limit_mb:
+            limit = memory_limit_mb * 1024 * 1024
+            _, hard = resource.getrlimit(resource.RLIMIT_AS)
+            if hard != resource.RLIM_INFINITY:
+                limit = min(limit, hard)
+            resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+        importable(Path(folder))
+        result = parse_file(path, memory_limit_mb)
+        try:
+            conn.send(result)
+        except Exception as exc:  # e.g. a DAG attribute that cannot be pickled
+            message = f"{_describe(exc)} (while sending the parse result)"
+            conn.send(ParsedFile(path, result.mtime, (), ImportErrorRecord(path, None, message)))
+        conn.close()
+    finally:
+        os._exit(0)
+
+
+@dataclass
+class _Child:
+    path: str
+    proc: BaseProcess
+    conn: Connection
+    started: float
+    deadline: float
+
+
+@dataclass
+class _State:
+    generation: int = 0
+    files: tuple[str, ...] = ()
+    results: dict[str, ParsedFile] = field(default_factory=dict)
+    good: dict[str, tuple[ParsedDag, ...]] = field(default_factory=dict)
+    failed_at: dict[str, float] = field(default_factory=dict)
+
+
+class DagFileProcessor:
+    """Parses the files of `folder` in child processes from a thread of its own; thread-safe."""
+
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        interval_s: float,
+        timeout_s: float = 30.0,
+        memory_limit_mb: int = 0,
+        processes: int = 2,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.folder = Path(folder)
+        self.interval_s = interval_s
+        self.timeout_s = timeout_s
+        self.memory_limit_mb = memory_limit_mb
+        self.processes = processes
+        self.monotonic = monotonic
+        self._ctx: Any = multiprocessing.get_context("forkserver")
+        self._ctx.set_forkserver_preload(["haflow.scheduler.parsing"])
+        self._state = _State()
+        self._changed = threading.Condition()
+        self._queue: deque[str] = deque()
+        self._running: dict[str, _Child] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- what the scheduler reads ---------------------------------------------------------------
+
+    @property
+    def generation(self) -> int:
+        return self._state.generation
+
+    def view(self) -> FolderView:
+        with self._changed:
+            s = self._state
+            return FolderView(s.generation, s.files, dict(s.results), dict(s.good))
+
+    def wait_parsed(self, timeout_s: float) -> bool:
+        """Block until every listed file has a result (tests, CLI); False on timeout."""
+        deadline = self.monotonic() + timeout_s
+        with self._changed:
+            while not self._all_parsed():
+                left = deadline - self.monotonic()
+                if left <= 0:
+                    return False
+                self._changed.wait(min(left, 0.5))
+        return True
+
+    def _all_parsed(self) -> bool:
+        return all(f in self._state.results for f in self._state.files)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._scan()  # the file list at once, so the first view knows what is pending
+        self._thread = threading.Thread(target=self._run, name="dag-processor", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10.0)
+        for child in list(self._running.values()):
+            _kill(child)
+        self._running.clear()
+
+    def _run(self) -> None:
+        next_scan = self.monotonic() + self.interval_s
+        while not self._stop.is_set():
+            try:
+                if self.monotonic() >= next_scan:
+                    next_scan = self.monotonic() + self.interval_s
+                    self._scan()
+                self._launch()
+                self._collect(max(0.0, min(0.5, next_scan - self.monotonic())))
+            except Exception:  # never let the processor die silently: log, back off, go on
+                log.exception("the DAG file processor failed; retrying")
+                self._stop.wait(1.0)
+
+    # -- scanning and launching -----------------------------------------------------------------
+
+    def _scan(self) -> None:
+        try:
+            files = tuple(os.path.abspath(p) for p in find_dag_files(self.folder))
+        except ConfigError as exc:
+            log.error("cannot scan the DAGs folder: %s", exc)
+            return
+        now = self.monotonic()
+        busy = set(self._queue) | set(self._running)
+        with self._changed:
+            s = self._state
+            gone = [p for p in s.results if p not in files]
+            for path in gone:
+                s.results.pop(path, None)
+                s.good.pop(path, None)
+                s.failed_at.pop(path, None)
+            if gone or files != s.files:
+                s.files = files
+                s.generation += 1
+                self._changed.notify_all()
+            stale = [p for p in files if p not in busy and self._stale(p, now)]
+        self._queue.extend(stale)
+
+    def _stale(self, path: str, now: float) -> bool:
+        last = self._state.results.get(path)
+        if last is None:
+            return True
+        try:
+            if os.stat(path).st_mtime != last.mtime:
+                return True
+        except OSError:
+            return True
+        failed = self._state.failed_at.get(path)
+        return failed is not None and now - failed >= ERROR_RETRY_S
+
+    def _launch(self) -> None:
+        while self._queue and len(self._running) < self.processes and not self._stop.is_set():
+            path = self._queue.popleft()
+            recv, send = self._ctx.Pipe(duplex=False)
+            proc = self._ctx.Process(
+                target=_child,
+                args=(path, send, str(self.folder), self.memory_limit_mb),
+                name=f"haflow-parse {os.path.basename(path)}",
+                daemon=True,
+            )
+            proc.start()
+            send.close()
+            now = self.monotonic()
+            self._running[path] = _Child(path, proc, recv, now, now + self.timeout_s)
+
+    # -- collecting -----------------------------------------------------------------------------
+
+    def _collect(self, timeout_s: float) -> None:
+        if not self._running:
+            self._stop.wait(timeout_s)
+            return
+        soonest = min(c.deadline for c in self._running.values()) - self.monotonic()
+        waitables: list[Any] = []
+        for c in self._running.values():
+            waitables += [c.conn, c.proc.sentinel]
+        wait(waitables, max(0.0, min(timeout_s, soonest)))
+        for child in list(self._running.values()):
+            result = self._outcome(child)
+            if result is not None:
+                del self._running[child.path]
+                self._record(result)
+
+    def _outcome(self, c: _Child) -> ParsedFile | None:
+        """The result of `c` if it ended (sent one, died, or ran out of time), else None."""
+        elapsed = self.monotonic() - c.started
+        if c.conn.poll():
+            try:
+                result: ParsedFile = c.conn.recv()
+            except (EOFError, OSError):
+                pass  # closed without a result: it died, judged below
+            else:
+                _kill(c)
+                return replace(result, seconds=elapsed)
+        if c.proc.exitcode is not None or not c.proc.is_alive():
+            _kill(c)
+            return self._error(c, _death(c.proc.exitcode), elapsed)
+        if self.monotonic() >= c.deadline:
+            _kill(c)
+            why = (
+                f"import timed out after {self.timeout_s:g} s ([core] dag_file_import_timeout); "
+                "its parse was killed"
+            )
+            return self._error(c, why, elapsed)
+        return None
+
+    def _error(self, c: _Child, message: str, elapsed: float) -> ParsedFile:
+        try:
+            mtime = os.stat(c.path).st_mtime
+        except OSError:
+            mtime = 0.0
+        return ParsedFile(c.path, mtime, (), ImportErrorRecord(c.path, None, message), elapsed)
+
+    def _record(self, result: ParsedFile) -> None:
+        if result.error is not None:
+            log.warning("DAG file %s: %s", result.path, result.error.message)
+        with self._changed:
+            s = self._state
+            if result.path not in s.files:
+                return  # removed while it was parsed
+            if result.error is None:
+                s.good[result.path] = result.dags
+                s.failed_at.pop(result.path, None)
+            else:
+                s.failed_at[result.path] = self.monotonic()
+            previous = s.results.get(result.path)
+            s.results[result.path] = result
+            if not result.same_outcome(previous):
+                s.generation += 1
+            self._changed.notify_all()
+
+
+def _death(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        why = {
+            "SIGSEGV": " (the interpreter crashed)",
+            "SIGKILL": " (killed from outside: the kernel's OOM killer?)",
+            "SIGABRT": " (the interpreter aborted)",
+        }.get(name, "")
+        return f"its parse process died of {name}{why} before reporting"
+    return (
+        f"its parse process exited with code {exitcode} before reporting "
+        "(does the file call os._exit?)"
+    )
+
+
+def _kill(c: _Child) -> None:
+    """Kill the child's whole process group (a DAG file may have started processes)."""
+    if c.proc.pid:  # its own group since its setsid; never killpg(0), our own group
+        with contextlib.suppress(OSError):
+            os.killpg(c.proc.pid, signal.SIGKILL)
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        c.proc.kill()
+    c.proc.join(_KILL_WAIT_S)
+    c.conn.close()
