@@ -10,6 +10,8 @@ timestamps taken just before the fault is injected) so the checker can judge fro
   addresses in the node's own network namespace, entered from the host with nsenter).
 - heal: undo a partition; the node comes back at the same address.
 - restart: start a dead node again, or stop (gracefully) and start a live one.
+- poison / cure: drop a DAG file into the DAGs folder every node shares (user input, not a node
+  fault: logged on the pseudo-node `dags`), and remove it again.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from haflow.chaos.model import OBSERVE, Fault
 
 CHAIN = "HAFLOW_CHAOS"
 ACTIONS = ("kill", "pause", "resume", "partition", "heal", "restart")
+DAGS_NODE = "dags"
+"""The pseudo-node that `poison` and `cure` are logged on: the shared DAGs folder."""
 
 
 class Faults:
@@ -49,6 +53,18 @@ class Faults:
         """Record an observation of `node` (no fault is injected)."""
         started = _now()
         return self._record(Fault(started, OBSERVE, node, {"what": what, **detail}), started)
+
+    def poison(self, filename: str, source: str) -> Fault:
+        """Drop the DAG file `filename` into the DAGs folder every node reads."""
+        started = _now()
+        (self.cluster.spec.state_dir / "dags" / filename).write_text(source)
+        return self._record(Fault(started, "poison", DAGS_NODE, {"file": filename}), started)
+
+    def cure(self, filename: str) -> Fault:
+        """Remove a file `poison` dropped."""
+        started = _now()
+        (self.cluster.spec.state_dir / "dags" / filename).unlink(missing_ok=True)
+        return self._record(Fault(started, "cure", DAGS_NODE, {"file": filename}), started)
 
     def resume(self, node: str) -> Fault:
         return self._do("resume", node, {}, ["unpause"])

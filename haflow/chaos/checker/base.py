@@ -43,6 +43,8 @@ class Bounds:
     zk_cut_pause_s: float = 5.0
     """A leader cut off from ZooKeeper only pauses scheduling at most this long: runs triggered
     while it is cut off start within it."""
+    poison_start_s: float = 5.0
+    """While a DAG file that hangs at import is parsed, runs triggered start within this."""
     fault_grace_s: float = 0.5
     """An attempt that ended within this long after a fault on its worker was not mid-task."""
 
