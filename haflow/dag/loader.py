@@ -164,7 +164,9 @@ def load_dag_folder(folder: Path) -> DagBag:
 class DagCache:
     """The DAGs of a folder, re-importing a file only when its mtime changed.
 
-    Thread-safe. Workers use `get` to find a task's callable; the scheduler uses `refresh`.
+    Thread-safe; imports in this process. For interactive tools (`haflow dags test`, `tasks
+    test`, `tasks list`); daemons never import DAG files in their own process: schedulers parse
+    through `haflow.scheduler.parsing`, workers load one file in the attempt's child.
     """
 
     def __init__(self, folder: Path) -> None:

@@ -206,14 +206,14 @@ def _broker_failure(exc: Exception) -> Finding:
 def check_visibility(settings: Settings) -> Check:
     """Redis redelivers an unacknowledged message after the visibility timeout: a task that
     may run longer would get a second delivery (rejected by the claim, but wasted)."""
-    from haflow.dag.loader import load_dag_folder
+    from haflow.scheduler.build import parse_folder
 
     limit = settings.celery.visibility_timeout
     longest = [
-        (t.execution_timeout.total_seconds(), f"{d.dag_id}.{t.task_id}")
-        for d in load_dag_folder(settings.core.dags_folder).dags.values()
-        for t in d.tasks.values()
-        if t.execution_timeout is not None
+        (t.timeout_s, f"{d.dag_id}.{t.task_id}")
+        for d in parse_folder(settings).dags.values()
+        for t in d.defs
+        if t.timeout_s is not None
     ]
     over = sorted((s, name) for s, name in longest if s >= limit)
     if over:
@@ -266,17 +266,17 @@ def _zk_loopback_hint(zk_hosts: str) -> str:
 
 
 def check_dags(settings: Settings, engine: Engine) -> Check:
-    from haflow.dag.loader import load_dag_folder
     from haflow.metastore.repository import Repository
+    from haflow.scheduler.build import parse_folder
 
     leader = Repository(engine).dag_fingerprints()
     if not leader:
         return Check("dags", Finding(Problem.OK, "no DAGs parsed by a scheduler yet"))
-    here = load_dag_folder(settings.core.dags_folder).dags
+    here = parse_folder(settings).dags
     differ = sorted(
         d
         for d in set(here) | set(leader)
-        if here.get(d) is None or here[d].fingerprint() != leader.get(d)
+        if here.get(d) is None or here[d].record.fingerprint != leader.get(d)
     )
     if differ:
         return Check(

@@ -105,6 +105,22 @@ def dag_processor(settings: Settings) -> DagFileProcessor:
     )
 
 
+def parse_folder(settings: Settings) -> DagRegistry:
+    """The DAGs folder parsed once through the parse pool, as a scheduler would (for tools such
+    as `haflow doctor`: a file that hangs or crashes is an import error here too)."""
+    processor = dag_processor(settings)
+    processor.start()
+    try:
+        files = len(processor.view().files)
+        rounds = files // settings.core.dag_parsing_processes + 1
+        processor.wait_parsed(settings.core.dag_file_import_timeout * rounds + 10.0)
+        registry = DagRegistry(processor)
+        registry.refresh()
+        return registry
+    finally:
+        processor.stop()
+
+
 def build_scheduler(settings: Settings, cluster: str | None = None) -> SchedulerService:
     cluster = cluster or settings.scheduler.cluster
     sid = scheduler_id(settings.core.effective_hostname())
