@@ -40,6 +40,7 @@ class MetricsServer:
         self.setting = setting  # named in the error when the port is taken
         self._server: Any = None
         self._thread: threading.Thread | None = None
+        self.name = f"metrics listener on port {port}"
 
     def registry(self) -> CollectorRegistry:
         registry = CollectorRegistry()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from haflow.config import Settings
 from haflow.election.base import Elector
@@ -23,6 +22,7 @@ from haflow.scheduler.parsing import DagFileProcessor
 from haflow.scheduler.service import SchedulerService, ServiceConfig, scheduler_id
 from haflow.scheduler.wakeup import make_wakeup
 from haflow.scheduler.worker_watch import ZkWorkerWatch
+from haflow.service import Service
 from haflow.worker.runner import RunnerConfig
 
 
@@ -142,7 +142,7 @@ def build_scheduler(settings: Settings, cluster: str | None = None) -> Scheduler
         )
     executor = build_executor(settings, sid, metrics=observer is not None)
     registry = DagRegistry(dag_processor(settings))
-    extras: list[Any] = [registry]  # parses in the background, leader or standby
+    extras: list[Service] = [registry]  # parses in the background, leader or standby
     if observer:
         extras.append(observer.server)
     listener = observer.listener if observer else NO_LISTENER

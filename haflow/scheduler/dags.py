@@ -21,11 +21,16 @@ class DagRegistry:
         self.pending: tuple[str, ...] = ()
         self._seen = -1
 
+    name = "DAG file processor"
+
     def start(self) -> None:
         self.processor.start()
 
     def stop(self) -> None:
         self.processor.stop()
+
+    def healthy(self) -> bool:
+        return self.processor.healthy()
 
     def changed(self) -> bool:
         """Whether the processor has results this registry has not taken yet."""

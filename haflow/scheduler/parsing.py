@@ -249,6 +249,9 @@ class DagFileProcessor:
         self._thread = threading.Thread(target=self._run, name="dag-processor", daemon=True)
         self._thread.start()
 
+    def healthy(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:

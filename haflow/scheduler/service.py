@@ -15,7 +15,6 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from haflow.core.clock import Clock, utcnow
 from haflow.election.base import Elector
@@ -24,6 +23,7 @@ from haflow.executors.base import Executor
 from haflow.metastore.repository import Repository
 from haflow.scheduler.listener import NO_LISTENER, SchedulerListener
 from haflow.scheduler.loop import SchedulingLoop
+from haflow.service import Service, dead
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class SchedulerService:
         clock: Clock = utcnow,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
-        extras: Sequence[Any] = (),
+        extras: Sequence[Service] = (),
         listener: SchedulerListener = NO_LISTENER,
     ) -> None:
         self.repo = repo
@@ -63,7 +63,7 @@ class SchedulerService:
         self.clock = clock
         self.monotonic = monotonic
         self.sleep = sleep
-        self.extras = list(extras)  # helper services with start/stop (wake-up, worker watch)
+        self.extras = list(extras)  # parts beside the loop: parsing, wake-up, worker watch, metrics
         self.listener = listener  # observes leadership and the loop (metrics)
         self.epoch: int | None = None
         self._last_beat = float("-inf")
@@ -179,6 +179,12 @@ class SchedulerService:
             )
         if not self.elector.healthy():
             raise HaflowError("the elector failed; stopping the scheduler")
+        gone = dead(self.extras)
+        if gone:
+            raise HaflowError(
+                f"{', '.join(gone)} died; stopping the scheduler so that its supervisor "
+                "(systemd, compose) starts it again"
+            )
 
     def _shutdown(self) -> None:
         try:

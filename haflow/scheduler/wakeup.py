@@ -36,9 +36,13 @@ class NotifyListener:
         self.wake = wake
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pg-listen", daemon=True)
+        self.name = "PostgreSQL LISTEN wake-up"
 
     def start(self) -> None:
         self._thread.start()
+
+    def healthy(self) -> bool:
+        return self._thread.is_alive()
 
     def stop(self) -> None:
         self._stop.set()

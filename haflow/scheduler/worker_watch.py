@@ -31,9 +31,20 @@ class ZkWorkerWatch:
         self._seen: set[str] = set()
         self._lock = threading.Lock()
         self._watching = False
+        self.name = "ZooKeeper worker watch"
+        self._started = False
 
     def start(self) -> None:
         self.client.start_async()
+        self._started = True
+
+    def healthy(self) -> bool:
+        """False once kazoo's connection routine has ended (the client was stopped, or it gave
+        up connecting for good); a disconnected client that keeps retrying is healthy."""
+        if not self._started:
+            return True
+        routine = getattr(getattr(self.client, "_connection", None), "_connection_routine", None)
+        return routine is not None and routine.is_alive()
 
     def stop(self) -> None:
         try:

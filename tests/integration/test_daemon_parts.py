@@ -1,0 +1,105 @@
+"""A scheduler daemon whose background part dies stops, naming the part, instead of limping on:
+its metrics listener, its ZooKeeper worker watch (on a real ensemble) and its DAG file
+processor, each killed under a real scheduler on a real metastore."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from haflow.config import load_settings
+from haflow.errors import HaflowError
+from haflow.scheduler.build import build_scheduler
+from haflow.scheduler.service import SchedulerService
+from tests.ports import free_port
+from tests.waiting import wait_for
+
+PG_OR_SQLITE = "sqlite"
+
+
+class Running:
+    """A scheduler run on a thread; `error` is what its `run` raised."""
+
+    def __init__(self, service: SchedulerService) -> None:
+        self.service = service
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="scheduler", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.service.run()
+        except BaseException as exc:
+            self.error = exc
+
+    def part(self, name: str) -> Any:
+        return next(p for p in self.service.extras if name in p.name)
+
+
+@pytest.fixture
+def start(tmp_path: Path, db_url: str) -> Iterator[Callable[..., Running]]:
+    started: list[Running] = []
+
+    def _start(**env: str) -> Running:
+        (tmp_path / "dags").mkdir(exist_ok=True)
+        settings = load_settings(
+            home=tmp_path,
+            environ={
+                "HAFLOW__CORE__SQL_ALCHEMY_CONN": db_url,
+                "HAFLOW__CORE__DAGS_FOLDER": str(tmp_path / "dags"),
+                "HAFLOW__CORE__PARALLELISM": "1",
+                "HAFLOW__SCHEDULER__LOOP_INTERVAL": "0.1",
+                "HAFLOW__SCHEDULER__METRICS_PORT": str(free_port()),
+                **env,
+            },
+        )
+        r = Running(build_scheduler(settings))
+        r.thread.start()
+        started.append(r)
+        wait_for("a leader", lambda: r.service.epoch is not None, timeout=30)
+        return r
+
+    yield _start
+    for r in started:
+        r.service.stop_requested.set()
+        r.thread.join(30)
+
+
+def _stops_naming(r: Running, name: str) -> None:
+    r.thread.join(15)
+    assert not r.thread.is_alive(), f"the scheduler kept running with its {name} dead"
+    assert isinstance(r.error, HaflowError), r.error
+    assert name in str(r.error) and "died" in str(r.error)
+
+
+@pytest.mark.parametrize("backend", [PG_OR_SQLITE], indirect=True)
+def test_a_dead_metrics_listener_stops_the_scheduler(start: Callable[..., Running]) -> None:
+    r = start()
+    server = r.part("metrics listener")
+    server._server.shutdown()  # the listener's thread ends, as if it had crashed
+    _stops_naming(r, "metrics listener")
+
+
+@pytest.mark.parametrize("backend", [PG_OR_SQLITE], indirect=True)
+def test_a_dead_dag_processor_stops_the_scheduler(start: Callable[..., Running]) -> None:
+    r = start()
+    r.part("DAG file processor").processor._stop.set()  # its thread ends
+    _stops_naming(r, "DAG file processor")
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_a_dead_zookeeper_worker_watch_stops_the_scheduler(
+    start: Callable[..., Running], zk_hosts: str
+) -> None:
+    r = start(
+        HAFLOW__CORE__EXECUTOR="celery",
+        HAFLOW__CELERY__BROKER_URL="redis://127.0.0.1:6379/7",
+        HAFLOW__ELECTION__ZK_HOSTS=zk_hosts,
+    )
+    watch = r.part("ZooKeeper worker watch")
+    assert watch.healthy()
+    watch.client.stop()  # kazoo's connection routine ends for good
+    _stops_naming(r, "ZooKeeper worker watch")
