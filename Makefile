@@ -25,6 +25,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check haflow tests benchmarks chaos deploy
 	$(BIN)/ruff format --check haflow tests benchmarks chaos deploy
 	$(BIN)/mypy haflow
+	$(BIN)/lint-imports
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit -q

@@ -27,11 +27,11 @@ from pathlib import Path
 
 from common import ensure_services, fresh_postgres, summary
 
+from haflow.assembly.scheduler import build_scheduler
 from haflow.config import load_settings
 from haflow.core.clock import utcnow
 from haflow.metastore.records import EventRow
 from haflow.metastore.repository import Repository
-from haflow.scheduler.build import build_scheduler
 
 BROKERS = {"redis": "redis://127.0.0.1:6379/10", "rabbitmq": "amqp://guest:guest@127.0.0.1:5672//"}
 DAG = """

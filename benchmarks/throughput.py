@@ -31,12 +31,12 @@ from pathlib import Path
 
 from common import ensure_services, fresh_postgres
 
+from haflow.assembly.scheduler import build_scheduler
 from haflow.config import load_settings
 from haflow.core.clock import utcnow
 from haflow.metastore.engine import create_engine
 from haflow.metastore.migrate import migrate
 from haflow.metastore.repository import Repository
-from haflow.scheduler.build import build_scheduler
 
 AIRFLOW = {"fanout_tasks_per_s": 8.0, "chain_hop_p50_ms": 970.0}
 TARGET = {"fanout_tasks_per_s": 400.0, "chain_hop_p50_ms": 20.0}

@@ -2,34 +2,14 @@
 
 from __future__ import annotations
 
-import signal
-from typing import Any
-
 import click
 
+from haflow.assembly.scheduler import build_scheduler, run_until_signalled
 from haflow.cli.context import CliContext, pass_ctx
 from haflow.cli.output import output_option
 from haflow.cli.status import scheduler_status
 from haflow.logs import setup_logging
 from haflow.metastore.migrate import require_current
-from haflow.scheduler.build import build_scheduler
-from haflow.scheduler.service import SchedulerService
-
-
-def run_until_signalled(service: SchedulerService) -> None:
-    """Run `service`; SIGTERM or Ctrl-C stops it gracefully (a second one is not needed)."""
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        click.echo(
-            f"\n{signal.Signals(signum).name} received: stopping (resign, let running "
-            "attempts finish up to 10 s, then stop them)",
-            err=True,
-        )
-        service.stop_requested.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    service.run()
 
 
 @click.group(invoke_without_command=True)
@@ -73,6 +53,6 @@ def status(click_ctx: click.Context, max_age: float, show_stopped: bool, output:
 @pass_ctx
 def standalone(ctx: CliContext, parallelism: int | None, port: int | None, host: str) -> None:
     """Everything on this machine: SQLite metastore, scheduler, local executor and web UI."""
-    from haflow.standalone import run_standalone
+    from haflow.assembly.standalone import run_standalone
 
     run_standalone(ctx.home, parallelism=parallelism, port=port, host=host)

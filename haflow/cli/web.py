@@ -23,7 +23,7 @@ from haflow.web.credentials import hash_password, new_token, token_digest
 @pass_ctx
 def webserver(ctx: CliContext, workers: int | None, port: int | None, host: str | None) -> None:
     """Run the web server (UI, REST API, /health, /ready) under gunicorn; SIGHUP reloads."""
-    from haflow.web.server import run_webserver
+    from haflow.assembly.web import run_webserver
 
     overrides = {"webserver__workers": workers, "webserver__port": port, "webserver__host": host}
     settings = ctx.settings.with_overrides(**{k: v for k, v in overrides.items() if v is not None})

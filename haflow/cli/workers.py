@@ -43,7 +43,7 @@ def worker(
     allow_root: bool,
 ) -> None:
     """Run a Celery worker: claim attempts from the broker, run them, report."""
-    from haflow.worker.daemon import run_worker
+    from haflow.assembly.worker import run_worker
 
     s = ctx.settings
     setup_logging(s.logging.level)

@@ -206,7 +206,7 @@ def _broker_failure(exc: Exception) -> Finding:
 def check_visibility(settings: Settings) -> Check:
     """Redis redelivers an unacknowledged message after the visibility timeout: a task that
     may run longer would get a second delivery (rejected by the claim, but wasted)."""
-    from haflow.scheduler.build import parse_folder
+    from haflow.assembly.scheduler import parse_folder
 
     limit = settings.celery.visibility_timeout
     longest = [
@@ -266,8 +266,8 @@ def _zk_loopback_hint(zk_hosts: str) -> str:
 
 
 def check_dags(settings: Settings, engine: Engine) -> Check:
+    from haflow.assembly.scheduler import parse_folder
     from haflow.metastore.repository import Repository
-    from haflow.scheduler.build import parse_folder
 
     leader = Repository(engine).dag_fingerprints()
     if not leader:

@@ -17,7 +17,7 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -40,7 +40,9 @@ class PoolConfig:
     runner: RunnerConfig
     log_level: str = "INFO"
     idle_tx_timeout_s: float | None = None  # see metastore.engine.create_engine
-    metrics: bool = False  # record attempt metrics (into the scheduler's multiprocess files)
+    listener: Callable[[], AttemptListener] | None = None
+    """Makes each pool process's attempt listener (the assembly passes the metrics' one, a
+    module-level function so that it pickles by name for the spawned processes)."""
 
 
 class LocalExecutor(Executor):
@@ -143,14 +145,6 @@ class LocalExecutor(Executor):
         self._procs.clear()
 
 
-def _attempt_listener(metrics: bool) -> AttemptListener:
-    if not metrics:
-        return NO_LISTENER
-    from haflow.metrics.attempts import attempt_metrics
-
-    return attempt_metrics()
-
-
 class _Deadline:
     def __init__(self, seconds: float) -> None:
         self.end = time.monotonic() + seconds
@@ -195,7 +189,7 @@ def pool_main(
         cfg.worker_id,
         cfg.runner,
         stopping=lambda: state["stopping"],
-        listener=_attempt_listener(cfg.metrics),
+        listener=cfg.listener() if cfg.listener else NO_LISTENER,
     )
     with contextlib.suppress(SystemExit):
         while not state["stopping"]:

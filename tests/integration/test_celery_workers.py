@@ -20,11 +20,11 @@ from typing import Any
 
 import pytest
 
+from haflow.assembly.scheduler import build_scheduler
 from haflow.config import load_settings
 from haflow.core.clock import utcnow
 from haflow.metastore.engine import create_engine
 from haflow.metastore.repository import Repository
-from haflow.scheduler.build import build_scheduler
 from haflow.scheduler.service import SchedulerService
 from tests.integration.conftest import database_url, truncate_all, unavailable
 from tests.netproxy import Proxy

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from haflow.assembly.scheduler import build_scheduler
 from haflow.config import load_settings
 from haflow.errors import HaflowError
-from haflow.scheduler.build import build_scheduler
 from haflow.scheduler.service import SchedulerService
 from tests.ports import free_port
 from tests.waiting import wait_for

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from haflow.assembly.scheduler import build_scheduler
 from haflow.config import load_settings
 from haflow.core.clock import utcnow
 from haflow.metastore.repository import Repository
-from haflow.scheduler.build import build_scheduler
 from haflow.scheduler.service import SchedulerService
 from tests.waiting import wait_for
 

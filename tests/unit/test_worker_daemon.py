@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from haflow.assembly.worker import run_worker
 from haflow.config import load_settings
 from haflow.errors import ConfigError
 from haflow.worker.celery_app import broker_settings, make_app
-from haflow.worker.daemon import run_worker
 
 
 def settings(tmp_path: Path, broker: str):  # type: ignore[no-untyped-def]

@@ -20,6 +20,8 @@ from typing import Any
 import click
 from sqlalchemy.engine import Engine
 
+from haflow.assembly.scheduler import build_scheduler
+from haflow.assembly.web import WebserverHeartbeat
 from haflow.config import Settings, default_home, load_settings, render_default_config
 from haflow.core.clock import utcnow
 from haflow.errors import ConfigError
@@ -28,9 +30,7 @@ from haflow.metastore.engine import create_engine
 from haflow.metastore.migrate import migrate
 from haflow.metastore.records import EventRow
 from haflow.metastore.repository import Repository
-from haflow.scheduler.build import build_scheduler
 from haflow.web.credentials import hash_password, new_password
-from haflow.web.server import WebserverHeartbeat
 
 EXAMPLES = Path(__file__).parent / "example_dags"
 ADMIN_PASSWORD_FILE = "standalone_admin_password.txt"
@@ -107,7 +107,7 @@ def run_standalone(
     port: int | None = None,
     host: str = "127.0.0.1",
 ) -> None:
-    from haflow.cli.daemons import run_until_signalled
+    from haflow.assembly.scheduler import run_until_signalled
 
     home_path = Path(home) if home else default_home()
     settings = prepare_home(home_path)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+import sys
 from collections.abc import Callable
+from typing import Any
 
 from haflow.config import Settings
 from haflow.election.base import Elector
@@ -15,6 +18,7 @@ from haflow.executors.base import Executor
 from haflow.executors.local import LocalExecutor, PoolConfig
 from haflow.metastore.engine import create_engine
 from haflow.metastore.repository import Repository
+from haflow.metrics.attempts import attempt_metrics
 from haflow.scheduler.dags import DagRegistry
 from haflow.scheduler.listener import NO_LISTENER
 from haflow.scheduler.loop import LoopConfig, SchedulingLoop
@@ -89,7 +93,7 @@ def build_executor(settings: Settings, sid: str, *, metrics: bool = False) -> Ex
         runner=RunnerConfig.from_settings(settings),
         log_level=settings.logging.level,
         idle_tx_timeout_s=settings.election.db_lock_timeout,
-        metrics=metrics,
+        listener=attempt_metrics if metrics else None,
     )
     return LocalExecutor(pool, settings.core.parallelism)
 
@@ -131,7 +135,7 @@ def build_scheduler(settings: Settings, cluster: str | None = None) -> Scheduler
     elector = build_elector(settings, sid, cluster)
     observer = None
     if settings.scheduler.metrics_port:  # before the executor: its processes record metrics too
-        from haflow.metrics.daemons import scheduler_observer
+        from haflow.assembly.metrics import scheduler_observer
 
         observer = scheduler_observer(
             settings,
@@ -181,3 +185,19 @@ def build_scheduler(settings: Settings, cluster: str | None = None) -> Scheduler
     return SchedulerService(
         repo, elector, executor, loop, cfg, sid=sid, extras=extras, listener=listener
     )
+
+
+def run_until_signalled(service: SchedulerService) -> None:
+    """Run `service`; SIGTERM or Ctrl-C stops it gracefully (a second one is not needed)."""
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        print(
+            f"\n{signal.Signals(signum).name} received: stopping (resign, let running "
+            "attempts finish up to 10 s, then stop them)",
+            file=sys.stderr,
+        )
+        service.stop_requested.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    service.run()

@@ -140,7 +140,7 @@ def _metrics(settings: Settings, node: ZkWorkerNode | None) -> tuple[AttemptList
     [worker] metrics_port is set."""
     if not settings.worker.metrics_port:
         return NO_LISTENER, None
-    from haflow.metrics.daemons import worker_observer
+    from haflow.assembly.metrics import worker_observer
 
     if node is None:
         return worker_observer(settings)
