@@ -24,7 +24,7 @@ services:
 lint: $(STAMP)
 	$(BIN)/ruff check haflow tests benchmarks chaos deploy
 	$(BIN)/ruff format --check haflow tests benchmarks chaos deploy
-	$(BIN)/mypy haflow
+	$(BIN)/mypy haflow tests benchmarks chaos
 	$(BIN)/lint-imports
 
 unit: $(STAMP)

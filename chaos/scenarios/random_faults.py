@@ -20,7 +20,7 @@ from haflow.chaos.workload import dag_source
 
 FAULTS = 4
 WORKERS = ("worker1", "worker2")
-MENU: dict[str, Callable[[Drill], None]] = {
+MENU: dict[str, Callable[[Drill], object]] = {
     "kill -9 leader": lambda d: rounds.kill_leader(d, "KILL"),
     "SIGTERM leader": lambda d: rounds.kill_leader(d, "TERM"),
     "kill -9 standby": lambda d: rounds.kill_and_restart(d, d.standby()),

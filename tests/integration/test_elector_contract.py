@@ -28,7 +28,11 @@ from tests.integration.test_db_locks import kill_holder_session
 from tests.zkensemble import drop_connection, expire_session
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
-FAST_DB = {"lock_timeout_s": 2.0, "retry_interval_s": 0.1, "heartbeat_interval_s": 0.2}
+FAST_DB: dict[str, Any] = {
+    "lock_timeout_s": 2.0,
+    "retry_interval_s": 0.1,
+    "heartbeat_interval_s": 0.2,
+}
 
 
 class Harness:

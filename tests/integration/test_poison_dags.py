@@ -114,4 +114,4 @@ def _heartbeat_age(repo: Repository, sid: str) -> float:
     beat = rows[0]["heartbeat_at"]
     if beat.tzinfo is None:
         beat = beat.replace(tzinfo=utcnow().tzinfo)
-    return (utcnow() - beat).total_seconds()
+    return float((utcnow() - beat).total_seconds())

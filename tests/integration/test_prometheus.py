@@ -8,6 +8,7 @@ answer with data), then kills the leader and watches the metrics follow the fail
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -187,6 +188,10 @@ class Cluster:
         )
 
 
+def _answers(prom: Prometheus, expr: str) -> bool:
+    return bool(prom.query(expr))
+
+
 def _redis() -> Iterator[None]:
     try:
         import redis
@@ -354,7 +359,7 @@ def _every_panel_answers(prom: Prometheus) -> None:
             failures.append(f"{title}: {expr}: error: {body.get('error')}")
             continue
         try:
-            wait_for(expr, lambda e=expr: bool(prom.query(e)), 5, 0.25)
+            wait_for(expr, functools.partial(_answers, prom, expr), 5, 0.25)
         except AssertionError:
             failures.append(f"{title}: {expr}: no data")
     assert failures == [], "dashboard queries that fail:\n" + "\n".join(failures)

@@ -7,6 +7,7 @@ body schema). Every operation is fuzzed with a bounded number of examples on Pos
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import schemathesis
@@ -33,7 +34,7 @@ def api_schema(web_app: Web) -> Iterator[schemathesis.schemas.BaseSchema]:
     )
 
 
-def _fuzz(web: Web, schema, mode: GenerationMode, checks: list) -> int:  # type: ignore[no-untyped-def]
+def _fuzz(web: Web, schema: Any, mode: GenerationMode, checks: list[Any]) -> int:
     ran = 0
     for result in schema.get_all_operations():
         operation = result.ok()
@@ -45,7 +46,7 @@ def _fuzz(web: Web, schema, mode: GenerationMode, checks: list) -> int:  # type:
             suppress_health_check=list(HealthCheck),
         )
         @given(case=operation.as_strategy(generation_mode=mode), data=st.data())
-        def run(case, data) -> None:  # type: ignore[no-untyped-def]
+        def run(case: Any, data: Any) -> None:
             case.call_and_validate(headers=web.auth("Admin"), checks=checks)
 
         run()
@@ -54,8 +55,8 @@ def _fuzz(web: Web, schema, mode: GenerationMode, checks: list) -> int:  # type:
 
 
 def test_no_valid_input_gets_a_server_error_or_a_response_off_the_document(
-    web_app: Web, api_schema
-) -> None:  # type: ignore[no-untyped-def]
+    web_app: Web, api_schema: Any
+) -> None:
     checks = [
         not_a_server_error,
         status_code_conformance,

@@ -7,6 +7,7 @@ and the graceful reload drops none. Judged from each request's recorded time and
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import signal
@@ -63,6 +64,10 @@ class Sample:
     detail: str
 
 
+def _ready(port: int, token: str) -> bool:
+    return _get(f"http://127.0.0.1:{port}/ready", token)[0]
+
+
 def _get(url: str, token: str) -> tuple[bool, str]:
     req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
     try:
@@ -114,7 +119,7 @@ def test_no_request_fails_after_haproxy_drops_a_killed_webserver(
     for port in (p1, p2):
         wait_for(
             f"webserver :{port}",
-            lambda port=port: _get(f"http://127.0.0.1:{port}/ready", token)[0],
+            functools.partial(_ready, port, token),
             60,
         )
     cfg = tmp_path / "haproxy.cfg"

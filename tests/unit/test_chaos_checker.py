@@ -267,7 +267,7 @@ def p6_history(start_delay: float, lost: bool = False) -> History:
 def test_p6_passes_and_measures_the_start_delay_during_the_outage() -> None:
     v = one(p6_history(0.5), "P6")
     assert v.status == Status.PASS, v
-    assert v.measures["fallback_s"] == (pytest.approx(0.5),)
+    assert v.measures["fallback_s"] == pytest.approx((0.5,))
 
 
 def test_p6_fails_on_a_late_start_none_or_a_lost_attempt() -> None:

@@ -74,11 +74,11 @@ def service(name: str = "s1", election: MemoryElection | None = None):  # type: 
     elector.start()
     loop = FakeLoop(repo)
     svc = SchedulerService(
-        repo,
+        repo,  # type: ignore[arg-type]
         elector,
-        FakeExecutor(),
-        loop,
-        ServiceConfig(),  # type: ignore[arg-type]
+        FakeExecutor(),  # type: ignore[arg-type]
+        loop,  # type: ignore[arg-type]
+        ServiceConfig(),
         sid=name,
         clock=lambda: NOW,
         sleep=lambda _s: None,

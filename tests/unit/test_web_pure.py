@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -19,7 +20,7 @@ from haflow.web.graph import depths, layout
 from haflow.web.openapi import document
 from haflow.web.serialize import next_run
 
-DIAMOND = {
+DIAMOND: dict[str, dict[str, Any]] = {
     "a": {"upstream": []},
     "b": {"upstream": ["a"]},
     "c": {"upstream": ["a"]},
@@ -28,14 +29,16 @@ DIAMOND = {
 }
 
 
+CHAIN: dict[str, dict[str, Any]] = {
+    "x": {"upstream": []},
+    "y": {"upstream": ["x"]},
+    "z": {"upstream": ["x", "y"]},
+}
+
+
 def test_depth_is_the_longest_path_from_a_root() -> None:
     assert depths(DIAMOND) == {"a": 0, "b": 1, "c": 1, "d": 2, "lonely": 0}
-    assert (
-        depths({"x": {"upstream": []}, "y": {"upstream": ["x"]}, "z": {"upstream": ["x", "y"]}})[
-            "z"
-        ]
-        == 2
-    )
+    assert depths(CHAIN)["z"] == 2
 
 
 def test_layout_places_columns_by_depth_and_draws_every_edge() -> None:
