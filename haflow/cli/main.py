@@ -8,15 +8,17 @@ import click
 
 from haflow import __version__
 from haflow.cli.chaos import chaos, cluster
-from haflow.cli.config_cmd import config
+from haflow.cli.config import config
 from haflow.cli.context import CliContext
-from haflow.cli.daemons import scheduler, standalone
 from haflow.cli.dags import dags
 from haflow.cli.db import db
 from haflow.cli.doctor import doctor
-from haflow.cli.status import jobs
+from haflow.cli.jobs import jobs
+from haflow.cli.scheduler import scheduler
+from haflow.cli.standalone import standalone
 from haflow.cli.tasks import tasks
-from haflow.cli.web import users, webserver
+from haflow.cli.users import users
+from haflow.cli.webserver import webserver
 from haflow.cli.workers import worker, workers
 from haflow.errors import HaflowError
 

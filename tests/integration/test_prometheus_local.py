@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -19,6 +18,7 @@ from haflow.core.clock import utcnow
 from haflow.metastore.engine import create_engine
 from haflow.metastore.repository import Repository
 from tests.integration.conftest import database_url
+from tests.ports import free_port
 from tests.waiting import wait_for
 
 DAG = """
@@ -28,12 +28,6 @@ from haflow.dag import DAG, BashTask
 with DAG("lm_dag", start_date=datetime(2026, 1, 1)):
     BashTask("ok", bash_command="echo ok") >> BashTask("boom", bash_command="exit 3")
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -52,7 +46,7 @@ def test_local_executor_attempts_reach_the_schedulers_endpoint(
     url = database_url("sqlite", database_urls, tmp_path_factory.mktemp("sqlite"))
     (tmp_path / "dags").mkdir()
     (tmp_path / "dags" / "lm.py").write_text(DAG)
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "HAFLOW_HOME": str(tmp_path),

@@ -28,6 +28,7 @@ from haflow.metrics.scheduler import SchedulerMetrics
 from haflow.metrics.server import MetricsServer
 from haflow.scheduler.service import SchedulerService, ServiceConfig
 from haflow.worker.runner import AttemptRunner, RunnerConfig
+from tests.ports import free_port
 from tests.unit.test_scheduler_service import FakeExecutor, FakeLoop, FakeRepo
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -301,16 +302,8 @@ def test_the_runner_reports_a_rejected_claim() -> None:
     assert value(registry, "haflow_attempt_claims_total", result="rejected") == 1
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_metrics_server_serves_and_refuses_a_taken_port(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     directory = tmp_path / "m"
     directory.mkdir()
     server = MetricsServer(port, directory, [BuildInfo("worker")], addr="127.0.0.1")
@@ -360,7 +353,7 @@ def test_forked_processes_add_up_in_multiprocess_mode(tmp_path: Path) -> None:
     """Counters recorded in forked pool processes reach the parent's /metrics (run in a
     subprocess: the multiprocess switch is for the whole process)."""
     out = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(FORKED), str(tmp_path / "m"), str(_free_port())],
+        [sys.executable, "-c", textwrap.dedent(FORKED), str(tmp_path / "m"), str(free_port())],
         capture_output=True,
         text=True,
         timeout=60,

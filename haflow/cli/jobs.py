@@ -1,8 +1,5 @@
-"""`haflow scheduler status` and `haflow jobs check`: who leads, who stands by, who is alive.
-
-Both read the metastore only (the leader row and each scheduler's heartbeat row), so they work
-from any node; their exit code (0 healthy, 1 not) serves as a liveness probe.
-"""
+"""`haflow jobs check`: a liveness probe (exit 0 with a live leader, or a live scheduler on
+--hostname; else 1), read from the metastore only, so it works from any node."""
 
 from __future__ import annotations
 
@@ -13,52 +10,15 @@ from typing import Any
 
 import click
 
-from haflow import status
+from haflow import status as cluster_status
 from haflow.cli.context import CliContext
-from haflow.cli.output import emit
+from haflow.cli.scheduler import cluster_repo
 from haflow.core.clock import utcnow
 from haflow.metastore.repository import Repository
 
 
 def _rows(repo: Repository, now: datetime, max_age_s: float) -> list[dict[str, Any]]:
-    return [asdict(v) for v in status.leadership(repo, now, max_age_s).schedulers]
-
-
-def _repo(ctx: CliContext, cluster: str | None) -> Repository:
-    repo = ctx.repo
-    if cluster:
-        repo = Repository(repo.engine, cluster=cluster, actor="cli")
-    return repo
-
-
-def scheduler_status(
-    ctx: CliContext, cluster: str | None, max_age: float, output: str, show_stopped: bool
-) -> None:
-    lead = status.leadership(_repo(ctx, cluster), utcnow(), max_age)
-    rows = [asdict(v) for v in lead.schedulers if show_stopped or v.role != "stopped"]
-    if output == "json":
-        import json
-
-        body = {**lead.as_dict(), "schedulers": rows}
-        click.echo(json.dumps(body, indent=2, default=str))
-    else:
-        who = lead.leader.scheduler if lead.leader else "NONE"
-        epoch = lead.epoch if lead.epoch is not None else "-"
-        click.echo(f"cluster {lead.cluster}: leader {who}, epoch {epoch}")
-        emit(rows, list(COLUMNS), "table")
-    sys.exit(0 if lead.leader else 1)
-
-
-COLUMNS = (
-    "scheduler",
-    "role",
-    "epoch",
-    "elector_mode",
-    "heartbeat_age_s",
-    "hostname",
-    "pid",
-    "started_at",
-)
+    return [asdict(v) for v in cluster_status.leadership(repo, now, max_age_s).schedulers]
 
 
 @click.group()
@@ -83,7 +43,7 @@ def jobs() -> None:
 @click.pass_obj
 def check(ctx: CliContext, cluster: str | None, hostname: str | None, max_age: float) -> None:
     """Exit 0 when a live leader exists (or a live scheduler on --hostname), else 1."""
-    rows = _rows(_repo(ctx, cluster), utcnow(), max_age)
+    rows = _rows(cluster_repo(ctx, cluster), utcnow(), max_age)
     if hostname:
         ok = [r for r in rows if r["hostname"] == hostname and r["role"] in ("leader", "standby")]
         what = f"scheduler on {hostname}"
