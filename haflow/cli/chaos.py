@@ -226,13 +226,38 @@ def restart(name: str, state_root: Path, node: str) -> None:
     _done("restarted", target)
 
 
+def _scenario_folder(folder: Path | None) -> Path:
+    """`--scenarios DIR`, else the checkout's chaos/scenarios (an installed haflow has none)."""
+    from haflow.chaos.scenario import SCENARIO_DIR
+
+    chosen = folder or SCENARIO_DIR
+    if not chosen.is_dir():
+        raise click.UsageError(
+            f"no scenario folder at {chosen}: pass --scenarios DIR (or set "
+            "HAFLOW_CHAOS_SCENARIOS), e.g. the chaos/scenarios folder of a haflow checkout"
+        )
+    return chosen
+
+
+scenarios_option = click.option(
+    "--scenarios",
+    "folder",
+    envvar="HAFLOW_CHAOS_SCENARIOS",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Folder of scenario files (default: chaos/scenarios of this checkout).",
+)
+
+
 @chaos.command("scenarios")
-def scenarios() -> None:
-    """List the scenarios in chaos/scenarios/."""
+@scenarios_option
+def scenarios(folder: Path | None) -> None:
+    """List the scenarios of the scenario folder."""
     from haflow.chaos.scenario import load_scenario, scenario_names
 
-    for n in scenario_names():
-        sc = load_scenario(n)
+    where = _scenario_folder(folder)
+    for n in scenario_names(where):
+        sc = load_scenario(n, where)
         click.echo(f"{sc.name:<20} {','.join(sc.properties):<16} {sc.description}")
 
 
@@ -242,14 +267,17 @@ def scenarios() -> None:
 @click.option("--seed", default=0, show_default=True, help="Seed of the random choices.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object as the last line.")
 @click.option("--state-root", type=click.Path(path_type=Path), default=DEFAULT_STATE_ROOT)
-def run(scenario: str, repeat: int, seed: int, as_json: bool, state_root: Path) -> None:
+@scenarios_option
+def run(
+    scenario: str, repeat: int, seed: int, as_json: bool, state_root: Path, folder: Path | None
+) -> None:
     """Run SCENARIO on a fresh cluster: workload, faults, then judge the properties from the
     recorded history. Exit 1 when a property fails."""
     from haflow.chaos.report import as_json as report_json
     from haflow.chaos.report import as_table
     from haflow.chaos.scenario import load_scenario, run_scenario
 
-    sc = load_scenario(scenario)
+    sc = load_scenario(scenario, _scenario_folder(folder))
     out = run_scenario(
         sc,
         repeat=repeat,

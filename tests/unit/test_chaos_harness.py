@@ -141,3 +141,18 @@ def test_cli_groups() -> None:
     assert missing.exit_code != 0
     assert "haflow cluster up --name nope" in str(missing.exception)
     assert _settings(("worker__timeout=5",)) == {"HAFLOW__WORKER__TIMEOUT": "5"}
+
+
+def test_scenarios_are_found_in_a_folder_given_by_scenarios(tmp_path: Path) -> None:
+    """An installed haflow has no checkout beside it: `--scenarios DIR` points at the files."""
+    from click.testing import CliRunner
+
+    from haflow.cli.main import cli
+
+    source = Path(__file__).parents[2] / "chaos" / "scenarios" / "leader_kill9.py"
+    (tmp_path / "mine.py").write_text(source.read_text())
+    result = CliRunner().invoke(cli, ["chaos", "scenarios", "--scenarios", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("leader-kill9 ")
+    missing = CliRunner().invoke(cli, ["chaos", "scenarios", "--scenarios", str(tmp_path / "x")])
+    assert missing.exit_code == 2 and "pass --scenarios DIR" in missing.output
