@@ -17,6 +17,7 @@ from haflow.errors import ConfigError
 from haflow.executors.base import Executor
 from haflow.executors.local import LocalExecutor, PoolConfig
 from haflow.metastore.engine import create_engine
+from haflow.metastore.notify import make_wakeup
 from haflow.metastore.repository import Repository
 from haflow.metrics.attempts import attempt_metrics
 from haflow.scheduler.dags import DagRegistry
@@ -24,7 +25,6 @@ from haflow.scheduler.listener import NO_LISTENER
 from haflow.scheduler.loop import LoopConfig, SchedulingLoop
 from haflow.scheduler.parsing import DagFileProcessor
 from haflow.scheduler.service import SchedulerService, ServiceConfig, scheduler_id
-from haflow.scheduler.wakeup import make_wakeup
 from haflow.scheduler.worker_watch import ZkWorkerWatch
 from haflow.service import Service
 from haflow.worker.runner import RunnerConfig

@@ -104,7 +104,7 @@ class WebApplication(BaseApplication):  # type: ignore[misc]
 def run_webserver(settings: Settings) -> None:
     """Serve until SIGTERM/SIGINT; raises ConfigError on an empty secret key before binding."""
     from haflow.metrics.process import ENV, remove_directory
-    from haflow.metrics.web import child_exit, prepare_multiprocess_dir
+    from haflow.metrics.webserver import child_exit, prepare_multiprocess_dir
     from haflow.web.app import create_app
 
     owned = not os.environ.get(ENV)  # a directory given by the operator is theirs to keep

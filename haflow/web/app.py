@@ -23,7 +23,7 @@ from haflow.errors import (
 )
 from haflow.metastore.engine import create_engine
 from haflow.metastore.repository import Repository
-from haflow.web import api, auth, health, metrics, pages
+from haflow.web import api, auth, health, metrics_endpoint, pages
 from haflow.web.context import WebContext
 from haflow.web.format import register_filters
 
@@ -63,7 +63,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Clock
     engine = engine or create_engine(settings.core.sql_alchemy_conn)
     repo = Repository(engine, cluster=settings.scheduler.cluster, actor="web")
     app.extensions["haflow"] = WebContext(settings, repo, clock)
-    metrics.instrument(app)
+    metrics_endpoint.instrument(app)
     app.before_request(auth.guard)
     app.after_request(_headers)
     app.register_blueprint(health.bp)

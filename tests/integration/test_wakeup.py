@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from haflow.core.attempt_end import Ending
+from haflow.metastore.notify import make_wakeup
 from haflow.metastore.repository import Repository
-from haflow.scheduler.wakeup import make_wakeup
 from tests.integration.test_repository import T0, _dag, _queue, _started_run
 
 

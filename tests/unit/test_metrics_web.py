@@ -10,7 +10,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from haflow.metrics.web import observe_request, render_metrics
+from haflow.metrics.webserver import observe_request, render_metrics
 
 
 def _samples(body: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -46,7 +46,7 @@ GUNICORN_LIKE = """
 import os, sys
 from pathlib import Path
 from types import SimpleNamespace
-from haflow.metrics import web
+from haflow.metrics import webserver as web
 
 directory = Path(sys.argv[1])
 directory.mkdir(exist_ok=True)
@@ -92,7 +92,7 @@ def test_gunicorn_workers_add_up_in_multiprocess_mode(tmp_path: Path) -> None:
 def test_prepare_without_a_path_makes_a_private_directory(tmp_path: Path) -> None:
     script = (
         "import os; os.environ.pop('PROMETHEUS_MULTIPROC_DIR', None)\n"
-        "from haflow.metrics.web import prepare_multiprocess_dir\n"
+        "from haflow.metrics.webserver import prepare_multiprocess_dir\n"
         "d = prepare_multiprocess_dir(); print(d, d.is_dir())\n"
     )
     out = subprocess.run(

@@ -7,7 +7,7 @@ import time
 
 from flask import Blueprint, Flask, Response, g, request
 
-from haflow.metrics.web import observe_request, render_metrics
+from haflow.metrics.webserver import observe_request, render_metrics
 from haflow.web.auth import requires
 
 bp = Blueprint("metrics", __name__)
