@@ -26,6 +26,7 @@ from haflow.core.clock import utcnow
 from haflow.metastore.engine import create_engine
 from haflow.metastore.repository import Repository
 from haflow.scheduler.service import SchedulerService
+from tests.daemons import launch
 from tests.integration.conftest import database_url, truncate_all, unavailable
 from tests.netproxy import Proxy
 from tests.waiting import wait_for
@@ -183,14 +184,7 @@ class Setup:
             queues,
             "--allow-root",
         ]
-        with open(self.home / f"{name}.log", "ab") as log:
-            self.workers[name] = subprocess.Popen(
-                command,
-                env={**self.env, **env},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self.workers[name] = launch(command, {**self.env, **env}, self.home / f"{name}.log")
 
     def marks(self) -> list[str]:
         path = self.home / "marks.txt"

@@ -22,6 +22,7 @@ import pytest
 from haflow.metastore.engine import create_engine
 from haflow.metastore.records import EventRow
 from haflow.metastore.repository import Repository
+from tests.daemons import start_haflow
 from tests.integration.conftest import database_url, truncate_all
 from tests.waiting import wait_for
 
@@ -54,15 +55,7 @@ class Cluster:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self, name: str) -> None:
-        log = open(self.home / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
-        self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "haflow.cli.main", "scheduler"],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
+        self.procs[name] = start_haflow("scheduler", env=self.env, log=self.home / f"{name}.log")
 
     def pid_of(self, sid: str) -> int:
         return int(sid.split(":")[1])

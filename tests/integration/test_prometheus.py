@@ -14,7 +14,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -29,6 +28,7 @@ from haflow.core.clock import utcnow
 from haflow.metastore.engine import create_engine
 from haflow.metastore.repository import Repository
 from haflow.web.credentials import hash_password, new_token, token_digest
+from tests.daemons import start_haflow
 from tests.integration.conftest import database_url, truncate_all, unavailable
 from tests.ports import free_port
 from tests.waiting import wait_for
@@ -137,14 +137,9 @@ class Cluster:
         self.ports: dict[str, int] = {}
 
     def start(self, name: str, *args: str, **env: str) -> None:
-        with open(self.home / f"{name}.log", "ab") as log:
-            self.procs[name] = subprocess.Popen(
-                [sys.executable, "-m", "haflow.cli.main", *args],
-                env={**self.env, **env},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self.procs[name] = start_haflow(
+            *args, env={**self.env, **env}, log=self.home / f"{name}.log"
+        )
 
     def scheduler(self, name: str) -> None:
         self.ports[name] = free_port()

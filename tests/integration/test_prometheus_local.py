@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from haflow.core.clock import utcnow
 from haflow.metastore.engine import create_engine
 from haflow.metastore.repository import Repository
+from tests.daemons import start_haflow
 from tests.integration.conftest import database_url
 from tests.ports import free_port
 from tests.waiting import wait_for
@@ -57,14 +56,7 @@ def test_local_executor_attempts_reach_the_schedulers_endpoint(
         "HAFLOW__SCHEDULER__METRICS_PORT": str(port),
     }
     repo = Repository(create_engine(url))
-    with open(tmp_path / "scheduler.log", "ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "haflow.cli.main", "scheduler"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = start_haflow("scheduler", env=env, log=tmp_path / "scheduler.log")
     try:
         wait_for("the DAG to be parsed", lambda: bool(repo.dags()), 30)
         repo.trigger_run("lm_dag", {}, utcnow(), run_id="r1")

@@ -10,17 +10,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.daemons import start_haflow, stop_group
 from tests.integration.conftest import unavailable
 from tests.ports import free_port
-from tests.processes import stop_group
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
@@ -69,14 +67,7 @@ def standalone(tmp_path: Path) -> Iterator[tuple[str, str]]:
         "HAFLOW_HOME": str(tmp_path),
         "HAFLOW__CORE__DAG_DIR_LIST_INTERVAL": "1",
     }
-    log = (tmp_path / "standalone.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "haflow.cli.main", "standalone", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    proc = start_haflow("standalone", "--port", str(port), env=env, log=tmp_path / "standalone.log")
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for("standalone's /health", lambda: _ok(base), timeout=60)
@@ -84,7 +75,6 @@ def standalone(tmp_path: Path) -> Iterator[tuple[str, str]]:
         yield base, password
     finally:
         stop_group(proc, 30)
-        log.close()
 
 
 def _ok(base: str) -> bool:

@@ -12,7 +12,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -25,10 +24,10 @@ from sqlalchemy.engine import Engine
 
 from haflow.metastore.repository import Repository
 from haflow.web.credentials import hash_password, new_token, token_digest
+from tests.daemons import HAFLOW, launch, stop_group
 from tests.integration.conftest import unavailable
 from tests.integration.web_fixtures import T0
 from tests.ports import free_port
-from tests.processes import stop_group
 from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.parametrize("backend", ["postgresql"], indirect=True), pytest.mark.slow]
@@ -79,13 +78,6 @@ def _get(url: str, token: str) -> tuple[bool, str]:
         return False, repr(exc)
 
 
-def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-
 @pytest.fixture
 def procs() -> Iterator[list[subprocess.Popen[bytes]]]:
     started: list[subprocess.Popen[bytes]] = []
@@ -113,9 +105,9 @@ def test_no_request_fails_after_haproxy_drops_a_killed_webserver(
         "HAFLOW__WEBSERVER__SECRET_KEY": "s" * 32,
         "HAFLOW__WEBSERVER__PROXY_COUNT": "1",
     }
-    web = [sys.executable, "-m", "haflow.cli.main", "webserver", "--host", "127.0.0.1", "-w", "2"]
+    web = [*HAFLOW, "webserver", "--host", "127.0.0.1", "-w", "2"]
     for port in (p1, p2):
-        procs.append(_start([*web, "--port", str(port)], env, tmp_path / f"web{port}.log"))
+        procs.append(launch([*web, "--port", str(port)], env, tmp_path / f"web{port}.log"))
     for port in (p1, p2):
         wait_for(
             f"webserver :{port}",
@@ -128,7 +120,7 @@ def test_no_request_fails_after_haproxy_drops_a_killed_webserver(
     )
     check = subprocess.run([haproxy, "-c", "-f", str(cfg)], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
-    procs.append(_start([haproxy, "-db", "-f", str(cfg)], env, tmp_path / "haproxy.log"))
+    procs.append(launch([haproxy, "-db", "-f", str(cfg)], env, tmp_path / "haproxy.log"))
     url = f"http://127.0.0.1:{lb}/api/v1/dags"
     wait_for("haproxy", lambda: _get(url, token)[0], 30)
     # both webservers registered themselves (the Cluster page and `haflow doctor` read this)
