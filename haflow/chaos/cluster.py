@@ -25,6 +25,7 @@ from haflow.chaos import spec as specs
 from haflow.chaos.docker import Docker, DockerError
 from haflow.chaos.image import ensure_image
 from haflow.chaos.spec import ClusterSpec, NodeDef
+from haflow.chaos.sql import ensure_database, server_ready
 from haflow.core.clock import utcnow
 from haflow.errors import HaflowError
 from haflow.metastore.engine import create_engine
@@ -236,29 +237,12 @@ class Cluster:
         _wait("the broker (Redis) to answer", deadline, lambda: _redis_ping(self.address("broker")))
 
     def _pg_ready(self) -> bool:
-        admin = create_engine(
+        return server_ready(
             specs.metastore_url(self.address("postgres")).rsplit("/", 1)[0] + "/postgres"
         )
-        try:
-            with admin.connect() as conn:
-                conn.exec_driver_sql("SELECT 1")
-            return True
-        except Exception:
-            return False
-        finally:
-            admin.dispose()
 
     def _prepare_metastore(self, deadline: float) -> None:
-        admin = create_engine(self.metastore_url().rsplit("/", 1)[0] + "/postgres")
-        try:
-            with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                exists = conn.exec_driver_sql(
-                    "SELECT 1 FROM pg_database WHERE datname = 'haflow'"
-                ).first()
-                if not exists:
-                    conn.exec_driver_sql("CREATE DATABASE haflow")
-        finally:
-            admin.dispose()
+        ensure_database(self.metastore_url().rsplit("/", 1)[0] + "/postgres", "haflow")
         migrate(self.repo().engine)
 
     def wait_serving(self, deadline: float) -> None:

@@ -13,13 +13,13 @@ from typing import Any
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException
-from sqlalchemy import text
 
 from haflow.chaos.cluster import Cluster, ClusterError
 from haflow.chaos.faults import Faults, read_fault_log
 from haflow.chaos.history import REQUESTS_FILE
-from haflow.chaos.probe import Prober, activity, fenced_transaction, watch_connection
+from haflow.chaos.probe import Prober
 from haflow.chaos.spec import WEB_PORT
+from haflow.chaos.sql import activity, fenced_transaction, lock_run, watch_connection
 from haflow.core.clock import utcnow
 from haflow.election.zookeeper import election_path
 from haflow.errors import HaflowError
@@ -176,7 +176,7 @@ class Drill:
         (run_id,) = self.trigger(dag_id)
         run_pk = repo.run(dag_id, run_id).pk
         with watch_connection(repo.engine) as watch, repo.engine.connect() as held:
-            held.execute(LOCK_RUN, {"pk": run_pk})  # the barrier, until `held` rolls back
+            lock_run(held, run_pk)  # the barrier, until `held` rolls back
             repo.set_paused(dag_id, False, utcnow())
             blocked = self.wait(
                 f"{node}'s fenced transaction to block on run {run_id}",
@@ -282,9 +282,6 @@ class Drill:
 
 def _read_faults(cluster: Cluster) -> list[Any]:
     return read_fault_log(cluster.fault_log)
-
-
-LOCK_RUN = text("SELECT id FROM dag_run WHERE id = :pk FOR UPDATE")
 
 
 def _blocked(tx: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -15,13 +15,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from croniter import croniter
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 
 from haflow.chaos.cluster import Cluster
 from haflow.chaos.faults import read_fault_log
 from haflow.chaos.model import Attempt, Event, History, Request, Run, TaskRecord
 from haflow.chaos.spec import RECORDS_FILE
+from haflow.chaos.sql import commit_times
 from haflow.metastore.repository import Repository
 
 REQUESTS_FILE = "requests.jsonl"
@@ -45,25 +44,8 @@ def collect(cluster: Cluster, due: dict[str, tuple[datetime, ...]] | None = None
     )
 
 
-COMMIT_TIMES = text(
-    "SELECT id, pg_xact_commit_timestamp(xmin) AS committed FROM event_log WHERE id > :since"
-)
-
-
-def commit_times(repo: Repository) -> dict[int, datetime]:
-    """The server's commit time of each event row (the chaos cluster's PostgreSQL runs with
-    `track_commit_timestamp=on`); empty when the server does not record them. Read here, not
-    through the repository: it is the harness's evidence, not an operation of haflow."""
-    try:
-        with repo.engine.connect() as conn:
-            rows = conn.execute(COMMIT_TIMES, {"since": 0}).all()
-    except SQLAlchemyError:
-        return {}
-    return {int(r.id): r.committed for r in rows if r.committed is not None}
-
-
 def _events(repo: Repository) -> Iterable[Event]:
-    committed = commit_times(repo)
+    committed = commit_times(repo.engine)
     since = 0
     while True:
         page = repo.events(since_id=since, limit=PAGE)

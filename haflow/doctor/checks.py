@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
@@ -118,15 +117,11 @@ def _login_failure(message: str) -> Finding:
 
 
 def check_clock(engine: Engine) -> Check:
-    query = {"postgresql": "SELECT now()", "sqlite": None}.get(
-        engine.dialect.name, "SELECT UTC_TIMESTAMP(6)"
-    )
-    if query is None:
+    from haflow.metastore.dbclock import server_utcnow
+
+    if engine.dialect.name == "sqlite":
         return Check("clock", Finding(Problem.OK, "SQLite runs on this node: no skew"))
-    with engine.connect() as conn:
-        server = conn.execute(text(query)).scalar_one()
-    if server.tzinfo is None:
-        server = server.replace(tzinfo=UTC)
+    server = server_utcnow(engine)
     skew = (datetime.now(UTC) - server).total_seconds()
     if abs(skew) > MAX_SKEW_S:
         return Check(

@@ -8,8 +8,11 @@ or stepped by NTP) takes part in deciding a reclaim (see `haflow.core.reclamatio
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -38,3 +41,10 @@ def _mysql(_element: Any, _compiler: Any, **_kw: Any) -> str:
 def _sqlite(_element: Any, _compiler: Any, **_kw: Any) -> str:
     # the text form SQLAlchemy stores DateTime in on SQLite: microseconds, six digits
     return "strftime('%Y-%m-%d %H:%M:%f000', 'now')"
+
+
+def server_utcnow(engine: Engine) -> datetime:
+    """The metastore server's clock now, aware UTC (for comparing with this node's)."""
+    with engine.connect() as conn:
+        now: datetime = conn.execute(select(db_utcnow())).scalar_one()
+    return now if now.tzinfo else now.replace(tzinfo=UTC)
