@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import threading
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ from haflow.errors import ConfigError, HaflowError
 from haflow.metastore.engine import create_engine
 from haflow.metastore.migrate import require_current
 from haflow.metastore.repository import Repository
+from haflow.service import Service, Watchdog
 from haflow.worker.celery_app import WorkerIdentity, make_app, set_identity
 from haflow.worker.listener import NO_LISTENER, AttemptListener
 from haflow.worker.registry import ZkWorkerNode
@@ -47,10 +49,14 @@ class Registration:
         self.every_s = every_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="worker-heartbeat", daemon=True)
+        self.name = "worker heartbeat"
 
     def start(self) -> None:
         self.beat("alive")
         self._thread.start()
+
+    def healthy(self) -> bool:
+        return self._thread.is_alive()
 
     def stop(self) -> None:
         self._stop.set()
@@ -113,12 +119,17 @@ def run_worker(
         settings.worker.heartbeat_sec,
     )
 
+    parts: list[Service] = [reg, *([node] if node else []), *([metrics] if metrics else [])]
+    watchdog = Watchdog(parts, lambda _dead: os.kill(os.getpid(), signal.SIGTERM))
+
     def _ready(**_kw: object) -> None:
         reg.start()
         if node is not None:
             node.start()
+        watchdog.start()  # a dead part stops the worker (warm shutdown), which then exits 1
 
     def _shutdown(**_kw: object) -> None:
+        watchdog.stop()
         if node is not None:
             node.stop()
         reg.stop()
@@ -133,6 +144,8 @@ def run_worker(
     finally:
         if metrics is not None:
             metrics.stop()
+    if watchdog.died:
+        raise HaflowError(f"{', '.join(watchdog.died)} died; the worker stopped")
 
 
 def _metrics(settings: Settings, node: ZkWorkerNode | None) -> tuple[AttemptListener, Any]:

@@ -209,3 +209,11 @@ def probe_hosts(hosts: str, timeout_s: float = 1.0) -> str:
         except (OSError, ValueError) as exc:
             results.append(f"{server}: {exc}")
     return "; ".join(results)
+
+
+def connection_alive(client: KazooClient) -> bool:
+    """Whether kazoo's connection routine of a started `client` still runs: False once the
+    client was stopped or gave up connecting for good (a client that keeps retrying is alive).
+    kazoo has no public call for it; its routine is the thread `_connection._connection_routine`."""
+    routine = getattr(getattr(client, "_connection", None), "_connection_routine", None)
+    return routine is not None and bool(routine.is_alive())

@@ -15,7 +15,7 @@ import threading
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import KazooException
 
-from haflow.election.zookeeper import make_client
+from haflow.election.zookeeper import connection_alive, make_client
 from haflow.worker.registry import workers_path
 
 log = logging.getLogger(__name__)
@@ -43,8 +43,7 @@ class ZkWorkerWatch:
         up connecting for good); a disconnected client that keeps retrying is healthy."""
         if not self._started:
             return True
-        routine = getattr(getattr(self.client, "_connection", None), "_connection_routine", None)
-        return routine is not None and routine.is_alive()
+        return connection_alive(self.client)
 
     def stop(self) -> None:
         try:

@@ -21,7 +21,7 @@ import time
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import KazooException, NodeExistsError
 
-from haflow.election.zookeeper import make_client
+from haflow.election.zookeeper import connection_alive, make_client
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,13 @@ class ZkWorkerNode:
         self._missing.set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._keep, name="zk-worker-node", daemon=True)
+        self.name = "ZooKeeper worker node"
+
+    def healthy(self) -> bool:
+        """False once its keeper thread or kazoo's connection routine has ended."""
+        if self._thread.ident is None:
+            return True  # not started
+        return self._thread.is_alive() and connection_alive(self.client)
 
     def start(self, wait_s: float = 5.0) -> None:
         """Connect and register; waits up to `wait_s` so the node exists before the worker
