@@ -19,9 +19,11 @@ from haflow.chaos.checker.base import (
     Status,
     Verdict,
 )
-from haflow.chaos.checker.leadership import check_p1, check_p2, check_p6, check_p7, check_p10
-from haflow.chaos.checker.service import check_p8, check_p9
+from haflow.chaos.checker.cron import check_p9
+from haflow.chaos.checker.dag_files import check_p10
+from haflow.chaos.checker.leadership import check_p1, check_p2, check_p6, check_p7
 from haflow.chaos.checker.tasks import check_p3, check_p4, check_p5
+from haflow.chaos.checker.webserver import check_p8
 from haflow.chaos.model import History
 
 __all__ = [
