@@ -30,6 +30,7 @@ from haflow.metastore.engine import create_engine
 from haflow.metastore.migrate import migrate
 from haflow.metastore.records import EventRow
 from haflow.metastore.repository import Repository
+from haflow.metrics.endpoint import instrument
 from haflow.web.credentials import hash_password, new_password
 
 EXAMPLES = Path(__file__).parent / "example_dags"
@@ -91,7 +92,12 @@ def start_web(settings: Settings, engine: Engine) -> Any:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request on the console
     ws = settings.webserver
     try:
-        server = make_server(ws.host, ws.port, create_app(settings, engine=engine), threaded=True)
+        server = make_server(
+            ws.host,
+            ws.port,
+            create_app(settings, engine=engine, instrument=instrument),
+            threaded=True,
+        )
     except OSError as exc:
         raise ConfigError(
             f"cannot serve the web UI on {ws.host}:{ws.port}: {exc}; "

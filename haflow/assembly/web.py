@@ -19,6 +19,7 @@ from haflow.config import Settings
 from haflow.core.clock import utcnow
 from haflow.metastore.engine import create_engine
 from haflow.metastore.repository import Repository
+from haflow.metrics.endpoint import instrument
 from haflow.status import WEBSERVER_HEARTBEAT_S
 from haflow.web.credentials import fingerprint
 
@@ -98,7 +99,7 @@ class WebApplication(BaseApplication):  # type: ignore[misc]
     def load(self) -> Any:
         from haflow.web.app import create_app
 
-        return create_app(self.settings)
+        return create_app(self.settings, instrument=instrument)
 
 
 def run_webserver(settings: Settings) -> None:
@@ -109,7 +110,9 @@ def run_webserver(settings: Settings) -> None:
 
     owned = not os.environ.get(ENV)  # a directory given by the operator is theirs to keep
     metrics_dir = prepare_multiprocess_dir()  # before any worker exists: they inherit it
-    create_app(settings)  # fail fast on bad settings, before gunicorn forks anything
+    create_app(
+        settings, instrument=instrument
+    )  # fail fast on bad settings, before gunicorn forks anything
     ws = settings.webserver
     wid = f"{settings.core.effective_hostname()}:{ws.port}"
     heartbeat = WebserverHeartbeat(settings, wid)

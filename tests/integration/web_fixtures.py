@@ -18,6 +18,7 @@ from haflow.core.attempt_end import Ending
 from haflow.core.planner import Decisions
 from haflow.metastore.records import DagRecord, TaskDef
 from haflow.metastore.repository import Repository
+from haflow.metrics.endpoint import instrument
 from haflow.web import create_app
 from haflow.web.credentials import hash_password, new_token, token_digest
 
@@ -103,7 +104,9 @@ def seed(repo: Repository) -> None:
 
 
 def make_web(settings: Settings, engine: Engine, clock=None) -> Web:  # type: ignore[no-untyped-def]
-    app = create_app(settings, engine=engine, **({"clock": clock} if clock else {}))
+    app = create_app(
+        settings, engine=engine, instrument=instrument, **({"clock": clock} if clock else {})
+    )
     app.config["TESTING"] = True
     repo = Repository(engine, cluster=settings.scheduler.cluster, actor="test")
     w = Web(app, repo, settings)

@@ -1,5 +1,6 @@
 """/metrics of the webserver and the per-request timing behind it (prometheus-client; under
-gunicorn the workers share a multiprocess directory set up by `server.run_webserver`)."""
+gunicorn the workers share a multiprocess directory set up by `assembly.web.run_webserver`);
+the assembly installs it on the web app (`create_app(instrument=instrument)`)."""
 
 from __future__ import annotations
 
