@@ -14,6 +14,7 @@ from flask import Blueprint, jsonify, request
 from werkzeug.wrappers import Response
 
 from haflow import status
+from haflow.core.ids import RUN_ID, RUN_ID_RULE
 from haflow.web import serialize as s
 from haflow.web.auth import principal, requires
 from haflow.web.context import web
@@ -23,7 +24,6 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 MAX_LIMIT = 1000
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-RUN_ID = re.compile(r"^[A-Za-z0-9_.:+\-]{1,250}$")
 
 
 class BadInput(ValueError):
@@ -151,10 +151,7 @@ def trigger(dag_id: str) -> tuple[Response, int]:
         raise BadInput("conf must be a JSON object", "conf")
     run_id = body.get("dag_run_id")
     if run_id is not None and (not isinstance(run_id, str) or not RUN_ID.match(run_id)):
-        raise BadInput(
-            "dag_run_id must be 1 to 250 characters of letters, digits and _ . : + -",
-            "dag_run_id",
-        )
+        raise BadInput(f"dag_run_id must be {RUN_ID_RULE}", "dag_run_id")
     if len(json.dumps(conf)) > 65536:
         raise BadInput("conf must be at most 64 KiB of JSON", "conf")
     ctx = web()

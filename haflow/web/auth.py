@@ -3,8 +3,11 @@
 Every request passes `guard` (a before_request hook): public endpoints pass; any other needs a
 principal, else the API answers 401 and pages redirect to the login page. A request that changes
 something while authenticated by the session cookie must carry the session's CSRF token (form
-field `csrf_token` or header `X-CSRF-Token`); token and basic-auth requests carry no ambient
-credential, so they need none. Handlers state what they need with `@requires(action)`.
+field `csrf_token` or header `X-CSRF-Token`). API tokens and basic auth count only on `/api/*`
+and `/metrics` (an `Authorization` header elsewhere is ignored: the HTML routes know sessions
+only, so their forms always need the CSRF token), and a 401 never challenges with `Basic`, so a
+browser never caches basic credentials for the site that a cross-site form could then ride on.
+Handlers state what they need with `@requires(action)`.
 """
 
 from __future__ import annotations
@@ -58,11 +61,17 @@ def _is_api() -> bool:
     return request.path.startswith("/api/")
 
 
+def _takes_credentials() -> bool:
+    """Where an `Authorization` header (token or basic) counts: the API and /metrics."""
+    return _is_api() or request.path == "/metrics"
+
+
 def _unauthorized(message: str) -> Response:
-    if _is_api() or request.path == "/metrics":
+    if _takes_credentials():
         resp = jsonify({"status": 401, "title": "Unauthorized", "detail": message})
         resp.status_code = 401
-        resp.headers["WWW-Authenticate"] = 'Basic realm="haflow", charset="UTF-8"'
+        # Bearer, not Basic: browsers prompt for (and then cache) Basic credentials only
+        resp.headers["WWW-Authenticate"] = 'Bearer realm="haflow"'
         return resp
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 
@@ -165,7 +174,7 @@ def guard() -> Response | None:
         if request.method in UNSAFE_METHODS and not csrf_ok():
             return _csrf_refused()
         return None
-    header = request.headers.get("Authorization")
+    header = request.headers.get("Authorization") if _takes_credentials() else None
     if header:
         found = _from_header(header)
         if isinstance(found, Response):

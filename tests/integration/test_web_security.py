@@ -52,7 +52,8 @@ def test_every_route_but_the_public_ones_refuses_an_anonymous_request(web_app: W
         if path.startswith("/api/") or path == "/metrics":
             assert resp.status_code == 401, (method, path, resp.status_code)
             assert resp.get_json()["detail"]
-            assert resp.headers["WWW-Authenticate"].startswith("Basic")
+            # never a Basic challenge: a browser would cache the credentials for the site
+            assert resp.headers["WWW-Authenticate"].startswith("Bearer")
         else:
             assert resp.status_code == 302, (method, path, resp.status_code)
             assert resp.headers["Location"].startswith("/login")
@@ -169,3 +170,30 @@ def test_an_empty_secret_key_is_refused(engine: Engine, db_url: str, tmp_path: P
     settings = web_settings(tmp_path, db_url, webserver__secret_key="")
     with pytest.raises(ConfigError, match="secret_key is empty"):
         create_app(settings, engine=engine)
+
+
+def test_basic_auth_or_a_token_never_skips_csrf_on_a_form_route(web_app: Web) -> None:
+    """A browser holding basic credentials (or a token) for the site: a cross-site form posting
+    to an HTML route gets no further than an anonymous one, and the DAG stays unpaused."""
+    c = web_app.app.test_client()
+    basic = base64.b64encode(f"admin:{PASSWORD}".encode()).decode()
+    for header in (f"Basic {basic}", web_app.auth("Admin")["Authorization"]):
+        resp = c.post("/dags/d/pause", data={"paused": "1"}, headers={"Authorization": header})
+        assert resp.status_code == 302 and resp.headers["Location"].startswith("/login")
+    me = c.get("/api/v1/dags/d", headers=web_app.auth("Admin")).get_json()
+    assert me["is_paused"] is False
+    # the same credentials still work where they belong
+    ok = c.get("/api/v1/me", headers={"Authorization": f"Basic {basic}"})
+    assert ok.get_json()["auth"] == "basic"
+
+
+@pytest.mark.parametrize("run_id", ["../../x", "a/b", "x\ny", "r" * 5000])
+def test_the_page_trigger_refuses_a_bad_run_id(web_app: Web, run_id: str) -> None:
+    page = web_app.login("Admin")
+    token = csrf_of(page.get("/dags").get_data(as_text=True))
+    before = len(web_app.repo.runs("d"))
+    resp = page.post("/dags/d/trigger", data={"run_id": run_id, "csrf_token": token})
+    assert resp.status_code == 302  # back to the DAG, with the reason flashed
+    assert len(web_app.repo.runs("d")) == before
+    shown = page.get(resp.headers["Location"]).get_data(as_text=True)
+    assert "run_id must be 1 to 250 characters" in shown

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
+from haflow.core.ids import check_run_id
 from haflow.core.states import RunState
 from haflow.errors import (
     Conflict,
@@ -29,8 +30,8 @@ class RunQueries(DagQueries):
     def trigger_run(
         self, dag_id: str, conf: Mapping[str, Any], now: datetime, run_id: str | None = None
     ) -> RunRow:
+        run_id = check_run_id(run_id) if run_id is not None else f"manual__{now.isoformat()}"
         self.dag(dag_id)
-        run_id = run_id or f"manual__{now.isoformat()}"
         with self._tx() as conn:
             exists = conn.execute(
                 select(m.DagRun.id).where(m.DagRun.dag_id == dag_id, m.DagRun.run_id == run_id)
