@@ -28,7 +28,7 @@ from werkzeug.wrappers import Response
 
 from haflow.errors import NotFound
 from haflow.web.context import web
-from haflow.web.credentials import check_password, token_digest
+from haflow.web.credentials import check_password, dummy_hash, token_digest
 
 PUBLIC_ENDPOINTS = frozenset({"health.health", "health.ready", "auth.login"})
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -94,7 +94,9 @@ def verify_login(username: str, password: str) -> Principal | None:
         user = ctx.repo.user(username)
     except NotFound:
         user = None
-    if user is not None and check_password(user.password_hash, password):
+    # an unknown user is checked against a dummy hash: the same work, so the same time
+    stored = user.password_hash if user is not None else dummy_hash()
+    if check_password(stored, password) and user is not None:
         return Principal(user.username, user.role, "session")
     ctx.repo.record_login_failure(client_address(), username, ctx.now)
     return None

@@ -197,3 +197,28 @@ def test_the_page_trigger_refuses_a_bad_run_id(web_app: Web, run_id: str) -> Non
     assert len(web_app.repo.runs("d")) == before
     shown = page.get(resp.headers["Location"]).get_data(as_text=True)
     assert "run_id must be 1 to 250 characters" in shown
+
+
+def test_a_refused_login_takes_as_long_for_an_unknown_user_as_for_a_real_one(
+    web_app: Web,
+) -> None:
+    """The password hash is checked for unknown users too (against a dummy): the time of a
+    refused login does not tell whether the user exists."""
+    import statistics
+    import time
+
+    from haflow.web.auth import verify_login
+
+    def median_s(username: str) -> float:
+        took = []
+        for _ in range(5):
+            with web_app.app.test_request_context("/login", method="POST"):
+                started = time.perf_counter()
+                assert verify_login(username, "wrong-password") is None
+                took.append(time.perf_counter() - started)
+        return statistics.median(took)
+
+    median_s("nobody-here")  # the dummy hash is made once per process: not timed
+    unknown, known = median_s("nobody-here"), median_s("admin")
+    print(f"refused login: unknown user {unknown:.4f} s, known user {known:.4f} s")
+    assert abs(unknown - known) <= 0.2 * known, (unknown, known)
