@@ -80,16 +80,22 @@ def client_address() -> str:
     return request.remote_addr or "unknown"
 
 
-def rate_limited() -> bool:
-    ctx = web()
-    since = ctx.now - RATE_WINDOW
-    failures = ctx.repo.login_failures_since(client_address(), since)
-    return failures >= ctx.settings.webserver.login_rate_limit
+class RateLimited(Exception):
+    """Too many failed logins from this address, or for this user, within the window."""
 
 
 def verify_login(username: str, password: str) -> Principal | None:
-    """Check a username and password; a failure counts toward the address's rate limit."""
+    """Check a username and password, counting the attempt toward the limits (per address and
+    per user, `[webserver] login_rate_limit` each within a minute) before the check, so that
+    simultaneous attempts cannot all slip under the limit. Raises RateLimited over a limit."""
     ctx = web()
+    row, by_address, by_user = ctx.repo.reserve_login(
+        client_address(), username, ctx.now, ctx.now - RATE_WINDOW
+    )
+    limit = ctx.settings.webserver.login_rate_limit
+    if by_address > limit or by_user > limit:
+        ctx.repo.forget_login(row)  # refused unchecked: not a failure of its own
+        raise RateLimited
     try:
         user = ctx.repo.user(username)
     except NotFound:
@@ -97,8 +103,8 @@ def verify_login(username: str, password: str) -> Principal | None:
     # an unknown user is checked against a dummy hash: the same work, so the same time
     stored = user.password_hash if user is not None else dummy_hash()
     if check_password(stored, password) and user is not None:
+        ctx.repo.forget_login(row)
         return Principal(user.username, user.role, "session")
-    ctx.repo.record_login_failure(client_address(), username, ctx.now)
     return None
 
 
@@ -157,13 +163,14 @@ def _from_header(header: str) -> Principal | Response:
             return _unauthorized("the API token is not valid")
         return Principal(user.username, user.role, "token")
     if scheme.lower() == "basic":
-        if rate_limited():
-            abort(429, "too many failed logins from this address; wait a minute")
         try:
             name, _, password = base64.b64decode(value.strip()).decode("utf-8").partition(":")
         except (binascii.Error, UnicodeDecodeError):
             return _unauthorized("malformed basic credentials")
-        found = verify_login(name, password)
+        try:
+            found = verify_login(name, password)
+        except RateLimited:
+            abort(429, "too many failed logins from this address or for this user; wait a minute")
         if found is None:
             return _unauthorized("wrong username or password")
         return Principal(found.username, found.role, "basic")

@@ -41,11 +41,12 @@ def _safe_next(target: str | None) -> str:
 def login() -> Any:
     if request.method == "GET":
         return render_template("login.html", next=request.args.get("next", ""))
-    if auth.rate_limited():
+    try:
+        who = auth.verify_login(request.form.get("username", ""), request.form.get("password", ""))
+    except auth.RateLimited:
         return render_template(
             "login.html", error="Too many failed logins; wait a minute.", next=""
         ), 429
-    who = auth.verify_login(request.form.get("username", ""), request.form.get("password", ""))
     if who is None:
         error = "Wrong username or password."
         return render_template("login.html", error=error, next=request.form.get("next")), 401

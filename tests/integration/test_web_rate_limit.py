@@ -39,3 +39,60 @@ def test_failed_logins_on_two_webservers_share_one_limit(
     later = make_web(settings, engine, lambda: T0.replace(minute=2))
     assert _try(later, "admin", PASSWORD) == 302
     assert Repository(engine).login_failures_since("127.0.0.1", T0) == 4
+
+
+def test_simultaneous_wrong_logins_are_checked_no_more_than_the_limit(
+    engine: Engine, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """15 wrong logins at once against a limit of 10: each attempt is counted before its
+    password is checked, so at most 10 checks happen; the rest are refused (429)."""
+    import threading
+
+    from haflow.web import auth
+    from haflow.web.credentials import check_password as real
+
+    settings = web_settings(tmp_path, db_url, webserver__login_rate_limit="10")
+    web = make_web(settings, engine, lambda: T0)
+    checks: list[int] = []
+
+    def counting(stored: str, password: str) -> bool:
+        checks.append(1)
+        return real(stored, password)
+
+    monkeypatch.setattr(auth, "check_password", counting)
+    basic = base64.b64encode(b"admin:wrong-password").decode()
+    start = threading.Barrier(15)
+    codes: list[int] = []
+
+    def attempt() -> None:
+        c = web.app.test_client()
+        start.wait()
+        resp = c.get("/api/v1/me", headers={"Authorization": f"Basic {basic}"})
+        codes.append(resp.status_code)
+
+    threads = [threading.Thread(target=attempt) for _ in range(15)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(codes) == [401] * len(checks) + [429] * (15 - len(checks))
+    assert len(checks) <= 10
+
+
+def test_one_user_is_limited_from_many_addresses(
+    engine: Engine, db_url: str, tmp_path: Path
+) -> None:
+    """A per-user limit beside the per-address one: guessing one account from many addresses
+    is stopped too (and one noisy address behind a NAT does not lock out the others' users)."""
+    settings = web_settings(tmp_path, db_url, webserver__login_rate_limit="3")
+    web = make_web(settings, engine, lambda: T0)
+    c = web.app.test_client()
+    for i in range(3):
+        env = {"REMOTE_ADDR": f"10.0.0.{i + 1}"}
+        token = csrf_of(c.get("/login", environ_base=env).get_data(as_text=True))
+        data = {"username": "admin", "password": "bad", "csrf_token": token}
+        assert c.post("/login", data=data, environ_base=env).status_code == 401
+    env = {"REMOTE_ADDR": "10.0.0.9"}
+    token = csrf_of(c.get("/login", environ_base=env).get_data(as_text=True))
+    data = {"username": "admin", "password": PASSWORD, "csrf_token": token}
+    assert c.post("/login", data=data, environ_base=env).status_code == 429

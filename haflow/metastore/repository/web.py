@@ -92,12 +92,32 @@ class WebQueries(_Base):
             ).first()
         return None if row is None else _user(row)
 
-    def record_login_failure(self, address: str, username: str, now: datetime) -> None:
+    def reserve_login(
+        self, address: str, username: str, now: datetime, since: datetime
+    ) -> tuple[int, int, int]:
+        """Record a login attempt as a failure *before* its password is checked, then count:
+        (its row id, failures since `since` from `address`, failures for `username`), this one
+        included. The insert commits first, so of simultaneous attempts each sees every one
+        committed before it: no more than the limit can pass. `forget_login` takes a row back
+        (the password was right, or the attempt was refused by the limit unchecked)."""
+        f = m.LoginFailure
+        name = username[:100]
         with self._tx() as conn:
-            conn.execute(delete(m.LoginFailure).where(m.LoginFailure.ts < now - _FAILURES_KEPT))
-            conn.execute(
-                insert(m.LoginFailure).values(address=address, username=username[:100], ts=now)
-            )
+            conn.execute(delete(f).where(f.ts < now - _FAILURES_KEPT))
+            res = conn.execute(insert(f).values(address=address, username=name, ts=now))
+            row_id = int(res.inserted_primary_key[0])  # type: ignore[index]
+        with self._tx() as conn:
+            by_address = conn.execute(
+                select(func.count()).where(f.address == address, f.ts >= since)
+            ).scalar_one()
+            by_user = conn.execute(
+                select(func.count()).where(f.username == name, f.ts >= since)
+            ).scalar_one()
+        return row_id, int(by_address), int(by_user)
+
+    def forget_login(self, row_id: int) -> None:
+        with self._tx() as conn:
+            conn.execute(delete(m.LoginFailure).where(m.LoginFailure.id == row_id))
 
     def login_failures_since(self, address: str, since: datetime) -> int:
         f = m.LoginFailure
