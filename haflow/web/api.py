@@ -69,14 +69,47 @@ def _collection(items: list[Any], total: int, limit: int, offset: int) -> Respon
     return jsonify({"items": items, "total_entries": total, "limit": limit, "offset": offset})
 
 
+MAX_JSON_DEPTH = 64
+
+
 def _body(allowed: set[str]) -> dict[str, Any]:
-    data = request.get_json(silent=True)
+    """The request's JSON object: finite numbers only, nested at most MAX_JSON_DEPTH deep."""
+    data = _json_body() if request.is_json else None
     if not isinstance(data, dict):
         raise BadInput("the request body must be a JSON object", "body")
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise BadInput(f"unknown field {unknown[0]!r}; allowed: {sorted(allowed)}", unknown[0])
     return data
+
+
+def _json_body() -> Any:
+    def finite_only(name: str) -> Any:
+        raise BadInput(f"numbers must be finite (got {name})", "body")
+
+    try:
+        data = json.loads(request.get_data(cache=True), parse_constant=finite_only)
+    except RecursionError:
+        raise BadInput(f"JSON nested more than {MAX_JSON_DEPTH} deep", "body") from None
+    except BadInput:
+        raise
+    except ValueError:  # not JSON at all (UnicodeDecodeError is a ValueError too)
+        return None
+    if _depth(data) > MAX_JSON_DEPTH:
+        raise BadInput(f"JSON nested more than {MAX_JSON_DEPTH} deep", "body")
+    return data
+
+
+def _depth(value: Any) -> int:
+    """How deep lists and objects nest in `value` (iterative: no recursion to exhaust)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def _dag_json(dag_id: str) -> dict[str, Any]:

@@ -31,6 +31,7 @@ def _safe_next(target: str | None) -> str:
     """Only a path on this site: a login link must not redirect elsewhere."""
     if not target:
         return url_for("pages.dags")
+    target = "".join(ch for ch in target if ch >= " " and ch != "\x7f")  # no CR/LF, no controls
     parts = urlparse(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return url_for("pages.dags")
