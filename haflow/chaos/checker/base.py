@@ -177,6 +177,36 @@ def start_delays(
     return delays, never
 
 
+def judge_starts(
+    h: History,
+    since: datetime,
+    until: datetime | None,
+    what: str,
+    bound: float,
+    failures: list[str],
+    notes: list[str],
+    *,
+    during: str = "meanwhile",
+    prefix: str = "",
+    suffix: str = "",
+) -> list[float]:
+    """Runs triggered in [since, until] must each start within `bound` s: a run never started,
+    no run triggered at all, or the slowest start past the bound is a failure, else a note.
+    Returns the start delays measured."""
+    delays, never = start_delays(h, since, until)
+    failures += [f"{what}: run {r} triggered {during} never started" for r in never]
+    if not delays:
+        failures.append(f"{what}: no run was triggered {during} (nothing measured)")
+        return []
+    worst = max(delays)
+    line = (
+        f"{what}: {prefix}{len(delays)} runs triggered {during} started within {worst:.3f} s "
+        f"(bound {bound} s){suffix}"
+    )
+    (failures if worst > bound else notes).append(line)
+    return delays
+
+
 def zookeeper_only(h: History, f: Fault) -> bool:
     """Whether `f` cuts its node off the ZooKeeper members only (it still reaches the rest)."""
     peers = f.detail.get("peers") or []

@@ -9,7 +9,7 @@ from haflow.chaos.checker.base import (
     Bounds,
     Leadership,
     Verdict,
-    start_delays,
+    judge_starts,
     verdict,
 )
 from haflow.chaos.model import Fault, History
@@ -35,23 +35,16 @@ def check_p10(h: History, b: Bounds) -> Verdict:
             failures.append(f"{what}: no leader to judge")
             continue
         new = lead.next_after(f.ts, old.epoch or 0)
-        if new is not None and (until is None or new.at <= until):
+        moved = new is not None and (until is None or new.at <= until)
+        if new is not None and moved:
             failures.append(
                 f"{what}: leadership moved from {old.actor} (epoch {old.epoch}) to "
                 f"{new.actor} (epoch {new.epoch}) at {new.at:%H:%M:%S.%f}"
             )
-        delays, never = start_delays(h, f.ts, until)
-        failures += [f"{what}: run {r} triggered meanwhile never started" for r in never]
-        if not delays:
-            failures.append(f"{what}: no run was triggered while it was there (nothing measured)")
-            continue
-        worst = max(delays)
-        measured += delays
-        line = (
-            f"{what}: epoch {old.epoch} kept; {len(delays)} runs triggered meanwhile started "
-            f"within {worst:.3f} s (bound {b.poison_start_s} s)"
+        kept = "" if moved else f"epoch {old.epoch} kept; "
+        measured += judge_starts(
+            h, f.ts, until, what, b.poison_start_s, failures, notes, prefix=kept
         )
-        (failures if worst > b.poison_start_s else notes).append(line)
     return verdict(
         "P10",
         "a DAG file that hangs at import moves no leader and delays no run",

@@ -13,8 +13,8 @@ from haflow.chaos.checker.base import (
     Leadership,
     NodeStates,
     Verdict,
+    judge_starts,
     secs,
-    start_delays,
     verdict,
     zookeeper_only,
 )
@@ -124,19 +124,11 @@ def _judge_zk_cut(
     """A leader cut off from ZooKeeper only: whoever leads (it, on its lock, or a standby),
     runs triggered while the cut lasts start within `zk_cut_pause_s`."""
     healed = NodeStates(h.faults).next_up(f.node, f.ts, "heal")
-    delays, never = start_delays(h, f.ts, healed.ts if healed else None)
     what = f"leader {f.node} cut off from ZooKeeper at {f.ts:%H:%M:%S.%f}"
-    failures += [f"{what}: run {r} triggered meanwhile never started" for r in never]
-    if not delays:
-        failures.append(f"{what}: no run was triggered while it was cut off (nothing measured)")
-        return
-    worst = max(delays)
-    measures.setdefault("zk_cut_pause_s", []).append(worst)
-    line = (
-        f"{what}: {len(delays)} runs triggered meanwhile started within {worst:.3f} s "
-        f"(bound {b.zk_cut_pause_s} s)"
-    )
-    (failures if worst > b.zk_cut_pause_s else notes).append(line)
+    until = healed.ts if healed else None
+    delays = judge_starts(h, f.ts, until, what, b.zk_cut_pause_s, failures, notes)
+    if delays:
+        measures.setdefault("zk_cut_pause_s", []).append(max(delays))
 
 
 def _takeover_kind(f: Fault, b: Bounds) -> tuple[str, str, float]:
@@ -161,8 +153,6 @@ def check_p6(h: History, b: Bounds) -> Verdict:
     measured: list[float] = []
     for down_at, up_at in _ensemble_outages(h):
         what = f"ensemble down at {down_at:%H:%M:%S.%f}"
-        delays, never = start_delays(h, down_at, up_at)
-        failures += [f"{what}: run {r} triggered meanwhile never started" for r in never]
         lost = [
             a
             for a in h.attempts
@@ -174,16 +164,19 @@ def check_p6(h: History, b: Bounds) -> Verdict:
         failures += [
             f"{what}: attempt {a.attempt} of {'/'.join(a.ti)} lost ({a.reason})" for a in lost
         ]
-        if not delays:
-            failures.append(f"{what}: no run was triggered during the outage (nothing measured)")
-            continue
-        worst = max(delays)
-        measured.append(worst)
-        line = (
-            f"{what}: {len(delays)} runs triggered during the outage started within "
-            f"{worst:.3f} s (bound {b.fallback_s} s); no attempt lost"
+        delays = judge_starts(
+            h,
+            down_at,
+            up_at,
+            what,
+            b.fallback_s,
+            failures,
+            notes,
+            during="during the outage",
+            suffix="" if lost else "; no attempt lost",
         )
-        (failures if worst > b.fallback_s else notes).append(line)
+        if delays:
+            measured.append(max(delays))
     return verdict(
         "P6",
         "ZooKeeper down: scheduling continues on the database lock, nothing lost",
