@@ -51,12 +51,6 @@ with DAG("cw_slow", start_date=datetime(2026, 1, 1)):
 def once():
     mark("ran " + os.environ.get("HAFLOW_TASK_ID", "once"))
 
-with DAG("cw_ticker", start_date=datetime(2026, 1, 1)):
-    BashTask("ticker", queue="fenced", bash_command=(
-        'for i in $(seq 80); do echo "tick $HAFLOW_ATTEMPT $HAFLOW_WORKER_ID $(date +%s.%N)" >> '
-        + MARKS + '; sleep 0.05; done'
-    ))
-
 with DAG("cw_long", start_date=datetime(2026, 1, 1)):
     BashTask("ticker", queue="fenced", bash_command=(
         'for i in $(seq 160); do echo "tick $HAFLOW_ATTEMPT $HAFLOW_WORKER_ID $(date +%s.%N)" >> '
@@ -284,7 +278,7 @@ def _setup(
     try:
         for name in ("w1", "w2"):
             s.start_worker(name)
-        wait_for("the DAGs to be parsed", lambda: len(s.repo.dags()) == 6)
+        wait_for("the DAGs to be parsed", lambda: len(s.repo.dags()) == 5)
         wait_for("both workers to register", lambda: _alive(s.repo) == {"w1", "w2"})
         yield s
     except BaseException:
@@ -334,26 +328,28 @@ def test_partitioned_worker_stops_its_attempt_before_the_reclaimed_one_starts(
             f"{pg['host']}:{pg['port']}", f"127.0.0.1:{proxy.port}"
         )
         setup.start_worker("cut", queues="fenced", HAFLOW__CORE__SQL_ALCHEMY_CONN=via_proxy)
-        run_id = setup.trigger("cw_ticker")
+        # cw_long ticks for about 9 s: long enough that the cut (after the spare worker has
+        # registered, 2-3 s in) comes well before the attempt would end on its own
+        run_id = setup.trigger("cw_long")
         wait_for(
             "attempt 1 to tick", lambda: any(m.startswith("tick 1 cut") for m in setup.marks())
         )
         setup.start_worker("spare", queues="fenced")
         wait_for("the spare worker to register", lambda: "spare" in _alive(setup.repo))
         proxy.cut()
-        wait_for("the run to finish", lambda: setup.finished("cw_ticker", run_id), 40)
+        wait_for("the run to finish", lambda: setup.finished("cw_long", run_id), 40)
     finally:
         proxy.close()
     ticks = [m.split() for m in setup.marks() if m.startswith("tick")]
     first = [float(t[3]) for t in ticks if t[1] == "1"]
     second = [float(t[3]) for t in ticks if t[1] == "2"]
     assert {t[2] for t in ticks if t[1] == "1"} == {"cut"}
-    assert {t[2] for t in ticks if t[1] == "2"} == {"spare"} and len(second) == 80
-    assert len(first) < 80, "the cut-off attempt was never stopped"
+    assert {t[2] for t in ticks if t[1] == "2"} == {"spare"} and len(second) == 160
+    assert len(first) < 160, "the cut-off attempt was never stopped"
     assert max(first) < min(second), (
         f"attempt 1 ticked until {max(first):.3f}, attempt 2 started at {min(second):.3f}"
     )
-    assert setup.repo.run("cw_ticker", run_id).state == "success"
+    assert setup.repo.run("cw_long", run_id).state == "success"
 
 
 def test_broker_restart_mid_run_every_run_completes(setup: Setup) -> None:
