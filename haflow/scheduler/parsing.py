@@ -50,6 +50,9 @@ ERROR_RETRY_S = 60.0
 """How often a file whose last parse failed is parsed again although it did not change."""
 
 _KILL_WAIT_S = 2.0
+MAX_FAILURES = 10
+"""Consecutive failures of the processor's own loop (not of a DAG file: say the fork server
+cannot start) after which it gives up, so that its scheduler stops rather than never parsing."""
 
 
 @dataclass(frozen=True)
@@ -262,6 +265,7 @@ class DagFileProcessor:
 
     def _run(self) -> None:
         next_scan = self.monotonic() + self.interval_s
+        failed = 0
         while not self._stop.is_set():
             try:
                 if self.monotonic() >= next_scan:
@@ -269,8 +273,13 @@ class DagFileProcessor:
                     self._scan()
                 self._launch()
                 self._collect(max(0.0, min(0.5, next_scan - self.monotonic())))
-            except Exception:  # never let the processor die silently: log, back off, go on
-                log.exception("the DAG file processor failed; retrying")
+                failed = 0
+            except Exception:  # log, back off, retry; give up (unhealthy) when it persists
+                failed += 1
+                log.exception("the DAG file processor failed (%d in a row)", failed)
+                if failed >= MAX_FAILURES:
+                    log.error("the DAG file processor gives up: its daemon stops")
+                    return  # healthy() turns False: the scheduler stops, naming it
                 self._stop.wait(1.0)
 
     # -- scanning and launching -----------------------------------------------------------------

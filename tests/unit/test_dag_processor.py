@@ -168,3 +168,27 @@ def _wait_for_generation(p: DagFileProcessor, old: int, timeout_s: float = 30.0)
     while p.generation == old:
         assert time.monotonic() < deadline, "the processor saw no change"
         time.sleep(0.05)
+
+
+def test_a_processor_that_keeps_failing_gives_up_and_says_so(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a DAG file's failure but the processor's own (say the fork server cannot start):
+    it retries, then gives up, so that its scheduler stops (healthy() is False)."""
+    from haflow.scheduler import parsing
+
+    monkeypatch.setattr(parsing, "MAX_FAILURES", 2)
+    p = DagFileProcessor(folder, interval_s=0.2, timeout_s=10.0)
+
+    def broken() -> None:
+        raise OSError("cannot start the fork server")
+
+    monkeypatch.setattr(p, "_launch", broken)
+    p.start()
+    try:
+        deadline = time.monotonic() + 10
+        while p.healthy() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not p.healthy()
+    finally:
+        p.stop()
