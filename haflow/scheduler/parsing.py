@@ -27,10 +27,12 @@ import multiprocessing
 import os
 import resource
 import signal
+import sys
 import threading
 import time
+import types
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
@@ -328,7 +330,8 @@ class DagFileProcessor:
                 name=f"haflow-parse {os.path.basename(path)}",
                 daemon=True,
             )
-            proc.start()
+            with _main_hidden():
+                proc.start()
             send.close()
             now = self.monotonic()
             self._running[path] = _Child(path, proc, recv, now, now + self.timeout_s)
@@ -397,6 +400,21 @@ class DagFileProcessor:
             if not result.same_outcome(previous):
                 s.generation += 1
             self._changed.notify_all()
+
+
+@contextlib.contextmanager
+def _main_hidden() -> Iterator[None]:
+    """multiprocessing re-imports the parent's `__main__` in every child it starts (functions
+    pickled by reference may live there). A scheduler's `__main__` is the whole `haflow` CLI, so
+    each parse would first import it: seconds on a busy node (found by the browser test: a DAG
+    not shown after 5 s). The parse child needs nothing from it (`_child` lives here, preloaded
+    in the fork server), so `__main__` is a bare stand-in while a child is started."""
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
 
 
 def _death(exitcode: int | None) -> str:

@@ -4,6 +4,7 @@ processor, each killed under a real scheduler on a real metastore."""
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -39,6 +40,24 @@ class Running:
         return next(p for p in self.service.extras if name in p.name)
 
 
+@pytest.fixture(autouse=True)
+def _metrics_stay_in_this_test() -> Iterator[None]:
+    """A scheduler with a metrics port switches its process to prometheus-client's
+    multiprocess mode (and sets PROMETHEUS_MULTIPROC_DIR, which every daemon a later test
+    starts would inherit, pointing at a directory gone by then): undo both afterwards."""
+    from prometheus_client import values
+
+    from haflow.metrics.process import ENV
+
+    saved_env, saved_value = os.environ.get(ENV), values.ValueClass
+    yield
+    values.ValueClass = saved_value
+    if saved_env is None:
+        os.environ.pop(ENV, None)
+    else:
+        os.environ[ENV] = saved_env
+
+
 @pytest.fixture
 def start(tmp_path: Path, db_url: str) -> Iterator[Callable[..., Running]]:
     started: list[Running] = []
@@ -52,7 +71,6 @@ def start(tmp_path: Path, db_url: str) -> Iterator[Callable[..., Running]]:
                 "HAFLOW__CORE__DAGS_FOLDER": str(tmp_path / "dags"),
                 "HAFLOW__CORE__PARALLELISM": "1",
                 "HAFLOW__SCHEDULER__LOOP_INTERVAL": "0.1",
-                "HAFLOW__SCHEDULER__METRICS_PORT": str(free_port()),
                 **env,
             },
         )
@@ -77,7 +95,7 @@ def _stops_naming(r: Running, name: str) -> None:
 
 @pytest.mark.parametrize("backend", [PG_OR_SQLITE], indirect=True)
 def test_a_dead_metrics_listener_stops_the_scheduler(start: Callable[..., Running]) -> None:
-    r = start()
+    r = start(HAFLOW__SCHEDULER__METRICS_PORT=str(free_port()))
     server = r.part("metrics listener")
     server._server.shutdown()  # the listener's thread ends, as if it had crashed
     _stops_naming(r, "metrics listener")

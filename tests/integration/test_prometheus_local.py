@@ -16,7 +16,7 @@ from haflow.core.clock import utcnow
 from haflow.metastore.engine import create_engine
 from haflow.metastore.repository import Repository
 from tests.daemons import start_haflow
-from tests.integration.conftest import database_url
+from tests.integration.conftest import database_url, truncate_all
 from tests.ports import free_port
 from tests.waiting import wait_for
 
@@ -55,7 +55,9 @@ def test_local_executor_attempts_reach_the_schedulers_endpoint(
         "HAFLOW__SCHEDULER__LOOP_INTERVAL": "0.1",
         "HAFLOW__SCHEDULER__METRICS_PORT": str(port),
     }
-    repo = Repository(create_engine(url))
+    engine = create_engine(url)
+    truncate_all(engine)  # the session's SQLite file: no leader of an earlier test in it
+    repo = Repository(engine)
     proc = start_haflow("scheduler", env=env, log=tmp_path / "scheduler.log")
     try:
         wait_for("the DAG to be parsed", lambda: bool(repo.dags()), 30)
