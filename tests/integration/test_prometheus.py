@@ -319,7 +319,12 @@ def _check(c: Cluster, prom: Prometheus) -> None:
     assert (prom.scalar(elections) or 0) >= 1
     takeovers = 'sum(increase(haflow_leader_elections_total{reason="takeover"}[2m]))'
     assert (prom.scalar(takeovers) or 0) > 0
-    assert prom.scalar("sum(haflow_failover_seconds_count)") == 1
+    # observed when the takeover is done (after `elected`): maybe a scrape later than is_leader
+    wait_for(
+        "the failover time in Prometheus",
+        lambda: prom.scalar("sum(haflow_failover_seconds_count)") == 1,
+        30,
+    )
     _run_dag(c)  # the new leader schedules, and exports the metastore gauges
     # the webserver's gunicorn workers add up in multiprocess mode: scrapes are counted too
     wait_for(
