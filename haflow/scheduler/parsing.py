@@ -356,6 +356,10 @@ class DagFileProcessor:
     def _outcome(self, c: _Child) -> ParsedFile | None:
         """The result of `c` if it ended (sent one, died, or ran out of time), else None."""
         elapsed = self.monotonic() - c.started
+        # whether it exited is read *before* the pipe: whatever it sent before exiting is in
+        # the pipe by then. The other order races: nothing yet, then the child sends and exits,
+        # and a good parse would be taken for a death (found by benchmarks/parse.py).
+        exited = not c.proc.is_alive()
         if c.conn.poll():
             try:
                 result: ParsedFile = c.conn.recv()
@@ -364,7 +368,7 @@ class DagFileProcessor:
             else:
                 _kill(c)
                 return replace(result, seconds=elapsed)
-        if c.proc.exitcode is not None or not c.proc.is_alive():
+        if exited:
             _kill(c)
             return self._error(c, _death(c.proc.exitcode), elapsed)
         if self.monotonic() >= c.deadline:

@@ -192,3 +192,19 @@ def test_a_processor_that_keeps_failing_gives_up_and_says_so(
         assert not p.healthy()
     finally:
         p.stop()
+
+
+def test_many_good_files_parse_without_a_single_false_error(folder: Path) -> None:
+    """A child that sends its result and exits at once must never be taken for one that died
+    (the processor once checked the pipe before the exit: 1 good file in 1,000 came back as
+    'exited with code 0 before reporting' in benchmarks/parse.py)."""
+    for n in range(150):
+        (folder / f"many_{n:03d}.py").write_text(GOOD.format(dag_id=f"many_{n:03d}"))
+    p = DagFileProcessor(folder, interval_s=0.2, timeout_s=30.0, processes=2)
+    p.start()
+    try:
+        registry = _registry(p)
+    finally:
+        p.stop()
+    assert registry.import_errors == []
+    assert len(registry.dags) == 151
