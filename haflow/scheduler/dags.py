@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from haflow.core.planner import DagSpec, TaskSpec
+from haflow.core.planner import DagSpec
 from haflow.dag.loader import ImportErrorRecord
 from haflow.metastore.records import DagRecord, DagRow, TaskDef
 from haflow.scheduler.parsing import DagFileProcessor, FolderView, ParsedDag
@@ -20,6 +20,7 @@ class DagRegistry:
         self.import_errors: list[ImportErrorRecord] = []
         self.pending: tuple[str, ...] = ()
         self._seen = -1
+        self._defs: dict[str, list[TaskDef]] = {}
 
     name = "DAG file processor"
 
@@ -41,6 +42,8 @@ class DagRegistry:
         self._seen = view.generation
         self.dags, self.import_errors = _assemble(view)
         self.pending = view.pending
+        # derived once per parse, not per tick: the loop passes these on every apply
+        self._defs = {dag_id: d.defs for dag_id, d in self.dags.items()}
 
     def records(self) -> list[DagRecord]:
         return [d.record for d in self.dags.values()]
@@ -57,7 +60,7 @@ class DagRegistry:
         return out
 
     def task_defs(self) -> dict[str, list[TaskDef]]:
-        return {dag_id: d.defs for dag_id, d in self.dags.items()}
+        return self._defs
 
 
 def _assemble(view: FolderView) -> tuple[dict[str, ParsedDag], list[ImportErrorRecord]]:
@@ -85,10 +88,9 @@ def _assemble(view: FolderView) -> tuple[dict[str, ParsedDag], list[ImportErrorR
 
 def _spec(dag: ParsedDag, row: DagRow) -> DagSpec:
     r = dag.record
-    tasks: dict[str, TaskSpec] = dag.tasks
     return DagSpec(
         dag_id=r.dag_id,
-        tasks=tasks,
+        tasks=dag.tasks,
         schedule=dag.schedule,
         start_date=r.start_date,
         catchup=r.catchup,

@@ -132,8 +132,8 @@ def summarize(dag: DAG) -> ParsedDag:
 
 
 def parse_file(path: str, memory_limit_mb: int = 0) -> ParsedFile:
-    """Import `path` in this process and summarize its DAGs (what a parse child does)."""
-    started = time.monotonic()
+    """Import `path` in this process and summarize its DAGs (what a parse child does; the
+    processor times it, fork included)."""
     try:
         mtime = os.stat(path).st_mtime  # before importing: an edit during it shows next time
     except OSError as exc:
@@ -146,7 +146,7 @@ def parse_file(path: str, memory_limit_mb: int = 0) -> ParsedFile:
         parsed = tuple(summarize(d) for d in dags)
     except Exception as exc:  # a DAG whose attributes cannot be summarized
         parsed, error = (), ImportErrorRecord(path, None, _describe(exc))
-    return ParsedFile(path, mtime, parsed, error, time.monotonic() - started)
+    return ParsedFile(path, mtime, parsed, error)
 
 
 def _describe(exc: BaseException) -> str:

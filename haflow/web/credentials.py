@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 
@@ -22,16 +23,12 @@ def check_password(password_hash: str, password: str) -> bool:
     return check_password_hash(password_hash, password)
 
 
-_DUMMY_HASH: list[str] = []
-
-
+@functools.cache
 def dummy_hash() -> str:
     """A hash of a random password, made once per process with the same method as users'
     hashes: checking a login against it costs what checking a real user's costs, so the time
     of a refused login does not tell whether the user exists."""
-    if not _DUMMY_HASH:
-        _DUMMY_HASH.append(generate_password_hash(secrets.token_urlsafe(16)))
-    return _DUMMY_HASH[0]
+    return generate_password_hash(secrets.token_urlsafe(16))
 
 
 def new_password() -> str:
