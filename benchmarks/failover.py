@@ -78,7 +78,7 @@ class Drill:
     def live(self) -> int:
         return sum(
             1
-            for s in self.repo.schedulers()
+            for s in self.repo.members.schedulers()
             if s["state"] in ("leader", "standby")
             and int(s["id"].split(":")[1]) in self.procs
             and self.procs[int(s["id"].split(":")[1])].poll() is None
@@ -88,7 +88,9 @@ class Drill:
         deadline = time.monotonic() + limit_s
         while time.monotonic() < deadline:
             found = [
-                e for e in self.repo.events(kinds=["leader.elected"]) if (e.epoch or 0) > epoch
+                e
+                for e in self.repo.history.events(kinds=["leader.elected"])
+                if (e.epoch or 0) > epoch
             ]
             if found:
                 return found[0]
@@ -115,7 +117,7 @@ class Drill:
             return 0
 
     def current(self) -> EventRow | None:
-        events = self.repo.events(kinds=["leader.elected"])
+        events = self.repo.history.events(kinds=["leader.elected"])
         return events[-1] if events else None
 
     def run(self, sig: int) -> dict[str, float]:
@@ -129,7 +131,9 @@ class Drill:
         out = {"from_signal": (new.ts - datetime.fromtimestamp(sent).astimezone()).total_seconds()}
         if sig == signal.SIGTERM:
             resigned = [
-                e for e in self.repo.events(kinds=["leader.resigned"]) if e.epoch == leader.epoch
+                e
+                for e in self.repo.history.events(kinds=["leader.resigned"])
+                if e.epoch == leader.epoch
             ]
             if resigned:
                 out["from_resign"] = (new.ts - resigned[0].ts).total_seconds()

@@ -80,15 +80,15 @@ class Drills:
         raise SystemExit(f"timed out waiting for {what}; logs in {self.home}")
 
     def alive(self) -> set[str]:
-        return {w["id"] for w in self.repo.workers() if w["state"] == "alive"}
+        return {w["id"] for w in self.repo.members.workers() if w["state"] == "alive"}
 
     def events(self, kind: str, run_id: str) -> list[EventRow]:
-        return [e for e in self.repo.events(kinds=[kind]) if e.run_id == run_id]
+        return [e for e in self.repo.history.events(kinds=[kind]) if e.run_id == run_id]
 
     def drill(self) -> dict[str, float]:
         self.wait("both workers", lambda: self.alive() >= set(self.workers))
         run_id = f"d{uuid.uuid4().hex[:6]}"
-        self.repo.trigger_run("reclaim_drill", {}, utcnow(), run_id=run_id)
+        self.repo.runs.trigger("reclaim_drill", {}, utcnow(), run_id=run_id)
         claim = self.wait("the first claim", lambda: self.events("attempt.claimed", run_id))[0]
         victim = claim.actor
         killed = datetime.fromtimestamp(time.time()).astimezone()
@@ -107,7 +107,7 @@ class Drills:
         self.start_worker(victim)
         self.wait(
             "the run to finish",
-            lambda: self.repo.run("reclaim_drill", run_id).state == "success",
+            lambda: self.repo.runs.get("reclaim_drill", run_id).state == "success",
             60,
         )
         return {
@@ -142,7 +142,7 @@ def run(drills: int, broker: str) -> dict[str, list[float]]:
         try:
             d.start_worker("w1")
             d.start_worker("w2")
-            d.wait("the DAG", lambda: service.repo.dags())
+            d.wait("the DAG", lambda: service.repo.dags.all())
             for i in range(drills):
                 r = d.drill()
                 for k, v in r.items():

@@ -68,7 +68,7 @@ with DAG("bench_chain", start_date=datetime(2026, 1, 1)):
 def wait_run(repo: Repository, dag_id: str, run_id: str, limit_s: float) -> None:
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
-        if repo.run(dag_id, run_id).state in ("success", "failed"):
+        if repo.runs.get(dag_id, run_id).state in ("success", "failed"):
             return
         time.sleep(0.05)
     raise SystemExit(f"{dag_id} {run_id} did not finish within {limit_s} s")
@@ -136,14 +136,14 @@ def _measure(
     thread.start()
     try:
         deadline = time.monotonic() + 60
-        while len(repo.dags()) < 3 and time.monotonic() < deadline:
+        while len(repo.dags.all()) < 3 and time.monotonic() < deadline:
             time.sleep(0.05)
         # warm up: every pool process imports haflow and parses the DAG file before timing
-        repo.trigger_run("bench_warmup", {}, utcnow(), run_id="warmup")
+        repo.runs.trigger("bench_warmup", {}, utcnow(), run_id="warmup")
         wait_run(repo, "bench_warmup", "warmup", 120)
-        repo.trigger_run("bench_fanout", {}, utcnow(), run_id="fanout")
+        repo.runs.trigger("bench_fanout", {}, utcnow(), run_id="fanout")
         wait_run(repo, "bench_fanout", "fanout", 600)
-        repo.trigger_run("bench_chain", {}, utcnow(), run_id="chain")
+        repo.runs.trigger("bench_chain", {}, utcnow(), run_id="chain")
         wait_run(repo, "bench_chain", "chain", 600)
         return _figures(repo, fanout)
     finally:
@@ -155,12 +155,12 @@ def _measure(
 
 
 def _figures(repo: Repository, fanout: int) -> dict[str, float]:
-    run = repo.run("bench_fanout", "fanout")
+    run = repo.runs.get("bench_fanout", "fanout")
     assert run.state == "success", f"fan-out run ended {run.state}"
     assert run.ended_at is not None
     seconds = (run.ended_at - run.created_at).total_seconds()
-    tis = {t.task_id: t for t in repo.task_instances("bench_chain", "chain")}
-    attempts = [repo.attempts(tis[tid].id)[-1] for tid in sorted(tis)]
+    tis = {t.task_id: t for t in repo.history.task_instances("bench_chain", "chain")}
+    attempts = [repo.history.attempts(tis[tid].id)[-1] for tid in sorted(tis)]
     hops = []
     for prev, cur in itertools.pairwise(attempts):
         assert prev.ended_at is not None and cur.started_at is not None

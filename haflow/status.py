@@ -61,9 +61,9 @@ class Leadership:
 
 def leadership(repo: Repository, now: datetime, max_age_s: float) -> Leadership:
     """Who leads: the live scheduler whose row holds the leader row's current epoch."""
-    row: LeaderRow | None = repo.leader()
+    row: LeaderRow | None = repo.leadership.current()
     views = []
-    for s in repo.schedulers():
+    for s in repo.members.schedulers():
         age = (now - s["heartbeat_at"]).total_seconds()
         views.append(
             SchedulerView(
@@ -84,11 +84,11 @@ def leadership(repo: Repository, now: datetime, max_age_s: float) -> Leadership:
 
 def workers(repo: Repository, now: datetime, max_age_s: float) -> list[dict[str, Any]]:
     running: dict[str, int] = {}
-    for a in repo.running_attempts():
+    for a in repo.history.running_attempts():
         if a.state == "running" and a.worker_id:
             running[a.worker_id] = running.get(a.worker_id, 0) + 1
     rows = []
-    for w in repo.workers():
+    for w in repo.members.workers():
         age = (now - w["heartbeat_at"]).total_seconds()
         rows.append(
             {
@@ -108,7 +108,7 @@ def workers(repo: Repository, now: datetime, max_age_s: float) -> list[dict[str,
 
 def webservers(repo: Repository, now: datetime, max_age_s: float) -> list[dict[str, Any]]:
     rows = []
-    for w in repo.webservers():
+    for w in repo.members.webservers():
         age = (now - w.heartbeat_at).total_seconds()
         rows.append(
             {

@@ -21,7 +21,7 @@ SIGNALS = itertools.cycle(["KILL", "TERM"])
 
 
 def schedule(drill: Drill) -> None:
-    drill.wait("the cron DAG to be parsed", lambda: drill.repo.dag("chaos_cron"), 60)
+    drill.wait("the cron DAG to be parsed", lambda: drill.repo.dags.get("chaos_cron"), 60)
     signal = next(SIGNALS)
     drill.sleep_until_second(58.5)
     node, epoch = drill.leader()

@@ -30,7 +30,9 @@ def schedule(drill: Drill) -> None:
         f"{node} to stop leading epoch {epoch}",
         lambda: any(
             e.epoch == epoch
-            for e in drill.repo.events(kinds=["leader.fenced_out", "leader.resigned"], limit=10_000)
+            for e in drill.repo.history.events(
+                kinds=["leader.fenced_out", "leader.resigned"], limit=10_000
+            )
         ),
         40,
     )

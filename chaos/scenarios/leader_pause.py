@@ -6,7 +6,7 @@ a barrier, so the fault lands every time: a run of `chaos_barrier` is triggered 
 is paused, its row is locked from the host, the DAG unpaused; the leader's next fenced
 transaction locks the `leader` row and then waits on the run's row. PostgreSQL shows it so,
 the node is frozen, and the barrier released (`Drill.pause_mid_transaction`). The frozen
-transaction holds the row lock the next leader's `take_leadership` needs, so this is the case
+transaction holds the row lock the next leader's `leadership.take` needs, so this is the case
 where the server must end the frozen session (`idle_in_transaction_session_timeout` =
 `[election] db_lock_timeout`, or the new leader's `pg_terminate_backend`) for a standby to lead.
 

@@ -28,7 +28,7 @@ def schedule(drill: Drill) -> None:
         f"{name} to show as an import error that names its timeout",
         lambda: any(
             e.fileloc.endswith(name) and "timed out" in e.message
-            for e in drill.repo.import_errors()
+            for e in drill.repo.dags.import_errors()
         ),
         timeout_s=30.0,
     )

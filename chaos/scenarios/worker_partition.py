@@ -23,7 +23,9 @@ def schedule(drill: Drill) -> None:
     drill.faults.partition(victim)
     drill.wait(
         f"attempt {attempt.attempt + 1} of {attempt.ti_id} to be queued",
-        lambda: any(a.attempt > attempt.attempt for a in drill.repo.attempts(attempt.ti_id)),
+        lambda: any(
+            a.attempt > attempt.attempt for a in drill.repo.history.attempts(attempt.ti_id)
+        ),
         40,
     )
     time.sleep(5.0)  # the successor runs elsewhere while the victim is still cut off

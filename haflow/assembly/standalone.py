@@ -76,10 +76,10 @@ def _private_file(path: Path, make: Callable[[], str]) -> str:
 def ensure_admin(repo: Repository, home: Path) -> tuple[str, str | None]:
     """The admin user and its password: made on first start when the metastore has no user."""
     pw_file = home / ADMIN_PASSWORD_FILE
-    if repo.count_users() == 0:
+    if repo.users.count() == 0:
         pw_file.unlink(missing_ok=True)
         password = _private_file(pw_file, new_password)
-        repo.create_user("admin", hash_password(password), "Admin", utcnow())
+        repo.users.create("admin", hash_password(password), "Admin", utcnow())
     return "admin", pw_file.read_text().strip() if pw_file.exists() else None
 
 
@@ -170,7 +170,7 @@ class Progress:
         self._last = 0
 
     def start(self) -> None:
-        events = self.repo.events(since_id=0, limit=1_000_000)
+        events = self.repo.history.events(since_id=0, limit=1_000_000)
         self._last = events[-1].id if events else 0
         self._thread.start()
 
@@ -185,7 +185,7 @@ class Progress:
 
     def _poll(self) -> None:
         try:
-            events = self.repo.events(since_id=self._last, limit=500)
+            events = self.repo.history.events(since_id=self._last, limit=500)
         except Exception as exc:  # progress is best effort; the scheduler reports real trouble
             click.echo(f"(progress unavailable: {exc})", err=True)
             return

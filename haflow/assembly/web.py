@@ -45,14 +45,14 @@ class WebserverHeartbeat:
         self._stop.set()
         self._thread.join(5.0)
         try:
-            self.repo.remove_webserver(self.wid)
+            self.repo.members.remove_webserver(self.wid)
         except Exception as exc:  # the row then ages out as dead; nothing else depends on it
             log.warning("could not remove webserver row %s: %s", self.wid, exc)
         self.repo.engine.dispose()
 
     def beat(self) -> None:
         ws = self.settings.webserver
-        self.repo.heartbeat_webserver(
+        self.repo.members.heartbeat_webserver(
             self.wid,
             hostname=self.settings.core.effective_hostname(),
             pid=os.getpid(),

@@ -65,7 +65,7 @@ class Registration:
 
     def beat(self, state: str) -> None:
         try:
-            self.repo.heartbeat_worker(
+            self.repo.members.heartbeat_worker(
                 self.worker_id,
                 kind="celery",
                 hostname=socket.getfqdn(),

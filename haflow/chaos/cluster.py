@@ -266,7 +266,7 @@ class Cluster:
 
     def _leader_row(self) -> Any:
         with contextlib.suppress(HaflowError):
-            return self.repo().leader()
+            return self.repo().leadership.current()
         return None
 
     def _schedulers_settled(self, masters: set[str]) -> bool:
@@ -280,7 +280,7 @@ class Cluster:
     def _live_workers(self) -> set[str]:
         now = utcnow()
         try:
-            rows = self.repo().workers()
+            rows = self.repo().members.workers()
         except HaflowError:
             return set()
         return {
@@ -307,7 +307,7 @@ class Cluster:
         schedulers: dict[str, str] = {}
         if states.get("postgres") == "running":
             try:
-                leader = self.repo().leader()
+                leader = self.repo().leadership.current()
                 schedulers = _scheduler_states(self.repo())
             except HaflowError as exc:
                 notes.append(f"metastore not readable: {exc}")
@@ -390,7 +390,7 @@ def _state(d: dict[str, Any]) -> str:
 def _scheduler_states(repo: Repository) -> dict[str, str]:
     out: dict[str, str] = {}
     now = utcnow()
-    for s in repo.schedulers():
+    for s in repo.members.schedulers():
         node = str(s["id"]).split(":", 1)[0]
         alive = (now - s["heartbeat_at"]).total_seconds() < 10
         if alive and s["state"] != "stopped":

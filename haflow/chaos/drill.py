@@ -71,7 +71,7 @@ class Drill:
             if observe and time.monotonic() - last[0] >= 1.0:
                 last[0] = time.monotonic()
                 self.observe_db(observe)
-            row = self.repo.leader()
+            row = self.repo.leadership.current()
             return row if row is not None and row.epoch > after_epoch else None
 
         row = self.wait(f"a leader after epoch {after_epoch}", newer, timeout_s)
@@ -89,9 +89,9 @@ class Drill:
     # -- workload ---------------------------------------------------------------------------
 
     def trigger(self, dag_id: str, runs: int = 1) -> list[str]:
-        self.wait(f"DAG {dag_id} to be parsed", lambda: self.repo.dag(dag_id), 60)
+        self.wait(f"DAG {dag_id} to be parsed", lambda: self.repo.dags.get(dag_id), 60)
         return [
-            self.repo.trigger_run(
+            self.repo.runs.trigger(
                 dag_id, {}, utcnow(), run_id=f"chaos__{utcnow().isoformat()}"
             ).run_id
             for _ in range(runs)
@@ -113,7 +113,7 @@ class Drill:
             return next(
                 (
                     a
-                    for a in self.repo.running_attempts()
+                    for a in self.repo.history.running_attempts()
                     if a.state == "running" and a.worker_id == worker
                 ),
                 None,
@@ -123,7 +123,7 @@ class Drill:
 
     def wait_runs_done(self, timeout_s: float) -> None:
         def done() -> bool:
-            runs = self.repo.runs(limit=10_000)
+            runs = self.repo.runs.find(limit=10_000)
             return all(r.state in ("success", "failed") for r in runs)  # none: nothing to wait
 
         self.wait("every run to finish", done, timeout_s)
@@ -172,12 +172,12 @@ class Drill:
         """One try: block the leader's fenced transaction on a locked run row, freeze the node,
         release the row; the transaction as it settles (None if it had ended)."""
         repo, address = self.repo, self.cluster.address(node)
-        repo.set_paused(dag_id, True, utcnow())
+        repo.dags.set_paused(dag_id, True, utcnow())
         (run_id,) = self.trigger(dag_id)
-        run_pk = repo.run(dag_id, run_id).pk
+        run_pk = repo.runs.get(dag_id, run_id).pk
         with watch_connection(repo.engine) as watch, repo.engine.connect() as held:
             lock_run(held, run_pk)  # the barrier, until `held` rolls back
-            repo.set_paused(dag_id, False, utcnow())
+            repo.dags.set_paused(dag_id, False, utcnow())
             blocked = self.wait(
                 f"{node}'s fenced transaction to block on run {run_id}",
                 lambda: _blocked(fenced_transaction(watch, address)),
@@ -259,7 +259,7 @@ class Drill:
         now = utcnow()
         live = [
             str(s["id"]).split(":", 1)[0]
-            for s in self.repo.schedulers()
+            for s in self.repo.members.schedulers()
             if s["state"] in ("leader", "standby") and (now - s["heartbeat_at"]).total_seconds() < 3
         ]
         if sorted(live) != sorted(masters):

@@ -48,7 +48,7 @@ def _events(repo: Repository) -> Iterable[Event]:
     committed = commit_times(repo.engine)
     since = 0
     while True:
-        page = repo.events(since_id=since, limit=PAGE)
+        page = repo.history.events(since_id=since, limit=PAGE)
         for e in page:
             yield Event(
                 e.id,
@@ -71,7 +71,7 @@ def _events(repo: Repository) -> Iterable[Event]:
 def _runs(repo: Repository) -> list[Run]:
     out: list[Run] = []
     while True:
-        page = repo.runs(limit=PAGE, offset=len(out))
+        page = repo.runs.find(limit=PAGE, offset=len(out))
         out += [
             Run(
                 r.dag_id,
@@ -91,8 +91,8 @@ def _runs(repo: Repository) -> list[Run]:
 
 def _attempts(repo: Repository, runs: list[Run]) -> Iterable[Attempt]:
     for run in runs:
-        for ti in repo.task_instances(run.dag_id, run.run_id):
-            for a in repo.attempts(ti.id):
+        for ti in repo.history.task_instances(run.dag_id, run.run_id):
+            for a in repo.history.attempts(ti.id):
                 yield Attempt(
                     run.dag_id,
                     run.run_id,

@@ -34,7 +34,8 @@ def pause_leader_mid_transaction(drill: Drill, states: Sequence[str] = ()) -> No
     drill.wait(
         f"{node} to record leader.fenced_out",
         lambda: any(
-            e.epoch == epoch for e in drill.repo.events(kinds=["leader.fenced_out"], limit=10_000)
+            e.epoch == epoch
+            for e in drill.repo.history.events(kinds=["leader.fenced_out"], limit=10_000)
         ),
         30,
     )

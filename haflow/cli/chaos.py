@@ -144,7 +144,7 @@ def _faults(name: str, state_root: Path) -> tuple[Faults, Cluster]:
 def _node(c: Cluster, node: str) -> str:
     if node != "leader":
         return c.node(node).name
-    row = c.repo().leader()
+    row = c.repo().leadership.current()
     if row is None:
         raise click.ClickException(f"cluster {c.spec.name} has no leader yet")
     return str(row.holder).split(":", 1)[0]

@@ -42,7 +42,7 @@ def list_(ctx: CliContext, output: str) -> None:
             "tags": ",".join(d.tags),
             "fileloc": d.fileloc,
         }
-        for d in ctx.repo.dags()
+        for d in ctx.repo.dags.all()
     ]
     emit(rows, ["dag_id", "schedule", "paused", "next_run", "tags", "fileloc"], output)
 
@@ -57,7 +57,7 @@ def trigger(
     ctx: CliContext, dag_id: str, conf: str | None, run_id: str | None, output: str
 ) -> None:
     """Create a manual run of DAG_ID; the scheduler starts it."""
-    run = ctx.repo.trigger_run(dag_id, parse_conf(conf), utcnow(), run_id=run_id)
+    run = ctx.repo.runs.trigger(dag_id, parse_conf(conf), utcnow(), run_id=run_id)
     emit([_run_dict(run)], _RUN_COLUMNS, output)
 
 
@@ -66,7 +66,7 @@ def trigger(
 @pass_ctx
 def pause(ctx: CliContext, dag_id: str) -> None:
     """Pause DAG_ID: no new runs, no new task attempts."""
-    ctx.repo.set_paused(dag_id, True, utcnow())
+    ctx.repo.dags.set_paused(dag_id, True, utcnow())
     click.echo(f"DAG {dag_id} paused")
 
 
@@ -75,7 +75,7 @@ def pause(ctx: CliContext, dag_id: str) -> None:
 @pass_ctx
 def unpause(ctx: CliContext, dag_id: str) -> None:
     """Unpause DAG_ID."""
-    ctx.repo.set_paused(dag_id, False, utcnow())
+    ctx.repo.dags.set_paused(dag_id, False, utcnow())
     click.echo(f"DAG {dag_id} unpaused")
 
 
@@ -105,9 +105,9 @@ def _run_dict(run: object) -> dict[str, object]:
 @pass_ctx
 def list_runs(ctx: CliContext, dag_id: str, state: str | None, limit: int, output: str) -> None:
     """List the runs of DAG_ID, newest first."""
-    ctx.repo.dag(dag_id)
+    ctx.repo.dags.get(dag_id)
     emit(
-        [_run_dict(r) for r in ctx.repo.runs(dag_id, state=state, limit=limit)],
+        [_run_dict(r) for r in ctx.repo.runs.find(dag_id, state=state, limit=limit)],
         _RUN_COLUMNS,
         output,
     )
@@ -120,7 +120,7 @@ def list_import_errors(ctx: CliContext, output: str) -> None:
     """List DAG files that failed to load, with the line and the error."""
     rows = [
         {"file": e.fileloc, "line": e.line, "error": e.message, "seen_at": e.ts}
-        for e in ctx.repo.import_errors()
+        for e in ctx.repo.dags.import_errors()
     ]
     emit(rows, ["file", "line", "error", "seen_at"], output)
 

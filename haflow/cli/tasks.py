@@ -51,9 +51,9 @@ def list_(ctx: CliContext, dag_id: str, output: str) -> None:
 @pass_ctx
 def state(ctx: CliContext, dag_id: str, run_id: str, task_id: str | None, output: str) -> None:
     """Show the state of TASK_ID (or of every task) in run RUN_ID."""
-    tis = ctx.repo.task_instances(dag_id, run_id)
+    tis = ctx.repo.history.task_instances(dag_id, run_id)
     if not tis:
-        ctx.repo.run(dag_id, run_id)
+        ctx.repo.runs.get(dag_id, run_id)
     if task_id is not None:
         tis = [ti for ti in tis if ti.task_id == task_id]
         if not tis:
@@ -79,7 +79,7 @@ def state(ctx: CliContext, dag_id: str, run_id: str, task_id: str | None, output
 @pass_ctx
 def clear(ctx: CliContext, dag_id: str, run_id: str, task_ids: tuple[str, ...]) -> None:
     """Reset finished task instances of RUN_ID so they run again."""
-    n = ctx.repo.clear(dag_id, run_id, task_ids, utcnow())
+    n = ctx.repo.runs.clear(dag_id, run_id, task_ids, utcnow())
     click.echo(f"cleared {n} task instance(s) of {dag_id} {run_id}")
 
 
@@ -91,11 +91,11 @@ def clear(ctx: CliContext, dag_id: str, run_id: str, task_ids: tuple[str, ...]) 
 @pass_ctx
 def logs(ctx: CliContext, dag_id: str, run_id: str, task_id: str, attempt: int | None) -> None:
     """Print the log of an attempt, as stored in the metastore."""
-    ti = ctx.repo.task_instance(dag_id, run_id, task_id)
+    ti = ctx.repo.history.task_instance(dag_id, run_id, task_id)
     number = attempt or ti.attempt
     if number < 1 or number > ti.attempt:
         raise NotFound(f"{task_id} of {run_id} has attempts 1..{ti.attempt}, not {number}")
-    click.echo(ctx.repo.logs(ti.id, number), nl=False)
+    click.echo(ctx.repo.history.logs(ti.id, number), nl=False)
 
 
 @tasks.command("test")

@@ -10,7 +10,7 @@ from haflow.cli.context import CliContext, pass_ctx
 from haflow.cli.output import emit, output_option
 from haflow.core.clock import utcnow
 from haflow.errors import InvalidRequest, NotFound
-from haflow.metastore.repository.web import ROLES
+from haflow.metastore.repository.users import ROLES
 from haflow.web.credentials import hash_password, new_token, token_digest
 
 
@@ -47,13 +47,13 @@ def create(
     """Create a user with a role: Admin (everything), Op (pause, trigger, clear), Viewer."""
     if exists_ok:
         try:
-            ctx.repo.user(username)
+            ctx.repo.users.get(username)
             click.echo(f"user {username} exists; left as it is")
             return
         except NotFound:
             pass
     pw_hash = hash_password(_password(password, password_file))
-    ctx.repo.create_user(username, pw_hash, role, utcnow())
+    ctx.repo.users.create(username, pw_hash, role, utcnow())
     click.echo(f"created user {username} ({role})")
 
 
@@ -64,7 +64,7 @@ def list_(ctx: CliContext, output: str) -> None:
     """List users and their roles."""
     rows = [
         {"username": u.username, "role": u.role, "created_at": u.created_at}
-        for u in ctx.repo.users()
+        for u in ctx.repo.users.all()
     ]
     emit(rows, ["username", "role", "created_at"], output)
 
@@ -74,7 +74,7 @@ def list_(ctx: CliContext, output: str) -> None:
 @pass_ctx
 def delete(ctx: CliContext, username: str) -> None:
     """Delete a user and their API tokens."""
-    ctx.repo.delete_user(username)
+    ctx.repo.users.delete(username)
     click.echo(f"deleted user {username}")
 
 
@@ -87,7 +87,7 @@ def set_password(
     ctx: CliContext, username: str, password: str | None, password_file: str | None
 ) -> None:
     """Change a user's password; their open sessions end."""
-    ctx.repo.set_user(username, password_hash=hash_password(_password(password, password_file)))
+    ctx.repo.users.set(username, password_hash=hash_password(_password(password, password_file)))
     click.echo(f"password of {username} changed")
 
 
@@ -97,7 +97,7 @@ def set_password(
 @pass_ctx
 def set_role(ctx: CliContext, username: str, role: str) -> None:
     """Change a user's role."""
-    ctx.repo.set_user(username, role=role)
+    ctx.repo.users.set(username, role=role)
     click.echo(f"{username} is now {role}")
 
 
@@ -109,7 +109,7 @@ def token(ctx: CliContext, username: str, name: str) -> None:
     """Make an API token for a user and print it (it is shown only this once)."""
     value = new_token()
     try:
-        ctx.repo.add_token(username, token_digest(value), name, utcnow())
+        ctx.repo.users.add_token(username, token_digest(value), name, utcnow())
     except NotFound as exc:
         raise InvalidRequest(str(exc)) from exc
     click.echo(value)

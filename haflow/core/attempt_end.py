@@ -1,5 +1,5 @@
 """The one rule for what follows an ended attempt, used by every path that ends one: the
-worker's own report (`metastore.repository.attempts.finish_attempt`) and the leader's reclaim
+worker's own report (`metastore.repository.attempts.finish`) and the leader's reclaim
 and timeout backstop (`core.reclamation.supervise`).
 
 - success: the task instance succeeds.

@@ -264,7 +264,7 @@ def check_dags(settings: Settings, engine: Engine) -> Check:
     from haflow.assembly.scheduler import parse_folder
     from haflow.metastore.repository import Repository
 
-    leader = Repository(engine).dag_fingerprints()
+    leader = Repository(engine).dags.fingerprints()
     if not leader:
         return Check("dags", Finding(Problem.OK, "no DAGs parsed by a scheduler yet"))
     here = parse_folder(settings).dags

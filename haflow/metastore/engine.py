@@ -52,7 +52,7 @@ def create_engine(
     `idle_tx_timeout_s`: the server ends a session that sits inside a transaction (or, on MySQL,
     idles at all) for longer, rolling the transaction back. A scheduler frozen or cut off in
     the middle of a fenced transaction holds the `leader` row lock; without this limit the next
-    leader's `take_leadership` would wait on that lock for as long as the freeze lasts. A worker
+    leader's `leadership.take` would wait on that lock for as long as the freeze lasts. A worker
     cut off in the middle of a claim or a report would likewise keep its attempt's rows locked
     (for hours, under default TCP keepalives), stalling whoever writes them next.
     """

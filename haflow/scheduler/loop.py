@@ -59,15 +59,15 @@ class SchedulingLoop:
         """Run one iteration; True when it changed something (so the next one should follow)."""
         if self.registry.changed():
             self.sync_dags(epoch)
-        rows = {d.dag_id: d for d in self.repo.dags()}
+        rows = {d.dag_id: d for d in self.repo.dags.all()}
         specs = self.registry.specs(rows)
-        snap = self.repo.snapshot()
+        snap = self.repo.scheduling.snapshot()
         now = self.clock()
         limits = self._limits(_active(snap.runs), snap.metastore_now)
         decisions = plan(specs, snap.runs, now, limits)
         if not decisions:
             return False
-        refs = self.repo.apply(decisions, self.registry.task_defs(), epoch, now)
+        refs = self.repo.scheduling.apply(decisions, self.registry.task_defs(), epoch, now)
         if refs:
             self.executor.submit(refs)
         self.listener.applied(decisions, refs, now)
@@ -77,7 +77,7 @@ class SchedulingLoop:
         """Write the newest parses; DAGs of files not parsed yet by this process stay as the
         metastore has them."""
         self.registry.refresh()
-        self.repo.sync_dags(
+        self.repo.dags.sync(
             self.registry.records(),
             self.registry.errors(),
             self.clock(),
@@ -89,7 +89,7 @@ class SchedulingLoop:
         """On becoming leader: write the newest parses, then re-publish every attempt an
         earlier leader queued."""
         self.sync_dags(epoch)
-        refs = self.repo.republish_queued(epoch, self.clock())
+        refs = self.repo.scheduling.republish_queued(epoch, self.clock())
         if refs:
             self.executor.submit(refs)
 

@@ -1,6 +1,6 @@
 """The scheduler daemon's main loop: follow the elector, lead under an epoch, step down cleanly.
 
-Invariants: scheduling writes happen only between `take_leadership` and stepping down, all under
+Invariants: scheduling writes happen only between `leadership.take` and stepping down, all under
 the epoch taken; a FencedOut or a lost election ends leadership at once; a dead executor or
 elector stops the daemon rather than letting it limp on.
 """
@@ -115,7 +115,7 @@ class SchedulerService:
     def _become_leader(self) -> None:
         now = self.clock()
         self.listener.electing(now)
-        self.epoch = self.repo.take_leadership(self.sid, self.elector.mode, now, reason="elected")
+        self.epoch = self.repo.leadership.take(self.sid, self.elector.mode, now, reason="elected")
         log.info("leading with epoch %s (%s elector)", self.epoch, self.elector.mode)
         self.listener.elected(self.epoch, self.elector.mode, now)
         self.loop.take_over(self.epoch)
@@ -131,7 +131,7 @@ class SchedulerService:
         log.log(level, "stepping down from epoch %s: %s", epoch, reason)
         self.listener.stepped_down(epoch, "shutdown" if reason == "shutdown" else "elector")
         try:
-            self.repo.resign(epoch, self.sid, self.clock(), reason)
+            self.repo.leadership.resign(epoch, self.sid, self.clock(), reason)
         except FencedOut as exc:
             self.listener.fenced(epoch)
             self._record_fenced(epoch, exc)
@@ -159,7 +159,7 @@ class SchedulerService:
         if self.monotonic() - self._last_beat < self.cfg.heartbeat_s:
             return
         state = "leader" if self.epoch is not None else "standby"
-        self.repo.heartbeat_scheduler(
+        self.repo.members.heartbeat_scheduler(
             self.sid,
             hostname=socket.getfqdn(),
             pid=os.getpid(),
@@ -193,7 +193,7 @@ class SchedulerService:
             self.executor.stop()
             for extra in self.extras:
                 extra.stop()
-            self.repo.heartbeat_scheduler(
+            self.repo.members.heartbeat_scheduler(
                 self.sid,
                 hostname=socket.getfqdn(),
                 pid=os.getpid(),

@@ -114,9 +114,9 @@ def _depth(value: Any) -> int:
 
 def _dag_json(dag_id: str) -> dict[str, Any]:
     ctx = web()
-    detail = ctx.repo.dag_detail(dag_id)
-    runs = ctx.repo.run_state_counts(dag_id).get(dag_id, {})
-    tasks = ctx.repo.task_state_counts(dag_id).get(dag_id, {})
+    detail = ctx.repo.overview.dag_detail(dag_id)
+    runs = ctx.repo.overview.run_state_counts(dag_id).get(dag_id, {})
+    tasks = ctx.repo.overview.task_state_counts(dag_id).get(dag_id, {})
     return s.dag_json(detail, ctx.now, runs, tasks)
 
 
@@ -134,10 +134,10 @@ def list_dags() -> Response:
     paused = request.args.get("paused")
     if paused not in (None, "true", "false"):
         raise BadInput("paused must be true or false", "paused")
-    rows = ctx.repo.dag_details(active_only=True)
+    rows = ctx.repo.overview.dag_details(active_only=True)
     if paused is not None:
         rows = [d for d in rows if d.is_paused == (paused == "true")]
-    runs, tasks = ctx.repo.run_state_counts(), ctx.repo.task_state_counts()
+    runs, tasks = ctx.repo.overview.run_state_counts(), ctx.repo.overview.task_state_counts()
     items = [
         s.dag_json(d, ctx.now, runs.get(d.dag_id, {}), tasks.get(d.dag_id, {}))
         for d in rows[offset : offset + limit]
@@ -159,7 +159,7 @@ def patch_dag(dag_id: str) -> Response:
     if not isinstance(paused, bool):
         raise BadInput("is_paused must be true or false", "is_paused")
     ctx = web()
-    ctx.repo.set_paused(dag_id, paused, ctx.now)
+    ctx.repo.dags.set_paused(dag_id, paused, ctx.now)
     return jsonify(_dag_json(dag_id))
 
 
@@ -169,9 +169,9 @@ def list_runs(dag_id: str) -> Response:
     ctx = web()
     limit, offset = _page()
     state = _str_arg("state")
-    ctx.repo.dag(dag_id)
-    rows = ctx.repo.runs(dag_id, state=state, limit=limit, offset=offset)
-    total = ctx.repo.count_runs(dag_id, state)
+    ctx.repo.dags.get(dag_id)
+    rows = ctx.repo.runs.find(dag_id, state=state, limit=limit, offset=offset)
+    total = ctx.repo.overview.count_runs(dag_id, state)
     return _collection([s.run_json(r) for r in rows], total, limit, offset)
 
 
@@ -188,14 +188,14 @@ def trigger(dag_id: str) -> tuple[Response, int]:
     if len(json.dumps(conf)) > 65536:
         raise BadInput("conf must be at most 64 KiB of JSON", "conf")
     ctx = web()
-    run = ctx.repo.trigger_run(dag_id, conf, ctx.now, run_id=run_id)
+    run = ctx.repo.runs.trigger(dag_id, conf, ctx.now, run_id=run_id)
     return jsonify(s.run_json(run)), 201
 
 
 @bp.get("/dags/<dag_id>/dagRuns/<dag_run_id>")
 @requires("read")
 def get_run(dag_id: str, dag_run_id: str) -> Response:
-    return jsonify(s.run_json(web().repo.run(dag_id, dag_run_id)))
+    return jsonify(s.run_json(web().repo.runs.get(dag_id, dag_run_id)))
 
 
 @bp.post("/dags/<dag_id>/dagRuns/<dag_run_id>/clear")
@@ -206,7 +206,7 @@ def clear(dag_id: str, dag_run_id: str) -> Response:
     if not isinstance(task_ids, list) or not all(isinstance(t, str) for t in task_ids):
         raise BadInput("task_ids must be a list of task ids", "task_ids")
     ctx = web()
-    n = ctx.repo.clear(dag_id, dag_run_id, task_ids, ctx.now)
+    n = ctx.repo.runs.clear(dag_id, dag_run_id, task_ids, ctx.now)
     return jsonify({"cleared": n})
 
 
@@ -215,8 +215,8 @@ def clear(dag_id: str, dag_run_id: str) -> Response:
 def list_tis(dag_id: str, dag_run_id: str) -> Response:
     limit, offset = _page()
     repo = web().repo
-    repo.run(dag_id, dag_run_id)
-    rows = repo.task_instances(dag_id, dag_run_id)
+    repo.runs.get(dag_id, dag_run_id)
+    rows = repo.history.task_instances(dag_id, dag_run_id)
     return _collection(
         [s.ti_json(t) for t in rows[offset : offset + limit]], len(rows), limit, offset
     )
@@ -226,18 +226,18 @@ def list_tis(dag_id: str, dag_run_id: str) -> Response:
 @requires("read")
 def get_ti(dag_id: str, dag_run_id: str, task_id: str) -> Response:
     repo = web().repo
-    ti = repo.task_instance(dag_id, dag_run_id, task_id)
-    return jsonify(s.ti_json(ti, repo.attempts(ti.id)))
+    ti = repo.history.task_instance(dag_id, dag_run_id, task_id)
+    return jsonify(s.ti_json(ti, repo.history.attempts(ti.id)))
 
 
 @bp.get("/dags/<dag_id>/dagRuns/<dag_run_id>/taskInstances/<task_id>/logs/<int:attempt>")
 @requires("read")
 def get_log(dag_id: str, dag_run_id: str, task_id: str, attempt: int) -> Response:
     repo = web().repo
-    ti = repo.task_instance(dag_id, dag_run_id, task_id)
+    ti = repo.history.task_instance(dag_id, dag_run_id, task_id)
     if not 1 <= attempt <= max(ti.attempt, 1) or attempt > 10**6:
         raise BadInput(f"attempt must be between 1 and {max(ti.attempt, 1)}", "attempt")
-    content = repo.logs(ti.id, attempt)
+    content = repo.history.logs(ti.id, attempt)
     return jsonify({"attempt": attempt, "content": content})
 
 
@@ -253,7 +253,7 @@ def cluster() -> Response:
 def events() -> Response:
     limit, offset = _page()
     kind, dag_id = _str_arg("kind"), _str_arg("dag_id")
-    rows, total = web().repo.recent_events(
+    rows, total = web().repo.overview.recent_events(
         kinds=[kind] if kind else None, dag_id=dag_id, limit=limit, offset=offset
     )
     return _collection([s.event_json(e) for e in rows], total, limit, offset)
@@ -263,7 +263,7 @@ def events() -> Response:
 @requires("read")
 def import_errors() -> Response:
     limit, offset = _page()
-    rows = web().repo.import_errors()
+    rows = web().repo.dags.import_errors()
     items = [s.import_error_json(e) for e in rows[offset : offset + limit]]
     return _collection(items, len(rows), limit, offset)
 

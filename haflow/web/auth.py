@@ -89,21 +89,21 @@ def verify_login(username: str, password: str) -> Principal | None:
     per user, `[webserver] login_rate_limit` each within a minute) before the check, so that
     simultaneous attempts cannot all slip under the limit. Raises RateLimited over a limit."""
     ctx = web()
-    row, by_address, by_user = ctx.repo.reserve_login(
+    row, by_address, by_user = ctx.repo.users.reserve_login(
         client_address(), username, ctx.now, ctx.now - RATE_WINDOW
     )
     limit = ctx.settings.webserver.login_rate_limit
     if by_address > limit or by_user > limit:
-        ctx.repo.forget_login(row)  # refused unchecked: not a failure of its own
+        ctx.repo.users.forget_login(row)  # refused unchecked: not a failure of its own
         raise RateLimited
     try:
-        user = ctx.repo.user(username)
+        user = ctx.repo.users.get(username)
     except NotFound:
         user = None
     # an unknown user is checked against a dummy hash: the same work, so the same time
     stored = user.password_hash if user is not None else dummy_hash()
     if check_password(stored, password) and user is not None:
-        ctx.repo.forget_login(row)
+        ctx.repo.users.forget_login(row)
         return Principal(user.username, user.role, "session")
     return None
 
@@ -114,7 +114,7 @@ def password_mark(password_hash: str) -> str:
 
 
 def log_in(p: Principal) -> None:
-    user = web().repo.user(p.username)
+    user = web().repo.users.get(p.username)
     session.clear()
     session.permanent = True
     session["user"] = user.username
@@ -145,7 +145,7 @@ def _from_session() -> Principal | None:
     if not name:
         return None
     try:
-        user = web().repo.user(name)
+        user = web().repo.users.get(name)
     except NotFound:
         session.clear()
         return None
@@ -158,7 +158,7 @@ def _from_session() -> Principal | None:
 def _from_header(header: str) -> Principal | Response:
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer":
-        user = web().repo.user_by_token(token_digest(value.strip()))
+        user = web().repo.users.by_token(token_digest(value.strip()))
         if user is None:
             return _unauthorized("the API token is not valid")
         return Principal(user.username, user.role, "token")

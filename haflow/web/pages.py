@@ -70,15 +70,15 @@ def index() -> Response:
 @requires("read")
 def dags() -> str:
     ctx = web()
-    rows = ctx.repo.dag_details()
+    rows = ctx.repo.overview.dag_details()
     return render_template(
         "dags.html",
         dags=rows,
-        run_counts=ctx.repo.run_state_counts(),
-        task_counts=ctx.repo.task_state_counts(),
-        latest=ctx.repo.latest_runs(),
+        run_counts=ctx.repo.overview.run_state_counts(),
+        task_counts=ctx.repo.overview.task_state_counts(),
+        latest=ctx.repo.overview.latest_runs(),
         next_runs={d.dag_id: next_run(d, ctx.now) for d in rows},
-        import_errors=len(ctx.repo.import_errors()),
+        import_errors=len(ctx.repo.dags.import_errors()),
     )
 
 
@@ -86,10 +86,11 @@ def dags() -> str:
 @requires("read")
 def grid(dag_id: str) -> str:
     ctx = web()
-    dag = ctx.repo.dag_detail(dag_id)
-    runs = list(reversed(ctx.repo.runs(dag_id, limit=GRID_RUNS)))
+    dag = ctx.repo.overview.dag_detail(dag_id)
+    runs = list(reversed(ctx.repo.runs.find(dag_id, limit=GRID_RUNS)))
     cells = {
-        (t.run_id, t.task_id): t for t in ctx.repo.task_instances_of_runs([r.pk for r in runs])
+        (t.run_id, t.task_id): t
+        for t in ctx.repo.overview.task_instances_of_runs([r.pk for r in runs])
     }
     active = any(r.state in ("queued", "running") for r in runs)
     return render_template(
@@ -107,11 +108,13 @@ def grid(dag_id: str) -> str:
 @requires("read")
 def graph(dag_id: str) -> str:
     ctx = web()
-    dag = ctx.repo.dag_detail(dag_id)
-    latest = ctx.repo.runs(dag_id, limit=1)
+    dag = ctx.repo.overview.dag_detail(dag_id)
+    latest = ctx.repo.runs.find(dag_id, limit=1)
     states = {}
     if latest:
-        states = {t.task_id: t.state for t in ctx.repo.task_instances(dag_id, latest[0].run_id)}
+        states = {
+            t.task_id: t.state for t in ctx.repo.history.task_instances(dag_id, latest[0].run_id)
+        }
     shape = layout(dag.structure.get("tasks", {}), states)
     return render_template("graph.html", dag=dag, layout=shape, run=latest[0] if latest else None)
 
@@ -121,7 +124,7 @@ def graph(dag_id: str) -> str:
 def pause(dag_id: str) -> Response:
     ctx = web()
     paused = request.form.get("paused") == "1"
-    ctx.repo.set_paused(dag_id, paused, ctx.now)
+    ctx.repo.dags.set_paused(dag_id, paused, ctx.now)
     flash(f"{dag_id} {'paused' if paused else 'unpaused'}")
     return redirect(
         _safe_next(request.form.get("next")) if request.form.get("next") else url_for("pages.dags")
@@ -142,7 +145,9 @@ def trigger(dag_id: str) -> Response:
         flash("conf must be a JSON object", "error")
         return redirect(url_for("pages.grid", dag_id=dag_id))
     try:
-        run = ctx.repo.trigger_run(dag_id, conf, ctx.now, run_id=request.form.get("run_id") or None)
+        run = ctx.repo.runs.trigger(
+            dag_id, conf, ctx.now, run_id=request.form.get("run_id") or None
+        )
     except InvalidRequest as exc:
         flash(str(exc), "error")
         return redirect(url_for("pages.grid", dag_id=dag_id))
@@ -154,14 +159,14 @@ def trigger(dag_id: str) -> Response:
 @requires("read")
 def task_instance(dag_id: str, run_id: str, task_id: str) -> str:
     repo = web().repo
-    ti = repo.task_instance(dag_id, run_id, task_id)
-    attempts = repo.attempts(ti.id)
+    ti = repo.history.task_instance(dag_id, run_id, task_id)
+    attempts = repo.history.attempts(ti.id)
     chosen = request.args.get("attempt", type=int) or (attempts[-1].attempt if attempts else 0)
-    log = repo.logs(ti.id, chosen) if chosen else ""
+    log = repo.history.logs(ti.id, chosen) if chosen else ""
     return render_template(
         "task_instance.html",
         ti=ti,
-        run=repo.run(dag_id, run_id),
+        run=repo.runs.get(dag_id, run_id),
         attempts=attempts,
         chosen=chosen,
         log=log,
@@ -173,7 +178,7 @@ def task_instance(dag_id: str, run_id: str, task_id: str) -> str:
 def clear(dag_id: str, run_id: str) -> Response:
     ctx = web()
     task_ids = request.form.getlist("task_id")
-    n = ctx.repo.clear(dag_id, run_id, task_ids, ctx.now)
+    n = ctx.repo.runs.clear(dag_id, run_id, task_ids, ctx.now)
     flash(f"cleared {n} task instance(s) of {run_id}")
     if len(task_ids) == 1:
         return redirect(
@@ -195,7 +200,7 @@ def events() -> str:
     page = max(request.args.get("page", 1, type=int), 1)
     kind = request.args.get("kind") or None
     dag_id = request.args.get("dag_id") or None
-    rows, total = web().repo.recent_events(
+    rows, total = web().repo.overview.recent_events(
         kinds=[kind] if kind else None,
         dag_id=dag_id,
         limit=EVENTS_PAGE,
@@ -210,4 +215,4 @@ def events() -> str:
 @bp.get("/import-errors")
 @requires("read")
 def import_errors() -> str:
-    return render_template("import_errors.html", errors=web().repo.import_errors())
+    return render_template("import_errors.html", errors=web().repo.dags.import_errors())

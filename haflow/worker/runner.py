@@ -96,7 +96,7 @@ class AttemptRunner:
     def run(self, ref: AttemptRef) -> str:
         """Run `ref` if the claim succeeds; returns what happened, for counting."""
         sent = self.monotonic()  # the claim stamps the first heartbeat no sooner than this
-        claimed = self.repo.claim(ref, self.worker_id, self.clock())
+        claimed = self.repo.attempts.claim(ref, self.worker_id, self.clock())
         if claimed is None:
             self.listener.claim_rejected(ref)
             return "rejected"
@@ -146,7 +146,7 @@ class AttemptRunner:
         delay = 0.1
         while True:
             try:
-                return self.repo.finish_attempt(
+                return self.repo.attempts.finish(
                     c.ti_id,
                     c.attempt,
                     self.worker_id,
@@ -219,10 +219,10 @@ class _Watch:
         while not self._stop.wait(self.r.cfg.heartbeat_sec):
             sent = self.r.monotonic()
             try:
-                self.r.repo.append_log(
+                self.r.repo.attempts.append_log(
                     self.c.ti_id, self.c.attempt, self.sink.take(), self.r.clock()
                 )
-                alive = self.r.repo.heartbeat_attempt(
+                alive = self.r.repo.attempts.heartbeat(
                     self.c.ti_id, self.c.attempt, self.r.worker_id
                 )
             except HaflowError as exc:

@@ -186,11 +186,11 @@ class Setup:
 
     def trigger(self, dag_id: str) -> str:
         run_id = f"r{uuid.uuid4().hex[:6]}"
-        self.repo.trigger_run(dag_id, {}, utcnow(), run_id=run_id)
+        self.repo.runs.trigger(dag_id, {}, utcnow(), run_id=run_id)
         return run_id
 
     def finished(self, dag_id: str, run_id: str) -> bool:
-        return self.repo.run(dag_id, run_id).state in ("success", "failed")
+        return self.repo.runs.get(dag_id, run_id).state in ("success", "failed")
 
     def logs(self) -> str:
         return "\n".join(
@@ -278,7 +278,7 @@ def _setup(
     try:
         for name in ("w1", "w2"):
             s.start_worker(name)
-        wait_for("the DAGs to be parsed", lambda: len(s.repo.dags()) == 5)
+        wait_for("the DAGs to be parsed", lambda: len(s.repo.dags.all()) == 5)
         wait_for("both workers to register", lambda: _alive(s.repo) == {"w1", "w2"})
         yield s
     except BaseException:
@@ -301,18 +301,18 @@ def test_dead_worker_is_detected_by_its_zookeeper_session(zk_setup: Setup) -> No
     killed_at = time.time()
     os.killpg(s.workers[victim].pid, signal.SIGKILL)
     wait_for("the run to finish", lambda: s.finished("cw_slow", run_id), 30)
-    ti = s.repo.task_instance("cw_slow", run_id, "slow")
-    first = s.repo.attempts(ti.id)[0]
+    ti = s.repo.history.task_instance("cw_slow", run_id, "slow")
+    first = s.repo.history.attempts(ti.id)[0]
     assert first.state == "lost"
     assert first.reason.startswith("worker's ZooKeeper session ended")
-    reclaimed = next(e for e in s.repo.events(kinds=["ti.up_for_retry"]) if e.attempt == 1)
+    reclaimed = next(e for e in s.repo.history.events(kinds=["ti.up_for_retry"]) if e.attempt == 1)
     took = (reclaimed.ts - datetime.fromtimestamp(killed_at).astimezone()).total_seconds()
     assert took < 10.0, f"reclaimed {took:.1f} s after the kill (heartbeat timeout is 12 s)"
-    assert s.repo.run("cw_slow", run_id).state == "success"
+    assert s.repo.runs.get("cw_slow", run_id).state == "success"
 
 
 def _alive(repo: Repository) -> set[str]:
-    return {w["id"] for w in repo.workers() if w["state"] == "alive"}
+    return {w["id"] for w in repo.members.workers() if w["state"] == "alive"}
 
 
 def test_partitioned_worker_stops_its_attempt_before_the_reclaimed_one_starts(
@@ -349,7 +349,7 @@ def test_partitioned_worker_stops_its_attempt_before_the_reclaimed_one_starts(
     assert max(first) < min(second), (
         f"attempt 1 ticked until {max(first):.3f}, attempt 2 started at {min(second):.3f}"
     )
-    assert setup.repo.run("cw_long", run_id).state == "success"
+    assert setup.repo.runs.get("cw_long", run_id).state == "success"
 
 
 def test_broker_restart_mid_run_every_run_completes(setup: Setup) -> None:
@@ -357,15 +357,22 @@ def test_broker_restart_mid_run_every_run_completes(setup: Setup) -> None:
     wait_for(
         "the runs to be under way",
         lambda: (
-            len([e for e in setup.repo.events(kinds=["ti.success"]) if e.dag_id == "cw_chain"]) >= 2
+            len(
+                [
+                    e
+                    for e in setup.repo.history.events(kinds=["ti.success"])
+                    if e.dag_id == "cw_chain"
+                ]
+            )
+            >= 2
         ),
     )
     restart_broker(setup.env["HAFLOW__CELERY__BROKER_URL"])
     wait_for("every run to finish", lambda: all(setup.finished("cw_chain", r) for r in runs), 90)
-    assert [setup.repo.run("cw_chain", r).state for r in runs] == ["success"] * 3
+    assert [setup.repo.runs.get("cw_chain", r).state for r in runs] == ["success"] * 3
     for r in runs:
-        for ti in setup.repo.task_instances("cw_chain", r):
-            assert [a.state for a in setup.repo.attempts(ti.id)][-1] == "success"
+        for ti in setup.repo.history.task_instances("cw_chain", r):
+            assert [a.state for a in setup.repo.history.attempts(ti.id)][-1] == "success"
 
 
 def make_url_parts(url: str) -> dict[str, Any]:
@@ -385,14 +392,14 @@ def test_worker_killed_mid_task_is_reclaimed_and_rerun_elsewhere(setup: Setup) -
 
     survivor = ({"w1", "w2"} - {victim}).pop()
     assert setup.marks() == [f"start 1 {victim}", f"start 2 {survivor}", f"end 2 {survivor}"]
-    assert setup.repo.run("cw_slow", run_id).state == "success"
-    ti = setup.repo.task_instance("cw_slow", run_id, "slow")
-    attempts = setup.repo.attempts(ti.id)
+    assert setup.repo.runs.get("cw_slow", run_id).state == "success"
+    ti = setup.repo.history.task_instance("cw_slow", run_id, "slow")
+    attempts = setup.repo.history.attempts(ti.id)
     assert [(a.attempt, a.state, a.worker_id) for a in attempts] == [
         (1, "lost", victim),
         (2, "success", survivor),
     ]
-    reclaimed = [e for e in setup.repo.events(kinds=["ti.up_for_retry"]) if e.attempt == 1]
+    reclaimed = [e for e in setup.repo.history.events(kinds=["ti.up_for_retry"]) if e.attempt == 1]
     took = (reclaimed[0].ts - datetime.fromtimestamp(killed_at).astimezone()).total_seconds()
     assert took <= 10.0, f"reclaimed {took:.1f} s after the kill"
 
@@ -404,32 +411,34 @@ def test_duplicate_message_runs_the_task_once(setup: Setup) -> None:
     queued: list[object] = []
 
     def attempt_queued() -> bool:
-        queued[:] = [e for e in setup.repo.events(kinds=["ti.queued"]) if e.run_id == run_id]
+        queued[:] = [
+            e for e in setup.repo.history.events(kinds=["ti.queued"]) if e.run_id == run_id
+        ]
         return bool(queued)
 
     wait_for("the attempt to be queued", attempt_queued)
-    ti = setup.repo.task_instance("cw_once", run_id, "once")
+    ti = setup.repo.history.task_instance("cw_once", run_id, "once")
     app = _publisher(setup)
     app.send_task(TASK_NAME, args=[ti.id, 1, queued[0].epoch], queue="default")  # type: ignore[attr-defined]
     wait_for("the run to finish", lambda: setup.finished("cw_once", run_id))
     wait_for(
         "the duplicate to be rejected",
         lambda: any(
-            e.run_id == run_id for e in setup.repo.events(kinds=["attempt.claim_rejected"])
+            e.run_id == run_id for e in setup.repo.history.events(kinds=["attempt.claim_rejected"])
         ),
         15,
     )
     app.close()
     assert setup.marks() == ["ran once"]
-    assert [a.attempt for a in setup.repo.attempts(ti.id)] == [1]
+    assert [a.attempt for a in setup.repo.history.attempts(ti.id)] == [1]
 
 
 def test_task_that_kills_its_worker_fails_at_the_loss_cap(setup: Setup) -> None:
     run_id = setup.trigger("cw_killer")
     wait_for("the run to finish", lambda: setup.finished("cw_killer", run_id), 90)
-    ti = setup.repo.task_instance("cw_killer", run_id, "killer")
+    ti = setup.repo.history.task_instance("cw_killer", run_id, "killer")
     assert ti.state == "failed"
-    attempts = setup.repo.attempts(ti.id)
+    attempts = setup.repo.history.attempts(ti.id)
     assert [a.state for a in attempts] == ["lost", "lost", "lost"]
     assert "max_losses" in attempts[-1].reason
     assert setup.marks().count("killer") == 3
@@ -472,8 +481,10 @@ def _cut_worker(s: Setup, *, zookeeper: bool, metastore: bool) -> tuple[str, lis
         try:
             wait_for("the run to finish", lambda: s.finished("cw_long", run_id), 60)
         except AssertionError:
-            ti = s.repo.task_instance("cw_long", run_id, "ticker")
-            print(s.repo.attempts(ti.id), s.repo.events(limit=60), s.logs(), sep="\n")
+            ti = s.repo.history.task_instance("cw_long", run_id, "ticker")
+            print(
+                s.repo.history.attempts(ti.id), s.repo.history.events(limit=60), s.logs(), sep="\n"
+            )
             raise
     finally:
         zk_proxy.close()
@@ -497,8 +508,10 @@ def test_worker_cut_off_from_zookeeper_and_metastore_fences_before_the_reclaim(
     heartbeat passes the self-fence point plus the margin (4 s), never sooner; the worker has
     stopped its attempt by then (3 s), judged from the task's own ticks."""
     run_id, ticks = _cut_worker(zk_setup, zookeeper=True, metastore=True)
-    ti = zk_setup.repo.task_instance("cw_long", run_id, "ticker")
-    assert zk_setup.repo.attempts(ti.id)[0].reason.startswith("worker's ZooKeeper session ended")
+    ti = zk_setup.repo.history.task_instance("cw_long", run_id, "ticker")
+    assert zk_setup.repo.history.attempts(ti.id)[0].reason.startswith(
+        "worker's ZooKeeper session ended"
+    )
     _no_overlap(ticks)
 
 
@@ -508,8 +521,8 @@ def test_worker_cut_off_from_the_metastore_only_fences_before_the_full_timeout(
     """Cut off from the metastore only: its ZooKeeper node lives on, so no hint: the leader
     waits the full timeout (12 s); the worker stopped its attempt after 3 s of silence."""
     run_id, ticks = _cut_worker(zk_setup, zookeeper=False, metastore=True)
-    ti = zk_setup.repo.task_instance("cw_long", run_id, "ticker")
-    first = zk_setup.repo.attempts(ti.id)[0]
+    ti = zk_setup.repo.history.task_instance("cw_long", run_id, "ticker")
+    first = zk_setup.repo.history.attempts(ti.id)[0]
     assert (first.state, first.worker_id) == ("lost", "cut")
     assert first.reason.startswith("worker stopped heartbeating")
     _no_overlap(ticks)
@@ -531,13 +544,15 @@ def test_worker_cut_off_from_zookeeper_only_runs_its_attempt_to_success(zk_setup
         zk.close()
     registered = next(i for i, nodes in enumerate(seen) if "cut" in nodes)
     assert any("cut" not in nodes for nodes in seen[registered:]), "its node never vanished"
-    ti = zk_setup.repo.task_instance("cw_long", run_id, "ticker")
-    assert [(a.attempt, a.state, a.worker_id) for a in zk_setup.repo.attempts(ti.id)] == [
+    ti = zk_setup.repo.history.task_instance("cw_long", run_id, "ticker")
+    assert [(a.attempt, a.state, a.worker_id) for a in zk_setup.repo.history.attempts(ti.id)] == [
         (1, "success", "cut")
     ]
-    assert not [e for e in zk_setup.repo.events(kinds=["attempt.reclaimed"]) if e.run_id == run_id]
+    assert not [
+        e for e in zk_setup.repo.history.events(kinds=["attempt.reclaimed"]) if e.run_id == run_id
+    ]
     assert [t[1] for t in ticks] == ["cut"] * 160
-    assert zk_setup.repo.run("cw_long", run_id).state == "success"
+    assert zk_setup.repo.runs.get("cw_long", run_id).state == "success"
 
 
 def test_sigterm_drains_a_worker_its_running_attempt_finishes(setup: Setup) -> None:
@@ -551,7 +566,7 @@ def test_sigterm_drains_a_worker_its_running_attempt_finishes(setup: Setup) -> N
     assert worker.wait(30) == 0, setup.logs()
     wait_for("the run to finish", lambda: setup.finished("cw_slow", run_id), 20)
     assert setup.marks() == [f"start 1 {name}", f"end 1 {name}"]
-    ti = setup.repo.task_instance("cw_slow", run_id, "slow")
-    assert [(a.attempt, a.state) for a in setup.repo.attempts(ti.id)] == [(1, "success")]
-    rows = {w["id"]: w["state"] for w in setup.repo.workers()}
+    ti = setup.repo.history.task_instance("cw_slow", run_id, "slow")
+    assert [(a.attempt, a.state) for a in setup.repo.history.attempts(ti.id)] == [(1, "success")]
+    rows = {w["id"]: w["state"] for w in setup.repo.members.workers()}
     assert rows[name] == "stopped"

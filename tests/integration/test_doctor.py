@@ -217,14 +217,14 @@ def test_webservers_with_another_secret_key(tmp_path: Path, pg: str, redis: Priv
 
     repo = Repository(create_engine(pg))
     for wid, key in (("master1:8080", "s3cret"), ("master2:8080", "an-old-key")):
-        repo.heartbeat_webserver(
+        repo.members.heartbeat_webserver(
             wid, hostname=wid, pid=1, port=8080, secret_fingerprint=fingerprint(key), now=utcnow()
         )
     out = doctor(tmp_path, pg, f"redis://127.0.0.1:{redis.port}/0")
     assert out.returncode == Problem.KEYS.value, out.stdout
     assert "FAIL webkeys" in out.stdout and "master2:8080" in out.stdout
     assert "master1:8080" not in out.stdout.split("FAIL webkeys")[1].splitlines()[0]
-    repo.remove_webserver("master2:8080")
+    repo.members.remove_webserver("master2:8080")
     out = doctor(tmp_path, pg, f"redis://127.0.0.1:{redis.port}/0")
     assert out.returncode == 0 and "1 live webserver(s) share this key" in out.stdout
     repo.engine.dispose()

@@ -72,7 +72,7 @@ class Cluster:
             p.wait(10)
 
     def elections(self) -> list[EventRow]:
-        return self.repo.events(kinds=["leader.elected"])
+        return self.repo.history.events(kinds=["leader.elected"])
 
     def wait_leader(self, after_epoch: int = 0, timeout: float = 30.0) -> EventRow:
         found: list[EventRow] = []
@@ -125,7 +125,7 @@ def cluster(tmp_path: Path, pg_url: str, zk_hosts: str) -> Iterator[Cluster]:
 
 
 def _live(repo: Repository) -> int:
-    return sum(1 for s in repo.schedulers() if s["state"] in ("leader", "standby"))
+    return sum(1 for s in repo.members.schedulers() if s["state"] in ("leader", "standby"))
 
 
 def _ts(when: float) -> datetime:
@@ -151,7 +151,9 @@ def test_sigterm_leader_hands_over_within_1_s(cluster: Cluster) -> None:
     old = _leader(cluster)
     os.kill(cluster.pid_of(old.actor), signal.SIGTERM)
     new = cluster.wait_leader(after_epoch=old.epoch or 0, timeout=10)
-    resigned = [e for e in cluster.repo.events(kinds=["leader.resigned"]) if e.epoch == old.epoch]
+    resigned = [
+        e for e in cluster.repo.history.events(kinds=["leader.resigned"]) if e.epoch == old.epoch
+    ]
     assert resigned, "the leader did not record its resignation"
     handover = (new.ts - resigned[0].ts).total_seconds()
     assert handover <= 1.0, f"handover took {handover:.2f} s"
@@ -169,13 +171,13 @@ def test_paused_leader_is_fenced_when_it_resumes(cluster: Cluster) -> None:
     def fenced() -> bool:
         return any(
             e.epoch == old.epoch and e.actor == old.actor
-            for e in cluster.repo.events(kinds=["leader.fenced_out"])
+            for e in cluster.repo.history.events(kinds=["leader.fenced_out"])
         )
 
     wait_for("the resumed leader to be fenced out", fenced, 20)
     late = [
         e
-        for e in cluster.repo.events()
+        for e in cluster.repo.history.events()
         if e.epoch == old.epoch and e.ts > new.ts and e.kind != "leader.fenced_out"
     ]
     assert late == [], f"state changed under the old epoch after the takeover: {late}"
@@ -192,7 +194,7 @@ def test_ensemble_down_then_back(cluster: Cluster, zk_ensemble) -> None:  # type
             "the leader to go on in database mode",
             lambda: any(
                 s["state"] == "leader" and s["elector_mode"] == "database"
-                for s in cluster.repo.schedulers()
+                for s in cluster.repo.members.schedulers()
             ),
             20,
         )
@@ -210,14 +212,14 @@ def test_ensemble_down_then_back(cluster: Cluster, zk_ensemble) -> None:  # type
 def _one_live_leader(c: Cluster) -> bool:
     """One leader, following ZooKeeper's order again (it may keep the epoch it took in
     fallback mode: when its place in the order allows, nothing needs to change hands)."""
-    leaders = [s for s in c.repo.schedulers() if s["state"] == "leader"]
+    leaders = [s for s in c.repo.members.schedulers() if s["state"] == "leader"]
     return len(leaders) == 1 and leaders[0]["elector_mode"] == "zookeeper"
 
 
 def _no_overlapping_leaders(c: Cluster) -> None:
     epochs = [e.epoch for e in c.elections() if e.epoch is not None]
     assert epochs == sorted(epochs) and len(set(epochs)) == len(epochs)
-    writes = [e for e in c.repo.events() if e.epoch is not None]
+    writes = [e for e in c.repo.history.events() if e.epoch is not None]
     for earlier, later in zip(c.elections(), c.elections()[1:], strict=False):
         stale = [
             w
@@ -234,10 +236,10 @@ def _schedules(c: Cluster) -> None:
     from haflow.core.clock import utcnow
 
     run_id = f"r{time.monotonic_ns()}"
-    wait_for("the DAG to be known", lambda: bool(c.repo.dags()), 20)
-    c.repo.trigger_run("fo_dag", {}, utcnow(), run_id=run_id)
+    wait_for("the DAG to be known", lambda: bool(c.repo.dags.all()), 20)
+    c.repo.runs.trigger("fo_dag", {}, utcnow(), run_id=run_id)
     wait_for(
-        f"run {run_id} to succeed", lambda: c.repo.run("fo_dag", run_id).state == "success", 30
+        f"run {run_id} to succeed", lambda: c.repo.runs.get("fo_dag", run_id).state == "success", 30
     )
 
 

@@ -1,7 +1,7 @@
 """A leader frozen inside a fenced transaction does not block the next leader's takeover.
 
 Found by the chaos harness (leader paused mid-transaction): the frozen leader's transaction held
-the `leader` row lock and the standby's `take_leadership` waited on it for as long as the pause
+the `leader` row lock and the standby's `leadership.take` waited on it for as long as the pause
 lasted. The scheduler's engine now asks the server to end a session idle inside a transaction
 after `[election] db_lock_timeout`; its writes roll back, so fencing is untouched.
 """
@@ -30,7 +30,7 @@ LIMIT_S = 1.0
 def _freeze_leader(engine: Engine) -> tuple[int, Connection, Transaction]:
     """Lead on `engine`, then stop inside a scheduling transaction right after its fencing
     check locked the leader row (what a SIGSTOP or a partition does to a leader)."""
-    old = Repository(engine, cluster="c").take_leadership("old", "database", T0)
+    old = Repository(engine, cluster="c").leadership.take("old", "database", T0)
     conn = engine.connect()
     tx = conn.begin()
     conn.execute(
@@ -50,21 +50,21 @@ def test_a_frozen_leaders_transaction_is_ended_and_a_standby_takes_over(
     started = time.monotonic()
     t = threading.Thread(
         target=lambda: took.append(
-            (standby.take_leadership("new", "database", T0), time.monotonic() - started)[1]
+            (standby.leadership.take("new", "database", T0), time.monotonic() - started)[1]
         )
     )
     t.start()
     t.join(LIMIT_S + 10)
-    assert took, "the standby's take_leadership is still blocked by the frozen transaction"
+    assert took, "the standby's leadership.take is still blocked by the frozen transaction"
     assert took[0] < LIMIT_S + 5, took
-    assert standby.leader().holder == "new"  # type: ignore[union-attr]
-    assert standby.leader().epoch == old + 1  # type: ignore[union-attr]
+    assert standby.leadership.current().holder == "new"  # type: ignore[union-attr]
+    assert standby.leadership.current().epoch == old + 1  # type: ignore[union-attr]
     # the frozen leader wakes up: its transaction is gone, nothing it wrote survives
     with pytest.raises(Exception):  # noqa: B017 - the driver's error for a killed session
         conn.execute(update(m.Leader).where(m.Leader.cluster == "c").values(holder="old"))
         tx.commit()
     conn.close()
-    assert standby.leader().holder == "new"  # type: ignore[union-attr]
+    assert standby.leadership.current().holder == "new"  # type: ignore[union-attr]
     frozen_engine.dispose()
     standby.engine.dispose()
 
@@ -80,7 +80,7 @@ def test_without_the_limit_the_standby_would_wait(engine: Engine, db_url: str) -
 
     def take() -> None:
         with contextlib.suppress(HaflowError):
-            standby.take_leadership("new", "database", T0)
+            standby.leadership.take("new", "database", T0)
         done.set()
 
     threading.Thread(target=take, daemon=True).start()
@@ -103,14 +103,14 @@ def test_a_session_no_timeout_ends_is_ended_by_the_next_leader(engine: Engine, d
     standby = Repository(create_engine(db_url), cluster="c")
     old, conn, tx = _freeze_leader(plain)
     started = time.monotonic()
-    assert standby.take_leadership("new", "database", T0) == old + 1
+    assert standby.leadership.take("new", "database", T0) == old + 1
     assert time.monotonic() - started < LOCK_WAIT_S + 3
-    (ended,) = standby.events(kinds=["leader.sessions_ended"])
+    (ended,) = standby.history.events(kinds=["leader.sessions_ended"])
     assert ended.actor == "new" and '"pids": [' in ended.detail
     with pytest.raises(Exception):  # noqa: B017 - the driver's error for an ended session
         conn.execute(update(m.Leader).where(m.Leader.cluster == "c").values(holder="old"))
         tx.commit()
     conn.close()
-    assert standby.leader().holder == "new"  # type: ignore[union-attr]
+    assert standby.leadership.current().holder == "new"  # type: ignore[union-attr]
     plain.dispose()
     standby.engine.dispose()

@@ -90,7 +90,7 @@ def running(tmp_path: Path, db_url: str) -> Iterator[tuple[SchedulerService, Rep
 
 def _finished(repo: Repository, dag_id: str, run_id: str) -> bool:
     try:
-        return repo.run(dag_id, run_id).state in ("success", "failed")
+        return repo.runs.get(dag_id, run_id).state in ("success", "failed")
     except Exception:
         return False
 
@@ -99,11 +99,13 @@ def test_mixed_dag_reaches_expected_states(
     running: tuple[SchedulerService, Repository],
 ) -> None:
     _, repo = running
-    wait_for("the DAGs to be parsed", lambda: len(repo.dags()) == 3)
-    repo.trigger_run("it_mixed", {"k": "v"}, utcnow(), run_id="r1")
+    wait_for("the DAGs to be parsed", lambda: len(repo.dags.all()) == 3)
+    repo.runs.trigger("it_mixed", {"k": "v"}, utcnow(), run_id="r1")
     wait_for("run r1 to finish", lambda: _finished(repo, "it_mixed", "r1"))
 
-    states = {t.task_id: (t.state, t.attempt) for t in repo.task_instances("it_mixed", "r1")}
+    states = {
+        t.task_id: (t.state, t.attempt) for t in repo.history.task_instances("it_mixed", "r1")
+    }
     assert states == {
         "a": ("success", 1),
         "flaky": ("success", 2),
@@ -113,29 +115,29 @@ def test_mixed_dag_reaches_expected_states(
         "after_doomed": ("upstream_failed", 0),
         "slow": ("failed", 1),
     }
-    assert repo.run("it_mixed", "r1").state == "failed"
-    by_task = {t.task_id: t for t in repo.task_instances("it_mixed", "r1")}
-    assert repo.attempts(by_task["slow"].id)[0].state == "timed_out"
-    assert repo.logs(by_task["a"].id, 1) == 'a-1 conf={"k": "v"}\n'
-    assert "sum 5" in repo.logs(by_task["b"].id, 1)
-    assert "going down" in repo.logs(by_task["doomed"].id, 1)
+    assert repo.runs.get("it_mixed", "r1").state == "failed"
+    by_task = {t.task_id: t for t in repo.history.task_instances("it_mixed", "r1")}
+    assert repo.history.attempts(by_task["slow"].id)[0].state == "timed_out"
+    assert repo.history.logs(by_task["a"].id, 1) == 'a-1 conf={"k": "v"}\n'
+    assert "sum 5" in repo.history.logs(by_task["b"].id, 1)
+    assert "going down" in repo.history.logs(by_task["doomed"].id, 1)
 
-    events = repo.events(dag_id="it_mixed")
+    events = repo.history.events(dag_id="it_mixed")
     claims = Counter((e.task_id, e.attempt) for e in events if e.kind == "attempt.claimed")
     assert claims and max(claims.values()) == 1, "an attempt was claimed twice"
     assert [e.attempt for e in events if e.kind == "ti.up_for_retry"] == [1]
-    assert {e.epoch for e in events if e.kind == "ti.queued"} == {repo.leader().epoch}  # type: ignore[union-attr]
+    assert {e.epoch for e in events if e.kind == "ti.queued"} == {repo.leadership.current().epoch}  # type: ignore[union-attr]
 
 
 def test_successful_run_and_clear(running: tuple[SchedulerService, Repository]) -> None:
     _, repo = running
-    wait_for("the DAGs to be parsed", lambda: len(repo.dags()) == 3)
-    repo.trigger_run("it_ok", {}, utcnow(), run_id="ok1")
+    wait_for("the DAGs to be parsed", lambda: len(repo.dags.all()) == 3)
+    repo.runs.trigger("it_ok", {}, utcnow(), run_id="ok1")
     wait_for("run ok1 to finish", lambda: _finished(repo, "it_ok", "ok1"))
-    assert repo.run("it_ok", "ok1").state == "success"
-    repo.clear("it_ok", "ok1", ["second"], utcnow())
+    assert repo.runs.get("it_ok", "ok1").state == "success"
+    repo.runs.clear("it_ok", "ok1", ["second"], utcnow())
     wait_for("the cleared run to finish again", lambda: _finished(repo, "it_ok", "ok1"))
-    second = repo.task_instance("it_ok", "ok1", "second")
+    second = repo.history.task_instance("it_ok", "ok1", "second")
     assert (second.state, second.attempt) == ("success", 2)
 
 
@@ -143,14 +145,14 @@ def test_task_killing_its_local_worker_leaves_the_scheduler_running(
     running: tuple[SchedulerService, Repository],
 ) -> None:
     service, repo = running
-    wait_for("the DAGs to be parsed", lambda: len(repo.dags()) == 3)
-    repo.trigger_run("it_killer", {}, utcnow(), run_id="k1")
+    wait_for("the DAGs to be parsed", lambda: len(repo.dags.all()) == 3)
+    repo.runs.trigger("it_killer", {}, utcnow(), run_id="k1")
     wait_for("run k1 to finish", lambda: _finished(repo, "it_killer", "k1"))
-    ti = repo.task_instance("it_killer", "k1", "killer")
-    attempts = repo.attempts(ti.id)
+    ti = repo.history.task_instance("it_killer", "k1", "killer")
+    attempts = repo.history.attempts(ti.id)
     assert ti.state == "failed" and [a.state for a in attempts] == ["lost"] * 3
     assert "max_losses" in attempts[-1].reason
     assert service.executor.replaced == 3  # type: ignore[attr-defined]
-    repo.trigger_run("it_ok", {}, utcnow(), run_id="after")
+    repo.runs.trigger("it_ok", {}, utcnow(), run_id="after")
     wait_for("a run after the crashes", lambda: _finished(repo, "it_ok", "after"))
-    assert repo.run("it_ok", "after").state == "success"
+    assert repo.runs.get("it_ok", "after").state == "success"

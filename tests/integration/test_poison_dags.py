@@ -72,43 +72,43 @@ def test_bad_files_never_stall_the_leader_nor_fail_another_dag(
     running: tuple[SchedulerService, Repository, Path],
 ) -> None:
     service, repo, dags = running
-    wait_for("the good DAG to be parsed", lambda: [d.dag_id for d in repo.dags()] == ["steady"])
-    wait_for("a leader", lambda: repo.leader() is not None)
-    epoch = repo.leader().epoch  # type: ignore[union-attr]
+    wait_for("the good DAG to be parsed", lambda: [d.dag_id for d in repo.dags.all()] == ["steady"])
+    wait_for("a leader", lambda: repo.leadership.current() is not None)
+    epoch = repo.leadership.current().epoch  # type: ignore[union-attr]
 
     for name, (source, _) in POISON.items():
         (dags / name).write_text(source)
     triggered: list[str] = []
     stalest = 0.0
     deadline = time.monotonic() + 90
-    while len(repo.import_errors()) < len(POISON) or len(triggered) < 5:
-        assert time.monotonic() < deadline, f"import errors so far: {repo.import_errors()}"
-        triggered.append(repo.trigger_run("steady", {}, utcnow()).run_id)
+    while len(repo.dags.import_errors()) < len(POISON) or len(triggered) < 5:
+        assert time.monotonic() < deadline, f"import errors so far: {repo.dags.import_errors()}"
+        triggered.append(repo.runs.trigger("steady", {}, utcnow()).run_id)
         stalest = max(stalest, _heartbeat_age(repo, service.sid))
         time.sleep(1.0)
 
     # the leader never changed and kept its heartbeat fresh while the files were parsed
-    assert repo.leader().epoch == epoch  # type: ignore[union-attr]
+    assert repo.leadership.current().epoch == epoch  # type: ignore[union-attr]
     assert stalest < 3.0, f"the scheduler's heartbeat went {stalest:.1f} s stale"
     # every run of the good DAG succeeded in its normal time
     for run_id in triggered:
-        wait_for(f"run {run_id}", lambda r=run_id: repo.run("steady", r).state == "success")  # type: ignore[misc]
-        run = repo.run("steady", run_id)
+        wait_for(f"run {run_id}", lambda r=run_id: repo.runs.get("steady", r).state == "success")  # type: ignore[misc]
+        run = repo.runs.get("steady", run_id)
         took = (run.ended_at - run.created_at).total_seconds()  # type: ignore[operator]
         assert took < NORMAL_RUN_S, f"run {run_id} took {took:.1f} s"
     # each bad file is an import error that names its cause
-    errors = {Path(e.fileloc).name: e.message for e in repo.import_errors()}
+    errors = {Path(e.fileloc).name: e.message for e in repo.dags.import_errors()}
     assert set(errors) == set(POISON)
     for name, (_, cause) in POISON.items():
         assert cause in errors[name], f"{name}: {errors[name]}"
     # no run's events go back in time: started after triggered
     for run_id in triggered:
-        events = {e.kind: e.ts for e in repo.events(dag_id="steady") if e.run_id == run_id}
+        events = {e.kind: e.ts for e in repo.history.events(dag_id="steady") if e.run_id == run_id}
         assert events["run.started"] >= events["run.triggered"], events
 
 
 def _heartbeat_age(repo: Repository, sid: str) -> float:
-    rows = [r for r in repo.schedulers() if r["id"] == sid]
+    rows = [r for r in repo.members.schedulers() if r["id"] == sid]
     if not rows:
         return 0.0
     beat = rows[0]["heartbeat_at"]

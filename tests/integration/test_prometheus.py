@@ -231,9 +231,9 @@ def cluster(
         "HAFLOW__WEBSERVER__SECRET_KEY": "pm-secret-key",
     }
     repo = Repository(create_engine(pg), cluster="pm")
-    repo.create_user("prometheus", hash_password("scrape-password"), "Viewer", utcnow())
+    repo.users.create("prometheus", hash_password("scrape-password"), "Viewer", utcnow())
     token = new_token()
-    repo.add_token("prometheus", token_digest(token), "scrape", utcnow())
+    repo.users.add_token("prometheus", token_digest(token), "scrape", utcnow())
     (tmp_path / "metrics-token").write_text(token)
     c = Cluster(tmp_path, env, repo)
     for _ in _redis():
@@ -242,8 +242,8 @@ def cluster(
             c.scheduler("s2")
             c.worker("w1")
             c.webserver("web1")
-            wait_for("a leader", lambda: bool(repo.events(kinds=["leader.elected"])), 30)
-            wait_for("the worker", lambda: any(w["id"] == "w1" for w in repo.workers()), 30)
+            wait_for("a leader", lambda: bool(repo.history.events(kinds=["leader.elected"])), 30)
+            wait_for("the worker", lambda: any(w["id"] == "w1" for w in repo.members.workers()), 30)
             yield c
         except BaseException:
             print(c.logs())
@@ -297,7 +297,7 @@ def _check(c: Cluster, prom: Prometheus) -> None:
         ),
         20,
     )
-    leader = c.name_of(c.repo.events(kinds=["leader.elected"])[-1].actor)
+    leader = c.name_of(c.repo.history.events(kinds=["leader.elected"])[-1].actor)
     standby = "s2" if leader == "s1" else "s1"
     assert prom.scalar("sum(haflow_scheduler_is_leader)") == 1
     assert prom.scalar(f'haflow_scheduler_is_leader{{instance="{c.instance(leader)}"}}') == 1
@@ -339,11 +339,11 @@ def _check(c: Cluster, prom: Prometheus) -> None:
 
 
 def _run_dag(c: Cluster) -> None:
-    wait_for("the DAG to be parsed", lambda: bool(c.repo.dags()), 30)
+    wait_for("the DAG to be parsed", lambda: bool(c.repo.dags.all()), 30)
     run_id = f"r{utcnow().timestamp()}"
-    c.repo.trigger_run("pm_dag", {}, utcnow(), run_id=run_id)
+    c.repo.runs.trigger("pm_dag", {}, utcnow(), run_id=run_id)
     wait_for(
-        f"run {run_id} to succeed", lambda: c.repo.run("pm_dag", run_id).state == "success", 30
+        f"run {run_id} to succeed", lambda: c.repo.runs.get("pm_dag", run_id).state == "success", 30
     )
 
 

@@ -60,9 +60,9 @@ def test_local_executor_attempts_reach_the_schedulers_endpoint(
     repo = Repository(engine)
     proc = start_haflow("scheduler", env=env, log=tmp_path / "scheduler.log")
     try:
-        wait_for("the DAG to be parsed", lambda: bool(repo.dags()), 30)
-        repo.trigger_run("lm_dag", {}, utcnow(), run_id="r1")
-        wait_for("the run to fail", lambda: repo.run("lm_dag", "r1").state == "failed", 30)
+        wait_for("the DAG to be parsed", lambda: bool(repo.dags.all()), 30)
+        repo.runs.trigger("lm_dag", {}, utcnow(), run_id="r1")
+        wait_for("the run to fail", lambda: repo.runs.get("lm_dag", "r1").state == "failed", 30)
         samples = _scrape(port)
         assert samples[("haflow_scheduler_is_leader", ())] == 1
         assert samples[("haflow_elector_mode", (("mode", "none"),))] == 1

@@ -30,90 +30,90 @@ def _dag(dag_id: str = "d") -> DagRecord:
 @pytest.fixture
 def repo(engine: Engine) -> Repository:
     r = Repository(engine, cluster="c1", actor="sched-1")
-    r.sync_dags([_dag()], [], T0)
+    r.dags.sync([_dag()], [], T0)
     return r
 
 
 def _started_run(repo: Repository, epoch: int) -> int:
-    run = repo.trigger_run("d", {"x": 1}, T0, run_id="r1")
-    repo.apply(Decisions(start_runs=[run.pk]), DEFS, epoch, T0)
+    run = repo.runs.trigger("d", {"x": 1}, T0, run_id="r1")
+    repo.scheduling.apply(Decisions(start_runs=[run.pk]), DEFS, epoch, T0)
     return run.pk
 
 
 def _queue(repo: Repository, epoch: int, task_id: str = "a", attempt: int = 1) -> AttemptRef:
-    ti = repo.task_instance("d", "r1", task_id)
-    refs = repo.apply(Decisions(to_queue=[(ti.id, attempt)]), DEFS, epoch, T0)
+    ti = repo.history.task_instance("d", "r1", task_id)
+    refs = repo.scheduling.apply(Decisions(to_queue=[(ti.id, attempt)]), DEFS, epoch, T0)
     assert len(refs) == 1
     return refs[0]
 
 
 def test_epochs_only_grow_and_old_epoch_is_fenced(repo: Repository) -> None:
-    e1 = repo.take_leadership("s1", "none", T0)
-    e2 = repo.take_leadership("s2", "none", T0)
+    e1 = repo.leadership.take("s1", "none", T0)
+    e2 = repo.leadership.take("s2", "none", T0)
     assert e2 == e1 + 1
-    assert repo.leader() is not None and repo.leader().holder == "s2"  # type: ignore[union-attr]
-    run = repo.trigger_run("d", {}, T0, run_id="r1")
+    assert repo.leadership.current() is not None and repo.leadership.current().holder == "s2"  # type: ignore[union-attr]
+    run = repo.runs.trigger("d", {}, T0, run_id="r1")
     with pytest.raises(FencedOut):
-        repo.apply(Decisions(start_runs=[run.pk]), DEFS, e1, T0)
+        repo.scheduling.apply(Decisions(start_runs=[run.pk]), DEFS, e1, T0)
     # the fenced transaction changed nothing
-    assert repo.run("d", "r1").state == RunState.QUEUED
-    assert repo.task_instances("d", "r1") == []
-    repo.apply(Decisions(start_runs=[run.pk]), DEFS, e2, T0)
-    assert repo.run("d", "r1").state == RunState.RUNNING
-    assert [t.task_id for t in repo.task_instances("d", "r1")] == ["a", "b"]
+    assert repo.runs.get("d", "r1").state == RunState.QUEUED
+    assert repo.history.task_instances("d", "r1") == []
+    repo.scheduling.apply(Decisions(start_runs=[run.pk]), DEFS, e2, T0)
+    assert repo.runs.get("d", "r1").state == RunState.RUNNING
+    assert [t.task_id for t in repo.history.task_instances("d", "r1")] == ["a", "b"]
 
 
 def test_claim_is_exclusive_and_reports_are_conditional(repo: Repository) -> None:
-    epoch = repo.take_leadership("s1", "none", T0)
+    epoch = repo.leadership.take("s1", "none", T0)
     _started_run(repo, epoch)
     ref = _queue(repo, epoch)
-    claimed = repo.claim(ref, "w1", T0)
+    claimed = repo.attempts.claim(ref, "w1", T0)
     assert claimed is not None and claimed.task_id == "a" and claimed.conf == {"x": 1}
-    assert repo.claim(ref, "w2", T0) is None  # a duplicate message is dropped
-    assert not repo.finish_attempt(ref.ti_id, 1, "w2", Ending.SUCCESS, "", T0)
-    assert repo.finish_attempt(ref.ti_id, 1, "w1", Ending.SUCCESS, "", T0, log="hi\n")
-    assert not repo.finish_attempt(ref.ti_id, 1, "w1", Ending.FAILED, "", T0)
-    ti = repo.task_instance("d", "r1", "a")
+    assert repo.attempts.claim(ref, "w2", T0) is None  # a duplicate message is dropped
+    assert not repo.attempts.finish(ref.ti_id, 1, "w2", Ending.SUCCESS, "", T0)
+    assert repo.attempts.finish(ref.ti_id, 1, "w1", Ending.SUCCESS, "", T0, log="hi\n")
+    assert not repo.attempts.finish(ref.ti_id, 1, "w1", Ending.FAILED, "", T0)
+    ti = repo.history.task_instance("d", "r1", "a")
     assert ti.state == TaskState.SUCCESS and ti.worker_id == "w1"
-    assert repo.logs(ref.ti_id, 1) == "hi\n"
-    kinds = [e.kind for e in repo.events()]
+    assert repo.history.logs(ref.ti_id, 1) == "hi\n"
+    kinds = [e.kind for e in repo.history.events()]
     assert kinds.count("attempt.claim_rejected") == 1
     assert kinds.count("report.rejected") == 2
 
 
 def test_failure_retries_then_fails(repo: Repository) -> None:
-    epoch = repo.take_leadership("s1", "none", T0)
+    epoch = repo.leadership.take("s1", "none", T0)
     _started_run(repo, epoch)
     ref = _queue(repo, epoch)
-    repo.claim(ref, "w1", T0)
-    repo.finish_attempt(ref.ti_id, 1, "w1", Ending.FAILED, "exit 1", T0)
-    ti = repo.task_instance("d", "r1", "a")
+    repo.attempts.claim(ref, "w1", T0)
+    repo.attempts.finish(ref.ti_id, 1, "w1", Ending.FAILED, "exit 1", T0)
+    ti = repo.history.task_instance("d", "r1", "a")
     assert (ti.state, ti.failures) == (TaskState.UP_FOR_RETRY, 1)
     ref2 = _queue(repo, epoch, attempt=2)
-    repo.claim(ref2, "w1", T0)
-    repo.finish_attempt(ref.ti_id, 2, "w1", Ending.FAILED, "exit 1", T0)
-    assert repo.task_instance("d", "r1", "a").state == TaskState.FAILED
-    assert [(a.attempt, a.state) for a in repo.attempts(ref.ti_id)] == [
+    repo.attempts.claim(ref2, "w1", T0)
+    repo.attempts.finish(ref.ti_id, 2, "w1", Ending.FAILED, "exit 1", T0)
+    assert repo.history.task_instance("d", "r1", "a").state == TaskState.FAILED
+    assert [(a.attempt, a.state) for a in repo.history.attempts(ref.ti_id)] == [
         (1, "failed"),
         (2, "failed"),
     ]
 
 
 def test_lost_attempt_does_not_use_a_retry(repo: Repository) -> None:
-    epoch = repo.take_leadership("s1", "none", T0)
+    epoch = repo.leadership.take("s1", "none", T0)
     _started_run(repo, epoch)
     ref = _queue(repo, epoch, task_id="b")  # b has no retries
-    repo.claim(ref, "w1", T0)
-    repo.finish_attempt(ref.ti_id, 1, "w1", Ending.ABANDONED, "worker stopped", T0)
-    ti = repo.task_instance("d", "r1", "b")
+    repo.attempts.claim(ref, "w1", T0)
+    repo.attempts.finish(ref.ti_id, 1, "w1", Ending.ABANDONED, "worker stopped", T0)
+    ti = repo.history.task_instance("d", "r1", "b")
     assert (ti.state, ti.failures) == (TaskState.UP_FOR_RETRY, 0)
 
 
 def test_reclaimed_attempt_rejects_the_zombie(repo: Repository) -> None:
-    epoch = repo.take_leadership("s1", "none", T0)
+    epoch = repo.leadership.take("s1", "none", T0)
     _started_run(repo, epoch)
     ref = _queue(repo, epoch)
-    repo.claim(ref, "w1", T0)
+    repo.attempts.claim(ref, "w1", T0)
     change = TIChange(
         ref.ti_id,
         1,
@@ -124,67 +124,67 @@ def test_reclaimed_attempt_rejects_the_zombie(repo: Repository) -> None:
         attempt_state="lost",
         reason="worker silent",
     )
-    repo.apply(Decisions(changes=[change]), DEFS, epoch, T0)
-    (reclaimed,) = repo.events(kinds=["attempt.reclaimed"])
+    repo.scheduling.apply(Decisions(changes=[change]), DEFS, epoch, T0)
+    (reclaimed,) = repo.history.events(kinds=["attempt.reclaimed"])
     assert (reclaimed.epoch, reclaimed.task_id, reclaimed.attempt) == (epoch, "a", 1)
     assert "worker silent" in reclaimed.detail
-    assert not repo.heartbeat_attempt(ref.ti_id, 1, "w1")
-    assert not repo.finish_attempt(ref.ti_id, 1, "w1", Ending.SUCCESS, "", T0)
-    assert repo.attempts(ref.ti_id)[0].state == AttemptState.LOST
-    assert repo.task_instance("d", "r1", "a").state == TaskState.UP_FOR_RETRY
+    assert not repo.attempts.heartbeat(ref.ti_id, 1, "w1")
+    assert not repo.attempts.finish(ref.ti_id, 1, "w1", Ending.SUCCESS, "", T0)
+    assert repo.history.attempts(ref.ti_id)[0].state == AttemptState.LOST
+    assert repo.history.task_instance("d", "r1", "a").state == TaskState.UP_FOR_RETRY
 
 
 def test_attempt_numbers_are_unique(repo: Repository) -> None:
-    epoch = repo.take_leadership("s1", "none", T0)
+    epoch = repo.leadership.take("s1", "none", T0)
     _started_run(repo, epoch)
     _queue(repo, epoch)
-    ti = repo.task_instance("d", "r1", "a")
+    ti = repo.history.task_instance("d", "r1", "a")
     with pytest.raises(MetastoreError):  # queueing attempt 1 again matches no row
-        repo.apply(Decisions(to_queue=[(ti.id, 1)]), DEFS, epoch, T0)
-    assert len(repo.attempts(ti.id)) == 1
+        repo.scheduling.apply(Decisions(to_queue=[(ti.id, 1)]), DEFS, epoch, T0)
+    assert len(repo.history.attempts(ti.id)) == 1
 
 
 def test_scheduled_fire_is_created_once(repo: Repository) -> None:
-    epoch = repo.take_leadership("s1", "none", T0)
+    epoch = repo.leadership.take("s1", "none", T0)
     fire = T0.replace(minute=5)
     new = NewRun("d", fire, fire - timedelta(minutes=5), fire)
-    repo.apply(Decisions(new_runs=[new]), DEFS, epoch, T0)
+    repo.scheduling.apply(Decisions(new_runs=[new]), DEFS, epoch, T0)
     with pytest.raises(MetastoreError):
-        repo.apply(Decisions(new_runs=[new]), DEFS, epoch, T0)
-    runs = repo.runs("d")
+        repo.scheduling.apply(Decisions(new_runs=[new]), DEFS, epoch, T0)
+    runs = repo.runs.find("d")
     assert len(runs) == 1 and runs[0].data_interval_end == fire
-    assert repo.dag("d").last_fire_at == fire
+    assert repo.dags.get("d").last_fire_at == fire
 
 
 def test_manual_trigger_errors(repo: Repository) -> None:
-    repo.trigger_run("d", {}, T0, run_id="same")
+    repo.runs.trigger("d", {}, T0, run_id="same")
     with pytest.raises(InvalidRequest, match="already has a run"):
-        repo.trigger_run("d", {}, T0, run_id="same")
+        repo.runs.trigger("d", {}, T0, run_id="same")
     with pytest.raises(NotFound, match="no DAG 'nope'"):
-        repo.trigger_run("nope", {}, T0)
+        repo.runs.trigger("nope", {}, T0)
 
 
 def test_sync_dags_marks_removed_inactive_and_keeps_pause(repo: Repository) -> None:
-    repo.set_paused("d", True, T0)
-    repo.sync_dags([_dag("d"), _dag("e")], [("/dags/bad.py", 3, "SyntaxError: x")], T0)
-    assert repo.dag("d").is_paused
-    repo.sync_dags([_dag("e")], [], T0)
-    assert [d.dag_id for d in repo.dags()] == ["e"]
-    assert not repo.dag("d").is_active
-    assert repo.import_errors() == []
+    repo.dags.set_paused("d", True, T0)
+    repo.dags.sync([_dag("d"), _dag("e")], [("/dags/bad.py", 3, "SyntaxError: x")], T0)
+    assert repo.dags.get("d").is_paused
+    repo.dags.sync([_dag("e")], [], T0)
+    assert [d.dag_id for d in repo.dags.all()] == ["e"]
+    assert not repo.dags.get("d").is_active
+    assert repo.dags.import_errors() == []
 
 
 def test_clear_reopens_a_finished_run(repo: Repository) -> None:
-    epoch = repo.take_leadership("s1", "none", T0)
+    epoch = repo.leadership.take("s1", "none", T0)
     pk = _started_run(repo, epoch)
     ref = _queue(repo, epoch)
-    repo.claim(ref, "w1", T0)
-    repo.finish_attempt(ref.ti_id, 1, "w1", Ending.SUCCESS, "", T0)
-    repo.apply(Decisions(finish_runs=[(pk, RunState.FAILED)]), DEFS, epoch, T0)
-    assert repo.clear("d", "r1", ["a"], T0) == 1
-    ti = repo.task_instance("d", "r1", "a")
+    repo.attempts.claim(ref, "w1", T0)
+    repo.attempts.finish(ref.ti_id, 1, "w1", Ending.SUCCESS, "", T0)
+    repo.scheduling.apply(Decisions(finish_runs=[(pk, RunState.FAILED)]), DEFS, epoch, T0)
+    assert repo.runs.clear("d", "r1", ["a"], T0) == 1
+    ti = repo.history.task_instance("d", "r1", "a")
     assert (ti.state, ti.attempt) == (TaskState.NONE, 1)
-    assert repo.run("d", "r1").state == RunState.RUNNING
+    assert repo.runs.get("d", "r1").state == RunState.RUNNING
 
 
 @pytest.mark.parametrize("backend", ["postgresql", "mysql"], indirect=True)
@@ -204,7 +204,7 @@ def test_a_claim_cut_off_mid_transaction_does_not_keep_the_attempt_locked(
     from haflow.metastore import models as m
     from haflow.metastore.engine import create_engine
 
-    epoch = repo.take_leadership("s1", "none", T0)
+    epoch = repo.leadership.take("s1", "none", T0)
     _started_run(repo, epoch)
     ref = _queue(repo, epoch)
     cut = create_engine(db_url, idle_tx_timeout_s=1.0)  # as a worker's engine is made
@@ -218,12 +218,14 @@ def test_a_claim_cut_off_mid_transaction_does_not_keep_the_attempt_locked(
     other = Repository(create_engine(db_url), cluster="c1", actor="w2")
     got: list[object] = []
     started = time.monotonic()
-    t = threading.Thread(target=lambda: got.append(other.claim(ref, "w2", T0)), daemon=True)
+    t = threading.Thread(
+        target=lambda: got.append(other.attempts.claim(ref, "w2", T0)), daemon=True
+    )
     t.start()
     t.join(10)
     assert got and got[0] is not None, "the other worker's claim is still blocked"
     assert time.monotonic() - started < 6
-    assert [(a.state, a.worker_id) for a in repo.attempts(ref.ti_id)] == [("running", "w2")]
+    assert [(a.state, a.worker_id) for a in repo.history.attempts(ref.ti_id)] == [("running", "w2")]
     with pytest.raises(Exception):  # noqa: B017 - the driver's error for an ended session
         tx.commit()
     conn.close()

@@ -107,7 +107,7 @@ def test_kill_9_mid_run_then_restart(
 
     def parsed() -> bool:
         try:
-            return [d.dag_id for d in repo.dags()] == ["crash_dag"]
+            return [d.dag_id for d in repo.dags.all()] == ["crash_dag"]
         except Exception:
             return False
 
@@ -129,18 +129,20 @@ def test_kill_9_mid_run_then_restart(
     wait_for("the orphaned attempt to die with its worker", lambda: not alive(task_pid), 5)
 
     second = start(env, procs)
-    wait_for("run r1 to succeed", lambda: repo.run("crash_dag", "r1").state == "success", 60)
+    wait_for("run r1 to succeed", lambda: repo.runs.get("crash_dag", "r1").state == "success", 60)
 
     lines = [m.rsplit(" ", 1)[0] if m.startswith("start") else m for m in marks(home)]
     assert lines == ["start 1", "start 2", "end 2", "after 1"], marks(home)
-    slow = repo.task_instance("crash_dag", "r1", "slow")
-    attempts = repo.attempts(slow.id)
+    slow = repo.history.task_instance("crash_dag", "r1", "slow")
+    attempts = repo.history.attempts(slow.id)
     assert [(a.attempt, a.state) for a in attempts] == [(1, "lost"), (2, "success")]
     reclaimed_by = "worker stopped heartbeating" if whole_tree else "worker stopped while"
     assert attempts[0].reason.startswith(reclaimed_by)
-    claims = Counter((e.task_id, e.attempt) for e in repo.events() if e.kind == "attempt.claimed")
+    claims = Counter(
+        (e.task_id, e.attempt) for e in repo.history.events() if e.kind == "attempt.claimed"
+    )
     assert claims == {("slow", 1): 1, ("slow", 2): 1, ("after", 1): 1}
-    epochs = [e.epoch for e in repo.events(kinds=["leader.elected"])]
+    epochs = [e.epoch for e in repo.history.events(kinds=["leader.elected"])]
     assert epochs == [1, 2]
 
     runs = subprocess.run(

@@ -21,8 +21,8 @@ def pg_only(backend: str) -> None:
 
 def test_report_wakes_the_listener(pg_only: None, engine: Engine, db_url: str) -> None:
     repo = Repository(engine, cluster="c1", actor="s")
-    repo.sync_dags([_dag()], [], T0)
-    epoch = repo.take_leadership("s", "none", T0)
+    repo.dags.sync([_dag()], [], T0)
+    epoch = repo.leadership.take("s", "none", T0)
     _started_run(repo, epoch)
     ref = _queue(repo, epoch)
     wake = threading.Event()
@@ -32,9 +32,9 @@ def test_report_wakes_the_listener(pg_only: None, engine: Engine, db_url: str) -
     try:
         other = make_wakeup(db_url, "another-cluster", threading.Event())
         assert other is not None and other.channel != listener.channel
-        repo.claim(ref, "w1", T0)
+        repo.attempts.claim(ref, "w1", T0)
         assert not wake.wait(1.5), "a claim must not wake the leader"
-        repo.finish_attempt(ref.ti_id, 1, "w1", Ending.SUCCESS, "", T0)
+        repo.attempts.finish(ref.ti_id, 1, "w1", Ending.SUCCESS, "", T0)
         assert wake.wait(5.0), "the report did not wake the leader"
     finally:
         listener.stop()

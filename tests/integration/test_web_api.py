@@ -40,14 +40,14 @@ def test_trigger_with_conf_pause_and_clear(web_app: Web) -> None:
         "/api/v1/dags/d/dagRuns", json={"conf": {"n": 3}, "dag_run_id": "mine"}, headers=h
     )
     assert resp.status_code == 201 and resp.get_json()["state"] == "queued"
-    assert web_app.repo.run("d", "mine").conf == {"n": 3}
+    assert web_app.repo.runs.get("d", "mine").conf == {"n": 3}
     again = c.post("/api/v1/dags/d/dagRuns", json={"dag_run_id": "mine"}, headers=h)
     assert again.status_code == 409 and "already" in again.get_json()["detail"]
     assert c.patch("/api/v1/dags/d", json={"is_paused": True}, headers=h).get_json()["is_paused"]
-    assert web_app.repo.dag("d").is_paused
+    assert web_app.repo.dags.get("d").is_paused
     cleared = c.post("/api/v1/dags/d/dagRuns/r1/clear", json={"task_ids": ["extract"]}, headers=h)
     assert cleared.get_json() == {"cleared": 1}
-    assert web_app.repo.task_instance("d", "r1", "extract").state == "none"
+    assert web_app.repo.history.task_instance("d", "r1", "extract").state == "none"
     kinds = [e["kind"] for e in c.get("/api/v1/events?limit=5", headers=h).get_json()["items"]]
     assert kinds[:3] == ["ti.cleared", "dag.paused", "run.triggered"]
 
@@ -95,7 +95,7 @@ def test_health_names_the_leader_and_fails_without_one(web_app: Web) -> None:
     assert body["metadatabase"] == {"status": "healthy"}
     assert body["scheduler"]["status"] == "healthy"
     assert body["leader"] == "sched-1" and body["elector_mode"] == "database"
-    assert body["epoch"] == web_app.repo.leader().epoch  # type: ignore[union-attr]
+    assert body["epoch"] == web_app.repo.leadership.current().epoch  # type: ignore[union-attr]
     cluster = c.get("/api/v1/cluster", headers=web_app.auth("Viewer")).get_json()
     assert cluster["leader"] == "sched-1" and cluster["schedulers"][0]["role"] == "leader"
     (worker,) = cluster["workers"]
@@ -144,9 +144,9 @@ def test_pages_render_what_the_metastore_holds(web_app: Web) -> None:
         "/dags/d/trigger", data={"conf": "{oops", "csrf_token": token}, follow_redirects=True
     )
     assert "conf is not valid JSON" in resp.get_data(as_text=True)
-    assert len(web_app.repo.runs("d")) == 1
+    assert len(web_app.repo.runs.find("d")) == 1
     c.post("/dags/d/trigger", data={"conf": '{"k": 2}', "csrf_token": token})
-    assert web_app.repo.runs("d")[0].conf == {"k": 2}
+    assert web_app.repo.runs.find("d")[0].conf == {"k": 2}
 
 
 def test_metrics_count_requests_by_route(web_app: Web) -> None:

@@ -76,23 +76,23 @@ def test_users_create_list_token_role_password_delete(db_url: str, tmp_path: Pat
     )
     assert prompted.exit_code == 0, prompted.output
     repo = Repository(create_engine(db_url))
-    assert check_password(repo.user("ann").password_hash, "from-a-file-123")
-    assert check_password(repo.user("cy").password_hash, "typed-pass-1")
+    assert check_password(repo.users.get("ann").password_hash, "from-a-file-123")
+    assert check_password(repo.users.get("cy").password_hash, "typed-pass-1")
     listed = _run(tmp_path, db_url, "users", "list", "--output", "json")
     assert '"ann"' in listed.output and '"Op"' in listed.output
     token = _run(tmp_path, db_url, "users", "token", "ann").output.strip()
-    assert token.startswith("hft_") and repo.user_by_token(token_digest(token)).username == "ann"  # type: ignore[union-attr]
+    assert token.startswith("hft_") and repo.users.by_token(token_digest(token)).username == "ann"  # type: ignore[union-attr]
     assert _run(tmp_path, db_url, "users", "set-role", "ann", "Admin").exit_code == 0
-    assert repo.user("ann").role == "Admin"
+    assert repo.users.get("ann").role == "Admin"
     assert (
         _run(
             tmp_path, db_url, "users", "set-password", "ann", "--password", "new-pass-12"
         ).exit_code
         == 0
     )
-    assert check_password(repo.user("ann").password_hash, "new-pass-12")
+    assert check_password(repo.users.get("ann").password_hash, "new-pass-12")
     assert _run(tmp_path, db_url, "users", "delete", "ann").exit_code == 0
-    assert repo.user_by_token(token_digest(token)) is None
+    assert repo.users.by_token(token_digest(token)) is None
     bad_role = _run(
         tmp_path, db_url, "users", "create", "dee", "--role", "Root", "--password", "x" * 9
     )

@@ -38,7 +38,7 @@ def test_failed_logins_on_two_webservers_share_one_limit(
     # a minute later the window has passed
     later = make_web(settings, engine, lambda: T0.replace(minute=2))
     assert _try(later, "admin", PASSWORD) == 302
-    assert Repository(engine).login_failures_since("127.0.0.1", T0) == 4
+    assert Repository(engine).users.login_failures_since("127.0.0.1", T0) == 4
 
 
 def test_simultaneous_wrong_logins_are_checked_no_more_than_the_limit(

@@ -98,13 +98,13 @@ def test_a_viewer_cannot_trigger_pause_or_clear(web_app: Web) -> None:
     ]:
         assert page.post(path, data={**form, "csrf_token": token}).status_code == 403
     # nothing changed
-    assert web_app.repo.dag("d").is_paused is False
-    assert [r.run_id for r in web_app.repo.runs("d")] == ["r1"]
-    assert web_app.repo.task_instance("d", "r1", "extract").state == "success"
+    assert web_app.repo.dags.get("d").is_paused is False
+    assert [r.run_id for r in web_app.repo.runs.find("d")] == ["r1"]
+    assert web_app.repo.history.task_instance("d", "r1", "extract").state == "success"
     # an Op may
     op = web_app.auth("Op")
     assert c.patch("/api/v1/dags/d", json={"is_paused": True}, headers=op).status_code == 200
-    assert web_app.repo.dag("d").is_paused is True
+    assert web_app.repo.dags.get("d").is_paused is True
 
 
 def test_a_form_post_without_the_csrf_token_is_refused(web_app: Web) -> None:
@@ -115,10 +115,10 @@ def test_a_form_post_without_the_csrf_token_is_refused(web_app: Web) -> None:
     )
     # an API call riding on the session cookie needs it too (a token or basic auth does not)
     assert page.patch("/api/v1/dags/d", json={"is_paused": True}).status_code == 400
-    assert web_app.repo.dag("d").is_paused is False
+    assert web_app.repo.dags.get("d").is_paused is False
     token = csrf_of(page.get("/dags").get_data(as_text=True))
     assert page.post("/dags/d/pause", data={"paused": "1", "csrf_token": token}).status_code == 302
-    assert web_app.repo.dag("d").is_paused is True
+    assert web_app.repo.dags.get("d").is_paused is True
     # the login form itself is protected against login CSRF
     fresh = web_app.app.test_client()
     resp = fresh.post("/login", data={"username": "admin", "password": PASSWORD})
@@ -160,9 +160,9 @@ def test_changing_a_password_ends_the_users_sessions(web_app: Web) -> None:
 
     c = web_app.login("Op")
     assert c.get("/dags").status_code == 200
-    web_app.repo.set_user("op", password_hash=hash_password("another-password"))
+    web_app.repo.users.set("op", password_hash=hash_password("another-password"))
     assert c.get("/dags").status_code == 302
-    web_app.repo.delete_user("viewer")
+    web_app.repo.users.delete("viewer")
     assert c.get("/api/v1/me", headers=web_app.auth("Viewer")).status_code == 401
 
 
@@ -191,10 +191,10 @@ def test_basic_auth_or_a_token_never_skips_csrf_on_a_form_route(web_app: Web) ->
 def test_the_page_trigger_refuses_a_bad_run_id(web_app: Web, run_id: str) -> None:
     page = web_app.login("Admin")
     token = csrf_of(page.get("/dags").get_data(as_text=True))
-    before = len(web_app.repo.runs("d"))
+    before = len(web_app.repo.runs.find("d"))
     resp = page.post("/dags/d/trigger", data={"run_id": run_id, "csrf_token": token})
     assert resp.status_code == 302  # back to the DAG, with the reason flashed
-    assert len(web_app.repo.runs("d")) == before
+    assert len(web_app.repo.runs.find("d")) == before
     shown = page.get(resp.headers["Location"]).get_data(as_text=True)
     assert "run_id must be 1 to 250 characters" in shown
 

@@ -93,9 +93,9 @@ def test_no_request_fails_after_haproxy_drops_a_killed_webserver(
     if not Path(haproxy).exists():
         unavailable("haproxy", FileNotFoundError(haproxy))
     repo = Repository(engine)
-    repo.create_user("ops", hash_password("ops-password-1"), "Viewer", T0)
+    repo.users.create("ops", hash_password("ops-password-1"), "Viewer", T0)
     token = new_token()
-    repo.add_token("ops", token_digest(token), "lb-test", T0)
+    repo.users.add_token("ops", token_digest(token), "lb-test", T0)
 
     p1, p2, lb = free_port(), free_port(), free_port()
     env = {
@@ -124,7 +124,7 @@ def test_no_request_fails_after_haproxy_drops_a_killed_webserver(
     url = f"http://127.0.0.1:{lb}/api/v1/dags"
     wait_for("haproxy", lambda: _get(url, token)[0], 30)
     # both webservers registered themselves (the Cluster page and `haflow doctor` read this)
-    wait_for("two webserver rows", lambda: len(repo.webservers()) == 2, 30)
+    wait_for("two webserver rows", lambda: len(repo.members.webservers()) == 2, 30)
 
     samples: list[Sample] = []
     start = time.monotonic()

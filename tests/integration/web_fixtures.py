@@ -69,7 +69,7 @@ def csrf_of(html: str) -> str:
 
 def seed(repo: Repository) -> None:
     """A DAG with one run: extract succeeded (with a log), transform running, load waiting."""
-    repo.sync_dags(
+    repo.dags.sync(
         [
             DagRecord(
                 "d", "/dags/d.py", "*/5 * * * *", None, False, 16, ["etl"], "demo", "fp", STRUCTURE
@@ -78,11 +78,11 @@ def seed(repo: Repository) -> None:
         [("/dags/broken.py", 3, "SyntaxError: invalid syntax")],
         T0,
     )
-    epoch = repo.take_leadership("sched-1", "database", T0)
-    repo.heartbeat_scheduler(
+    epoch = repo.leadership.take("sched-1", "database", T0)
+    repo.members.heartbeat_scheduler(
         "sched-1", hostname="m1", pid=1, state="leader", epoch=epoch, mode="database", now=T0
     )
-    repo.heartbeat_worker(
+    repo.members.heartbeat_worker(
         "w1",
         kind="celery",
         hostname="w1",
@@ -92,15 +92,15 @@ def seed(repo: Repository) -> None:
         state="running",
         now=T0,
     )
-    run = repo.trigger_run("d", {"x": 1}, T0, run_id="r1")
-    repo.apply(Decisions(start_runs=[run.pk]), DEFS, epoch, T0)
+    run = repo.runs.trigger("d", {"x": 1}, T0, run_id="r1")
+    repo.scheduling.apply(Decisions(start_runs=[run.pk]), DEFS, epoch, T0)
     for task_id in ("extract", "transform"):
-        ti = repo.task_instance("d", "r1", task_id)
-        (ref,) = repo.apply(Decisions(to_queue=[(ti.id, 1)]), DEFS, epoch, T0)
-        assert repo.claim(ref, "w1", T0) is not None
-    extract = repo.task_instance("d", "r1", "extract")
-    repo.append_log(extract.id, 1, "hello from extract\n", T0)
-    repo.finish_attempt(extract.id, 1, "w1", Ending.SUCCESS, "", T0)
+        ti = repo.history.task_instance("d", "r1", task_id)
+        (ref,) = repo.scheduling.apply(Decisions(to_queue=[(ti.id, 1)]), DEFS, epoch, T0)
+        assert repo.attempts.claim(ref, "w1", T0) is not None
+    extract = repo.history.task_instance("d", "r1", "extract")
+    repo.attempts.append_log(extract.id, 1, "hello from extract\n", T0)
+    repo.attempts.finish(extract.id, 1, "w1", Ending.SUCCESS, "", T0)
 
 
 def make_web(settings: Settings, engine: Engine, clock=None) -> Web:  # type: ignore[no-untyped-def]
@@ -111,10 +111,10 @@ def make_web(settings: Settings, engine: Engine, clock=None) -> Web:  # type: ig
     repo = Repository(engine, cluster=settings.scheduler.cluster, actor="test")
     w = Web(app, repo, settings)
     for role in ROLES:
-        if role.lower() not in {u.username for u in repo.users()}:
-            repo.create_user(role.lower(), hash_password(PASSWORD), role, T0)
+        if role.lower() not in {u.username for u in repo.users.all()}:
+            repo.users.create(role.lower(), hash_password(PASSWORD), role, T0)
         token = new_token()
-        repo.add_token(role.lower(), token_digest(token), "test", T0)
+        repo.users.add_token(role.lower(), token_digest(token), "test", T0)
         w.tokens[role] = token
     return w
 

@@ -93,7 +93,7 @@ def test_the_leaders_reclaim_and_the_workers_report_agree(
     losses: int, consumes: bool, failures: int
 ) -> None:
     """The leader's change for a reclaimed attempt is exactly the rule's verdict, the one the
-    worker's report of a lost attempt gets (finish_attempt calls after_attempt too)."""
+    worker's report of a lost attempt gets (attempts.finish calls after_attempt too)."""
     ti = TISnap(
         7,
         "t",

@@ -6,59 +6,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
-from haflow.chaos.checker import Bounds, Status, Verdict, check, check_p1
-from haflow.chaos.model import Attempt, Event, Fault, History, Request, Run, TaskRecord
+from haflow.chaos.checker import Bounds, Status, check_p1
+from haflow.chaos.model import Attempt, Fault, History, Request, Run, TaskRecord
 from haflow.chaos.report import as_json, as_table, merge, summary
-
-T0 = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC)
-NODES = {
-    "master1": "master",
-    "master2": "master",
-    "worker1": "worker",
-    "worker2": "worker",
-    "zk1": "zookeeper",
-    "zk2": "zookeeper",
-    "zk3": "zookeeper",
-}
-M1 = "master1:11:aaaaaa"
-M2 = "master2:22:bbbbbb"
-
-
-def t(seconds: float) -> datetime:
-    return T0 + timedelta(seconds=seconds)
-
-
-class Log:
-    """Builds an event log with increasing ids (commit order)."""
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def add(self, at: float, kind: str, actor: str, epoch: int | None = None, **kw: object) -> Log:
-        self.events.append(
-            Event(len(self.events) + 1, t(at), kind, actor, epoch, **kw)  # type: ignore[arg-type]
-        )
-        return self
-
-    def elect(self, at: float, actor: str, epoch: int, mode: str = "zookeeper") -> Log:
-        return self.add(at, "leader.elected", actor, epoch, detail=json.dumps({"mode": mode}))
-
-
-def one(h: History, prop: str, bounds: Bounds | None = None) -> Verdict:
-    (v,) = check(h, [prop], bounds)
-    return v
-
-
-def assert_fails(v: Verdict, *words: str) -> None:
-    assert v.status == Status.FAIL, v
-    text = "\n".join(v.evidence)
-    for w in words:
-        assert w in text, f"{w!r} not in evidence:\n{text}"
-
+from tests.fakes import M1, M2, NODES, Log, assert_fails, one, t
 
 # -- P1 -------------------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from haflow.chaos.checker import NodeStates, Status
 from haflow.chaos.history import read_requests
 from haflow.chaos.model import OBSERVE, Attempt, Event, Fault, History, Run
 from haflow.chaos.probe import Prober
-from tests.unit.test_chaos_checker import M1, M2, NODES, Log, assert_fails, one, t
+from tests.fakes import M1, M2, NODES, Log, assert_fails, one, t
 
 ZK = ["zk1", "zk2", "zk3"]
 

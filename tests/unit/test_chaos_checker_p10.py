@@ -9,7 +9,7 @@ import pytest
 
 from haflow.chaos.checker import Status
 from haflow.chaos.model import Fault, History, Run
-from tests.unit.test_chaos_checker import M1, M2, NODES, Log, assert_fails, one, t
+from tests.fakes import M1, M2, NODES, Log, assert_fails, one, t
 
 
 def p10_history(start_delay: float, failover_at: float | None = None) -> History:

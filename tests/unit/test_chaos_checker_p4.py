@@ -15,7 +15,7 @@ from haflow.chaos.checker.base import Bounds
 from haflow.chaos.history import load_history
 from haflow.chaos.model import Attempt, Event, History, Request, Run, TaskRecord
 from haflow.chaos.scenario import _keep
-from tests.unit.test_chaos_checker import assert_fails, one, t
+from tests.fakes import assert_fails, one, t
 
 CAP = "worker stopped heartbeating (9.1 s); lost 3 times, the cap ([worker] max_losses): failed"
 

@@ -28,8 +28,8 @@ from haflow.metrics.scheduler import SchedulerMetrics
 from haflow.metrics.server import MetricsServer
 from haflow.scheduler.service import SchedulerService, ServiceConfig
 from haflow.worker.runner import AttemptRunner, RunnerConfig
+from tests.fakes import FakeExecutor, FakeLoop, FakeSchedulerRepo
 from tests.ports import free_port
-from tests.unit.test_scheduler_service import FakeExecutor, FakeLoop, FakeRepo
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 STARTED = NOW - timedelta(minutes=5)
@@ -170,7 +170,7 @@ def test_applied_decisions_count_reclaims_by_reason_queues_and_run_delay() -> No
 
 def test_the_scheduler_service_tells_its_listener() -> None:
     """The real service over fakes: elected, ticked, fenced and stepped down reach metrics."""
-    repo = FakeRepo()
+    repo = FakeSchedulerRepo()
     election = MemoryElection()
     elector = MemoryElector(election, "s1")
     elector.start()
@@ -286,9 +286,12 @@ def test_attempt_listener_counts_claims_ends_zombies_and_abandons() -> None:
 
 
 def test_the_runner_reports_a_rejected_claim() -> None:
-    class Repo:
+    class Attempts:
         def claim(self, ref: AttemptRef, worker_id: str, now: datetime) -> None:
             return None
+
+    class Repo:
+        attempts = Attempts()
 
     registry = CollectorRegistry()
     runner = AttemptRunner(

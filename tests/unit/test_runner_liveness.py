@@ -13,62 +13,12 @@ from typing import Any
 import pytest
 
 from haflow.core.attempt_end import Ending
-from haflow.metastore.records import AttemptRef, ClaimedAttempt
+from haflow.metastore.records import AttemptRef
 from haflow.worker.runner import AttemptRunner, RunnerConfig, locate
+from tests.fakes import Clock, FakeAttemptRepo
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 CFG = RunnerConfig(heartbeat_sec=60.0, timeout=8.0, self_fence_margin=2.0)  # W = 6 s
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 100.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
-class Repo:
-    """Claims succeed after `claim_takes` seconds of the fake clock; reports are recorded."""
-
-    def __init__(
-        self, clock: Clock, claim_takes: float, fileloc: str, timeout_s: float | None = None
-    ) -> None:
-        self.clock = clock
-        self.claim_takes = claim_takes
-        self.fileloc = fileloc
-        self.timeout_s = timeout_s
-        self.reports: list[Ending] = []
-        self.reasons: list[str] = []
-        self.logs: list[str] = []
-
-    def claim(self, ref: AttemptRef, worker_id: str, now: datetime) -> ClaimedAttempt:
-        self.clock.t += self.claim_takes
-        return ClaimedAttempt(
-            ref.ti_id, ref.attempt, "d", "r", "t", self.fileloc, self.timeout_s, {}, None, None
-        )
-
-    def finish_attempt(
-        self,
-        ti_id: int,
-        attempt: int,
-        worker_id: str,
-        ending: Ending,
-        reason: str,
-        now: datetime,
-        log: str = "",
-        **kw: Any,
-    ) -> bool:
-        self.reports.append(ending)
-        self.reasons.append(reason)
-        self.logs.append(log)
-        return True
-
-    def append_log(self, *a: Any) -> None:
-        pass
-
-    def heartbeat_attempt(self, *a: Any) -> bool:
-        return True
 
 
 DAG_FILE = """
@@ -102,7 +52,7 @@ class Listener:
 
 def _runner(
     tmp_path: Path, claim_takes: float, source: str = DAG_FILE, timeout_s: float | None = None
-) -> tuple[AttemptRunner, Repo, Listener, Path]:
+) -> tuple[AttemptRunner, FakeAttemptRepo, Listener, Path]:
     marker = tmp_path / "ran"
     dags = tmp_path / "dags"
     dags.mkdir()
@@ -110,7 +60,7 @@ def _runner(
     # a file beside it that must never be imported by this attempt
     (dags / "other.py").write_text(f"open({str(tmp_path / 'other-imported')!r}, 'w')\n")
     clock = Clock()
-    repo = Repo(clock, claim_takes, str(dags / "d.py"), timeout_s)
+    repo = FakeAttemptRepo(clock, claim_takes, str(dags / "d.py"), timeout_s)
     listener = Listener()
     runner = AttemptRunner(
         repo,  # type: ignore[arg-type]

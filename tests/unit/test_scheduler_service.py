@@ -3,72 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from haflow.election.memory import MemoryElection, MemoryElector
-from haflow.errors import BackendUnavailable, FencedOut
 from haflow.scheduler.service import SchedulerService, ServiceConfig
+from tests.fakes import FakeExecutor, FakeLoop, FakeSchedulerRepo
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-class FakeRepo:
-    """Keeps the leader row's epoch like the metastore does; resign is fenced."""
-
-    def __init__(self) -> None:
-        self.epoch = 0
-        self.events: list[tuple[str, int | None]] = []
-        self.down = False
-        self.engine = self
-
-    def dispose(self) -> None:
-        pass
-
-    def take_leadership(self, holder: str, mode: str, now: datetime, reason: str = "") -> int:
-        if self.down:
-            raise BackendUnavailable("metastore unreachable")
-        self.epoch += 1
-        self.events.append(("leader.elected", self.epoch))
-        return self.epoch
-
-    def resign(self, epoch: int, holder: str, now: datetime, reason: str) -> None:
-        if epoch != self.epoch:
-            raise FencedOut(f"epoch {epoch} is gone")
-        self.events.append(("leader.resigned", epoch))
-
-    def record_event(self, kind: str, now: datetime, **fields: Any) -> None:
-        self.events.append((kind, fields.get("epoch")))
-
-    def heartbeat_scheduler(self, sid: str, **kw: Any) -> None:
-        pass
-
-
-class FakeLoop:
-    def __init__(self, repo: FakeRepo) -> None:
-        self.repo = repo
-        self.ticks: list[int] = []
-        self.took_over: list[int] = []
-
-    def tick(self, epoch: int) -> bool:
-        if epoch != self.repo.epoch:
-            raise FencedOut(f"epoch {epoch} is gone")
-        self.ticks.append(epoch)
-        return False
-
-    def take_over(self, epoch: int) -> None:
-        self.took_over.append(epoch)
-
-
-class FakeExecutor:
-    def healthy(self) -> bool:
-        return True
-
-    def maintain(self) -> None:
-        pass
-
-
 def service(name: str = "s1", election: MemoryElection | None = None):  # type: ignore[no-untyped-def]
-    repo = FakeRepo()
+    repo = FakeSchedulerRepo()
     election = election or MemoryElection()
     elector = MemoryElector(election, name)
     elector.start()

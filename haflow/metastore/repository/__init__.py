@@ -1,20 +1,57 @@
 """Every query haflow runs against the metastore lives in this package, and nowhere else.
 
-`Repository` is the one object the rest of haflow talks to; its parts are grouped by concern
-in sibling modules (history builds on runs, runs on DAGs). The invariants are stated in `_base`.
+`Repository` is the one object the rest of haflow talks to. It holds no query of its own: each
+concern is a small query group on the same engine, named after what it reads and writes
+(`repo.attempts.claim(...)`, `repo.runs.trigger(...)`, `repo.leadership.take(...)`), so a
+reader finds `repo.X.y` in module `X`. The invariants every group keeps are stated in `_base`.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from haflow.metastore.repository._base import _Base, _event
 from haflow.metastore.repository.attempts import AttemptQueries
+from haflow.metastore.repository.dags import DagQueries
+from haflow.metastore.repository.history import HistoryQueries
 from haflow.metastore.repository.leadership import LeadershipQueries
+from haflow.metastore.repository.members import MemberQueries
+from haflow.metastore.repository.metrics import MetricsQueries
 from haflow.metastore.repository.overview import OverviewQueries
+from haflow.metastore.repository.runs import RunQueries
 from haflow.metastore.repository.scheduling import SchedulingQueries
-from haflow.metastore.repository.web import WebQueries
+from haflow.metastore.repository.users import UserQueries
 
 
-class Repository(LeadershipQueries, SchedulingQueries, AttemptQueries, OverviewQueries, WebQueries):
+class Repository(_Base):
     """The metastore seen through haflow's operations. `actor` names the writer in events."""
+
+    def __init__(self, engine: Engine, *, cluster: str = "default", actor: str = "cli") -> None:
+        super().__init__(engine, cluster=cluster, actor=actor)
+        on = dict(cluster=cluster, actor=actor)
+        self.leadership = LeadershipQueries(engine, **on)
+        self.members = MemberQueries(engine, **on)
+        self.scheduling = SchedulingQueries(engine, **on)
+        self.attempts = AttemptQueries(engine, **on)
+        self.dags = DagQueries(engine, **on)
+        self.runs = RunQueries(engine, **on)
+        self.history = HistoryQueries(engine, **on)
+        self.overview = OverviewQueries(engine, **on)
+        self.users = UserQueries(engine, **on)
+        self.metrics = MetricsQueries(engine, **on)
+
+    def ping(self) -> None:
+        """A round trip to the metastore; BackendUnavailable when it cannot be reached."""
+        with self._tx() as conn:
+            conn.execute(select(1))
+
+    def record_event(self, kind: str, now: datetime, **fields: Any) -> None:
+        with self._tx() as conn:
+            self._emit(conn, [_event(kind, self.actor, now, **fields)])
 
 
 __all__ = ["Repository"]

@@ -1,4 +1,4 @@
-"""The repository's base: transactions, the fencing check, event rows and shared helpers.
+"""What every query group shares: transactions, the fencing check, event rows, lookups.
 
 Invariants kept by the repository:
 - a leader's transaction first re-checks its fencing epoch on the `leader` row, in the same
@@ -49,7 +49,8 @@ def _event(kind: str, actor: str, now: datetime, **fields: Any) -> Event:
 
 
 class _Base:
-    """The metastore seen through haflow's operations. `actor` names the writer in events."""
+    """One query group: the engine it draws connections from, the cluster its rows belong to,
+    and the `actor` named in the events it writes."""
 
     def __init__(self, engine: Engine, *, cluster: str = "default", actor: str = "cli") -> None:
         self.engine = engine
@@ -75,11 +76,6 @@ class _Base:
                 raise BackendUnavailable(f"metastore connection lost: {exc.orig}") from exc
             raise MetastoreError(f"metastore error: {exc.orig}") from exc
 
-    def ping(self) -> None:
-        """A round trip to the metastore; BackendUnavailable when it cannot be reached."""
-        with self._tx() as conn:
-            conn.execute(select(1))
-
     def _fence(self, conn: Connection, epoch: int, now: datetime) -> None:
         res = conn.execute(
             update(m.Leader)
@@ -96,9 +92,24 @@ class _Base:
         if events:
             conn.execute(insert(m.Event), list(events))
 
-    def record_event(self, kind: str, now: datetime, **fields: Any) -> None:
+    def _dag(self, dag_id: str) -> DagRow:
         with self._tx() as conn:
-            self._emit(conn, [_event(kind, self.actor, now, **fields)])
+            row = conn.execute(select(m.Dag).where(m.Dag.dag_id == dag_id)).first()
+        if row is None:
+            raise NotFound(
+                f"no DAG {dag_id!r} in the metastore (is the scheduler running, "
+                "and is the file in the DAGs folder? see `haflow dags list`)"
+            )
+        return _dag_row(row)
+
+    def _run(self, dag_id: str, run_id: str) -> RunRow:
+        with self._tx() as conn:
+            row = conn.execute(
+                select(m.DagRun).where(m.DagRun.dag_id == dag_id, m.DagRun.run_id == run_id)
+            ).first()
+        if row is None:
+            raise NotFound(f"DAG {dag_id!r} has no run {run_id!r} (see `haflow dags list-runs`)")
+        return _run_row(row)
 
     def _ti_info(
         self, conn: Connection, ids: Sequence[int]

@@ -115,7 +115,7 @@ class AttemptQueries(_Base):
             row.data_interval_end,
         )
 
-    def heartbeat_attempt(self, ti_id: int, attempt: int, worker_id: str) -> bool:
+    def heartbeat(self, ti_id: int, attempt: int, worker_id: str) -> bool:
         """Renew an attempt's liveness, stamped by the metastore's clock; False means it is no
         longer ours (reclaimed): stop it."""
         with self._tx() as conn:
@@ -133,7 +133,7 @@ class AttemptQueries(_Base):
                     insert(m.TaskLog).values(ti_id=ti_id, attempt=attempt, ts=now, data=data)
                 )
 
-    def finish_attempt(
+    def finish(
         self,
         ti_id: int,
         attempt: int,

@@ -7,9 +7,6 @@ from datetime import datetime
 
 from sqlalchemy import delete, insert, select, update
 
-from haflow.errors import (
-    NotFound,
-)
 from haflow.metastore import models as m
 from haflow.metastore.records import (
     DagRecord,
@@ -25,7 +22,7 @@ from haflow.metastore.repository._base import (
 
 
 class DagQueries(_Base):
-    def sync_dags(
+    def sync(
         self,
         dags: Sequence[DagRecord],
         errors: Sequence[tuple[str, int | None, str]],
@@ -59,7 +56,7 @@ class DagQueries(_Base):
                     ],
                 )
 
-    def dags(self, *, active_only: bool = True) -> list[DagRow]:
+    def all(self, *, active_only: bool = True) -> list[DagRow]:
         stmt = select(m.Dag).order_by(m.Dag.dag_id)
         if active_only:
             stmt = stmt.where(m.Dag.is_active.is_(True))
@@ -67,18 +64,11 @@ class DagQueries(_Base):
             rows = conn.execute(stmt).all()
         return [_dag_row(r) for r in rows]
 
-    def dag(self, dag_id: str) -> DagRow:
-        with self._tx() as conn:
-            row = conn.execute(select(m.Dag).where(m.Dag.dag_id == dag_id)).first()
-        if row is None:
-            raise NotFound(
-                f"no DAG {dag_id!r} in the metastore (is the scheduler running, "
-                "and is the file in the DAGs folder? see `haflow dags list`)"
-            )
-        return _dag_row(row)
+    def get(self, dag_id: str) -> DagRow:
+        return self._dag(dag_id)
 
     def set_paused(self, dag_id: str, paused: bool, now: datetime) -> None:
-        self.dag(dag_id)
+        self._dag(dag_id)
         with self._tx() as conn:
             conn.execute(update(m.Dag).where(m.Dag.dag_id == dag_id).values(is_paused=paused))
             self._emit(
@@ -95,7 +85,7 @@ class DagQueries(_Base):
             rows = conn.execute(select(m.ImportError_).order_by(m.ImportError_.fileloc))
             return [ImportErrorRow(r.fileloc, r.line, r.message, r.ts) for r in rows]
 
-    def dag_fingerprints(self) -> dict[str, str]:
+    def fingerprints(self) -> dict[str, str]:
         """What the leader parsed: each active DAG's structure fingerprint."""
         with self._tx() as conn:
             rows = conn.execute(

@@ -1,13 +1,12 @@
-"""Reading task instances, attempts, logs and events; clearing task instances."""
+"""Reading task instances, attempts, logs and events."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select
 
-from haflow.core.states import AttemptState, RunState, TaskState
+from haflow.core.states import AttemptState
 from haflow.errors import (
     NotFound,
 )
@@ -18,14 +17,13 @@ from haflow.metastore.records import (
     TIRow,
 )
 from haflow.metastore.repository._base import (
-    _event,
+    _Base,
     _pick,
     _ti_row,
 )
-from haflow.metastore.repository.runs import RunQueries
 
 
-class HistoryQueries(RunQueries):
+class HistoryQueries(_Base):
     def task_instances(self, dag_id: str, run_id: str) -> list[TIRow]:
         with self._tx() as conn:
             rows = conn.execute(
@@ -40,7 +38,7 @@ class HistoryQueries(RunQueries):
         for ti in self.task_instances(dag_id, run_id):
             if ti.task_id == task_id:
                 return ti
-        self.run(dag_id, run_id)
+        self._run(dag_id, run_id)
         raise NotFound(f"run {run_id!r} of DAG {dag_id!r} has no task {task_id!r}")
 
     def attempts(self, ti_id: int) -> list[AttemptRow]:
@@ -86,37 +84,3 @@ class HistoryQueries(RunQueries):
         with self._tx() as conn:
             rows = conn.execute(stmt).all()
         return [EventRow(**_pick(r, EventRow)) for r in rows]
-
-    def clear(self, dag_id: str, run_id: str, task_ids: Sequence[str], now: datetime) -> int:
-        """Reset finished task instances so they run again (as a new attempt) and reopen the run."""
-        run = self.run(dag_id, run_id)
-        ti = m.TaskInstance
-        with self._tx() as conn:
-            stmt = update(ti).where(
-                ti.run_pk == run.pk, ti.state.not_in([TaskState.QUEUED, TaskState.RUNNING])
-            )
-            if task_ids:
-                stmt = stmt.where(ti.task_id.in_(list(task_ids)))
-            n = conn.execute(
-                stmt.values(state=TaskState.NONE, failures=0, next_try_at=None, ended_at=None)
-            ).rowcount
-            if n:
-                conn.execute(
-                    update(m.DagRun)
-                    .where(m.DagRun.id == run.pk)
-                    .values(state=RunState.RUNNING, ended_at=None)
-                )
-                self._emit(
-                    conn,
-                    [
-                        _event(
-                            "ti.cleared",
-                            self.actor,
-                            now,
-                            dag_id=dag_id,
-                            run_id=run_id,
-                            detail={"tasks": list(task_ids), "count": n},
-                        )
-                    ],
-                )
-        return n

@@ -1,10 +1,9 @@
-"""The leader row and its epoch, scheduler and worker registry rows."""
+"""The leader row and its epoch: taking it, resigning it, reading it."""
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import insert, select, text, update
 
@@ -14,7 +13,6 @@ from haflow.metastore.records import (
     LeaderRow,
 )
 from haflow.metastore.repository._base import (
-    _as_dict,
     _Base,
     _event,
     _pick,
@@ -37,7 +35,7 @@ def _lock_timed_out(exc: BackendUnavailable) -> bool:
 
 
 class LeadershipQueries(_Base):
-    def take_leadership(self, holder: str, mode: str, now: datetime, reason: str = "") -> int:
+    def take(self, holder: str, mode: str, now: datetime, reason: str = "") -> int:
         """Increment the epoch and name `holder` leader; returns the new epoch.
 
         Called only by the holder of the election's database lock, so whoever still holds the
@@ -108,78 +106,7 @@ class LeadershipQueries(_Base):
                 [_event("leader.resigned", holder, now, epoch=epoch, detail={"reason": reason})],
             )
 
-    def leader(self) -> LeaderRow | None:
+    def current(self) -> LeaderRow | None:
         with self._tx() as conn:
             row = conn.execute(select(m.Leader).where(m.Leader.cluster == self.cluster)).first()
         return None if row is None else LeaderRow(**_pick(row, LeaderRow))
-
-    def heartbeat_scheduler(
-        self,
-        sid: str,
-        *,
-        hostname: str,
-        pid: int,
-        state: str,
-        epoch: int | None,
-        mode: str,
-        now: datetime,
-    ) -> None:
-        values = dict(state=state, epoch=epoch, elector_mode=mode, heartbeat_at=now)
-        with self._tx() as conn:
-            res = conn.execute(update(m.Scheduler).where(m.Scheduler.id == sid).values(**values))
-            if res.rowcount == 0:
-                conn.execute(
-                    insert(m.Scheduler).values(
-                        id=sid,
-                        cluster=self.cluster,
-                        hostname=hostname,
-                        pid=pid,
-                        started_at=now,
-                        **values,
-                    )
-                )
-
-    def schedulers(self) -> list[dict[str, Any]]:
-        with self._tx() as conn:
-            rows = conn.execute(
-                select(m.Scheduler)
-                .where(m.Scheduler.cluster == self.cluster)
-                .order_by(m.Scheduler.started_at)
-            ).all()
-        return [_as_dict(r) for r in rows]
-
-    def heartbeat_worker(
-        self,
-        wid: str,
-        *,
-        kind: str,
-        hostname: str,
-        pid: int,
-        queues: str,
-        concurrency: int,
-        state: str,
-        now: datetime,
-    ) -> None:
-        with self._tx() as conn:
-            res = conn.execute(
-                update(m.Worker).where(m.Worker.id == wid).values(state=state, heartbeat_at=now)
-            )
-            if res.rowcount == 0:
-                conn.execute(
-                    insert(m.Worker).values(
-                        id=wid,
-                        kind=kind,
-                        hostname=hostname,
-                        pid=pid,
-                        queues=queues,
-                        concurrency=concurrency,
-                        state=state,
-                        started_at=now,
-                        heartbeat_at=now,
-                    )
-                )
-
-    def workers(self) -> list[dict[str, Any]]:
-        with self._tx() as conn:
-            rows = conn.execute(select(m.Worker).order_by(m.Worker.started_at)).all()
-        return [_as_dict(r) for r in rows]

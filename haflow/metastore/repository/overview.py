@@ -15,13 +15,12 @@ from sqlalchemy import func, or_, select
 from haflow.errors import NotFound
 from haflow.metastore import models as m
 from haflow.metastore.records import DagDetail, EventRow, RunRow, TIRow
-from haflow.metastore.repository._base import _pick, _run_row, _ti_row
-from haflow.metastore.repository.history import HistoryQueries
+from haflow.metastore.repository._base import _Base, _pick, _run_row, _ti_row
 
 Counts = dict[str, dict[str, int]]
 
 
-class OverviewQueries(HistoryQueries):
+class OverviewQueries(_Base):
     def dag_detail(self, dag_id: str) -> DagDetail:
         found = self.dag_details(dag_id=dag_id, active_only=False)
         if not found:

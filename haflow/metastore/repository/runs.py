@@ -1,37 +1,36 @@
-"""Runs: manual triggers and listings."""
+"""Runs: manual triggers, listings, and clearing task instances so they run again."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
 from haflow.core.ids import check_run_id
-from haflow.core.states import RunState
+from haflow.core.states import RunState, TaskState
 from haflow.errors import (
     Conflict,
-    NotFound,
 )
 from haflow.metastore import models as m
 from haflow.metastore.records import (
     RunRow,
 )
 from haflow.metastore.repository._base import (
+    _Base,
     _event,
     _run_row,
 )
-from haflow.metastore.repository.dags import DagQueries
 
 
-class RunQueries(DagQueries):
-    def trigger_run(
+class RunQueries(_Base):
+    def trigger(
         self, dag_id: str, conf: Mapping[str, Any], now: datetime, run_id: str | None = None
     ) -> RunRow:
         run_id = check_run_id(run_id) if run_id is not None else f"manual__{now.isoformat()}"
-        self.dag(dag_id)
+        self._dag(dag_id)
         with self._tx() as conn:
             exists = conn.execute(
                 select(m.DagRun.id).where(m.DagRun.dag_id == dag_id, m.DagRun.run_id == run_id)
@@ -62,18 +61,12 @@ class RunQueries(DagQueries):
                     )
                 ],
             )
-        return self.run(dag_id, run_id)
+        return self._run(dag_id, run_id)
 
-    def run(self, dag_id: str, run_id: str) -> RunRow:
-        with self._tx() as conn:
-            row = conn.execute(
-                select(m.DagRun).where(m.DagRun.dag_id == dag_id, m.DagRun.run_id == run_id)
-            ).first()
-        if row is None:
-            raise NotFound(f"DAG {dag_id!r} has no run {run_id!r} (see `haflow dags list-runs`)")
-        return _run_row(row)
+    def get(self, dag_id: str, run_id: str) -> RunRow:
+        return self._run(dag_id, run_id)
 
-    def runs(
+    def find(
         self,
         dag_id: str | None = None,
         *,
@@ -88,3 +81,37 @@ class RunQueries(DagQueries):
             stmt = stmt.where(m.DagRun.state == state)
         with self._tx() as conn:
             return [_run_row(r) for r in conn.execute(stmt)]
+
+    def clear(self, dag_id: str, run_id: str, task_ids: Sequence[str], now: datetime) -> int:
+        """Reset finished task instances so they run again (as a new attempt) and reopen the run."""
+        run = self._run(dag_id, run_id)
+        ti = m.TaskInstance
+        with self._tx() as conn:
+            stmt = update(ti).where(
+                ti.run_pk == run.pk, ti.state.not_in([TaskState.QUEUED, TaskState.RUNNING])
+            )
+            if task_ids:
+                stmt = stmt.where(ti.task_id.in_(list(task_ids)))
+            n = conn.execute(
+                stmt.values(state=TaskState.NONE, failures=0, next_try_at=None, ended_at=None)
+            ).rowcount
+            if n:
+                conn.execute(
+                    update(m.DagRun)
+                    .where(m.DagRun.id == run.pk)
+                    .values(state=RunState.RUNNING, ended_at=None)
+                )
+                self._emit(
+                    conn,
+                    [
+                        _event(
+                            "ti.cleared",
+                            self.actor,
+                            now,
+                            dag_id=dag_id,
+                            run_id=run_id,
+                            detail={"tasks": list(task_ids), "count": n},
+                        )
+                    ],
+                )
+        return n

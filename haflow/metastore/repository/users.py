@@ -1,4 +1,4 @@
-"""What the web server keeps in the metastore: users, API tokens, failed logins, webservers.
+"""What the web server keeps in the metastore: users, API tokens, failed logins.
 
 Webservers hold no state of their own; everything two of them must agree on (who may log in,
 how many logins failed from an address, which secret key each signs cookies with) lives here.
@@ -12,7 +12,7 @@ from sqlalchemy import delete, func, insert, select, update
 
 from haflow.errors import Conflict, InvalidRequest, NotFound
 from haflow.metastore import models as m
-from haflow.metastore.records import UserRow, WebserverRow
+from haflow.metastore.records import UserRow
 from haflow.metastore.repository._base import _Base, _pick
 
 ROLES = ("Admin", "Op", "Viewer")
@@ -23,8 +23,8 @@ def _user(r: object) -> UserRow:
     return UserRow(**_pick(r, UserRow))
 
 
-class WebQueries(_Base):
-    def create_user(self, username: str, password_hash: str, role: str, now: datetime) -> UserRow:
+class UserQueries(_Base):
+    def create(self, username: str, password_hash: str, role: str, now: datetime) -> UserRow:
         if role not in ROLES:
             raise InvalidRequest(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
         with self._tx() as conn:
@@ -36,25 +36,25 @@ class WebQueries(_Base):
                     username=username, password_hash=password_hash, role=role, created_at=now
                 )
             )
-        return self.user(username)
+        return self.get(username)
 
-    def user(self, username: str) -> UserRow:
+    def get(self, username: str) -> UserRow:
         with self._tx() as conn:
             row = conn.execute(select(m.WebUser).where(m.WebUser.username == username)).first()
         if row is None:
             raise NotFound(f"no user {username!r} (see `haflow users list`)")
         return _user(row)
 
-    def users(self) -> list[UserRow]:
+    def all(self) -> list[UserRow]:
         with self._tx() as conn:
             rows = conn.execute(select(m.WebUser).order_by(m.WebUser.username)).all()
         return [_user(r) for r in rows]
 
-    def count_users(self) -> int:
+    def count(self) -> int:
         with self._tx() as conn:
             return int(conn.execute(select(func.count()).select_from(m.WebUser)).scalar_one())
 
-    def set_user(
+    def set(
         self, username: str, *, password_hash: str | None = None, role: str | None = None
     ) -> None:
         values: dict[str, str] = {}
@@ -64,18 +64,18 @@ class WebQueries(_Base):
             if role not in ROLES:
                 raise InvalidRequest(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
             values["role"] = role
-        self.user(username)
+        self.get(username)
         with self._tx() as conn:
             conn.execute(update(m.WebUser).where(m.WebUser.username == username).values(**values))
 
-    def delete_user(self, username: str) -> None:
-        user = self.user(username)
+    def delete(self, username: str) -> None:
+        user = self.get(username)
         with self._tx() as conn:
             conn.execute(delete(m.ApiToken).where(m.ApiToken.user_id == user.id))
             conn.execute(delete(m.WebUser).where(m.WebUser.id == user.id))
 
     def add_token(self, username: str, token_sha256: str, name: str, now: datetime) -> None:
-        user = self.user(username)
+        user = self.get(username)
         with self._tx() as conn:
             conn.execute(
                 insert(m.ApiToken).values(
@@ -83,7 +83,7 @@ class WebQueries(_Base):
                 )
             )
 
-    def user_by_token(self, token_sha256: str) -> UserRow | None:
+    def by_token(self, token_sha256: str) -> UserRow | None:
         with self._tx() as conn:
             row = conn.execute(
                 select(m.WebUser)
@@ -127,32 +127,3 @@ class WebQueries(_Base):
                     select(func.count()).where(f.address == address, f.ts >= since)
                 ).scalar_one()
             )
-
-    def heartbeat_webserver(
-        self,
-        wid: str,
-        *,
-        hostname: str,
-        pid: int,
-        port: int,
-        secret_fingerprint: str,
-        now: datetime,
-    ) -> None:
-        values = dict(hostname=hostname, pid=pid, port=port, secret_fingerprint=secret_fingerprint)
-        with self._tx() as conn:
-            res = conn.execute(
-                update(m.Webserver).where(m.Webserver.id == wid).values(heartbeat_at=now, **values)
-            )
-            if res.rowcount == 0:
-                conn.execute(
-                    insert(m.Webserver).values(id=wid, started_at=now, heartbeat_at=now, **values)
-                )
-
-    def remove_webserver(self, wid: str) -> None:
-        with self._tx() as conn:
-            conn.execute(delete(m.Webserver).where(m.Webserver.id == wid))
-
-    def webservers(self) -> list[WebserverRow]:
-        with self._tx() as conn:
-            rows = conn.execute(select(m.Webserver).order_by(m.Webserver.id)).all()
-        return [WebserverRow(**_pick(r, WebserverRow)) for r in rows]
