@@ -1,9 +1,11 @@
-"""What the benchmarks share: a fresh PostgreSQL database each, and percentile summaries."""
+"""What the benchmarks share: a fresh PostgreSQL database each, percentile summaries, and the
+tests' helpers (daemons are started and stopped the one way tests/daemons.py does it)."""
 
 from __future__ import annotations
 
 import statistics
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +17,12 @@ from haflow.metastore.engine import create_engine
 from haflow.metastore.migrate import migrate
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the benchmarks run as scripts from a source checkout
+
+from tests.daemons import start_haflow, stop_group  # noqa: E402
+from tests.zkensemble import ZkEnsemble  # noqa: E402
+
+__all__ = ["ROOT", "ZkEnsemble", "ensure_services", "fresh_postgres", "start_haflow", "stop_group"]
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 

@@ -19,13 +19,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
 
-from common import ROOT, ensure_services, fresh_postgres, summary
+from common import ZkEnsemble, ensure_services, fresh_postgres, start_haflow, stop_group, summary
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 
@@ -35,13 +34,6 @@ from haflow.metastore.records import EventRow
 from haflow.metastore.repository import Repository
 
 SESSION_S = 6.0
-
-
-def _ensemble(base: Path):  # type: ignore[no-untyped-def]
-    sys.path.insert(0, str(ROOT))
-    from tests.zkensemble import ZkEnsemble
-
-    return ZkEnsemble(base)
 
 
 class Drill:
@@ -66,13 +58,7 @@ class Drill:
         self.zk.start(timeout=30)
 
     def start_one(self) -> None:
-        with open(self.home / "schedulers.log", "ab") as log:
-            p = subprocess.Popen(
-                [sys.executable, "-m", "haflow.cli.main", "scheduler"],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        p = start_haflow("scheduler", env=self.env, log=self.home / "schedulers.log")
         self.procs[p.pid] = p
 
     def live(self) -> int:
@@ -142,8 +128,7 @@ class Drill:
 
     def close(self) -> None:
         for p in self.procs.values():
-            p.kill()
-            p.wait()
+            stop_group(p, grace_s=10)
         self.repo.engine.dispose()
         self.zk.stop()
         self.zk.close()
@@ -159,7 +144,7 @@ def main() -> None:
     ensure_services()
     results: dict[str, list[float]] = {"kill9": [], "sigterm": [], "sigterm_from_resign": []}
     with fresh_postgres("haflow_drill") as url, tempfile.TemporaryDirectory() as tmp:
-        zk = _ensemble(Path(tmp) / "zk")
+        zk = ZkEnsemble(Path(tmp) / "zk")
         zk.start()
         drill = Drill(Path(tmp) / "home", url, zk.hosts)
         try:

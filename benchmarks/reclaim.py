@@ -17,7 +17,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -25,7 +24,7 @@ import uuid
 from datetime import datetime
 from pathlib import Path
 
-from common import ensure_services, fresh_postgres, summary
+from common import ensure_services, fresh_postgres, start_haflow, stop_group, summary
 
 from haflow.assembly.scheduler import build_scheduler
 from haflow.config import load_settings
@@ -51,24 +50,11 @@ class Drills:
         self.workers: dict[str, subprocess.Popen[bytes]] = {}
 
     def start_worker(self, name: str) -> None:
-        with open(self.home / f"{name}.log", "ab") as log:
-            self.workers[name] = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "haflow.cli.main",
-                    "worker",
-                    "-c",
-                    "1",
-                    "-n",
-                    name,
-                    "--allow-root",
-                ],
-                env={**os.environ, "HAFLOW_HOME": str(self.home), **self.env},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self.workers[name] = start_haflow(
+            *("worker", "-c", "1", "-n", name, "--allow-root"),
+            env={**os.environ, "HAFLOW_HOME": str(self.home), **self.env},
+            log=self.home / f"{name}.log",
+        )
 
     def wait(self, what: str, check, limit_s: float = 60.0):  # type: ignore[no-untyped-def]
         deadline = time.monotonic() + limit_s
@@ -117,9 +103,7 @@ class Drills:
 
     def close(self) -> None:
         for p in self.workers.values():
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
+            stop_group(p, grace_s=10)
 
 
 def run(drills: int, broker: str) -> dict[str, list[float]]:

@@ -23,13 +23,12 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-from common import ensure_services, fresh_postgres
+from common import ensure_services, fresh_postgres, start_haflow, stop_group
 
 from haflow.assembly.scheduler import build_scheduler
 from haflow.config import load_settings
@@ -101,23 +100,11 @@ BROKERS = {"redis": "redis://127.0.0.1:6379/9", "rabbitmq": "amqp://guest:guest@
 
 
 def _worker(tmp: Path, env: dict[str, str], parallelism: int) -> subprocess.Popen[bytes]:
-    with open(tmp / "worker.log", "ab") as log:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "haflow.cli.main",
-                "worker",
-                "-c",
-                str(parallelism),
-                "-n",
-                "bench",
-                "--allow-root",
-            ],
-            env={**os.environ, "HAFLOW_HOME": str(tmp), **env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    return start_haflow(
+        *("worker", "-c", str(parallelism), "-n", "bench", "--allow-root"),
+        env={**os.environ, "HAFLOW_HOME": str(tmp), **env},
+        log=tmp / "worker.log",
+    )
 
 
 def _measure(
@@ -150,8 +137,7 @@ def _measure(
         service.stop_requested.set()
         thread.join(60)
         if worker is not None:
-            worker.terminate()
-            worker.wait(30)
+            stop_group(worker, grace_s=30)
 
 
 def _figures(repo: Repository, fanout: int) -> dict[str, float]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from haflow.config import Settings
@@ -125,7 +125,11 @@ def parse_folder(settings: Settings) -> DagRegistry:
         processor.stop()
 
 
-def build_scheduler(settings: Settings, cluster: str | None = None) -> SchedulerService:
+def build_scheduler(
+    settings: Settings, cluster: str | None = None, parts: Sequence[Service] = ()
+) -> SchedulerService:
+    """The scheduler daemon; `parts` are more background parts it starts, watches and stops
+    with its own (the standalone's web UI and progress printer)."""
     cluster = cluster or settings.scheduler.cluster
     sid = scheduler_id(settings.core.effective_hostname())
     engine = create_engine(
@@ -146,7 +150,7 @@ def build_scheduler(settings: Settings, cluster: str | None = None) -> Scheduler
         )
     executor = build_executor(settings, sid, metrics=observer is not None)
     registry = DagRegistry(dag_processor(settings))
-    extras: list[Service] = [registry]  # parses in the background, leader or standby
+    extras: list[Service] = [registry, *parts]  # registry: parses, leader or standby
     if observer:
         extras.append(observer.server)
     listener = observer.listener if observer else NO_LISTENER

@@ -15,7 +15,6 @@ import shutil
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import click
 from sqlalchemy.engine import Engine
@@ -31,6 +30,7 @@ from haflow.metastore.migrate import migrate
 from haflow.metastore.records import EventRow
 from haflow.metastore.repository import Repository
 from haflow.metrics.endpoint import instrument
+from haflow.scheduler.service import SchedulerService
 from haflow.web.credentials import hash_password, new_password
 
 EXAMPLES = Path(__file__).parent / "example_dags"
@@ -83,28 +83,43 @@ def ensure_admin(repo: Repository, home: Path) -> tuple[str, str | None]:
     return "admin", pw_file.read_text().strip() if pw_file.exists() else None
 
 
-def start_web(settings: Settings, engine: Engine) -> Any:
-    """The web UI on a thread (werkzeug's threaded server); ConfigError if the port is taken."""
-    from werkzeug.serving import make_server
+class WebThread:
+    """The web UI on a thread (werkzeug's threaded server). The port is bound when it is built,
+    so a taken port is a ConfigError before anything else starts."""
 
-    from haflow.web import create_app
+    name = "web UI"
 
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request on the console
-    ws = settings.webserver
-    try:
-        server = make_server(
-            ws.host,
-            ws.port,
-            create_app(settings, engine=engine, instrument=instrument),
-            threaded=True,
-        )
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot serve the web UI on {ws.host}:{ws.port}: {exc}; "
-            "choose another with --port or HAFLOW__WEBSERVER__PORT"
-        ) from exc
-    threading.Thread(target=server.serve_forever, name="web", daemon=True).start()
-    return server
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        from werkzeug.serving import make_server
+
+        from haflow.web import create_app
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+        ws = settings.webserver
+        try:
+            self.server = make_server(
+                ws.host,
+                ws.port,
+                create_app(settings, engine=engine, instrument=instrument),
+                threaded=True,
+            )
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot serve the web UI on {ws.host}:{ws.port}: {exc}; "
+                "choose another with --port or HAFLOW__WEBSERVER__PORT"
+            ) from exc
+        self._thread = threading.Thread(target=self.server.serve_forever, name="web", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self.server.shutdown()
+        self.server.server_close()
+
+    def healthy(self) -> bool:
+        return self._thread.is_alive()
 
 
 def run_standalone(
@@ -115,6 +130,19 @@ def run_standalone(
 ) -> None:
     from haflow.assembly.scheduler import run_until_signalled
 
+    setup_logging("WARNING")
+    run_until_signalled(build_standalone(home, parallelism, port, host))
+    click.echo("standalone stopped; no attempt left running")
+
+
+def build_standalone(
+    home: str | None,
+    parallelism: int | None = None,
+    port: int | None = None,
+    host: str = "127.0.0.1",
+) -> SchedulerService:
+    """The home prepared, the metastore migrated, the admin made: a scheduler whose parts
+    include the web UI, its heartbeat and the progress printer, so that one dying stops it."""
     home_path = Path(home) if home else default_home()
     settings = prepare_home(home_path)
     key = settings.webserver.secret_key or _private_file(
@@ -130,7 +158,6 @@ def run_standalone(
     if port is not None:
         overrides["webserver__port"] = port
     settings = settings.with_overrides(**overrides)
-    setup_logging("WARNING")
     engine = create_engine(settings.core.sql_alchemy_conn)
     st = migrate(engine)
     click.echo(f"metastore {settings.core.sql_alchemy_conn} at revision {st.current}")
@@ -140,28 +167,20 @@ def run_standalone(
     )
     repo = Repository(engine, cluster=settings.scheduler.cluster)
     user, password = ensure_admin(repo, home_path)
-    web = start_web(settings, engine)
+    web = WebThread(settings, engine)
     beat = WebserverHeartbeat(settings, f"standalone:{settings.webserver.port}")
-    beat.start()
     click.echo(
         f"web UI at http://{settings.webserver.host}:{settings.webserver.port}/ : log in as "
         f"{user} with password {password or '(changed; see `haflow users`)'} "
         f"(kept in {home_path / ADMIN_PASSWORD_FILE})"
     )
-    service = build_scheduler(settings)
-    progress = Progress(repo)
-    progress.start()
-    try:
-        run_until_signalled(service)
-    finally:
-        progress.stop()
-        web.shutdown()
-        beat.stop()
-    click.echo("standalone stopped; no attempt left running")
+    return build_scheduler(settings, parts=[web, beat, Progress(repo)])
 
 
 class Progress:
     """Prints runs and task attempts as they change, read from the event log (one poll a second)."""
+
+    name = "progress printer"
 
     def __init__(self, repo: Repository) -> None:
         self.repo = repo
@@ -176,8 +195,12 @@ class Progress:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(2.0)
+        if self._thread.is_alive():
+            self._thread.join(2.0)
         self._poll()
+
+    def healthy(self) -> bool:
+        return self._thread.is_alive()
 
     def _run(self) -> None:
         while not self._stop.wait(1.0):

@@ -27,7 +27,9 @@ log = logging.getLogger(__name__)
 
 
 class WebserverHeartbeat:
-    """Keeps this webserver's row in the metastore fresh; a service with start/stop."""
+    """Keeps this webserver's row in the metastore fresh."""
+
+    name = "webserver heartbeat"
 
     def __init__(self, settings: Settings, wid: str, interval_s: float = WEBSERVER_HEARTBEAT_S):
         self.settings = settings
@@ -43,12 +45,16 @@ class WebserverHeartbeat:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(5.0)
+        if self._thread.is_alive():
+            self._thread.join(5.0)
         try:
             self.repo.members.remove_webserver(self.wid)
         except Exception as exc:  # the row then ages out as dead; nothing else depends on it
             log.warning("could not remove webserver row %s: %s", self.wid, exc)
         self.repo.engine.dispose()
+
+    def healthy(self) -> bool:
+        return self._thread.is_alive()
 
     def beat(self) -> None:
         ws = self.settings.webserver

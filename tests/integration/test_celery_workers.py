@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -26,7 +25,7 @@ from haflow.core.clock import utcnow
 from haflow.metastore.engine import create_engine
 from haflow.metastore.repository import Repository
 from haflow.scheduler.service import SchedulerService
-from tests.daemons import launch
+from tests.daemons import HAFLOW, launch
 from tests.integration.conftest import database_url, truncate_all, unavailable
 from tests.netproxy import Proxy
 from tests.waiting import wait_for
@@ -166,9 +165,7 @@ class Setup:
 
     def start_worker(self, name: str, queues: str = "default", **env: str) -> None:
         command = [
-            sys.executable,
-            "-m",
-            "haflow.cli.main",
+            *HAFLOW,
             "worker",
             "-c",
             "1",

@@ -121,3 +121,22 @@ def test_a_dead_zookeeper_worker_watch_stops_the_scheduler(
     assert watch.healthy()
     watch.client.stop()  # kazoo's connection routine ends for good
     _stops_naming(r, "ZooKeeper worker watch")
+
+
+def test_a_dead_web_ui_stops_the_standalone(tmp_path: Path) -> None:
+    """`haflow standalone` runs its web UI, the UI's heartbeat and the progress printer as parts
+    of its scheduler: the web UI's server dying stops the whole standalone, naming it."""
+    from haflow.assembly.standalone import build_standalone
+
+    r = Running(build_standalone(str(tmp_path / "home"), parallelism=1, port=free_port()))
+    r.thread.start()
+    try:
+        wait_for("a leader", lambda: r.service.epoch is not None, timeout=60)
+        assert {"web UI", "webserver heartbeat", "progress printer"} <= {
+            p.name for p in r.service.extras
+        }
+        r.part("web UI").server.shutdown()  # serve_forever returns, as if it had crashed
+        _stops_naming(r, "web UI")
+    finally:
+        r.service.stop_requested.set()
+        r.thread.join(30)

@@ -6,7 +6,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from sqlalchemy import text
 
 from haflow.doctor.probe import Problem, is_loopback
 from haflow.metastore.engine import create_engine
+from tests.daemons import HAFLOW
 from tests.integration.conftest import PG_ADMIN, database_url, truncate_all, unavailable
 from tests.ports import free_port
 from tests.waiting import wait_for
@@ -79,7 +79,7 @@ def doctor(tmp_path: Path, db: str, broker: str, **extra: str) -> subprocess.Com
         **extra,
     }
     return subprocess.run(
-        [sys.executable, "-m", "haflow.cli.main", "doctor", "--allow-root"],
+        [*HAFLOW, "doctor", "--allow-root"],
         env=env,
         capture_output=True,
         text=True,

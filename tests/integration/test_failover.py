@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -22,7 +21,7 @@ import pytest
 from haflow.metastore.engine import create_engine
 from haflow.metastore.records import EventRow
 from haflow.metastore.repository import Repository
-from tests.daemons import start_haflow
+from tests.daemons import HAFLOW, start_haflow
 from tests.integration.conftest import database_url, truncate_all
 from tests.waiting import wait_for
 
@@ -246,7 +245,7 @@ def _schedules(c: Cluster) -> None:
 def test_status_and_liveness_probe(cluster: Cluster) -> None:
     def haflow(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "haflow.cli.main", *args],
+            [*HAFLOW, *args],
             env=cluster.env,
             capture_output=True,
             text=True,

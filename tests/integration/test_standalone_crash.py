@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 
 from haflow.metastore.engine import create_engine
 from haflow.metastore.repository import Repository
+from tests.daemons import HAFLOW
 from tests.ports import free_port
 from tests.waiting import wait_for
 
@@ -33,8 +33,6 @@ with DAG("crash_dag", start_date=datetime(2026, 1, 1)):
     after = BashTask("after", bash_command='echo "after $HAFLOW_ATTEMPT" >> {marks}')
     slow >> after
 """
-
-HAFLOW = [sys.executable, "-m", "haflow.cli.main"]
 
 
 @pytest.fixture

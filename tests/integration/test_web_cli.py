@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from haflow.metastore.engine import create_engine
 from haflow.metastore.repository import Repository
 from haflow.status import zookeeper_members
 from haflow.web.credentials import check_password, token_digest
+from tests.daemons import HAFLOW
 from tests.zkensemble import ZkEnsemble
 
 SQLITE = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
@@ -103,7 +103,7 @@ def test_users_create_list_token_role_password_delete(db_url: str, tmp_path: Pat
 def test_webserver_refuses_an_empty_secret_key(db_url: str, tmp_path: Path) -> None:
     env = {**os.environ, "HAFLOW_HOME": str(tmp_path), "HAFLOW__CORE__SQL_ALCHEMY_CONN": db_url}
     out = subprocess.run(
-        [sys.executable, "-m", "haflow.cli.main", "webserver", "--port", "1"],
+        [*HAFLOW, "webserver", "--port", "1"],
         env=env,
         capture_output=True,
         text=True,
