@@ -8,11 +8,13 @@ from collections.abc import Callable
 
 def wait_for(
     what: str, check: Callable[[], object], timeout: float = 30.0, interval: float = 0.05
-) -> None:
-    """Poll `check` until it is truthy; fail naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
+) -> float:
+    """Poll `check` until it is truthy and return the seconds that took; fail naming `what`
+    after `timeout` seconds."""
+    start = time.monotonic()
+    deadline = start + timeout
     while time.monotonic() < deadline:
         if check():
-            return
+            return time.monotonic() - start
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")

@@ -27,6 +27,8 @@ from types import TracebackType
 from kazoo.client import KazooClient
 from kazoo.protocol.states import KazooState
 
+from tests.ports import free_ports
+
 JAVA_DIR = Path("/usr/share/java")
 MAIN_CLASS = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
 # zookeeper.jar's manifest Class-Path names its runtime dependencies (netty, jute, metrics, ...)
@@ -61,20 +63,6 @@ def classpath() -> str:
             "(installs Debian's zookeeper package)"
         )
     return os.pathsep.join(str(jar) for jar in jars)
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct loopback ports that were free a moment ago."""
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def four_letter_word(port: int, word: str, timeout: float = 1.0) -> str:

@@ -3,7 +3,6 @@ lock whose holder closed, was killed or fell silent."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -13,6 +12,7 @@ from sqlalchemy import text
 
 from haflow.metastore.engine import create_engine
 from haflow.metastore.repository.locks import LeaderLock, advisory_key, lock_name, make_lock
+from tests.waiting import wait_for
 
 MakeLock = Callable[..., LeaderLock]
 
@@ -52,16 +52,6 @@ def make(db_url: str, cluster: str, clock: WallClock) -> Iterator[MakeLock]:
     yield _make
     for lock in made:
         lock.close()
-
-
-def wait_for(condition: Callable[[], bool], within: float, step: float = 0.05) -> float:
-    """Poll `condition` until it holds; return the seconds it took, fail after `within`."""
-    start = time.monotonic()
-    while not condition():
-        if time.monotonic() - start > within:
-            pytest.fail(f"condition not met within {within} s")
-        time.sleep(step)
-    return time.monotonic() - start
 
 
 def kill_holder_session(db_url: str, backend: str, cluster: str) -> None:
@@ -125,7 +115,7 @@ def test_close_without_release_frees_the_lock(
     if backend == "sqlite":
         assert not b.try_acquire(), "a lease outlives its holder until it expires"
         clock.advance(2.1)
-    wait_for(b.try_acquire, within=3.0)
+    wait_for("the standby to acquire the lock", b.try_acquire, timeout=3.0)
     assert b.verify()
 
 
@@ -137,7 +127,7 @@ def test_killed_holder_session_loses_the_lock(
     assert a.try_acquire()
     kill_holder_session(db_url, backend, cluster)
     assert not a.verify()
-    wait_for(b.try_acquire, within=3.0)
+    wait_for("the standby to acquire the lock", b.try_acquire, timeout=3.0)
     assert not a.try_acquire(), "the killed holder reconnects as a mere candidate"
 
 
@@ -146,7 +136,7 @@ def test_killed_holder_session_loses_the_lock(
 def test_server_drops_a_silent_holder(make: MakeLock) -> None:
     a, b = make("a", timeout_s=2.0), make("b", timeout_s=2.0)
     assert a.try_acquire()
-    took = wait_for(b.try_acquire, within=6.0)
+    took = wait_for("the standby to acquire the lock", b.try_acquire, timeout=6.0)
     assert took >= 1.5, f"the lock was freed after {took:.2f} s, before the holder's timeout"
     assert not a.verify()
     print(f"silent holder's lock freed after {took:.2f} s")
