@@ -23,6 +23,7 @@ from haflow.chaos.sql import activity, fenced_transaction, lock_run, watch_conne
 from haflow.core.clock import utcnow
 from haflow.election.zookeeper import election_path
 from haflow.errors import HaflowError
+from haflow.metastore.repository import Repository
 
 Progress = Callable[[str], None]
 
@@ -37,7 +38,7 @@ class Drill:
         self.say = progress
 
     @property
-    def repo(self) -> Any:
+    def repo(self) -> Repository:
         return self.cluster.repo()
 
     def wait(self, what: str, check: Callable[[], Any], timeout_s: float) -> Any:
@@ -57,7 +58,7 @@ class Drill:
 
     def leader(self) -> tuple[str, int]:
         """(node, epoch) of the current leader, from the metastore's leader row."""
-        row = self.wait("a leader", self.repo.leader, 60)
+        row = self.wait("a leader", self.repo.leadership.current, 60)
         return str(row.holder).split(":", 1)[0], int(row.epoch)
 
     def wait_new_leader(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -86,8 +88,9 @@ def delete(ctx: CliContext, username: str) -> None:
 def set_password(
     ctx: CliContext, username: str, password: str | None, password_file: str | None
 ) -> None:
-    """Change a user's password; their open sessions end."""
-    ctx.repo.users.set(username, password_hash=hash_password(_password(password, password_file)))
+    """Change a user's password; their open sessions end and their API tokens are revoked."""
+    pw_hash = hash_password(_password(password, password_file))
+    ctx.repo.users.set(username, utcnow(), password_hash=pw_hash)
     click.echo(f"password of {username} changed")
 
 
@@ -96,20 +99,84 @@ def set_password(
 @click.argument("role", type=click.Choice(ROLES))
 @pass_ctx
 def set_role(ctx: CliContext, username: str, role: str) -> None:
-    """Change a user's role."""
-    ctx.repo.users.set(username, role=role)
+    """Change a user's role; their open sessions end (they log in again under the new role)."""
+    ctx.repo.users.set(username, utcnow(), role=role)
     click.echo(f"{username} is now {role}")
+
+
+def _expires_option(f: Any) -> Any:
+    return click.option(
+        "--expires-in-days",
+        type=click.IntRange(min=1, max=3650),
+        default=None,
+        help="The token stops working after this many days (default: until revoked).",
+    )(f)
+
+
+def _make_token(ctx: CliContext, username: str, name: str, days: int | None) -> None:
+    value = new_token()
+    now = utcnow()
+    expires = now + timedelta(days=days) if days else None
+    try:
+        ctx.repo.users.add_token(username, token_digest(value), name, now, expires)
+    except NotFound as exc:
+        raise InvalidRequest(str(exc)) from exc
+    click.echo(value)
 
 
 @users.command("token")
 @click.argument("username")
 @click.option("--name", default="", help="A label for the token.")
+@_expires_option
 @pass_ctx
-def token(ctx: CliContext, username: str, name: str) -> None:
+def token(ctx: CliContext, username: str, name: str, expires_in_days: int | None) -> None:
+    """Make an API token for a user and print it (shown only this once); same as
+    `haflow users tokens create`."""
+    _make_token(ctx, username, name, expires_in_days)
+
+
+@users.group("tokens")
+def tokens() -> None:
+    """API tokens: make, list and revoke them. A password change revokes a user's tokens."""
+
+
+@tokens.command("create")
+@click.argument("username")
+@click.option("--name", default="", help="A label for the token.")
+@_expires_option
+@pass_ctx
+def tokens_create(ctx: CliContext, username: str, name: str, expires_in_days: int | None) -> None:
     """Make an API token for a user and print it (it is shown only this once)."""
-    value = new_token()
-    try:
-        ctx.repo.users.add_token(username, token_digest(value), name, utcnow())
-    except NotFound as exc:
-        raise InvalidRequest(str(exc)) from exc
-    click.echo(value)
+    _make_token(ctx, username, name, expires_in_days)
+
+
+@tokens.command("list")
+@click.option("--user", "username", default=None, help="Only this user's tokens.")
+@click.option("--all", "everything", is_flag=True, help="Revoked and expired ones too.")
+@output_option
+@pass_ctx
+def tokens_list(ctx: CliContext, username: str | None, everything: bool, output: str) -> None:
+    """List API tokens (never the tokens themselves: only their digests are kept)."""
+    now = utcnow()
+    rows = [
+        {
+            "id": t.id,
+            "username": t.username,
+            "name": t.name,
+            "created_at": t.created_at,
+            "expires_at": t.expires_at,
+            "state": "active" if t.active(now) else "revoked" if t.revoked_at else "expired",
+        }
+        for t in ctx.repo.users.tokens(username)
+        if everything or t.active(now)
+    ]
+    emit(rows, ["id", "username", "name", "created_at", "expires_at", "state"], output)
+
+
+@tokens.command("revoke")
+@click.argument("token_id", type=int)
+@pass_ctx
+def tokens_revoke(ctx: CliContext, token_id: int) -> None:
+    """Revoke an API token by its id (see `haflow users tokens list`); it stops working at once."""
+    ctx.repo.users.revoke_token(token_id, utcnow())
+    click.echo(f"API token {token_id} revoked")

@@ -229,6 +229,23 @@ class ApiToken(Base):
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(100), default="")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class WebSession(Base):
+    """A logged-in browser. The cookie carries a random session id; only its SHA-256 is kept.
+    Ended (`ended_at`) by logging out, or by a change of the user's password or role."""
+
+    __tablename__ = "web_session"
+    __table_args__ = (Index("ix_web_session_user_id", "user_id"),)
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    sid_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("web_user.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    end_reason: Mapped[str] = mapped_column(String(50), default="", server_default="")
 
 
 class LoginFailure(Base):

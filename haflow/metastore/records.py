@@ -177,6 +177,19 @@ class UserRow:
 
 
 @dataclass(frozen=True)
+class TokenRow:
+    id: int
+    username: str
+    name: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+    def active(self, now: datetime) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+
+@dataclass(frozen=True)
 class WebserverRow:
     id: str
     hostname: str

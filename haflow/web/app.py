@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 from flask import Flask, jsonify, render_template, request
@@ -62,7 +61,7 @@ def create_app(
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.webserver.cookie_secure,
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        PERMANENT_SESSION_LIFETIME=auth.SESSION_LIFETIME,
         MAX_CONTENT_LENGTH=1 << 20,
         JSON_SORT_KEYS=False,
     )

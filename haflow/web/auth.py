@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import secrets
 from collections.abc import Callable
@@ -38,6 +37,7 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     "admin": ("Admin",),
 }
 RATE_WINDOW = timedelta(minutes=1)
+SESSION_LIFETIME = timedelta(hours=12)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -108,21 +108,23 @@ def verify_login(username: str, password: str) -> Principal | None:
     return None
 
 
-def password_mark(password_hash: str) -> str:
-    """Stored in the session: a changed password ends every session made with the old one."""
-    return hashlib.sha256(password_hash.encode("utf-8")).hexdigest()[:16]
-
-
 def log_in(p: Principal) -> None:
-    user = web().repo.users.get(p.username)
+    """Open a session: a random id in the signed cookie, its digest in the metastore, so that
+    logging out (or a change of password or role) ends it for every copy of the cookie."""
+    ctx = web()
+    sid = secrets.token_urlsafe(32)
+    ctx.repo.users.open_session(p.username, token_digest(sid), ctx.now, SESSION_LIFETIME)
     session.clear()
     session.permanent = True
-    session["user"] = user.username
-    session["pw"] = password_mark(user.password_hash)
+    session["sid"] = sid
     csrf_token()
 
 
 def log_out() -> None:
+    sid = session.get("sid")
+    if sid:
+        ctx = web()
+        ctx.repo.users.end_session(token_digest(str(sid)), ctx.now, "logged out")
     session.clear()
 
 
@@ -141,15 +143,12 @@ def csrf_ok() -> bool:
 
 
 def _from_session() -> Principal | None:
-    name = session.get("user")
-    if not name:
+    sid = session.get("sid")
+    if not sid:
         return None
-    try:
-        user = web().repo.users.get(name)
-    except NotFound:
-        session.clear()
-        return None
-    if not hmac.compare_digest(session.get("pw", ""), password_mark(user.password_hash)):
+    ctx = web()
+    user = ctx.repo.users.session_user(token_digest(str(sid)), ctx.now)
+    if user is None:  # logged out, expired, or ended by a password or role change
         session.clear()
         return None
     return Principal(user.username, user.role, "session")
@@ -158,9 +157,10 @@ def _from_session() -> Principal | None:
 def _from_header(header: str) -> Principal | Response:
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer":
-        user = web().repo.users.by_token(token_digest(value.strip()))
+        ctx = web()
+        user = ctx.repo.users.by_token(token_digest(value.strip()), ctx.now)
         if user is None:
-            return _unauthorized("the API token is not valid")
+            return _unauthorized("the API token is not valid (unknown, expired or revoked)")
         return Principal(user.username, user.role, "token")
     if scheme.lower() == "basic":
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from flask import current_app
 
@@ -18,7 +19,7 @@ class WebContext:
     clock: Clock
 
     @property
-    def now(self):  # type: ignore[no-untyped-def]
+    def now(self) -> datetime:
         return self.clock()
 
 

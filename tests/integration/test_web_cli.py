@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from haflow.cli.main import cli
+from haflow.core.clock import utcnow
 from haflow.errors import HaflowError
 from haflow.metastore.engine import create_engine
 from haflow.metastore.repository import Repository
@@ -81,7 +82,8 @@ def test_users_create_list_token_role_password_delete(db_url: str, tmp_path: Pat
     listed = _run(tmp_path, db_url, "users", "list", "--output", "json")
     assert '"ann"' in listed.output and '"Op"' in listed.output
     token = _run(tmp_path, db_url, "users", "token", "ann").output.strip()
-    assert token.startswith("hft_") and repo.users.by_token(token_digest(token)).username == "ann"  # type: ignore[union-attr]
+    found = repo.users.by_token(token_digest(token), utcnow())
+    assert token.startswith("hft_") and found is not None and found.username == "ann"
     assert _run(tmp_path, db_url, "users", "set-role", "ann", "Admin").exit_code == 0
     assert repo.users.get("ann").role == "Admin"
     assert (
@@ -92,11 +94,41 @@ def test_users_create_list_token_role_password_delete(db_url: str, tmp_path: Pat
     )
     assert check_password(repo.users.get("ann").password_hash, "new-pass-12")
     assert _run(tmp_path, db_url, "users", "delete", "ann").exit_code == 0
-    assert repo.users.by_token(token_digest(token)) is None
+    assert repo.users.by_token(token_digest(token), utcnow()) is None
     bad_role = _run(
         tmp_path, db_url, "users", "create", "dee", "--role", "Root", "--password", "x" * 9
     )
     assert bad_role.exit_code == 2 and "Root" in bad_role.output
+
+
+@SQLITE
+def test_users_tokens_create_list_revoke(db_url: str, tmp_path: Path) -> None:
+    import json
+
+    def cli(*args: str) -> Outcome:
+        out: Outcome = _run(tmp_path, db_url, "users", *args)
+        assert out.exit_code == 0, out.output
+        return out
+
+    cli("create", "bo", "--role", "Viewer", "--password", "bo-password-1")
+    repo = Repository(create_engine(db_url))
+    forever = cli("tokens", "create", "bo", "--name", "ci").output.strip()
+    week = cli("tokens", "create", "bo", "--name", "week", "--expires-in-days", "7").output.strip()
+    listed = json.loads(cli("tokens", "list", "--output", "json").output)
+    assert [(t["name"], t["state"]) for t in listed] == [("ci", "active"), ("week", "active")]
+    assert listed[0]["expires_at"] is None and listed[1]["expires_at"]
+    assert forever not in json.dumps(listed) and week not in json.dumps(listed)
+    cli("tokens", "revoke", str(listed[0]["id"]))
+    assert repo.users.by_token(token_digest(forever), utcnow()) is None
+    assert repo.users.by_token(token_digest(week), utcnow()) is not None
+    active = json.loads(cli("tokens", "list", "--user", "bo", "--output", "json").output)
+    assert [t["name"] for t in active] == ["week"]
+    every = json.loads(cli("tokens", "list", "--all", "--output", "json").output)
+    assert [t["state"] for t in every] == ["revoked", "active"]
+    missing = _run(tmp_path, db_url, "users", "tokens", "revoke", "999")
+    assert missing.exit_code == 1 and "no API token 999" in missing.output
+    too_long = _run(tmp_path, db_url, "users", "tokens", "create", "bo", "--expires-in-days", "0")
+    assert too_long.exit_code == 2
 
 
 @SQLITE

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import base64
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from haflow.core.clock import utcnow
 from haflow.errors import ConfigError
 from haflow.web import create_app
 from haflow.web.auth import PUBLIC_ENDPOINTS
 from tests.integration.web_fixtures import (
     PASSWORD,
+    T0,
     Web,
     csrf_of,
     make_web,
@@ -160,10 +165,70 @@ def test_changing_a_password_ends_the_users_sessions(web_app: Web) -> None:
 
     c = web_app.login("Op")
     assert c.get("/dags").status_code == 200
-    web_app.repo.users.set("op", password_hash=hash_password("another-password"))
+    web_app.repo.users.set("op", utcnow(), password_hash=hash_password("another-password"))
     assert c.get("/dags").status_code == 302
     web_app.repo.users.delete("viewer")
     assert c.get("/api/v1/me", headers=web_app.auth("Viewer")).status_code == 401
+
+
+def _cookie_copy(web_app: Web, role: str) -> tuple[FlaskClient, FlaskClient]:
+    """A logged-in client and a second client holding a copy of its session cookie."""
+    c = web_app.login(role)
+    assert c.get("/dags").status_code == 200
+    cookie = c.get_cookie("haflow_session")
+    assert cookie is not None
+    thief = web_app.app.test_client()
+    thief.set_cookie("haflow_session", cookie.value)
+    assert thief.get("/dags").status_code == 200
+    return c, thief
+
+
+def test_a_copied_session_cookie_is_refused_after_logout(web_app: Web) -> None:
+    c, thief = _cookie_copy(web_app, "Op")
+    token = csrf_of(c.get("/dags").get_data(as_text=True))
+    assert c.post("/logout", data={"csrf_token": token}).status_code == 302
+    assert thief.get("/dags").status_code == 302  # to the login page: the session is over
+    assert thief.get("/api/v1/me").status_code == 401
+
+
+def test_a_role_change_ends_the_users_sessions(web_app: Web) -> None:
+    _c, thief = _cookie_copy(web_app, "Op")
+    web_app.repo.users.set("op", utcnow(), role="Viewer")
+    assert thief.get("/dags").status_code == 302
+
+
+def test_sessions_are_kept_as_digests_only(web_app: Web) -> None:
+    c, _thief = _cookie_copy(web_app, "Viewer")
+    with web_app.repo.engine.connect() as conn:
+        rows = conn.execute(text("SELECT sid_sha256 FROM web_session")).scalars().all()
+    assert rows and all(len(r) == 64 for r in rows)
+    cookie = c.get_cookie("haflow_session")
+    assert cookie is not None and not any(r in cookie.value for r in rows)
+
+
+def test_a_revoked_or_expired_token_is_refused(web_app: Web) -> None:
+    from haflow.web.credentials import new_token, token_digest
+
+    now = T0  # the web app's clock
+    live, revoked, expired = new_token(), new_token(), new_token()
+    web_app.repo.users.add_token("viewer", token_digest(live), "live", now)
+    tid = web_app.repo.users.add_token("viewer", token_digest(revoked), "gone", now)
+    web_app.repo.users.add_token(
+        "viewer", token_digest(expired), "old", now - timedelta(days=2), now - timedelta(days=1)
+    )
+    client = web_app.app.test_client()
+
+    def status(token: str) -> int:
+        return client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code
+
+    assert [status(live), status(revoked), status(expired)] == [200, 200, 401]
+    web_app.repo.users.revoke_token(tid, now)
+    assert [status(live), status(revoked)] == [200, 401]
+    # a new password ends every token of the user
+    from haflow.web.credentials import hash_password
+
+    web_app.repo.users.set("viewer", now, password_hash=hash_password("renewed-password"))
+    assert status(live) == 401
 
 
 def test_an_empty_secret_key_is_refused(engine: Engine, db_url: str, tmp_path: Path) -> None:

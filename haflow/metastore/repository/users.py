@@ -1,18 +1,21 @@
-"""What the web server keeps in the metastore: users, API tokens, failed logins.
+"""What the web server keeps in the metastore: users, their sessions and API tokens, failed
+logins.
 
 Webservers hold no state of their own; everything two of them must agree on (who may log in,
-how many logins failed from an address, which secret key each signs cookies with) lives here.
+which sessions are open, how many logins failed from an address) lives here. Session ids and
+tokens are stored as SHA-256 digests only: a leaked table opens no session.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, or_, select, update
 
 from haflow.errors import Conflict, InvalidRequest, NotFound
 from haflow.metastore import models as m
-from haflow.metastore.records import UserRow
+from haflow.metastore.records import TokenRow, UserRow
 from haflow.metastore.repository._base import _Base, _pick
 
 ROLES = ("Admin", "Op", "Viewer")
@@ -21,6 +24,13 @@ _FAILURES_KEPT = timedelta(days=1)
 
 def _user(r: object) -> UserRow:
     return UserRow(**_pick(r, UserRow))
+
+
+def _end_sessions(conn: Connection, which: Any, now: datetime, reason: str) -> None:
+    s = m.WebSession
+    conn.execute(
+        update(s).where(which, s.ended_at.is_(None)).values(ended_at=now, end_reason=reason)
+    )
 
 
 class UserQueries(_Base):
@@ -55,8 +65,15 @@ class UserQueries(_Base):
             return int(conn.execute(select(func.count()).select_from(m.WebUser)).scalar_one())
 
     def set(
-        self, username: str, *, password_hash: str | None = None, role: str | None = None
+        self,
+        username: str,
+        now: datetime,
+        *,
+        password_hash: str | None = None,
+        role: str | None = None,
     ) -> None:
+        """Change a password or a role. Either ends the user's sessions (they log in again,
+        under the new role); a new password also revokes their API tokens."""
         values: dict[str, str] = {}
         if password_hash is not None:
             values["password_hash"] = password_hash
@@ -64,33 +81,115 @@ class UserQueries(_Base):
             if role not in ROLES:
                 raise InvalidRequest(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
             values["role"] = role
-        self.get(username)
+        user = self.get(username)
         with self._tx() as conn:
-            conn.execute(update(m.WebUser).where(m.WebUser.username == username).values(**values))
+            conn.execute(update(m.WebUser).where(m.WebUser.id == user.id).values(**values))
+            reason = "password changed" if password_hash is not None else "role changed"
+            _end_sessions(conn, m.WebSession.user_id == user.id, now, reason)
+            if password_hash is not None:
+                conn.execute(
+                    update(m.ApiToken)
+                    .where(m.ApiToken.user_id == user.id, m.ApiToken.revoked_at.is_(None))
+                    .values(revoked_at=now)
+                )
 
     def delete(self, username: str) -> None:
         user = self.get(username)
         with self._tx() as conn:
             conn.execute(delete(m.ApiToken).where(m.ApiToken.user_id == user.id))
+            conn.execute(delete(m.WebSession).where(m.WebSession.user_id == user.id))
             conn.execute(delete(m.WebUser).where(m.WebUser.id == user.id))
 
-    def add_token(self, username: str, token_sha256: str, name: str, now: datetime) -> None:
+    def add_token(
+        self,
+        username: str,
+        token_sha256: str,
+        name: str,
+        now: datetime,
+        expires_at: datetime | None = None,
+    ) -> int:
+        """Store a token's digest for `username`; its id (to list and revoke it by)."""
         user = self.get(username)
         with self._tx() as conn:
-            conn.execute(
+            res = conn.execute(
                 insert(m.ApiToken).values(
-                    user_id=user.id, token_sha256=token_sha256, name=name, created_at=now
+                    user_id=user.id,
+                    token_sha256=token_sha256,
+                    name=name[:100],
+                    created_at=now,
+                    expires_at=expires_at,
                 )
             )
+            return int(res.inserted_primary_key[0])  # type: ignore[index]
 
-    def by_token(self, token_sha256: str) -> UserRow | None:
+    def by_token(self, token_sha256: str, now: datetime) -> UserRow | None:
+        """The user of a token that is neither revoked nor expired."""
+        t = m.ApiToken
         with self._tx() as conn:
             row = conn.execute(
                 select(m.WebUser)
-                .join(m.ApiToken, m.ApiToken.user_id == m.WebUser.id)
-                .where(m.ApiToken.token_sha256 == token_sha256)
+                .join(t, t.user_id == m.WebUser.id)
+                .where(t.token_sha256 == token_sha256, t.revoked_at.is_(None))
+                .where(or_(t.expires_at.is_(None), t.expires_at > now))
             ).first()
         return None if row is None else _user(row)
+
+    def tokens(self, username: str | None = None) -> list[TokenRow]:
+        t = m.ApiToken
+        stmt = (
+            select(t.id, m.WebUser.username, t.name, t.created_at, t.expires_at, t.revoked_at)
+            .join(m.WebUser, m.WebUser.id == t.user_id)
+            .order_by(t.id)
+        )
+        if username is not None:
+            stmt = stmt.where(m.WebUser.username == self.get(username).username)
+        with self._tx() as conn:
+            return [TokenRow(**_pick(r, TokenRow)) for r in conn.execute(stmt)]
+
+    def revoke_token(self, token_id: int, now: datetime) -> None:
+        with self._tx() as conn:
+            res = conn.execute(
+                update(m.ApiToken)
+                .where(m.ApiToken.id == token_id, m.ApiToken.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+            if res.rowcount == 0:
+                found = conn.execute(select(m.ApiToken.id).where(m.ApiToken.id == token_id))
+                if found.first() is None:
+                    raise NotFound(f"no API token {token_id} (see `haflow users tokens list`)")
+
+    def open_session(
+        self, username: str, sid_sha256: str, now: datetime, lifetime: timedelta
+    ) -> None:
+        """Record a login; sessions ended or expired a day ago are purged on the way."""
+        user = self.get(username)
+        s = m.WebSession
+        with self._tx() as conn:
+            conn.execute(delete(s).where(s.expires_at < now - _FAILURES_KEPT))
+            conn.execute(delete(s).where(s.ended_at < now - _FAILURES_KEPT))
+            conn.execute(
+                insert(s).values(
+                    sid_sha256=sid_sha256,
+                    user_id=user.id,
+                    created_at=now,
+                    expires_at=now + lifetime,
+                )
+            )
+
+    def session_user(self, sid_sha256: str, now: datetime) -> UserRow | None:
+        """The user of a session that is neither ended nor expired."""
+        s = m.WebSession
+        with self._tx() as conn:
+            row = conn.execute(
+                select(m.WebUser)
+                .join(s, s.user_id == m.WebUser.id)
+                .where(s.sid_sha256 == sid_sha256, s.ended_at.is_(None), s.expires_at > now)
+            ).first()
+        return None if row is None else _user(row)
+
+    def end_session(self, sid_sha256: str, now: datetime, reason: str) -> None:
+        with self._tx() as conn:
+            _end_sessions(conn, m.WebSession.sid_sha256 == sid_sha256, now, reason)
 
     def reserve_login(
         self, address: str, username: str, now: datetime, since: datetime
