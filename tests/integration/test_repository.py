@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -79,6 +80,26 @@ def test_claim_is_exclusive_and_reports_are_conditional(repo: Repository) -> Non
     kinds = [e.kind for e in repo.history.events()]
     assert kinds.count("attempt.claim_rejected") == 1
     assert kinds.count("report.rejected") == 2
+
+
+def test_a_claim_must_name_the_epoch_the_attempt_was_last_published_under(
+    repo: Repository,
+) -> None:
+    """A forged message naming another epoch claims nothing; after a new leader republishes
+    the attempt, the old message is stale and only the new one claims it."""
+    e1 = repo.leadership.take("s1", "none", T0)
+    _started_run(repo, e1)
+    ref = _queue(repo, e1)
+    assert repo.attempts.claim(replace(ref, epoch=e1 + 7), "intruder", T0) is None
+    e2 = repo.leadership.take("s2", "none", T0)
+    (republished,) = repo.scheduling.republish_queued(e2, T0)
+    assert republished.epoch == e2
+    assert repo.attempts.claim(ref, "w-old-message", T0) is None
+    claimed = repo.attempts.claim(republished, "w1", T0)
+    assert claimed is not None
+    assert repo.history.task_instance("d", "r1", "a").worker_id == "w1"
+    rejected = [e for e in repo.history.events() if e.kind == "attempt.claim_rejected"]
+    assert [e.actor for e in rejected] == ["intruder", "w-old-message"]
 
 
 def test_failure_retries_then_fails(repo: Repository) -> None:

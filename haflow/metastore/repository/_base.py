@@ -3,8 +3,9 @@
 Invariants kept by the repository:
 - a leader's transaction first re-checks its fencing epoch on the `leader` row, in the same
   transaction (`_fence`); a mismatch rolls everything back and raises FencedOut;
-- attempts are claimed and reported by conditional updates on (task instance, attempt, state,
-  worker), so a duplicate message or a zombie's late report changes nothing;
+- attempts are claimed by conditional updates on (task instance, attempt, epoch, state) and
+  reported on (task instance, attempt, state, worker), so a duplicate or stale message, a
+  message naming another epoch, or a zombie's late report changes nothing;
 - driver errors leave the repository as haflow errors, raised `from` the original.
 """
 

@@ -33,7 +33,9 @@ from haflow.metastore.repository._base import (
 
 class AttemptQueries(_Base):
     def claim(self, ref: AttemptRef, worker_id: str, now: datetime) -> ClaimedAttempt | None:
-        """Claim a queued attempt for `worker_id`; None when it is not queued at that number."""
+        """Claim a queued attempt for `worker_id`; None when it is not queued at that number
+        under the message's epoch (the epoch it was last published under: a stale duplicate
+        or a forged message naming another epoch claims nothing)."""
         a, ti = m.TaskAttempt, m.TaskInstance
         with self._tx() as conn:
             res = conn.execute(
@@ -41,6 +43,7 @@ class AttemptQueries(_Base):
                 .where(
                     a.ti_id == ref.ti_id,
                     a.attempt == ref.attempt,
+                    a.epoch == ref.epoch,
                     a.state == AttemptState.QUEUED,
                 )
                 .values(

@@ -323,7 +323,7 @@ class SchedulingQueries(_Base):
                     m.TaskAttempt.attempt == k,
                     m.TaskAttempt.state == AttemptState.QUEUED,
                 )
-                .values(published_at=now)
+                .values(published_at=now, epoch=epoch)  # only this message can claim it now
             )
             if res.rowcount == 1:
                 queue = conn.execute(
