@@ -40,7 +40,9 @@ CLUSTER: dict[tuple[str, str], list[str]] = {
     ("election", "zk_hosts"): ["zk_hosts = zk1:2181,zk2:2181,zk3:2181"],
     ("celery", "broker_url"): ["broker_url_secret = /etc/haflow/secrets/broker_url"],
     ("webserver", "secret_key"): [
-        "## The same key on every webserver, or a session cookie of one is refused by the other.",
+        "## Masters only (it signs every session; workers run DAG authors' tasks and must not",
+        "## hold it). At least 32 bytes, the same on every webserver, or a session cookie of",
+        "## one is refused by the other.",
         "secret_key_secret = /etc/haflow/secrets/secret_key",
     ],
     ("webserver", "proxy_count"): [

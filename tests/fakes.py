@@ -108,9 +108,14 @@ class FakeAttemptRepo:
     """Claims succeed after `claim_takes` seconds of the fake clock; reports are recorded."""
 
     def __init__(
-        self, clock: Clock, claim_takes: float, fileloc: str, timeout_s: float | None = None
+        self,
+        clock: Clock,
+        claim_takes: float,
+        fileloc: str,
+        timeout_s: float | None = None,
+        task_id: str = "t",
     ) -> None:
-        self.attempts = _FakeAttempts(self, clock, claim_takes, fileloc, timeout_s)
+        self.attempts = _FakeAttempts(self, clock, claim_takes, fileloc, timeout_s, task_id)
         self.reports: list[Ending] = []
         self.reasons: list[str] = []
         self.logs: list[str] = []
@@ -124,8 +129,10 @@ class _FakeAttempts:
         claim_takes: float,
         fileloc: str,
         timeout_s: float | None,
+        task_id: str,
     ) -> None:
         self.repo = repo
+        self.task_id = task_id
         self.clock = clock
         self.claim_takes = claim_takes
         self.fileloc = fileloc
@@ -134,7 +141,16 @@ class _FakeAttempts:
     def claim(self, ref: AttemptRef, worker_id: str, now: datetime) -> ClaimedAttempt:
         self.clock.t += self.claim_takes
         return ClaimedAttempt(
-            ref.ti_id, ref.attempt, "d", "r", "t", self.fileloc, self.timeout_s, {}, None, None
+            ref.ti_id,
+            ref.attempt,
+            "d",
+            "r",
+            self.task_id,
+            self.fileloc,
+            self.timeout_s,
+            {},
+            None,
+            None,
         )
 
     def finish(

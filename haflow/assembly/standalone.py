@@ -100,7 +100,8 @@ class WebThread:
             self.server = make_server(
                 ws.host,
                 ws.port,
-                create_app(settings, engine=engine, instrument=instrument),
+                # any key: the standalone's own is generated; one set by hand is the user's
+                create_app(settings, engine=engine, instrument=instrument, min_key_bytes=1),
                 threaded=True,
             )
         except OSError as exc:

@@ -159,7 +159,7 @@ def haflow_env(spec: ClusterSpec, node: str) -> dict[str, str]:
         "HAFLOW__SCHEDULER__CLUSTER": spec.name,
         "HAFLOW__ELECTION__MODE": "zookeeper",
         "HAFLOW__ELECTION__ZK_HOSTS": zk_hosts(spec),
-        "HAFLOW__WEBSERVER__SECRET_KEY": f"chaos-{spec.name}-not-secret",
+        "HAFLOW__WEBSERVER__SECRET_KEY": f"chaos-{spec.name}-not-a-secret-but-32-bytes-long",
         "HAFLOW_CHAOS_NODE": node,
         "HAFLOW_CHAOS_RECORDS": f"/records/{RECORDS_FILE}",
     }

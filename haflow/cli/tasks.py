@@ -13,6 +13,7 @@ from haflow.dag.loader import DagCache
 from haflow.errors import NotFound
 from haflow.worker.dryrun import parse_conf, test_task
 from haflow.worker.process import Outcome
+from haflow.worker.taskenv import parse_allowlist
 
 
 @click.group()
@@ -106,5 +107,13 @@ def logs(ctx: CliContext, dag_id: str, run_id: str, task_id: str, attempt: int |
 def test(ctx: CliContext, dag_id: str, task_id: str, conf: str | None) -> None:
     """Run one task here and now, printing its output, recording nothing."""
     task = DagCache(ctx.settings.core.dags_folder).get(dag_id).task(task_id)
-    if test_task(task, parse_conf(conf), click.echo) is not Outcome.SUCCESS:
+    if (
+        test_task(
+            task,
+            parse_conf(conf),
+            click.echo,
+            parse_allowlist(ctx.settings.worker.task_env_allowlist),
+        )
+        is not Outcome.SUCCESS
+    ):
         sys.exit(1)

@@ -21,6 +21,10 @@ HOME_PLACEHOLDER = "{HAFLOW_HOME}"
 """Stands for the haflow home folder in values and defaults."""
 
 SECRET_SUFFIXES = ("_cmd", "_secret")
+MIN_SECRET_KEY_BYTES = 32  # [webserver] secret_key, outside `haflow standalone`
+DEFAULT_TASK_ENV = (
+    "PATH HOME USER LOGNAME SHELL TERM LANG LANGUAGE LC_* TZ TMPDIR TEMP TMP PYTHONPATH VIRTUAL_ENV"
+)
 """Key suffixes that fetch a sensitive value from a command's output or a file's content."""
 
 _TRUE = frozenset({"true", "1", "yes", "on"})
@@ -115,6 +119,9 @@ SCHEMA: tuple[SettingSpec, ...] = (
                 "the cap on a task that keeps killing its worker.", minimum=1),
     SettingSpec("worker", "reclaim_consumes_retry", "bool", "false",
                 "Whether reclaiming a task from a lost worker uses up one of its retries."),
+    SettingSpec("worker", "task_env_allowlist", "str", DEFAULT_TASK_ENV,
+                "The worker's environment variables a task sees (names or shell-style patterns, "
+                "separated by blanks or commas); HAFLOW__* settings never pass."),
     SettingSpec("election", "mode", "choice", "auto",
                 "Leader election backend; auto prefers ZooKeeper and falls back to the database.",
                 choices=("auto", "zookeeper", "database", "none")),

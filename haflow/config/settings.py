@@ -67,6 +67,7 @@ class WorkerSettings:
     max_log_bytes: int
     max_losses: int
     reclaim_consumes_retry: bool
+    task_env_allowlist: str
 
     def __post_init__(self) -> None:
         if self.self_fence_margin >= self.timeout:

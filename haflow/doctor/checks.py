@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
 from haflow.config import Settings
+from haflow.config.schema import MIN_SECRET_KEY_BYTES
 from haflow.doctor.probe import Finding, Problem, is_loopback, tcp
 from haflow.errors import HaflowError
 from haflow.metastore.engine import create_engine, normalize_url
@@ -299,6 +300,22 @@ def check_webserver_keys(settings: Settings, engine: Engine) -> Check:
         for w in webservers(Repository(engine), utcnow(), WEBSERVER_MAX_AGE_S)
         if w["state"] != "dead"
     ]
+    if not settings.webserver.secret_key:  # a worker: no key of its own to compare
+        keys = {w["secret_fingerprint"] for w in live}
+        if len(keys) > 1:
+            return Check(
+                "webkeys",
+                Finding(
+                    Problem.KEYS,
+                    f"the {len(live)} live webservers sign session cookies with {len(keys)} "
+                    "different [webserver] secret_keys: a login on one is refused by another; "
+                    "give every webserver the same key and restart them",
+                ),
+            )
+        return Check(
+            "webkeys",
+            Finding(Problem.OK, f"no key on this node; {len(live)} live webserver(s) share one"),
+        )
     mine = fingerprint(settings.webserver.secret_key)[:12]
     other = sorted(w["webserver"] for w in live if w["secret_fingerprint"] != mine)
     if other:
@@ -333,24 +350,36 @@ def check_security(settings: Settings, allow_root: bool) -> list[Check]:
         )
     else:
         out.append(Check("user", Finding(Problem.OK, f"uid {os.geteuid()}")))
-    for section, key in (("webserver", "secret_key"), ("core", "fernet_key")):
-        if not settings.get(section, key):
-            out.append(
-                Check(
-                    key,
-                    Finding(
-                        Problem.SECURITY,
-                        (
-                            f"[{section}] {key} is empty: set the same non-empty value on "
-                            f"every node (HAFLOW__{section.upper()}__{key.upper()}_SECRET "
-                            "names a file holding it)"
-                        ),
-                    ),
-                )
+    out.append(Check("secret_key", _secret_key_finding(settings.webserver.secret_key)))
+    if not settings.core.fernet_key:
+        out.append(
+            Check(
+                "fernet_key",
+                Finding(
+                    Problem.SECURITY,
+                    "[core] fernet_key is empty: set the same non-empty value on every node "
+                    "(HAFLOW__CORE__FERNET_KEY_SECRET names a file holding it)",
+                ),
             )
-        else:
-            out.append(Check(key, Finding(Problem.OK, "set")))
+        )
+    else:
+        out.append(Check("fernet_key", Finding(Problem.OK, "set")))
     return out
+
+
+def _secret_key_finding(key: str) -> Finding:
+    """Only webservers need `[webserver] secret_key` (it signs every session): a worker
+    without one is as it should be; a short one is refused."""
+    if not key:
+        return Finding(Problem.OK, "not set: this node cannot serve the web UI (right on a worker)")
+    if len(key.encode("utf-8")) < MIN_SECRET_KEY_BYTES:
+        return Finding(
+            Problem.SECURITY,
+            f"[webserver] secret_key is shorter than {MIN_SECRET_KEY_BYTES} bytes: anyone who "
+            "guesses it can forge an Admin session; make one with "
+            "`python -c 'import secrets; print(secrets.token_hex(32))'`",
+        )
+    return Finding(Problem.OK, "set")
 
 
 def run_checks(

@@ -12,6 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
 from haflow.config import Settings
+from haflow.config.schema import MIN_SECRET_KEY_BYTES
 from haflow.core.clock import Clock, utcnow
 from haflow.errors import (
     BackendUnavailable,
@@ -44,15 +45,23 @@ def create_app(
     engine: Engine | None = None,
     clock: Clock = utcnow,
     instrument: Callable[[Flask], None] | None = None,
+    min_key_bytes: int = MIN_SECRET_KEY_BYTES,
 ) -> Flask:
-    """The web app. Raises ConfigError on an empty `[webserver] secret_key`. `instrument`, when
-    given, is applied before the auth guard (the assembly passes the metrics' one: request
-    timing and the /metrics endpoint)."""
+    """The web app. Raises ConfigError on an empty `[webserver] secret_key`, or one shorter than
+    `min_key_bytes` (32; `haflow standalone` accepts any). `instrument`, when given, is applied
+    before the auth guard (the assembly passes the metrics' one: request timing and the
+    /metrics endpoint)."""
     key = settings.webserver.secret_key
+    make_one = "`python -c 'import secrets; print(secrets.token_hex(32))'`"
     if not key:
         raise ConfigError(
             "[webserver] secret_key is empty: set one shared secret for every webserver of "
-            "the cluster (e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`)"
+            f"the cluster (e.g. {make_one})"
+        )
+    if len(key.encode("utf-8")) < min_key_bytes:
+        raise ConfigError(
+            f"[webserver] secret_key is shorter than {min_key_bytes} bytes: anyone who guesses "
+            f"it can forge an Admin session; make a long one with {make_one}"
         )
     app = Flask(__name__)
     app.config.update(

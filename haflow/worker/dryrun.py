@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,11 +16,15 @@ from haflow.errors import HaflowError, InvalidRequest
 from haflow.metastore.records import ClaimedAttempt
 from haflow.worker.process import LogSink, Outcome, spawn_bash, spawn_python, supervise
 from haflow.worker.runner import context_env, python_call
+from haflow.worker.taskenv import parse_allowlist, task_environ
 
 Printer = Callable[[str], None]
 
 
-def test_task(task: BaseTask, conf: Mapping[str, Any], echo: Printer) -> Outcome:
+def test_task(
+    task: BaseTask, conf: Mapping[str, Any], echo: Printer, allow: Sequence[str] = ()
+) -> Outcome:
+    """Run one task here, now, as a worker would (the same environment allow-list)."""
     now = datetime.now(UTC)
     claimed = ClaimedAttempt(
         0,
@@ -33,7 +37,10 @@ def test_task(task: BaseTask, conf: Mapping[str, Any], echo: Printer) -> Outcome
         dict(conf),
     )
     if isinstance(task, BashTask):
-        pid, fd = spawn_bash(task.bash_command, {**os.environ, **context_env(claimed), **task.env})
+        pid, fd = spawn_bash(
+            task.bash_command,
+            task_environ(os.environ, allow or parse_allowlist(), context_env(claimed), task.env),
+        )
     elif isinstance(task, PythonTask):
         pid, fd = spawn_python(python_call(task, claimed))
     else:
@@ -52,7 +59,9 @@ def test_task(task: BaseTask, conf: Mapping[str, Any], echo: Printer) -> Outcome
     return result.outcome
 
 
-def test_dag(dag: DAG, conf: Mapping[str, Any], echo: Printer) -> dict[str, TaskState]:
+def test_dag(
+    dag: DAG, conf: Mapping[str, Any], echo: Printer, allow: Sequence[str] = ()
+) -> dict[str, TaskState]:
     """Run every task once in dependency order, honouring trigger rules; no retries."""
     states: dict[str, TaskState] = {}
     for tid in dag.topological_order():
@@ -60,7 +69,7 @@ def test_dag(dag: DAG, conf: Mapping[str, Any], echo: Printer) -> dict[str, Task
         verdict = evaluate_trigger(task.trigger_rule, [states[u] for u in task.upstream_task_ids])
         if verdict is Verdict.READY:
             echo(f"--- {tid} ---")
-            ok = test_task(task, conf, echo) is Outcome.SUCCESS
+            ok = test_task(task, conf, echo, allow) is Outcome.SUCCESS
             states[tid] = TaskState.SUCCESS if ok else TaskState.FAILED
         else:
             states[tid] = (

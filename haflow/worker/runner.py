@@ -21,8 +21,8 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -36,6 +36,7 @@ from haflow.metastore.records import AttemptRef, ClaimedAttempt
 from haflow.metastore.repository import Repository
 from haflow.worker.listener import NO_LISTENER, AttemptListener
 from haflow.worker.process import LogSink, Outcome, Result, spawn_python, supervise
+from haflow.worker.taskenv import parse_allowlist, task_environ
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class RunnerConfig:
     self_fence_margin: float = 2.0
     max_log_bytes: int = 1 << 20
     end_policy: EndPolicy = DEFAULT_POLICY
+    task_env: tuple[str, ...] = field(default_factory=parse_allowlist)  # patterns a task sees
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RunnerConfig:
@@ -64,6 +66,7 @@ class RunnerConfig:
             self_fence_margin=w.self_fence_margin,
             max_log_bytes=w.max_log_bytes,
             end_policy=EndPolicy(w.max_losses, w.reclaim_consumes_retry),
+            task_env=parse_allowlist(w.task_env_allowlist),
         )
 
     @property
@@ -125,9 +128,9 @@ class AttemptRunner:
         is not started at all."""
         if not watch.tick():
             return Result(Outcome.CANCELLED, "attempt cancelled before it started", None)
-        folder, worker_id = self.dags_folder, self.worker_id
+        folder, worker_id, allow = self.dags_folder, self.worker_id, self.cfg.task_env
         try:
-            pid, fd = spawn_python(lambda: run_from_file(claimed, folder, worker_id))
+            pid, fd = spawn_python(lambda: run_from_file(claimed, folder, worker_id, allow))
         except OSError as exc:  # no fork: out of processes or memory on this node
             return Result(Outcome.FAILED, f"could not start: {type(exc).__name__}: {exc}", None)
         return supervise(
@@ -234,14 +237,20 @@ class _Watch:
             self.last_ok = sent
 
 
-def run_from_file(c: ClaimedAttempt, folder: Path, worker_id: str) -> object:
-    """The attempt's child: import the DAG's own file, then run the task (bash replaces this
-    process). A file that cannot be loaded fails the attempt with the reason in its log."""
+def run_from_file(
+    c: ClaimedAttempt, folder: Path, worker_id: str, allow: Sequence[str] = ()
+) -> object:
+    """The attempt's child: trade the worker's environment for the task's (the `allow`ed
+    variables and haflow's context; `haflow.worker.taskenv`), import the DAG's own file, then
+    run the task (bash replaces this process). A file that cannot be loaded fails the attempt
+    with the reason in its log."""
+    env = task_environ(os.environ, allow or parse_allowlist(), context_env(c, worker_id))
+    os.environ.clear()
+    os.environ.update(env)
     task = load_task(c, folder)
     if isinstance(task, BashTask):
-        env = {**_task_environ(), **context_env(c, worker_id), **(task.env or {})}
         sys.stdout.flush()
-        os.execvpe("bash", ["bash", "-c", task.bash_command], env)
+        os.execvpe("bash", ["bash", "-c", task.bash_command], {**env, **(task.env or {})})
     if isinstance(task, PythonTask):
         return python_call(task, c)()
     _cannot_load(f"task {c.task_id!r} has unsupported kind {type(task).__name__}")
@@ -279,12 +288,6 @@ def locate(fileloc: str, folder: Path) -> str:
 def _cannot_load(message: str) -> NoReturn:
     print(f"[haflow: {message}]", file=sys.stderr)
     raise SystemExit(1)
-
-
-def _task_environ() -> dict[str, str]:
-    """This process's environment less the metrics directory, so a task that itself uses
-    prometheus-client does not write its metrics into the worker's."""
-    return {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
 
 
 def context_env(c: ClaimedAttempt, worker_id: str = "") -> dict[str, str]:

@@ -91,6 +91,24 @@ def test_compose_file_is_valid_for_docker_compose(compose: dict[str, Any]) -> No
     assert services["worker1"]["command"][:2] == ["haflow", "worker"]
 
 
+def test_compose_keeps_the_web_secret_key_from_workers(compose: dict[str, Any]) -> None:
+    """Workers run DAG authors' tasks: they get neither the webserver's secret_key (which signs
+    every session) nor a setting naming it; masters get both."""
+    services = compose["services"]
+
+    def secrets_of(name: str) -> set[str]:
+        return {s if isinstance(s, str) else s["source"] for s in services[name]["secrets"]}
+
+    for name in ("worker1", "worker2"):
+        assert "secret_key" not in secrets_of(name), name
+        assert not [k for k in services[name]["environment"] if "SECRET_KEY" in k], name
+    for name in ("master1", "master2"):
+        assert "secret_key" in secrets_of(name), name
+        assert services[name]["environment"]["HAFLOW__WEBSERVER__SECRET_KEY_SECRET"]
+    ports = services["grafana"]["ports"]
+    assert all(str(p).startswith("127.0.0.1:") for p in ports), ports  # docker-compose v1 form
+
+
 def test_compose_secrets_come_from_make_secrets(compose: dict[str, Any], secrets_dir: Path) -> None:
     for name, secret in compose["secrets"].items():
         path = Path(secret["file"])

@@ -74,7 +74,7 @@ def doctor(tmp_path: Path, db: str, broker: str, **extra: str) -> subprocess.Com
         "HAFLOW__CORE__SQL_ALCHEMY_CONN": db,
         "HAFLOW__CORE__EXECUTOR": "celery",
         "HAFLOW__CELERY__BROKER_URL": broker,
-        "HAFLOW__WEBSERVER__SECRET_KEY": "s3cret",
+        "HAFLOW__WEBSERVER__SECRET_KEY": "s3cret-" * 6,
         "HAFLOW__CORE__FERNET_KEY": "k3y",
         **extra,
     }
@@ -216,7 +216,7 @@ def test_webservers_with_another_secret_key(tmp_path: Path, pg: str, redis: Priv
     from haflow.web.credentials import fingerprint
 
     repo = Repository(create_engine(pg))
-    for wid, key in (("master1:8080", "s3cret"), ("master2:8080", "an-old-key")):
+    for wid, key in (("master1:8080", "s3cret-" * 6), ("master2:8080", "an-old-key")):
         repo.members.heartbeat_webserver(
             wid, hostname=wid, pid=1, port=8080, secret_fingerprint=fingerprint(key), now=utcnow()
         )
@@ -227,4 +227,22 @@ def test_webservers_with_another_secret_key(tmp_path: Path, pg: str, redis: Priv
     repo.members.remove_webserver("master2:8080")
     out = doctor(tmp_path, pg, f"redis://127.0.0.1:{redis.port}/0")
     assert out.returncode == 0 and "1 live webserver(s) share this key" in out.stdout
+    # a worker has no web key: it checks that the webservers agree among themselves
+    worker = doctor(
+        tmp_path, pg, f"redis://127.0.0.1:{redis.port}/0", HAFLOW__WEBSERVER__SECRET_KEY=""
+    )
+    assert worker.returncode == 0, worker.stdout
+    assert "no key on this node; 1 live webserver(s) share one" in worker.stdout
+    assert "right on a worker" in worker.stdout
+    repo.members.heartbeat_webserver(
+        "master2:8080", hostname="m2", pid=1, port=8080, secret_fingerprint="f", now=utcnow()
+    )
+    worker = doctor(
+        tmp_path, pg, f"redis://127.0.0.1:{redis.port}/0", HAFLOW__WEBSERVER__SECRET_KEY=""
+    )
+    assert worker.returncode == Problem.KEYS.value, worker.stdout
+    short = doctor(
+        tmp_path, pg, f"redis://127.0.0.1:{redis.port}/0", HAFLOW__WEBSERVER__SECRET_KEY="short"
+    )
+    assert "shorter than 32 bytes" in short.stdout
     repo.engine.dispose()

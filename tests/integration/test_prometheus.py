@@ -228,7 +228,7 @@ def cluster(
         "HAFLOW__ELECTION__ZK_FALLBACK_AFTER": "4",
         "HAFLOW__ELECTION__DB_LOCK_TIMEOUT": "3",
         "HAFLOW__WORKER__HEARTBEAT_SEC": "0.5",
-        "HAFLOW__WEBSERVER__SECRET_KEY": "pm-secret-key",
+        "HAFLOW__WEBSERVER__SECRET_KEY": "pm-secret-key-" * 4,
     }
     repo = Repository(create_engine(pg), cluster="pm")
     repo.users.create("prometheus", hash_password("scrape-password"), "Viewer", utcnow())

@@ -231,10 +231,16 @@ def test_a_revoked_or_expired_token_is_refused(web_app: Web) -> None:
     assert status(live) == 401
 
 
-def test_an_empty_secret_key_is_refused(engine: Engine, db_url: str, tmp_path: Path) -> None:
+def test_an_empty_or_short_secret_key_is_refused(
+    engine: Engine, db_url: str, tmp_path: Path
+) -> None:
     settings = web_settings(tmp_path, db_url, webserver__secret_key="")
     with pytest.raises(ConfigError, match="secret_key is empty"):
         create_app(settings, engine=engine)
+    settings = web_settings(tmp_path, db_url, webserver__secret_key="k" * 31)
+    with pytest.raises(ConfigError, match="shorter than 32 bytes"):
+        create_app(settings, engine=engine)
+    create_app(settings, engine=engine, min_key_bytes=1)  # what `haflow standalone` accepts
 
 
 def test_basic_auth_or_a_token_never_skips_csrf_on_a_form_route(web_app: Web) -> None:

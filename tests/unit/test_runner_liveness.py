@@ -6,6 +6,8 @@ log, and no other file of the folder is imported."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -51,22 +53,27 @@ class Listener:
 
 
 def _runner(
-    tmp_path: Path, claim_takes: float, source: str = DAG_FILE, timeout_s: float | None = None
+    tmp_path: Path,
+    claim_takes: float,
+    source: str = DAG_FILE,
+    timeout_s: float | None = None,
+    task_id: str = "t",
+    cfg: RunnerConfig = CFG,
 ) -> tuple[AttemptRunner, FakeAttemptRepo, Listener, Path]:
     marker = tmp_path / "ran"
     dags = tmp_path / "dags"
-    dags.mkdir()
+    dags.mkdir(parents=True)
     (dags / "d.py").write_text(source.format(marker=str(marker)))
     # a file beside it that must never be imported by this attempt
     (dags / "other.py").write_text(f"open({str(tmp_path / 'other-imported')!r}, 'w')\n")
     clock = Clock()
-    repo = FakeAttemptRepo(clock, claim_takes, str(dags / "d.py"), timeout_s)
+    repo = FakeAttemptRepo(clock, claim_takes, str(dags / "d.py"), timeout_s, task_id)
     listener = Listener()
     runner = AttemptRunner(
         repo,  # type: ignore[arg-type]
         dags,
         "w1",
-        CFG,
+        cfg,
         clock=lambda: NOW,
         monotonic=clock,
         listener=listener,  # type: ignore[arg-type]
@@ -136,3 +143,42 @@ def test_locate_finds_the_file_under_this_nodes_folder(
     (tmp_path / "etl.py").write_text("")
     found = locate(recorded, tmp_path)
     assert found == (recorded if expected is None else str(tmp_path / expected))
+
+
+ENV_DAG = """
+import json, os
+from datetime import datetime
+from pathlib import Path
+from haflow.dag import DAG, BashTask, PythonTask
+
+ENV = os.environ
+with DAG("d", start_date=datetime(2026, 1, 1)):
+    PythonTask("t", python_callable=lambda: Path({marker!r}).write_text(json.dumps({{**ENV}})))
+    BashTask("b", bash_command="env > {marker}.bash", env={{"OWN": "mine", "PATH": "/bin"}})
+"""
+
+
+def test_a_task_sees_the_allow_listed_environment_and_none_of_the_workers_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker holds the metastore's credentials (HAFLOW__* settings) and whatever else its
+    environment carries; a task sees only `[worker] task_env_allowlist` (LC_* here, a
+    pattern), haflow's context and its own variables, never a HAFLOW__ setting."""
+    monkeypatch.setenv("HAFLOW__CORE__SQL_ALCHEMY_CONN", "postgresql://haflow:s3cret@db/haflow")
+    monkeypatch.setenv("HAFLOW__WEBSERVER__SECRET_KEY", "k" * 40)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "worker-only")
+    monkeypatch.setenv("LC_TIME", "C")
+    cfg = replace(CFG, task_env=("PATH", "LC_*", "HAFLOW__*"))  # HAFLOW__ never passes
+    runner, _repo, _listener, marker = _runner(tmp_path / "py", 0.1, ENV_DAG, cfg=cfg)
+    assert runner.run(AttemptRef(1, 1, 1, "default")) == "success"
+    seen = json.loads(marker.read_text())
+    assert seen["LC_TIME"] == "C" and seen["HAFLOW_ATTEMPT"] == "1" and "PATH" in seen
+    assert not [k for k in seen if k.startswith("HAFLOW__") or k == "AWS_SECRET_ACCESS_KEY"]
+
+    runner, _repo, _listener, marker = _runner(tmp_path / "sh", 0.1, ENV_DAG, task_id="b", cfg=cfg)
+    assert runner.run(AttemptRef(2, 1, 1, "default")) == "success"
+    text = Path(f"{marker}.bash").read_text()
+    env = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+    assert env["OWN"] == "mine" and env["PATH"] == "/bin" and env["LC_TIME"] == "C"
+    assert env["HAFLOW_TASK_ID"] == "b"
+    assert not [k for k in env if k.startswith("HAFLOW__") or k == "AWS_SECRET_ACCESS_KEY"]
