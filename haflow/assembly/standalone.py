@@ -8,6 +8,7 @@ each run's and task's progress.
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import secrets
@@ -17,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import click
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 
 from haflow.assembly.scheduler import build_scheduler
 from haflow.assembly.web import WebserverHeartbeat
@@ -36,6 +37,7 @@ from haflow.web.credentials import hash_password, new_password
 EXAMPLES = Path(__file__).parent / "example_dags"
 ADMIN_PASSWORD_FILE = "standalone_admin_password.txt"
 SECRET_KEY_FILE = "webserver_secret_key"
+FERNET_KEY_FILE = "fernet_key"
 _SHOWN = (
     "run.",
     "ti.success",
@@ -48,12 +50,21 @@ _SHOWN = (
 
 
 def prepare_home(home: Path) -> Settings:
-    """Create home, config file and DAGs folder (with the examples) if missing; load settings."""
-    home.mkdir(parents=True, exist_ok=True)
+    """Create home (mode 0700), config file, keys and DAGs folder (with the examples) if
+    missing; load settings. The generated keys are files of the home (0600) named in
+    haflow.cfg (`secret_key_secret`, `fernet_key_secret`), so every command run with this home
+    (`haflow doctor`, `haflow users`) uses the keys the standalone uses."""
+    if not home.exists():
+        home.mkdir(parents=True, mode=0o700)
     cfg = home / "haflow.cfg"
     if not cfg.exists():
-        cfg.write_text(render_default_config(home))
+        _private_file(cfg, lambda: render_default_config(home))
         click.echo(f"wrote a default configuration to {cfg}")
+    settings = load_settings(home)
+    if not settings.webserver.secret_key:
+        _name_key_file(cfg, "webserver", "secret_key", home / SECRET_KEY_FILE, _web_key)
+    if not settings.core.fernet_key:
+        _name_key_file(cfg, "core", "fernet_key", home / FERNET_KEY_FILE, _fernet_key)
     settings = load_settings(home)
     dags = settings.core.dags_folder
     if not dags.exists():
@@ -62,6 +73,49 @@ def prepare_home(home: Path) -> Settings:
             shutil.copy(example, dags / example.name)
         click.echo(f"created {dags} with example DAGs")
     return settings
+
+
+def _web_key() -> str:
+    return secrets.token_hex(32)
+
+
+def _fernet_key() -> str:
+    """A Fernet key (32 random bytes, url-safe base64), the format `cryptography` reads."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode("ascii")
+
+
+def _name_key_file(cfg: Path, section: str, key: str, path: Path, make: Callable[[], str]) -> None:
+    """Create the key file `path` (0600) if missing and name it in `cfg` as `<key>_secret`,
+    right under the setting's commented default (or the section's header)."""
+    _private_file(path, make)
+    line = f"{key}_secret = {path}\n"
+    lines = cfg.read_text().splitlines(keepends=True)
+    header = next((i for i, t in enumerate(lines) if t.strip() == f"[{section}]"), None)
+    if header is None:
+        lines += [f"\n[{section}]\n", line]
+    else:
+        end = next(
+            (i for i in range(header + 1, len(lines)) if lines[i].startswith("[")), len(lines)
+        )
+        default = next(
+            (i for i in range(header + 1, end) if lines[i].strip() == f"# {key} ="), header
+        )
+        lines.insert(default + 1, line)
+    cfg.write_text("".join(lines))
+    click.echo(f"generated {path} and named it in {cfg} ([{section}] {key}_secret)")
+
+
+def _private_database(url: str) -> None:
+    """A SQLite metastore file readable by its owner only (it holds the users' password hashes
+    and every task's log); SQLite gives its -wal and -shm files the same mode."""
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
+        return
+    path = Path(parsed.database)
+    if path.exists():
+        path.chmod(0o600)
+    else:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _private_file(path: Path, make: Callable[[], str]) -> str:
@@ -146,20 +200,14 @@ def build_standalone(
     include the web UI, its heartbeat and the progress printer, so that one dying stops it."""
     home_path = Path(home) if home else default_home()
     settings = prepare_home(home_path)
-    key = settings.webserver.secret_key or _private_file(
-        home_path / SECRET_KEY_FILE, lambda: secrets.token_hex(32)
-    )
-    overrides: dict[str, object] = {
-        "election__mode": "none",
-        "webserver__secret_key": key,
-        "webserver__host": host,
-    }
+    overrides: dict[str, object] = {"election__mode": "none", "webserver__host": host}
     if parallelism is not None:
         overrides["core__parallelism"] = parallelism
     if port is not None:
         overrides["webserver__port"] = port
     settings = settings.with_overrides(**overrides)
     engine = create_engine(settings.core.sql_alchemy_conn)
+    _private_database(settings.core.sql_alchemy_conn)
     st = migrate(engine)
     click.echo(f"metastore {settings.core.sql_alchemy_conn} at revision {st.current}")
     click.echo(
