@@ -40,3 +40,23 @@ write secret_key "$(random_hex 32)"
 write fernet_key "$(head -c 32 /dev/urandom | base64 | tr '+/' '-_')"
 write admin_password "$(random_hex 12)"
 write grafana_admin_password "$(random_hex 12)"
+# ZooKeeper digest credentials: haflow's election and worker nodes get an ACL for this user.
+write zk_auth "haflow:$(random_hex 16)"
+
+# haproxy's TLS certificate and key in one PEM file (its format): self-signed for the names in
+# HAFLOW_TLS_NAMES (default localhost, and 127.0.0.1); replace it with your CA's certificate.
+if [ -e "$dir/tls.pem" ]; then
+    echo "kept      $dir/tls.pem"
+else
+    names=${HAFLOW_TLS_NAMES:-localhost}
+    san="IP:127.0.0.1"
+    for n in $(echo "$names" | tr ',' ' '); do san="$san,DNS:$n"; done
+    tmp=$(mktemp -d)
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 825 \
+        -subj "/CN=$(echo "$names" | cut -d, -f1)/O=haflow" -addext "subjectAltName=$san" \
+        -keyout "$tmp/key.pem" -out "$tmp/cert.pem" 2>/dev/null
+    cat "$tmp/cert.pem" "$tmp/key.pem" > "$dir/tls.pem"
+    rm -rf "$tmp"
+    chmod 0644 "$dir/tls.pem"
+    echo "generated $dir/tls.pem (self-signed for $names)"
+fi

@@ -57,6 +57,7 @@ def scheduler_observer(
         settings.scheduler.metrics_port,
         directory,
         collectors,
+        addr=settings.scheduler.metrics_host,
         setting="[scheduler] metrics_port",
     )
     return SchedulerObserver(listener, server)
@@ -71,6 +72,10 @@ def worker_observer(
     listener = attempt_metrics()
     collectors = [BuildInfo("worker"), *([ZooKeeperState(zk_state)] if zk_state else [])]
     server = MetricsServer(
-        settings.worker.metrics_port, directory, collectors, setting="[worker] metrics_port"
+        settings.worker.metrics_port,
+        directory,
+        collectors,
+        addr=settings.worker.metrics_host,
+        setting="[worker] metrics_port",
     )
     return listener, server

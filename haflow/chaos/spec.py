@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import haflow
+from haflow.config.schema import DEFAULT_TASK_ENV
 
 PROJECT = Path(haflow.__file__).resolve().parents[1]
 DEFAULT_STATE_ROOT = Path("/tmp/haflow-chaos")
@@ -162,6 +163,8 @@ def haflow_env(spec: ClusterSpec, node: str) -> dict[str, str]:
         "HAFLOW__WEBSERVER__SECRET_KEY": f"chaos-{spec.name}-not-a-secret-but-32-bytes-long",
         "HAFLOW_CHAOS_NODE": node,
         "HAFLOW_CHAOS_RECORDS": f"/records/{RECORDS_FILE}",
+        # the workload's tasks record their executions through these two (haflow.chaos.workload)
+        "HAFLOW__WORKER__TASK_ENV_ALLOWLIST": f"{DEFAULT_TASK_ENV} HAFLOW_CHAOS_*",
     }
     return {**env, **spec.settings}
 

@@ -92,6 +92,9 @@ SCHEMA: tuple[SettingSpec, ...] = (
                 "Most task attempts queued or running at once in the cluster.", minimum=1),
     SettingSpec("scheduler", "metrics_port", "int", "0",
                 "Port of the metrics endpoint; 0 turns it off.", minimum=0, maximum=65535),
+    SettingSpec("scheduler", "metrics_host", "str", "0.0.0.0",
+                "Address the metrics endpoint listens on: the cluster's internal interface "
+                "(it needs no login; keep it off public networks)."),
     SettingSpec("scheduler", "heartbeat_sec", "float", "1.0",
                 "Seconds between two heartbeats of a scheduler.", positive=True),
     SettingSpec("worker", "heartbeat_sec", "float", "1.0",
@@ -112,6 +115,9 @@ SCHEMA: tuple[SettingSpec, ...] = (
                 positive=True),
     SettingSpec("worker", "metrics_port", "int", "0",
                 "Port of the worker's metrics endpoint; 0 turns it off.", minimum=0, maximum=65535),
+    SettingSpec("worker", "metrics_host", "str", "0.0.0.0",
+                "Address the worker's metrics endpoint listens on: the cluster's internal "
+                "interface (it needs no login; keep it off public networks)."),
     SettingSpec("worker", "max_log_bytes", "int", "1048576",
                 "Most bytes of log kept for one try of a task.", minimum=1),
     SettingSpec("worker", "max_losses", "int", "3",
@@ -149,6 +155,10 @@ SCHEMA: tuple[SettingSpec, ...] = (
     SettingSpec("celery", "publish_timeout", "float", "10",
                 "Seconds a publish (with broker confirmation) may take before it counts as "
                 "failed; the attempt is then published again later.", positive=True),
+    SettingSpec("celery", "remote_control", "bool", "false",
+                "Whether workers answer Celery's remote control commands (inspect, shutdown, "
+                "rate limits) sent over the broker; off: anyone who can publish to the broker "
+                "could stop every worker."),
     SettingSpec("webserver", "secret_key", "str", "", "Key signing web session cookies.",
                 sensitive=True),
     SettingSpec("webserver", "port", "int", "8080", "TCP port of the web server.",

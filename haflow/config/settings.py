@@ -51,6 +51,7 @@ class SchedulerSettings:
     queued_timeout: float
     max_active_tasks: int
     metrics_port: int
+    metrics_host: str
     heartbeat_sec: float
 
 
@@ -64,6 +65,7 @@ class WorkerSettings:
     self_fence_margin: float
     reclaim_margin: float
     metrics_port: int
+    metrics_host: str
     max_log_bytes: int
     max_losses: int
     reclaim_consumes_retry: bool
@@ -109,6 +111,7 @@ class CelerySettings:
     default_queue: str
     visibility_timeout: float
     publish_timeout: float
+    remote_control: bool
 
 
 @dataclass(frozen=True)

@@ -33,8 +33,8 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "same-origin",
     "Content-Security-Policy": (
-        "default-src 'self'; style-src 'self' 'unsafe-inline'; "
-        "script-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'"
+        "default-src 'self'; style-src 'self'; script-src 'self'; img-src 'self' data:; "
+        "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
     ),
 }
 
@@ -76,7 +76,8 @@ def create_app(
     )
     if settings.webserver.proxy_count:
         n = settings.webserver.proxy_count
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
+        # the client address and scheme haproxy sets; never a host, port or prefix from a header
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=0)  # type: ignore[method-assign]
     engine = engine or create_engine(settings.core.sql_alchemy_conn)
     repo = Repository(engine, cluster=settings.scheduler.cluster, actor="web")
     app.extensions["haflow"] = WebContext(settings, repo, clock)

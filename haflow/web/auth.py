@@ -29,7 +29,7 @@ from haflow.errors import NotFound
 from haflow.web.context import web
 from haflow.web.credentials import check_password, dummy_hash, token_digest
 
-PUBLIC_ENDPOINTS = frozenset({"health.health", "health.ready", "auth.login"})
+PUBLIC_ENDPOINTS = frozenset({"health.health", "health.ready", "auth.login", "static"})
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 ACTIONS: dict[str, tuple[str, ...]] = {
     "read": ("Admin", "Op", "Viewer"),
@@ -175,6 +175,18 @@ def _from_header(header: str) -> Principal | Response:
             return _unauthorized("wrong username or password")
         return Principal(found.username, found.role, "basic")
     return _unauthorized(f"unsupported authorization scheme {scheme!r}; use Bearer or Basic")
+
+
+def identify() -> Principal | None:
+    """Who is asking on a public endpoint, if anyone: a session or an API token (never basic
+    auth, so no password is checked here); None for an anonymous request."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer":
+        ctx = web()
+        user = ctx.repo.users.by_token(token_digest(value.strip()), ctx.now)
+        return None if user is None else Principal(user.username, user.role, "token")
+    return _from_session()
 
 
 def guard() -> Response | None:

@@ -3,6 +3,10 @@
 /ready answers 503 only when this node cannot reach the metastore: a webserver is useful as long
 as it can read and write the metastore, whoever leads. /health answers 503 when the metastore is
 unreachable or no live leader has heartbeated within `[webserver] scheduler_health_threshold`.
+
+Before login both say how things are, not where: the leader's host and pid, its epoch and
+mode, and a driver's error (which names the database's host, port and user) are shown only to
+a logged-in session or an API token.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from werkzeug.wrappers import Response
 
 from haflow import status
 from haflow.errors import HaflowError
+from haflow.web import auth
 from haflow.web.context import web
 
 bp = Blueprint("health", __name__)
@@ -26,12 +31,23 @@ def _json(body: dict[str, Any], ok: bool) -> Response:
     return resp
 
 
+def _known() -> bool:
+    """Whether the asker logged in; not if that cannot be told (the metastore is away)."""
+    try:
+        return auth.identify() is not None
+    except HaflowError:
+        return False
+
+
 @bp.get("/ready")
 def ready() -> Response:
     try:
         web().repo.ping()
     except HaflowError as exc:
-        return _json({"status": "unavailable", "detail": str(exc)}, False)
+        body = {"status": "unavailable"}
+        if _known():
+            body["detail"] = str(exc)
+        return _json(body, False)
     return _json({"status": "ready"}, True)
 
 
@@ -42,6 +58,8 @@ def health() -> Response:
     try:
         lead = status.leadership(ctx.repo, ctx.now, threshold)
     except HaflowError as exc:
+        if not _known():
+            return _json(_status_only("unhealthy", "unknown"), False)
         body = {
             "metadatabase": {"status": "unhealthy", "detail": str(exc)},
             "scheduler": {"status": "unknown", "latest_scheduler_heartbeat": None},
@@ -51,6 +69,8 @@ def health() -> Response:
         }
         return _json(body, False)
     leader = lead.leader
+    if not _known():
+        return _json(_status_only("healthy", "healthy" if leader else "unhealthy"), bool(leader))
     body = {
         "metadatabase": {"status": "healthy"},
         "scheduler": {
@@ -62,3 +82,7 @@ def health() -> Response:
         "elector_mode": leader.elector_mode if leader else None,
     }
     return _json(body, leader is not None)
+
+
+def _status_only(metadatabase: str, scheduler: str) -> dict[str, Any]:
+    return {"metadatabase": {"status": metadatabase}, "scheduler": {"status": scheduler}}

@@ -79,6 +79,7 @@ def broker_settings(settings: Settings) -> dict[str, Any]:
         "broker_connection_timeout": 5,
         "worker_hijack_root_logger": False,
         "worker_send_task_events": False,
+        "worker_enable_remote_control": settings.celery.remote_control,
     }
 
 

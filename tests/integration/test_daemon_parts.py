@@ -95,8 +95,12 @@ def _stops_naming(r: Running, name: str) -> None:
 
 @pytest.mark.parametrize("backend", [PG_OR_SQLITE], indirect=True)
 def test_a_dead_metrics_listener_stops_the_scheduler(start: Callable[..., Running]) -> None:
-    r = start(HAFLOW__SCHEDULER__METRICS_PORT=str(free_port()))
+    r = start(
+        HAFLOW__SCHEDULER__METRICS_PORT=str(free_port()),
+        HAFLOW__SCHEDULER__METRICS_HOST="127.0.0.1",  # [scheduler] metrics_host is honoured
+    )
     server = r.part("metrics listener")
+    assert server._server.server_address[0] == "127.0.0.1"
     server._server.shutdown()  # the listener's thread ends, as if it had crashed
     _stops_naming(r, "metrics listener")
 

@@ -109,6 +109,22 @@ def test_compose_keeps_the_web_secret_key_from_workers(compose: dict[str, Any]) 
     assert all(str(p).startswith("127.0.0.1:") for p in ports), ports  # docker-compose v1 form
 
 
+def test_compose_serves_https_and_guards_zookeeper_and_sessions(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    lb = services["haproxy"]
+    assert [s if isinstance(s, str) else s["source"] for s in lb["secrets"]] == ["tls_pem"]
+    assert lb["environment"]["HAFLOW_TLS_PEM"] == "/run/secrets/tls_pem"
+    assert any(str(p).endswith(":8443") for p in lb["ports"]), lb["ports"]
+    for name in HAFLOW_SERVICES:
+        env = services[name]["environment"]
+        assert env["HAFLOW__ELECTION__ZK_AUTH_SECRET"] == "/run/secrets/zk_auth", name
+        assert "zk_auth" in [
+            s if isinstance(s, str) else s["source"] for s in services[name]["secrets"]
+        ]
+    for name in ("master1", "master2"):
+        assert services[name]["environment"]["HAFLOW__WEBSERVER__COOKIE_SECURE"] == "true"
+
+
 def test_compose_secrets_come_from_make_secrets(compose: dict[str, Any], secrets_dir: Path) -> None:
     for name, secret in compose["secrets"].items():
         path = Path(secret["file"])
@@ -179,12 +195,18 @@ def test_a_misspelt_haflow_variable_is_caught() -> None:
 UNRESOLVED = re.compile(r"could not resolve address 'master\d', disabling server")
 
 
-def haproxy_check(path: Path) -> subprocess.CompletedProcess[str]:
-    return run(tool("haproxy"), "-c", "-f", path)
+def haproxy_check(path: Path, secrets: Path) -> subprocess.CompletedProcess[str]:
+    """`haproxy -c` with the environment compose gives it (the TLS PEM make-secrets.sh made)."""
+    env = {
+        "PATH": "/usr/sbin:/usr/bin:/bin",
+        "HAFLOW_TLS_PEM": str(secrets / "tls.pem"),
+        "HAFLOW_HTTPS_PORT": "8443",
+    }
+    return run(tool("haproxy"), "-c", "-f", path, env=env)
 
 
-def test_haproxy_config_is_valid() -> None:
-    out = haproxy_check(DEPLOY / "haproxy.cfg")
+def test_haproxy_config_is_valid(secrets_dir: Path) -> None:
+    out = haproxy_check(DEPLOY / "haproxy.cfg", secrets_dir)
     assert out.returncode == 0, out.stderr
     assert "Configuration file is valid" in out.stdout + out.stderr
     warnings = [
@@ -193,12 +215,20 @@ def test_haproxy_config_is_valid() -> None:
     assert [w for w in warnings if not UNRESOLVED.search(w)] == []
     cfg = (DEPLOY / "haproxy.cfg").read_text()
     assert "http-check send meth GET uri /ready" in cfg and "option redispatch" in cfg
+    assert "ssl crt" in cfg and "Strict-Transport-Security" in cfg
 
 
-def test_broken_haproxy_config_is_refused(tmp_path: Path) -> None:
+def test_make_secrets_makes_a_certificate_for_haproxy(secrets_dir: Path) -> None:
+    pem = (secrets_dir / "tls.pem").read_text()
+    assert "BEGIN CERTIFICATE" in pem and "PRIVATE KEY" in pem
+    out = run("openssl", "x509", "-noout", "-ext", "subjectAltName", "-in", secrets_dir / "tls.pem")
+    assert "DNS:localhost" in out.stdout and "IP Address:127.0.0.1" in out.stdout, out.stdout
+
+
+def test_broken_haproxy_config_is_refused(tmp_path: Path, secrets_dir: Path) -> None:
     broken = tmp_path / "haproxy.cfg"
     broken.write_text((DEPLOY / "haproxy.cfg").read_text().replace("fall 2", "fall two"))
-    out = haproxy_check(broken)
+    out = haproxy_check(broken, secrets_dir)
     assert out.returncode != 0
     assert "fall" in out.stderr
 

@@ -91,7 +91,10 @@ def test_every_list_is_paged(web_app: Web) -> None:
 
 def test_health_names_the_leader_and_fails_without_one(web_app: Web) -> None:
     c = web_app.app.test_client()
-    body = c.get("/health").get_json()
+    # before login: how things are, not where (no host, pid, epoch or mode)
+    anonymous = c.get("/health").get_json()
+    assert anonymous == {"metadatabase": {"status": "healthy"}, "scheduler": {"status": "healthy"}}
+    body = c.get("/health", headers=web_app.auth("Viewer")).get_json()
     assert body["metadatabase"] == {"status": "healthy"}
     assert body["scheduler"]["status"] == "healthy"
     assert body["leader"] == "sched-1" and body["elector_mode"] == "database"
@@ -104,7 +107,7 @@ def test_health_names_the_leader_and_fails_without_one(web_app: Web) -> None:
     late = create_app(
         web_app.settings, engine=web_app.repo.engine, clock=lambda: T0.replace(minute=1)
     )
-    resp = late.test_client().get("/health")
+    resp = late.test_client().get("/health", headers=web_app.auth("Viewer"))
     dead = late.test_client().get("/api/v1/cluster", headers=web_app.auth("Viewer")).get_json()
     assert dead["workers"][0]["state"] == "dead" and dead["schedulers"][0]["role"] == "dead"
     assert resp.status_code == 503 and resp.get_json()["scheduler"]["status"] == "unhealthy"
@@ -117,9 +120,11 @@ def test_ready_and_health_fail_when_the_metastore_is_unreachable(
     settings = web_settings(tmp_path, "postgresql://haflow@127.0.0.1:1/none?connect_timeout=2")
     c = create_app(settings).test_client()
     resp = c.get("/ready")
-    assert resp.status_code == 503 and "unreachable" in resp.get_json()["detail"]
+    # before login no driver error (it names the database's host, port and user)
+    assert resp.status_code == 503 and resp.get_json() == {"status": "unavailable"}
     health = c.get("/health")
     assert health.status_code == 503 and health.get_json()["metadatabase"]["status"] == "unhealthy"
+    assert "detail" not in health.get_json()["metadatabase"]
 
 
 def test_pages_render_what_the_metastore_holds(web_app: Web) -> None:

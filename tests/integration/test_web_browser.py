@@ -1,27 +1,38 @@
-"""The UI in real headless Chromium, against a real `haflow standalone` (scheduler + web).
+"""The UI in real headless Chromium, against a real `haflow standalone` (scheduler + web)
+behind a real haproxy running the deploy kit's configuration over HTTPS, with the certificate
+`deploy/make-secrets.sh` generates (Chromium trusts that certificate's key and nothing else).
 
-Logs in with the generated admin password, pauses and unpauses a DAG, triggers it with a conf,
-watches the run reach success in the grid, opens a task's log (which prints the conf), and sees
-the Cluster page name the leader that /health names. Screenshots go to artifacts/browser/.
+Logs in with the generated admin password (the session cookie is Secure), pauses and
+unpauses a DAG, triggers it with a conf, watches the run reach success in the grid, opens a
+task's log (which prints the conf), and sees the Cluster page name the leader that /health
+names. Screenshots go to artifacts/browser/.
 """
 
 from __future__ import annotations
 
-import json
+import base64
+import hashlib
 import os
 import shutil
+import ssl
+import subprocess
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
+from email.message import Message
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.daemons import start_haflow, stop_group
+from tests.daemons import launch, start_haflow, stop_group
 from tests.integration.conftest import unavailable
-from tests.ports import free_port
+from tests.ports import free_ports
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
+DEPLOY = Path(__file__).parents[2] / "deploy"
 ARTIFACTS = Path(os.environ.get("HAFLOW_TEST_ARTIFACTS", Path(__file__).parents[2] / "artifacts"))
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -47,51 +58,133 @@ with DAG("browser_dag", schedule=None, start_date=datetime(2026, 1, 1), tags=["u
 """
 
 
-def _get(url: str) -> tuple[int, dict]:  # type: ignore[type-arg]
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *a: Any, **kw: Any) -> None:
+        return None
+
+
+def _get(url: str, cafile: Path, headers: dict[str, str] | None = None) -> tuple[int, Message]:
+    """GET `url` verifying the server's certificate against `cafile` (the generated one, and
+    no other); redirects are not followed."""
+    context = ssl.create_default_context(cafile=str(cafile))
+    opener = urllib.request.build_opener(_NoRedirect, urllib.request.HTTPSHandler(context=context))
     try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            return resp.status, json.loads(resp.read())
+        with opener.open(urllib.request.Request(url, headers=headers or {}), timeout=3) as resp:
+            return resp.status, resp.headers
     except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"{}")
+        exc.close()
+        return exc.code, exc.headers
+
+
+def _spki_sha256(pem: Path) -> str:
+    """The base64 SHA-256 of the certificate's public key: what Chromium is told to trust."""
+    pub = subprocess.run(
+        ["openssl", "x509", "-pubkey", "-noout", "-in", str(pem)],
+        capture_output=True,
+        check=True,
+    ).stdout
+    der = subprocess.run(
+        ["openssl", "pkey", "-pubin", "-outform", "der"], input=pub, capture_output=True, check=True
+    ).stdout
+    return base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+
+def _haproxy_cfg(web_port: int, tls: int, plain: int, stats: int) -> str:
+    """deploy/haproxy.cfg with its ports on loopback and master1 at the standalone's port."""
+    cfg = (DEPLOY / "haproxy.cfg").read_text()
+    for old, new in (
+        ("bind *:8443 ", f"bind 127.0.0.1:{tls} "),
+        ("bind *:8080", f"bind 127.0.0.1:{plain}"),
+        ("bind *:8404", f"bind 127.0.0.1:{stats}"),
+        ("server master1 master1:8080 check", f"server master1 127.0.0.1:{web_port} check"),
+        ("    server master2 master2:8080 check\n", ""),
+    ):
+        assert old in cfg, old
+        cfg = cfg.replace(old, new)
+    return cfg
+
+
+@dataclass
+class Site:
+    base: str
+    password: str
+    pem: Path
+    plain: str
 
 
 @pytest.fixture
-def standalone(tmp_path: Path) -> Iterator[tuple[str, str]]:
+def site(tmp_path: Path) -> Iterator[Site]:
     if not Path(CHROMIUM).exists():
         unavailable("chromium", FileNotFoundError(CHROMIUM))
+    haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    if not Path(haproxy).exists():
+        unavailable("haproxy", FileNotFoundError(haproxy))
+    secrets = tmp_path / "secrets"
+    subprocess.run(["sh", str(DEPLOY / "make-secrets.sh"), str(secrets)], check=True)
     (tmp_path / "dags").mkdir()
     (tmp_path / "dags" / "browser_dag.py").write_text(DAG)
-    port = free_port()
+    port, tls, plain, stats = free_ports(4)
     env = {
         **os.environ,
         "HAFLOW_HOME": str(tmp_path),
         "HAFLOW__CORE__DAG_DIR_LIST_INTERVAL": "1",
+        "HAFLOW__WEBSERVER__COOKIE_SECURE": "true",
+        "HAFLOW__WEBSERVER__PROXY_COUNT": "1",
     }
-    proc = start_haflow("standalone", "--port", str(port), env=env, log=tmp_path / "standalone.log")
-    base = f"http://127.0.0.1:{port}"
+    web = start_haflow("standalone", "--port", str(port), env=env, log=tmp_path / "standalone.log")
+    cfg = tmp_path / "haproxy.cfg"
+    cfg.write_text(_haproxy_cfg(port, tls, plain, stats))
+    lb_env = {
+        **os.environ,
+        "HAFLOW_TLS_PEM": str(secrets / "tls.pem"),
+        "HAFLOW_HTTPS_PORT": str(tls),
+    }
+    lb = launch([haproxy, "-f", str(cfg)], lb_env, tmp_path / "haproxy.log")
+    base = f"https://127.0.0.1:{tls}"
     try:
-        wait_for("standalone's /health", lambda: _ok(base), timeout=60)
+        wait_for("/ready through haproxy", lambda: _ok(base, secrets / "tls.pem"), timeout=60)
         password = (tmp_path / "standalone_admin_password.txt").read_text().strip()
-        yield base, password
+        yield Site(base, password, secrets / "tls.pem", f"http://127.0.0.1:{plain}")
     finally:
-        stop_group(proc, 30)
+        stop_group(lb, 10)
+        stop_group(web, 30)
 
 
-def _ok(base: str) -> bool:
+def _ok(base: str, pem: Path) -> bool:
     try:
-        return _get(base + "/health")[0] == 200
+        return _get(base + "/ready", pem)[0] == 200
     except OSError:
         return False
 
 
-def test_a_user_drives_a_dag_through_the_ui(standalone: tuple[str, str]) -> None:
+def test_the_site_is_https_only_with_the_generated_certificate(site: Site) -> None:
+    status, headers = _get(site.base + "/login", site.pem)  # verified against the PEM
+    assert status == 200
+    assert headers["Strict-Transport-Security"].startswith("max-age=")  # header names: any case
+    assert "unsafe-inline" not in headers["Content-Security-Policy"]
+    # plain HTTP is answered by a redirect to HTTPS, on the port clients use
+    plain = urllib.request.build_opener(_NoRedirect)
+    with pytest.raises(urllib.error.HTTPError) as redirect:
+        plain.open(site.plain + "/login", timeout=3)
+    redirect.value.close()
+    assert redirect.value.code == 301
+    assert redirect.value.headers["Location"] == site.base + "/login"
+    # a forwarded host or scheme sent by a client is not believed
+    forged = {"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "http"}
+    status, headers = _get(site.base + "/", site.pem, forged)
+    assert status == 302 and "evil.example" not in headers["Location"]
+    assert not headers["Location"].startswith("http:")
+
+
+def test_a_user_drives_a_dag_through_the_ui(site: Site) -> None:
     from playwright.sync_api import expect, sync_playwright
 
-    base, password = standalone
+    base, password = site.base, site.password
     shots = ARTIFACTS / "browser"
     shots.mkdir(parents=True, exist_ok=True)
+    trust = f"--ignore-certificate-errors-spki-list={_spki_sha256(site.pem)}"
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, trust])
         page = browser.new_page(viewport={"width": 1366, "height": 800})
         page.set_default_timeout(20_000)
         try:
@@ -100,6 +193,8 @@ def test_a_user_drives_a_dag_through_the_ui(standalone: tuple[str, str]) -> None
             page.fill("input[name=username]", "admin")
             page.fill("input[name=password]", password)
             page.click("button[type=submit]")
+            (cookie,) = [c for c in page.context.cookies() if c["name"] == "haflow_session"]
+            assert cookie["secure"] and cookie["httpOnly"]
             row = page.locator('tr[data-dag="browser_dag"]')
             expect(row).to_be_visible()
             page.screenshot(path=str(shots / "1-dags.png"), full_page=True)
@@ -128,7 +223,8 @@ def test_a_user_drives_a_dag_through_the_ui(standalone: tuple[str, str]) -> None
             page.screenshot(path=str(shots / "4-task-log.png"), full_page=True)
 
             page.click("header >> text=Cluster")
-            leader = _get(base + "/health")[1]["leader"]
+            # /health names the leader to a logged-in session only
+            leader = page.evaluate("() => fetch('/health').then(r => r.json())")["leader"]
             assert leader
             expect(page.locator('[data-testid="leader-name"]')).to_have_text(leader)
             page.screenshot(path=str(shots / "5-cluster.png"), full_page=True)

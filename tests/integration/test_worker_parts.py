@@ -1,8 +1,8 @@
-"""A Celery worker daemon whose background part dies stops, naming the part, instead of
-limping on: a real `haflow worker` (Celery on Redis, a real metastore), its metrics listener
-shut down inside it once the worker is ready. The worker's own loop is Celery's, so its parts
-are watched by `haflow.service.Watchdog`, which stops the worker (warm shutdown) and makes it
-exit non-zero with a line naming the part."""
+"""A real `haflow worker` (Celery on Redis, a real metastore): it answers no remote control
+command unless told to, and when a background part dies it stops, naming the part, instead of
+limping on (its metrics listener shut down inside it once the worker is ready). The worker's
+own loop is Celery's, so its parts are watched by `haflow.service.Watchdog`, which stops the
+worker (warm shutdown) and makes it exit non-zero with a line naming the part."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemons import launch, stop_group
+from tests.daemons import launch, start_haflow, stop_group
 from tests.ports import free_port
+from tests.waiting import wait_for
 
 # Runs the real `haflow worker` command; the only addition is a thread that, once the worker's
 # watchdog runs, shuts the metrics listener down as if it had crashed.
@@ -88,3 +89,35 @@ def test_a_dead_metrics_listener_stops_the_celery_worker(db_url: str, tmp_path: 
     assert "test: shutting down metrics listener" in out, out
     assert rc != 0, out
     assert "metrics listener" in out and "died" in out, out
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("remote_control", [False, True], ids=["default", "turned-on"])
+def test_a_worker_answers_remote_control_only_when_told(
+    db_url: str, tmp_path: Path, remote_control: bool
+) -> None:
+    """Anyone who can publish to the broker could otherwise shut every worker down."""
+    from haflow.config import load_settings
+    from haflow.worker.celery_app import make_app
+
+    broker = "redis://127.0.0.1:6379/9"
+    _redis(broker)
+    (tmp_path / "dags").mkdir()
+    env = {
+        **os.environ,
+        "HAFLOW_HOME": str(tmp_path),
+        "HAFLOW__CORE__SQL_ALCHEMY_CONN": db_url,
+        "HAFLOW__CORE__EXECUTOR": "celery",
+        "HAFLOW__CELERY__BROKER_URL": broker,
+        "HAFLOW__CELERY__REMOTE_CONTROL": str(remote_control).lower(),
+    }
+    log = tmp_path / "worker.log"
+    proc = start_haflow("worker", "-c", "1", "-n", "rc-worker", "--allow-root", env=env, log=log)
+    app = make_app(load_settings(home=tmp_path, environ=env))
+    try:
+        wait_for("the worker to be ready", lambda: "ready." in log.read_text(), timeout=60)
+        replies = app.control.ping(timeout=2.0)
+        assert bool(replies) is remote_control, (replies, log.read_text())
+    finally:
+        app.close()
+        stop_group(proc)

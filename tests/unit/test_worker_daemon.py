@@ -42,6 +42,7 @@ def test_safe_celery_settings(tmp_path: Path) -> None:
     assert conf["accept_content"] == ["json"] and conf["task_serializer"] == "json"
     assert conf["broker_transport_options"] == {"confirm_publish": True}
     assert conf["result_backend"] is None
+    assert conf["worker_enable_remote_control"] is False  # [celery] remote_control, off
     redis = broker_settings(settings(tmp_path, "redis://127.0.0.1:6379/0"))
     assert redis["broker_transport_options"] == {"visibility_timeout": 7200.0}
 
