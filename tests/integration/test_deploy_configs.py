@@ -114,7 +114,8 @@ def test_compose_serves_https_and_guards_zookeeper_and_sessions(compose: dict[st
     lb = services["haproxy"]
     assert [s if isinstance(s, str) else s["source"] for s in lb["secrets"]] == ["tls_pem"]
     assert lb["environment"]["HAFLOW_TLS_PEM"] == "/run/secrets/tls_pem"
-    assert any(str(p).endswith(":8443") for p in lb["ports"]), lb["ports"]
+    published = [p["target"] if isinstance(p, dict) else str(p) for p in lb["ports"]]
+    assert 8443 in published, lb["ports"]
     for name in HAFLOW_SERVICES:
         env = services[name]["environment"]
         assert env["HAFLOW__ELECTION__ZK_AUTH_SECRET"] == "/run/secrets/zk_auth", name
