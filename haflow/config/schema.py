@@ -155,10 +155,12 @@ SCHEMA: tuple[SettingSpec, ...] = (
     SettingSpec("celery", "publish_timeout", "float", "10",
                 "Seconds a publish (with broker confirmation) may take before it counts as "
                 "failed; the attempt is then published again later.", positive=True),
-    SettingSpec("celery", "remote_control", "bool", "false",
-                "Whether workers answer Celery's remote control commands (inspect, shutdown, "
-                "rate limits) sent over the broker; off: anyone who can publish to the broker "
-                "could stop every worker."),
+    SettingSpec("celery", "remote_control", "choice", "auto",
+                "Whether workers answer Celery's remote control commands (inspect, shutdown) "
+                "sent over the broker, which anyone who can publish to it may send. auto: off "
+                "with RabbitMQ; on with Redis, whose workers stop consuming after a broker "
+                "restart without it (kombu's Redis transport; measured).",
+                choices=("auto", "on", "off")),
     SettingSpec("webserver", "secret_key", "str", "", "Key signing web session cookies.",
                 sensitive=True),
     SettingSpec("webserver", "port", "int", "8080", "TCP port of the web server.",

@@ -111,7 +111,7 @@ class CelerySettings:
     default_queue: str
     visibility_timeout: float
     publish_timeout: float
-    remote_control: bool
+    remote_control: Literal["auto", "on", "off"]
 
 
 @dataclass(frozen=True)

@@ -42,9 +42,11 @@ def test_safe_celery_settings(tmp_path: Path) -> None:
     assert conf["accept_content"] == ["json"] and conf["task_serializer"] == "json"
     assert conf["broker_transport_options"] == {"confirm_publish": True}
     assert conf["result_backend"] is None
-    assert conf["worker_enable_remote_control"] is False  # [celery] remote_control, off
+    # [celery] remote_control = auto: off with RabbitMQ, on with Redis (see remote_control)
+    assert conf["worker_enable_remote_control"] is False
     redis = broker_settings(settings(tmp_path, "redis://127.0.0.1:6379/0"))
     assert redis["broker_transport_options"] == {"visibility_timeout": 7200.0}
+    assert redis["worker_enable_remote_control"] is True
 
 
 def test_missing_broker_url_is_a_clear_error(tmp_path: Path) -> None:
