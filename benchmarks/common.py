@@ -6,6 +6,8 @@ from __future__ import annotations
 import statistics
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,7 +24,16 @@ sys.path.insert(0, str(ROOT))  # the benchmarks run as scripts from a source che
 from tests.daemons import start_haflow, stop_group  # noqa: E402
 from tests.zkensemble import ZkEnsemble  # noqa: E402
 
-__all__ = ["ROOT", "ZkEnsemble", "ensure_services", "fresh_postgres", "start_haflow", "stop_group"]
+__all__ = [
+    "ROOT",
+    "ZkEnsemble",
+    "commit_rate",
+    "commits_so_far",
+    "ensure_services",
+    "fresh_postgres",
+    "start_haflow",
+    "stop_group",
+]
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
@@ -51,6 +62,51 @@ def fresh_postgres(prefix: str, *, migrated: bool = True) -> Iterator[str]:
         with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         admin.dispose()
+
+
+def commit_rate(url: str, seconds: float = 2.0, clients: int = 4) -> float:
+    """The database's own limit, measured in the run that compares with it: single-row INSERT
+    commits per second from `clients` threads through the same driver and pool haflow uses
+    (like `pgbench -N -c 4`, on a table of its own, dropped afterwards)."""
+    engine = create_engine(url, pool_size=clients)
+    table = f"bench_commit_{uuid.uuid4().hex[:8]}"
+    with engine.begin() as conn:
+        conn.execute(text(f"CREATE TABLE {table} (v INTEGER)"))
+    counts = [0] * clients
+    stop = time.monotonic() + seconds
+
+    def loop(k: int) -> None:
+        while time.monotonic() < stop:
+            with engine.begin() as conn:
+                conn.execute(text(f"INSERT INTO {table} (v) VALUES (:v)"), {"v": counts[k]})
+            counts[k] += 1
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=loop, args=(k,)) for k in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    took = time.monotonic() - started
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP TABLE {table}"))
+    engine.dispose()
+    return sum(counts) / took
+
+
+def commits_so_far(url: str) -> int | None:
+    """Transactions committed in the database of `url` (PostgreSQL's statistics, flushed
+    within a second); None where the database keeps no such count (SQLite)."""
+    if not url.startswith("postgresql"):
+        return None
+    time.sleep(1.2)  # PostgreSQL 15 flushes a backend's counters at most once a second
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        n = conn.execute(
+            text("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+        ).scalar_one()
+    engine.dispose()
+    return int(n)
 
 
 def summary(values: list[float]) -> dict[str, float]:

@@ -10,8 +10,11 @@ Redis or RabbitMQ), against a fresh database, one configuration per column:
 (1) one run of a DAG of N no-op Python tasks fanned out from one root (N=1000, --quick 200):
 wall time from the run's creation to its end, and tasks/s; (2) one run of a chain of M no-op
 tasks (M=50, --quick 20): per-hop latency, from one task's attempt ending to the next one's
-attempt starting, p50 / p95. Prints a table next to Apache Airflow 3.3.2's reference figures
-and, with --json, one JSON object as the last line.
+attempt starting, p50 / p95. Before each column it measures the database's own limit in the
+same run (single-row commits per second, 4 clients, through the same driver), and reports the
+fan-out's commits per task (PostgreSQL's counter, every process of the run included) and the
+share of that limit the fan-out used. Prints a table next to Apache Airflow 3.3.2's reference
+figures and, with --json, one JSON object as the last line.
 """
 
 from __future__ import annotations
@@ -28,7 +31,14 @@ import threading
 import time
 from pathlib import Path
 
-from common import ensure_services, fresh_postgres, start_haflow, stop_group
+from common import (
+    commit_rate,
+    commits_so_far,
+    ensure_services,
+    fresh_postgres,
+    start_haflow,
+    stop_group,
+)
 
 from haflow.assembly.scheduler import build_scheduler
 from haflow.config import load_settings
@@ -38,7 +48,7 @@ from haflow.metastore.migrate import migrate
 from haflow.metastore.repository import Repository
 
 AIRFLOW = {"fanout_tasks_per_s": 8.0, "chain_hop_p50_ms": 970.0}
-TARGET = {"fanout_tasks_per_s": 400.0, "chain_hop_p50_ms": 20.0}
+TARGET = {"fanout_tasks_per_s": 400.0, "chain_hop_p50_ms": 20.0, "fanout_commits_per_task": 3.0}
 
 DAGS = """
 from datetime import datetime
@@ -93,7 +103,14 @@ def measure(config: str, fanout: int, chain: int, parallelism: int) -> dict[str,
             if executor == "celery":
                 env["HAFLOW__CORE__EXECUTOR"] = "celery"
                 env["HAFLOW__CELERY__BROKER_URL"] = BROKERS[rest]
-            return _measure(tmp, env, fanout, chain, parallelism)
+            limit = commit_rate(url)
+            figures = _measure(tmp, env, fanout, chain, parallelism)
+            figures["db_commits_per_s"] = round(limit, 1)
+            per_task = figures.get("fanout_commits_per_task")
+            if per_task is not None:
+                used = figures["fanout_tasks_per_s"] * per_task / limit
+                figures["fanout_share_of_db_limit"] = round(used, 3)
+            return figures
 
 
 BROKERS = {"redis": "redis://127.0.0.1:6379/9", "rabbitmq": "amqp://guest:guest@127.0.0.1:5672//"}
@@ -128,11 +145,18 @@ def _measure(
         # warm up: every pool process imports haflow and parses the DAG file before timing
         repo.runs.trigger("bench_warmup", {}, utcnow(), run_id="warmup")
         wait_run(repo, "bench_warmup", "warmup", 120)
+        url = env["HAFLOW__CORE__SQL_ALCHEMY_CONN"]
+        before = commits_so_far(url)
         repo.runs.trigger("bench_fanout", {}, utcnow(), run_id="fanout")
         wait_run(repo, "bench_fanout", "fanout", 600)
+        after = commits_so_far(url)
         repo.runs.trigger("bench_chain", {}, utcnow(), run_id="chain")
         wait_run(repo, "bench_chain", "chain", 600)
-        return _figures(repo, fanout)
+        figures = _figures(repo, fanout)
+        if before is not None and after is not None:
+            # the flush wait before the second reading is idle time: commits, not seconds
+            figures["fanout_commits_per_task"] = round((after - before) / (fanout + 1), 2)
+        return figures
     finally:
         service.stop_requested.set()
         thread.join(60)
@@ -206,9 +230,12 @@ def main() -> None:
 
 def print_table(results: dict[str, dict[str, float]]) -> None:
     metrics = [
+        "db_commits_per_s",
         "fanout_tasks",
         "fanout_seconds",
         "fanout_tasks_per_s",
+        "fanout_commits_per_task",
+        "fanout_share_of_db_limit",
         "chain_hop_p50_ms",
         "chain_hop_p95_ms",
     ]
