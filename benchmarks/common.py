@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the benchmarks run as scripts from a source checkout
 
 from tests.daemons import start_haflow, stop_group  # noqa: E402
+from tests.ports import free_ports  # noqa: E402
 from tests.zkensemble import ZkEnsemble  # noqa: E402
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "commit_rate",
     "commits_so_far",
     "ensure_services",
+    "free_ports",
     "fresh_postgres",
     "start_haflow",
     "stop_group",
