@@ -1,6 +1,7 @@
 """How the scheduler's cost grows with DAGs and active task instances, and what idle daemons cost.
 
     python benchmarks/scale.py [--sizes 100,1000] [--tasks 10] [--window 30] [--json]
+        [--profile]     # samples the leader with py-spy (`pip install py-spy`)
 
 For each size N: N DAGs on cron schedules (`*/5 * * * *`, ten to a file), each of `--tasks`
 independent no-op tasks, on a fresh PostgreSQL database. Two real `haflow scheduler`
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -283,6 +285,8 @@ def main() -> None:
         help="sample the leader with py-spy during the window; print its hot spots",
     )
     args = ap.parse_args()
+    if args.profile and shutil.which("py-spy") is None:
+        raise SystemExit("--profile needs py-spy on PATH: `.venv/bin/pip install py-spy`")
     ensure_services()
     results = {}
     for n in (int(x) for x in args.sizes.split(",")):
