@@ -153,6 +153,21 @@ def hot_spots(collapsed: Path, top: int = 12) -> list[tuple[str, float]]:
     return [(k, round(v / max(samples, 1), 3)) for k, v in ranked]
 
 
+def leaf_spots(collapsed: Path, top: int = 12) -> list[tuple[str, float]]:
+    """From py-spy's collapsed stacks: the innermost frames by share of the samples."""
+    totals: dict[str, int] = {}
+    samples = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        samples += int(n)
+        leaf = stack.split(";")[-1]
+        name, _, where = leaf.partition(" (")
+        key = f"{name} ({where.rsplit('/', 1)[-1].split(':')[0]}"
+        totals[key] = totals.get(key, 0) + int(n)
+    ranked = sorted(totals.items(), key=lambda kv: -kv[1])[:top]
+    return [(k, round(v / max(samples, 1), 3)) for k, v in ranked]
+
+
 def measure(
     n_dags: int, tasks: int, window_s: float, profile: Path | None = None
 ) -> dict[str, float]:
@@ -296,6 +311,9 @@ def main() -> None:
         if profile is not None and profile.exists():
             print(f"leader's hot spots with {n} DAGs (share of samples, inclusive):")
             for name, share in hot_spots(profile):
+                print(f"  {share:6.1%}  {name}")
+            print("innermost frames (self time):")
+            for name, share in leaf_spots(profile):
                 print(f"  {share:6.1%}  {name}")
     keys = list(next(iter(results.values())))
     print(f"{'DAGs':<30}" + "".join(f"{c:>12}" for c in results))
