@@ -14,7 +14,6 @@ from haflow.dag.loader import DagCache
 from haflow.dag.schedule import parse_schedule
 from haflow.metastore.records import DagRow
 from haflow.worker.dryrun import parse_conf, test_dag
-from haflow.worker.taskenv import parse_allowlist
 
 
 @click.group()
@@ -133,9 +132,7 @@ def list_import_errors(ctx: CliContext, output: str) -> None:
 def test(ctx: CliContext, dag_id: str, conf: str | None) -> None:
     """Run every task of DAG_ID here, in order, without recording anything."""
     dag = DagCache(ctx.settings.core.dags_folder).get(dag_id)
-    states = test_dag(
-        dag, parse_conf(conf), click.echo, parse_allowlist(ctx.settings.worker.task_env_allowlist)
-    )
+    states = test_dag(dag, parse_conf(conf), click.echo, ctx.settings.worker.task_env)
     emit(
         [{"task_id": t, "state": s.value} for t, s in states.items()], ["task_id", "state"], "table"
     )

@@ -13,7 +13,6 @@ from haflow.dag.loader import DagCache
 from haflow.errors import NotFound
 from haflow.worker.dryrun import parse_conf, test_task
 from haflow.worker.process import Outcome
-from haflow.worker.taskenv import parse_allowlist
 
 
 @click.group()
@@ -112,7 +111,7 @@ def test(ctx: CliContext, dag_id: str, task_id: str, conf: str | None) -> None:
             task,
             parse_conf(conf),
             click.echo,
-            parse_allowlist(ctx.settings.worker.task_env_allowlist),
+            ctx.settings.worker.task_env,
         )
         is not Outcome.SUCCESS
     ):

@@ -21,11 +21,15 @@ HOME_PLACEHOLDER = "{HAFLOW_HOME}"
 """Stands for the haflow home folder in values and defaults."""
 
 SECRET_SUFFIXES = ("_cmd", "_secret")
-MIN_SECRET_KEY_BYTES = 32  # [webserver] secret_key, outside `haflow standalone`
+"""Key suffixes that fetch a sensitive value from a command's output or a file's content."""
+
+MIN_SECRET_KEY_BYTES = 32
+"""The shortest `[webserver] secret_key` a webserver accepts (`haflow standalone` excepted)."""
+
 DEFAULT_TASK_ENV = (
     "PATH HOME USER LOGNAME SHELL TERM LANG LANGUAGE LC_* TZ TMPDIR TEMP TMP PYTHONPATH VIRTUAL_ENV"
 )
-"""Key suffixes that fetch a sensitive value from a command's output or a file's content."""
+"""The worker's environment variables a task sees by default (`[worker] task_env_allowlist`)."""
 
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})

@@ -6,13 +6,14 @@ row of `SCHEMA`; sensitive values are left out of `repr` and masked by `as_dict`
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from haflow.config.schema import SCHEMA, SECTIONS, coerce, lookup
+from haflow.config.schema import MIN_SECRET_KEY_BYTES, SCHEMA, SECTIONS, coerce, lookup
 from haflow.errors import ConfigError
 
 ExecutorName = Literal["local", "celery"]
@@ -71,6 +72,11 @@ class WorkerSettings:
     reclaim_consumes_retry: bool
     task_env_allowlist: str
 
+    @property
+    def task_env(self) -> tuple[str, ...]:
+        """`task_env_allowlist` as names or shell-style patterns (blanks or commas between)."""
+        return env_patterns(self.task_env_allowlist)
+
     def __post_init__(self) -> None:
         if self.self_fence_margin >= self.timeout:
             raise ConfigError(
@@ -112,6 +118,29 @@ class CelerySettings:
     visibility_timeout: float
     publish_timeout: float
     remote_control: Literal["auto", "on", "off"]
+
+
+def env_patterns(text: str) -> tuple[str, ...]:
+    return tuple(p for p in re.split(r"[\s,]+", text) if p)
+
+
+MAKE_SECRET_KEY = "`python -c 'import secrets; print(secrets.token_hex(32))'`"
+
+
+def secret_key_problem(key: str, min_bytes: int = MIN_SECRET_KEY_BYTES) -> str | None:
+    """What is wrong with `key` as a `[webserver] secret_key`, or None: the one wording of the
+    webserver's refusal and of `haflow doctor`'s finding."""
+    if not key:
+        return (
+            "[webserver] secret_key is empty: set one shared secret for every webserver of "
+            f"the cluster (e.g. {MAKE_SECRET_KEY})"
+        )
+    if len(key.encode("utf-8")) < min_bytes:
+        return (
+            f"[webserver] secret_key is shorter than {min_bytes} bytes: anyone who guesses it "
+            f"can forge an Admin session; make a long one with {MAKE_SECRET_KEY}"
+        )
+    return None
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
 from haflow.config import Settings
-from haflow.config.schema import MIN_SECRET_KEY_BYTES
+from haflow.config.settings import secret_key_problem
 from haflow.doctor.probe import Finding, Problem, is_loopback, tcp
 from haflow.errors import HaflowError
 from haflow.metastore.engine import create_engine, normalize_url
@@ -369,17 +369,11 @@ def check_security(settings: Settings, allow_root: bool) -> list[Check]:
 
 def _secret_key_finding(key: str) -> Finding:
     """Only webservers need `[webserver] secret_key` (it signs every session): a worker
-    without one is as it should be; a short one is refused."""
+    without one is as it should be; a short one is what a webserver refuses."""
     if not key:
         return Finding(Problem.OK, "not set: this node cannot serve the web UI (right on a worker)")
-    if len(key.encode("utf-8")) < MIN_SECRET_KEY_BYTES:
-        return Finding(
-            Problem.SECURITY,
-            f"[webserver] secret_key is shorter than {MIN_SECRET_KEY_BYTES} bytes: anyone who "
-            "guesses it can forge an Admin session; make one with "
-            "`python -c 'import secrets; print(secrets.token_hex(32))'`",
-        )
-    return Finding(Problem.OK, "set")
+    problem = secret_key_problem(key)
+    return Finding(Problem.SECURITY, problem) if problem else Finding(Problem.OK, "set")
 
 
 def run_checks(

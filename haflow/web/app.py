@@ -13,6 +13,7 @@ from werkzeug.wrappers import Response
 
 from haflow.config import Settings
 from haflow.config.schema import MIN_SECRET_KEY_BYTES
+from haflow.config.settings import secret_key_problem
 from haflow.core.clock import Clock, utcnow
 from haflow.errors import (
     BackendUnavailable,
@@ -52,17 +53,9 @@ def create_app(
     before the auth guard (the assembly passes the metrics' one: request timing and the
     /metrics endpoint)."""
     key = settings.webserver.secret_key
-    make_one = "`python -c 'import secrets; print(secrets.token_hex(32))'`"
-    if not key:
-        raise ConfigError(
-            "[webserver] secret_key is empty: set one shared secret for every webserver of "
-            f"the cluster (e.g. {make_one})"
-        )
-    if len(key.encode("utf-8")) < min_key_bytes:
-        raise ConfigError(
-            f"[webserver] secret_key is shorter than {min_key_bytes} bytes: anyone who guesses "
-            f"it can forge an Admin session; make a long one with {make_one}"
-        )
+    problem = secret_key_problem(key, min_key_bytes)
+    if problem:
+        raise ConfigError(problem)
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=key,

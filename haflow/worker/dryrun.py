@@ -16,15 +16,16 @@ from haflow.errors import HaflowError, InvalidRequest
 from haflow.metastore.records import ClaimedAttempt
 from haflow.worker.process import LogSink, Outcome, spawn_bash, spawn_python, supervise
 from haflow.worker.runner import context_env, python_call
-from haflow.worker.taskenv import parse_allowlist, task_environ
+from haflow.worker.taskenv import become_task, task_environ
 
 Printer = Callable[[str], None]
 
 
 def test_task(
-    task: BaseTask, conf: Mapping[str, Any], echo: Printer, allow: Sequence[str] = ()
+    task: BaseTask, conf: Mapping[str, Any], echo: Printer, allow: Sequence[str]
 ) -> Outcome:
-    """Run one task here, now, as a worker would (the same environment allow-list)."""
+    """Run one task here, now, as a worker would: the environment is built from the same
+    allow-list (`allow`, `[worker] task_env_allowlist`), for bash and Python tasks alike."""
     now = datetime.now(UTC)
     claimed = ClaimedAttempt(
         0,
@@ -36,13 +37,17 @@ def test_task(
         _timeout(task),
         dict(conf),
     )
+    context = context_env(claimed)
     if isinstance(task, BashTask):
-        pid, fd = spawn_bash(
-            task.bash_command,
-            task_environ(os.environ, allow or parse_allowlist(), context_env(claimed), task.env),
-        )
+        pid, fd = spawn_bash(task.bash_command, task_environ(os.environ, allow, context, task.env))
     elif isinstance(task, PythonTask):
-        pid, fd = spawn_python(python_call(task, claimed))
+        call = python_call(task, claimed)
+
+        def child() -> object:
+            become_task(allow, context)
+            return call()
+
+        pid, fd = spawn_python(child)
     else:
         raise HaflowError(f"task {task.task_id!r} has unsupported kind {type(task).__name__}")
     sink = LogSink(1 << 30)
@@ -60,7 +65,7 @@ def test_task(
 
 
 def test_dag(
-    dag: DAG, conf: Mapping[str, Any], echo: Printer, allow: Sequence[str] = ()
+    dag: DAG, conf: Mapping[str, Any], echo: Printer, allow: Sequence[str]
 ) -> dict[str, TaskState]:
     """Run every task once in dependency order, honouring trigger rules; no retries."""
     states: dict[str, TaskState] = {}

@@ -22,11 +22,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
 from haflow.config import Settings
+from haflow.config.schema import DEFAULT_TASK_ENV
+from haflow.config.settings import env_patterns
 from haflow.core.attempt_end import DEFAULT_POLICY, Ending, EndPolicy
 from haflow.core.clock import Clock, utcnow
 from haflow.dag.loader import importable, load_dag_file
@@ -36,7 +38,7 @@ from haflow.metastore.records import AttemptRef, ClaimedAttempt
 from haflow.metastore.repository import Repository
 from haflow.worker.listener import NO_LISTENER, AttemptListener
 from haflow.worker.process import LogSink, Outcome, Result, spawn_python, supervise
-from haflow.worker.taskenv import parse_allowlist, task_environ
+from haflow.worker.taskenv import become_task
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +57,7 @@ class RunnerConfig:
     self_fence_margin: float = 2.0
     max_log_bytes: int = 1 << 20
     end_policy: EndPolicy = DEFAULT_POLICY
-    task_env: tuple[str, ...] = field(default_factory=parse_allowlist)  # patterns a task sees
+    task_env: tuple[str, ...] = env_patterns(DEFAULT_TASK_ENV)  # what a task sees of ours
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RunnerConfig:
@@ -66,7 +68,7 @@ class RunnerConfig:
             self_fence_margin=w.self_fence_margin,
             max_log_bytes=w.max_log_bytes,
             end_policy=EndPolicy(w.max_losses, w.reclaim_consumes_retry),
-            task_env=parse_allowlist(w.task_env_allowlist),
+            task_env=w.task_env,
         )
 
     @property
@@ -237,16 +239,12 @@ class _Watch:
             self.last_ok = sent
 
 
-def run_from_file(
-    c: ClaimedAttempt, folder: Path, worker_id: str, allow: Sequence[str] = ()
-) -> object:
+def run_from_file(c: ClaimedAttempt, folder: Path, worker_id: str, allow: Sequence[str]) -> object:
     """The attempt's child: trade the worker's environment for the task's (the `allow`ed
     variables and haflow's context; `haflow.worker.taskenv`), import the DAG's own file, then
     run the task (bash replaces this process). A file that cannot be loaded fails the attempt
     with the reason in its log."""
-    env = task_environ(os.environ, allow or parse_allowlist(), context_env(c, worker_id))
-    os.environ.clear()
-    os.environ.update(env)
+    env = become_task(allow, context_env(c, worker_id))
     task = load_task(c, folder)
     if isinstance(task, BashTask):
         sys.stdout.flush()

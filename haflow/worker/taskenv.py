@@ -11,17 +11,10 @@ variables whose names match `[worker] task_env_allowlist` (shell-style patterns 
 from __future__ import annotations
 
 import fnmatch
-import re
+import os
 from collections.abc import Mapping, Sequence
 
-from haflow.config.schema import DEFAULT_TASK_ENV
-
 NEVER = ("HAFLOW__*", "PROMETHEUS_MULTIPROC_DIR")
-
-
-def parse_allowlist(text: str = DEFAULT_TASK_ENV) -> tuple[str, ...]:
-    """Names or shell-style patterns, separated by commas or blanks."""
-    return tuple(p for p in re.split(r"[\s,]+", text) if p)
 
 
 def allowed(environ: Mapping[str, str], patterns: Sequence[str]) -> dict[str, str]:
@@ -43,3 +36,13 @@ def task_environ(
     """A task's whole environment: the allowed part of `environ`, haflow's `context`, then the
     task's `own` variables (which win)."""
     return {**allowed(environ, patterns), **context, **(own or {})}
+
+
+def become_task(patterns: Sequence[str], context: Mapping[str, str]) -> dict[str, str]:
+    """In a task's own process, before any of its code runs: trade this process's environment
+    for the task's (`task_environ` without the task's own variables, which bash is given at
+    exec); returns it."""
+    env = task_environ(os.environ, patterns, context)
+    os.environ.clear()
+    os.environ.update(env)
+    return env

@@ -490,3 +490,18 @@ def test_worker_margins_keep_the_reclaim_after_the_self_fence(tmp_path: Path) ->
     assert s.worker.reclaim_margin_s == 0.5  # the default 1 s, capped at the margin
     with pytest.raises(ConfigError, match=r"self_fence_margin \(2\) < timeout \(2\)"):
         load_settings(home=tmp_path, environ={**env, "HAFLOW__WORKER__SELF_FENCE_MARGIN": "2"})
+
+
+def test_task_env_allowlist_takes_blanks_or_commas(tmp_path: Path) -> None:
+    environ = {"HAFLOW__WORKER__TASK_ENV_ALLOWLIST": "PATH, LC_*\n  AWS_PROFILE,,"}
+    assert load(tmp_path, environ).worker.task_env == ("PATH", "LC_*", "AWS_PROFILE")
+    assert "PATH" in load(tmp_path, {}).worker.task_env  # the default
+
+
+def test_a_short_or_empty_secret_key_is_named_once_for_webserver_and_doctor() -> None:
+    from haflow.config.settings import secret_key_problem
+
+    assert "is empty" in (secret_key_problem("") or "")
+    assert "shorter than 32 bytes" in (secret_key_problem("k" * 31) or "")
+    assert secret_key_problem("k" * 32) is None
+    assert secret_key_problem("k", min_bytes=1) is None

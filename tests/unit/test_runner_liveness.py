@@ -7,6 +7,7 @@ log, and no other file of the folder is imported."""
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 
 from haflow.core.attempt_end import Ending
 from haflow.metastore.records import AttemptRef
+from haflow.worker.process import Outcome
 from haflow.worker.runner import AttemptRunner, RunnerConfig, locate
 from tests.fakes import Clock, FakeAttemptRepo
 
@@ -182,3 +184,32 @@ def test_a_task_sees_the_allow_listed_environment_and_none_of_the_workers_secret
     assert env["OWN"] == "mine" and env["PATH"] == "/bin" and env["LC_TIME"] == "C"
     assert env["HAFLOW_TASK_ID"] == "b"
     assert not [k for k in env if k.startswith("HAFLOW__") or k == "AWS_SECRET_ACCESS_KEY"]
+
+
+def test_tasks_test_builds_the_same_environment_for_bash_and_python_tasks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`haflow tasks test` runs a task here, as a worker would: the same allow-list, for a
+    Python task (its forked child trades its environment) as for a bash one."""
+    from haflow.dag.loader import load_dag_file
+    from haflow.worker.dryrun import test_task
+
+    monkeypatch.setenv("HAFLOW__CORE__SQL_ALCHEMY_CONN", "postgresql://haflow:s3cret@db/haflow")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "operator-only")
+    monkeypatch.setenv("LC_TIME", "C")
+    marker = tmp_path / "ran"
+    (tmp_path / "d.py").write_text(ENV_DAG.format(marker=str(marker)))
+    (dag,), error = load_dag_file(str(tmp_path / "d.py"))
+    assert error is None
+    allow = ("PATH", "LC_*", "HAFLOW__*")
+    out: list[str] = []
+    assert test_task(dag.tasks["t"], {}, out.append, allow) is Outcome.SUCCESS
+    assert test_task(dag.tasks["b"], {}, out.append, allow) is Outcome.SUCCESS
+    seen = json.loads(marker.read_text())
+    text = Path(f"{marker}.bash").read_text()
+    bash = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+    for env in (seen, bash):
+        assert env["LC_TIME"] == "C" and env["HAFLOW_ATTEMPT"] == "1"
+        assert not [k for k in env if k.startswith("HAFLOW__") or k == "AWS_SECRET_ACCESS_KEY"]
+    assert bash["OWN"] == "mine"
+    assert os.environ["AWS_SECRET_ACCESS_KEY"] == "operator-only"  # this process keeps its own
