@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT))  # the benchmarks run as scripts from a source che
 
 from tests.daemons import start_haflow, stop_group  # noqa: E402
 from tests.ports import free_ports  # noqa: E402
+from tests.waiting import wait_for  # noqa: E402
 from tests.zkensemble import ZkEnsemble  # noqa: E402
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "fresh_postgres",
     "start_haflow",
     "stop_group",
+    "wait_for",
 ]
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 

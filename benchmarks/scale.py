@@ -31,7 +31,14 @@ import time
 import urllib.request
 from pathlib import Path
 
-from common import ensure_services, free_ports, fresh_postgres, start_haflow, stop_group
+from common import (
+    ensure_services,
+    free_ports,
+    fresh_postgres,
+    start_haflow,
+    stop_group,
+    wait_for,
+)
 from sqlalchemy import text
 
 from haflow.core.clock import utcnow
@@ -123,49 +130,36 @@ def quantile_bound(before: dict[str, float], after: dict[str, float], q: float) 
     return float("inf")
 
 
-def wait(what: str, check, limit_s: float):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise SystemExit(f"timed out after {limit_s} s waiting for {what}")
+Ranking = list[tuple[str, float]]
 
 
-def hot_spots(collapsed: Path, top: int = 12) -> list[tuple[str, float]]:
-    """From py-spy's collapsed stacks: haflow and SQLAlchemy functions by inclusive share of
-    the samples (each function counted once per stack)."""
-    totals: dict[str, int] = {}
+def hot_spots(collapsed: Path, top: int = 12) -> tuple[Ranking, Ranking]:
+    """From py-spy's collapsed stacks, by share of the samples: haflow's and SQLAlchemy's
+    functions inclusive (each counted once per stack), and the innermost frames (self time)."""
+    inclusive: dict[str, int] = {}
+    innermost: dict[str, int] = {}
     samples = 0
     for line in collapsed.read_text().splitlines():
-        stack, _, n = line.rpartition(" ")
-        samples += int(n)
-        seen = set()
-        for frame in stack.split(";"):
-            name = frame.split(" (", 1)[0]
-            where = frame.split(" (", 1)[-1]
-            if ("haflow/" in where or "sqlalchemy/" in where) and name not in seen:
-                seen.add(name)
-                key = f"{name} ({where.rsplit('/', 1)[-1].split(':')[0]})"
-                totals[key] = totals.get(key, 0) + int(n)
-    ranked = sorted(totals.items(), key=lambda kv: -kv[1])[:top]
-    return [(k, round(v / max(samples, 1), 3)) for k, v in ranked]
+        stack, _, count = line.rpartition(" ")
+        n = int(count)
+        samples += n
+        frames = [_frame(f) for f in stack.split(";")]
+        innermost[frames[-1][0]] = innermost.get(frames[-1][0], 0) + n
+        for key in {key for key, ours in frames if ours}:
+            inclusive[key] = inclusive.get(key, 0) + n
+
+    def ranked(totals: dict[str, int]) -> Ranking:
+        best = sorted(totals.items(), key=lambda kv: -kv[1])[:top]
+        return [(k, round(v / max(samples, 1), 3)) for k, v in best]
+
+    return ranked(inclusive), ranked(innermost)
 
 
-def leaf_spots(collapsed: Path, top: int = 12) -> list[tuple[str, float]]:
-    """From py-spy's collapsed stacks: the innermost frames by share of the samples."""
-    totals: dict[str, int] = {}
-    samples = 0
-    for line in collapsed.read_text().splitlines():
-        stack, _, n = line.rpartition(" ")
-        samples += int(n)
-        leaf = stack.split(";")[-1]
-        name, _, where = leaf.partition(" (")
-        key = f"{name} ({where.rsplit('/', 1)[-1].split(':')[0]}"
-        totals[key] = totals.get(key, 0) + int(n)
-    ranked = sorted(totals.items(), key=lambda kv: -kv[1])[:top]
-    return [(k, round(v / max(samples, 1), 3)) for k, v in ranked]
+def _frame(frame: str) -> tuple[str, bool]:
+    """("function (file.py)", whether it is haflow's or SQLAlchemy's) of one py-spy frame."""
+    name, _, where = frame.partition(" (")
+    ours = "haflow/" in where or "sqlalchemy/" in where
+    return f"{name} ({where.rsplit('/', 1)[-1].split(':')[0].rstrip(')')})", ours
 
 
 def measure(
@@ -213,8 +207,10 @@ def measure(
                 log=home / "web.log",
             )
             repo = Repository(create_engine(url), cluster="default")
-            wait("every DAG parsed", lambda: len(repo.dags.all()) == n_dags, 600)
-            leader = wait("a leader", repo.leadership.current, 60)
+            wait_for("every DAG parsed", lambda: len(repo.dags.all()) == n_dags, 600)
+            wait_for("a leader", repo.leadership.current, 60)
+            leader = repo.leadership.current()
+            assert leader is not None
             lead_pid = int(str(leader.holder).split(":")[1])
             lead, standby = ("s1", "s2") if procs["s1"].pid == lead_pid else ("s2", "s1")
             time.sleep(5)  # settle after parsing
@@ -237,7 +233,7 @@ def measure(
                     conn.commit()
                     return bool(n >= expected)
 
-                wait(f"{expected} task instances", created, 600)
+                wait_for(f"{expected} task instances", created, 600)
             time.sleep(5)
             ports = {"s1": m1, "s2": m2}
             h0 = loop_histogram(ports[lead])
@@ -310,10 +306,11 @@ def main() -> None:
         results[str(n)] = measure(n, args.tasks, args.window, profile)
         if profile is not None and profile.exists():
             print(f"leader's hot spots with {n} DAGs (share of samples, inclusive):")
-            for name, share in hot_spots(profile):
+            inclusive, innermost = hot_spots(profile)
+            for name, share in inclusive:
                 print(f"  {share:6.1%}  {name}")
             print("innermost frames (self time):")
-            for name, share in leaf_spots(profile):
+            for name, share in innermost:
                 print(f"  {share:6.1%}  {name}")
     keys = list(next(iter(results.values())))
     print(f"{'DAGs':<30}" + "".join(f"{c:>12}" for c in results))

@@ -61,11 +61,18 @@ def prepare_home(home: Path) -> Settings:
         _private_file(cfg, lambda: render_default_config(home))
         click.echo(f"wrote a default configuration to {cfg}")
     settings = load_settings(home)
-    if not settings.webserver.secret_key:
-        _name_key_file(cfg, "webserver", "secret_key", home / SECRET_KEY_FILE, _web_key)
-    if not settings.core.fernet_key:
-        _name_key_file(cfg, "core", "fernet_key", home / FERNET_KEY_FILE, _fernet_key)
-    settings = load_settings(home)
+    missing = [
+        (section, key, home / name, make)
+        for section, key, name, make in (
+            ("webserver", "secret_key", SECRET_KEY_FILE, _web_key),
+            ("core", "fernet_key", FERNET_KEY_FILE, _fernet_key),
+        )
+        if not settings.get(section, key)
+    ]
+    for section, key, path, make in missing:
+        _name_key_file(cfg, section, key, path, make)
+    if missing:
+        settings = load_settings(home)
     dags = settings.core.dags_folder
     if not dags.exists():
         dags.mkdir(parents=True)

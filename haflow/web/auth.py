@@ -157,11 +157,10 @@ def _from_session() -> Principal | None:
 def _from_header(header: str) -> Principal | Response:
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer":
-        ctx = web()
-        user = ctx.repo.users.by_token(token_digest(value.strip()), ctx.now)
-        if user is None:
+        found = _from_token(value)
+        if found is None:
             return _unauthorized("the API token is not valid (unknown, expired or revoked)")
-        return Principal(user.username, user.role, "token")
+        return found
     if scheme.lower() == "basic":
         try:
             name, _, password = base64.b64decode(value.strip()).decode("utf-8").partition(":")
@@ -180,13 +179,15 @@ def _from_header(header: str) -> Principal | Response:
 def identify() -> Principal | None:
     """Who is asking on a public endpoint, if anyone: a session or an API token (never basic
     auth, so no password is checked here); None for an anonymous request."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer":
-        ctx = web()
-        user = ctx.repo.users.by_token(token_digest(value.strip()), ctx.now)
-        return None if user is None else Principal(user.username, user.role, "token")
-    return _from_session()
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    return _from_token(value) if scheme.lower() == "bearer" else _from_session()
+
+
+def _from_token(value: str) -> Principal | None:
+    """The user of a live (neither revoked nor expired) API token."""
+    ctx = web()
+    user = ctx.repo.users.by_token(token_digest(value.strip()), ctx.now)
+    return None if user is None else Principal(user.username, user.role, "token")
 
 
 def guard() -> Response | None:

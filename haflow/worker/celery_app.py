@@ -87,7 +87,7 @@ def remote_control(settings: Settings) -> bool:
     """`[celery] remote_control`. Off is safer (a broker message can shut a worker down), but
     with Redis a worker without the remote-control channel stops consuming after the broker
     restarts (3 of 4 runs of test_broker_restart_mid_run_every_run_completes[redis] hung; 0 of
-    3 with it on), so auto keeps it on there."""
+    6 with it on), so auto keeps it on there."""
     choice = settings.celery.remote_control
     if choice == "auto":
         return settings.celery.broker_url.startswith(("redis", "rediss"))

@@ -19,7 +19,7 @@ from haflow.metastore.records import TokenRow, UserRow
 from haflow.metastore.repository._base import _Base, _pick
 
 ROLES = ("Admin", "Op", "Viewer")
-_FAILURES_KEPT = timedelta(days=1)
+_KEPT = timedelta(days=1)  # failed logins and ended sessions, for the record
 
 
 def _user(r: object) -> UserRow:
@@ -142,7 +142,8 @@ class UserQueries(_Base):
             .order_by(t.id)
         )
         if username is not None:
-            stmt = stmt.where(m.WebUser.username == self.get(username).username)
+            self.get(username)  # NotFound for an unknown user, rather than an empty list
+            stmt = stmt.where(m.WebUser.username == username)
         with self._tx() as conn:
             return [TokenRow(**_pick(r, TokenRow)) for r in conn.execute(stmt)]
 
@@ -165,8 +166,7 @@ class UserQueries(_Base):
         user = self.get(username)
         s = m.WebSession
         with self._tx() as conn:
-            conn.execute(delete(s).where(s.expires_at < now - _FAILURES_KEPT))
-            conn.execute(delete(s).where(s.ended_at < now - _FAILURES_KEPT))
+            conn.execute(delete(s).where(or_(s.expires_at < now - _KEPT, s.ended_at < now - _KEPT)))
             conn.execute(
                 insert(s).values(
                     sid_sha256=sid_sha256,
@@ -202,7 +202,7 @@ class UserQueries(_Base):
         f = m.LoginFailure
         name = username[:100]
         with self._tx() as conn:
-            conn.execute(delete(f).where(f.ts < now - _FAILURES_KEPT))
+            conn.execute(delete(f).where(f.ts < now - _KEPT))
             res = conn.execute(insert(f).values(address=address, username=name, ts=now))
             row_id = int(res.inserted_primary_key[0])  # type: ignore[index]
         with self._tx() as conn:
