@@ -42,6 +42,11 @@ class MetastoreError(HaflowError):
     """The metastore refused or failed a query for a reason other than being unreachable."""
 
 
+class ConcurrentChange(MetastoreError):
+    """Rows a transaction was conditional on had changed (another writer, or a leader's
+    snapshot gone stale); the transaction was rolled back and may be planned again."""
+
+
 class SchemaOutOfDate(MetastoreError):
     """The metastore's schema is not at the revision this haflow expects."""
 

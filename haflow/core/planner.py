@@ -50,11 +50,18 @@ def plan(
     out.start_runs.extend(runs_to_start(dags, runs))
     slots = limits.open_slots
     for run in runs:  # runs started now get their task instances when this plan is applied
+        before = _count(out)
         out.changes.extend(supervise(run, now, limits))
         dag = dags.get(run.dag_id)
         if dag is not None and run.state is RunState.RUNNING:
             slots = _advance(run, dag, now, slots, out, limits)
+        if _count(out) != before:
+            out.revisions[run.pk] = run.revision
     return out
+
+
+def _count(d: Decisions) -> int:
+    return len(d.changes) + len(d.to_queue) + len(d.republish) + len(d.finish_runs)
 
 
 def due_runs(dag: DagSpec, now: datetime) -> list[NewRun]:

@@ -65,6 +65,30 @@ class RunSnap:
     dag_id: str
     state: RunState
     tis: Mapping[str, TISnap]
+    revision: int = 0  # the run's revision when its task instances were read
+
+
+@dataclass(frozen=True)
+class RunHead:
+    """An unfinished run as listed at every tick: its revision says whether the task
+    instances the leader holds of it are still the metastore's."""
+
+    pk: int
+    dag_id: str
+    state: RunState
+    revision: int
+
+
+@dataclass(frozen=True)
+class Delta:
+    """What one read of the metastore returned to a leader that keeps its snapshot between
+    ticks: every unfinished run, the task instances of the runs read whole, and the task
+    instances read again one by one (in flight now, or asked for)."""
+
+    metastore_now: datetime
+    runs: list[RunHead]
+    whole: Mapping[int, dict[str, TISnap]]  # run pk -> every task instance of the run
+    tis: list[tuple[int, TISnap]]  # (run pk, task instance)
 
 
 @dataclass(frozen=True)
@@ -124,6 +148,9 @@ class Decisions:
     to_queue: list[tuple[int, int]] = field(default_factory=list)  # (ti_id, new attempt)
     changes: list[TIChange] = field(default_factory=list)
     republish: list[tuple[int, int]] = field(default_factory=list)  # (ti_id, attempt)
+    revisions: dict[int, int] = field(default_factory=dict)
+    """run pk -> the revision its decisions were planned from; applying them fails if a run
+    changed since (a clear), so nothing is decided on task instances no longer there."""
 
     def __bool__(self) -> bool:
         return any(

@@ -75,6 +75,9 @@ class DagRun(Base):
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     created_epoch: Mapped[int] = mapped_column(BigInteger, default=0)
+    revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Bumped by every change to the run's task instances that neither the leader nor an
+    attempt's claim or report makes (a clear): the leader reads such a run again whole."""
 
 
 class TaskInstance(Base):

@@ -8,6 +8,7 @@ snapshot was taken is never started "before" it was triggered. DAG files are par
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,10 +17,14 @@ from typing import Any
 from haflow.core.clock import Clock, utcnow
 from haflow.core.planner import Limits, RunSnap, plan
 from haflow.core.states import TaskState
+from haflow.errors import ConcurrentChange
 from haflow.executors.base import Executor
 from haflow.metastore.repository import Repository
 from haflow.scheduler.dags import DagRegistry
 from haflow.scheduler.listener import NO_LISTENER, SchedulerListener
+from haflow.scheduler.view import LeaderView
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -54,20 +59,33 @@ class SchedulingLoop:
         self.registry = registry
         self.cfg = cfg
         self.clock = clock
+        self.view = LeaderView(repo)  # the snapshot kept between ticks
 
     def tick(self, epoch: int) -> bool:
         """Run one iteration; True when it changed something (so the next one should follow)."""
+        try:
+            return self._tick(epoch)
+        except ConcurrentChange as exc:  # planned on rows that changed meanwhile: plan again
+            self.view.reset()
+            log.warning("planning again from a whole snapshot: %s", exc)
+            return True
+        except BaseException:
+            self.view.reset()  # what the failed tick wrote, or did not, is unknown
+            raise
+
+    def _tick(self, epoch: int) -> bool:
         if self.registry.changed():
             self.sync_dags(epoch)
         rows = {d.dag_id: d for d in self.repo.dags.all()}
         specs = self.registry.specs(rows)
-        snap = self.repo.scheduling.snapshot()
+        snap = self.view.snapshot()
         now = self.clock()
         limits = self._limits(_active(snap.runs), snap.metastore_now)
         decisions = plan(specs, snap.runs, now, limits)
         if not decisions:
             return False
         refs = self.repo.scheduling.apply(decisions, self.registry.task_defs(), epoch, now)
+        self.view.touched(decisions)
         if refs:
             self.executor.submit(refs)
         self.listener.applied(decisions, refs, now)
@@ -86,8 +104,9 @@ class SchedulingLoop:
         )
 
     def take_over(self, epoch: int) -> None:
-        """On becoming leader: write the newest parses, then re-publish every attempt an
-        earlier leader queued."""
+        """On becoming leader: forget any earlier view, write the newest parses, then
+        re-publish every attempt an earlier leader queued."""
+        self.view.reset()
         self.sync_dags(epoch)
         refs = self.repo.scheduling.republish_queued(epoch, self.clock())
         if refs:

@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from haflow.core.states import AttemptState
 from haflow.errors import (
     BackendUnavailable,
+    ConcurrentChange,
     FencedOut,
     InvalidRequest,
     MetastoreError,
@@ -169,7 +170,7 @@ def _mine(ti_id: int, attempt: int, worker_id: str) -> list[Any]:
 
 def _checked(res: Any, expected: int, what: str) -> None:
     if res.rowcount not in (expected, -1):
-        raise MetastoreError(
+        raise ConcurrentChange(
             f"{what}: {res.rowcount} rows matched, expected {expected}; another writer changed "
             "them concurrently, the transaction was rolled back"
         )

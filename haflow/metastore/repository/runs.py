@@ -87,6 +87,8 @@ class RunQueries(_Base):
         run = self._run(dag_id, run_id)
         ti = m.TaskInstance
         with self._tx() as conn:
+            # the run's row first, as the leader's apply locks it: no deadlock between the two
+            conn.execute(select(m.DagRun.id).where(m.DagRun.id == run.pk).with_for_update())
             stmt = update(ti).where(
                 ti.run_pk == run.pk, ti.state.not_in([TaskState.QUEUED, TaskState.RUNNING])
             )
@@ -99,7 +101,7 @@ class RunQueries(_Base):
                 conn.execute(
                     update(m.DagRun)
                     .where(m.DagRun.id == run.pk)
-                    .values(state=RunState.RUNNING, ended_at=None)
+                    .values(state=RunState.RUNNING, ended_at=None, revision=m.DagRun.revision + 1)
                 )
                 self._emit(
                     conn,

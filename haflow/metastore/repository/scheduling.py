@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
 
-from haflow.core.snapshot import Decisions, NewRun, RunSnap, Snapshot, TIChange, TISnap
+from haflow.core.snapshot import (
+    Decisions,
+    Delta,
+    NewRun,
+    RunHead,
+    RunSnap,
+    Snapshot,
+    TIChange,
+    TISnap,
+)
 from haflow.core.states import AttemptState, RunState, TaskState
+from haflow.errors import ConcurrentChange
 from haflow.metastore import models as m
 from haflow.metastore.dbclock import db_utcnow
 from haflow.metastore.records import (
@@ -20,96 +30,80 @@ from haflow.metastore.repository._base import (
     Event,
     _Base,
     _checked,
+    _chunks,
     _event,
 )
 
 _TASK_STATE = {t.value: t for t in TaskState}  # TaskState(x) costs more, 10,000 rows a tick
 
 
+_TI_COLUMNS = (
+    m.TaskInstance.id,
+    m.TaskInstance.run_pk,
+    m.TaskInstance.task_id,
+    m.TaskInstance.state,
+    m.TaskInstance.attempt,
+    m.TaskInstance.failures,
+    m.TaskInstance.losses,
+    m.TaskInstance.retries,
+    m.TaskInstance.retry_delay_s,
+    m.TaskInstance.next_try_at,
+    m.TaskInstance.timeout_s,
+    m.TaskInstance.worker_id,
+    m.TaskAttempt.started_at,
+    m.TaskAttempt.heartbeat_at,
+    m.TaskAttempt.published_at,
+    m.TaskAttempt.queued_at,
+)
+_IN_FLIGHT = (TaskState.QUEUED, TaskState.RUNNING)
+_CHUNK = 500  # ids per IN list, under every backend's bound parameter limit
+
+
 class SchedulingQueries(_Base):
     def snapshot(self) -> Snapshot:
-        """Unfinished runs with their task instances and the current attempt's timestamps,
-        and the metastore's clock read first (heartbeats are judged on it)."""
-        a = m.TaskAttempt
+        """Every unfinished run with all its task instances and their current attempts'
+        timestamps, the metastore's clock read first (heartbeats are judged on it)."""
+        d = self.read({}, ())
+        runs = [RunSnap(h.pk, h.dag_id, h.state, d.whole.get(h.pk, {}), h.revision) for h in d.runs]
+        return Snapshot(runs, d.metastore_now)
+
+    def read(self, known: Mapping[int, int], recheck: Collection[int]) -> Delta:
+        """What a leader holding the task instances of the runs in `known` (run pk ->
+        revision) needs to see the metastore as it is: every unfinished run; every task
+        instance of a running run it does not know at that revision; every task instance in
+        flight (queued or running: claims, heartbeats and reports change only those); and the
+        task instances in `recheck` (the ones it held in flight or changed itself). In one
+        transaction, the metastore's clock read first."""
         with self._tx() as conn:
             metastore_now = conn.execute(select(db_utcnow())).scalar_one()
-            runs = conn.execute(
-                select(m.DagRun.id, m.DagRun.dag_id, m.DagRun.state).where(
-                    m.DagRun.state.in_([RunState.QUEUED, RunState.RUNNING])
+            heads = [
+                RunHead(pk, dag_id, RunState(state), revision)
+                for pk, dag_id, state, revision in conn.execute(
+                    select(m.DagRun.id, m.DagRun.dag_id, m.DagRun.state, m.DagRun.revision).where(
+                        m.DagRun.state.in_([RunState.QUEUED, RunState.RUNNING])
+                    )
                 )
-            ).all()
-            ti = m.TaskInstance
-            rows = conn.execute(
-                select(
-                    ti.id,
-                    ti.run_pk,
-                    ti.task_id,
-                    ti.state,
-                    ti.attempt,
-                    ti.failures,
-                    ti.losses,
-                    ti.retries,
-                    ti.retry_delay_s,
-                    ti.next_try_at,
-                    ti.timeout_s,
-                    ti.worker_id,
-                    a.started_at.label("a_started"),
-                    a.heartbeat_at.label("a_beat"),
-                    a.published_at.label("a_published"),
-                    a.queued_at.label("a_queued"),
+            ]
+            running = [h for h in heads if h.state is RunState.RUNNING]
+            unknown = [h.pk for h in running if known.get(h.pk) != h.revision]
+            whole: dict[int, dict[str, TISnap]] = {pk: {} for pk in unknown}
+            for chunk in _chunks(unknown, _CHUNK):
+                for pk, ti in _tis(conn, m.TaskInstance.run_pk.in_(chunk)):
+                    whole[pk][ti.task_id] = ti
+            tis = [
+                (pk, ti)
+                for pk, ti in _tis(
+                    conn,
+                    m.DagRun.state == RunState.RUNNING,
+                    m.TaskInstance.state.in_(_IN_FLIGHT),
                 )
-                .join(m.DagRun, m.DagRun.id == ti.run_pk)
-                .outerjoin(
-                    a,
-                    and_(
-                        a.ti_id == ti.id,
-                        a.attempt == ti.attempt,
-                        or_(a.state == AttemptState.QUEUED, a.state == AttemptState.RUNNING),
-                    ),
-                )
-                .where(m.DagRun.state == RunState.RUNNING)
-            ).all()
-        tis: dict[int, dict[str, TISnap]] = {}
-        # positional unpacking: a Row's attribute access per column is the slower path
-        for (
-            ti_id,
-            run_pk,
-            task_id,
-            state,
-            attempt,
-            failures,
-            losses,
-            retries,
-            retry_delay_s,
-            next_try_at,
-            timeout_s,
-            worker_id,
-            a_started,
-            a_beat,
-            a_published,
-            a_queued,
-        ) in rows:
-            tis.setdefault(run_pk, {})[task_id] = TISnap(
-                id=ti_id,
-                task_id=task_id,
-                state=_TASK_STATE[state],
-                attempt=attempt,
-                failures=failures,
-                losses=losses,
-                retries=retries,
-                retry_delay_s=retry_delay_s,
-                next_try_at=next_try_at,
-                timeout_s=timeout_s,
-                started_at=a_started,
-                heartbeat_at=a_beat,
-                queued_at=a_published,
-                first_queued_at=a_queued,
-                worker_id=worker_id,
-            )
-        found = [
-            RunSnap(pk, dag_id, RunState(state), tis.get(pk, {})) for pk, dag_id, state in runs
-        ]
-        return Snapshot(found, metastore_now)
+                if pk not in whole
+            ]
+            seen = {ti.id for _, ti in tis}
+            rest = sorted(set(recheck) - seen)
+            for chunk in _chunks(rest, _CHUNK):
+                tis += [(pk, ti) for pk, ti in _tis(conn, m.TaskInstance.id.in_(chunk))]
+        return Delta(metastore_now, heads, whole, tis)
 
     def apply(
         self, d: Decisions, task_defs: Mapping[str, Sequence[TaskDef]], epoch: int, now: datetime
@@ -117,6 +111,7 @@ class SchedulingQueries(_Base):
         """Apply the planner's decisions in one fenced transaction; returns what to publish."""
         with self._tx(epoch, now) as conn:
             ev: list[Event] = []
+            self._check_revisions(conn, d.revisions)
             self._create_runs(conn, d.new_runs, epoch, now, ev)
             self._start_runs(conn, d.start_runs, task_defs, now, ev)
             self._change_tis(conn, d.changes, epoch, now, ev)
@@ -159,6 +154,23 @@ class SchedulingQueries(_Base):
                     detail={"fire_at": r.fire_at.isoformat()},
                 )
             )
+
+    def _check_revisions(self, conn: Connection, revisions: Mapping[int, int]) -> None:
+        """The runs the decisions were planned from are still at those revisions; their rows
+        stay locked until the commit, so a clear waits for this transaction, then bumps."""
+        pks = sorted(revisions)
+        for chunk in _chunks(pks, _CHUNK):
+            rows = conn.execute(
+                select(m.DagRun.id, m.DagRun.revision)
+                .where(m.DagRun.id.in_(chunk))
+                .with_for_update()
+            ).all()
+            changed = [pk for pk, rev in rows if revisions[pk] != rev]
+            if changed or len(rows) != len(chunk):
+                raise ConcurrentChange(
+                    f"runs {changed or chunk} changed since the snapshot (cleared or deleted); "
+                    "nothing was applied"
+                )
 
     def _start_runs(
         self,
@@ -385,3 +397,61 @@ class SchedulingQueries(_Base):
                 ev.append(
                     _event("run." + state, self.actor, now, dag_id=run.dag_id, run_id=run.run_id)
                 )
+
+
+def _tis(conn: Connection, *where: Any) -> Iterator[tuple[int, TISnap]]:
+    """(run pk, task instance with its current attempt's timestamps) of the running runs'
+    task instances matching `where`."""
+    a, ti = m.TaskAttempt, m.TaskInstance
+    rows = conn.execute(
+        select(*_TI_COLUMNS)
+        .join(m.DagRun, m.DagRun.id == ti.run_pk)
+        .outerjoin(
+            a,
+            and_(
+                a.ti_id == ti.id,
+                a.attempt == ti.attempt,
+                or_(a.state == AttemptState.QUEUED, a.state == AttemptState.RUNNING),
+            ),
+        )
+        .where(m.DagRun.state == RunState.RUNNING, *where)
+    )
+    # positional unpacking: a Row's attribute access per column is the slower path
+    for (
+        ti_id,
+        run_pk,
+        task_id,
+        state,
+        attempt,
+        failures,
+        losses,
+        retries,
+        retry_delay_s,
+        next_try_at,
+        timeout_s,
+        worker_id,
+        a_started,
+        a_beat,
+        a_published,
+        a_queued,
+    ) in rows:
+        yield (
+            run_pk,
+            TISnap(
+                id=ti_id,
+                task_id=task_id,
+                state=_TASK_STATE[state],
+                attempt=attempt,
+                failures=failures,
+                losses=losses,
+                retries=retries,
+                retry_delay_s=retry_delay_s,
+                next_try_at=next_try_at,
+                timeout_s=timeout_s,
+                started_at=a_started,
+                heartbeat_at=a_beat,
+                queued_at=a_published,
+                first_queued_at=a_queued,
+                worker_id=worker_id,
+            ),
+        )
