@@ -132,6 +132,10 @@ SCHEMA: tuple[SettingSpec, ...] = (
     SettingSpec("worker", "task_env_allowlist", "str", DEFAULT_TASK_ENV,
                 "The worker's environment variables a task sees (names or shell-style patterns, "
                 "separated by blanks or commas); HAFLOW__* settings never pass."),
+    SettingSpec("worker", "warm_dag_files", "int", "4",
+                "DAG files each worker process keeps imported in a warm process that forks "
+                "their tasks' attempts, so an attempt does not import its file again; 0 imports "
+                "the file in every attempt.", minimum=0),
     SettingSpec("election", "mode", "choice", "auto",
                 "Leader election backend; auto prefers ZooKeeper and falls back to the database.",
                 choices=("auto", "zookeeper", "database", "none")),

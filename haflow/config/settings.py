@@ -71,6 +71,7 @@ class WorkerSettings:
     max_losses: int
     reclaim_consumes_retry: bool
     task_env_allowlist: str
+    warm_dag_files: int
 
     @property
     def task_env(self) -> tuple[str, ...]:

@@ -211,4 +211,5 @@ def pool_main(
                 state["busy"] = False
                 busy[slot] = 0
                 done.put(ref.ti_id)
+    runner.close()
     repo.engine.dispose()

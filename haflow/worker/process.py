@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -79,7 +79,7 @@ def set_parent_death_signal(sig: int = signal.SIGKILL, parent_pid: int | None = 
 
 def spawn_python(fn: Callable[[], object]) -> tuple[int, int]:
     """Fork a child that runs `fn`; returns (pid, read end of its output pipe)."""
-    return _fork(lambda: _run_python(fn))
+    return _fork(lambda: run_python(fn))
 
 
 def spawn_bash(command: str, env: dict[str, str]) -> tuple[int, int]:
@@ -91,6 +91,14 @@ def spawn_bash(command: str, env: dict[str, str]) -> tuple[int, int]:
 
 def _fork(body: Callable[[], None]) -> tuple[int, int]:
     r, w = os.pipe()
+    pid = fork_onto(w, body, close=(r,))
+    os.close(w)
+    return pid, r
+
+
+def fork_onto(w: int, body: Callable[[], None], close: Sequence[int] = ()) -> int:
+    """Fork a child in a session of its own, killed when this process dies, whose output
+    goes to `w`, that closes the descriptors `close` and runs `body`; returns its pid."""
     parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # child: never return into the caller's stack
@@ -100,7 +108,8 @@ def _fork(body: Callable[[], None]) -> tuple[int, int]:
             set_parent_death_signal(parent_pid=parent)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
-            os.close(r)
+            for fd in close:
+                os.close(fd)
             os.dup2(w, 1)
             os.dup2(w, 2)
             body()
@@ -113,11 +122,11 @@ def _fork(body: Callable[[], None]) -> tuple[int, int]:
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)
-    os.close(w)
-    return pid, r
+    return pid
 
 
-def _run_python(fn: Callable[[], object]) -> None:
+def run_python(fn: Callable[[], object]) -> None:
+    """In a forked child: line-buffered stdout and stderr on fds 1 and 2, then `fn`."""
     sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
     sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
     result = fn()
@@ -134,11 +143,15 @@ def supervise(
     tick_every_s: float,
     on_tick: Callable[[], bool],
     monotonic: Callable[[], float] = time.monotonic,
+    reap: Callable[[int], int] | None = None,
 ) -> Result:
     """Wait for the child, collecting output; call `on_tick` every `tick_every_s`.
 
     `on_tick` returning False cancels the attempt (it was reclaimed, or the worker stops).
+    `reap` waits for the ended child and returns its exit code (negative: the signal that
+    killed it); by default `waitpid`, for a child of this process.
     """
+    reap = reap or _waitpid
     pidfd = os.pidfd_open(pid)
     start = monotonic()
     deadline = None if timeout_s is None else start + timeout_s
@@ -154,17 +167,18 @@ def supervise(
                     sink,
                     Outcome.TIMED_OUT,
                     f"execution timeout of {timeout_s:g} s exceeded",
+                    reap,
                 )
             if now >= next_tick:
                 next_tick = now + tick_every_s
                 if not on_tick():
-                    return _kill(pid, out_fd, sink, Outcome.CANCELLED, "attempt cancelled")
+                    return _kill(pid, out_fd, sink, Outcome.CANCELLED, "attempt cancelled", reap)
             wait = min(next_tick, deadline or next_tick) - now
             ready, _, _ = select.select(watched, [], [], max(wait, 0.0))
             if out_fd in ready and not _drain(out_fd, sink):
                 watched.remove(out_fd)  # EOF: the child closed its output, keep waiting on it
             if pidfd in ready:
-                return _reap(pid, out_fd, sink)
+                return _reap(pid, out_fd, sink, reap)
     finally:
         os.close(pidfd)
         _close(out_fd)
@@ -180,10 +194,13 @@ def _drain(fd: int, sink: LogSink) -> bool:
     return bool(data)
 
 
-def _reap(pid: int, out_fd: int, sink: LogSink) -> Result:
-    _, status = os.waitpid(pid, 0)
+def _waitpid(pid: int) -> int:
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
+def _reap(pid: int, out_fd: int, sink: LogSink, reap: Callable[[int], int]) -> Result:
+    code = reap(pid)
     _drain_rest(out_fd, sink)
-    code = os.waitstatus_to_exitcode(status)
     if code == 0:
         return Result(Outcome.SUCCESS, "", 0)
     if code < 0:
@@ -207,10 +224,17 @@ def _readable_now(fd: int) -> bool:
     return bool(ready)
 
 
-def _kill(pid: int, out_fd: int, sink: LogSink, outcome: Outcome, reason: str) -> Result:
+def _kill(
+    pid: int,
+    out_fd: int,
+    sink: LogSink,
+    outcome: Outcome,
+    reason: str,
+    reap: Callable[[int], int],
+) -> Result:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
+    reap(pid)
     _drain_rest(out_fd, sink)
     return Result(outcome, reason, None)
 

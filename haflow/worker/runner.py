@@ -21,7 +21,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -31,7 +31,8 @@ from haflow.config.schema import DEFAULT_TASK_ENV
 from haflow.config.settings import env_patterns
 from haflow.core.attempt_end import DEFAULT_POLICY, Ending, EndPolicy
 from haflow.core.clock import Clock, utcnow
-from haflow.dag.loader import importable, load_dag_file
+from haflow.dag.dag import DAG
+from haflow.dag.loader import ImportErrorRecord, importable, load_dag_file
 from haflow.dag.tasks import BaseTask, BashTask, PythonTask
 from haflow.errors import HaflowError
 from haflow.metastore.records import AttemptRef, ClaimedAttempt
@@ -39,6 +40,7 @@ from haflow.metastore.repository import Repository
 from haflow.worker.listener import NO_LISTENER, AttemptListener
 from haflow.worker.process import LogSink, Outcome, Result, spawn_python, supervise
 from haflow.worker.taskenv import become_task
+from haflow.worker.warm import WarmFiles
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,8 @@ class RunnerConfig:
     max_log_bytes: int = 1 << 20
     end_policy: EndPolicy = DEFAULT_POLICY
     task_env: tuple[str, ...] = env_patterns(DEFAULT_TASK_ENV)  # what a task sees of ours
+    warm_files: int = 4  # DAG files kept imported in warm processes (haflow.worker.warm)
+    import_timeout_s: float = 30.0  # how long a warm process may take to import its file
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RunnerConfig:
@@ -69,6 +73,8 @@ class RunnerConfig:
             max_log_bytes=w.max_log_bytes,
             end_policy=EndPolicy(w.max_losses, w.reclaim_consumes_retry),
             task_env=w.task_env,
+            warm_files=w.warm_dag_files,
+            import_timeout_s=settings.core.dag_file_import_timeout,
         )
 
     @property
@@ -97,6 +103,12 @@ class AttemptRunner:
         self.stopping = stopping
         self.monotonic = monotonic
         self.listener = listener  # observes claims and ends (metrics)
+        self.warm = WarmFiles(
+            self.dags_folder,
+            cfg.task_env,
+            size=cfg.warm_files,
+            import_timeout_s=cfg.import_timeout_s,
+        )
 
     def run(self, ref: AttemptRef) -> str:
         """Run `ref` if the claim succeeds; returns what happened, for counting."""
@@ -128,21 +140,38 @@ class AttemptRunner:
         """Start the attempt's child (which loads the task itself) and run it under `watch`;
         an attempt that may no longer be ours (taken, or silent past the self-fence window)
         is not started at all."""
+        cancelled = Result(Outcome.CANCELLED, "attempt cancelled before it started", None)
         if not watch.tick():
-            return Result(Outcome.CANCELLED, "attempt cancelled before it started", None)
+            return cancelled
         folder, worker_id, allow = self.dags_folder, self.worker_id, self.cfg.task_env
+        began, limit_s = time.monotonic(), claimed.timeout_s
         try:
-            pid, fd = spawn_python(lambda: run_from_file(claimed, folder, worker_id, allow))
+            path = locate(claimed.fileloc, folder)
+            warm = self.warm.start(path, claimed, worker_id, watch.tick, limit_s)
+            if warm is None and not watch.tick():
+                return cancelled  # stopped or taken while the file was imported
+            timeout_s = None if limit_s is None else limit_s - (time.monotonic() - began)
+            if timeout_s is not None and timeout_s <= 0:  # the import counts, warm or cold
+                return Result(
+                    Outcome.TIMED_OUT, f"execution timeout of {limit_s:g} s exceeded", None
+                )
+            if warm is None:
+                pid, fd = spawn_python(lambda: run_from_file(claimed, folder, worker_id, allow))
         except OSError as exc:  # no fork: out of processes or memory on this node
             return Result(Outcome.FAILED, f"could not start: {type(exc).__name__}: {exc}", None)
         return supervise(
-            pid,
-            fd,
+            warm.pid if warm else pid,
+            warm.out_fd if warm else fd,
             sink,
-            timeout_s=claimed.timeout_s,
+            timeout_s=timeout_s,
             tick_every_s=min(0.1, self.cfg.heartbeat_sec),
             on_tick=watch.tick,
+            reap=warm.reap if warm else None,
         )
+
+    def close(self) -> None:
+        """Stop the warm processes (they would die with this process anyway)."""
+        self.warm.close()
 
     def _report(self, c: ClaimedAttempt, result: Result, sink: LogSink) -> bool | None:
         """Report the end, retrying while the metastore is away; the reaper does the rest.
@@ -244,8 +273,12 @@ def run_from_file(c: ClaimedAttempt, folder: Path, worker_id: str, allow: Sequen
     variables and haflow's context; `haflow.worker.taskenv`), import the DAG's own file, then
     run the task (bash replaces this process). A file that cannot be loaded fails the attempt
     with the reason in its log."""
-    env = become_task(allow, context_env(c, worker_id))
-    task = load_task(c, folder)
+    env = become_task(allow, context_env(c, worker_id, os.getppid()))
+    return run_task(load_task(c, folder), c, env)
+
+
+def run_task(task: BaseTask, c: ClaimedAttempt, env: Mapping[str, str]) -> object:
+    """Run `task` in this (the attempt's own) process: bash replaces it, Python is called."""
     if isinstance(task, BashTask):
         sys.stdout.flush()
         os.execvpe("bash", ["bash", "-c", task.bash_command], {**env, **(task.env or {})})
@@ -259,6 +292,14 @@ def load_task(c: ClaimedAttempt, folder: Path) -> BaseTask:
     importable(folder)
     path = locate(c.fileloc, folder)
     dags, error = load_dag_file(path)
+    return pick_task(dags, error, c, path)
+
+
+def pick_task(
+    dags: Sequence[DAG], error: ImportErrorRecord | None, c: ClaimedAttempt, path: str
+) -> BaseTask:
+    """The task `c` names among the DAGs loaded from `path`; a load error, or a DAG or task
+    that is gone, fails the attempt with the reason in its log."""
     if error is not None:
         where = f", line {error.line}" if error.line else ""
         _cannot_load(f"cannot load DAG file {path}{where}: {error.message}")
@@ -288,9 +329,12 @@ def _cannot_load(message: str) -> NoReturn:
     raise SystemExit(1)
 
 
-def context_env(c: ClaimedAttempt, worker_id: str = "") -> dict[str, str]:
+def context_env(c: ClaimedAttempt, worker_id: str = "", worker_pid: int = 0) -> dict[str, str]:
+    """haflow's variables in an attempt's environment; HAFLOW_WORKER_PID is the process that
+    claimed the attempt (a pool process of the local executor, a Celery pool process)."""
     return {
         "HAFLOW_WORKER_ID": worker_id,
+        "HAFLOW_WORKER_PID": str(worker_pid or ""),
         "HAFLOW_DAG_ID": c.dag_id,
         "HAFLOW_RUN_ID": c.run_id,
         "HAFLOW_TASK_ID": c.task_id,

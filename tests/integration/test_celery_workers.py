@@ -69,7 +69,7 @@ with DAG("cw_once", start_date=datetime(2026, 1, 1)):
 
 def kill_my_worker():
     mark("killer")
-    os.kill(os.getppid(), 9)
+    os.kill(int(os.environ["HAFLOW_WORKER_PID"]), 9)
 
 with DAG("cw_killer", start_date=datetime(2026, 1, 1)):
     PythonTask("killer", python_callable=kill_my_worker)

@@ -40,7 +40,7 @@ with DAG("it_mixed", start_date=datetime(2026, 1, 1),
 
 def kill_my_worker():
     import os
-    os.kill(os.getppid(), 9)
+    os.kill(int(os.environ["HAFLOW_WORKER_PID"]), 9)
 
 with DAG("it_killer", start_date=datetime(2026, 1, 1)):
     PythonTask("killer", python_callable=kill_my_worker)

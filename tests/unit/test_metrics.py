@@ -302,6 +302,7 @@ def test_the_runner_reports_a_rejected_claim() -> None:
         listener=attempt_metrics(registry),
     )
     assert runner.run(AttemptRef(1, 1, 1, "default")) == "rejected"
+    runner.close()
     assert value(registry, "haflow_attempt_claims_total", result="rejected") == 1
 
 

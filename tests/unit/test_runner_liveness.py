@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,6 +55,16 @@ class Listener:
         self.gave_up.append(why)
 
 
+_MADE: list[AttemptRunner] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_runners() -> Iterator[None]:
+    yield
+    while _MADE:
+        _MADE.pop().close()  # their warm processes
+
+
 def _runner(
     tmp_path: Path,
     claim_takes: float,
@@ -80,6 +91,7 @@ def _runner(
         monotonic=clock,
         listener=listener,  # type: ignore[arg-type]
     )
+    _MADE.append(runner)
     return runner, repo, listener, marker
 
 

@@ -1,0 +1,251 @@
+"""Warm DAG files: a process that imported one DAG file once forks each attempt of its tasks.
+
+Importing the DAG file in every attempt's child costs every attempt the whole file (14.7 ms
+for a file of 1,000 tasks, so a fan-out of N paid O(N^2)). A warm process imports the file
+once, in the task's environment (`haflow.worker.taskenv`), within `[core]
+dag_file_import_timeout`. For each attempt the runner sends it the attempt and the write end
+of the attempt's output pipe; it forks a child that becomes the attempt exactly as a cold child
+would (a session of its own, killed when its parent dies, output on the pipe, haflow's context
+variables added, bash by exec, Python called), answers with the child's pid, reaps the child
+and answers with its exit code. The runner watches the child by its pid (a pidfd) and kills
+its process group when it must, as for a cold child.
+
+Isolation is kept: an attempt still runs in a process of its own, so a task that crashes,
+hangs or exits its interpreter ends only itself; one that kills its parent kills the warm
+process, whose children die with it (the attempt fails with that reason), and the next
+attempt gets a new one; warm processes die with their worker. A file whose warm import
+fails, hangs past the timeout or crashes is run cold (imported by each attempt's own child,
+whose log then says why) until the file changes. A warm process serves only while its DAG
+file and every module it imported from the DAGs folder keep the size and mtime they had.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import select
+import signal
+import socket
+import sys
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from haflow.dag.loader import importable, load_dag_file
+from haflow.metastore.records import ClaimedAttempt
+from haflow.worker.process import fork_onto, run_python, set_parent_death_signal
+from haflow.worker.taskenv import become_task
+
+_MAX_MESSAGE = 1 << 20
+_ANSWER_S = 10.0  # how long a warm process may take to fork, or to report an exit it saw
+_FileStamp = tuple[str, int, int]  # path, mtime_ns, size
+
+
+@dataclass(frozen=True)
+class WarmChild:
+    """An attempt's child forked by a warm process: its pid, the read end of its output, and
+    how to learn its exit code (from the warm process, which is its parent)."""
+
+    pid: int
+    out_fd: int
+    reap: Callable[[int], int]
+
+
+class WarmFiles:
+    """The warm processes of one worker process, at most `size`, least recently used out."""
+
+    def __init__(
+        self,
+        folder: Path,
+        allow: Sequence[str],
+        *,
+        size: int,
+        import_timeout_s: float,
+    ) -> None:
+        self.folder = Path(folder)
+        self.allow = tuple(allow)
+        self.size = size
+        self.import_timeout_s = import_timeout_s
+        self._warm: OrderedDict[str, _Warm] = OrderedDict()
+        self._cold: dict[str, _FileStamp | None] = {}  # files run cold, as they were then
+
+    def start(
+        self,
+        path: str,
+        c: ClaimedAttempt,
+        worker_id: str,
+        tick: Callable[[], bool],
+        limit_s: float | None = None,
+    ) -> WarmChild | None:
+        """Fork the attempt `c` from the warm process of `path`, made first if needed; None
+        when the file must be run cold: its warm import failed, crashed or outlasted the
+        import timeout (then the file stays cold until it changes), or it outlasted
+        `limit_s` (what is left of the attempt's own timeout), or `tick` said stop."""
+        if self.size <= 0 or self._cold.get(path, False) == _stamp(path):
+            return None
+        self._cold.pop(path, None)
+        warm = self._warm.pop(path, None)
+        if warm is not None and not warm.usable():
+            warm.close()
+            warm = None
+        if warm is None:
+            warm = _Warm(path, self.folder, self.allow)
+            wait_s = min(self.import_timeout_s, limit_s or self.import_timeout_s)
+            verdict = warm.wait_ready(time.monotonic() + wait_s, tick)
+            if verdict != "ready":
+                warm.close()
+                if verdict == "broken" or wait_s == self.import_timeout_s:
+                    self._cold[path] = _stamp(path)
+                return None
+        self._warm[path] = warm
+        while len(self._warm) > self.size:
+            self._warm.popitem(last=False)[1].close()
+        r, w = os.pipe()
+        try:
+            pid = warm.fork(c, worker_id, w)
+        except (OSError, EOFError, ValueError):  # it died since: this attempt runs cold
+            os.close(r)
+            self._warm.pop(path).close()
+            return None
+        finally:
+            os.close(w)
+        return WarmChild(pid, r, warm.reap)
+
+    def close(self) -> None:
+        while self._warm:
+            self._warm.popitem()[1].close()
+
+
+class _Warm:
+    def __init__(self, path: str, folder: Path, allow: Sequence[str]) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:  # the warm process: never returns into the caller's stack
+            try:
+                ours.close()
+                _serve(theirs, path, folder, allow, parent)
+            finally:
+                os._exit(0)
+        theirs.close()
+        self.pid = pid
+        self.sock = ours
+        self.files: list[_FileStamp] = []
+        self._alive = True
+
+    def wait_ready(self, deadline: float, tick: Callable[[], bool]) -> str:
+        """ready; broken (the import failed or the process died); late; or stopped."""
+        while tick():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return "late"
+            ready, _, _ = select.select([self.sock], [], [], min(left, 0.1))
+            if ready:
+                answer = self._answer(0)
+                if answer is None or answer[0] != "ready":
+                    return "broken"
+                self.files = answer[1]
+                return "ready"
+        return "stopped"
+
+    def usable(self) -> bool:
+        """Alive, and every file it imported from the DAGs folder unchanged."""
+        if not self._alive or os.waitpid(self.pid, os.WNOHANG)[0] != 0:
+            self._alive = False
+            return False
+        return all(_stamp(stamp[0]) == stamp for stamp in self.files)
+
+    def fork(self, c: ClaimedAttempt, worker_id: str, out_fd: int) -> int:
+        socket.send_fds(self.sock, [pickle.dumps((c, worker_id))], [out_fd])
+        answer = self._answer(_ANSWER_S)
+        if answer is None or answer[0] != "pid":
+            raise EOFError("the warm process did not fork the attempt")
+        return int(answer[1])
+
+    def reap(self, pid: int) -> int:
+        """The exit code of child `pid`, as its warm parent saw it; SIGKILL's if the warm
+        process died first (its children die with it)."""
+        answer = self._answer(_ANSWER_S)
+        if answer is None or answer[0] != "exit" or answer[1] != pid:
+            self._alive = False
+            return -signal.SIGKILL
+        return int(answer[2])
+
+    def _answer(self, timeout_s: float) -> Any:
+        if timeout_s and not select.select([self.sock], [], [], timeout_s)[0]:
+            return None
+        try:
+            data = self.sock.recv(_MAX_MESSAGE)
+        except OSError:
+            return None
+        return pickle.loads(data) if data else None
+
+    def close(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
+        self.sock.close()
+        self._alive = False
+
+
+def _stamp(path: str) -> _FileStamp | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (path, st.st_mtime_ns, st.st_size)
+
+
+def _serve(sock: socket.socket, path: str, folder: Path, allow: Sequence[str], parent: int) -> None:
+    """The warm process: import `path`, say so, then fork one attempt at a time."""
+    os.setsid()  # out of the worker's process group: its Ctrl-C is the worker's to handle
+    set_parent_death_signal(signal.SIGKILL, parent_pid=parent)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    keep = sock.fileno()
+    os.closerange(3, keep)  # the worker's connections stay the worker's alone
+    os.closerange(keep + 1, os.sysconf("SC_OPEN_MAX"))
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+    become_task(allow, {})
+    importable(folder)
+    dags, error = load_dag_file(path)
+    if error is not None:
+        sock.send(pickle.dumps(("error", error.message)))
+        return
+    sock.send(pickle.dumps(("ready", _imported(folder, path))))
+    from haflow.worker.runner import context_env, pick_task, run_task
+
+    while True:
+        data, fds, _, _ = socket.recv_fds(sock, _MAX_MESSAGE, 1)
+        if not data or not fds:
+            return
+        c, worker_id = pickle.loads(data)
+
+        def attempt(c: ClaimedAttempt = c, worker_id: str = worker_id) -> object:
+            os.environ.update(context_env(c, worker_id, parent))
+            return run_task(pick_task(dags, None, c, path), c, dict(os.environ))
+
+        pid = fork_onto(fds[0], lambda: run_python(attempt), close=(keep,))
+        os.close(fds[0])
+        sock.send(pickle.dumps(("pid", pid)))
+        _, status = os.waitpid(pid, 0)
+        sock.send(pickle.dumps(("exit", pid, os.waitstatus_to_exitcode(status))))
+
+
+def _imported(folder: Path, path: str) -> list[_FileStamp]:
+    """The DAG file and every module imported from the DAGs folder, with their stamps."""
+    root = os.path.abspath(folder) + os.sep
+    files = {path}
+    for module in list(sys.modules.values()):
+        f = getattr(module, "__file__", None)
+        if isinstance(f, str) and os.path.abspath(f).startswith(root):
+            files.add(os.path.abspath(f))
+    return [s for s in map(_stamp, sorted(files)) if s is not None]
