@@ -144,15 +144,17 @@ def supervise(
     on_tick: Callable[[], bool],
     monotonic: Callable[[], float] = time.monotonic,
     reap: Callable[[int], int] | None = None,
+    pidfd: int | None = None,
 ) -> Result:
     """Wait for the child, collecting output; call `on_tick` every `tick_every_s`.
 
     `on_tick` returning False cancels the attempt (it was reclaimed, or the worker stops).
     `reap` waits for the ended child and returns its exit code (negative: the signal that
-    killed it); by default `waitpid`, for a child of this process.
+    killed it); by default `waitpid`, for a child of this process. `pidfd`, when given, is
+    the child's (then closed here); otherwise one is opened.
     """
     reap = reap or _waitpid
-    pidfd = os.pidfd_open(pid)
+    pidfd = os.pidfd_open(pid) if pidfd is None else pidfd
     start = monotonic()
     deadline = None if timeout_s is None else start + timeout_s
     next_tick = start + tick_every_s

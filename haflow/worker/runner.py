@@ -167,6 +167,7 @@ class AttemptRunner:
             tick_every_s=min(0.1, self.cfg.heartbeat_sec),
             on_tick=watch.tick,
             reap=warm.reap if warm else None,
+            pidfd=warm.pidfd if warm else None,
         )
 
     def close(self) -> None:

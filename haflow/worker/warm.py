@@ -52,6 +52,7 @@ class WarmChild:
 
     pid: int
     out_fd: int
+    pidfd: int  # opened before the warm process may reap it: the pid cannot be reused meanwhile
     reap: Callable[[int], int]
 
 
@@ -106,14 +107,14 @@ class WarmFiles:
             self._warm.popitem(last=False)[1].close()
         r, w = os.pipe()
         try:
-            pid = warm.fork(c, worker_id, w)
+            pid, pidfd = warm.fork(c, worker_id, w)
         except (OSError, EOFError, ValueError):  # it died since: this attempt runs cold
             os.close(r)
             self._warm.pop(path).close()
             return None
         finally:
             os.close(w)
-        return WarmChild(pid, r, warm.reap)
+        return WarmChild(pid, r, pidfd, warm.reap)
 
     def close(self) -> None:
         while self._warm:
@@ -159,12 +160,21 @@ class _Warm:
             return False
         return all(_stamp(stamp[0]) == stamp for stamp in self.files)
 
-    def fork(self, c: ClaimedAttempt, worker_id: str, out_fd: int) -> int:
+    def fork(self, c: ClaimedAttempt, worker_id: str, out_fd: int) -> tuple[int, int]:
+        """The attempt's child's pid and a pidfd for it, opened before the warm process
+        reaps the child (it waits for our word), so the pid names that child alone."""
         socket.send_fds(self.sock, [pickle.dumps((c, worker_id))], [out_fd])
         answer = self._answer(_ANSWER_S)
         if answer is None or answer[0] != "pid":
             raise EOFError("the warm process did not fork the attempt")
-        return int(answer[1])
+        pid = int(answer[1])
+        pidfd = os.pidfd_open(pid)
+        try:
+            self.sock.send(b"watching")
+        except OSError:
+            os.close(pidfd)
+            raise
+        return pid, pidfd
 
     def reap(self, pid: int) -> int:
         """The exit code of child `pid`, as its warm parent saw it; SIGKILL's if the warm
@@ -236,6 +246,8 @@ def _serve(sock: socket.socket, path: str, folder: Path, allow: Sequence[str], p
         pid = fork_onto(fds[0], lambda: run_python(attempt), close=(keep,))
         os.close(fds[0])
         sock.send(pickle.dumps(("pid", pid)))
+        if sock.recv(16) != b"watching":  # the worker is gone: so are we
+            return
         _, status = os.waitpid(pid, 0)
         sock.send(pickle.dumps(("exit", pid, os.waitstatus_to_exitcode(status))))
 

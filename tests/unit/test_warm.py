@@ -78,6 +78,7 @@ def run(warm: WarmFiles, folder: Path, task_id: str) -> tuple[Result, str] | Non
         tick_every_s=0.05,
         on_tick=lambda: True,
         reap=child.reap,
+        pidfd=child.pidfd,
     )
     return result, sink.take(final=True)
 
@@ -166,6 +167,7 @@ def test_warm_processes_are_capped_and_closed(warm: WarmFiles, folder: Path) -> 
             tick_every_s=0.05,
             on_tick=lambda: True,
             reap=child.reap,
+            pidfd=child.pidfd,
         )
     pids = [w.pid for w in warm._warm.values()]
     assert len(pids) == 2
@@ -173,3 +175,14 @@ def test_warm_processes_are_capped_and_closed(warm: WarmFiles, folder: Path) -> 
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_quick_attempts_one_after_another_each_get_their_own_exit(
+    warm: WarmFiles, folder: Path
+) -> None:
+    """A no-op child may end before the runner watches it: its warm parent waits to reap it
+    until the runner holds a pidfd, so the pid is never another's (a race seen in a fan-out)."""
+    for _ in range(40):
+        ran = run(warm, folder, "hello")
+        assert ran is not None and ran[0].outcome is Outcome.SUCCESS, ran
+    assert imports(folder) == 1
