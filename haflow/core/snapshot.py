@@ -69,29 +69,6 @@ class RunSnap:
 
 
 @dataclass(frozen=True)
-class RunHead:
-    """An unfinished run as listed at every tick: its revision says whether the task
-    instances the leader holds of it are still the metastore's."""
-
-    pk: int
-    dag_id: str
-    state: RunState
-    revision: int
-
-
-@dataclass(frozen=True)
-class Delta:
-    """What one read of the metastore returned to a leader that keeps its snapshot between
-    ticks: every unfinished run, the task instances of the runs read whole, and the task
-    instances read again one by one (in flight now, or asked for)."""
-
-    metastore_now: datetime
-    runs: list[RunHead]
-    whole: Mapping[int, dict[str, TISnap]]  # run pk -> every task instance of the run
-    tis: list[tuple[int, TISnap]]  # (run pk, task instance)
-
-
-@dataclass(frozen=True)
 class Snapshot:
     """The unfinished runs, read after `metastore_now`: the metastore's clock at the start of
     the read, so a heartbeat's age computed from it is never overstated."""

@@ -7,11 +7,13 @@ so concurrent processes queue on its lock instead of failing on a lock upgrade.
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 from sqlalchemy import create_engine as _sa_create_engine
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import NullPool
 
 from haflow.errors import ConfigError
@@ -61,7 +63,6 @@ def create_engine(
     if backend == "sqlite":
         return _sqlite_engine(parsed, sqlite_busy_s)
     kwargs: dict[str, Any] = {
-        "pool_pre_ping": True,
         "pool_size": pool_size,
         "max_overflow": 5,
         "pool_recycle": 1800,
@@ -75,14 +76,44 @@ def create_engine(
         kwargs["connect_args"] = {"connect_timeout": 5}
         kwargs["isolation_level"] = "READ COMMITTED"
     engine = _sa_create_engine(parsed, **kwargs)
+    _ping_when_idle(engine)
     if idle_tx_timeout_s and backend != "postgresql":
         _mysql_idle_limit(engine, max(1, math.ceil(idle_tx_timeout_s)))
     return engine
 
 
+PING_AFTER_IDLE_S = 1.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Test a pooled connection on checkout when it sat idle for over `PING_AFTER_IDLE_S`
+    (a restarted or failed-over server, a partition, MySQL's wait_timeout may have ended it),
+    and replace it if the test fails. SQLAlchemy's `pool_pre_ping` tests every checkout: a
+    round trip, and on psycopg an autocommitted transaction, for every transaction of the hot
+    path (it doubled the commits of a claim and of a report). A connection in steady use that
+    breaks fails its one statement (BackendUnavailable; claims and reports are conditional,
+    so their callers retry) and the pool drops every connection made before the failure."""
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_conn: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.pop("idle_since", None)
+        if since is None or time.monotonic() - since <= PING_AFTER_IDLE_S:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:  # the driver's own error: the connection is gone
+            raise DisconnectionError(f"pooled connection failed its test: {exc}") from exc
+        if not alive:
+            raise DisconnectionError("pooled connection failed its test")
+
+
 def _mysql_idle_limit(engine: Engine, seconds: int) -> None:
     # MySQL has no idle-in-transaction limit; wait_timeout ends any idle session (an idle pooled
-    # connection too: pool_pre_ping replaces it on checkout).
+    # connection too: `_ping_when_idle` replaces it on checkout).
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         cur = dbapi_conn.cursor()

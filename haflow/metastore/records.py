@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from haflow.core.snapshot import TISnap
+from haflow.core.states import RunState
 
 
 @dataclass(frozen=True)
@@ -198,3 +202,27 @@ class WebserverRow:
     secret_fingerprint: str
     started_at: datetime
     heartbeat_at: datetime
+
+
+@dataclass(frozen=True)
+class RunHead:
+    """An unfinished run as listed at every tick: its revision says whether the task
+    instances the leader holds of it are still the metastore's."""
+
+    pk: int
+    dag_id: str
+    state: RunState
+    revision: int
+
+
+@dataclass(frozen=True)
+class Delta:
+    """What one read of the metastore returned to a leader that keeps its snapshot between
+    ticks: every unfinished run, the task instances of the runs read whole, and the task
+    instances read again one by one (in flight now, or asked for)."""
+
+    metastore_now: datetime
+    runs: list[RunHead]
+    whole: Mapping[int, dict[str, TISnap]]  # run pk -> every task instance of the run
+    tis: list[tuple[int, TISnap]]  # (run pk, task instance)
+    dags: list[DagRow]  # every active DAG's row (paused, last fire), read in the same look

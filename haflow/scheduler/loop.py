@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from haflow.core.clock import Clock, utcnow
-from haflow.core.planner import Limits, RunSnap, plan
+from haflow.core.planner import Decisions, Limits, RunSnap, plan
 from haflow.core.states import TaskState
 from haflow.errors import ConcurrentChange
 from haflow.executors.base import Executor
@@ -76,9 +76,8 @@ class SchedulingLoop:
     def _tick(self, epoch: int) -> bool:
         if self.registry.changed():
             self.sync_dags(epoch)
-        rows = {d.dag_id: d for d in self.repo.dags.all()}
-        specs = self.registry.specs(rows)
-        snap = self.view.snapshot()
+        snap, dag_rows = self.view.snapshot()
+        specs = self.registry.specs({d.dag_id: d for d in dag_rows})
         now = self.clock()
         limits = self._limits(_active(snap.runs), snap.metastore_now)
         decisions = plan(specs, snap.runs, now, limits)
@@ -89,7 +88,7 @@ class SchedulingLoop:
         if refs:
             self.executor.submit(refs)
         self.listener.applied(decisions, refs, now)
-        return True
+        return _follows(decisions)
 
     def sync_dags(self, epoch: int) -> None:
         """Write the newest parses; DAGs of files not parsed yet by this process stay as the
@@ -125,6 +124,13 @@ class SchedulingLoop:
             reclaim_margin_s=self.cfg.reclaim_margin_s,
             metastore_now=metastore_now,
         )
+
+
+def _follows(d: Decisions) -> bool:
+    """Whether what `d` changed may be followed by more work at once: runs created, started
+    or finished, task instances settled. Attempts queued are followed by their ends, which
+    wake the loop, so no empty tick (two more transactions) is spent after them."""
+    return bool(d.new_runs or d.start_runs or d.finish_runs or d.changes)
 
 
 def _active(runs: Sequence[RunSnap]) -> int:

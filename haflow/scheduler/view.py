@@ -19,6 +19,7 @@ from __future__ import annotations
 from haflow.core.planner import Decisions, RunSnap, TISnap
 from haflow.core.snapshot import Snapshot
 from haflow.core.states import RunState, TaskState
+from haflow.metastore.records import DagRow
 from haflow.metastore.repository import Repository
 
 _IN_FLIGHT = (TaskState.QUEUED, TaskState.RUNNING)
@@ -38,7 +39,8 @@ class LeaderView:
         self._tis.clear()
         self._recheck.clear()
 
-    def snapshot(self) -> Snapshot:
+    def snapshot(self) -> tuple[Snapshot, list[DagRow]]:
+        """The unfinished runs as the planner sees them, and the active DAGs' rows."""
         in_flight = {
             ti.id for tis in self._tis.values() for ti in tis.values() if ti.state in _IN_FLIGHT
         }
@@ -60,7 +62,7 @@ class LeaderView:
             RunSnap(h.pk, h.dag_id, h.state, self._tis.get(h.pk, {}), h.revision)
             for h in delta.runs
         ]
-        return Snapshot(runs, delta.metastore_now)
+        return Snapshot(runs, delta.metastore_now), delta.dags
 
     def touched(self, d: Decisions) -> None:
         """The leader committed `d`: read the task instances it changed again next time."""

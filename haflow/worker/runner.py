@@ -34,7 +34,7 @@ from haflow.core.clock import Clock, utcnow
 from haflow.dag.dag import DAG
 from haflow.dag.loader import ImportErrorRecord, importable, load_dag_file
 from haflow.dag.tasks import BaseTask, BashTask, PythonTask
-from haflow.errors import HaflowError
+from haflow.errors import BackendUnavailable, HaflowError
 from haflow.metastore.records import AttemptRef, ClaimedAttempt
 from haflow.metastore.repository import Repository
 from haflow.worker.listener import NO_LISTENER, AttemptListener
@@ -112,8 +112,7 @@ class AttemptRunner:
 
     def run(self, ref: AttemptRef) -> str:
         """Run `ref` if the claim succeeds; returns what happened, for counting."""
-        sent = self.monotonic()  # the claim stamps the first heartbeat no sooner than this
-        claimed = self.repo.attempts.claim(ref, self.worker_id, self.clock())
+        sent, claimed = self._claim(ref)
         if claimed is None:
             self.listener.claim_rejected(ref)
             return "rejected"
@@ -135,6 +134,18 @@ class AttemptRunner:
         ending = _ENDINGS[result.outcome]
         self.listener.finished(claimed, ending.attempt_state, self.monotonic() - sent, accepted)
         return result.outcome.value
+
+    def _claim(self, ref: AttemptRef) -> tuple[float, ClaimedAttempt | None]:
+        """The claim, made a second time if the first found its pooled connection broken
+        (the pool then holds only new ones; a claim is conditional, so trying again is
+        safe); with when it was sent: it stamps the first heartbeat no sooner than that."""
+        try:
+            sent = self.monotonic()
+            return sent, self.repo.attempts.claim(ref, self.worker_id, self.clock())
+        except BackendUnavailable as exc:
+            log.warning("claim of attempt %s failed (%s); trying once more", ref.attempt, exc)
+        sent = self.monotonic()
+        return sent, self.repo.attempts.claim(ref, self.worker_id, self.clock())
 
     def _execute(self, claimed: ClaimedAttempt, sink: LogSink, watch: _Watch) -> Result:
         """Start the attempt's child (which loads the task itself) and run it under `watch`;

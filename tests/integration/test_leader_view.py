@@ -62,7 +62,7 @@ def test_kept_view_equals_a_whole_read_through_random_changes(repo: Repository) 
     now = T0
     for step in range(120):
         now += timedelta(seconds=1)
-        snap = view.snapshot()
+        snap = view.snapshot()[0]
         assert _picture(snap) == _picture(repo.scheduling.snapshot()), f"step {step}"
         action = rng.choice(["plan", "plan", "claim", "claim", "finish", "beat", "clear", "run"])
         if action == "plan":
@@ -94,16 +94,16 @@ def test_a_tick_reads_only_what_left_flight(repo: Repository) -> None:
     epoch = repo.leadership.take("s1", "none", T0)
     view = LeaderView(repo)
     _start(repo, epoch, "r0")
-    snap = view.snapshot()
+    snap = view.snapshot()[0]
     d = plan(SPECS, snap.runs, T0, Limits(open_slots=2))
     refs = repo.scheduling.apply(d, DEFS, epoch, T0)
     view.touched(d)
-    view.snapshot()
+    view.snapshot()[0]
     for ref in refs:
         assert repo.attempts.claim(ref, "w1", T0) is not None
         assert repo.attempts.finish(ref.ti_id, ref.attempt, "w1", Ending.SUCCESS, "", T0)
     reads = view.whole_reads
-    tis = view.snapshot().runs[0].tis
+    tis = view.snapshot()[0].runs[0].tis
     assert view.whole_reads == reads == 1  # the finishes were seen without reading r0 whole
     assert sorted(t for t, ti in tis.items() if ti.state is TaskState.SUCCESS) == ["t0", "t1"]
 
@@ -112,7 +112,7 @@ def test_decisions_planned_before_a_clear_are_refused(repo: Repository) -> None:
     epoch = repo.leadership.take("s1", "none", T0)
     pk = _start(repo, epoch, "r0")
     view = LeaderView(repo)
-    snap = view.snapshot()
+    snap = view.snapshot()[0]
     ti = snap.runs[0].tis["t0"]
     skip = TIChange(ti.id, 0, TaskState.NONE, TaskState.SKIPPED)
     stale = Decisions(changes=[skip], revisions={pk: snap.runs[0].revision})
@@ -123,7 +123,7 @@ def test_decisions_planned_before_a_clear_are_refused(repo: Repository) -> None:
     with pytest.raises(ConcurrentChange):
         repo.scheduling.apply(stale, DEFS, epoch, T0)
     view.reset()
-    again = view.snapshot().runs[0]
+    again = view.snapshot()[0].runs[0]
     assert again.revision == snap.runs[0].revision + 1
     assert again.tis["t0"].state is TaskState.NONE
     assert repo.runs.get("d", "r0").state == RunState.RUNNING

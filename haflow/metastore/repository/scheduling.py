@@ -10,9 +10,7 @@ from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
 
 from haflow.core.snapshot import (
     Decisions,
-    Delta,
     NewRun,
-    RunHead,
     RunSnap,
     Snapshot,
     TIChange,
@@ -24,6 +22,8 @@ from haflow.metastore import models as m
 from haflow.metastore.dbclock import db_utcnow
 from haflow.metastore.records import (
     AttemptRef,
+    Delta,
+    RunHead,
     TaskDef,
 )
 from haflow.metastore.repository._base import (
@@ -31,6 +31,7 @@ from haflow.metastore.repository._base import (
     _Base,
     _checked,
     _chunks,
+    _dag_row,
     _event,
 )
 
@@ -73,7 +74,7 @@ class SchedulingQueries(_Base):
         instance of a running run it does not know at that revision; every task instance in
         flight (queued or running: claims, heartbeats and reports change only those); and the
         task instances in `recheck` (the ones it held in flight or changed itself). In one
-        transaction, the metastore's clock read first."""
+        transaction, the metastore's clock read first, the active DAGs' rows last."""
         with self._tx() as conn:
             metastore_now = conn.execute(select(db_utcnow())).scalar_one()
             heads = [
@@ -103,7 +104,10 @@ class SchedulingQueries(_Base):
             rest = sorted(set(recheck) - seen)
             for chunk in _chunks(rest, _CHUNK):
                 tis += [(pk, ti) for pk, ti in _tis(conn, m.TaskInstance.id.in_(chunk))]
-        return Delta(metastore_now, heads, whole, tis)
+            dags = conn.execute(
+                select(m.Dag).where(m.Dag.is_active.is_(True)).order_by(m.Dag.dag_id)
+            ).all()
+        return Delta(metastore_now, heads, whole, tis, [_dag_row(r) for r in dags])
 
     def apply(
         self, d: Decisions, task_defs: Mapping[str, Sequence[TaskDef]], epoch: int, now: datetime
