@@ -205,6 +205,16 @@ class WebserverRow:
 
 
 @dataclass(frozen=True)
+class DagFlags:
+    """What the leader reads of every active DAG at each tick: whether it is paused, and
+    the fire time of its newest scheduled run."""
+
+    dag_id: str
+    is_paused: bool
+    last_fire_at: datetime | None
+
+
+@dataclass(frozen=True)
 class RunHead:
     """An unfinished run as listed at every tick: its revision says whether the task
     instances the leader holds of it are still the metastore's."""
@@ -225,4 +235,4 @@ class Delta:
     runs: list[RunHead]
     whole: Mapping[int, dict[str, TISnap]]  # run pk -> every task instance of the run
     tis: list[tuple[int, TISnap]]  # (run pk, task instance)
-    dags: list[DagRow]  # every active DAG's row (paused, last fire), read in the same look
+    dags: list[DagFlags]  # every active DAG's state, read in the same look

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from haflow.core.planner import DagSpec
 from haflow.dag.loader import ImportErrorRecord
-from haflow.metastore.records import DagRecord, DagRow, TaskDef
+from haflow.metastore.records import DagFlags, DagRecord, TaskDef
 from haflow.scheduler.parsing import DagFileProcessor, FolderView, ParsedDag
 
 
@@ -51,7 +51,7 @@ class DagRegistry:
     def errors(self) -> list[tuple[str, int | None, str]]:
         return [(e.file, e.line, e.message) for e in self.import_errors]
 
-    def specs(self, rows: Mapping[str, DagRow]) -> dict[str, DagSpec]:
+    def specs(self, rows: Mapping[str, DagFlags]) -> dict[str, DagSpec]:
         out = {}
         for dag_id, dag in self.dags.items():
             row = rows.get(dag_id)
@@ -86,7 +86,7 @@ def _assemble(view: FolderView) -> tuple[dict[str, ParsedDag], list[ImportErrorR
     return dags, errors
 
 
-def _spec(dag: ParsedDag, row: DagRow) -> DagSpec:
+def _spec(dag: ParsedDag, row: DagFlags) -> DagSpec:
     r = dag.record
     return DagSpec(
         dag_id=r.dag_id,

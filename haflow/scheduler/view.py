@@ -19,7 +19,7 @@ from __future__ import annotations
 from haflow.core.planner import Decisions, RunSnap, TISnap
 from haflow.core.snapshot import Snapshot
 from haflow.core.states import RunState, TaskState
-from haflow.metastore.records import DagRow
+from haflow.metastore.records import DagFlags
 from haflow.metastore.repository import Repository
 
 _IN_FLIGHT = (TaskState.QUEUED, TaskState.RUNNING)
@@ -39,7 +39,7 @@ class LeaderView:
         self._tis.clear()
         self._recheck.clear()
 
-    def snapshot(self) -> tuple[Snapshot, list[DagRow]]:
+    def snapshot(self) -> tuple[Snapshot, list[DagFlags]]:
         """The unfinished runs as the planner sees them, and the active DAGs' rows."""
         in_flight = {
             ti.id for tis in self._tis.values() for ti in tis.values() if ti.state in _IN_FLIGHT

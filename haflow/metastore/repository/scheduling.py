@@ -22,6 +22,7 @@ from haflow.metastore import models as m
 from haflow.metastore.dbclock import db_utcnow
 from haflow.metastore.records import (
     AttemptRef,
+    DagFlags,
     Delta,
     RunHead,
     TaskDef,
@@ -31,7 +32,6 @@ from haflow.metastore.repository._base import (
     _Base,
     _checked,
     _chunks,
-    _dag_row,
     _event,
 )
 
@@ -104,10 +104,15 @@ class SchedulingQueries(_Base):
             rest = sorted(set(recheck) - seen)
             for chunk in _chunks(rest, _CHUNK):
                 tis += [(pk, ti) for pk, ti in _tis(conn, m.TaskInstance.id.in_(chunk))]
-            dags = conn.execute(
-                select(m.Dag).where(m.Dag.is_active.is_(True)).order_by(m.Dag.dag_id)
-            ).all()
-        return Delta(metastore_now, heads, whole, tis, [_dag_row(r) for r in dags])
+            dags = [
+                DagFlags(dag_id, bool(paused), last_fire_at)
+                for dag_id, paused, last_fire_at in conn.execute(
+                    select(m.Dag.dag_id, m.Dag.is_paused, m.Dag.last_fire_at).where(
+                        m.Dag.is_active.is_(True)
+                    )
+                )
+            ]
+        return Delta(metastore_now, heads, whole, tis, dags)
 
     def apply(
         self, d: Decisions, task_defs: Mapping[str, Sequence[TaskDef]], epoch: int, now: datetime
