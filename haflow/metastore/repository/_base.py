@@ -40,6 +40,7 @@ from haflow.metastore.records import (
 )
 
 Event = dict[str, Any]
+_INSERT_EVENT = insert(m.Event)  # built once: every claim, report and tick writes events
 
 
 def _event(kind: str, actor: str, now: datetime, **fields: Any) -> Event:
@@ -92,7 +93,7 @@ class _Base:
 
     def _emit(self, conn: Connection, events: Sequence[Event]) -> None:
         if events:
-            conn.execute(insert(m.Event), list(events))
+            conn.execute(_INSERT_EVENT, list(events))
 
     def _dag(self, dag_id: str) -> DagRow:
         with self._tx() as conn:

@@ -58,6 +58,33 @@ _TI_COLUMNS = (
 )
 _IN_FLIGHT = (TaskState.QUEUED, TaskState.RUNNING)
 _CHUNK = 500  # ids per IN list, under every backend's bound parameter limit
+# The leader's reads at every tick, built once (building them cost more than running them).
+_TIS = (
+    select(*_TI_COLUMNS)
+    .join(m.DagRun, m.DagRun.id == m.TaskInstance.run_pk)
+    .outerjoin(
+        m.TaskAttempt,
+        and_(
+            m.TaskAttempt.ti_id == m.TaskInstance.id,
+            m.TaskAttempt.attempt == m.TaskInstance.attempt,
+            or_(
+                m.TaskAttempt.state == AttemptState.QUEUED,
+                m.TaskAttempt.state == AttemptState.RUNNING,
+            ),
+        ),
+    )
+    .where(m.DagRun.state == RunState.RUNNING)
+)
+_TIS_IN_FLIGHT = _TIS.where(m.TaskInstance.state.in_(_IN_FLIGHT))
+_TIS_OF_RUNS = _TIS.where(m.TaskInstance.run_pk.in_(bindparam("pks", expanding=True)))
+_TIS_BY_ID = _TIS.where(m.TaskInstance.id.in_(bindparam("ids", expanding=True)))
+_RUN_HEADS = select(m.DagRun.id, m.DagRun.dag_id, m.DagRun.state, m.DagRun.revision).where(
+    m.DagRun.state.in_([RunState.QUEUED, RunState.RUNNING])
+)
+_DAG_FLAGS = select(m.Dag.dag_id, m.Dag.is_paused, m.Dag.last_fire_at).where(
+    m.Dag.is_active.is_(True)
+)
+_NOW = select(db_utcnow())
 
 
 class SchedulingQueries(_Base):
@@ -76,41 +103,25 @@ class SchedulingQueries(_Base):
         task instances in `recheck` (the ones it held in flight or changed itself). In one
         transaction, the metastore's clock read first, the active DAGs' rows last."""
         with self._tx() as conn:
-            metastore_now = conn.execute(select(db_utcnow())).scalar_one()
+            metastore_now = conn.execute(_NOW).scalar_one()
             heads = [
                 RunHead(pk, dag_id, RunState(state), revision)
-                for pk, dag_id, state, revision in conn.execute(
-                    select(m.DagRun.id, m.DagRun.dag_id, m.DagRun.state, m.DagRun.revision).where(
-                        m.DagRun.state.in_([RunState.QUEUED, RunState.RUNNING])
-                    )
-                )
+                for pk, dag_id, state, revision in conn.execute(_RUN_HEADS)
             ]
             running = [h for h in heads if h.state is RunState.RUNNING]
             unknown = [h.pk for h in running if known.get(h.pk) != h.revision]
             whole: dict[int, dict[str, TISnap]] = {pk: {} for pk in unknown}
             for chunk in _chunks(unknown, _CHUNK):
-                for pk, ti in _tis(conn, m.TaskInstance.run_pk.in_(chunk)):
+                for pk, ti in _tis(conn, _TIS_OF_RUNS, {"pks": chunk}):
                     whole[pk][ti.task_id] = ti
-            tis = [
-                (pk, ti)
-                for pk, ti in _tis(
-                    conn,
-                    m.DagRun.state == RunState.RUNNING,
-                    m.TaskInstance.state.in_(_IN_FLIGHT),
-                )
-                if pk not in whole
-            ]
+            tis = [(pk, ti) for pk, ti in _tis(conn, _TIS_IN_FLIGHT, {}) if pk not in whole]
             seen = {ti.id for _, ti in tis}
             rest = sorted(set(recheck) - seen)
             for chunk in _chunks(rest, _CHUNK):
-                tis += [(pk, ti) for pk, ti in _tis(conn, m.TaskInstance.id.in_(chunk))]
+                tis += list(_tis(conn, _TIS_BY_ID, {"ids": chunk}))
             dags = [
                 DagFlags(dag_id, bool(paused), last_fire_at)
-                for dag_id, paused, last_fire_at in conn.execute(
-                    select(m.Dag.dag_id, m.Dag.is_paused, m.Dag.last_fire_at).where(
-                        m.Dag.is_active.is_(True)
-                    )
-                )
+                for dag_id, paused, last_fire_at in conn.execute(_DAG_FLAGS)
             ]
         return Delta(metastore_now, heads, whole, tis, dags)
 
@@ -408,23 +419,10 @@ class SchedulingQueries(_Base):
                 )
 
 
-def _tis(conn: Connection, *where: Any) -> Iterator[tuple[int, TISnap]]:
-    """(run pk, task instance with its current attempt's timestamps) of the running runs'
-    task instances matching `where`."""
-    a, ti = m.TaskAttempt, m.TaskInstance
-    rows = conn.execute(
-        select(*_TI_COLUMNS)
-        .join(m.DagRun, m.DagRun.id == ti.run_pk)
-        .outerjoin(
-            a,
-            and_(
-                a.ti_id == ti.id,
-                a.attempt == ti.attempt,
-                or_(a.state == AttemptState.QUEUED, a.state == AttemptState.RUNNING),
-            ),
-        )
-        .where(m.DagRun.state == RunState.RUNNING, *where)
-    )
+def _tis(conn: Connection, stmt: Any, params: dict[str, Any]) -> Iterator[tuple[int, TISnap]]:
+    """(run pk, task instance with its current attempt's timestamps) of the rows `stmt` (one
+    of the `_TIS_*` statements) selects with `params`."""
+    rows = conn.execute(stmt, params)
     # positional unpacking: a Row's attribute access per column is the slower path
     for (
         ti_id,
