@@ -3,6 +3,7 @@ tests' helpers (daemons are started and stopped the one way tests/daemons.py doe
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import sys
@@ -111,6 +112,62 @@ def commits_so_far(url: str) -> int | None:
         ).scalar_one()
     engine.dispose()
     return int(n)
+
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _children() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            kids.setdefault(ppid, []).append(int(entry))
+    return kids
+
+
+def tree(pid: int) -> list[int]:
+    """`pid` and all its descendants."""
+    kids, out, todo = _children(), [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += kids.get(p, [])
+    return out
+
+
+def postgres_pids() -> list[int]:
+    """The local PostgreSQL server's processes (its backends included)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if Path(f"/proc/{entry}/comm").read_text().strip() == "postgres":
+                    found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+def cpu_by_pid(pids: list[int]) -> dict[int, float]:
+    """Seconds of CPU of each process: its own, and its children's that it has reaped (so a
+    short-lived child counts once its parent reaps it, and a live one on its own)."""
+    out = {}
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[p] = sum(int(f) for f in fields[11:15]) / TICKS  # utime stime cutime cstime
+    return out
+
+
+def cpu_spent(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds spent between two `cpu_by_pid` readings, by the processes of the second."""
+    return sum(seconds - before.get(p, 0.0) for p, seconds in after.items())
 
 
 def summary(values: list[float]) -> dict[str, float]:

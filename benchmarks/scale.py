@@ -32,11 +32,13 @@ import urllib.request
 from pathlib import Path
 
 from common import (
+    TICKS,
     ensure_services,
     free_ports,
     fresh_postgres,
     start_haflow,
     stop_group,
+    tree,
     wait_for,
 )
 from sqlalchemy import text
@@ -47,7 +49,6 @@ from haflow.metastore.repository import Repository
 
 LOOP = "haflow_scheduler_loop_seconds"
 PAGE = os.sysconf("SC_PAGE_SIZE")
-TICKS = os.sysconf("SC_CLK_TCK")
 DAG_FILE = """
 from datetime import datetime
 from haflow.dag import DAG, PythonTask
@@ -59,28 +60,6 @@ for d in range({first}, {last}):
     with DAG(f"scale_{{d:05d}}", schedule="*/5 * * * *", start_date=datetime(2026, 1, 1)):
         [PythonTask(f"t{{i}}", python_callable=noop) for i in range({tasks})]
 """
-
-
-def _children() -> dict[int, list[int]]:
-    kids: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            kids.setdefault(ppid, []).append(int(entry))
-    return kids
-
-
-def tree(pid: int) -> list[int]:
-    """`pid` and all its descendants."""
-    kids, out, todo = _children(), [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo += kids.get(p, [])
-    return out
 
 
 def cpu_seconds(pids: list[int]) -> float:

@@ -13,8 +13,10 @@ tasks (M=50, --quick 20): per-hop latency, from one task's attempt ending to the
 attempt starting, p50 / p95. Before each column it measures the database's own limit in the
 same run (single-row commits per second, 4 clients, through the same driver), and reports the
 fan-out's commits per task (PostgreSQL's counter, every process of the run included) and the
-share of that limit the fan-out used. Prints a table next to Apache Airflow 3.3.2's reference
-figures and, with --json, one JSON object as the last line.
+share of that limit the fan-out used, and the CPU the fan-out cost per task: haflow's processes
+(this one, every descendant and a Celery worker's tree) and PostgreSQL's, from /proc. Prints a
+table next to Apache Airflow 3.3.2's reference figures and, with --json, one JSON object as the
+last line.
 """
 
 from __future__ import annotations
@@ -34,10 +36,14 @@ from pathlib import Path
 from common import (
     commit_rate,
     commits_so_far,
+    cpu_by_pid,
+    cpu_spent,
     ensure_services,
     fresh_postgres,
+    postgres_pids,
     start_haflow,
     stop_group,
+    tree,
 )
 
 from haflow.assembly.scheduler import build_scheduler
@@ -146,13 +152,16 @@ def _measure(
         repo.runs.trigger("bench_warmup", {}, utcnow(), run_id="warmup")
         wait_run(repo, "bench_warmup", "warmup", 120)
         url = env["HAFLOW__CORE__SQL_ALCHEMY_CONN"]
-        before = commits_so_far(url)
+        before, cpu_before = commits_so_far(url), _cpu(worker)
         repo.runs.trigger("bench_fanout", {}, utcnow(), run_id="fanout")
         wait_run(repo, "bench_fanout", "fanout", 600)
-        after = commits_so_far(url)
+        after, cpu_after = commits_so_far(url), _cpu(worker)
         repo.runs.trigger("bench_chain", {}, utcnow(), run_id="chain")
         wait_run(repo, "bench_chain", "chain", 600)
         figures = _figures(repo, fanout)
+        for kind in cpu_after:
+            spent = cpu_spent(cpu_before[kind], cpu_after[kind]) * 1000 / (fanout + 1)
+            figures[f"fanout_cpu_ms_per_task_{kind}"] = round(spent, 2)
         if before is not None and after is not None:
             # the flush wait before the second reading is idle time: commits, not seconds
             figures["fanout_commits_per_task"] = round((after - before) / (fanout + 1), 2)
@@ -162,6 +171,15 @@ def _measure(
         thread.join(60)
         if worker is not None:
             stop_group(worker, grace_s=30)
+
+
+def _cpu(worker: subprocess.Popen[bytes] | None) -> dict[str, dict[int, float]]:
+    """CPU so far of haflow's processes (this one, which runs the scheduler, and every
+    descendant: pool processes, warm processes, a Celery worker's tree) and of PostgreSQL's."""
+    pids = tree(os.getpid())
+    if worker is not None and worker.pid not in pids:
+        pids += tree(worker.pid)
+    return {"haflow": cpu_by_pid(pids), "db": cpu_by_pid(postgres_pids())}
 
 
 def _figures(repo: Repository, fanout: int) -> dict[str, float]:
@@ -242,15 +260,17 @@ def print_table(results: dict[str, dict[str, float]]) -> None:
         "fanout_tasks_per_s",
         "fanout_commits_per_task",
         "fanout_share_of_db_limit",
+        "fanout_cpu_ms_per_task_haflow",
+        "fanout_cpu_ms_per_task_db",
         "chain_hop_p50_ms",
         "chain_hop_p95_ms",
     ]
     cols = [*results, "airflow 3.3.2", "target"]
-    print(f"{'metric':<22}" + "".join(f"{c:>18}" for c in cols))
+    print(f"{'metric':<30}" + "".join(f"{c:>18}" for c in cols))
     for m in metrics:
         row = [results[b].get(m, "") for b in results]
         row += [AIRFLOW.get(m, ""), TARGET.get(m, "")]
-        print(f"{m:<22}" + "".join(f"{v!s:>18}" for v in row))
+        print(f"{m:<30}" + "".join(f"{v!s:>18}" for v in row))
 
 
 if __name__ == "__main__":
