@@ -14,8 +14,8 @@ from haflow.dag.dag import DAG
 from haflow.dag.tasks import BaseTask, BashTask, PythonTask
 from haflow.errors import HaflowError, InvalidRequest
 from haflow.metastore.records import ClaimedAttempt
+from haflow.worker.child import context_env, python_call
 from haflow.worker.process import LogSink, Outcome, spawn_bash, spawn_python, supervise
-from haflow.worker.runner import context_env, python_call
 from haflow.worker.taskenv import become_task, task_environ
 
 Printer = Callable[[str], None]

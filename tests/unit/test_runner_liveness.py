@@ -18,8 +18,9 @@ import pytest
 
 from haflow.core.attempt_end import Ending
 from haflow.metastore.records import AttemptRef
+from haflow.worker.child import locate
 from haflow.worker.process import Outcome
-from haflow.worker.runner import AttemptRunner, RunnerConfig, locate
+from haflow.worker.runner import AttemptRunner, RunnerConfig
 from tests.fakes import Clock, FakeAttemptRepo
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

@@ -1,0 +1,111 @@
+"""What runs in an attempt's own process: the task's environment, its DAG file's task, the call.
+
+Kept apart from the runner so that a warm process (`haflow.worker.warm`) imports only this and
+the DAG modules, not the worker's metastore and broker libraries: every attempt's fork copies
+the warm process's memory.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from haflow.dag.dag import DAG
+from haflow.dag.loader import ImportErrorRecord, importable, load_dag_file
+from haflow.dag.tasks import BaseTask, BashTask, PythonTask
+from haflow.metastore.records import ClaimedAttempt
+from haflow.worker.taskenv import become_task
+
+
+def run_from_file(c: ClaimedAttempt, folder: Path, worker_id: str, allow: Sequence[str]) -> object:
+    """The attempt's child: trade the worker's environment for the task's (the `allow`ed
+    variables and haflow's context; `haflow.worker.taskenv`), import the DAG's own file, then
+    run the task (bash replaces this process). A file that cannot be loaded fails the attempt
+    with the reason in its log."""
+    env = become_task(allow, context_env(c, worker_id, os.getppid()))
+    return run_task(load_task(c, folder), c, env)
+
+
+def run_task(task: BaseTask, c: ClaimedAttempt, env: Mapping[str, str]) -> object:
+    """Run `task` in this (the attempt's own) process: bash replaces it, Python is called."""
+    if isinstance(task, BashTask):
+        sys.stdout.flush()
+        os.execvpe("bash", ["bash", "-c", task.bash_command], {**env, **(task.env or {})})
+    if isinstance(task, PythonTask):
+        return python_call(task, c)()
+    _cannot_load(f"task {c.task_id!r} has unsupported kind {type(task).__name__}")
+
+
+def load_task(c: ClaimedAttempt, folder: Path) -> BaseTask:
+    """Task `c.task_id` of DAG `c.dag_id`, from the file the scheduler found it in."""
+    importable(folder)
+    path = locate(c.fileloc, folder)
+    dags, error = load_dag_file(path)
+    return pick_task(dags, error, c, path)
+
+
+def pick_task(
+    dags: Sequence[DAG], error: ImportErrorRecord | None, c: ClaimedAttempt, path: str
+) -> BaseTask:
+    """The task `c` names among the DAGs loaded from `path`; a load error, or a DAG or task
+    that is gone, fails the attempt with the reason in its log."""
+    if error is not None:
+        where = f", line {error.line}" if error.line else ""
+        _cannot_load(f"cannot load DAG file {path}{where}: {error.message}")
+    dag = next((d for d in dags if d.dag_id == c.dag_id), None)
+    if dag is None:
+        _cannot_load(f"DAG {c.dag_id!r} is no longer defined in {path}")
+    if c.task_id not in dag.tasks:
+        _cannot_load(f"DAG {c.dag_id!r} in {path} has no task {c.task_id!r} any more")
+    return dag.tasks[c.task_id]
+
+
+def locate(fileloc: str, folder: Path) -> str:
+    """`fileloc` as recorded by the scheduler, or, when this node keeps its DAGs folder
+    elsewhere, the same file under `folder` (matched by its longest existing path tail)."""
+    if os.path.exists(fileloc):
+        return fileloc
+    parts = Path(fileloc).parts[1:]
+    for i in range(len(parts)):
+        candidate = Path(folder).joinpath(*parts[i:])
+        if candidate.is_file():
+            return str(candidate)
+    return fileloc
+
+
+def _cannot_load(message: str) -> NoReturn:
+    print(f"[haflow: {message}]", file=sys.stderr)
+    raise SystemExit(1)
+
+
+def context_env(c: ClaimedAttempt, worker_id: str = "", worker_pid: int = 0) -> dict[str, str]:
+    """haflow's variables in an attempt's environment; HAFLOW_WORKER_PID is the process that
+    claimed the attempt (a pool process of the local executor, a Celery pool process)."""
+    return {
+        "HAFLOW_WORKER_ID": worker_id,
+        "HAFLOW_WORKER_PID": str(worker_pid or ""),
+        "HAFLOW_DAG_ID": c.dag_id,
+        "HAFLOW_RUN_ID": c.run_id,
+        "HAFLOW_TASK_ID": c.task_id,
+        "HAFLOW_ATTEMPT": str(c.attempt),
+        "HAFLOW_CONF": json.dumps(c.conf),
+        "HAFLOW_DATA_INTERVAL_START": _iso(c.data_interval_start),
+        "HAFLOW_DATA_INTERVAL_END": _iso(c.data_interval_end),
+    }
+
+
+def _iso(value: Any) -> str:
+    return "" if value is None else value.isoformat()
+
+
+def python_call(task: PythonTask, c: ClaimedAttempt) -> Callable[[], object]:
+    kwargs = dict(task.op_kwargs or {})
+    if "context" in inspect.signature(task.python_callable).parameters:
+        kwargs["context"] = {**context_env(c), "conf": c.conf, "attempt": c.attempt}
+    fn = task.python_callable
+    return lambda: fn(**kwargs)
