@@ -7,11 +7,10 @@ attempts, `haflow.worker.warm`, or in the attempt's own child, `haflow.worker.ch
 import that hangs or crashes counts against that attempt's execution timeout and fails that
 attempt alone, never the worker or other DAGs' attempts; it stops the attempt as soon as a
 heartbeat says the attempt is no longer its own, or when no heartbeat has succeeded for its
-self-fence window
-`timeout - self_fence_margin`, counted from when the last good one (or the claim) was sent.
-The leader reclaims no sooner than that window plus a margin after the metastore stamped it
-(`haflow.core.reclamation`), so a worker never runs an attempt concurrently with the one that
-replaced it. Losing ZooKeeper never stops an attempt.
+self-fence window `timeout - self_fence_margin`, counted from when the last good one (or the
+claim) was sent. The leader reclaims no sooner than that window plus a margin after the
+metastore stamped it (`haflow.core.reclamation`), so a worker never runs an attempt
+concurrently with the one that replaced it. Losing ZooKeeper never stops an attempt.
 """
 
 from __future__ import annotations
