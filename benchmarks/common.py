@@ -170,6 +170,19 @@ def cpu_spent(before: dict[int, float], after: dict[int, float]) -> float:
     return sum(seconds - before.get(p, 0.0) for p, seconds in after.items())
 
 
+def run_figures(tasks: int, seconds: float, hops_ms: list[float]) -> dict[str, float]:
+    """A fan-out's size, time and tasks/s and a chain's hop latencies, as every throughput
+    benchmark prints them (haflow's and Airflow's alike)."""
+    hops = sorted(hops_ms)
+    return {
+        "fanout_tasks": tasks,
+        "fanout_seconds": round(seconds, 3),
+        "fanout_tasks_per_s": round(tasks / seconds, 1),
+        "chain_hop_p50_ms": round(statistics.median(hops), 1),
+        "chain_hop_p95_ms": round(hops[int(0.95 * (len(hops) - 1))], 1),
+    }
+
+
 def summary(values: list[float]) -> dict[str, float]:
     """min / p50 / p95 / max of a list of measurements."""
     values = sorted(values)

@@ -33,7 +33,6 @@ import os
 import secrets
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,7 +46,14 @@ from typing import Any
 
 import psycopg
 import throughput
-from common import commits_so_far, ensure_services, free_ports, fresh_postgres, stop_group
+from common import (
+    commits_so_far,
+    ensure_services,
+    free_ports,
+    fresh_postgres,
+    run_figures,
+    stop_group,
+)
 
 from tests.daemons import launch  # importable once `common` has put the checkout on sys.path
 
@@ -323,16 +329,8 @@ def airflow_figures(conn: psycopg.Connection[Any], fanout: int) -> dict[str, flo
     _, queued_at, end_date = row
     seconds = (end_date - queued_at).total_seconds()
     tis = conn.execute(CHAIN_SQL, ["chain"]).fetchall()
-    hops = sorted(
-        (cur[1] - prev[2]).total_seconds() * 1000 for prev, cur in itertools.pairwise(tis)
-    )
-    return {
-        "fanout_tasks": fanout + 1,
-        "fanout_seconds": round(seconds, 3),
-        "fanout_tasks_per_s": round((fanout + 1) / seconds, 1),
-        "chain_hop_p50_ms": round(statistics.median(hops), 1),
-        "chain_hop_p95_ms": round(hops[int(0.95 * (len(hops) - 1))], 1),
-    }
+    hops = [(cur[1] - prev[2]).total_seconds() * 1000 for prev, cur in itertools.pairwise(tis)]
+    return run_figures(fanout + 1, seconds, hops)
 
 
 def daemons_rss(site: AirflowSite) -> dict[str, float]:

@@ -26,7 +26,6 @@ import contextlib
 import itertools
 import json
 import os
-import statistics
 import subprocess
 import tempfile
 import threading
@@ -41,6 +40,7 @@ from common import (
     ensure_services,
     fresh_postgres,
     postgres_pids,
+    run_figures,
     start_haflow,
     stop_group,
     tree,
@@ -199,14 +199,7 @@ def _figures(repo: Repository, fanout: int) -> dict[str, float]:
     for prev, cur in itertools.pairwise(attempts):
         assert prev.ended_at is not None and cur.started_at is not None
         hops.append((cur.started_at - prev.ended_at).total_seconds() * 1000)
-    hops.sort()
-    return {
-        "fanout_tasks": fanout + 1,
-        "fanout_seconds": round(seconds, 3),
-        "fanout_tasks_per_s": round((fanout + 1) / seconds, 1),
-        "chain_hop_p50_ms": round(statistics.median(hops), 1),
-        "chain_hop_p95_ms": round(hops[int(0.95 * (len(hops) - 1))], 1),
-    }
+    return run_figures(fanout + 1, seconds, hops)
 
 
 def main() -> None:
