@@ -145,13 +145,15 @@ def supervise(
     monotonic: Callable[[], float] = time.monotonic,
     reap: Callable[[int], int] | None = None,
     pidfd: int | None = None,
+    timeout_named_s: float | None = None,
 ) -> Result:
     """Wait for the child, collecting output; call `on_tick` every `tick_every_s`.
 
     `on_tick` returning False cancels the attempt (it was reclaimed, or the worker stops).
     `reap` waits for the ended child and returns its exit code (negative: the signal that
     killed it); by default `waitpid`, for a child of this process. `pidfd`, when given, is
-    the child's (then closed here); otherwise one is opened.
+    the child's (then closed here); otherwise one is opened. `timeout_named_s` is the timeout
+    the reason names when it is not `timeout_s` (what was left of it when the child started).
     """
     reap = reap or _waitpid
     pidfd = os.pidfd_open(pid) if pidfd is None else pidfd
@@ -168,7 +170,7 @@ def supervise(
                     out_fd,
                     sink,
                     Outcome.TIMED_OUT,
-                    f"execution timeout of {timeout_s:g} s exceeded",
+                    f"execution timeout of {timeout_named_s or timeout_s:g} s exceeded",
                     reap,
                 )
             if now >= next_tick:

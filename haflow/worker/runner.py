@@ -156,9 +156,10 @@ class AttemptRunner:
                 return cancelled  # stopped or taken while the file was imported
             timeout_s = None if limit_s is None else limit_s - (time.monotonic() - began)
             if timeout_s is not None and timeout_s <= 0:  # the import counts, warm or cold
-                return Result(
-                    Outcome.TIMED_OUT, f"execution timeout of {limit_s:g} s exceeded", None
-                )
+                if warm is None:
+                    reason = f"execution timeout of {limit_s:g} s exceeded"
+                    return Result(Outcome.TIMED_OUT, reason, None)
+                timeout_s = 0.0  # forked at the very end: supervise kills it at once
             if warm is None:
                 pid, fd = spawn_python(lambda: run_from_file(claimed, folder, worker_id, allow))
         except OSError as exc:  # no fork: out of processes or memory on this node
@@ -172,6 +173,7 @@ class AttemptRunner:
             on_tick=watch.tick,
             reap=warm.reap if warm else None,
             pidfd=warm.pidfd if warm else None,
+            timeout_named_s=limit_s,
         )
 
     def close(self) -> None:
