@@ -32,7 +32,8 @@ import urllib.request
 from pathlib import Path
 
 from common import (
-    TICKS,
+    cpu_by_pid,
+    cpu_spent,
     ensure_services,
     free_ports,
     fresh_postgres,
@@ -60,17 +61,6 @@ for d in range({first}, {last}):
     with DAG(f"scale_{{d:05d}}", schedule="*/5 * * * *", start_date=datetime(2026, 1, 1)):
         [PythonTask(f"t{{i}}", python_callable=noop) for i in range({tasks})]
 """
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0
-    for p in pids:
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / TICKS
 
 
 def rss_mib(pids: list[int]) -> float:
@@ -216,7 +206,7 @@ def measure(
             time.sleep(5)
             ports = {"s1": m1, "s2": m2}
             h0 = loop_histogram(ports[lead])
-            c0 = {k: cpu_seconds(tree(procs[k].pid)) for k in (lead, standby)}
+            c0 = {k: cpu_by_pid(tree(procs[k].pid)) for k in (lead, standby)}
             t0 = time.monotonic()
             spy = None
             if profile is not None:
@@ -241,7 +231,7 @@ def measure(
             took = time.monotonic() - t0
             if spy is not None:
                 spy.wait(60)
-            c1 = {k: cpu_seconds(tree(procs[k].pid)) for k in (lead, standby)}
+            c1 = {k: cpu_by_pid(tree(procs[k].pid)) for k in (lead, standby)}
             h1 = loop_histogram(ports[lead])
             iterations = h1["count"] - h0["count"]
             out.update(
@@ -251,8 +241,8 @@ def measure(
                     "loop_mean_ms": round((h1["sum"] - h0["sum"]) / iterations * 1000, 1),
                     "loop_p50_ms_at_most": quantile_bound(h0, h1, 0.5) * 1000,
                     "loop_p95_ms_at_most": quantile_bound(h0, h1, 0.95) * 1000,
-                    "leader_cpu_share": round((c1[lead] - c0[lead]) / took, 3),
-                    "standby_cpu_share": round((c1[standby] - c0[standby]) / took, 4),
+                    "leader_cpu_share": round(cpu_spent(c0[lead], c1[lead]) / took, 3),
+                    "standby_cpu_share": round(cpu_spent(c0[standby], c1[standby]) / took, 4),
                     "loaded_scheduler_rss_mib": rss_mib([procs[lead].pid]),
                 }
             )

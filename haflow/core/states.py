@@ -33,6 +33,10 @@ class TaskState(StrEnum):
         return self in FINISHED_TASK_STATES
 
 
+IN_FLIGHT_TASK_STATES = frozenset({TaskState.QUEUED, TaskState.RUNNING})
+"""An attempt is committed and not yet reported: only claims, heartbeats and reports change
+a task instance in these states (besides the leader itself)."""
+
 FINISHED_TASK_STATES = frozenset(
     {TaskState.SUCCESS, TaskState.FAILED, TaskState.UPSTREAM_FAILED, TaskState.SKIPPED}
 )

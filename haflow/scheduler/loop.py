@@ -16,7 +16,7 @@ from typing import Any
 
 from haflow.core.clock import Clock, utcnow
 from haflow.core.planner import Decisions, Limits, RunSnap, plan
-from haflow.core.states import TaskState
+from haflow.core.states import IN_FLIGHT_TASK_STATES
 from haflow.errors import ConcurrentChange
 from haflow.executors.base import Executor
 from haflow.metastore.repository import Repository
@@ -135,5 +135,4 @@ def _follows(d: Decisions) -> bool:
 
 def _active(runs: Sequence[RunSnap]) -> int:
     """Attempts queued or running now, across all unfinished runs."""
-    busy = (TaskState.QUEUED, TaskState.RUNNING)
-    return sum(1 for run in runs for ti in run.tis.values() if ti.state in busy)
+    return sum(1 for run in runs for ti in run.tis.values() if ti.state in IN_FLIGHT_TASK_STATES)

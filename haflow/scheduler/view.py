@@ -18,11 +18,9 @@ from __future__ import annotations
 
 from haflow.core.planner import Decisions, RunSnap, TISnap
 from haflow.core.snapshot import Snapshot
-from haflow.core.states import RunState, TaskState
+from haflow.core.states import IN_FLIGHT_TASK_STATES, RunState
 from haflow.metastore.records import DagFlags
 from haflow.metastore.repository import Repository
-
-_IN_FLIGHT = (TaskState.QUEUED, TaskState.RUNNING)
 
 
 class LeaderView:
@@ -42,7 +40,10 @@ class LeaderView:
     def snapshot(self) -> tuple[Snapshot, list[DagFlags]]:
         """The unfinished runs as the planner sees them, and the active DAGs' rows."""
         in_flight = {
-            ti.id for tis in self._tis.values() for ti in tis.values() if ti.state in _IN_FLIGHT
+            ti.id
+            for tis in self._tis.values()
+            for ti in tis.values()
+            if ti.state in IN_FLIGHT_TASK_STATES
         }
         delta = self.repo.scheduling.read(self._revisions, self._recheck | in_flight)
         running = {h.pk: h for h in delta.runs if h.state is RunState.RUNNING}

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from haflow.core.attempt_end import Ending
+from haflow.errors import BackendUnavailable
 from haflow.metastore.records import AttemptRef
 from haflow.worker.child import locate
 from haflow.worker.process import Outcome
@@ -113,6 +114,22 @@ def test_a_claim_answered_in_time_runs_and_is_reported(tmp_path: Path) -> None:
     assert repo.reports == [Ending.SUCCESS]
     assert listener.gave_up == []
     assert not (tmp_path / "other-imported").exists()
+
+
+def test_a_claim_cut_off_by_a_broken_connection_is_made_once_more(tmp_path: Path) -> None:
+    runner, repo, _, marker = _runner(tmp_path, claim_takes=0.1)
+    claim, calls = repo.attempts.claim, []
+
+    def flaky(*args: Any) -> Any:
+        calls.append(args)
+        if len(calls) == 1:
+            raise BackendUnavailable("metastore connection lost: server closed the connection")
+        return claim(*args)
+
+    repo.attempts.claim = flaky  # type: ignore[method-assign,assignment]
+    assert runner.run(AttemptRef(1, 1, 1, "default")) == "success"
+    assert len(calls) == 2 and marker.read_text() == "ran"
+    assert repo.reports == [Ending.SUCCESS]
 
 
 def test_a_file_that_fails_at_import_fails_its_attempt_with_the_cause_in_its_log(

@@ -22,7 +22,6 @@ from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
-from haflow.core.states import AttemptState
 from haflow.errors import (
     BackendUnavailable,
     ConcurrentChange,
@@ -157,16 +156,6 @@ class _Base:
             attempt=attempt,
             detail=detail,
         )
-
-
-def _mine(ti_id: int, attempt: int, worker_id: str) -> list[Any]:
-    a = m.TaskAttempt
-    return [
-        a.ti_id == ti_id,
-        a.attempt == attempt,
-        a.worker_id == worker_id,
-        a.state == AttemptState.RUNNING,
-    ]
 
 
 def _checked(res: Any, expected: int, what: str) -> None:

@@ -11,12 +11,10 @@ from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
 from haflow.core.snapshot import (
     Decisions,
     NewRun,
-    RunSnap,
-    Snapshot,
     TIChange,
     TISnap,
 )
-from haflow.core.states import AttemptState, RunState, TaskState
+from haflow.core.states import IN_FLIGHT_TASK_STATES, AttemptState, RunState, TaskState
 from haflow.errors import ConcurrentChange
 from haflow.metastore import models as m
 from haflow.metastore.dbclock import db_utcnow
@@ -56,7 +54,6 @@ _TI_COLUMNS = (
     m.TaskAttempt.published_at,
     m.TaskAttempt.queued_at,
 )
-_IN_FLIGHT = (TaskState.QUEUED, TaskState.RUNNING)
 _CHUNK = 500  # ids per IN list, under every backend's bound parameter limit
 # The leader's reads at every tick, built once (building them cost more than running them).
 _TIS = (
@@ -75,7 +72,7 @@ _TIS = (
     )
     .where(m.DagRun.state == RunState.RUNNING)
 )
-_TIS_IN_FLIGHT = _TIS.where(m.TaskInstance.state.in_(_IN_FLIGHT))
+_TIS_IN_FLIGHT = _TIS.where(m.TaskInstance.state.in_(IN_FLIGHT_TASK_STATES))
 _TIS_OF_RUNS = _TIS.where(m.TaskInstance.run_pk.in_(bindparam("pks", expanding=True)))
 _TIS_BY_ID = _TIS.where(m.TaskInstance.id.in_(bindparam("ids", expanding=True)))
 _RUN_HEADS = select(m.DagRun.id, m.DagRun.dag_id, m.DagRun.state, m.DagRun.revision).where(
@@ -88,13 +85,6 @@ _NOW = select(db_utcnow())
 
 
 class SchedulingQueries(_Base):
-    def snapshot(self) -> Snapshot:
-        """Every unfinished run with all its task instances and their current attempts'
-        timestamps, the metastore's clock read first (heartbeats are judged on it)."""
-        d = self.read({}, ())
-        runs = [RunSnap(h.pk, h.dag_id, h.state, d.whole.get(h.pk, {}), h.revision) for h in d.runs]
-        return Snapshot(runs, d.metastore_now)
-
     def read(self, known: Mapping[int, int], recheck: Collection[int]) -> Delta:
         """What a leader holding the task instances of the runs in `known` (run pk ->
         revision) needs to see the metastore as it is: every unfinished run; every task
