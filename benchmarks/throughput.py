@@ -89,7 +89,9 @@ def wait_run(repo: Repository, dag_id: str, run_id: str, limit_s: float) -> None
     raise SystemExit(f"{dag_id} {run_id} did not finish within {limit_s} s")
 
 
-def measure(config: str, fanout: int, chain: int, parallelism: int) -> dict[str, float]:
+def measure(
+    config: str, fanout: int, chain: int, parallelism: int, settings: dict[str, str] | None = None
+) -> dict[str, float]:
     executor, _, rest = config.partition("-")
     backend = rest if executor == "local" else "postgresql"
     with tempfile.TemporaryDirectory() as tmpdir:
@@ -105,6 +107,7 @@ def measure(config: str, fanout: int, chain: int, parallelism: int) -> dict[str,
                 "HAFLOW__CORE__DAGS_FOLDER": str(tmp / "dags"),
                 "HAFLOW__CORE__PARALLELISM": str(parallelism),
                 "HAFLOW__LOGGING__LEVEL": "WARNING",
+                **(settings or {}),
             }
             if executor == "celery":
                 env["HAFLOW__CORE__EXECUTOR"] = "celery"
@@ -159,9 +162,13 @@ def _measure(
         repo.runs.trigger("bench_chain", {}, utcnow(), run_id="chain")
         wait_run(repo, "bench_chain", "chain", 600)
         figures = _figures(repo, fanout)
-        for kind in cpu_after:
-            spent = cpu_spent(cpu_before[kind], cpu_after[kind]) * 1000 / (fanout + 1)
-            figures[f"fanout_cpu_ms_per_task_{kind}"] = round(spent, 2)
+        spent = {
+            kind: cpu_spent(cpu_before[kind], cpu_after[kind]) * 1000 / (fanout + 1)
+            for kind in cpu_after
+        }
+        spent["haflow"] = spent["scheduler"] + spent["workers"] + spent["tasks"]
+        for kind, ms in spent.items():
+            figures[f"fanout_cpu_ms_per_task_{kind}"] = round(ms, 2)
         if before is not None and after is not None:
             # the flush wait before the second reading is idle time: commits, not seconds
             figures["fanout_commits_per_task"] = round((after - before) / (fanout + 1), 2)
@@ -174,12 +181,28 @@ def _measure(
 
 
 def _cpu(worker: subprocess.Popen[bytes] | None) -> dict[str, dict[int, float]]:
-    """CPU so far of haflow's processes (this one, which runs the scheduler, and every
-    descendant: pool processes, warm processes, a Celery worker's tree) and of PostgreSQL's."""
-    pids = tree(os.getpid())
+    """CPU so far of haflow's processes by role and of PostgreSQL's: the scheduler (this
+    process), its workers (pool processes, or a Celery worker's tree) and the tasks (the warm
+    processes, with the attempt children they reaped)."""
+    me = os.getpid()
+    pids = tree(me)
     if worker is not None and worker.pid not in pids:
         pids += tree(worker.pid)
-    return {"haflow": cpu_by_pid(pids), "db": cpu_by_pid(postgres_pids())}
+    tasks = [p for p in pids if _is_warm(p)]
+    workers = [p for p in pids if p != me and p not in tasks]
+    return {
+        "scheduler": cpu_by_pid([me]),
+        "workers": cpu_by_pid(workers),
+        "tasks": cpu_by_pid(tasks),
+        "db": cpu_by_pid(postgres_pids()),
+    }
+
+
+def _is_warm(pid: int) -> bool:
+    try:
+        return b"haflow.worker.warm" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
 
 
 def _figures(repo: Repository, fanout: int) -> dict[str, float]:
@@ -219,7 +242,15 @@ def main() -> None:
     )
     ap.add_argument("--broker", choices=["redis", "rabbitmq"], default=None)
     ap.add_argument("--parallelism", type=int, default=8)
+    ap.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="SECTION__KEY=VALUE",
+        help="a haflow setting for every column, e.g. core__local_attempts_per_process=8",
+    )
     args = ap.parse_args()
+    settings = dict(_setting(s) for s in args.setting)
     configs = args.configs.split(",")
     if args.executor == "celery":
         configs = [f"celery-{args.broker}"] if args.broker else ["celery-redis", "celery-rabbitmq"]
@@ -230,19 +261,27 @@ def main() -> None:
     results = {}
     for config in configs:
         print(f"measuring {config}: fan-out of {fanout}, chain of {chain} ...", flush=True)
-        results[config] = measure(config, fanout, chain, args.parallelism)
+        results[config] = measure(config, fanout, chain, args.parallelism, settings)
     print_table(results)
     if args.json:
         print(
             json.dumps(
                 {
                     "parallelism": args.parallelism,
+                    "settings": settings,
                     "fanout": fanout,
                     "chain": chain,
                     **{f"{b}_{k}": v for b, r in results.items() for k, v in r.items()},
                 }
             )
         )
+
+
+def _setting(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or "__" not in name:
+        raise SystemExit(f"--setting {text!r}: expected SECTION__KEY=VALUE")
+    return f"HAFLOW__{name.upper()}", value
 
 
 def print_table(results: dict[str, dict[str, float]]) -> None:
@@ -254,6 +293,9 @@ def print_table(results: dict[str, dict[str, float]]) -> None:
         "fanout_commits_per_task",
         "fanout_share_of_db_limit",
         "fanout_cpu_ms_per_task_haflow",
+        "fanout_cpu_ms_per_task_scheduler",
+        "fanout_cpu_ms_per_task_workers",
+        "fanout_cpu_ms_per_task_tasks",
         "fanout_cpu_ms_per_task_db",
         "chain_hop_p50_ms",
         "chain_hop_p95_ms",

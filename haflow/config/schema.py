@@ -69,7 +69,14 @@ SCHEMA: tuple[SettingSpec, ...] = (
     SettingSpec("core", "executor", "choice", "local", "Where task instances run.",
                 choices=("local", "celery")),
     SettingSpec("core", "parallelism", "int", "8",
-                "Worker processes of the local executor: attempts it runs at once.", minimum=1),
+                "Attempts the local executor runs at once.", minimum=1),
+    SettingSpec("core", "local_attempts_per_process", "int", "4",
+                "Attempts one process of the local executor runs at once, each from a thread "
+                "of its own; the threads of a process share its transactions (claims, "
+                "heartbeats and reports of many attempts in one). The executor starts "
+                "parallelism / this many processes. A task that kills its worker process "
+                "takes down the other attempts of that process: they are reclaimed.",
+                minimum=1),
     SettingSpec("core", "fernet_key", "str", "",
                 "Key for secrets kept in the metastore (nothing is encrypted with it yet).",
                 sensitive=True),

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from haflow.core.attempt_end import Ending
 from haflow.core.snapshot import TISnap
 from haflow.core.states import RunState
 
@@ -102,6 +103,19 @@ class AttemptRef:
     attempt: int
     epoch: int
     queue: str = "default"
+
+
+@dataclass(frozen=True)
+class AttemptReport:
+    """A worker's report of one attempt's end (`attempts.finish_many`): how it ended, why,
+    when, and the rest of its log."""
+
+    ti_id: int
+    attempt: int
+    ending: Ending
+    reason: str
+    now: datetime
+    log: str = ""
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from haflow.core.clock import Clock, utcnow
 from haflow.errors import BackendUnavailable, HaflowError
 from haflow.metastore.records import AttemptRef, ClaimedAttempt
 from haflow.metastore.repository import Repository
+from haflow.worker.batch import AttemptCalls
 from haflow.worker.child import locate, run_from_file
 from haflow.worker.listener import NO_LISTENER, AttemptListener
 from haflow.worker.process import LogSink, Outcome, Result, spawn_python, supervise
@@ -87,8 +88,11 @@ class AttemptRunner:
         stopping: Callable[[], bool] = lambda: False,
         monotonic: Callable[[], float] = time.monotonic,
         listener: AttemptListener = NO_LISTENER,
+        attempts: AttemptCalls | None = None,
     ) -> None:
         self.repo = repo
+        # claims, heartbeats and reports: the repository's, or a batcher shared by threads
+        self.attempts: AttemptCalls = attempts if attempts is not None else repo.attempts
         self.dags_folder = Path(dags_folder)
         self.worker_id = worker_id
         self.cfg = cfg
@@ -134,11 +138,11 @@ class AttemptRunner:
         safe); with when it was sent: it stamps the first heartbeat no sooner than that."""
         try:
             sent = self.monotonic()
-            return sent, self.repo.attempts.claim(ref, self.worker_id, self.clock())
+            return sent, self.attempts.claim(ref, self.worker_id, self.clock())
         except BackendUnavailable as exc:
             log.warning("claim of attempt %s failed (%s); trying once more", ref.attempt, exc)
         sent = self.monotonic()
-        return sent, self.repo.attempts.claim(ref, self.worker_id, self.clock())
+        return sent, self.attempts.claim(ref, self.worker_id, self.clock())
 
     def _execute(self, claimed: ClaimedAttempt, sink: LogSink, watch: _Watch) -> Result:
         """Start the attempt's child (which loads the task itself) and run it under `watch`;
@@ -187,7 +191,7 @@ class AttemptRunner:
         delay = 0.1
         while True:
             try:
-                return self.repo.attempts.finish(
+                return self.attempts.finish(
                     c.ti_id,
                     c.attempt,
                     self.worker_id,
@@ -260,11 +264,12 @@ class _Watch:
         while not self._stop.wait(self.r.cfg.heartbeat_sec):
             sent = self.r.monotonic()
             try:
-                self.r.repo.attempts.append_log(
-                    self.c.ti_id, self.c.attempt, self.sink.take(), self.r.clock()
-                )
-                alive = self.r.repo.attempts.heartbeat(
-                    self.c.ti_id, self.c.attempt, self.r.worker_id
+                alive = self.r.attempts.heartbeat(
+                    self.c.ti_id,
+                    self.c.attempt,
+                    self.r.worker_id,
+                    log=self.sink.take(),
+                    now=self.r.clock(),
                 )
             except HaflowError as exc:
                 log.warning("heartbeat of %s failed: %s", self.c.task_id, exc)

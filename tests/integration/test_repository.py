@@ -12,7 +12,7 @@ from haflow.core.attempt_end import Ending
 from haflow.core.planner import Decisions, NewRun, TIChange
 from haflow.core.states import AttemptState, RunState, TaskState
 from haflow.errors import FencedOut, InvalidRequest, MetastoreError, NotFound
-from haflow.metastore.records import AttemptRef, DagRecord, TaskDef
+from haflow.metastore.records import AttemptRef, AttemptReport, DagRecord, TaskDef
 from haflow.metastore.repository import Repository
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -153,6 +153,49 @@ def test_reclaimed_attempt_rejects_the_zombie(repo: Repository) -> None:
     assert not repo.attempts.finish(ref.ti_id, 1, "w1", Ending.SUCCESS, "", T0)
     assert repo.history.attempts(ref.ti_id)[0].state == AttemptState.LOST
     assert repo.history.task_instance("d", "r1", "a").state == TaskState.UP_FOR_RETRY
+
+
+def test_a_batch_gives_each_claim_heartbeat_and_report_its_own_verdict(
+    repo: Repository,
+) -> None:
+    """One transaction for many attempts (a worker process's threads share theirs) keeps
+    every attempt's conditions: a second copy of a message or one naming another epoch
+    claims nothing, a reclaimed attempt stops being ours, a zombie's report is rejected."""
+    epoch = repo.leadership.take("s1", "none", T0)
+    _started_run(repo, epoch)
+    a, b = _queue(repo, epoch, "a"), _queue(repo, epoch, "b")
+    forged = replace(b, epoch=epoch + 7)
+    claimed = repo.attempts.claim_many([a, forged, b, a], "w1", T0)
+    assert [c.task_id if c else None for c in claimed] == ["a", None, "b", None]
+    assert claimed[0] is not None and claimed[0].conf == {"x": 1}
+    keys = [(a.ti_id, 1), (b.ti_id, 1)]
+    assert repo.attempts.beat(keys, "w1", [(a.ti_id, 1, "a says\n", T0)]) == set(keys)
+    assert repo.attempts.beat(keys, "w2") == set()  # not w2's
+    lost = TIChange(
+        b.ti_id,
+        1,
+        TaskState.RUNNING,
+        TaskState.FAILED,
+        failures=1,
+        attempt_state="lost",
+        reason="worker silent",
+    )
+    repo.scheduling.apply(Decisions(changes=[lost]), DEFS, epoch, T0)
+    assert repo.attempts.beat(keys, "w1") == {(a.ti_id, 1)}
+    done = AttemptReport(a.ti_id, 1, Ending.SUCCESS, "", T0, log="a ends\n")
+    zombie = AttemptReport(b.ti_id, 1, Ending.SUCCESS, "", T0)
+    again = replace(done, ending=Ending.FAILED, log="")
+    assert repo.attempts.finish_many([done, zombie, again], "w1") == [True, False, False]
+    assert repo.history.task_instance("d", "r1", "a").state == TaskState.SUCCESS
+    assert repo.history.task_instance("d", "r1", "b").state == TaskState.FAILED
+    assert repo.history.logs(a.ti_id, 1) == "a says\na ends\n"
+    kinds = [e.kind for e in repo.history.events()]
+    assert kinds.count("attempt.claimed") == 2
+    assert kinds.count("attempt.claim_rejected") == 2
+    assert kinds.count("report.rejected") == 2
+    assert kinds.count("ti.success") == 1
+    assert repo.attempts.claim_many([], "w1", T0) == []
+    assert repo.attempts.finish_many([], "w1") == []
 
 
 def test_attempt_numbers_are_unique(repo: Repository) -> None:
