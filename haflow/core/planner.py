@@ -22,7 +22,7 @@ from haflow.core.snapshot import (
     TIChange,
     TISnap,
 )
-from haflow.core.states import RunState, TaskState
+from haflow.core.states import RunState, TaskState, TriggerRule
 
 __all__ = [
     "DagSpec",
@@ -89,17 +89,21 @@ def runs_to_start(dags: Mapping[str, DagSpec], runs: Sequence[RunSnap]) -> list[
     return started
 
 
+_Upstream = tuple[TriggerRule, tuple[TaskState, ...]]
+
+
 def _advance(
     run: RunSnap, dag: DagSpec, now: datetime, slots: int, out: Decisions, limits: Limits
 ) -> int:
     """Queue ready task instances of a running run, settle blocked ones, finish the run."""
     states = {tid: ti.state for tid, ti in run.tis.items()}
+    seen: dict[_Upstream, Verdict] = {}  # a fan-out's tasks share one verdict
     for tid, ti in run.tis.items():
         if ti.state is TaskState.QUEUED and stale_queued(ti, now, limits.queued_timeout_s):
             out.republish.append((ti.id, ti.attempt))
         if dag.is_paused:
             continue
-        verdict = _readiness(ti, dag, states, now)
+        verdict = _readiness(ti, dag, states, now, seen)
         if verdict is Verdict.READY and slots > 0:
             out.to_queue.append((ti.id, ti.attempt + 1))
             slots -= 1
@@ -113,7 +117,15 @@ def _advance(
     return slots
 
 
-def _readiness(ti: TISnap, dag: DagSpec, states: Mapping[str, TaskState], now: datetime) -> Verdict:
+def _readiness(
+    ti: TISnap,
+    dag: DagSpec,
+    states: Mapping[str, TaskState],
+    now: datetime,
+    seen: dict[_Upstream, Verdict],
+) -> Verdict:
+    """Whether `ti` may be queued now; `seen` keeps the verdicts of this pass by trigger rule
+    and upstream states, which alone decide them."""
     if ti.state is TaskState.UP_FOR_RETRY:
         due = ti.next_try_at is None or ti.next_try_at <= now
         return Verdict.READY if due else Verdict.WAIT
@@ -122,5 +134,8 @@ def _readiness(ti: TISnap, dag: DagSpec, states: Mapping[str, TaskState], now: d
     spec = dag.tasks.get(ti.task_id)
     if spec is None:  # the task left the DAG after the run was created
         return Verdict.SKIP
-    upstream = [states[u] for u in spec.upstream if u in states]
-    return evaluate_trigger(spec.trigger_rule, upstream)
+    key = (spec.trigger_rule, tuple(states[u] for u in spec.upstream if u in states))
+    verdict = seen.get(key)
+    if verdict is None:
+        verdict = seen[key] = evaluate_trigger(*key)
+    return verdict

@@ -126,6 +126,29 @@ def test_skipped_upstream_skips_all_success_downstream() -> None:
     assert out.finish_runs == [(1, RunState.SUCCESS)]
 
 
+def test_tasks_with_the_same_upstream_but_another_rule_get_their_own_verdict() -> None:
+    """Verdicts are shared within a pass by trigger rule and upstream states, never across
+    rules: of three tasks below a failed one, the all_success ones fail, the one_failed runs."""
+    tasks = {
+        "a": TaskSpec("a"),
+        "b": TaskSpec("b", frozenset({"a"})),
+        "alert": TaskSpec("alert", frozenset({"a"}), TriggerRule.ONE_FAILED),
+        "c": TaskSpec("c", frozenset({"a"})),
+    }
+    run = run_of(
+        1,
+        RunState.RUNNING,
+        a=ti(10, "a", TaskState.FAILED, attempt=1),
+        b=ti(11, "b"),
+        alert=ti(12, "alert"),
+        c=ti(13, "c"),
+    )
+    out = plan({"d": DagSpec("d", tasks)}, [run], NOW, LIMITS)
+    assert out.to_queue == [(12, 1)]
+    assert sorted(c.ti_id for c in out.changes) == [11, 13]
+    assert {c.state for c in out.changes} == {TaskState.UPSTREAM_FAILED}
+
+
 def test_task_removed_from_the_dag_is_skipped() -> None:
     run = run_of(1, RunState.RUNNING, gone=ti(10, "gone"))
     out = plan({"d": AB}, [run], NOW, LIMITS)
