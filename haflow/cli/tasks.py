@@ -8,6 +8,7 @@ import click
 
 from haflow.cli.context import CliContext, pass_ctx
 from haflow.cli.output import emit, output_option
+from haflow.core.clearing import ClearScope
 from haflow.core.clock import utcnow
 from haflow.dag.loader import DagCache
 from haflow.errors import NotFound
@@ -76,11 +77,28 @@ def state(ctx: CliContext, dag_id: str, run_id: str, task_id: str | None, output
 @click.argument("dag_id")
 @click.argument("run_id")
 @click.option("--task", "-t", "task_ids", multiple=True, help="Only these tasks (repeatable).")
+@click.option("--downstream", "-d", is_flag=True, help="With every task downstream of them.")
+@click.option("--upstream", "-u", is_flag=True, help="With every task upstream of them.")
+@click.option("--only-failed", "-f", is_flag=True, help="Only those failed or upstream_failed.")
+@click.option("--dry-run", is_flag=True, help="Say what would be cleared; change nothing.")
 @pass_ctx
-def clear(ctx: CliContext, dag_id: str, run_id: str, task_ids: tuple[str, ...]) -> None:
-    """Reset finished task instances of RUN_ID so they run again."""
-    n = ctx.repo.runs.clear(dag_id, run_id, task_ids, utcnow())
-    click.echo(f"cleared {n} task instance(s) of {dag_id} {run_id}")
+def clear(
+    ctx: CliContext,
+    dag_id: str,
+    run_id: str,
+    task_ids: tuple[str, ...],
+    downstream: bool,
+    upstream: bool,
+    only_failed: bool,
+    dry_run: bool,
+) -> None:
+    """Reset finished task instances of RUN_ID so they run again (all of them, or those of
+    --task, with their downstream or upstream tasks if asked); the run runs again."""
+    scope = ClearScope(downstream=downstream, upstream=upstream, only_failed=only_failed)
+    ids = ctx.repo.runs.clear(dag_id, run_id, task_ids, utcnow(), scope, dry_run=dry_run)
+    verb = "would clear" if dry_run else "cleared"
+    listed = f": {', '.join(ids)}" if ids else ""
+    click.echo(f"{verb} {len(ids)} task instance(s) of {dag_id} {run_id}{listed}")
 
 
 @tasks.command()

@@ -14,6 +14,7 @@ from flask import Blueprint, jsonify, request
 from werkzeug.wrappers import Response
 
 from haflow import status
+from haflow.core.clearing import ClearScope
 from haflow.core.ids import RUN_ID, RUN_ID_RULE
 from haflow.web import serialize as s
 from haflow.web.auth import principal, requires
@@ -201,13 +202,23 @@ def get_run(dag_id: str, dag_run_id: str) -> Response:
 @bp.post("/dags/<dag_id>/dagRuns/<dag_run_id>/clear")
 @requires("edit")
 def clear(dag_id: str, dag_run_id: str) -> Response:
-    body = _body({"task_ids"})
+    flags = ("include_downstream", "include_upstream", "only_failed", "dry_run")
+    body = _body({"task_ids", *flags})
     task_ids = body.get("task_ids", [])
     if not isinstance(task_ids, list) or not all(isinstance(t, str) for t in task_ids):
         raise BadInput("task_ids must be a list of task ids", "task_ids")
+    for flag in flags:
+        if not isinstance(body.get(flag, False), bool):
+            raise BadInput(f"{flag} must be true or false", flag)
+    scope = ClearScope(
+        downstream=body.get("include_downstream", False),
+        upstream=body.get("include_upstream", False),
+        only_failed=body.get("only_failed", False),
+    )
     ctx = web()
-    n = ctx.repo.runs.clear(dag_id, dag_run_id, task_ids, ctx.now)
-    return jsonify({"cleared": n})
+    dry_run = body.get("dry_run", False)
+    ids = ctx.repo.runs.clear(dag_id, dag_run_id, task_ids, ctx.now, scope, dry_run=dry_run)
+    return jsonify({"cleared": len(ids), "task_ids": ids, "dry_run": dry_run})
 
 
 @bp.get("/dags/<dag_id>/dagRuns/<dag_run_id>/taskInstances")

@@ -154,7 +154,13 @@ SCHEMAS: J = {
         "required": ["cluster", "leader", "epoch", "schedulers", "workers", "webservers"],
     },
     "Me": _obj({"username": _str(), "role": _str(), "auth": _str()}),
-    "Cleared": _obj({"cleared": {"type": "integer"}}),
+    "Cleared": _obj(
+        {
+            "cleared": {"type": "integer"},
+            "task_ids": {"type": "array", "items": {"type": "string"}},
+            "dry_run": {"type": "boolean"},
+        }
+    ),
 }
 for _name in ("Dag", "DagRun", "TaskInstance", "Event", "ImportError"):
     SCHEMAS[f"{_name}Collection"] = _collection(_name)
@@ -222,7 +228,13 @@ BODY_TRIGGER = {
 }
 BODY_CLEAR = {
     "type": "object",
-    "properties": {"task_ids": {"type": "array", "items": {"type": "string"}}},
+    "properties": {
+        "task_ids": {"type": "array", "items": {"type": "string"}},
+        "include_downstream": {"type": "boolean", "default": False},
+        "include_upstream": {"type": "boolean", "default": False},
+        "only_failed": {"type": "boolean", "default": False},
+        "dry_run": {"type": "boolean", "default": False},
+    },
     "additionalProperties": False,
 }
 

@@ -14,6 +14,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from haflow import status
+from haflow.core.clearing import ClearScope
 from haflow.errors import InvalidRequest
 from haflow.web import auth
 from haflow.web.auth import requires
@@ -178,8 +179,12 @@ def task_instance(dag_id: str, run_id: str, task_id: str) -> str:
 def clear(dag_id: str, run_id: str) -> Response:
     ctx = web()
     task_ids = request.form.getlist("task_id")
-    n = ctx.repo.runs.clear(dag_id, run_id, task_ids, ctx.now)
-    flash(f"cleared {n} task instance(s) of {run_id}")
+    scope = ClearScope(
+        downstream=request.form.get("downstream") == "1",
+        only_failed=request.form.get("only_failed") == "1",
+    )
+    ids = ctx.repo.runs.clear(dag_id, run_id, task_ids, ctx.now, scope)
+    flash(f"cleared {len(ids)} task instance(s) of {run_id}: {', '.join(ids) or 'none'}")
     if len(task_ids) == 1:
         return redirect(
             url_for("pages.task_instance", dag_id=dag_id, run_id=run_id, task_id=task_ids[0])

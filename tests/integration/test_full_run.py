@@ -12,12 +12,14 @@ import pytest
 
 from haflow.assembly.scheduler import build_scheduler
 from haflow.config import Settings, load_settings
+from haflow.core.clearing import ClearScope
 from haflow.core.clock import utcnow
 from haflow.metastore.repository import Repository
 from haflow.scheduler.service import SchedulerService
 from tests.waiting import wait_for as _wait_for
 
 wait_for = functools.partial(_wait_for, timeout=45.0)
+DAGS = 4  # in DAG_FILE
 
 DAG_FILE = """
 from datetime import datetime
@@ -44,6 +46,10 @@ def kill_my_worker():
 
 with DAG("it_killer", start_date=datetime(2026, 1, 1)):
     PythonTask("killer", python_callable=kill_my_worker)
+
+with DAG("it_clear", start_date=datetime(2026, 1, 1)):
+    a = BashTask("a", bash_command='test "$HAFLOW_ATTEMPT" -ge 2', retries=0)
+    a >> BashTask("b", bash_command="echo b") >> BashTask("c", bash_command="echo c")
 
 with DAG("it_ok", start_date=datetime(2026, 1, 1)):
     @task
@@ -99,7 +105,7 @@ def test_mixed_dag_reaches_expected_states(
     running: tuple[SchedulerService, Repository],
 ) -> None:
     _, repo = running
-    wait_for("the DAGs to be parsed", lambda: len(repo.dags.all()) == 3)
+    wait_for("the DAGs to be parsed", lambda: len(repo.dags.all()) == DAGS)
     repo.runs.trigger("it_mixed", {"k": "v"}, utcnow(), run_id="r1")
     wait_for("run r1 to finish", lambda: _finished(repo, "it_mixed", "r1"))
 
@@ -131,7 +137,7 @@ def test_mixed_dag_reaches_expected_states(
 
 def test_successful_run_and_clear(running: tuple[SchedulerService, Repository]) -> None:
     _, repo = running
-    wait_for("the DAGs to be parsed", lambda: len(repo.dags.all()) == 3)
+    wait_for("the DAGs to be parsed", lambda: len(repo.dags.all()) == DAGS)
     repo.runs.trigger("it_ok", {}, utcnow(), run_id="ok1")
     wait_for("run ok1 to finish", lambda: _finished(repo, "it_ok", "ok1"))
     assert repo.runs.get("it_ok", "ok1").state == "success"
@@ -145,7 +151,7 @@ def test_task_killing_its_local_worker_leaves_the_scheduler_running(
     running: tuple[SchedulerService, Repository],
 ) -> None:
     service, repo = running
-    wait_for("the DAGs to be parsed", lambda: len(repo.dags.all()) == 3)
+    wait_for("the DAGs to be parsed", lambda: len(repo.dags.all()) == DAGS)
     repo.runs.trigger("it_killer", {}, utcnow(), run_id="k1")
     wait_for("run k1 to finish", lambda: _finished(repo, "it_killer", "k1"))
     ti = repo.history.task_instance("it_killer", "k1", "killer")
@@ -156,3 +162,29 @@ def test_task_killing_its_local_worker_leaves_the_scheduler_running(
     repo.runs.trigger("it_ok", {}, utcnow(), run_id="after")
     wait_for("a run after the crashes", lambda: _finished(repo, "it_ok", "after"))
     assert repo.runs.get("it_ok", "after").state == "success"
+
+
+def test_clearing_a_failed_task_with_its_downstream_runs_the_branch_again(
+    running: tuple[SchedulerService, Repository],
+) -> None:
+    """a >> b >> c, a fails its first attempt: b and c end upstream_failed and the run fails.
+    Cleared with its downstream, a, b and c run again and the run ends in success."""
+    _, repo = running
+    wait_for("the DAGs to be parsed", lambda: len(repo.dags.all()) == DAGS)
+    repo.runs.trigger("it_clear", {}, utcnow(), run_id="c1")
+    wait_for("run c1 to finish", lambda: _finished(repo, "it_clear", "c1"))
+    assert repo.runs.get("it_clear", "c1").state == "failed"
+    states = {t.task_id: t.state for t in repo.history.task_instances("it_clear", "c1")}
+    assert states == {"a": "failed", "b": "upstream_failed", "c": "upstream_failed"}
+    scope = ClearScope(downstream=True)
+    assert repo.runs.clear("it_clear", "c1", ["a"], utcnow(), scope, dry_run=True) == [
+        "a",
+        "b",
+        "c",
+    ]
+    assert repo.runs.get("it_clear", "c1").state == "failed"  # a dry run changes nothing
+    assert repo.runs.clear("it_clear", "c1", ["a"], utcnow(), scope) == ["a", "b", "c"]
+    wait_for("the cleared run to finish again", lambda: _finished(repo, "it_clear", "c1"))
+    assert repo.runs.get("it_clear", "c1").state == "success"
+    tis = {t.task_id: (t.state, t.attempt) for t in repo.history.task_instances("it_clear", "c1")}
+    assert tis == {"a": ("success", 2), "b": ("success", 1), "c": ("success", 1)}

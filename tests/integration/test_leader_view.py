@@ -120,7 +120,7 @@ def test_decisions_planned_before_a_clear_are_refused(repo: Repository) -> None:
     repo.scheduling.apply(
         Decisions(changes=[skip], revisions={pk: snap.runs[0].revision}), DEFS, epoch, T0
     )
-    assert repo.runs.clear("d", "r0", ["t0"], T0) == 1
+    assert repo.runs.clear("d", "r0", ["t0"], T0) == ["t0"]
     with pytest.raises(ConcurrentChange):
         repo.scheduling.apply(stale, DEFS, epoch, T0)
     view.reset()

@@ -245,7 +245,7 @@ def test_clear_reopens_a_finished_run(repo: Repository) -> None:
     repo.attempts.claim(ref, "w1", T0)
     repo.attempts.finish(ref.ti_id, 1, "w1", Ending.SUCCESS, "", T0)
     repo.scheduling.apply(Decisions(finish_runs=[(pk, RunState.FAILED)]), DEFS, epoch, T0)
-    assert repo.runs.clear("d", "r1", ["a"], T0) == 1
+    assert repo.runs.clear("d", "r1", ["a"], T0) == ["a"]
     ti = repo.history.task_instance("d", "r1", "a")
     assert (ti.state, ti.attempt) == (TaskState.NONE, 1)
     assert repo.runs.get("d", "r1").state == RunState.RUNNING

@@ -45,8 +45,15 @@ def test_trigger_with_conf_pause_and_clear(web_app: Web) -> None:
     assert again.status_code == 409 and "already" in again.get_json()["detail"]
     assert c.patch("/api/v1/dags/d", json={"is_paused": True}, headers=h).get_json()["is_paused"]
     assert web_app.repo.dags.get("d").is_paused
-    cleared = c.post("/api/v1/dags/d/dagRuns/r1/clear", json={"task_ids": ["extract"]}, headers=h)
-    assert cleared.get_json() == {"cleared": 1}
+    clear = "/api/v1/dags/d/dagRuns/r1/clear"
+    wide = {"task_ids": ["extract"], "include_downstream": True, "dry_run": True}
+    dry = c.post(clear, json=wide, headers=h).get_json()
+    assert dry == {"cleared": 1, "task_ids": ["extract"], "dry_run": True}  # transform runs
+    assert web_app.repo.history.task_instance("d", "r1", "extract").state == "success"
+    unknown = c.post(clear, json={"task_ids": ["nope"]}, headers=h)
+    assert unknown.status_code == 400 and "no task nope" in unknown.get_json()["detail"]
+    cleared = c.post(clear, json={"task_ids": ["extract"]}, headers=h)
+    assert cleared.get_json() == {"cleared": 1, "task_ids": ["extract"], "dry_run": False}
     assert web_app.repo.history.task_instance("d", "r1", "extract").state == "none"
     kinds = [e["kind"] for e in c.get("/api/v1/events?limit=5", headers=h).get_json()["items"]]
     assert kinds[:3] == ["ti.cleared", "dag.paused", "run.triggered"]
@@ -62,6 +69,7 @@ def test_errors_name_the_field_at_fault(web_app: Web) -> None:
         (c.post, "/api/v1/dags/d/dagRuns", {"color": "red"}, "color"),
         (c.patch, "/api/v1/dags/d", {"is_paused": "yes"}, "is_paused"),
         (c.post, "/api/v1/dags/d/dagRuns/r1/clear", {"task_ids": "extract"}, "task_ids"),
+        (c.post, "/api/v1/dags/d/dagRuns/r1/clear", {"only_failed": 1}, "only_failed"),
         (c.get, "/api/v1/dags/d/dagRuns/r1/taskInstances/extract/logs/7", None, "attempt"),
     ]
     for call, path, body, field in cases:

@@ -16,6 +16,7 @@ import os
 import shutil
 import ssl
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -150,6 +151,32 @@ def site(tmp_path: Path) -> Iterator[Site]:
         stop_group(web, 30)
 
 
+def _clear_with_downstream(page: Any, base: str, shots: Path) -> None:
+    """The task page clears with its downstream by default: first and second run again."""
+    from playwright.sync_api import expect
+
+    page.goto(f"{base}/dags/browser_dag/runs/ui_run/tasks/first")
+    expect(page.locator('[data-testid="clear-downstream"]')).to_be_checked()
+    page.click('[data-testid="clear"]')
+    expect(page.locator(".flash")).to_contain_text(
+        "cleared 2 task instance(s) of ui_run: first, second"
+    )
+    _reload_until_success(page, f"{base}/dags/browser_dag/runs/ui_run/tasks/second")
+    expect(page.locator("p", has_text="attempt 2 ")).to_be_visible()
+    page.screenshot(path=str(shots / "5-cleared-ran-again.png"), full_page=True)
+
+
+def _reload_until_success(page: Any, url: str, timeout_s: float = 60.0) -> None:
+    """The task page does not refresh itself: load it again until the task shows success."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        page.goto(url)
+        if page.locator('[data-testid="ti-state"]').inner_text() == "success":
+            return
+        page.wait_for_timeout(300)
+    raise AssertionError(f"{url} did not show success within {timeout_s} s")
+
+
 def _ok(base: str, pem: Path) -> bool:
     try:
         return _get(base + "/ready", pem)[0] == 200
@@ -221,13 +248,14 @@ def test_a_user_drives_a_dag_through_the_ui(site: Site) -> None:
                 "conf greeting: hi-from-the-browser"
             )
             page.screenshot(path=str(shots / "4-task-log.png"), full_page=True)
+            _clear_with_downstream(page, base, shots)
 
             page.click("header >> text=Cluster")
             # /health names the leader to a logged-in session only
             leader = page.evaluate("() => fetch('/health').then(r => r.json())")["leader"]
             assert leader
             expect(page.locator('[data-testid="leader-name"]')).to_have_text(leader)
-            page.screenshot(path=str(shots / "5-cluster.png"), full_page=True)
+            page.screenshot(path=str(shots / "6-cluster.png"), full_page=True)
         except Exception:
             page.screenshot(path=str(shots / "failure.png"), full_page=True)
             raise

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
 
+from haflow.core.clearing import JUST_THESE, ClearScope, UnknownTasks, tasks_to_clear
 from haflow.core.ids import check_run_id
 from haflow.core.states import RunState, TaskState
-from haflow.errors import (
-    Conflict,
-)
+from haflow.errors import Conflict, InvalidRequest
 from haflow.metastore import models as m
 from haflow.metastore.records import (
     RunRow,
@@ -82,38 +82,69 @@ class RunQueries(_Base):
         with self._tx() as conn:
             return [_run_row(r) for r in conn.execute(stmt)]
 
-    def clear(self, dag_id: str, run_id: str, task_ids: Sequence[str], now: datetime) -> int:
-        """Reset finished task instances so they run again (as a new attempt) and reopen the run."""
+    def clear(
+        self,
+        dag_id: str,
+        run_id: str,
+        task_ids: Sequence[str],
+        now: datetime,
+        scope: ClearScope = JUST_THESE,
+        dry_run: bool = False,
+    ) -> list[str]:
+        """Reset the run's finished task instances that `scope` covers (`core.clearing`) so
+        they run again, each as a new attempt, and reopen the run; the task ids reset (with
+        `dry_run`, those that would be, and nothing changes). No task ids: every task."""
         run = self._run(dag_id, run_id)
         ti = m.TaskInstance
         with self._tx() as conn:
-            # the run's row first, as the leader's apply locks it: no deadlock between the two
+            # the run's row first, as the leader's apply locks it: no deadlock between the two,
+            # and no task instance of this run enters flight while this transaction runs
             conn.execute(select(m.DagRun.id).where(m.DagRun.id == run.pk).with_for_update())
-            stmt = update(ti).where(
-                ti.run_pk == run.pk, ti.state.not_in([TaskState.QUEUED, TaskState.RUNNING])
+            states = {
+                r.task_id: TaskState(r.state)
+                for r in conn.execute(select(ti.task_id, ti.state).where(ti.run_pk == run.pk))
+            }
+            structure = conn.execute(
+                select(m.Dag.structure).where(m.Dag.dag_id == dag_id)
+            ).scalar_one_or_none()
+            try:
+                ids = tasks_to_clear(_edges(structure, states), states, task_ids, scope)
+            except UnknownTasks as exc:
+                raise InvalidRequest(f"DAG {dag_id!r} has no task {exc}") from exc
+            if dry_run or not ids:
+                return ids
+            conn.execute(
+                update(ti)
+                .where(ti.run_pk == run.pk, ti.task_id.in_(ids))
+                .values(state=TaskState.NONE, failures=0, next_try_at=None, ended_at=None)
             )
-            if task_ids:
-                stmt = stmt.where(ti.task_id.in_(list(task_ids)))
-            n = conn.execute(
-                stmt.values(state=TaskState.NONE, failures=0, next_try_at=None, ended_at=None)
-            ).rowcount
-            if n:
-                conn.execute(
-                    update(m.DagRun)
-                    .where(m.DagRun.id == run.pk)
-                    .values(state=RunState.RUNNING, ended_at=None, revision=m.DagRun.revision + 1)
-                )
-                self._emit(
-                    conn,
-                    [
-                        _event(
-                            "ti.cleared",
-                            self.actor,
-                            now,
-                            dag_id=dag_id,
-                            run_id=run_id,
-                            detail={"tasks": list(task_ids), "count": n},
-                        )
-                    ],
-                )
-        return n
+            conn.execute(
+                update(m.DagRun)
+                .where(m.DagRun.id == run.pk)
+                .values(state=RunState.RUNNING, ended_at=None, revision=m.DagRun.revision + 1)
+            )
+            detail = {
+                "tasks": ids,
+                "count": len(ids),
+                "asked": list(task_ids),
+                **{k: v for k, v in asdict(scope).items() if v},
+            }
+            self._emit(
+                conn,
+                [
+                    _event(
+                        "ti.cleared", self.actor, now, dag_id=dag_id, run_id=run_id, detail=detail
+                    )
+                ],
+            )
+        return ids
+
+
+def _edges(structure: str | None, states: Mapping[str, TaskState]) -> dict[str, list[str]]:
+    """Each task's direct upstream tasks, as the DAG's last parse recorded them, in its
+    order; a task of the run that left the DAG since has none."""
+    tasks = json.loads(structure or "{}").get("tasks", {})
+    edges = {tid: list(t.get("upstream", [])) for tid, t in tasks.items()}
+    for tid in states:
+        edges.setdefault(tid, [])
+    return edges
