@@ -70,7 +70,7 @@ SCHEMA: tuple[SettingSpec, ...] = (
                 choices=("local", "celery")),
     SettingSpec("core", "parallelism", "int", "8",
                 "Attempts the local executor runs at once.", minimum=1),
-    SettingSpec("core", "local_attempts_per_process", "int", "4",
+    SettingSpec("core", "local_attempts_per_process", "int", "8",
                 "Attempts one process of the local executor runs at once, each from a thread "
                 "of its own; the threads of a process share its transactions (claims, "
                 "heartbeats and reports of many attempts in one). The executor starts "
