@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -33,7 +34,9 @@ class CliContext:
     @cached_property
     def repo(self) -> Repository:
         require_current(self.engine)
-        return Repository(self.engine, cluster=self.settings.scheduler.cluster, actor="cli")
+        # events name who did it: the user running the command
+        actor = f"cli:{getpass.getuser()}"
+        return Repository(self.engine, cluster=self.settings.scheduler.cluster, actor=actor)
 
 
 pass_ctx = click.make_pass_decorator(CliContext)

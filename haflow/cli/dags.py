@@ -1,4 +1,4 @@
-"""`haflow dags ...`: list, trigger, pause, runs, import errors, test."""
+"""`haflow dags ...`: list, trigger, pause, runs (and marking them), import errors, test."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import click
 from haflow.cli.context import CliContext, pass_ctx
 from haflow.cli.output import emit, output_option
 from haflow.core.clock import utcnow
+from haflow.core.states import RunState
 from haflow.dag.loader import DagCache
 from haflow.dag.schedule import parse_schedule
 from haflow.metastore.records import DagRow
@@ -59,6 +60,20 @@ def trigger(
     """Create a manual run of DAG_ID; the scheduler starts it."""
     run = ctx.repo.runs.trigger(dag_id, parse_conf(conf), utcnow(), run_id=run_id)
     emit([_run_dict(run)], _RUN_COLUMNS, output)
+
+
+@dags.command("mark-run")
+@click.argument("dag_id")
+@click.argument("run_id")
+@click.argument("state", type=click.Choice(["success", "failed"]))
+@pass_ctx
+def mark_run(ctx: CliContext, dag_id: str, run_id: str, state: str) -> None:
+    """Mark RUN_ID success or failed: success marks every task instance that did not succeed
+    success; failed fails those queued or running (their attempts are stopped) and skips
+    those not run yet."""
+    changed = ctx.repo.runs.mark(dag_id, run_id, RunState(state), utcnow())
+    listed = f": {', '.join(changed)}" if changed else ""
+    click.echo(f"run {run_id} of {dag_id} marked {state}; {len(changed)} task(s) changed{listed}")
 
 
 @dags.command()

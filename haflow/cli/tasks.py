@@ -1,4 +1,4 @@
-"""`haflow tasks ...`: list, state, clear, logs, test."""
+"""`haflow tasks ...`: list, state, clear, mark, logs, test."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from haflow.cli.context import CliContext, pass_ctx
 from haflow.cli.output import emit, output_option
 from haflow.core.clearing import ClearScope
 from haflow.core.clock import utcnow
+from haflow.core.states import TaskState
 from haflow.dag.loader import DagCache
 from haflow.errors import NotFound
 from haflow.worker.dryrun import parse_conf, test_task
@@ -99,6 +100,19 @@ def clear(
     verb = "would clear" if dry_run else "cleared"
     listed = f": {', '.join(ids)}" if ids else ""
     click.echo(f"{verb} {len(ids)} task instance(s) of {dag_id} {run_id}{listed}")
+
+
+@tasks.command()
+@click.argument("dag_id")
+@click.argument("run_id")
+@click.argument("task_id")
+@click.argument("state", type=click.Choice(["success", "failed"]))
+@pass_ctx
+def mark(ctx: CliContext, dag_id: str, run_id: str, task_id: str, state: str) -> None:
+    """Mark TASK_ID of RUN_ID success or failed (a queued or running attempt is stopped); the
+    run goes on from there, and runs again if it had ended."""
+    changed = ctx.repo.runs.mark_task(dag_id, run_id, task_id, TaskState(state), utcnow())
+    click.echo(f"{task_id} of {dag_id} {run_id} {'marked' if changed else 'already'} {state}")
 
 
 @tasks.command()

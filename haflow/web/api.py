@@ -16,6 +16,7 @@ from werkzeug.wrappers import Response
 from haflow import status
 from haflow.core.clearing import ClearScope
 from haflow.core.ids import RUN_ID, RUN_ID_RULE
+from haflow.core.states import RunState, TaskState
 from haflow.web import serialize as s
 from haflow.web.auth import principal, requires
 from haflow.web.context import web
@@ -199,6 +200,15 @@ def get_run(dag_id: str, dag_run_id: str) -> Response:
     return jsonify(s.run_json(web().repo.runs.get(dag_id, dag_run_id)))
 
 
+@bp.patch("/dags/<dag_id>/dagRuns/<dag_run_id>")
+@requires("edit")
+def mark_run(dag_id: str, dag_run_id: str) -> Response:
+    state = _marked_state(_body({"state"}), "state")
+    ctx = web()
+    ctx.repo.runs.mark(dag_id, dag_run_id, RunState(state), ctx.now, actor=_user())
+    return jsonify(s.run_json(ctx.repo.runs.get(dag_id, dag_run_id)))
+
+
 @bp.post("/dags/<dag_id>/dagRuns/<dag_run_id>/clear")
 @requires("edit")
 def clear(dag_id: str, dag_run_id: str) -> Response:
@@ -239,6 +249,28 @@ def get_ti(dag_id: str, dag_run_id: str, task_id: str) -> Response:
     repo = web().repo
     ti = repo.history.task_instance(dag_id, dag_run_id, task_id)
     return jsonify(s.ti_json(ti, repo.history.attempts(ti.id)))
+
+
+@bp.patch("/dags/<dag_id>/dagRuns/<dag_run_id>/taskInstances/<task_id>")
+@requires("edit")
+def mark_ti(dag_id: str, dag_run_id: str, task_id: str) -> Response:
+    state = _marked_state(_body({"new_state"}), "new_state")
+    ctx = web()
+    ctx.repo.runs.mark_task(dag_id, dag_run_id, task_id, TaskState(state), ctx.now, _user())
+    return get_ti(dag_id, dag_run_id, task_id)
+
+
+def _marked_state(body: dict[str, Any], field: str) -> str:
+    state = body.get(field)
+    if state not in ("success", "failed"):
+        raise BadInput(f"{field} must be success or failed", field)
+    return str(state)
+
+
+def _user() -> str:
+    p = principal()
+    assert p is not None  # `requires` let the request in
+    return p.username
 
 
 @bp.get("/dags/<dag_id>/dagRuns/<dag_run_id>/taskInstances/<task_id>/logs/<int:attempt>")

@@ -226,6 +226,19 @@ BODY_TRIGGER = {
     },
     "additionalProperties": False,
 }
+_MARKED = {"type": "string", "enum": ["success", "failed"]}
+BODY_MARK_RUN = {
+    "type": "object",
+    "properties": {"state": _MARKED},
+    "required": ["state"],
+    "additionalProperties": False,
+}
+BODY_MARK_TI = {
+    "type": "object",
+    "properties": {"new_state": _MARKED},
+    "required": ["new_state"],
+    "additionalProperties": False,
+}
 BODY_CLEAR = {
     "type": "object",
     "properties": {
@@ -265,7 +278,13 @@ def _paths() -> J:
                 BODY_TRIGGER,
             ),
         },
-        run: {"get": _op("get_run", "One run", "DagRun", RUN, 400, 404)},
+        run: {
+            "get": _op("get_run", "One run", "DagRun", RUN, 400, 404),
+            "patch": _with_body(
+                _op("mark_run", "Mark a run success or failed", "DagRun", RUN, 400, 403, 404),
+                BODY_MARK_RUN,
+            ),
+        },
         run + "/clear": {
             "post": _with_body(
                 _op("clear", "Run task instances again", "Cleared", RUN, 400, 403, 404), BODY_CLEAR
@@ -284,7 +303,19 @@ def _paths() -> J:
         ti: {
             "get": _op(
                 "get_ti", "A task instance and its attempts", "TaskInstanceDetail", TASK, 400, 404
-            )
+            ),
+            "patch": _with_body(
+                _op(
+                    "mark_ti",
+                    "Mark a task instance success or failed",
+                    "TaskInstanceDetail",
+                    TASK,
+                    400,
+                    403,
+                    404,
+                ),
+                BODY_MARK_TI,
+            ),
         },
         ti + "/logs/{attempt}": {
             "get": _op("get_log", "The log of one attempt", "Log", [*TASK, attempt], 400, 404)

@@ -15,6 +15,7 @@ from werkzeug.wrappers import Response
 
 from haflow import status
 from haflow.core.clearing import ClearScope
+from haflow.core.states import RunState, TaskState
 from haflow.errors import InvalidRequest
 from haflow.web import auth
 from haflow.web.auth import requires
@@ -190,6 +191,38 @@ def clear(dag_id: str, run_id: str) -> Response:
             url_for("pages.task_instance", dag_id=dag_id, run_id=run_id, task_id=task_ids[0])
         )
     return redirect(url_for("pages.grid", dag_id=dag_id))
+
+
+@bp.post("/dags/<dag_id>/runs/<run_id>/tasks/<task_id>/mark")
+@requires("edit")
+def mark_ti(dag_id: str, run_id: str, task_id: str) -> Response:
+    ctx = web()
+    state = _marked(request.form.get("state"))
+    changed = ctx.repo.runs.mark_task(dag_id, run_id, task_id, TaskState(state), ctx.now, _me())
+    flash(f"{task_id} {'marked' if changed else 'was already'} {state}")
+    return redirect(url_for("pages.task_instance", dag_id=dag_id, run_id=run_id, task_id=task_id))
+
+
+@bp.post("/dags/<dag_id>/runs/<run_id>/mark")
+@requires("edit")
+def mark_run(dag_id: str, run_id: str) -> Response:
+    ctx = web()
+    state = _marked(request.form.get("state"))
+    changed = ctx.repo.runs.mark(dag_id, run_id, RunState(state), ctx.now, _me())
+    flash(f"run {run_id} marked {state}; {len(changed)} task(s) changed")
+    return redirect(url_for("pages.grid", dag_id=dag_id))
+
+
+def _marked(state: str | None) -> str:
+    if state not in ("success", "failed"):
+        raise InvalidRequest("state must be success or failed")
+    return state
+
+
+def _me() -> str:
+    me = auth.principal()
+    assert me is not None  # `requires` let the request in
+    return me.username
 
 
 @bp.get("/cluster")

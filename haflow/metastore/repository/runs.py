@@ -8,21 +8,18 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from haflow.core.clearing import JUST_THESE, ClearScope, UnknownTasks, tasks_to_clear
 from haflow.core.ids import check_run_id
-from haflow.core.states import RunState, TaskState
-from haflow.errors import Conflict, InvalidRequest
+from haflow.core.marking import MARKABLE_RUN_STATES, MARKABLE_TASK_STATES, run_marks
+from haflow.core.states import IN_FLIGHT_TASK_STATES, AttemptState, RunState, TaskState
+from haflow.errors import Conflict, InvalidRequest, NotFound
 from haflow.metastore import models as m
 from haflow.metastore.records import (
     RunRow,
 )
-from haflow.metastore.repository._base import (
-    _Base,
-    _event,
-    _run_row,
-)
+from haflow.metastore.repository._base import _Base, _checked, _event, _run_row
 
 
 class RunQueries(_Base):
@@ -138,6 +135,111 @@ class RunQueries(_Base):
                 ],
             )
         return ids
+
+    def mark(
+        self, dag_id: str, run_id: str, state: RunState, now: datetime, actor: str | None = None
+    ) -> list[str]:
+        """Mark the run success or failed, its task instances as `core.marking` says (an
+        attempt in flight is ended, so its worker stops it and its report is rejected); the
+        task ids changed. An event names `actor` (the user; by default this repository's)."""
+        if state not in MARKABLE_RUN_STATES:
+            raise InvalidRequest(f"a run is marked success or failed, not {state!r}")
+        run = self._run(dag_id, run_id)
+        with self._tx() as conn:
+            states = self._lock_run(conn, run.pk)
+            changes = run_marks(states, state)
+            self._set_states(conn, run.pk, states, changes, now, actor)
+            conn.execute(
+                update(m.DagRun)
+                .where(m.DagRun.id == run.pk)
+                .values(state=state, ended_at=now, revision=m.DagRun.revision + 1)
+            )
+            detail = {"state": str(state), "was": run.state, "tasks": sorted(changes)}
+            event = _event(
+                "run.marked", actor or self.actor, now, dag_id=dag_id, run_id=run_id, detail=detail
+            )
+            self._emit(conn, [event])
+        return sorted(changes)
+
+    def mark_task(
+        self,
+        dag_id: str,
+        run_id: str,
+        task_id: str,
+        state: TaskState,
+        now: datetime,
+        actor: str | None = None,
+    ) -> bool:
+        """Mark one task instance success or failed (an attempt in flight is ended, so its
+        worker stops it) and let the run go on from there: it runs again if it had ended.
+        False when it already was in that state. An event names `actor`."""
+        if state not in MARKABLE_TASK_STATES:
+            raise InvalidRequest(f"a task instance is marked success or failed, not {state!r}")
+        run = self._run(dag_id, run_id)
+        with self._tx() as conn:
+            states = self._lock_run(conn, run.pk)
+            if task_id not in states:
+                raise NotFound(f"run {run_id!r} of DAG {dag_id!r} has no task {task_id!r}")
+            if states[task_id] is state:
+                return False
+            self._set_states(conn, run.pk, states, {task_id: state}, now, actor)
+            conn.execute(
+                update(m.DagRun)
+                .where(m.DagRun.id == run.pk)
+                .values(state=RunState.RUNNING, ended_at=None, revision=m.DagRun.revision + 1)
+            )
+            detail = {"state": str(state), "was": str(states[task_id])}
+            event = _event(
+                "ti.marked",
+                actor or self.actor,
+                now,
+                dag_id=dag_id,
+                run_id=run_id,
+                task_id=task_id,
+                detail=detail,
+            )
+            self._emit(conn, [event])
+        return True
+
+    @staticmethod
+    def _lock_run(conn: Connection, pk: int) -> dict[str, TaskState]:
+        """Lock the run's row (first, as the leader's apply does: no deadlock between the
+        two, and no task instance of it enters flight meanwhile); its task states."""
+        conn.execute(select(m.DagRun.id).where(m.DagRun.id == pk).with_for_update())
+        ti = m.TaskInstance
+        rows = conn.execute(select(ti.task_id, ti.state).where(ti.run_pk == pk))
+        return {r.task_id: TaskState(r.state) for r in rows}
+
+    def _set_states(
+        self,
+        conn: Connection,
+        pk: int,
+        states: Mapping[str, TaskState],
+        changes: Mapping[str, TaskState],
+        now: datetime,
+        actor: str | None,
+    ) -> None:
+        """Move each task instance from the state read to its new one (conditionally: a
+        worker may end an attempt meanwhile) and end the attempt of one in flight."""
+        ti, a = m.TaskInstance, m.TaskAttempt
+        for task_id, new in changes.items():
+            was = states[task_id]
+            row = conn.execute(
+                select(ti.id, ti.attempt).where(ti.run_pk == pk, ti.task_id == task_id)
+            ).one()
+            res = conn.execute(
+                update(ti)
+                .where(ti.id == row.id, ti.state == was)
+                .values(state=new, ended_at=now, next_try_at=None)
+            )
+            _checked(res, 1, f"mark {task_id}")
+            if was in IN_FLIGHT_TASK_STATES:
+                reason = f"marked {new} by {actor or self.actor} while {was}"
+                conn.execute(
+                    update(a)
+                    .where(a.ti_id == row.id, a.attempt == row.attempt, a.state == was)
+                    .values(state=AttemptState.FAILED, ended_at=now, reason=reason)
+                )
 
 
 def _edges(structure: str | None, states: Mapping[str, TaskState]) -> dict[str, list[str]]:
