@@ -227,7 +227,9 @@ def clear(dag_id: str, dag_run_id: str) -> Response:
     )
     ctx = web()
     dry_run = body.get("dry_run", False)
-    ids = ctx.repo.runs.clear(dag_id, dag_run_id, task_ids, ctx.now, scope, dry_run=dry_run)
+    ids = ctx.repo.runs.clear(
+        dag_id, dag_run_id, task_ids, ctx.now, scope, dry_run=dry_run, actor=_user()
+    )
     return jsonify({"cleared": len(ids), "task_ids": ids, "dry_run": dry_run})
 
 

@@ -184,7 +184,7 @@ def clear(dag_id: str, run_id: str) -> Response:
         downstream=request.form.get("downstream") == "1",
         only_failed=request.form.get("only_failed") == "1",
     )
-    ids = ctx.repo.runs.clear(dag_id, run_id, task_ids, ctx.now, scope)
+    ids = ctx.repo.runs.clear(dag_id, run_id, task_ids, ctx.now, scope, actor=_me())
     flash(f"cleared {len(ids)} task instance(s) of {run_id}: {', '.join(ids) or 'none'}")
     if len(task_ids) == 1:
         return redirect(

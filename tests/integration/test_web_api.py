@@ -55,8 +55,9 @@ def test_trigger_with_conf_pause_and_clear(web_app: Web) -> None:
     cleared = c.post(clear, json={"task_ids": ["extract"]}, headers=h)
     assert cleared.get_json() == {"cleared": 1, "task_ids": ["extract"], "dry_run": False}
     assert web_app.repo.history.task_instance("d", "r1", "extract").state == "none"
-    kinds = [e["kind"] for e in c.get("/api/v1/events?limit=5", headers=h).get_json()["items"]]
-    assert kinds[:3] == ["ti.cleared", "dag.paused", "run.triggered"]
+    events = c.get("/api/v1/events?limit=5", headers=h).get_json()["items"]
+    assert [e["kind"] for e in events][:3] == ["ti.cleared", "dag.paused", "run.triggered"]
+    assert events[0]["actor"] == "op"  # the user who cleared
 
 
 def test_errors_name_the_field_at_fault(web_app: Web) -> None:

@@ -87,10 +87,12 @@ class RunQueries(_Base):
         now: datetime,
         scope: ClearScope = JUST_THESE,
         dry_run: bool = False,
+        actor: str | None = None,
     ) -> list[str]:
         """Reset the run's finished task instances that `scope` covers (`core.clearing`) so
         they run again, each as a new attempt, and reopen the run; the task ids reset (with
-        `dry_run`, those that would be, and nothing changes). No task ids: every task."""
+        `dry_run`, those that would be, and nothing changes). No task ids: every task. The
+        event names `actor` (the user; by default this repository's)."""
         run = self._run(dag_id, run_id)
         ti = m.TaskInstance
         with self._tx() as conn:
@@ -130,7 +132,12 @@ class RunQueries(_Base):
                 conn,
                 [
                     _event(
-                        "ti.cleared", self.actor, now, dag_id=dag_id, run_id=run_id, detail=detail
+                        "ti.cleared",
+                        actor or self.actor,
+                        now,
+                        dag_id=dag_id,
+                        run_id=run_id,
+                        detail=detail,
                     )
                 ],
             )
