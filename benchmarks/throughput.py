@@ -247,7 +247,7 @@ def main() -> None:
         action="append",
         default=[],
         metavar="SECTION__KEY=VALUE",
-        help="a haflow setting for every column, e.g. core__local_attempts_per_process=8",
+        help="a haflow setting for every column, e.g. core__attempts_per_process=8",
     )
     args = ap.parse_args()
     settings = dict(_setting(s) for s in args.setting)

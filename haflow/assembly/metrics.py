@@ -14,7 +14,6 @@ from sqlalchemy.engine import Engine
 from haflow.config import Settings
 from haflow.core.clock import utcnow
 from haflow.metastore.repository.metrics import MetricsQueries
-from haflow.metrics.attempts import AttemptMetrics, attempt_metrics
 from haflow.metrics.collectors import BuildInfo, SchedulerState, ZooKeeperState
 from haflow.metrics.definitions import scheduler_metric_set
 from haflow.metrics.metastore import MetastoreCollector
@@ -63,19 +62,16 @@ def scheduler_observer(
     return SchedulerObserver(listener, server)
 
 
-def worker_observer(
-    settings: Settings, zk_state: Callable[[], str] | None = None
-) -> tuple[AttemptMetrics, MetricsServer]:
-    """The listener the worker's pool processes inherit, and the worker's /metrics."""
+def worker_observer(settings: Settings, zk_state: Callable[[], str] | None = None) -> MetricsServer:
+    """The worker's /metrics; its pool processes (spawned after this call) record their
+    attempts' metrics in the same directory (`attempt_metrics`)."""
     directory = private_directory("worker")
     enable_multiprocess(directory)
-    listener = attempt_metrics()
     collectors = [BuildInfo("worker"), *([ZooKeeperState(zk_state)] if zk_state else [])]
-    server = MetricsServer(
+    return MetricsServer(
         settings.worker.metrics_port,
         directory,
         collectors,
         addr=settings.worker.metrics_host,
         setting="[worker] metrics_port",
     )
-    return listener, server

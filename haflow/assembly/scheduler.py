@@ -95,7 +95,7 @@ def build_executor(settings: Settings, sid: str, *, metrics: bool = False) -> Ex
         idle_tx_timeout_s=settings.election.db_lock_timeout,
         listener=attempt_metrics if metrics else None,
     )
-    return LocalExecutor(pool, settings.core.parallelism, settings.core.local_attempts_per_process)
+    return LocalExecutor(pool, settings.core.parallelism, settings.core.attempts_per_process)
 
 
 def dag_processor(settings: Settings) -> DagFileProcessor:

@@ -23,10 +23,12 @@ from haflow.errors import ConfigError, HaflowError
 from haflow.metastore.engine import create_engine
 from haflow.metastore.migrate import require_current
 from haflow.metastore.repository import Repository
+from haflow.metrics.attempts import attempt_metrics
 from haflow.service import Service, Watchdog
 from haflow.worker.celery_app import WorkerIdentity, make_app, set_identity
-from haflow.worker.listener import NO_LISTENER, AttemptListener
+from haflow.worker.pool import AttemptPool, PoolConfig
 from haflow.worker.registry import ZkWorkerNode
+from haflow.worker.runner import RunnerConfig
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +110,23 @@ def run_worker(
         if e.zk_hosts
         else None
     )
-    listener, metrics = _metrics(settings, node)
-    set_identity(WorkerIdentity(worker_id, settings, listener))
+    metrics = _metrics(settings, node)
+    pool = AttemptPool(
+        PoolConfig(
+            sql_alchemy_conn=settings.core.sql_alchemy_conn,
+            cluster=settings.scheduler.cluster,
+            dags_folder=settings.core.dags_folder,
+            worker_id=worker_id,
+            runner=RunnerConfig.from_settings(settings),
+            log_level=settings.logging.level,
+            idle_tx_timeout_s=settings.election.db_lock_timeout,
+            listener=attempt_metrics if metrics else None,
+        ),
+        concurrency,
+        settings.core.attempts_per_process,
+        prefix="haflow-worker",
+    )
+    set_identity(WorkerIdentity(worker_id, settings, pool))
     app = make_app(settings)
     reg = Registration(
         Repository(engine, cluster=settings.scheduler.cluster, actor=worker_id),
@@ -119,7 +136,7 @@ def run_worker(
         settings.worker.heartbeat_sec,
     )
 
-    parts: list[Service] = [reg, *([node] if node else []), *([metrics] if metrics else [])]
+    parts: list[Service] = [reg, pool, *([node] if node else []), *([metrics] if metrics else [])]
     watchdog = Watchdog(parts, lambda _dead: os.kill(os.getpid(), signal.SIGTERM))
 
     def _ready(**_kw: object) -> None:
@@ -137,22 +154,23 @@ def run_worker(
     signals.worker_ready.connect(_ready, weak=False)
     signals.worker_shutdown.connect(_shutdown, weak=False)
     if metrics is not None:
-        metrics.start()  # before the pool forks, so a taken port fails the start
-        signals.worker_process_init.connect(lambda **_kw: metrics.close_inherited(), weak=False)
+        metrics.start()  # before the pool starts, so a taken port fails the start
+    pool.start()
     try:
         _work(app, concurrency, queues, hostname, settings.logging.level)
     finally:
+        pool.stop(grace_s=settings.worker.timeout)
         if metrics is not None:
             metrics.stop()
     if watchdog.died:
         raise HaflowError(f"{', '.join(watchdog.died)} died; the worker stopped")
 
 
-def _metrics(settings: Settings, node: ZkWorkerNode | None) -> tuple[AttemptListener, Any]:
-    """The attempt listener the pool processes inherit and the /metrics server, when
-    [worker] metrics_port is set."""
+def _metrics(settings: Settings, node: ZkWorkerNode | None) -> Any:
+    """The worker's /metrics server, when [worker] metrics_port is set (the pool processes
+    record theirs in the directory it serves)."""
     if not settings.worker.metrics_port:
-        return NO_LISTENER, None
+        return None
     from haflow.assembly.metrics import worker_observer
 
     if node is None:
@@ -169,7 +187,7 @@ def _work(app: Any, concurrency: int, queues: Sequence[str], hostname: str, leve
             f"--queues={','.join(queues)}",
             f"--hostname={hostname}",
             f"--loglevel={level}",
-            "--pool=prefork",
+            "--pool=threads",  # each thread waits on the attempt pool (haflow.worker.pool)
             "--without-gossip",
             "--without-mingle",
             "--without-heartbeat",

@@ -70,12 +70,13 @@ SCHEMA: tuple[SettingSpec, ...] = (
                 choices=("local", "celery")),
     SettingSpec("core", "parallelism", "int", "8",
                 "Attempts the local executor runs at once.", minimum=1),
-    SettingSpec("core", "local_attempts_per_process", "int", "8",
-                "Attempts one process of the local executor runs at once, each from a thread "
-                "of its own; the threads of a process share its transactions (claims, "
-                "heartbeats and reports of many attempts in one). The executor starts "
-                "parallelism / this many processes. A task that kills its worker process "
-                "takes down the other attempts of that process: they are reclaimed.",
+    SettingSpec("core", "attempts_per_process", "int", "8",
+                "Attempts one worker process runs at once (the local executor's and a Celery "
+                "worker's), each from a thread of its own; the threads of a process share its "
+                "transactions (claims, heartbeats and reports of many attempts in one). "
+                "parallelism (or a worker's concurrency) / this many processes are started. A "
+                "task that kills its worker process takes down the other attempts of that "
+                "process: they are reclaimed.",
                 minimum=1),
     SettingSpec("core", "fernet_key", "str", "",
                 "Key for secrets kept in the metastore (nothing is encrypted with it yet).",

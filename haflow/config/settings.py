@@ -31,7 +31,7 @@ class CoreSettings:
     sql_alchemy_conn: str = field(repr=False)
     executor: ExecutorName
     parallelism: int
-    local_attempts_per_process: int
+    attempts_per_process: int
     fernet_key: str = field(repr=False)
     hostname: str
     dag_dir_list_interval: float

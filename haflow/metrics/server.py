@@ -75,13 +75,5 @@ class MetricsServer:
             self._thread = None
         remove_directory(self.directory)
 
-    def close_inherited(self) -> None:
-        """In a forked child: close the copy of the listening socket, so the port is freed
-        when the daemon dies even if the child lingers."""
-        if self._server is not None:
-            self._server.socket.close()
-            self._server = None
-            self._thread = None
-
     def healthy(self) -> bool:
         return self._thread is not None and self._thread.is_alive()

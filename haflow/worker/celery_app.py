@@ -1,15 +1,16 @@
 """The Celery application shared by the Celery executor (publisher) and `haflow worker`.
 
-Settings for no loss, as docs/design.md section 3 asks: acknowledge late, reject (requeue) when the
-worker process is lost, prefetch one message, JSON only (never pickle), publisher confirms on
-RabbitMQ, a Redis visibility timeout above the longest execution timeout. No result backend:
-an attempt's state lives in the metastore, written by its claim and report.
+Settings for no loss, as docs/design.md section 3 asks: acknowledge late (a message is
+acknowledged once its attempt ended, or handed back when its claim could not reach the
+metastore), prefetch one message, JSON only (never pickle), publisher confirms on RabbitMQ, a
+Redis visibility timeout above the longest execution timeout. No result backend: an attempt's
+state lives in the metastore, written by its claim and report. `haflow worker` consumes on
+Celery's threads; each hands its attempt to the worker's attempt pool (worker.pool).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -18,8 +19,8 @@ from celery import Celery
 from celery.exceptions import Reject
 
 from haflow.config import Settings
-from haflow.errors import BackendUnavailable, ConfigError
-from haflow.worker.listener import NO_LISTENER, AttemptListener
+from haflow.errors import ConfigError
+from haflow.worker.pool import UNREACHABLE, AttemptPool
 
 log = logging.getLogger(__name__)
 
@@ -31,15 +32,15 @@ REQUEUE_DELAY_S = 1.0
 
 @dataclass(frozen=True)
 class WorkerIdentity:
-    """Who runs attempts in this process tree; set by `haflow worker` before it forks."""
+    """Who runs attempts in this process: set by `haflow worker` before Celery starts. The
+    Celery task threads hand their attempts to `pool` and wait for each one's outcome."""
 
     worker_id: str
     settings: Settings
-    listener: AttemptListener = NO_LISTENER  # made before forking (metrics), inherited
+    pool: AttemptPool
 
 
 _identity: WorkerIdentity | None = None
-_context: dict[int, Any] = {}
 
 
 def make_app(settings: Settings) -> Celery:
@@ -100,32 +101,33 @@ def set_identity(identity: WorkerIdentity) -> None:
 
 
 def run_attempt(task: Any, ti_id: int, attempt: int, epoch: int) -> str:
-    """The Celery task: claim attempt `attempt` of task instance `ti_id` and run it.
+    """The Celery task: have the worker's attempt pool claim attempt `attempt` of task
+    instance `ti_id` and run it, and wait for its end.
 
     A duplicate or redelivered message fails the claim and is dropped (and recorded as
     `attempt.claim_rejected`); the attempt's outcome goes to the metastore, not to Celery. A
     claim that cannot reach the metastore hands the message back (rejected, requeued), so a
-    worker cut off from the metastore does not swallow work meant for the others.
+    worker cut off from the metastore does not swallow work meant for the others. An attempt
+    whose pool process died ends here as lost; the leader reclaims it.
     """
     from haflow.metastore.records import AttemptRef
 
-    runner = _runner()
+    if _identity is None:
+        raise ConfigError("this process runs haflow tasks but was not started by `haflow worker`")
     ref = AttemptRef(
         ti_id, attempt, epoch, task.request.delivery_info.get("routing_key") or "default"
     )
-    try:
-        outcome = runner.run(ref)
-    except BackendUnavailable as exc:  # the claim could not be made: leave it to another worker
+    outcome = _identity.pool.run(ref)
+    if outcome == UNREACHABLE:  # the claim could not be made: leave it to another worker
         log.warning(
-            "cannot reach the metastore to claim attempt %s of task instance %s (%s); "
+            "cannot reach the metastore to claim attempt %s of task instance %s; "
             "handing the message back to the queue in %.0f s",
             attempt,
             ti_id,
-            exc,
             REQUEUE_DELAY_S,
         )
         time.sleep(REQUEUE_DELAY_S)  # not at once: another worker should get it first
-        raise Reject(str(exc), requeue=True) from exc
+        raise Reject("the metastore is unreachable", requeue=True)
     if outcome == "rejected":
         log.info(
             "attempt %s of task instance %s was not claimable (duplicate or "
@@ -133,39 +135,4 @@ def run_attempt(task: Any, ti_id: int, attempt: int, epoch: int) -> str:
             attempt,
             ti_id,
         )
-    return str(outcome)
-
-
-def _runner() -> Any:
-    """One runner per worker process (prefork children each build their own connections)."""
-    pid = os.getpid()
-    if pid not in _context:
-        if _identity is None:
-            raise ConfigError(
-                "this process runs haflow tasks but was not started by `haflow worker`"
-            )
-        from haflow.metastore.engine import create_engine
-        from haflow.metastore.repository import Repository
-        from haflow.worker.runner import AttemptRunner, RunnerConfig
-
-        s = _identity.settings
-        repo = Repository(
-            # a claim or report cut off mid-transaction must not keep its row locks: the
-            # server rolls it back (the claim, then, never happened: see docs/design.md)
-            create_engine(
-                s.core.sql_alchemy_conn,
-                pool_size=2,
-                idle_tx_timeout_s=s.election.db_lock_timeout,
-            ),
-            cluster=s.scheduler.cluster,
-            actor=_identity.worker_id,
-        )
-        _context.clear()
-        _context[pid] = AttemptRunner(
-            repo,
-            s.core.dags_folder,
-            _identity.worker_id,
-            RunnerConfig.from_settings(s),
-            listener=_identity.listener,
-        )
-    return _context[pid]
+    return outcome
