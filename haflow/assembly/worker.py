@@ -25,7 +25,7 @@ from haflow.metastore.migrate import require_current
 from haflow.metastore.repository import Repository
 from haflow.metrics.attempts import attempt_metrics
 from haflow.service import Service, Watchdog
-from haflow.worker.celery_app import WorkerIdentity, make_app, set_identity
+from haflow.worker.celery_app import make_app, set_pool
 from haflow.worker.pool import AttemptPool, PoolConfig
 from haflow.worker.registry import ZkWorkerNode
 from haflow.worker.runner import RunnerConfig
@@ -126,7 +126,7 @@ def run_worker(
         settings.core.attempts_per_process,
         prefix="haflow-worker",
     )
-    set_identity(WorkerIdentity(worker_id, settings, pool))
+    set_pool(pool)
     app = make_app(settings)
     reg = Registration(
         Repository(engine, cluster=settings.scheduler.cluster, actor=worker_id),

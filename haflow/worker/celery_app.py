@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from celery import Celery
@@ -30,17 +29,9 @@ REQUEUE_DELAY_S = 1.0
 (so a worker cut off from the metastore does not swallow every message it is given)."""
 
 
-@dataclass(frozen=True)
-class WorkerIdentity:
-    """Who runs attempts in this process: set by `haflow worker` before Celery starts. The
-    Celery task threads hand their attempts to `pool` and wait for each one's outcome."""
-
-    worker_id: str
-    settings: Settings
-    pool: AttemptPool
-
-
-_identity: WorkerIdentity | None = None
+_pool: AttemptPool | None = None
+"""Where this process's Celery task threads hand their attempts and wait for each one's
+outcome: set by `haflow worker` before Celery starts."""
 
 
 def make_app(settings: Settings) -> Celery:
@@ -95,9 +86,9 @@ def remote_control(settings: Settings) -> bool:
     return choice == "on"
 
 
-def set_identity(identity: WorkerIdentity) -> None:
-    global _identity
-    _identity = identity
+def set_pool(pool: AttemptPool) -> None:
+    global _pool
+    _pool = pool
 
 
 def run_attempt(task: Any, ti_id: int, attempt: int, epoch: int) -> str:
@@ -112,12 +103,12 @@ def run_attempt(task: Any, ti_id: int, attempt: int, epoch: int) -> str:
     """
     from haflow.metastore.records import AttemptRef
 
-    if _identity is None:
+    if _pool is None:
         raise ConfigError("this process runs haflow tasks but was not started by `haflow worker`")
     ref = AttemptRef(
         ti_id, attempt, epoch, task.request.delivery_info.get("routing_key") or "default"
     )
-    outcome = _identity.pool.run(ref)
+    outcome = _pool.run(ref)
     if outcome == UNREACHABLE:  # the claim could not be made: leave it to another worker
         log.warning(
             "cannot reach the metastore to claim attempt %s of task instance %s; "

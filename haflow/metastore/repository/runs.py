@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, insert, select, update
 
@@ -96,13 +96,7 @@ class RunQueries(_Base):
         run = self._run(dag_id, run_id)
         ti = m.TaskInstance
         with self._tx() as conn:
-            # the run's row first, as the leader's apply locks it: no deadlock between the two,
-            # and no task instance of this run enters flight while this transaction runs
-            conn.execute(select(m.DagRun.id).where(m.DagRun.id == run.pk).with_for_update())
-            states = {
-                r.task_id: TaskState(r.state)
-                for r in conn.execute(select(ti.task_id, ti.state).where(ti.run_pk == run.pk))
-            }
+            states = {t: row.state for t, row in self._lock_run(conn, run.pk).items()}
             structure = conn.execute(
                 select(m.Dag.structure).where(m.Dag.dag_id == dag_id)
             ).scalar_one_or_none()
@@ -117,11 +111,7 @@ class RunQueries(_Base):
                 .where(ti.run_pk == run.pk, ti.task_id.in_(ids))
                 .values(state=TaskState.NONE, failures=0, next_try_at=None, ended_at=None)
             )
-            conn.execute(
-                update(m.DagRun)
-                .where(m.DagRun.id == run.pk)
-                .values(state=RunState.RUNNING, ended_at=None, revision=m.DagRun.revision + 1)
-            )
+            _reopen(conn, run.pk)
             detail = {
                 "tasks": ids,
                 "count": len(ids),
@@ -153,9 +143,9 @@ class RunQueries(_Base):
             raise InvalidRequest(f"a run is marked success or failed, not {state!r}")
         run = self._run(dag_id, run_id)
         with self._tx() as conn:
-            states = self._lock_run(conn, run.pk)
-            changes = run_marks(states, state)
-            self._set_states(conn, run.pk, states, changes, now, actor)
+            tis = self._lock_run(conn, run.pk)
+            changes = run_marks({t: row.state for t, row in tis.items()}, state)
+            self._set_states(conn, tis, changes, now, actor)
             conn.execute(
                 update(m.DagRun)
                 .where(m.DagRun.id == run.pk)
@@ -184,18 +174,15 @@ class RunQueries(_Base):
             raise InvalidRequest(f"a task instance is marked success or failed, not {state!r}")
         run = self._run(dag_id, run_id)
         with self._tx() as conn:
-            states = self._lock_run(conn, run.pk)
-            if task_id not in states:
+            tis = self._lock_run(conn, run.pk)
+            if task_id not in tis:
                 raise NotFound(f"run {run_id!r} of DAG {dag_id!r} has no task {task_id!r}")
-            if states[task_id] is state:
+            was = tis[task_id].state
+            if was is state:
                 return False
-            self._set_states(conn, run.pk, states, {task_id: state}, now, actor)
-            conn.execute(
-                update(m.DagRun)
-                .where(m.DagRun.id == run.pk)
-                .values(state=RunState.RUNNING, ended_at=None, revision=m.DagRun.revision + 1)
-            )
-            detail = {"state": str(state), "was": str(states[task_id])}
+            self._set_states(conn, tis, {task_id: state}, now, actor)
+            _reopen(conn, run.pk)
+            detail = {"state": str(state), "was": str(was)}
             event = _event(
                 "ti.marked",
                 actor or self.actor,
@@ -209,19 +196,18 @@ class RunQueries(_Base):
         return True
 
     @staticmethod
-    def _lock_run(conn: Connection, pk: int) -> dict[str, TaskState]:
+    def _lock_run(conn: Connection, pk: int) -> dict[str, _TIHead]:
         """Lock the run's row (first, as the leader's apply does: no deadlock between the
-        two, and no task instance of it enters flight meanwhile); its task states."""
+        two, and no task instance of it enters flight meanwhile); its task instances."""
         conn.execute(select(m.DagRun.id).where(m.DagRun.id == pk).with_for_update())
         ti = m.TaskInstance
-        rows = conn.execute(select(ti.task_id, ti.state).where(ti.run_pk == pk))
-        return {r.task_id: TaskState(r.state) for r in rows}
+        rows = conn.execute(select(ti.task_id, ti.id, ti.attempt, ti.state).where(ti.run_pk == pk))
+        return {r.task_id: _TIHead(r.id, r.attempt, TaskState(r.state)) for r in rows}
 
     def _set_states(
         self,
         conn: Connection,
-        pk: int,
-        states: Mapping[str, TaskState],
+        tis: Mapping[str, _TIHead],
         changes: Mapping[str, TaskState],
         now: datetime,
         actor: str | None,
@@ -230,23 +216,35 @@ class RunQueries(_Base):
         worker may end an attempt meanwhile) and end the attempt of one in flight."""
         ti, a = m.TaskInstance, m.TaskAttempt
         for task_id, new in changes.items():
-            was = states[task_id]
-            row = conn.execute(
-                select(ti.id, ti.attempt).where(ti.run_pk == pk, ti.task_id == task_id)
-            ).one()
+            row = tis[task_id]
             res = conn.execute(
                 update(ti)
-                .where(ti.id == row.id, ti.state == was)
+                .where(ti.id == row.id, ti.state == row.state)
                 .values(state=new, ended_at=now, next_try_at=None)
             )
             _checked(res, 1, f"mark {task_id}")
-            if was in IN_FLIGHT_TASK_STATES:
-                reason = f"marked {new} by {actor or self.actor} while {was}"
+            if row.state in IN_FLIGHT_TASK_STATES:
+                reason = f"marked {new} by {actor or self.actor} while {row.state}"
                 conn.execute(
                     update(a)
-                    .where(a.ti_id == row.id, a.attempt == row.attempt, a.state == was)
+                    .where(a.ti_id == row.id, a.attempt == row.attempt, a.state == row.state)
                     .values(state=AttemptState.FAILED, ended_at=now, reason=reason)
                 )
+
+
+class _TIHead(NamedTuple):
+    id: int
+    attempt: int
+    state: TaskState
+
+
+def _reopen(conn: Connection, pk: int) -> None:
+    """The run runs again; decisions the leader planned before this change are refused."""
+    conn.execute(
+        update(m.DagRun)
+        .where(m.DagRun.id == pk)
+        .values(state=RunState.RUNNING, ended_at=None, revision=m.DagRun.revision + 1)
+    )
 
 
 def _edges(structure: str | None, states: Mapping[str, TaskState]) -> dict[str, list[str]]:
