@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -20,14 +21,18 @@ from haflow.metastore.engine import create_engine
 from haflow.metastore.notify import make_wakeup
 from haflow.metastore.repository import Repository
 from haflow.metrics.attempts import attempt_metrics
+from haflow.notify.cluster import cluster_rules, send_config
+from haflow.notify.send import send
 from haflow.scheduler.dags import DagRegistry
-from haflow.scheduler.listener import NO_LISTENER
+from haflow.scheduler.listener import Listeners
 from haflow.scheduler.loop import LoopConfig, SchedulingLoop
+from haflow.scheduler.notifications import DispatchConfig, NotificationDispatcher
 from haflow.scheduler.parsing import DagFileProcessor
 from haflow.scheduler.service import SchedulerService, ServiceConfig, scheduler_id
 from haflow.scheduler.worker_watch import ZkWorkerWatch
 from haflow.service import Service
 from haflow.worker.runner import RunnerConfig
+from haflow.worker.taskenv import allowed
 
 
 def build_elector(settings: Settings, holder: str, cluster: str) -> Elector:
@@ -149,11 +154,12 @@ def build_scheduler(
             zk_state=zk_connection_state(elector),
         )
     executor = build_executor(settings, sid, metrics=observer is not None)
-    registry = DagRegistry(dag_processor(settings))
-    extras: list[Service] = [registry, *parts]  # registry: parses, leader or standby
+    registry = DagRegistry(dag_processor(settings), cluster_rules(settings.notifications))
+    dispatcher = notification_dispatcher(settings, repo)
+    extras: list[Service] = [registry, dispatcher, *parts]  # registry: parses, leader or standby
     if observer:
         extras.append(observer.server)
-    listener = observer.listener if observer else NO_LISTENER
+    listener = Listeners([observer.listener, dispatcher] if observer else [dispatcher])
     wakeup = make_wakeup(settings.core.sql_alchemy_conn, cluster, executor.wake)
     if wakeup is not None:
         extras.append(wakeup)
@@ -188,6 +194,22 @@ def build_scheduler(
     )
     return SchedulerService(
         repo, elector, executor, loop, cfg, sid=sid, extras=extras, listener=listener
+    )
+
+
+def notification_dispatcher(settings: Settings, repo: Repository) -> NotificationDispatcher:
+    """The leader's dispatcher; callbacks see the task environment, not the scheduler's."""
+    n = settings.notifications
+    sending = send_config(n, allowed(os.environ, settings.worker.task_env))
+    return NotificationDispatcher(
+        repo,
+        lambda row: send(row, sending),
+        DispatchConfig(
+            parallelism=n.parallelism,
+            timeout_s=n.timeout,
+            max_tries=n.max_tries,
+            retry_delay_s=n.retry_delay,
+        ),
     )
 
 

@@ -196,6 +196,36 @@ SCHEMA: tuple[SettingSpec, ...] = (
     SettingSpec("webserver", "scheduler_health_threshold", "float", "10.0",
                 "Seconds after which /health counts the leader's heartbeat as stale.",
                 positive=True),
+    SettingSpec("notifications", "webhook_url", "str", "",
+                "A URL every DAG's `events` are POSTed to as JSON (with an Idempotency-Key "
+                "header), besides the DAGs' own callbacks; empty: none.", sensitive=True),
+    SettingSpec("notifications", "email_to", "str", "",
+                "Addresses (separated by commas) every DAG's `events` are mailed to; empty: "
+                "none."),
+    SettingSpec("notifications", "events", "str", "run.failed",
+                "Which events webhook_url and email_to hear of, separated by commas: "
+                "run.failed, run.success, ti.failed, ti.up_for_retry, ti.success."),
+    SettingSpec("notifications", "max_tries", "int", "5",
+                "Tries to deliver one notification before it is given up (an event "
+                "notification.failed and a metric say so).", minimum=1),
+    SettingSpec("notifications", "retry_delay", "float", "10.0",
+                "Seconds before the second try of a notification; doubled at every try.",
+                positive=True),
+    SettingSpec("notifications", "timeout", "float", "30.0",
+                "Seconds one delivery may take (a webhook's answer, an e-mail, a callback) "
+                "before it is a failed try (a callback is killed).", positive=True),
+    SettingSpec("notifications", "parallelism", "int", "4",
+                "Notifications the leader delivers at once.", minimum=1),
+    SettingSpec("notifications", "smtp_host", "str", "localhost", "SMTP server for e-mail."),
+    SettingSpec("notifications", "smtp_port", "int", "25", "Port of the SMTP server.",
+                minimum=1, maximum=65535),
+    SettingSpec("notifications", "smtp_from", "str", "haflow@localhost",
+                "Sender address of notification e-mails."),
+    SettingSpec("notifications", "smtp_starttls", "bool", "false",
+                "Upgrade the SMTP connection with STARTTLS before sending."),
+    SettingSpec("notifications", "smtp_user", "str", "",
+                "SMTP login; empty: no login."),
+    SettingSpec("notifications", "smtp_password", "str", "", "SMTP password.", sensitive=True),
     SettingSpec("logging", "level", "choice", "INFO", "Lowest level of log records emitted.",
                 choices=("DEBUG", "INFO", "WARNING", "ERROR")),
 )

@@ -160,6 +160,25 @@ class WebserverSettings:
 
 
 @dataclass(frozen=True)
+class NotificationSettings:
+    """[notifications]: the cluster's own notifiers and how notifications are delivered."""
+
+    webhook_url: str = field(repr=False)
+    email_to: str
+    events: str
+    max_tries: int
+    retry_delay: float
+    timeout: float
+    parallelism: int
+    smtp_host: str
+    smtp_port: int
+    smtp_from: str
+    smtp_starttls: bool
+    smtp_user: str
+    smtp_password: str = field(repr=False)
+
+
+@dataclass(frozen=True)
 class LoggingSettings:
     """[logging]: log verbosity."""
 
@@ -173,6 +192,7 @@ SECTION_CLASSES: dict[str, type[Any]] = {
     "election": ElectionSettings,
     "celery": CelerySettings,
     "webserver": WebserverSettings,
+    "notifications": NotificationSettings,
     "logging": LoggingSettings,
 }
 
@@ -189,6 +209,7 @@ class Settings:
     election: ElectionSettings
     celery: CelerySettings
     webserver: WebserverSettings
+    notifications: NotificationSettings
     logging: LoggingSettings
 
     def get(self, section: str, key: str) -> object:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from haflow.core.states import TriggerRule
 from haflow.dag.dag import DAG
 from haflow.dag.loader import DagBag, DagCache, ImportErrorRecord, load_dag_file, load_dag_folder
+from haflow.dag.notifiers import Email, Webhook
 from haflow.dag.schedule import Schedule, parse_schedule
 from haflow.dag.tasks import BaseTask, BashTask, PythonTask, task
 
@@ -14,10 +15,12 @@ __all__ = [
     "BashTask",
     "DagBag",
     "DagCache",
+    "Email",
     "ImportErrorRecord",
     "PythonTask",
     "Schedule",
     "TriggerRule",
+    "Webhook",
     "load_dag_file",
     "load_dag_folder",
     "parse_schedule",

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from haflow.core.notices import RUN_HOOKS, TASK_HOOKS, Rule
+from haflow.dag.notifiers import Email, Webhook, hook_list, hook_rules
 from haflow.dag.schedule import Schedule, parse_schedule
 from haflow.errors import DagDefinitionError
 
@@ -109,6 +111,8 @@ class DAG:
         tags: list[str] | None = None,
         description: str = "",
         fileloc: str | None = None,
+        on_success_callback: object = None,
+        on_failure_callback: object = None,
     ) -> None:
         self.fileloc: str | None = fileloc if fileloc is not None else _caller_file()
         self.dag_id = check_id("DAG", dag_id, f"DAG in {self._file}")
@@ -128,6 +132,10 @@ class DAG:
         self.default_args: dict[str, Any] = dict(default_args or {})
         self.tags: list[str] = list(tags or [])
         self.description = description
+        self.hooks = {  # the run's callbacks and notifiers (haflow.dag.notifiers)
+            "on_success_callback": hook_list(on_success_callback, self._where),
+            "on_failure_callback": hook_list(on_failure_callback, self._where),
+        }
         self.tasks: dict[str, BaseTask] = {}
         collector = _CREATED.get()
         if collector is not None:
@@ -233,6 +241,33 @@ class DAG:
         return hashlib.sha256(
             json.dumps(self.structure(), sort_keys=True).encode("utf-8")
         ).hexdigest()
+
+    def notify_rules(self) -> list[Rule]:
+        """Who is notified of which event of this DAG's runs and task instances."""
+        rules: list[Rule] = []
+        for hook, event in RUN_HOOKS.items():
+            rules += hook_rules(
+                event, self.hooks[hook], fileloc=self._file, task_id=None, hook=hook
+            )
+        for tid, t in self.tasks.items():
+            for hook, event in TASK_HOOKS.items():
+                rules += hook_rules(
+                    event, t.hooks[hook], fileloc=self._file, task_id=tid, hook=hook
+                )
+        return rules
+
+    def callback(self, task_id: str | None, hook: str, index: int) -> Callable[..., object]:
+        """The function a callback rule names (its task, or the DAG itself when None)."""
+        hooks = self.task(task_id).hooks if task_id is not None else self.hooks
+        items = hooks.get(hook, [])
+        fn = items[index] if 0 <= index < len(items) else None
+        if fn is None or isinstance(fn, Webhook | Email):
+            where = f"task {task_id!r}" if task_id else "the DAG"
+            raise DagDefinitionError(
+                f"{self._where}: {where} has no callable {hook}[{index}] any more "
+                "(the file changed since the event)"
+            )
+        return fn
 
     def structure(self) -> dict[str, Any]:
         """What the scheduler reads of this DAG, as JSON-able data; tasks in topological order."""

@@ -11,8 +11,10 @@ from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any, ClassVar, TypeAlias, overload
 
+from haflow.core.notices import TASK_HOOKS
 from haflow.core.states import TriggerRule
 from haflow.dag.dag import DAG, check_id, current_dag
+from haflow.dag.notifiers import hook_list
 from haflow.errors import DagDefinitionError
 
 DEFAULT_RETRY_DELAY = timedelta(seconds=300)
@@ -81,7 +83,9 @@ def _task_list(other: object) -> list[BaseTask]:
 
 class BaseTask:
     """A node of a DAG. `retries`, `retry_delay` and `execution_timeout` fall back on the
-    DAG's default_args, then on 0 retries, 300 s and no timeout."""
+    DAG's default_args, then on 0 retries, 300 s and no timeout; so do the callbacks
+    (`on_success_callback`, `on_failure_callback`, `on_retry_callback`: a function called
+    with the event's context, a `Webhook`, an `Email`, or a list of them)."""
 
     kind: ClassVar[str] = "base"
 
@@ -95,6 +99,9 @@ class BaseTask:
         execution_timeout: timedelta | float | None = None,
         trigger_rule: TriggerRule | str = TriggerRule.ALL_SUCCESS,
         queue: str = "default",
+        on_success_callback: object = None,
+        on_failure_callback: object = None,
+        on_retry_callback: object = None,
     ) -> None:
         owner = dag if dag is not None else current_dag()
         if owner is None:
@@ -113,6 +120,16 @@ class BaseTask:
         if not isinstance(queue, str) or not queue:
             raise DagDefinitionError(f"{where}: queue must be a non-empty string")
         self.queue = queue
+        given = {
+            "on_success_callback": on_success_callback,
+            "on_failure_callback": on_failure_callback,
+            "on_retry_callback": on_retry_callback,
+        }
+        self.hooks = {  # callbacks and notifiers; the DAG's default_args fill those not given
+            hook: hook_list(v if v is not None else owner.default_args.get(hook), where)
+            for hook, v in given.items()
+        }
+        assert self.hooks.keys() == TASK_HOOKS.keys()
         self.upstream_task_ids: set[str] = set()
         self.downstream_task_ids: set[str] = set()
         self._check_arguments(where)

@@ -51,6 +51,9 @@ class Dag(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     fingerprint: Mapped[str] = mapped_column(String(64), default="")
     structure: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
+    notify: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")
+    """Who is notified of which event (haflow.dag.notifiers rules), read by the transaction
+    that writes the event."""
     last_fire_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     parsed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
@@ -191,6 +194,32 @@ class Event(Base):
     task_id: Mapped[str | None] = mapped_column(String(250))
     attempt: Mapped[int | None] = mapped_column(Integer)
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class Notification(Base):
+    """The outbox: one notification of one event to one target, written in the transaction
+    that wrote the event. `key` (unique) is the same for every delivery of it; the leader
+    claims rows under its epoch (`claim_epoch`, `tries`) and settles them conditionally on
+    that claim, so a deposed leader's late outcome changes nothing."""
+
+    __tablename__ = "notification"
+    __table_args__ = (Index("ix_notification_state_due_at", "state", "due_at"),)
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    event: Mapped[str] = mapped_column(String(50))
+    dag_id: Mapped[str] = mapped_column(String(250))
+    run_id: Mapped[str] = mapped_column(String(250))
+    task_id: Mapped[str | None] = mapped_column(String(250))
+    attempt: Mapped[int | None] = mapped_column(Integer)
+    target: Mapped[str] = mapped_column(Text)
+    payload: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(20))
+    tries: Mapped[int] = mapped_column(Integer, default=0)
+    claim_epoch: Mapped[int | None] = mapped_column(BigInteger)
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    error: Mapped[str] = mapped_column(Text, default="")
 
 
 class TaskLog(Base):

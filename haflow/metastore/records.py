@@ -26,6 +26,7 @@ class DagRecord:
     description: str
     fingerprint: str
     structure: dict[str, Any] = field(default_factory=dict)
+    notify: list[dict[str, Any]] = field(default_factory=list)  # haflow.dag.notifiers rules
 
 
 @dataclass(frozen=True)
@@ -250,3 +251,24 @@ class Delta:
     whole: Mapping[int, dict[str, TISnap]]  # run pk -> every task instance of the run
     tis: list[tuple[int, TISnap]]  # (run pk, task instance)
     dags: list[DagFlags]  # every active DAG's state, read in the same look
+
+
+@dataclass(frozen=True)
+class NotificationRow:
+    """One notification of the outbox; `tries` counts its claims (deliveries begun)."""
+
+    id: int
+    key: str
+    event: str
+    dag_id: str
+    run_id: str
+    task_id: str | None
+    attempt: int | None
+    target: dict[str, Any]
+    payload: dict[str, Any]
+    state: str
+    tries: int
+    claim_epoch: int | None
+    error: str
+    created_at: datetime
+    ended_at: datetime | None

@@ -3,7 +3,9 @@ metastore records. Reading it never waits for a parse (`haflow.scheduler.parsing
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from haflow.core.planner import DagSpec
 from haflow.dag.loader import ImportErrorRecord
@@ -14,8 +16,11 @@ from haflow.scheduler.parsing import DagFileProcessor, FolderView, ParsedDag
 class DagRegistry:
     """The DAGs of the processor's last results; `refresh` takes the newest ones (cheap)."""
 
-    def __init__(self, processor: DagFileProcessor) -> None:
+    def __init__(
+        self, processor: DagFileProcessor, cluster_rules: Sequence[dict[str, Any]] = ()
+    ) -> None:
         self.processor = processor
+        self.cluster_rules = list(cluster_rules)  # [notifications] rules, added to every DAG's
         self.dags: dict[str, ParsedDag] = {}
         self.import_errors: list[ImportErrorRecord] = []
         self.pending: tuple[str, ...] = ()
@@ -46,7 +51,12 @@ class DagRegistry:
         self._defs = {dag_id: d.defs for dag_id, d in self.dags.items()}
 
     def records(self) -> list[DagRecord]:
-        return [d.record for d in self.dags.values()]
+        if not self.cluster_rules:
+            return [d.record for d in self.dags.values()]
+        return [
+            dataclasses.replace(d.record, notify=[*d.record.notify, *self.cluster_rules])
+            for d in self.dags.values()
+        ]
 
     def errors(self) -> list[tuple[str, int | None, str]]:
         return [(e.file, e.line, e.message) for e in self.import_errors]

@@ -42,3 +42,42 @@ class SchedulerListener:
 
 
 NO_LISTENER = SchedulerListener()
+
+
+class Listeners(SchedulerListener):
+    """Several observers as one: every hook is passed to each, in order."""
+
+    def __init__(self, listeners: Sequence[SchedulerListener]) -> None:
+        self.listeners = list(listeners)
+
+    def stepped(self, leading: bool, mode: str) -> None:
+        for x in self.listeners:
+            x.stepped(leading, mode)
+
+    def electing(self, now: datetime) -> None:
+        for x in self.listeners:
+            x.electing(now)
+
+    def elected(self, epoch: int, mode: str, now: datetime) -> None:
+        for x in self.listeners:
+            x.elected(epoch, mode, now)
+
+    def took_over(self, epoch: int, now: datetime) -> None:
+        for x in self.listeners:
+            x.took_over(epoch, now)
+
+    def stepped_down(self, epoch: int, reason: str) -> None:
+        for x in self.listeners:
+            x.stepped_down(epoch, reason)
+
+    def fenced(self, epoch: int | None) -> None:
+        for x in self.listeners:
+            x.fenced(epoch)
+
+    def ticked(self, epoch: int, seconds: float, busy: bool) -> None:
+        for x in self.listeners:
+            x.ticked(epoch, seconds, busy)
+
+    def applied(self, decisions: Decisions, refs: Sequence[AttemptRef], now: datetime) -> None:
+        for x in self.listeners:
+            x.applied(decisions, refs, now)

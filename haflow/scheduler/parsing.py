@@ -113,6 +113,7 @@ def summarize(dag: DAG) -> ParsedDag:
         description=dag.description,
         fingerprint=dag.fingerprint(),
         structure=dag.structure(),
+        notify=dag.notify_rules(),
     )
     tasks = {
         tid: TaskSpec(tid, frozenset(t.upstream_task_ids), t.trigger_rule)

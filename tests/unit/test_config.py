@@ -245,9 +245,8 @@ def test_unknown_section_in_file_lists_known_sections(tmp_path: Path) -> None:
     message = str(info.value)
     assert "haflow.cfg: unknown section [schedular]" in message
     assert "did you mean 'scheduler'?" in message
-    assert (
-        "known sections: core, scheduler, worker, election, celery, webserver, logging" in message
-    )
+    known = "core, scheduler, worker, election, celery, webserver, notifications, logging"
+    assert f"known sections: {known}" in message
 
 
 def test_default_section_is_not_special(tmp_path: Path) -> None:
@@ -396,7 +395,16 @@ def test_as_dict_masks_non_empty_secrets(tmp_path: Path) -> None:
     assert masked["core"]["sql_alchemy_conn"] == "***"
     assert masked["core"]["fernet_key"] == ""
     assert masked["core"]["parallelism"] == 8
-    sections = ["core", "scheduler", "worker", "election", "celery", "webserver", "logging"]
+    sections = [
+        "core",
+        "scheduler",
+        "worker",
+        "election",
+        "celery",
+        "webserver",
+        "notifications",
+        "logging",
+    ]
     assert list(masked) == sections
     assert settings.as_dict(mask_secrets=False)["celery"]["broker_url"] == "redis://:pw@host"
 

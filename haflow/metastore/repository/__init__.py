@@ -21,6 +21,7 @@ from haflow.metastore.repository.history import HistoryQueries
 from haflow.metastore.repository.leadership import LeadershipQueries
 from haflow.metastore.repository.members import MemberQueries
 from haflow.metastore.repository.metrics import MetricsQueries
+from haflow.metastore.repository.notifications import NotificationQueries
 from haflow.metastore.repository.overview import OverviewQueries
 from haflow.metastore.repository.runs import RunQueries
 from haflow.metastore.repository.scheduling import SchedulingQueries
@@ -43,6 +44,7 @@ class Repository(_Base):
         self.overview = OverviewQueries(engine, **on)
         self.users = UserQueries(engine, **on)
         self.metrics = MetricsQueries(engine, **on)
+        self.notifications = NotificationQueries(engine, **on)
 
     def ping(self) -> None:
         """A round trip to the metastore; BackendUnavailable when it cannot be reached."""

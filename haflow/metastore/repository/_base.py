@@ -18,10 +18,11 @@ from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
+from haflow.core.notices import NOTIFIABLE, matching, notification_key
 from haflow.errors import (
     BackendUnavailable,
     ConcurrentChange,
@@ -40,6 +41,12 @@ from haflow.metastore.records import (
 
 Event = dict[str, Any]
 _INSERT_EVENT = insert(m.Event)  # built once: every claim, report and tick writes events
+_DAG_RULES = select(m.Dag.dag_id, m.Dag.notify).where(
+    m.Dag.dag_id.in_(bindparam("ids", expanding=True)), m.Dag.notify != "[]"
+)
+_KNOWN_KEYS = select(m.Notification.key).where(
+    m.Notification.key.in_(bindparam("keys", expanding=True))
+)
 
 
 def _event(kind: str, actor: str, now: datetime, **fields: Any) -> Event:
@@ -91,8 +98,13 @@ class _Base:
             )
 
     def _emit(self, conn: Connection, events: Sequence[Event]) -> None:
+        """Write `events`, and the notifications they call for (the outbox), in `conn`'s
+        transaction: a state change and its notifications commit together or not at all."""
         if events:
             conn.execute(_INSERT_EVENT, list(events))
+            notifiable = [e for e in events if e["kind"] in NOTIFIABLE and e["dag_id"]]
+            if notifiable:
+                _outbox(conn, notifiable)
 
     def _dag(self, dag_id: str) -> DagRow:
         with self._tx() as conn:
@@ -158,6 +170,60 @@ class _Base:
         )
 
 
+def _outbox(conn: Connection, events: Sequence[Event]) -> None:
+    """One notification row per (event, target its DAG's rules name). An event written
+    again (it cannot be, state changes are conditional) would find its key taken and add
+    nothing, rather than fail the transaction that carries a state change."""
+    ids = sorted({e["dag_id"] for e in events})
+    rules = {d: json.loads(n) for d, n in conn.execute(_DAG_RULES, {"ids": ids})}
+    if not rules:
+        return
+    rows: dict[str, dict[str, Any]] = {}
+    for e in events:
+        for target in matching(rules.get(e["dag_id"], []), e["kind"], e["task_id"]):
+            row = _notification(e, target)
+            rows.setdefault(row["key"], row)
+    if rows:
+        taken = set(conn.execute(_KNOWN_KEYS, {"keys": list(rows)}).scalars())
+        new = [r for k, r in rows.items() if k not in taken]
+        if new:
+            conn.execute(insert(m.Notification), new)
+
+
+def _notification(e: Event, target: dict[str, Any]) -> dict[str, Any]:
+    detail = json.loads(e["detail"]) if e["detail"] else {}
+    run_event = e["kind"].startswith("run.")
+    generation = int(detail.get("revision", 0)) if run_event else int(e["attempt"] or 0)
+    key = notification_key(e["kind"], e["dag_id"], e["run_id"], e["task_id"], generation, target)
+    payload = {
+        "key": key,
+        "event": e["kind"],
+        "dag_id": e["dag_id"],
+        "run_id": e["run_id"],
+        "task_id": e["task_id"],
+        "attempt": e["attempt"],
+        "ts": e["ts"].isoformat(),
+        "detail": detail,
+    }
+    return {
+        "key": key,
+        "event": e["kind"],
+        "dag_id": e["dag_id"],
+        "run_id": e["run_id"],
+        "task_id": e["task_id"],
+        "attempt": e["attempt"],
+        "target": json.dumps(target, sort_keys=True),
+        "payload": json.dumps(payload, default=str),
+        "state": "pending",
+        "tries": 0,
+        "claim_epoch": None,
+        "due_at": e["ts"],
+        "created_at": e["ts"],
+        "ended_at": None,
+        "error": "",
+    }
+
+
 def _checked(res: Any, expected: int, what: str) -> None:
     if res.rowcount not in (expected, -1):
         raise ConcurrentChange(
@@ -190,6 +256,7 @@ def _dag_values(d: DagRecord, now: datetime) -> dict[str, Any]:
         description=d.description,
         fingerprint=d.fingerprint,
         structure=json.dumps(d.structure),
+        notify=json.dumps(d.notify),
         is_active=True,
         parsed_at=now,
     )

@@ -402,10 +402,19 @@ class SchedulingQueries(_Base):
             )
             if res.rowcount == 1:
                 run = conn.execute(
-                    select(m.DagRun.dag_id, m.DagRun.run_id).where(m.DagRun.id == pk)
+                    select(m.DagRun.dag_id, m.DagRun.run_id, m.DagRun.revision).where(
+                        m.DagRun.id == pk
+                    )
                 ).one()
                 ev.append(
-                    _event("run." + state, self.actor, now, dag_id=run.dag_id, run_id=run.run_id)
+                    _event(
+                        "run." + state,
+                        self.actor,
+                        now,
+                        dag_id=run.dag_id,
+                        run_id=run.run_id,
+                        detail={"revision": run.revision},  # tells a re-run's end apart
+                    )
                 )
 
 

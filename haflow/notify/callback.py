@@ -1,0 +1,39 @@
+"""`python -m haflow.notify.callback`: call one callback of a DAG file, then exit.
+
+Reads {"file", "dag_id", "task", "hook", "index", "context"} as JSON on stdin, imports the
+file, finds the function the rule names and calls it with the context. Exit 0 when it
+returned; 1 with the traceback on stdout when the file does not import, the callback is gone
+or it raised.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+
+from haflow.dag.loader import load_dag_file
+
+
+def main() -> int:
+    request = json.loads(sys.stdin.read())
+    dags, error = load_dag_file(request["file"])
+    if error is not None:
+        print(f"the DAG file does not import: {error.message}", flush=True)
+        return 1
+    dag = next((d for d in dags if d.dag_id == request["dag_id"]), None)
+    if dag is None:
+        print(f"{request['file']} no longer defines DAG {request['dag_id']!r}", flush=True)
+        return 1
+    try:
+        fn = dag.callback(request["task"], request["hook"], int(request["index"]))
+        fn(request["context"])
+    except Exception:
+        traceback.print_exc(file=sys.stdout)
+        return 1
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
