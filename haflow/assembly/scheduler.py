@@ -155,7 +155,9 @@ def build_scheduler(
         )
     executor = build_executor(settings, sid, metrics=observer is not None)
     registry = DagRegistry(dag_processor(settings), cluster_rules(settings.notifications))
-    dispatcher = notification_dispatcher(settings, repo)
+    dispatcher = notification_dispatcher(
+        settings, repo, observer.listener.notified if observer else lambda state: None
+    )
     extras: list[Service] = [registry, dispatcher, *parts]  # registry: parses, leader or standby
     if observer:
         extras.append(observer.server)
@@ -197,8 +199,11 @@ def build_scheduler(
     )
 
 
-def notification_dispatcher(settings: Settings, repo: Repository) -> NotificationDispatcher:
-    """The leader's dispatcher; callbacks see the task environment, not the scheduler's."""
+def notification_dispatcher(
+    settings: Settings, repo: Repository, settled: Callable[[str], None]
+) -> NotificationDispatcher:
+    """The leader's dispatcher; callbacks see the task environment, not the scheduler's;
+    `settled` is told each try's outcome (metrics)."""
     n = settings.notifications
     sending = send_config(n, allowed(os.environ, settings.worker.task_env))
     return NotificationDispatcher(
@@ -210,6 +215,7 @@ def notification_dispatcher(settings: Settings, repo: Repository) -> Notificatio
             max_tries=n.max_tries,
             retry_delay_s=n.retry_delay,
         ),
+        settled=settled,
     )
 
 

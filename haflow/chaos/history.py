@@ -18,14 +18,15 @@ from croniter import croniter
 
 from haflow.chaos.cluster import Cluster
 from haflow.chaos.faults import read_fault_log
-from haflow.chaos.model import Attempt, Event, History, Request, Run, TaskRecord
+from haflow.chaos.model import Attempt, Delivery, Event, History, Request, Run, TaskRecord
+from haflow.chaos.receiver import DELIVERIES_FILE
 from haflow.chaos.spec import RECORDS_FILE
 from haflow.chaos.sql import commit_times
 from haflow.metastore.repository import Repository
 
 REQUESTS_FILE = "requests.jsonl"
 PAGE = 1000
-_Row = TypeVar("_Row", Event, Attempt, Run, TaskRecord, Request)
+_Row = TypeVar("_Row", Event, Attempt, Run, TaskRecord, Request, Delivery)
 
 
 def collect(cluster: Cluster, due: dict[str, tuple[datetime, ...]] | None = None) -> History:
@@ -39,6 +40,7 @@ def collect(cluster: Cluster, due: dict[str, tuple[datetime, ...]] | None = None
         records=tuple(read_records(cluster.spec.state_dir / "records")),
         faults=tuple(read_fault_log(cluster.fault_log)),
         requests=tuple(read_requests(cluster.spec.state_dir / REQUESTS_FILE)),
+        deliveries=tuple(read_deliveries(cluster.spec.state_dir / "records")),
         nodes={n.name: n.role for n in cluster.nodes()},
         due=due or {},
     )
@@ -131,6 +133,34 @@ def read_records(folder: Path) -> list[TaskRecord]:
     return out
 
 
+def read_deliveries(folder: Path) -> list[Delivery]:
+    """What the receiver node recorded, if the cluster has one."""
+    path = folder / "receiver" / DELIVERIES_FILE
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    out = []
+    for line in lines:
+        try:
+            d = json.loads(line)
+        except ValueError:
+            continue  # a line cut short
+        out.append(
+            Delivery(
+                d["key"],
+                d["event"],
+                d["dag_id"],
+                d["run_id"],
+                d.get("task_id"),
+                d.get("attempt"),
+                d.get("revision"),
+                datetime.fromisoformat(d["ts"]),
+            )
+        )
+    return out
+
+
 def read_requests(path: Path) -> list[Request]:
     try:
         lines = path.read_text().splitlines()
@@ -168,6 +198,7 @@ def load_history(path: Path, fault_log: Path | None = None) -> History:
         records=tuple(_row(TaskRecord, d) for d in data.get("records", ())),
         faults=tuple(read_fault_log(fault_log)) if fault_log is not None else (),
         requests=tuple(_row(Request, d) for d in data.get("requests", ())),
+        deliveries=tuple(_row(Delivery, d) for d in data.get("deliveries", ())),
         nodes=dict(data.get("nodes", {})),
         due={
             dag: tuple(datetime.fromisoformat(ts) for ts in times)

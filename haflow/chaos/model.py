@@ -148,6 +148,22 @@ class Request:
 
 
 @dataclass(frozen=True)
+class Delivery:
+    """One webhook delivery the cluster's receiver node recorded: the idempotency key, the
+    event it notified (the attempt of a task instance's, the revision of a run's) and when it
+    arrived, by the receiver's clock."""
+
+    key: str
+    event: str
+    dag_id: str
+    run_id: str
+    task_id: str | None
+    attempt: int | None
+    revision: int | None
+    ts: datetime
+
+
+@dataclass(frozen=True)
 class History:
     """Everything recorded during one chaos run. `nodes` maps node name to role
     (master, worker, zookeeper, postgres, broker, lb); `due` maps a cron DAG to the times
@@ -159,6 +175,7 @@ class History:
     records: tuple[TaskRecord, ...] = ()
     faults: tuple[Fault, ...] = ()
     requests: tuple[Request, ...] = ()
+    deliveries: tuple[Delivery, ...] = ()
     nodes: dict[str, str] = field(default_factory=dict)
     due: dict[str, tuple[datetime, ...]] = field(default_factory=dict)
 

@@ -53,6 +53,7 @@ class Scenario:
     bounds: Bounds = field(default_factory=Bounds)
     settle_s: float = 120.0
     cron: dict[str, str] = field(default_factory=dict)
+    receiver: bool = False  # a receiver node records webhook deliveries (P11)
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ def spec_for(sc: Scenario, name: str, state_root: Path | None) -> ClusterSpec:
         workers=sc.workers,
         webserver=sc.webserver,
         settings=dict(sc.settings),
+        receiver=sc.receiver,
     )
     return base if state_root is None else replace(base, state_root=state_root)
 
@@ -157,7 +159,7 @@ def _install_dags(spec: ClusterSpec, dags: dict[str, str]) -> None:
 
 
 def _clear_records(state_dir: Path) -> None:
-    for path in state_dir.glob("records/*/*.jsonl"):
+    for path in state_dir.glob("records/*/*.jsonl"):  # the receiver's deliveries too
         path.unlink()
     (state_dir / "requests.jsonl").unlink(missing_ok=True)
 

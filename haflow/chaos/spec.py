@@ -3,7 +3,8 @@ and the configuration files the nodes read (ZooKeeper, haproxy). No docker calls
 
 Nodes: `zk1..zkN` (a ZooKeeper ensemble), `postgres` (the metastore),
 `broker` (Redis), `master1..N` (scheduler, and webserver when `haflow webserver` exists),
-`worker1..N` (`haflow worker`), `lb` (haproxy in front of the masters' webservers).
+`worker1..N` (`haflow worker`), `lb` (haproxy in front of the masters' webservers), and with
+`receiver` a `receiver` node recording the webhook deliveries (`haflow.chaos.receiver`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import haflow
+from haflow.chaos.receiver import DELIVERIES_FILE
+from haflow.chaos.receiver import PORT as RECEIVER_PORT
 from haflow.config.schema import DEFAULT_TASK_ENV
 
 PROJECT = Path(haflow.__file__).resolve().parents[1]
@@ -44,6 +47,7 @@ class ClusterSpec:
     settings: dict[str, str] = field(default_factory=dict)
     state_root: Path = DEFAULT_STATE_ROOT
     boot_timeout_s: float = 180.0
+    receiver: bool = False
 
     @property
     def state_dir(self) -> Path:
@@ -86,6 +90,8 @@ def nodes(spec: ClusterSpec, web: bool) -> list[NodeDef]:
     out += [_postgres(), _broker()]
     out += [_master(spec, i, web) for i in range(1, spec.masters + 1)]
     out += [_worker(spec, i) for i in range(1, spec.workers + 1)]
+    if spec.receiver:
+        out.append(_receiver(spec))
     if web:
         out.append(_lb())
     return out
@@ -141,6 +147,18 @@ def _broker() -> NodeDef:
         "",
     )
     return NodeDef("broker", "broker", argv, _uid("nobody"))
+
+
+def receiver_url() -> str:
+    """Where the receiver node takes webhooks, as the masters reach it."""
+    return f"http://receiver:{RECEIVER_PORT}/hook"
+
+
+def _receiver(spec: ClusterSpec) -> NodeDef:
+    py = f"{sys.prefix}/bin/python"
+    argv = (py, "-m", "haflow.chaos.receiver", str(RECEIVER_PORT), f"/records/{DELIVERIES_FILE}")
+    mounts = ((str(spec.state_dir / "records" / "receiver"), "/records", "rw"),)
+    return NodeDef("receiver", "receiver", argv, _uid("nobody"), {}, mounts)
 
 
 def _lb() -> NodeDef:

@@ -55,6 +55,18 @@ def recorded_work(seconds: float, context: dict[str, Any] | None = None) -> None
     _record(ctx, "end")
 
 
+def recorded_failure(seconds: float, context: dict[str, Any] | None = None) -> None:
+    """Work for `seconds`, recording start and ticks, then fail (no `end`: the task's own
+    code failed, which is how the checker tells it from a failure of the infrastructure)."""
+    ctx = context or {}
+    _record(ctx, "start")
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(min(TICK_S, max(0.0, deadline - time.monotonic())))
+        _record(ctx, "tick")
+    raise RuntimeError(f"the workload fails on purpose after {seconds} s")
+
+
 def dag_source(
     dag_id: str,
     *,
@@ -62,19 +74,21 @@ def dag_source(
     seconds: float = 1.0,
     schedule: str | None = None,
     retries: int = 0,
+    work: str = "recorded_work",
 ) -> str:
-    """The text of a DAG file: `tasks` independent recorded tasks of `seconds` each."""
+    """The text of a DAG file: `tasks` independent recorded tasks of `seconds` each, doing
+    `work` (`recorded_work`, or `recorded_failure` to fail at the end)."""
     return f"""\
 from datetime import datetime, timedelta
 
-from haflow.chaos.workload import recorded_work
+from haflow.chaos.workload import {work}
 from haflow.dag import DAG, PythonTask
 
 with DAG({dag_id!r}, schedule={schedule!r}, start_date=datetime(2026, 1, 1), catchup=False,
          max_active_runs=16, default_args={{"retries": {retries},
          "retry_delay": timedelta(seconds=1)}}):
     for i in range({tasks}):
-        PythonTask(f"t{{i:03d}}", python_callable=recorded_work, op_kwargs={{"seconds": {seconds}}})
+        PythonTask(f"t{{i:03d}}", python_callable={work}, op_kwargs={{"seconds": {seconds}}})
 """
 
 

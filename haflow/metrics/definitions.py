@@ -17,6 +17,7 @@ RECLAIM_REASONS = ("heartbeat_timeout", "zookeeper_session", "other")
 FINISHED_STATES = ("success", "failed", "timed_out", "lost")
 CLAIM_RESULTS = ("claimed", "rejected")
 ABANDON_REASONS = ("reclaimed", "self_fenced")
+NOTIFY_OUTCOMES = ("delivered", "retry", "failed", "lost")
 
 FAILOVER_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 60, 120)
 LOOP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -36,6 +37,7 @@ class SchedulerMetricSet:
     queued: Counter
     republished: Counter
     run_delay: Histogram
+    notifications: Counter
 
 
 def scheduler_metric_set(registry: CollectorRegistry | None = None) -> SchedulerMetricSet:
@@ -95,7 +97,16 @@ def scheduler_metric_set(registry: CollectorRegistry | None = None) -> Scheduler
             buckets=DELAY_BUCKETS,
             registry=r,
         ),
+        notifications=Counter(
+            "haflow_notifications",
+            "Tries to deliver a notification, by outcome: delivered, retry (failed, tried "
+            "again later), failed (its last try failed: given up), lost (the outcome could "
+            "not be recorded; the next claim delivers it again).",
+            ["outcome"],
+            registry=r,
+        ),
     )
+    _zero(s.notifications, NOTIFY_OUTCOMES)
     _zero(s.elections, ELECTION_REASONS)
     _zero(s.stepdowns, STEPDOWN_REASONS)
     _zero(s.reclaimed, RECLAIM_REASONS)

@@ -88,6 +88,12 @@ class SchedulerMetrics(SchedulerListener):
         for run in decisions.new_runs:
             self.m.run_delay.observe(max(0.0, (now - run.fire_at).total_seconds()))
 
+    @guarded
+    def notified(self, state: str) -> None:
+        """A notification's try ended: its new state (`pending`: tried again later), or
+        `lost` when that could not be recorded."""
+        self.m.notifications.labels({"pending": "retry"}.get(state, state)).inc()
+
 
 def election_reason(outgoing: OutgoingLeader | None) -> str:
     if outgoing is None:
