@@ -48,7 +48,8 @@ clean:
 # (its JSON object is the last line, also kept in $(CHAOS_OUT)/NAME.json); exits 1 if any fails.
 # `make chaos-soak`: every scenario in chaos/scenarios/ with --repeat $(SOAK_REPEAT); not in CI.
 CHAOS_CI    ?= leader-kill9 leader-sigterm leader-pause leader-partition-zk worker-kill9 \
-               worker-partition worker-partition-zk zk-ensemble-down broker-restart webserver-kill
+               worker-partition worker-partition-zk zk-ensemble-down broker-restart webserver-kill \
+               callback-failover
 CHAOS_CRON  ?= cron-failover
 CHAOS_OUT   ?= artifacts/chaos
 SOAK_REPEAT ?= 5

@@ -8,6 +8,7 @@ from datetime import datetime
 import click
 
 from haflow.cli.context import CliContext, pass_ctx
+from haflow.cli.follow import wait_for_run
 from haflow.cli.output import emit, output_option
 from haflow.core.clock import utcnow
 from haflow.core.states import RunState
@@ -52,14 +53,21 @@ def list_(ctx: CliContext, output: str) -> None:
 @click.argument("dag_id")
 @click.option("--conf", "-c", default=None, help="JSON object handed to the run.")
 @click.option("--run-id", default=None, help="Run id (default manual__<time>).")
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="Show the run's progress until it ends; exit 0 on success, 1 on failure.",
+)
 @output_option
 @pass_ctx
 def trigger(
-    ctx: CliContext, dag_id: str, conf: str | None, run_id: str | None, output: str
+    ctx: CliContext, dag_id: str, conf: str | None, run_id: str | None, wait: bool, output: str
 ) -> None:
     """Create a manual run of DAG_ID; the scheduler starts it."""
     run = ctx.repo.runs.trigger(dag_id, parse_conf(conf), utcnow(), run_id=run_id)
     emit([_run_dict(run)], _RUN_COLUMNS, output)
+    if wait and wait_for_run(ctx.repo, dag_id, run.run_id) != RunState.SUCCESS:
+        sys.exit(1)
 
 
 @dags.command("mark-run")

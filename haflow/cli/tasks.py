@@ -7,6 +7,7 @@ import sys
 import click
 
 from haflow.cli.context import CliContext, pass_ctx
+from haflow.cli.follow import follow_log
 from haflow.cli.output import emit, output_option
 from haflow.core.clearing import ClearScope
 from haflow.core.clock import utcnow
@@ -120,9 +121,18 @@ def mark(ctx: CliContext, dag_id: str, run_id: str, task_id: str, state: str) ->
 @click.argument("run_id")
 @click.argument("task_id")
 @click.option("--attempt", type=int, default=None, help="Attempt number (default the latest).")
+@click.option(
+    "--follow", "-f", is_flag=True, help="Print the log as it is written, until the attempt ends."
+)
 @pass_ctx
-def logs(ctx: CliContext, dag_id: str, run_id: str, task_id: str, attempt: int | None) -> None:
-    """Print the log of an attempt, as stored in the metastore."""
+def logs(
+    ctx: CliContext, dag_id: str, run_id: str, task_id: str, attempt: int | None, follow: bool
+) -> None:
+    """Print the log of an attempt, as stored in the metastore (with --follow, as it grows:
+    waits for the attempt to be queued, exits when it ends)."""
+    if follow:
+        follow_log(ctx.repo, dag_id, run_id, task_id, attempt)
+        return
     ti = ctx.repo.history.task_instance(dag_id, run_id, task_id)
     number = attempt or ti.attempt
     if number < 1 or number > ti.attempt:

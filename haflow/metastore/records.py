@@ -272,3 +272,14 @@ class NotificationRow:
     error: str
     created_at: datetime
     ended_at: datetime | None
+
+
+@dataclass(frozen=True)
+class LogPage:
+    """The log of an attempt written after `cursor` was read: `content`, the cursor to ask
+    from next time, and whether the attempt had ended before this read (then `content` holds
+    everything up to its end)."""
+
+    content: str
+    cursor: int
+    ended: bool

@@ -282,8 +282,11 @@ def get_log(dag_id: str, dag_run_id: str, task_id: str, attempt: int) -> Respons
     ti = repo.history.task_instance(dag_id, dag_run_id, task_id)
     if not 1 <= attempt <= max(ti.attempt, 1) or attempt > 10**6:
         raise BadInput(f"attempt must be between 1 and {max(ti.attempt, 1)}", "attempt")
-    content = repo.history.logs(ti.id, attempt)
-    return jsonify({"attempt": attempt, "content": content})
+    cursor = _int_arg("cursor", 0, 0, 2**62)
+    page = repo.history.log_since(ti.id, attempt, cursor)
+    return jsonify(
+        {"attempt": attempt, "content": page.content, "cursor": page.cursor, "ended": page.ended}
+    )
 
 
 @bp.get("/cluster")

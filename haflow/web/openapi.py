@@ -115,7 +115,14 @@ SCHEMAS: J = {
             }
         ),
     },
-    "Log": _obj({"attempt": {"type": "integer"}, "content": _str()}),
+    "Log": _obj(
+        {
+            "attempt": {"type": "integer"},
+            "content": _str(),
+            "cursor": {"type": "integer", "minimum": 0},
+            "ended": {"type": "boolean"},
+        }
+    ),
     "Event": _obj(
         {
             "id": {"type": "integer"},
@@ -261,6 +268,9 @@ def _paths() -> J:
     dag_q = _param("dag_id", "query", {"type": "string", "maxLength": 250})
     paused = _param("paused", "query", {"type": "string", "enum": ["true", "false"]})
     attempt = _param("attempt", "path", {"type": "integer", "minimum": 1})
+    cursor = _param(
+        "cursor", "query", {"type": "integer", "minimum": 0, "maximum": 2**62, "default": 0}
+    )
     return {
         "/dags": {"get": _op("list_dags", "DAGs", "DagCollection", [*PAGE, paused], 400)},
         "/dags/{dag_id}": {
@@ -318,7 +328,15 @@ def _paths() -> J:
             ),
         },
         ti + "/logs/{attempt}": {
-            "get": _op("get_log", "The log of one attempt", "Log", [*TASK, attempt], 400, 404)
+            "get": _op(
+                "get_log",
+                "The log of one attempt written after `cursor` (0: all of it); pass the "
+                "answer's `cursor` to get only what is new, until `ended`",
+                "Log",
+                [*TASK, attempt, cursor],
+                400,
+                404,
+            )
         },
         "/cluster": {
             "get": _op("cluster", "Schedulers, workers, webservers, ZooKeeper", "Cluster", [])

@@ -164,7 +164,7 @@ def task_instance(dag_id: str, run_id: str, task_id: str) -> str:
     ti = repo.history.task_instance(dag_id, run_id, task_id)
     attempts = repo.history.attempts(ti.id)
     chosen = request.args.get("attempt", type=int) or (attempts[-1].attempt if attempts else 0)
-    log = repo.history.logs(ti.id, chosen) if chosen else ""
+    log = repo.history.log_since(ti.id, chosen) if chosen else None
     return render_template(
         "task_instance.html",
         ti=ti,

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import functools
+import os
+import subprocess
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from subprocess import PIPE
 
 import pytest
 
@@ -16,10 +20,11 @@ from haflow.core.clearing import ClearScope
 from haflow.core.clock import utcnow
 from haflow.metastore.repository import Repository
 from haflow.scheduler.service import SchedulerService
+from tests.daemons import HAFLOW
 from tests.waiting import wait_for as _wait_for
 
 wait_for = functools.partial(_wait_for, timeout=45.0)
-DAGS = 4  # in DAG_FILE
+DAGS = 5  # in DAG_FILE
 
 DAG_FILE = """
 from datetime import datetime
@@ -50,6 +55,9 @@ with DAG("it_killer", start_date=datetime(2026, 1, 1)):
 with DAG("it_clear", start_date=datetime(2026, 1, 1)):
     a = BashTask("a", bash_command='test "$HAFLOW_ATTEMPT" -ge 2', retries=0)
     a >> BashTask("b", bash_command="echo b") >> BashTask("c", bash_command="echo c")
+
+with DAG("it_follow", start_date=datetime(2026, 1, 1)):
+    BashTask("ticker", bash_command="for i in 1 2 3 4; do echo tick-$i; sleep 0.5; done")
 
 with DAG("it_ok", start_date=datetime(2026, 1, 1)):
     @task
@@ -188,3 +196,45 @@ def test_clearing_a_failed_task_with_its_downstream_runs_the_branch_again(
     assert repo.runs.get("it_clear", "c1").state == "success"
     tis = {t.task_id: (t.state, t.attempt) for t in repo.history.task_instances("it_clear", "c1")}
     assert tis == {"a": ("success", 2), "b": ("success", 1), "c": ("success", 1)}
+
+
+def test_the_cli_waits_for_a_run_and_follows_a_log_as_it_grows(
+    running: tuple[SchedulerService, Repository], tmp_path: Path, db_url: str
+) -> None:
+    _, repo = running
+    wait_for("the DAGs to be parsed", lambda: len(repo.dags.all()) == DAGS)
+    env = {
+        **os.environ,
+        "HAFLOW_HOME": str(tmp_path),
+        "HAFLOW__CORE__SQL_ALCHEMY_CONN": db_url,
+    }
+    run = ["dags", "trigger", "it_follow", "--run-id", "f1", "--wait"]
+    follow = ["tasks", "logs", "it_follow", "f1", "ticker", "--follow"]
+    pipes = dict(env=env, stdout=PIPE, stderr=PIPE, text=True)
+    with subprocess.Popen([*HAFLOW, *run], **pipes) as waiting:  # type: ignore[call-overload]
+        wait_for("run f1 to exist", lambda: _exists(repo, "it_follow", "f1"))
+        with subprocess.Popen([*HAFLOW, *follow], **pipes) as tail:  # type: ignore[call-overload]
+            arrived = {}
+            for line in tail.stdout:  # read as it comes
+                arrived[line.strip()] = time.monotonic()
+            ended = time.monotonic()
+            tail_err = tail.stderr.read()
+            assert tail.wait(30) == 0, tail_err
+        out, err = waiting.communicate(timeout=60)
+    assert list(arrived) == ["tick-1", "tick-2", "tick-3", "tick-4"]
+    assert ended - arrived["tick-1"] >= 0.5  # printed while the task still ran
+    assert "attempt 1 of ticker ended success" in tail_err
+    assert waiting.returncode == 0, err
+    assert "f1" in out and "success: 1 success" in err
+
+    failing = ["dags", "trigger", "it_clear", "--run-id", "w2", "--wait"]
+    done = subprocess.run([*HAFLOW, *failing], env=env, capture_output=True, text=True, timeout=90)
+    assert done.returncode == 1, done.stderr
+    assert "failed: a" in done.stderr
+
+
+def _exists(repo: Repository, dag_id: str, run_id: str) -> bool:
+    try:
+        return bool(repo.runs.get(dag_id, run_id))
+    except Exception:
+        return False

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
+from haflow.core.attempt_end import Ending
 from haflow.web import create_app
 from tests.integration.web_fixtures import T0, Web, csrf_of, web_settings
 
@@ -31,7 +32,27 @@ def test_dags_runs_and_task_instances(web_app: Web) -> None:
     ti = c.get("/api/v1/dags/d/dagRuns/r1/taskInstances/extract", headers=h).get_json()
     assert ti["attempts"][0]["state"] == "success" and ti["attempts"][0]["worker"] == "w1"
     log = c.get("/api/v1/dags/d/dagRuns/r1/taskInstances/extract/logs/1", headers=h).get_json()
-    assert log == {"attempt": 1, "content": "hello from extract\n"}
+    assert log["content"] == "hello from extract\n" and log["ended"] is True
+
+
+def test_a_running_attempts_log_is_read_from_a_cursor_until_it_ends(web_app: Web) -> None:
+    c, h, repo = web_app.app.test_client(), web_app.auth("Viewer"), web_app.repo
+    url = "/api/v1/dags/d/dagRuns/r1/taskInstances/transform/logs/1"
+    ti = repo.history.task_instance("d", "r1", "transform")
+    repo.attempts.append_log(ti.id, 1, "one\n", T0)
+    first = c.get(url, headers=h).get_json()
+    assert (first["content"], first["ended"]) == ("one\n", False)
+    repo.attempts.append_log(ti.id, 1, "two\n", T0)
+    repo.attempts.append_log(ti.id, 1, "three\n", T0)
+    nxt = c.get(f"{url}?cursor={first['cursor']}", headers=h).get_json()
+    assert (nxt["content"], nxt["ended"]) == ("two\nthree\n", False)
+    same = c.get(f"{url}?cursor={nxt['cursor']}", headers=h).get_json()
+    assert (same["content"], same["cursor"]) == ("", nxt["cursor"])  # nothing new
+    assert repo.attempts.finish(ti.id, 1, "w1", Ending.SUCCESS, "", T0, log="four\n")
+    last = c.get(f"{url}?cursor={nxt['cursor']}", headers=h).get_json()
+    assert (last["content"], last["ended"]) == ("four\n", True)
+    bad = c.get(f"{url}?cursor=-1", headers=h)
+    assert bad.status_code == 400 and bad.get_json()["field"] == "cursor"
 
 
 def test_trigger_with_conf_pause_and_clear(web_app: Web) -> None:

@@ -5,7 +5,8 @@ behind a real haproxy running the deploy kit's configuration over HTTPS, with th
 Logs in with the generated admin password (the session cookie is Secure), pauses and
 unpauses a DAG, triggers it with a conf, watches the run reach success in the grid, opens a
 task's log (which prints the conf), and sees the Cluster page name the leader that /health
-names. Screenshots go to artifacts/browser/.
+names; follows the log of a running task on its page until it ends. Screenshots go to
+artifacts/browser/.
 """
 
 from __future__ import annotations
@@ -56,6 +57,9 @@ with DAG("browser_dag", schedule=None, start_date=datetime(2026, 1, 1), tags=["u
     first = BashTask("first", bash_command='echo "conf is $HAFLOW_CONF"')
     second = PythonTask("second", python_callable=shout)
     first >> second
+
+with DAG("browser_slow", schedule=None, start_date=datetime(2026, 1, 1)):
+    BashTask("ticker", bash_command="for i in 1 2 3 4 5 6 7; do echo line-$i; sleep 1; done")
 """
 
 
@@ -166,6 +170,42 @@ def _clear_with_downstream(page: Any, base: str, shots: Path) -> None:
     page.screenshot(path=str(shots / "5-cleared-ran-again.png"), full_page=True)
 
 
+def _follow_a_running_log(page: Any, base: str, shots: Path) -> None:
+    """The page of a running task follows its log (no reload) and shows the end by itself."""
+    from playwright.sync_api import expect
+
+    page.goto(f"{base}/dags/browser_slow")
+    page.click("summary")
+    page.fill("input[name=run_id]", "live")
+    page.click('[data-testid="trigger"]')
+    expect(page.locator(".flash")).to_contain_text("triggered live")
+    url = f"{base}/dags/browser_slow/runs/live/tasks/ticker"
+    deadline = time.monotonic() + 60
+    while not page.locator('[data-testid="log-following"]').count():
+        assert time.monotonic() < deadline, "the ticker's attempt was never queued"
+        page.wait_for_timeout(300)
+        page.goto(url)
+    log = page.locator('[data-testid="log"]')
+    expect(log).to_contain_text("line-2", timeout=20_000)
+    assert "line-5" not in log.inner_text()
+    expect(log).to_contain_text("line-5", timeout=10_000)  # grown in place: no reload
+    page.screenshot(path=str(shots / "5b-log-following.png"), full_page=True)
+    expect(page.locator('[data-testid="ti-state"]')).to_have_text("success", timeout=20_000)
+    expect(page.locator('[data-testid="log-following"]')).to_have_count(0)
+    expect(log).to_contain_text("line-7")
+
+
+def _cluster_page_names_the_leader(page: Any, shots: Path) -> None:
+    from playwright.sync_api import expect
+
+    page.click("header >> text=Cluster")
+    # /health names the leader to a logged-in session only
+    leader = page.evaluate("() => fetch('/health').then(r => r.json())")["leader"]
+    assert leader
+    expect(page.locator('[data-testid="leader-name"]')).to_have_text(leader)
+    page.screenshot(path=str(shots / "6-cluster.png"), full_page=True)
+
+
 def _reload_until_success(page: Any, url: str, timeout_s: float = 60.0) -> None:
     """The task page does not refresh itself: load it again until the task shows success."""
     deadline = time.monotonic() + timeout_s
@@ -249,13 +289,9 @@ def test_a_user_drives_a_dag_through_the_ui(site: Site) -> None:
             )
             page.screenshot(path=str(shots / "4-task-log.png"), full_page=True)
             _clear_with_downstream(page, base, shots)
+            _follow_a_running_log(page, base, shots)
 
-            page.click("header >> text=Cluster")
-            # /health names the leader to a logged-in session only
-            leader = page.evaluate("() => fetch('/health').then(r => r.json())")["leader"]
-            assert leader
-            expect(page.locator('[data-testid="leader-name"]')).to_have_text(leader)
-            page.screenshot(path=str(shots / "6-cluster.png"), full_page=True)
+            _cluster_page_names_the_leader(page, shots)
         except Exception:
             page.screenshot(path=str(shots / "failure.png"), full_page=True)
             raise

@@ -14,6 +14,7 @@ from haflow.metastore import models as m
 from haflow.metastore.records import (
     AttemptRow,
     EventRow,
+    LogPage,
     TIRow,
 )
 from haflow.metastore.repository._base import (
@@ -67,6 +68,30 @@ class HistoryQueries(_Base):
                 .order_by(m.TaskLog.id)
             )
             return "".join(chunks.scalars())
+
+    def log_since(self, ti_id: int, attempt: int, cursor: int = 0) -> LogPage:
+        """What attempt `attempt` of task instance `ti_id` logged after `cursor` (0: from the
+        start). Whether it had ended is read first: its report commits its last output with
+        its end, so an ended page is complete. An attempt's output is written by one thread
+        of its worker, one transaction after the other, so chunk ids grow in commit order."""
+        with self._tx() as conn:
+            state = conn.execute(
+                select(m.TaskAttempt.state).where(
+                    m.TaskAttempt.ti_id == ti_id, m.TaskAttempt.attempt == attempt
+                )
+            ).scalar()
+            rows = conn.execute(
+                select(m.TaskLog.id, m.TaskLog.data)
+                .where(
+                    m.TaskLog.ti_id == ti_id,
+                    m.TaskLog.attempt == attempt,
+                    m.TaskLog.id > cursor,
+                )
+                .order_by(m.TaskLog.id)
+            ).all()
+        ended = state is None or state not in (AttemptState.QUEUED, AttemptState.RUNNING)
+        last = rows[-1].id if rows else cursor
+        return LogPage("".join(r.data for r in rows), last, ended)
 
     def events(
         self,
