@@ -20,14 +20,16 @@ from haflow.executors.local import LocalExecutor, PoolConfig
 from haflow.metastore.engine import create_engine
 from haflow.metastore.notify import make_wakeup
 from haflow.metastore.repository import Repository
+from haflow.metastore.repository.retention import TABLES
 from haflow.metrics.attempts import attempt_metrics
 from haflow.notify.cluster import cluster_rules, send_config
 from haflow.notify.send import send
 from haflow.scheduler.dags import DagRegistry
-from haflow.scheduler.listener import Listeners
+from haflow.scheduler.listener import Listeners, SchedulerListener
 from haflow.scheduler.loop import LoopConfig, SchedulingLoop
 from haflow.scheduler.notifications import DispatchConfig, NotificationDispatcher
 from haflow.scheduler.parsing import DagFileProcessor
+from haflow.scheduler.retention import RetentionConfig, RetentionPass
 from haflow.scheduler.service import SchedulerService, ServiceConfig, scheduler_id
 from haflow.scheduler.worker_watch import ZkWorkerWatch
 from haflow.service import Service
@@ -159,9 +161,14 @@ def build_scheduler(
         settings, repo, observer.listener.notified if observer else lambda state: None
     )
     extras: list[Service] = [registry, dispatcher, *parts]  # registry: parses, leader or standby
+    followers: list[SchedulerListener] = [dispatcher]  # parts that work while this one leads
+    retention = retention_pass(settings, repo)
+    if retention is not None:
+        extras.append(retention)
+        followers.append(retention)
     if observer:
         extras.append(observer.server)
-    listener = Listeners([observer.listener, dispatcher] if observer else [dispatcher])
+    listener = Listeners([observer.listener, *followers] if observer else followers)
     wakeup = make_wakeup(settings.core.sql_alchemy_conn, cluster, executor.wake)
     if wakeup is not None:
         extras.append(wakeup)
@@ -216,6 +223,25 @@ def notification_dispatcher(
             retry_delay_s=n.retry_delay,
         ),
         settled=settled,
+    )
+
+
+def retention_pass(settings: Settings, repo: Repository) -> RetentionPass | None:
+    """The leader's pruning, when `[retention] older_than_days` is set."""
+    r = settings.retention
+    if r.older_than_days <= 0:
+        return None
+    unknown = [t for t in r.table_list if t not in TABLES]
+    if unknown:
+        raise ConfigError(f"[retention] tables: unknown {unknown}; choose from {list(TABLES)}")
+    return RetentionPass(
+        repo,
+        RetentionConfig(
+            older_than_days=r.older_than_days,
+            tables=r.table_list,
+            interval_s=r.interval,
+            batch_size=r.batch_size,
+        ),
     )
 
 

@@ -86,6 +86,21 @@ def mark_run(ctx: CliContext, dag_id: str, run_id: str, state: str) -> None:
 
 @dags.command()
 @click.argument("dag_id")
+@click.option("--force", is_flag=True, help="Delete its queued and running runs too.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@pass_ctx
+def delete(ctx: CliContext, dag_id: str, force: bool, yes: bool) -> None:
+    """Delete DAG_ID's runs (with their task instances, attempts and logs), notifications and
+    row; its events stay. Refused while it has queued or running runs, unless --force. A file
+    still in the DAGs folder brings the DAG back at the next parse: remove the file first."""
+    if not yes:
+        click.confirm(f"delete DAG {dag_id} and all its runs?", abort=True)
+    runs = ctx.repo.retention.delete_dag(dag_id, utcnow(), force=force)
+    click.echo(f"DAG {dag_id} deleted with {runs} run(s)")
+
+
+@dags.command()
+@click.argument("dag_id")
 @pass_ctx
 def pause(ctx: CliContext, dag_id: str) -> None:
     """Pause DAG_ID: no new runs, no new task attempts."""

@@ -226,6 +226,18 @@ SCHEMA: tuple[SettingSpec, ...] = (
     SettingSpec("notifications", "smtp_user", "str", "",
                 "SMTP login; empty: no login."),
     SettingSpec("notifications", "smtp_password", "str", "", "SMTP password.", sensitive=True),
+    SettingSpec("retention", "older_than_days", "float", "0",
+                "The leader deletes, on its own, what is older than this many days: runs that "
+                "ended (with their task instances, attempts and logs), events, notifications "
+                "settled, login failures, expired web sessions (`haflow db clean` does it by "
+                "hand); 0 keeps everything.", minimum=0),
+    SettingSpec("retention", "interval", "float", "3600",
+                "Seconds between the leader's retention passes.", positive=True),
+    SettingSpec("retention", "batch_size", "int", "1000",
+                "Rows deleted per transaction (a tenth of it for runs, which carry their task "
+                "instances and logs).", minimum=1),
+    SettingSpec("retention", "tables", "str", "runs, events, notifications, logins, sessions",
+                "What the leader's retention prunes (a subset of those five)."),
     SettingSpec("logging", "level", "choice", "INFO", "Lowest level of log records emitted.",
                 choices=("DEBUG", "INFO", "WARNING", "ERROR")),
 )

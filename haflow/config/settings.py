@@ -179,6 +179,20 @@ class NotificationSettings:
 
 
 @dataclass(frozen=True)
+class RetentionSettings:
+    """[retention]: what the leader prunes on its own, and how."""
+
+    older_than_days: float
+    interval: float
+    batch_size: int
+    tables: str
+
+    @property
+    def table_list(self) -> tuple[str, ...]:
+        return tuple(t for t in self.tables.replace(",", " ").split() if t)
+
+
+@dataclass(frozen=True)
 class LoggingSettings:
     """[logging]: log verbosity."""
 
@@ -193,6 +207,7 @@ SECTION_CLASSES: dict[str, type[Any]] = {
     "celery": CelerySettings,
     "webserver": WebserverSettings,
     "notifications": NotificationSettings,
+    "retention": RetentionSettings,
     "logging": LoggingSettings,
 }
 
@@ -210,6 +225,7 @@ class Settings:
     celery: CelerySettings
     webserver: WebserverSettings
     notifications: NotificationSettings
+    retention: RetentionSettings
     logging: LoggingSettings
 
     def get(self, section: str, key: str) -> object:

@@ -245,7 +245,8 @@ def test_unknown_section_in_file_lists_known_sections(tmp_path: Path) -> None:
     message = str(info.value)
     assert "haflow.cfg: unknown section [schedular]" in message
     assert "did you mean 'scheduler'?" in message
-    known = "core, scheduler, worker, election, celery, webserver, notifications, logging"
+    known = "core, scheduler, worker, election, celery, webserver, notifications, retention"
+    known += ", logging"
     assert f"known sections: {known}" in message
 
 
@@ -403,6 +404,7 @@ def test_as_dict_masks_non_empty_secrets(tmp_path: Path) -> None:
         "celery",
         "webserver",
         "notifications",
+        "retention",
         "logging",
     ]
     assert list(masked) == sections

@@ -1,0 +1,134 @@
+"""Retention: deleting what is older than a cutoff, in bounded batches, safely beside running
+schedulers and workers.
+
+Each batch is one short transaction that deletes rows named by primary key (selected oldest
+first, at most `batch` of them), so no transaction holds many locks or much undo, and nothing
+locks a range that a scheduler or worker writes into. Only what is over is deleted: runs that
+ended (`success`, `failed`), with their task instances, attempts and logs (by the foreign
+keys' ON DELETE CASCADE); events; notifications delivered or given up; login failures; web
+sessions that expired or ended. Every delete re-checks its condition, so a run cleared (and
+reopened) between the select and the delete stays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select
+
+from haflow.core.states import RunState
+from haflow.errors import InvalidRequest
+from haflow.metastore import models as m
+from haflow.metastore.repository._base import _Base, _event
+
+TABLES = ("runs", "events", "notifications", "logins", "sessions")
+"""What `clean` can prune, in the order it does."""
+
+_RUN_BATCH_SHARE = 10  # a run carries its task instances and logs: fewer per batch
+
+
+def _what(table: str, cutoff: datetime) -> tuple[Any, Any]:
+    """(primary key column, condition) of the rows of `table` older than `cutoff`."""
+    if table == "runs":
+        over = m.DagRun.state.in_([RunState.SUCCESS, RunState.FAILED])
+        return m.DagRun.id, over & (m.DagRun.ended_at < cutoff)
+    if table == "events":
+        return m.Event.id, m.Event.ts < cutoff
+    if table == "notifications":
+        n = m.Notification
+        return n.id, n.state.in_(["delivered", "failed"]) & (n.ended_at < cutoff)
+    if table == "logins":
+        return m.LoginFailure.id, m.LoginFailure.ts < cutoff
+    if table == "sessions":
+        s = m.WebSession
+        return s.id, or_(s.expires_at < cutoff, s.ended_at < cutoff)
+    raise InvalidRequest(f"unknown table {table!r}; choose from {', '.join(TABLES)}")
+
+
+class RetentionQueries(_Base):
+    def count(self, table: str, cutoff: datetime) -> int:
+        """How many rows of `table` a clean at `cutoff` would delete."""
+        pk, cond = _what(table, cutoff)
+        with self._tx() as conn:
+            return int(conn.execute(select(func.count(pk)).where(cond)).scalar_one())
+
+    def delete_batch(self, table: str, cutoff: datetime, batch: int) -> int:
+        """Delete at most `batch` of `table`'s rows older than `cutoff` (oldest first), in one
+        transaction; returns how many."""
+        pk, cond = _what(table, cutoff)
+        size = max(1, batch // _RUN_BATCH_SHARE) if table == "runs" else batch
+        with self._tx() as conn:
+            ids = list(conn.execute(select(pk).where(cond).order_by(pk).limit(size)).scalars())
+            if not ids:
+                return 0
+            return int(conn.execute(delete(pk.table).where(pk.in_(ids), cond)).rowcount)
+
+    def clean(
+        self,
+        cutoff: datetime,
+        tables: Sequence[str] = TABLES,
+        *,
+        batch: int = 1000,
+        progress: Callable[[str, int, int], None] = lambda table, done, total: None,
+        before_batch: Callable[[], None] = lambda: None,
+    ) -> dict[str, int]:
+        """Delete everything of `tables` older than `cutoff`, batch after batch; `progress`
+        is told (table, deleted so far, rows there were) after each batch; `before_batch` is
+        called before each (it may pause, or raise to stop). Returns the rows deleted per
+        table."""
+        for t in tables:
+            _what(t, cutoff)  # an unknown table is refused before anything is deleted
+        out = {}
+        for t in tables:
+            total, done = self.count(t, cutoff), 0
+            while done < total:
+                before_batch()
+                n = self.delete_batch(t, cutoff, batch)
+                if n == 0:
+                    break  # the rest changed meanwhile (a run cleared, say)
+                done += n
+                progress(t, done, total)
+            out[t] = done
+        return out
+
+    def delete_dag(
+        self, dag_id: str, now: datetime, *, force: bool = False, batch: int = 1000
+    ) -> int:
+        """Delete DAG `dag_id`: its runs (with their task instances, attempts and logs),
+        notifications and row; its events stay, with one `dag.deleted`. Refused while it has
+        queued or running runs, unless `force` (their attempts are then taken away: workers
+        stop them at their next heartbeat). Returns the runs deleted."""
+        self._dag(dag_id)
+        active = [RunState.QUEUED, RunState.RUNNING]
+        with self._tx() as conn:
+            busy = conn.execute(
+                select(func.count(m.DagRun.id)).where(
+                    m.DagRun.dag_id == dag_id, m.DagRun.state.in_(active)
+                )
+            ).scalar_one()
+        if busy and not force:
+            raise InvalidRequest(
+                f"DAG {dag_id!r} has {busy} queued or running run(s); wait for them, mark them "
+                "(`haflow dags mark-run`), or delete with --force"
+            )
+        runs = 0
+        size = max(1, batch // _RUN_BATCH_SHARE)
+        while True:
+            with self._tx() as conn:
+                ids = list(
+                    conn.execute(
+                        select(m.DagRun.id).where(m.DagRun.dag_id == dag_id).limit(size)
+                    ).scalars()
+                )
+                if not ids:
+                    break
+                conn.execute(delete(m.DagRun).where(m.DagRun.id.in_(ids)))
+                runs += len(ids)
+        with self._tx() as conn:
+            conn.execute(delete(m.Notification).where(m.Notification.dag_id == dag_id))
+            conn.execute(delete(m.Dag).where(m.Dag.dag_id == dag_id))
+            detail = {"runs": runs, "forced": bool(busy)}
+            self._emit(conn, [_event("dag.deleted", self.actor, now, dag_id=dag_id, detail=detail)])
+        return runs
