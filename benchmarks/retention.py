@@ -70,13 +70,13 @@ def seed(url: str, events: int, runs: int) -> None:
                     created_at=old,
                     ended_at=old,
                 )
-            ).inserted_primary_key[0]
+            ).inserted_primary_key[0]  # type: ignore[index]
             for t in range(4):
                 ti = conn.execute(
                     insert(m.TaskInstance).values(
                         run_pk=pk, dag_id="busy", task_id=f"t{t}", state="success", attempt=1
                     )
-                ).inserted_primary_key[0]
+                ).inserted_primary_key[0]  # type: ignore[index]
                 conn.execute(
                     insert(m.TaskAttempt).values(
                         ti_id=ti, attempt=1, state="success", epoch=1, queued_at=old

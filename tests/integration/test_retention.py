@@ -38,13 +38,13 @@ def _run(engine: Engine, dag_id: str, run_id: str, state: str, ended: object) ->
                 created_at=OLD,
                 ended_at=ended,
             )
-        ).inserted_primary_key[0]
+        ).inserted_primary_key[0]  # type: ignore[index]
         for task in ("a", "b"):
             ti = conn.execute(
                 insert(m.TaskInstance).values(
                     run_pk=pk, dag_id=dag_id, task_id=task, state="success", attempt=1
                 )
-            ).inserted_primary_key[0]
+            ).inserted_primary_key[0]  # type: ignore[index]
             conn.execute(
                 insert(m.TaskAttempt).values(
                     ti_id=ti, attempt=1, state="success", epoch=1, queued_at=OLD
