@@ -283,3 +283,23 @@ class LogPage:
     content: str
     cursor: int
     ended: bool
+
+
+@dataclass(frozen=True)
+class FinishedRun:
+    """A run the leader's apply ended (for per-DAG metrics)."""
+
+    dag_id: str
+    run_id: str
+    state: str
+    started_at: datetime | None
+    ended_at: datetime
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What one fenced apply committed that others act on: the attempts to publish, the runs
+    it ended."""
+
+    refs: list[AttemptRef]
+    finished: list[FinishedRun]

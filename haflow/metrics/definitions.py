@@ -18,6 +18,11 @@ FINISHED_STATES = ("success", "failed", "timed_out", "lost")
 CLAIM_RESULTS = ("claimed", "rejected")
 ABANDON_REASONS = ("reclaimed", "self_fenced")
 NOTIFY_OUTCOMES = ("delivered", "retry", "failed", "lost")
+MAX_DAG_LABELS = 500
+"""The most `dag_id` label values a scheduler gives its per-DAG metrics; runs of DAGs past
+that count under `dag_id="_other"`, so a cluster with thousands of DAGs cannot blow up
+Prometheus (each DAG costs 2 counter and 15 histogram series)."""
+OTHER_DAGS = "_other"
 
 FAILOVER_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 60, 120)
 LOOP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -38,6 +43,8 @@ class SchedulerMetricSet:
     republished: Counter
     run_delay: Histogram
     notifications: Counter
+    dag_runs_finished: Counter
+    dag_run_duration: Histogram
 
 
 def scheduler_metric_set(registry: CollectorRegistry | None = None) -> SchedulerMetricSet:
@@ -103,6 +110,20 @@ def scheduler_metric_set(registry: CollectorRegistry | None = None) -> Scheduler
             "again later), failed (its last try failed: given up), lost (the outcome could "
             "not be recorded; the next claim delivers it again).",
             ["outcome"],
+            registry=r,
+        ),
+        dag_runs_finished=Counter(
+            "haflow_dag_runs_finished",
+            "Runs the leader ended, by DAG and outcome (success, failed); at most "
+            f"{MAX_DAG_LABELS} DAGs by name, the rest as dag_id={OTHER_DAGS!r}.",
+            ["dag_id", "state"],
+            registry=r,
+        ),
+        dag_run_duration=Histogram(
+            "haflow_dag_run_duration_seconds",
+            "From a run's start to its end, by DAG (the same bound on DAG names).",
+            ["dag_id"],
+            buckets=DURATION_BUCKETS,
             registry=r,
         ),
     )

@@ -76,6 +76,12 @@ class MetastoreCollector(Collector):
             ),
             *self._queued(now),
             *self._workers(now),
+            GaugeMetricFamily(
+                "haflow_dag_import_errors",
+                "DAG files that failed to import at the leader's last parse (exported by the "
+                "leader).",
+                value=q.import_errors(),
+            ),
         ]
 
     def _queued(self, now: datetime) -> list[Metric]:

@@ -12,9 +12,9 @@ from datetime import datetime
 from typing import Protocol
 
 from haflow.core.planner import Decisions
-from haflow.metastore.records import AttemptRef
+from haflow.metastore.records import AttemptRef, FinishedRun
 from haflow.metastore.repository.metrics import OutgoingLeader
-from haflow.metrics.definitions import SchedulerMetricSet
+from haflow.metrics.definitions import MAX_DAG_LABELS, OTHER_DAGS, SchedulerMetricSet
 from haflow.metrics.guard import guarded
 from haflow.scheduler.listener import SchedulerListener
 
@@ -43,6 +43,7 @@ class SchedulerMetrics(SchedulerListener):
         self.epoch = 0
         self.mode = configured_mode
         self._outgoing: OutgoingLeader | None = None
+        self._dags: set[str] = set()  # the DAGs named in a dag_id label so far
 
     @guarded
     def stepped(self, leading: bool, mode: str) -> None:
@@ -87,6 +88,22 @@ class SchedulerMetrics(SchedulerListener):
         self.m.republished.inc(max(0, len(refs) - len(decisions.to_queue)))
         for run in decisions.new_runs:
             self.m.run_delay.observe(max(0.0, (now - run.fire_at).total_seconds()))
+
+    @guarded
+    def runs_finished(self, runs: Sequence[FinishedRun]) -> None:
+        for run in runs:
+            dag = self._dag_label(run.dag_id)
+            self.m.dag_runs_finished.labels(dag, run.state).inc()
+            if run.started_at is not None:
+                seconds = (run.ended_at - run.started_at).total_seconds()
+                self.m.dag_run_duration.labels(dag).observe(max(0.0, seconds))
+
+    def _dag_label(self, dag_id: str) -> str:
+        """`dag_id`, or `_other` once MAX_DAG_LABELS other DAGs have a label."""
+        if dag_id in self._dags or len(self._dags) < MAX_DAG_LABELS:
+            self._dags.add(dag_id)
+            return dag_id
+        return OTHER_DAGS
 
     @guarded
     def notified(self, state: str) -> None:

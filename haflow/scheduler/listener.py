@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from haflow.core.planner import Decisions
-from haflow.metastore.records import AttemptRef
+from haflow.metastore.records import AttemptRef, FinishedRun
 
 
 class SchedulerListener:
@@ -39,6 +39,9 @@ class SchedulerListener:
 
     def applied(self, decisions: Decisions, refs: Sequence[AttemptRef], now: datetime) -> None:
         """The planner's `decisions` committed; `refs` went to the executor."""
+
+    def runs_finished(self, runs: Sequence[FinishedRun]) -> None:
+        """The last apply ended these runs."""
 
 
 NO_LISTENER = SchedulerListener()
@@ -81,3 +84,7 @@ class Listeners(SchedulerListener):
     def applied(self, decisions: Decisions, refs: Sequence[AttemptRef], now: datetime) -> None:
         for x in self.listeners:
             x.applied(decisions, refs, now)
+
+    def runs_finished(self, runs: Sequence[FinishedRun]) -> None:
+        for x in self.listeners:
+            x.runs_finished(runs)

@@ -83,11 +83,13 @@ class SchedulingLoop:
         decisions = plan(specs, snap.runs, now, limits)
         if not decisions:
             return False
-        refs = self.repo.scheduling.apply(decisions, self.registry.task_defs(), epoch, now)
+        applied = self.repo.scheduling.apply(decisions, self.registry.task_defs(), epoch, now)
         self.view.touched(decisions)
-        if refs:
-            self.executor.submit(refs)
-        self.listener.applied(decisions, refs, now)
+        if applied.refs:
+            self.executor.submit(applied.refs)
+        self.listener.applied(decisions, applied.refs, now)
+        if applied.finished:
+            self.listener.runs_finished(applied.finished)
         return _follows(decisions)
 
     def sync_dags(self, epoch: int) -> None:

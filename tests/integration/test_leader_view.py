@@ -69,7 +69,7 @@ def test_kept_view_equals_a_whole_read_through_random_changes(repo: Repository) 
         if action == "plan":
             d = plan(SPECS, snap.runs, now, Limits(open_slots=3))
             if d:
-                queued += repo.scheduling.apply(d, DEFS, epoch, now)
+                queued += repo.scheduling.apply(d, DEFS, epoch, now).refs
                 view.touched(d)
         elif action == "claim" and queued:
             ref = queued.pop(rng.randrange(len(queued)))
@@ -97,7 +97,7 @@ def test_a_tick_reads_only_what_left_flight(repo: Repository) -> None:
     _start(repo, epoch, "r0")
     snap = view.snapshot()[0]
     d = plan(SPECS, snap.runs, T0, Limits(open_slots=2))
-    refs = repo.scheduling.apply(d, DEFS, epoch, T0)
+    refs = repo.scheduling.apply(d, DEFS, epoch, T0).refs
     view.touched(d)
     view.snapshot()[0]
     for ref in refs:

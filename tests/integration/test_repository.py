@@ -43,7 +43,7 @@ def _started_run(repo: Repository, epoch: int) -> int:
 
 def _queue(repo: Repository, epoch: int, task_id: str = "a", attempt: int = 1) -> AttemptRef:
     ti = repo.history.task_instance("d", "r1", task_id)
-    refs = repo.scheduling.apply(Decisions(to_queue=[(ti.id, attempt)]), DEFS, epoch, T0)
+    refs = repo.scheduling.apply(Decisions(to_queue=[(ti.id, attempt)]), DEFS, epoch, T0).refs
     assert len(refs) == 1
     return refs[0]
 

@@ -96,7 +96,7 @@ def seed(repo: Repository) -> None:
     repo.scheduling.apply(Decisions(start_runs=[run.pk]), DEFS, epoch, T0)
     for task_id in ("extract", "transform"):
         ti = repo.history.task_instance("d", "r1", task_id)
-        (ref,) = repo.scheduling.apply(Decisions(to_queue=[(ti.id, 1)]), DEFS, epoch, T0)
+        (ref,) = repo.scheduling.apply(Decisions(to_queue=[(ti.id, 1)]), DEFS, epoch, T0).refs
         assert repo.attempts.claim(ref, "w1", T0) is not None
     extract = repo.history.task_instance("d", "r1", "extract")
     repo.attempts.append_log(extract.id, 1, "hello from extract\n", T0)

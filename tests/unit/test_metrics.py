@@ -18,7 +18,7 @@ from haflow.core.planner import Decisions, Limits, NewRun, RunSnap, TISnap, supe
 from haflow.core.states import AttemptState, RunState, TaskState
 from haflow.election.memory import MemoryElection, MemoryElector
 from haflow.errors import BackendUnavailable, ConfigError
-from haflow.metastore.records import AttemptRef, ClaimedAttempt
+from haflow.metastore.records import AttemptRef, ClaimedAttempt, FinishedRun
 from haflow.metastore.repository.metrics import OutgoingLeader, QueuedAttempts
 from haflow.metrics.attempts import attempt_metrics
 from haflow.metrics.collectors import BuildInfo, SchedulerState
@@ -226,6 +226,9 @@ class FakeQueries:
             ("w3", "stopped", NOW - timedelta(seconds=300)),
         ]
 
+    def import_errors(self) -> int:
+        return 2
+
 
 def _collector(leading: list[bool]) -> tuple[FakeQueries, CollectorRegistry]:
     q = FakeQueries()
@@ -239,6 +242,29 @@ def _collector(leading: list[bool]) -> tuple[FakeQueries, CollectorRegistry]:
         )
     )
     return q, registry
+
+
+def test_ended_runs_are_counted_by_dag_with_a_bound_on_dag_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("haflow.metrics.scheduler.MAX_DAG_LABELS", 2)
+    m, reg = observer(Leaders(None))
+    m.runs_finished(
+        [
+            FinishedRun("etl", "r1", "failed", NOW - timedelta(seconds=90), NOW),
+            FinishedRun("etl", "r2", "success", NOW - timedelta(seconds=30), NOW),
+            FinishedRun("report", "r1", "success", None, NOW),  # never started: no duration
+            FinishedRun("third", "r1", "failed", NOW - timedelta(seconds=5), NOW),
+            FinishedRun("fourth", "r1", "failed", NOW - timedelta(seconds=5), NOW),
+        ]
+    )
+    runs = "haflow_dag_runs_finished_total"
+    assert value(reg, runs, dag_id="etl", state="failed") == 1
+    assert value(reg, runs, dag_id="etl", state="success") == 1
+    assert value(reg, runs, dag_id="report", state="success") == 1
+    assert value(reg, runs, dag_id="_other", state="failed") == 2  # past the bound of 2
+    assert value(reg, "haflow_dag_run_duration_seconds_sum", dag_id="etl") == 120
+    assert value(reg, "haflow_dag_run_duration_seconds_count", dag_id="report") is None
 
 
 def test_metastore_gauges_come_from_the_leader_only() -> None:
@@ -257,6 +283,7 @@ def test_metastore_gauges_come_from_the_leader_only() -> None:
     assert value(reg, "haflow_workers", state="stopped") == 1
     assert value(reg, "haflow_worker_heartbeat_age_seconds", worker="w2") == 30
     assert value(reg, "haflow_worker_heartbeat_age_seconds", worker="w3") is None
+    assert value(reg, "haflow_dag_import_errors") == 2
     assert value(reg, "haflow_metastore_up") == 1
     q.fail = True
     assert value(reg, "haflow_metastore_up") == 0

@@ -92,3 +92,8 @@ class MetricsQueries(_Base):
                 select(w.id, w.state, w.heartbeat_at).where(w.heartbeat_at >= since)
             ).all()
         return [(r.id, r.state, r.heartbeat_at) for r in rows]
+
+    def import_errors(self) -> int:
+        """DAG files that failed to import at the leader's last parse."""
+        with self._tx() as conn:
+            return int(conn.execute(select(func.count(m.ImportError_.id))).scalar_one())

@@ -19,9 +19,11 @@ from haflow.errors import ConcurrentChange
 from haflow.metastore import models as m
 from haflow.metastore.dbclock import db_utcnow
 from haflow.metastore.records import (
+    Applied,
     AttemptRef,
     DagFlags,
     Delta,
+    FinishedRun,
     RunHead,
     TaskDef,
 )
@@ -117,8 +119,9 @@ class SchedulingQueries(_Base):
 
     def apply(
         self, d: Decisions, task_defs: Mapping[str, Sequence[TaskDef]], epoch: int, now: datetime
-    ) -> list[AttemptRef]:
-        """Apply the planner's decisions in one fenced transaction; returns what to publish."""
+    ) -> Applied:
+        """Apply the planner's decisions in one fenced transaction; returns what to publish
+        and the runs it ended."""
         with self._tx(epoch, now) as conn:
             ev: list[Event] = []
             self._check_revisions(conn, d.revisions)
@@ -127,9 +130,9 @@ class SchedulingQueries(_Base):
             self._change_tis(conn, d.changes, epoch, now, ev)
             refs = self._queue(conn, d.to_queue, epoch, now, ev)
             refs += self._republish(conn, d.republish, epoch, now)
-            self._finish_runs(conn, d.finish_runs, now, ev)
+            finished = self._finish_runs(conn, d.finish_runs, now, ev)
             self._emit(conn, ev)
-        return refs
+        return Applied(refs, finished)
 
     def _create_runs(
         self, conn: Connection, new: Sequence[NewRun], epoch: int, now: datetime, ev: list[Event]
@@ -390,7 +393,8 @@ class SchedulingQueries(_Base):
         items: Sequence[tuple[int, RunState]],
         now: datetime,
         ev: list[Event],
-    ) -> None:
+    ) -> list[FinishedRun]:
+        finished = []
         for pk, state in items:
             res = conn.execute(
                 update(m.DagRun)
@@ -402,10 +406,11 @@ class SchedulingQueries(_Base):
             )
             if res.rowcount == 1:
                 run = conn.execute(
-                    select(m.DagRun.dag_id, m.DagRun.run_id, m.DagRun.revision).where(
-                        m.DagRun.id == pk
-                    )
+                    select(
+                        m.DagRun.dag_id, m.DagRun.run_id, m.DagRun.revision, m.DagRun.started_at
+                    ).where(m.DagRun.id == pk)
                 ).one()
+                finished.append(FinishedRun(run.dag_id, run.run_id, state, run.started_at, now))
                 ev.append(
                     _event(
                         "run." + state,
@@ -416,6 +421,7 @@ class SchedulingQueries(_Base):
                         detail={"revision": run.revision},  # tells a re-run's end apart
                     )
                 )
+        return finished
 
 
 def _tis(conn: Connection, stmt: Any, params: dict[str, Any]) -> Iterator[tuple[int, TISnap]]:
