@@ -19,6 +19,7 @@ from haflow.core.states import RunState, TaskState
 from haflow.errors import InvalidRequest
 from haflow.web import auth
 from haflow.web.auth import requires
+from haflow.web.charts import AttemptSpan, RunSpan, durations, gantt
 from haflow.web.context import web
 from haflow.web.graph import layout
 from haflow.web.serialize import next_run
@@ -95,6 +96,14 @@ def grid(dag_id: str) -> str:
         for t in ctx.repo.overview.task_instances_of_runs([r.pk for r in runs])
     }
     active = any(r.state in ("queued", "running") for r in runs)
+    spans = [
+        RunSpan(
+            r.run_id,
+            r.state,
+            (r.ended_at - r.started_at).total_seconds() if r.started_at and r.ended_at else None,
+        )
+        for r in runs
+    ]
     return render_template(
         "grid.html",
         dag=dag,
@@ -103,6 +112,24 @@ def grid(dag_id: str) -> str:
         cells=cells,
         refresh=active,
         next_run_at=next_run(dag, ctx.now),
+        chart=durations(spans),
+    )
+
+
+@bp.get("/dags/<dag_id>/runs/<run_id>/gantt")
+@requires("read")
+def gantt_chart(dag_id: str, run_id: str) -> str:
+    ctx = web()
+    run = ctx.repo.runs.get(dag_id, run_id)
+    spans = [
+        AttemptSpan(task_id, a.attempt, a.state, a.queued_at, a.started_at, a.ended_at)
+        for task_id, a in ctx.repo.overview.run_attempts(dag_id, run_id)
+    ]
+    return render_template(
+        "gantt.html",
+        run=run,
+        chart=gantt(spans, ctx.now),
+        refresh=run.state in ("queued", "running"),
     )
 
 

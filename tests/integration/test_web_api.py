@@ -168,6 +168,11 @@ def test_pages_render_what_the_metastore_holds(web_app: Web) -> None:
     assert graph.count('class="node"') == 3 and graph.count("marker-end") == 2
     ti = c.get("/dags/d/runs/r1/tasks/extract").get_data(as_text=True)
     assert "hello from extract" in ti and "w1" in ti
+    gantt = c.get("/dags/d/runs/r1/gantt").get_data(as_text=True)
+    assert 'data-task="extract #1" data-state="success"' in gantt
+    assert 'data-task="transform #1" data-state="running"' in gantt
+    assert 'href="/dags/d/runs/r1/gantt"' in grid
+    assert 'data-testid="durations"' not in grid  # r1 has not ended
     cluster = c.get("/cluster").get_data(as_text=True)
     assert 'data-testid="leader-name">sched-1<' in cluster
     assert "SyntaxError" in c.get("/import-errors").get_data(as_text=True)

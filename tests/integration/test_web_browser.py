@@ -195,6 +195,21 @@ def _follow_a_running_log(page: Any, base: str, shots: Path) -> None:
     expect(log).to_contain_text("line-7")
 
 
+def _charts(page: Any, base: str, shots: Path) -> None:
+    """The grid draws the durations of ended runs; a run's Gantt chart draws its attempts."""
+    from playwright.sync_api import expect
+
+    page.goto(f"{base}/dags/browser_dag")
+    expect(page.locator('[data-testid="durations"] rect.bar[data-run="ui_run"]')).to_have_count(1)
+    page.click('[data-testid="gantt-ui_run"]')
+    attempts = page.locator('[data-testid="gantt"] g.attempt')
+    expect(attempts).to_have_count(4)  # first and second, and both again after the clear
+    expect(page.locator('[data-testid="gantt"] g.attempt[data-task="second #2"]')).to_have_count(1)
+    box = page.locator('[data-testid="gantt"] g.attempt[data-task="first #1"] rect.bar')
+    assert box.bounding_box()["width"] >= 2  # drawn, not just present
+    page.screenshot(path=str(shots / "5c-gantt.png"), full_page=True)
+
+
 def _cluster_page_names_the_leader(page: Any, shots: Path) -> None:
     from playwright.sync_api import expect
 
@@ -290,6 +305,7 @@ def test_a_user_drives_a_dag_through_the_ui(site: Site) -> None:
             page.screenshot(path=str(shots / "4-task-log.png"), full_page=True)
             _clear_with_downstream(page, base, shots)
             _follow_a_running_log(page, base, shots)
+            _charts(page, base, shots)
 
             _cluster_page_names_the_leader(page, shots)
         except Exception:

@@ -14,7 +14,7 @@ from sqlalchemy import func, or_, select
 
 from haflow.errors import NotFound
 from haflow.metastore import models as m
-from haflow.metastore.records import DagDetail, EventRow, RunRow, TIRow
+from haflow.metastore.records import AttemptRow, DagDetail, EventRow, RunRow, TIRow
 from haflow.metastore.repository._base import _Base, _pick, _run_row, _ti_row
 
 Counts = dict[str, dict[str, int]]
@@ -88,6 +88,18 @@ class OverviewQueries(_Base):
                 .where(m.TaskInstance.run_pk.in_(list(run_pks)))
             ).all()
         return [_ti_row(ti, ti.run_id) for ti in rows]
+
+    def run_attempts(self, dag_id: str, run_id: str) -> list[tuple[str, AttemptRow]]:
+        """(task id, attempt) of every attempt of a run, in the order they were queued."""
+        with self._tx() as conn:
+            rows = conn.execute(
+                select(m.TaskInstance.task_id, m.TaskAttempt)
+                .join(m.TaskInstance, m.TaskInstance.id == m.TaskAttempt.ti_id)
+                .join(m.DagRun, m.DagRun.id == m.TaskInstance.run_pk)
+                .where(m.DagRun.dag_id == dag_id, m.DagRun.run_id == run_id)
+                .order_by(m.TaskAttempt.queued_at, m.TaskAttempt.id)
+            ).all()
+        return [(r.task_id, AttemptRow(**_pick(r, AttemptRow))) for r in rows]
 
     def recent_events(
         self,
