@@ -212,7 +212,9 @@ def notification_dispatcher(
     """The leader's dispatcher; callbacks see the task environment, not the scheduler's;
     `settled` is told each try's outcome (metrics)."""
     n = settings.notifications
-    sending = send_config(n, allowed(os.environ, settings.worker.task_env))
+    sending = send_config(
+        n, allowed(os.environ, settings.worker.task_env), str(settings.core.dags_folder)
+    )
     return NotificationDispatcher(
         repo,
         lambda row: send(row, sending),

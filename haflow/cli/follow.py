@@ -44,7 +44,7 @@ def follow_log(
         if page.ended:
             break
         sleep(POLL_S)
-    state = next(a.state for a in repo.history.attempts(ti.id) if a.attempt == number)
+    state = next((a.state for a in repo.history.attempts(ti.id) if a.attempt == number), "gone")
     click.echo(f"attempt {number} of {task_id} ended {state}", err=True)
     return state
 

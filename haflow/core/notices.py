@@ -62,9 +62,13 @@ def notification_key(
     task_id: str | None,
     generation: int,
     target: Mapping[str, Any],
+    run_created: str = "",
 ) -> str:
     """The key of the notification of one event to one target. `generation` tells apart
     the same event happening again: the attempt number for a task instance, the run's
-    revision (bumped by a clear) for a run."""
-    ident = "\x1f".join((event, dag_id, run_id, task_id or "", str(generation), target_id(target)))
+    revision (bumped by a clear) for a run; `run_created` (when the run was created) tells
+    apart a run that reuses the id of one deleted before it."""
+    ident = "\x1f".join(
+        (event, dag_id, run_id, run_created, task_id or "", str(generation), target_id(target))
+    )
     return hashlib.sha256(ident.encode("utf-8")).hexdigest()

@@ -154,6 +154,19 @@ def importable(folder: Path) -> None:
         sys.path.append(path)
 
 
+def locate(fileloc: str, folder: Path) -> str:
+    """`fileloc` as recorded by the scheduler, or, when this node keeps its DAGs folder
+    elsewhere, the same file under `folder` (matched by its longest existing path tail)."""
+    if os.path.exists(fileloc):
+        return fileloc
+    parts = Path(fileloc).parts[1:]
+    for i in range(len(parts)):
+        candidate = Path(folder).joinpath(*parts[i:])
+        if candidate.is_file():
+            return str(candidate)
+    return fileloc
+
+
 def load_dag_folder(folder: Path) -> DagBag:
     """Import every DAG file of `folder` afresh."""
     importable(folder)

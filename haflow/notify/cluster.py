@@ -32,8 +32,11 @@ def cluster_rules(n: NotificationSettings) -> list[Rule]:
     return [{"on": e, "task": None, "target": t} for e in events for t in targets]
 
 
-def send_config(n: NotificationSettings, callback_env: Mapping[str, str]) -> SendConfig:
+def send_config(
+    n: NotificationSettings, callback_env: Mapping[str, str], dags_folder: str = ""
+) -> SendConfig:
     return SendConfig(
+        dags_folder=dags_folder,
         timeout_s=n.timeout,
         smtp_host=n.smtp_host,
         smtp_port=n.smtp_port,

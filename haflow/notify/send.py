@@ -16,6 +16,7 @@ import json
 import os
 import signal
 import smtplib
+import ssl
 import subprocess
 import sys
 import urllib.error
@@ -24,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
+from urllib.parse import urlsplit
 
 from haflow.errors import HaflowError
 from haflow.metastore.records import NotificationRow
@@ -45,7 +47,25 @@ class SendConfig:
     smtp_user: str = ""
     smtp_password: str = field(default="", repr=False)
     callback_env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    dags_folder: str = ""
     python: str = sys.executable
+
+
+def host_of(url: str) -> str:
+    """A webhook's host and port only: its path, query or user part often hold a token,
+    and error texts end up in events every reader sees."""
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect would turn the POST into an empty GET that answers 2xx: refuse it."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
 
 
 def send(n: NotificationRow, cfg: SendConfig) -> None:
@@ -74,15 +94,16 @@ def post_webhook(n: NotificationRow, cfg: SendConfig) -> None:
             "User-Agent": "haflow-notifier",
         },
     )
+    host = host_of(n.target["url"])
     try:
-        with urllib.request.urlopen(request, timeout=cfg.timeout_s) as resp:
+        with _OPENER.open(request, timeout=cfg.timeout_s) as resp:
             resp.read(1 << 16)
-    except urllib.error.HTTPError as exc:
+    except urllib.error.HTTPError as exc:  # a 3xx too: redirects are not followed
         text = exc.read(500).decode("utf-8", "replace")
-        raise DeliveryError(f"webhook {n.target['url']} answered HTTP {exc.code}: {text}") from exc
+        raise DeliveryError(f"webhook to {host} answered HTTP {exc.code}: {text}") from exc
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise DeliveryError(f"webhook {n.target['url']} unreachable: {reason}") from exc
+        raise DeliveryError(f"webhook to {host} unreachable: {reason}") from exc
 
 
 def subject(n: NotificationRow) -> str:
@@ -107,8 +128,8 @@ def send_email(n: NotificationRow, cfg: SendConfig) -> None:
     msg.set_content(subject(n) + "\n\n" + json.dumps(n.payload, indent=2) + "\n")
     try:
         with smtplib.SMTP(cfg.smtp_host, cfg.smtp_port, timeout=cfg.timeout_s) as smtp:
-            if cfg.smtp_starttls:
-                smtp.starttls()
+            if cfg.smtp_starttls:  # the server's certificate verified, as a mail client would
+                smtp.starttls(context=ssl.create_default_context())
             if cfg.smtp_user:
                 smtp.login(cfg.smtp_user, cfg.smtp_password)
             smtp.send_message(msg)
@@ -123,6 +144,12 @@ def callback_context(n: NotificationRow) -> dict[str, Any]:
     detail = n.payload.get("detail") or {}
     return {
         **n.payload,
+        "key": n.key,
+        "event": n.event,
+        "dag_id": n.dag_id,
+        "run_id": n.run_id,
+        "task_id": n.task_id,
+        "attempt": n.attempt,
         "state": n.event.split(".", 1)[1],
         "reason": detail.get("reason", "") if isinstance(detail, dict) else "",
         "try": n.tries,
@@ -133,6 +160,7 @@ def call_back(n: NotificationRow, cfg: SendConfig) -> None:
     t = n.target
     request = {
         "file": t["file"],
+        "dags_folder": cfg.dags_folder,
         "dag_id": n.dag_id,
         "task": t["task"],
         "hook": t["hook"],
@@ -144,8 +172,8 @@ def call_back(n: NotificationRow, cfg: SendConfig) -> None:
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        env=dict(cfg.callback_env) or None,
-        cwd=os.path.dirname(t["file"]) or None,
+        env=dict(cfg.callback_env),  # only what the task environment allows, maybe nothing
+        cwd=cfg.dags_folder or None,
         start_new_session=True,
     )
     try:

@@ -2,9 +2,9 @@
 leader's epoch and delivers them on a few threads of its own, so a slow receiver or a
 callback that hangs never holds up scheduling.
 
-It follows the scheduler's leadership through the listener hooks: it delivers from the first
-fenced write of an epoch (`took_over`) until that epoch steps down or is fenced out; a claim
-refused as fenced stops it too. What it claimed and could not settle (the leader died, the
+It follows the scheduler's leadership through the listener hooks: it delivers from the election
+of an epoch until that epoch steps down or is fenced out; a claim refused as fenced stops it
+too. What it claimed and could not settle (the leader died, the
 metastore went away) is claimed again by the next leader under the same key.
 """
 
@@ -80,8 +80,9 @@ class NotificationDispatcher(SchedulerListener):
     def healthy(self) -> bool:
         return self._thread.is_alive() or not self._thread.ident or self._stop.is_set()
 
-    # the scheduler's hooks (quick, never raise)
-    def took_over(self, epoch: int, now: datetime) -> None:
+    # the scheduler's hooks (quick, never raise); from `elected`, not `took_over`: a takeover
+    # that failed half-way (the metastore away) is not retried, and claims are fenced anyway
+    def elected(self, epoch: int, mode: str, now: datetime) -> None:
         self._epoch = epoch
         self._wake.set()
 
@@ -104,7 +105,10 @@ class NotificationDispatcher(SchedulerListener):
     # the thread
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._claim()
+            try:
+                self._claim()
+            except Exception:  # a bug here must not end the thread (and the scheduler)
+                log.exception("claiming notifications")
             self._wake.wait(self.cfg.poll_s)
             self._wake.clear()
 
@@ -125,6 +129,8 @@ class NotificationDispatcher(SchedulerListener):
             log.warning("cannot claim notifications: %s", exc)
             return
         for n in claims:
+            if self._stop.is_set():
+                return  # what is claimed and not sent is claimed again after its lease
             with self._lock:
                 self._busy += 1
             self._pool.submit(self._deliver, n)
@@ -149,7 +155,7 @@ class NotificationDispatcher(SchedulerListener):
                     max_tries=self.cfg.max_tries,
                     retry_delay_s=self.cfg.retry_delay_s,
                 )
-            except HaflowError as exc:  # its claim runs out; the next claim delivers it again
+            except Exception as exc:  # its claim runs out; the next claim delivers it again
                 log.warning("cannot record the outcome of notification %s: %s", n.key, exc)
                 state = None
             self.settled(state or "lost")

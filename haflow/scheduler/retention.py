@@ -56,7 +56,7 @@ class RetentionPass(SchedulerListener):
     def healthy(self) -> bool:
         return self._thread.is_alive() or not self._thread.ident or self._stop.is_set()
 
-    def took_over(self, epoch: int, now: datetime) -> None:
+    def elected(self, epoch: int, mode: str, now: datetime) -> None:
         self._epoch = epoch
         self._due = time.monotonic() + self.cfg.first_delay_s
         self._wake.set()
@@ -76,7 +76,10 @@ class RetentionPass(SchedulerListener):
         while not self._stop.is_set():
             wait = self._due - time.monotonic()
             if self._leading() and wait <= 0:
-                self.run_once()
+                try:
+                    self.run_once()
+                except Exception:  # a bug here must not end the thread (and the scheduler)
+                    log.exception("retention pass")
                 self._due = time.monotonic() + self.cfg.interval_s
                 continue
             self._wake.wait(wait if self._leading() else None)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from haflow.dag.dag import DAG
-from haflow.dag.loader import ImportErrorRecord, importable, load_dag_file
+from haflow.dag.loader import ImportErrorRecord, importable, load_dag_file, locate
 from haflow.dag.tasks import BaseTask, BashTask, PythonTask
 from haflow.metastore.records import ClaimedAttempt
 from haflow.worker.taskenv import become_task
@@ -63,19 +63,6 @@ def pick_task(
     if c.task_id not in dag.tasks:
         _cannot_load(f"DAG {c.dag_id!r} in {path} has no task {c.task_id!r} any more")
     return dag.tasks[c.task_id]
-
-
-def locate(fileloc: str, folder: Path) -> str:
-    """`fileloc` as recorded by the scheduler, or, when this node keeps its DAGs folder
-    elsewhere, the same file under `folder` (matched by its longest existing path tail)."""
-    if os.path.exists(fileloc):
-        return fileloc
-    parts = Path(fileloc).parts[1:]
-    for i in range(len(parts)):
-        candidate = Path(folder).joinpath(*parts[i:])
-        if candidate.is_file():
-            return str(candidate)
-    return fileloc
 
 
 def _cannot_load(message: str) -> NoReturn:

@@ -27,11 +27,12 @@ from haflow.config.schema import DEFAULT_TASK_ENV
 from haflow.config.settings import env_patterns
 from haflow.core.attempt_end import DEFAULT_POLICY, Ending, EndPolicy
 from haflow.core.clock import Clock, utcnow
+from haflow.dag.loader import locate
 from haflow.errors import BackendUnavailable, HaflowError
 from haflow.metastore.records import AttemptRef, ClaimedAttempt
 from haflow.metastore.repository import Repository
 from haflow.worker.batch import AttemptCalls
-from haflow.worker.child import locate, run_from_file
+from haflow.worker.child import run_from_file
 from haflow.worker.listener import NO_LISTENER, AttemptListener
 from haflow.worker.process import LogSink, Outcome, Result, spawn_python, supervise
 from haflow.worker.warm import WarmFiles

@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import delete
 
 from haflow.assembly.scheduler import build_scheduler
 from haflow.config import load_settings
@@ -22,13 +23,16 @@ from haflow.core.clearing import ClearScope
 from haflow.core.clock import utcnow
 from haflow.core.notices import notification_key
 from haflow.errors import FencedOut
+from haflow.metastore import models as m
 from haflow.metastore.engine import create_engine
-from haflow.metastore.records import DagRecord
+from haflow.metastore.records import DagRecord, NotificationRow
 from haflow.metastore.repository import Repository
+from haflow.notify.send import DeliveryError, SendConfig, send
 from tests.receivers import HttpReceiver, SmtpReceiver
 from tests.waiting import wait_for as _wait_for
 
 wait_for = functools.partial(_wait_for, timeout=60.0)
+T0 = utcnow()
 
 DAG_FILE = """
 import json
@@ -209,3 +213,71 @@ def test_a_notification_is_given_up_after_its_tries(outbox: Repository) -> None:
     assert states == ["pending", "pending", "failed"]
     (event,) = repo.history.events(kinds=["notification.failed"])
     assert '"try": 3' in event.detail and "refused" in event.detail
+
+
+def test_a_run_id_used_again_after_its_run_was_deleted_is_notified_again(
+    outbox: Repository,
+) -> None:
+    repo, now = outbox, utcnow()
+    for _ in range(2):
+        repo.runs.trigger("d", {}, now, run_id="again")
+        repo.record_event("run.failed", now, dag_id="d", run_id="again", detail={"revision": 0})
+        with repo.engine.begin() as conn:  # as retention or `dags delete` would
+            conn.execute(delete(m.DagRun))
+        now += timedelta(seconds=1)
+    assert repo.notifications.counts()["pending"] == 2  # two runs, two keys
+
+
+def test_a_webhook_is_not_redirected_and_its_errors_name_only_its_host(
+    receivers: tuple[HttpReceiver, SmtpReceiver],
+) -> None:
+    http, _ = receivers
+    http.status = 302  # a redirect would turn the POST into an empty GET
+    target = {"type": "webhook", "url": http.url + "/hook?token=s3cret"}
+    row = NotificationRow(
+        1, "k", "run.failed", "d", "r", None, None, target, {"x": 1}, "sending", 1, 1, "", T0, None
+    )
+    with pytest.raises(DeliveryError) as failed:
+        send(row, SendConfig(timeout_s=5))
+    assert "answered HTTP 302" in str(failed.value) and "s3cret" not in str(failed.value)
+    assert len(http.posts) == 1  # the POST, not followed
+
+
+def test_a_callback_sees_the_task_environment_and_the_dags_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dags = tmp_path / "dags"
+    (dags / "team").mkdir(parents=True)
+    (dags / "helpers.py").write_text("WHO = 'helper'\n")
+    out = tmp_path / "seen.json"
+    (dags / "team" / "cb.py").write_text(
+        f"""
+import json, os
+from datetime import datetime
+from helpers import WHO
+from haflow.dag import DAG, BashTask
+
+def seen(context):
+    with open({str(out)!r}, "w") as f:
+        json.dump({{"who": WHO, "env": dict(os.environ), "key": context["key"]}}, f)
+
+with DAG("cb", start_date=datetime(2026, 1, 1), on_failure_callback=seen):
+    BashTask("t", bash_command="true")
+"""
+    )
+    monkeypatch.setenv("HAFLOW__CORE__SQL_ALCHEMY_CONN", "postgresql://user:secret@db/x")
+    target = {
+        "type": "callback",
+        "file": "/elsewhere/dags/team/cb.py",  # where the leader that parsed it keeps it
+        "task": None,
+        "hook": "on_failure_callback",
+        "index": 0,
+        "name": "seen",
+    }
+    row = NotificationRow(
+        1, "k1", "run.failed", "cb", "r", None, None, target, {}, "sending", 1, 1, "", T0, None
+    )
+    send(row, SendConfig(timeout_s=30, callback_env={}, dags_folder=str(dags)))
+    seen = json.loads(out.read_text())
+    assert seen["who"] == "helper" and seen["key"] == "k1"
+    assert not any(k.startswith("HAFLOW__") for k in seen["env"])

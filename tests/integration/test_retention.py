@@ -118,7 +118,7 @@ def test_the_leaders_pass_prunes_while_it_leads(seeded: Repository) -> None:
     )
     part._epoch = None
     assert part.run_once() == {}  # a pass begun without leadership deletes nothing
-    part.took_over(1, NOW)
+    part.elected(1, "database", NOW)
     assert part.run_once() == {"runs": 7, "events": 25}
     part.stepped_down(1, "elector")
     assert part._epoch is None

@@ -177,7 +177,7 @@ def test_the_dispatcher_delivers_while_its_epoch_leads_and_stops_when_fenced() -
     try:
         assert d.healthy()
         outbox.leader = 7
-        d.took_over(7, T0)
+        d.elected(7, "zookeeper", T0)
         wait_for("three outcomes", lambda: len(outbox.settled) == 3, timeout=5)
         assert sorted(outbox.settled) == [("k1", None), ("k2", "HTTP 503"), ("k3", None)]
         assert sorted(outcomes) == ["delivered", "delivered", "pending"]
@@ -186,7 +186,7 @@ def test_the_dispatcher_delivers_while_its_epoch_leads_and_stops_when_fenced() -
         outbox.leader = 8  # another scheduler leads now: the claim is fenced out
         wait_for("the dispatcher to stand down", lambda: d._epoch is None, timeout=5)
         assert "k4" not in sent
-        d.took_over(8, T0)  # (this scheduler leads again, under the new epoch)
+        d.elected(8, "zookeeper", T0)  # (this scheduler leads again, under the new epoch)
         wait_for("k4 to be delivered", lambda: ("k4", None) in outbox.settled, timeout=5)
         d.stepped_down(8, "elector")
         assert d._epoch is None

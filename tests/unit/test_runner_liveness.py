@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from haflow.core.attempt_end import Ending
+from haflow.dag.loader import locate
 from haflow.errors import BackendUnavailable
 from haflow.metastore.records import AttemptRef
-from haflow.worker.child import locate
 from haflow.worker.process import Outcome
 from haflow.worker.runner import AttemptRunner, RunnerConfig
 from tests.fakes import Clock, FakeAttemptRepo

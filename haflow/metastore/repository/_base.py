@@ -178,11 +178,18 @@ def _outbox(conn: Connection, events: Sequence[Event]) -> None:
     rules = {d: json.loads(n) for d, n in conn.execute(_DAG_RULES, {"ids": ids})}
     if not rules:
         return
+    found = [
+        (e, target)
+        for e in events
+        for target in matching(rules.get(e["dag_id"], []), e["kind"], e["task_id"])
+    ]
+    if not found:
+        return
+    created = _runs_created(conn, {(e["dag_id"], e["run_id"]) for e, _ in found})
     rows: dict[str, dict[str, Any]] = {}
-    for e in events:
-        for target in matching(rules.get(e["dag_id"], []), e["kind"], e["task_id"]):
-            row = _notification(e, target)
-            rows.setdefault(row["key"], row)
+    for e, target in found:
+        row = _notification(e, target, created.get((e["dag_id"], e["run_id"]), ""))
+        rows.setdefault(row["key"], row)
     if rows:
         taken = set(conn.execute(_KNOWN_KEYS, {"keys": list(rows)}).scalars())
         new = [r for k, r in rows.items() if k not in taken]
@@ -190,11 +197,24 @@ def _outbox(conn: Connection, events: Sequence[Event]) -> None:
             conn.execute(insert(m.Notification), new)
 
 
-def _notification(e: Event, target: dict[str, Any]) -> dict[str, Any]:
+def _runs_created(conn: Connection, runs: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """When each of `runs` (dag id, run id) was created, as text."""
+    dags, ids = sorted({d for d, _ in runs}), sorted({r for _, r in runs})
+    rows = conn.execute(
+        select(m.DagRun.dag_id, m.DagRun.run_id, m.DagRun.created_at).where(
+            m.DagRun.dag_id.in_(dags), m.DagRun.run_id.in_(ids)
+        )
+    )
+    return {(d, r): c.isoformat() for d, r, c in rows if (d, r) in runs}
+
+
+def _notification(e: Event, target: dict[str, Any], run_created: str) -> dict[str, Any]:
     detail = json.loads(e["detail"]) if e["detail"] else {}
     run_event = e["kind"].startswith("run.")
     generation = int(detail.get("revision", 0)) if run_event else int(e["attempt"] or 0)
-    key = notification_key(e["kind"], e["dag_id"], e["run_id"], e["task_id"], generation, target)
+    key = notification_key(
+        e["kind"], e["dag_id"], e["run_id"], e["task_id"], generation, target, run_created
+    )
     payload = {
         "key": key,
         "event": e["kind"],

@@ -206,12 +206,14 @@ class AttemptQueries(_Base):
         unique = sorted(set(keys))
         key = {"k_keys": unique, "k_worker": worker_id}
         with self._tx() as conn:
+            mine: set[Key] = set()
+            if unique and conn.execute(_HEARTBEAT, key).rowcount == len(unique):
+                mine = set(unique)
+            elif unique:
+                mine = {(r.ti_id, r.attempt) for r in conn.execute(_STILL_MINE, key)}
+            # after the attempts' rows are locked: an attempt's chunks get ids in commit order
             self._append(conn, logs)
-            if not unique:
-                return set()
-            if conn.execute(_HEARTBEAT, key).rowcount == len(unique):
-                return set(unique)
-            return {(r.ti_id, r.attempt) for r in conn.execute(_STILL_MINE, key)}
+            return mine
 
     def append_log(self, ti_id: int, attempt: int, data: str, now: datetime) -> None:
         with self._tx() as conn:
@@ -253,9 +255,10 @@ class AttemptQueries(_Base):
         task instance becomes is `core.attempt_end`'s rule under `policy`."""
         keys = sorted({(r.ti_id, r.attempt) for r in reports})
         with self._tx() as conn:
-            self._append(conn, [(r.ti_id, r.attempt, r.log, r.now) for r in reports])
             key = {"k_keys": keys, "k_worker": worker_id}
             mine = {(r.ti_id, r.attempt) for r in conn.execute(_LOCK_MINE, key)} if keys else set()
+            # the last output after the lock (as a heartbeat's): chunk ids follow commit order
+            self._append(conn, [(r.ti_id, r.attempt, r.log, r.now) for r in reports])
             ids = sorted({ti for ti, _ in keys})
             tally = {r.id: r for r in conn.execute(_TALLY, {"k_ids": ids})} if ids else {}
             ends, settles, events, out = [], [], [], []

@@ -72,8 +72,9 @@ class HistoryQueries(_Base):
     def log_since(self, ti_id: int, attempt: int, cursor: int = 0) -> LogPage:
         """What attempt `attempt` of task instance `ti_id` logged after `cursor` (0: from the
         start). Whether it had ended is read first: its report commits its last output with
-        its end, so an ended page is complete. An attempt's output is written by one thread
-        of its worker, one transaction after the other, so chunk ids grow in commit order."""
+        its end, so an ended page is complete. A heartbeat and a report lock the attempt's row
+        before they append its output, so its chunks' ids grow in commit order. (Output a
+        zombie sends after its attempt ended is kept, but not followed.)"""
         with self._tx() as conn:
             state = conn.execute(
                 select(m.TaskAttempt.state).where(

@@ -26,6 +26,7 @@ PENDING, SENDING, DELIVERED, FAILED = "pending", "sending", "delivered", "failed
 STATES = (PENDING, SENDING, DELIVERED, FAILED)
 
 _N = m.Notification
+MAX_RETRY_DELAY_S = 3600.0  # the doubling stops at an hour between tries
 
 
 def _due(epoch: int, now: datetime) -> Any:
@@ -76,13 +77,13 @@ class NotificationQueries(_Base):
         """Record how the delivery of claim `n` ended (`error` None: delivered). Returns the
         row's new state, or None when the claim was no longer the row's (a newer leader took
         it; that delivery decides). A failed try is retried after `retry_delay_s`, doubled at
-        every try, until `max_tries` tries were made."""
+        every try (at most an hour), until `max_tries` tries were made."""
         if error is None:
             state, due, what = DELIVERED, now, "notification.delivered"
         elif n.tries >= max_tries:
             state, due, what = FAILED, now, "notification.failed"
         else:
-            delay = retry_delay_s * 2 ** (n.tries - 1)
+            delay = min(retry_delay_s * 2 ** min(n.tries - 1, 30), MAX_RETRY_DELAY_S)
             state, due, what = PENDING, now + timedelta(seconds=delay), "notification.error"
         ended = now if state in (DELIVERED, FAILED) else None
         with self._tx() as conn:
@@ -141,7 +142,8 @@ class NotificationQueries(_Base):
 
 def _describe(target: dict[str, Any]) -> str:
     if target["type"] == "webhook":  # its host only: a webhook's path often holds a token
-        return f"webhook to {urlsplit(target['url']).netloc}"
+        parts = urlsplit(target["url"])
+        return f"webhook to {parts.hostname}" + (f":{parts.port}" if parts.port else "")
     if target["type"] == "email":
         return "email to " + ", ".join(target["to"])
     owner = f"task {target['task']}" if target["task"] else "DAG"

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, or_, select, update
 
 from haflow.core.states import RunState
 from haflow.errors import InvalidRequest
@@ -103,16 +103,20 @@ class RetentionQueries(_Base):
         self._dag(dag_id)
         active = [RunState.QUEUED, RunState.RUNNING]
         with self._tx() as conn:
+            # the DAG's row locked, then paused: from here the leader starts and creates none
+            # of its runs (the planner skips paused DAGs), so the runs counted are all there is
+            conn.execute(select(m.Dag.dag_id).where(m.Dag.dag_id == dag_id).with_for_update())
             busy = conn.execute(
                 select(func.count(m.DagRun.id)).where(
                     m.DagRun.dag_id == dag_id, m.DagRun.state.in_(active)
                 )
             ).scalar_one()
-        if busy and not force:
-            raise InvalidRequest(
-                f"DAG {dag_id!r} has {busy} queued or running run(s); wait for them, mark them "
-                "(`haflow dags mark-run`), or delete with --force"
-            )
+            if busy and not force:
+                raise InvalidRequest(
+                    f"DAG {dag_id!r} has {busy} queued or running run(s); wait for them, mark "
+                    "them (`haflow dags mark-run`), or delete with --force"
+                )
+            conn.execute(update(m.Dag).where(m.Dag.dag_id == dag_id).values(is_paused=True))
         runs = 0
         size = max(1, batch // _RUN_BATCH_SHARE)
         while True:
@@ -127,6 +131,8 @@ class RetentionQueries(_Base):
                 conn.execute(delete(m.DagRun).where(m.DagRun.id.in_(ids)))
                 runs += len(ids)
         with self._tx() as conn:
+            conn.execute(select(m.Dag.dag_id).where(m.Dag.dag_id == dag_id).with_for_update())
+            runs += conn.execute(delete(m.DagRun).where(m.DagRun.dag_id == dag_id)).rowcount or 0
             conn.execute(delete(m.Notification).where(m.Notification.dag_id == dag_id))
             conn.execute(delete(m.Dag).where(m.Dag.dag_id == dag_id))
             detail = {"runs": runs, "forced": bool(busy)}

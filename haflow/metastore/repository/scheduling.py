@@ -153,8 +153,12 @@ class SchedulingQueries(_Base):
                     created_epoch=epoch,
                 )
             )
-            conn.execute(
-                update(m.Dag).where(m.Dag.dag_id == r.dag_id).values(last_fire_at=r.fire_at)
+            _checked(  # the DAG was deleted since the snapshot: create no orphan run
+                conn.execute(
+                    update(m.Dag).where(m.Dag.dag_id == r.dag_id).values(last_fire_at=r.fire_at)
+                ),
+                1,
+                f"record the last fire time of DAG {r.dag_id!r}",
             )
             ev.append(
                 _event(
