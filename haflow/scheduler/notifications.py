@@ -11,7 +11,6 @@ metastore went away) is claimed again by the next leader under the same key.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from haflow.errors import FencedOut, HaflowError
 from haflow.metastore.records import AttemptRef, NotificationRow
 from haflow.metastore.repository import Repository
 from haflow.notify.send import DeliveryError
-from haflow.scheduler.listener import SchedulerListener
+from haflow.scheduler.leader_part import LeaderPart
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +38,8 @@ class DispatchConfig:
     retry_delay_s: float = 10.0
 
 
-class NotificationDispatcher(SchedulerListener):
-    """A part of the scheduler daemon (start, stop, healthy) that listens to its leadership."""
+class NotificationDispatcher(LeaderPart):
+    """A part of the scheduler daemon that delivers while this scheduler leads."""
 
     name = "notification dispatcher"
 
@@ -53,54 +52,22 @@ class NotificationDispatcher(SchedulerListener):
         clock: Clock = utcnow,
         settled: Callable[[str], None] = lambda state: None,
     ) -> None:
+        super().__init__()
         self.repo = repo
         self.send = send  # one try; raises DeliveryError (or anything) when it failed
         self.cfg = cfg
         self.clock = clock
         self.settled = settled  # told each outcome: delivered, pending (retry), failed, lost
-        self._epoch: int | None = None
         self._busy = 0
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
         self._pool = ThreadPoolExecutor(cfg.parallelism, thread_name_prefix="notify")
-        self._thread = threading.Thread(target=self._run, name="notifications", daemon=True)
-
-    # the part
-    def start(self) -> None:
-        self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread.is_alive():
-            self._thread.join(5.0)
+        super().stop()
         self._pool.shutdown(wait=False, cancel_futures=True)
-
-    def healthy(self) -> bool:
-        return self._thread.is_alive() or not self._thread.ident or self._stop.is_set()
-
-    # the scheduler's hooks (quick, never raise); from `elected`, not `took_over`: a takeover
-    # that failed half-way (the metastore away) is not retried, and claims are fenced anyway
-    def elected(self, epoch: int, mode: str, now: datetime) -> None:
-        self._epoch = epoch
-        self._wake.set()
-
-    def stepped_down(self, epoch: int, reason: str) -> None:
-        self._stand_down(epoch)
-
-    def fenced(self, epoch: int | None) -> None:
-        if epoch is not None:
-            self._stand_down(epoch)
 
     def applied(self, decisions: Decisions, refs: Sequence[AttemptRef], now: datetime) -> None:
         if decisions.finish_runs or decisions.changes:  # may have written notifications
             self._wake.set()
-
-    def _stand_down(self, epoch: int) -> None:
-        with self._lock:
-            if self._epoch == epoch:
-                self._epoch = None
 
     # the thread
     def _run(self) -> None:
@@ -113,7 +80,7 @@ class NotificationDispatcher(SchedulerListener):
             self._wake.clear()
 
     def _claim(self) -> None:
-        epoch = self._epoch
+        epoch = self.epoch
         with self._lock:
             free = self.cfg.parallelism - self._busy
         if epoch is None or free <= 0:
@@ -123,7 +90,7 @@ class NotificationDispatcher(SchedulerListener):
                 epoch, self.clock(), limit=free, lease_s=self.cfg.timeout_s + _LEASE_MARGIN_S
             )
         except FencedOut:
-            self._stand_down(epoch)
+            self.stand_down(epoch)
             return
         except HaflowError as exc:
             log.warning("cannot claim notifications: %s", exc)

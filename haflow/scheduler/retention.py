@@ -5,16 +5,15 @@ batch with a short pause between, on a thread of its own so scheduling never wai
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from haflow.core.clock import Clock, utcnow
 from haflow.errors import HaflowError
 from haflow.metastore.repository import Repository
-from haflow.scheduler.listener import SchedulerListener
+from haflow.scheduler.leader_part import LeaderPart
 
 log = logging.getLogger(__name__)
 
@@ -29,48 +28,23 @@ class RetentionConfig:
     first_delay_s: float = 60.0  # after taking over: the takeover's own work goes first
 
 
-class RetentionPass(SchedulerListener):
-    """A part of the scheduler daemon that prunes while it leads."""
+class RetentionPass(LeaderPart):
+    """A part of the scheduler daemon that prunes while this scheduler leads."""
 
     name = "retention"
 
     def __init__(self, repo: Repository, cfg: RetentionConfig, *, clock: Clock = utcnow) -> None:
+        super().__init__()
         self.repo = repo
         self.cfg = cfg
         self.clock = clock
-        self._epoch: int | None = None
         self._due = 0.0
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="retention", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread.is_alive():
-            self._thread.join(5.0)
-
-    def healthy(self) -> bool:
-        return self._thread.is_alive() or not self._thread.ident or self._stop.is_set()
-
-    def elected(self, epoch: int, mode: str, now: datetime) -> None:
-        self._epoch = epoch
+    def _lead(self, epoch: int) -> None:
         self._due = time.monotonic() + self.cfg.first_delay_s
-        self._wake.set()
-
-    def stepped_down(self, epoch: int, reason: str) -> None:
-        if self._epoch == epoch:
-            self._epoch = None
-
-    def fenced(self, epoch: int | None) -> None:
-        if epoch is not None and self._epoch == epoch:
-            self._epoch = None
 
     def _leading(self) -> bool:
-        return self._epoch is not None and not self._stop.is_set()
+        return self.epoch is not None
 
     def _run(self) -> None:
         while not self._stop.is_set():

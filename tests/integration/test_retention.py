@@ -116,12 +116,11 @@ def test_the_leaders_pass_prunes_while_it_leads(seeded: Repository) -> None:
     part = RetentionPass(
         seeded, RetentionConfig(older_than_days=30, tables=("runs", "events"), pause_s=0)
     )
-    part._epoch = None
     assert part.run_once() == {}  # a pass begun without leadership deletes nothing
     part.elected(1, "database", NOW)
     assert part.run_once() == {"runs": 7, "events": 25}
     part.stepped_down(1, "elector")
-    assert part._epoch is None
+    assert part.epoch is None
 
 
 def test_the_cli_cleans_and_deletes(seeded: Repository, db_url: str, tmp_path: Path) -> None:

@@ -184,11 +184,11 @@ def test_the_dispatcher_delivers_while_its_epoch_leads_and_stops_when_fenced() -
 
         outbox.due = [_row("k4")]
         outbox.leader = 8  # another scheduler leads now: the claim is fenced out
-        wait_for("the dispatcher to stand down", lambda: d._epoch is None, timeout=5)
+        wait_for("the dispatcher to stand down", lambda: d.epoch is None, timeout=5)
         assert "k4" not in sent
         d.elected(8, "zookeeper", T0)  # (this scheduler leads again, under the new epoch)
         wait_for("k4 to be delivered", lambda: ("k4", None) in outbox.settled, timeout=5)
         d.stepped_down(8, "elector")
-        assert d._epoch is None
+        assert d.epoch is None
     finally:
         d.stop()

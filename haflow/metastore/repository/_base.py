@@ -215,23 +215,17 @@ def _notification(e: Event, target: dict[str, Any], run_created: str) -> dict[st
     key = notification_key(
         e["kind"], e["dag_id"], e["run_id"], e["task_id"], generation, target, run_created
     )
-    payload = {
+    ident = {
         "key": key,
         "event": e["kind"],
         "dag_id": e["dag_id"],
         "run_id": e["run_id"],
         "task_id": e["task_id"],
         "attempt": e["attempt"],
-        "ts": e["ts"].isoformat(),
-        "detail": detail,
     }
+    payload = {**ident, "ts": e["ts"].isoformat(), "detail": detail}
     return {
-        "key": key,
-        "event": e["kind"],
-        "dag_id": e["dag_id"],
-        "run_id": e["run_id"],
-        "task_id": e["task_id"],
-        "attempt": e["attempt"],
+        **ident,
         "target": json.dumps(target, sort_keys=True),
         "payload": json.dumps(payload, default=str),
         "state": "pending",
