@@ -58,3 +58,7 @@ class TriggerRule(StrEnum):
     ONE_SUCCESS = "one_success"
     ONE_FAILED = "one_failed"
     NONE_FAILED = "none_failed"
+    NONE_FAILED_MIN_ONE_SUCCESS = "none_failed_min_one_success"
+    ONE_DONE = "one_done"
+    ALL_SKIPPED = "all_skipped"
+    ALWAYS = "always"

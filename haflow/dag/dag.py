@@ -8,6 +8,7 @@ defined in, so a broken DAGs folder can be fixed from the message alone.
 from __future__ import annotations
 
 import contextvars
+import functools
 import hashlib
 import inspect
 import json
@@ -293,3 +294,25 @@ class DAG:
                 for tid, t in ((tid, self.tasks[tid]) for tid in order)
             },
         }
+
+
+def dag(function: Callable[..., object] | None = None, /, **dag_args: Any) -> Any:
+    """TaskFlow's `@dag`: a function whose body creates tasks becomes a DAG factory; calling it
+    (once, at module level) creates the DAG, named after the function unless `dag_id` is
+    given, described by its docstring unless `description` is. Every `DAG(...)` argument
+    may be given to the decorator."""
+
+    def decorate(fn: Callable[..., object]) -> Callable[..., DAG]:
+        @functools.wraps(fn)
+        def factory(*args: Any, **kwargs: Any) -> DAG:
+            given = dict(dag_args)
+            dag_id = given.pop("dag_id", fn.__name__)
+            given.setdefault("description", inspect.getdoc(fn) or "")
+            given.setdefault("fileloc", fn.__code__.co_filename)
+            with DAG(dag_id, **given) as made:
+                fn(*args, **kwargs)
+            return made
+
+        return factory
+
+    return decorate(function) if function is not None else decorate

@@ -238,3 +238,38 @@ def _exists(repo: Repository, dag_id: str, run_id: str) -> bool:
         return bool(repo.runs.get(dag_id, run_id))
     except Exception:
         return False
+
+
+def test_the_taskflow_example_runs_its_trigger_rules(tmp_path: Path, db_url: str) -> None:
+    example = Path(__file__).parents[2] / "haflow" / "example_dags" / "example_taskflow.py"
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / example.name).write_text(example.read_text())
+    settings = load_settings(
+        home=tmp_path,
+        environ={
+            "HAFLOW__CORE__SQL_ALCHEMY_CONN": db_url,
+            "HAFLOW__CORE__DAGS_FOLDER": str(dags),
+            "HAFLOW__SCHEDULER__LOOP_INTERVAL": "0.1",
+        },
+    )
+    service = build_scheduler(settings)
+    thread = threading.Thread(target=service.run, name="scheduler", daemon=True)
+    thread.start()
+    repo = service.repo
+    try:
+        wait_for("the example to be parsed", lambda: bool(repo.dags.all()))
+        repo.runs.trigger("example_taskflow", {}, utcnow(), run_id="tf")
+        wait_for("run tf to finish", lambda: _finished(repo, "example_taskflow", "tf"))
+        states = {t.task_id: t.state for t in repo.history.task_instances("example_taskflow", "tf")}
+    finally:
+        service.stop_requested.set()
+        thread.join(30)
+    assert states == {
+        "extract": "success",
+        "check": "failed",  # on purpose
+        "cleanup": "success",
+        "notify": "success",
+        "audit": "success",
+    }
+    assert repo.runs.get("example_taskflow", "tf").state == "failed"

@@ -464,7 +464,7 @@ def _random_case(rng: random.Random) -> tuple[DagSpec, RunSnap]:
 def test_property_all_success_never_queued_before_upstreams_succeed() -> None:
     rng = random.Random(20240101)
     checked = 0
-    for _ in range(2000):
+    for _ in range(4000):
         dag, run = _random_case(rng)
         out = plan({"d": dag}, [run], NOW, Limits(open_slots=rng.randint(0, 8)))
         by_id = {t.id: t for t in run.tis.values()}

@@ -73,6 +73,25 @@ def test_accepts_any_iterable_of_states(rule: TriggerRule) -> None:
         (TriggerRule.ONE_FAILED, [UF, NONE], Verdict.READY),
         (TriggerRule.ONE_FAILED, [S, R], Verdict.WAIT),
         (TriggerRule.ONE_FAILED, [S, SK], Verdict.SKIP),
+        # none_failed_min_one_success: none failed, and at least one succeeded
+        (TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS, [S, SK], Verdict.READY),
+        (TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS, [SK, SK], Verdict.SKIP),
+        (TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS, [S, F], Verdict.UPSTREAM_FAILED),
+        (TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS, [SK, UF], Verdict.UPSTREAM_FAILED),
+        (TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS, [S, R], Verdict.WAIT),
+        # one_done: as soon as one upstream succeeded or failed
+        (TriggerRule.ONE_DONE, [S, R], Verdict.READY),
+        (TriggerRule.ONE_DONE, [F, NONE], Verdict.READY),
+        (TriggerRule.ONE_DONE, [SK, R], Verdict.WAIT),
+        (TriggerRule.ONE_DONE, [SK, SK], Verdict.SKIP),
+        # all_skipped: every upstream skipped; skipped as soon as one ended otherwise
+        (TriggerRule.ALL_SKIPPED, [SK, SK], Verdict.READY),
+        (TriggerRule.ALL_SKIPPED, [SK, R], Verdict.WAIT),
+        (TriggerRule.ALL_SKIPPED, [S, R], Verdict.SKIP),
+        (TriggerRule.ALL_SKIPPED, [SK, F], Verdict.SKIP),
+        # always: whatever the upstream does, even before it ends
+        (TriggerRule.ALWAYS, [NONE, R], Verdict.READY),
+        (TriggerRule.ALWAYS, [F, UF], Verdict.READY),
     ],
 )
 def test_evaluate_trigger(rule: TriggerRule, upstream: list[TaskState], verdict: Verdict) -> None:

@@ -1,0 +1,54 @@
+"""What DAG authors write, as Airflow users write it: `from haflow import ...`, `@dag`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import haflow
+from haflow.dag.loader import load_dag_file
+
+
+def test_the_authoring_names_import_from_haflow_itself() -> None:
+    from haflow import DAG, BashTask, PythonTask, dag, task
+
+    assert DAG.__module__ == "haflow.dag.dag" and callable(dag) and callable(task)
+    assert BashTask.kind == "bash" and PythonTask.kind == "python"
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        _ = haflow.nope
+
+
+def test_a_dag_decorated_function_becomes_a_dag_when_called(tmp_path: Path) -> None:
+    path = tmp_path / "flow.py"
+    path.write_text(
+        """
+from datetime import datetime
+from haflow import dag, task, BashTask
+
+@dag(schedule="@daily", start_date=datetime(2026, 1, 1), tags=["tf"])
+def nightly():
+    \"\"\"Loads the warehouse every night.\"\"\"
+    @task
+    def extract():
+        return 1
+
+    extract() >> BashTask("load", bash_command="echo load")
+
+nightly()
+
+@dag(dag_id="renamed")
+def other():
+    BashTask("only", bash_command="true")
+
+other()
+"""
+    )
+    dags, error = load_dag_file(path)
+    assert error is None
+    by_id = {d.dag_id: d for d in dags}
+    nightly = by_id["nightly"]
+    assert nightly.description == "Loads the warehouse every night."
+    assert nightly.fileloc == str(path) and nightly.tags == ["tf"]
+    assert nightly.tasks["load"].upstream_task_ids == {"extract"}
+    assert list(by_id["renamed"].tasks) == ["only"]
