@@ -46,6 +46,7 @@ class Tally:
     losses: int  # attempts lost with their worker
     retries: int
     retry_delay_s: float
+    retry_backoff_cap_s: float | None = None  # exponential backoff up to this; None: fixed
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ def after_attempt(tally: Tally, ending: Ending, policy: EndPolicy, now: datetime
         failures=tally.failures,
         retries=tally.retries,
         retry_delay_s=tally.retry_delay_s,
+        backoff_cap_s=tally.retry_backoff_cap_s,
         now=now,
         counts_as_failure=not ending.lost or policy.reclaim_consumes_retry,
     )
@@ -100,6 +102,7 @@ def after_failure(
     retry_delay_s: float,
     now: datetime,
     counts_as_failure: bool = True,
+    backoff_cap_s: float | None = None,
 ) -> AfterFailure:
     """What a task instance becomes after an attempt that did not succeed.
 
@@ -110,5 +113,8 @@ def after_failure(
         return AfterFailure(TaskState.UP_FOR_RETRY, failures, now)
     used = failures + 1
     if used <= retries:
-        return AfterFailure(TaskState.UP_FOR_RETRY, used, now + timedelta(seconds=retry_delay_s))
+        delay = retry_delay_s
+        if backoff_cap_s is not None:  # 1x, 2x, 4x ... the delay, up to the cap
+            delay = min(retry_delay_s * 2 ** min(used - 1, 40), backoff_cap_s)
+        return AfterFailure(TaskState.UP_FOR_RETRY, used, now + timedelta(seconds=delay))
     return AfterFailure(TaskState.FAILED, used, None)

@@ -63,7 +63,7 @@ def reclaim_reason(ti: TISnap, metastore_now: datetime, limits: Limits) -> str |
 def ended(ti: TISnap, now: datetime, ending: Ending, limits: Limits, why: str) -> TIChange:
     """The change that closes the running attempt of `ti` as `ending` (core.attempt_end)."""
     nxt = after_attempt(
-        Tally(ti.failures, ti.losses, ti.retries, ti.retry_delay_s),
+        Tally(ti.failures, ti.losses, ti.retries, ti.retry_delay_s, ti.retry_backoff_cap_s),
         ending,
         EndPolicy(limits.max_losses, limits.reclaim_consumes_retry),
         now,

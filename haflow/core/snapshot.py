@@ -50,6 +50,7 @@ class TISnap:
     losses: int = 0  # attempts lost with their worker
     retries: int = 0
     retry_delay_s: float = 0.0
+    retry_backoff_cap_s: float | None = None  # exponential backoff up to this; None: fixed
     next_try_at: datetime | None = None
     timeout_s: float | None = None
     started_at: datetime | None = None  # of the running attempt

@@ -284,6 +284,9 @@ class DAG:
                     "kind": t.kind,
                     "retries": t.retries,
                     "retry_delay": t.retry_delay.total_seconds(),
+                    "retry_backoff_cap": (
+                        t.retry_backoff_cap.total_seconds() if t.retry_backoff_cap else None
+                    ),
                     "execution_timeout": (
                         t.execution_timeout.total_seconds() if t.execution_timeout else None
                     ),

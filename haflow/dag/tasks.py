@@ -18,6 +18,8 @@ from haflow.dag.notifiers import hook_list
 from haflow.errors import DagDefinitionError
 
 DEFAULT_RETRY_DELAY = timedelta(seconds=300)
+DEFAULT_MAX_RETRY_DELAY = timedelta(days=1)
+"""The cap of an exponential backoff that names none (Airflow's too)."""
 
 TaskOrTasks: TypeAlias = "BaseTask | Iterable[BaseTask]"
 
@@ -60,6 +62,20 @@ def _retry_policy(
     )
 
 
+def _backoff(
+    defaults: dict[str, Any], exponential: bool | None, cap: timedelta | float | None, where: str
+) -> timedelta | None:
+    """The cap of the retry delay's exponential backoff (1x, 2x, 4x ... `retry_delay`), or
+    None for a fixed delay; explicit arguments win over the DAG's default_args."""
+    on = exponential if exponential is not None else defaults.get("retry_exponential_backoff")
+    if on is None or on is False:
+        return None
+    if on is not True:
+        raise DagDefinitionError(f"{where}: retry_exponential_backoff must be True or False")
+    limit = cap if cap is not None else defaults.get("max_retry_delay")
+    return DEFAULT_MAX_RETRY_DELAY if limit is None else _duration(limit, "max_retry_delay", where)
+
+
 def _trigger_rule(value: object, where: str) -> TriggerRule:
     if isinstance(value, str):  # a TriggerRule member is a str as well
         try:
@@ -99,6 +115,8 @@ class BaseTask:
         execution_timeout: timedelta | float | None = None,
         trigger_rule: TriggerRule | str = TriggerRule.ALL_SUCCESS,
         queue: str = "default",
+        retry_exponential_backoff: bool | None = None,
+        max_retry_delay: timedelta | float | None = None,
         on_success_callback: object = None,
         on_failure_callback: object = None,
         on_retry_callback: object = None,
@@ -115,6 +133,9 @@ class BaseTask:
         self.dag: DAG = owner
         self.retries, self.retry_delay, self.execution_timeout = _retry_policy(
             owner.default_args, retries, retry_delay, execution_timeout, where
+        )
+        self.retry_backoff_cap = _backoff(
+            owner.default_args, retry_exponential_backoff, max_retry_delay, where
         )
         self.trigger_rule = _trigger_rule(trigger_rule, where)
         if not isinstance(queue, str) or not queue:

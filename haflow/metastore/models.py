@@ -101,6 +101,8 @@ class TaskInstance(Base):
     losses: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     retries: Mapped[int] = mapped_column(Integer, default=0)
     retry_delay_s: Mapped[float] = mapped_column(default=0.0)
+    retry_backoff_cap_s: Mapped[float | None] = mapped_column()
+    """Exponential backoff of the retry delay, up to this many seconds; NULL: a fixed delay."""
     timeout_s: Mapped[float | None] = mapped_column()
     queue: Mapped[str] = mapped_column(String(100), default="default")
     worker_id: Mapped[str | None] = mapped_column(String(250))

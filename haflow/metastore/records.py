@@ -50,6 +50,7 @@ class TaskDef:
     retry_delay_s: float
     timeout_s: float | None
     queue: str
+    retry_backoff_cap_s: float | None = None
 
 
 @dataclass(frozen=True)

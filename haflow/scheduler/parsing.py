@@ -124,6 +124,9 @@ def summarize(dag: DAG) -> ParsedDag:
             task_id=t.task_id,
             retries=t.retries,
             retry_delay_s=t.retry_delay.total_seconds(),
+            retry_backoff_cap_s=(
+                None if t.retry_backoff_cap is None else t.retry_backoff_cap.total_seconds()
+            ),
             timeout_s=None if t.execution_timeout is None else t.execution_timeout.total_seconds(),
             queue=t.queue,
         )

@@ -295,3 +295,39 @@ def test_a_claim_cut_off_mid_transaction_does_not_keep_the_attempt_locked(
     conn.close()
     cut.dispose()
     other.engine.dispose()
+
+
+def test_a_task_with_backoff_waits_twice_as_long_after_each_failure(
+    repo: Repository, engine: Engine
+) -> None:
+    from sqlalchemy import select
+
+    from haflow.metastore import models as m
+
+    defs = {
+        "d": [
+            TaskDef(
+                "a",
+                retries=5,
+                retry_delay_s=10.0,
+                timeout_s=None,
+                queue="default",
+                retry_backoff_cap_s=25.0,
+            )
+        ]
+    }
+    epoch = repo.leadership.take("s1", "none", T0)
+    run = repo.runs.trigger("d", {}, T0, run_id="r1")
+    repo.scheduling.apply(Decisions(start_runs=[run.pk]), defs, epoch, T0)
+    waits = []
+    for attempt in (1, 2, 3):
+        ti = repo.history.task_instance("d", "r1", "a")
+        (ref,) = repo.scheduling.apply(Decisions(to_queue=[(ti.id, attempt)]), defs, epoch, T0).refs
+        assert repo.attempts.claim(ref, "w1", T0) is not None
+        assert repo.attempts.finish(ti.id, attempt, "w1", Ending.FAILED, "boom", T0)
+        with engine.begin() as conn:
+            due = conn.execute(
+                select(m.TaskInstance.next_try_at).where(m.TaskInstance.id == ti.id)
+            ).scalar_one()
+        waits.append((due - T0).total_seconds())
+    assert waits == [10.0, 20.0, 25.0]

@@ -52,3 +52,21 @@ other()
     assert nightly.fileloc == str(path) and nightly.tags == ["tf"]
     assert nightly.tasks["load"].upstream_task_ids == {"extract"}
     assert list(by_id["renamed"].tasks) == ["only"]
+
+
+def test_retry_backoff_comes_from_the_task_or_default_args() -> None:
+    from datetime import timedelta
+
+    from haflow import DAG, BashTask
+    from haflow.errors import DagDefinitionError
+
+    with DAG("b", default_args={"retry_exponential_backoff": True}) as d:
+        capped = BashTask("capped", bash_command="true", max_retry_delay=60)
+        default = BashTask("default", bash_command="true")
+        fixed = BashTask("fixed", bash_command="true", retry_exponential_backoff=False)
+    assert capped.retry_backoff_cap == timedelta(seconds=60)
+    assert default.retry_backoff_cap == timedelta(days=1)
+    assert fixed.retry_backoff_cap is None
+    assert d.structure()["tasks"]["capped"]["retry_backoff_cap"] == 60.0
+    with pytest.raises(DagDefinitionError, match="retry_exponential_backoff must be True"):
+        BashTask("bad", bash_command="true", dag=d, retry_exponential_backoff="yes")

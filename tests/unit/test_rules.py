@@ -139,3 +139,16 @@ def test_after_failure_not_counted_retries_at_once(failures: int) -> None:
         failures=failures, retries=0, retry_delay_s=60, now=NOW, counts_as_failure=False
     )
     assert got == AfterFailure(TaskState.UP_FOR_RETRY, failures, NOW)
+
+
+def test_exponential_backoff_doubles_the_delay_up_to_its_cap() -> None:
+    def delay(failures: int, cap: float | None) -> float:
+        nxt = after_failure(
+            failures=failures, retries=100, retry_delay_s=10.0, now=NOW, backoff_cap_s=cap
+        )
+        assert nxt.next_try_at is not None
+        return (nxt.next_try_at - NOW).total_seconds()
+
+    assert [delay(f, 100.0) for f in range(5)] == [10.0, 20.0, 40.0, 80.0, 100.0]
+    assert [delay(f, None) for f in range(3)] == [10.0, 10.0, 10.0]  # fixed
+    assert delay(60, 1e9) == 1e9  # no overflow however many failures

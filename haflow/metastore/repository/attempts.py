@@ -94,6 +94,7 @@ _TALLY = (
         _ti.losses,
         _ti.retries,
         _ti.retry_delay_s,
+        _ti.retry_backoff_cap_s,
     )
     .join(m.DagRun, m.DagRun.id == _ti.run_pk)
     .where(_ti.id.in_(bindparam("k_ids", expanding=True)))
@@ -313,7 +314,7 @@ def _settled(
     r: AttemptReport, row: Any, worker_id: str, policy: EndPolicy
 ) -> tuple[dict[str, Any], Event]:
     """The task instance's new columns after report `r`, and the event saying so."""
-    tally = Tally(row.failures, row.losses, row.retries, row.retry_delay_s)
+    tally = Tally(row.failures, row.losses, row.retries, row.retry_delay_s, row.retry_backoff_cap_s)
     nxt = after_attempt(tally, r.ending, policy, r.now)
     counters = {f"k_{name}": value for name, value in _counters(nxt, r.now).items()}
     settle = {"k_ti": r.ti_id, "k_attempt": r.attempt, "k_new": nxt.state, **counters}
