@@ -329,5 +329,6 @@ def test_a_task_with_backoff_waits_twice_as_long_after_each_failure(
             due = conn.execute(
                 select(m.TaskInstance.next_try_at).where(m.TaskInstance.id == ti.id)
             ).scalar_one()
+        assert due is not None
         waits.append((due - T0).total_seconds())
     assert waits == [10.0, 20.0, 25.0]
