@@ -27,7 +27,7 @@ def _next_fire(row: DagRow) -> datetime | None:
     if row.schedule is None or row.is_paused:
         return None
     sched = parse_schedule(row.schedule, dag_id=row.dag_id, fileloc=row.fileloc)
-    return None if sched is None else sched.next_fire_after(row.last_fire_at or utcnow())
+    return None if sched is None else sched.next_due(None, row.last_fire_at, utcnow(), False)
 
 
 @dags.command("list")

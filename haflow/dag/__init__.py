@@ -10,11 +10,12 @@ from haflow.core.states import TriggerRule
 from haflow.dag.dag import DAG, dag
 from haflow.dag.loader import DagBag, DagCache, ImportErrorRecord, load_dag_file, load_dag_folder
 from haflow.dag.notifiers import Email, Webhook
-from haflow.dag.schedule import Schedule, parse_schedule
+from haflow.dag.schedule import AnySchedule, Schedule, parse_schedule
 from haflow.dag.tasks import BaseTask, BashTask, PythonTask, task
 
 __all__ = [
     "DAG",
+    "AnySchedule",
     "BaseTask",
     "BashTask",
     "DagBag",

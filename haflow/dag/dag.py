@@ -15,12 +15,12 @@ import json
 import re
 from collections import deque
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from haflow.core.notices import RUN_HOOKS, TASK_HOOKS, Rule
 from haflow.dag.notifiers import Email, Webhook, hook_list, hook_rules
-from haflow.dag.schedule import Schedule, parse_schedule
+from haflow.dag.schedule import AnySchedule, parse_schedule
 from haflow.errors import DagDefinitionError
 
 if TYPE_CHECKING:
@@ -104,7 +104,7 @@ class DAG:
         self,
         dag_id: str,
         *,
-        schedule: str | None = None,
+        schedule: str | timedelta | None = None,
         start_date: datetime | None = None,
         catchup: bool = False,
         max_active_runs: int = 16,
@@ -117,10 +117,14 @@ class DAG:
     ) -> None:
         self.fileloc: str | None = fileloc if fileloc is not None else _caller_file()
         self.dag_id = check_id("DAG", dag_id, f"DAG in {self._file}")
-        self.schedule = schedule
-        self.schedule_obj: Schedule | None = parse_schedule(
+        self.schedule_obj: AnySchedule | None = parse_schedule(
             schedule, dag_id=dag_id, fileloc=self.fileloc
         )
+        # the text kept in the metastore: what the DAG file said, or the interval's expression
+        self.schedule: str | None = None
+        if self.schedule_obj is not None:
+            keep = isinstance(schedule, str)  # "@daily" stays "@daily"
+            self.schedule = str(schedule) if keep else self.schedule_obj.expression
         self.start_date = _as_utc(start_date, self._where)
         if schedule is not None and self.start_date is None:
             raise DagDefinitionError(f"{self._where}: a scheduled DAG needs a start_date")

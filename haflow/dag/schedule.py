@@ -1,15 +1,20 @@
-"""Cron schedules of DAGs and the data intervals they cut time into.
+"""The schedules of DAGs and the data intervals they cut time into: a cron expression (or a
+preset such as `@daily`), a fixed interval (`timedelta`), or `@once`.
 
-A `Schedule` is pure: every method maps UTC datetimes to UTC datetimes and never reads the clock,
+A schedule is pure: every method maps UTC datetimes to UTC datetimes and never reads the clock,
 so the scheduler passes `now` in and tests need no sleeping. Airflow semantics: the run created at
-fire time t1 covers the data interval [t0, t1), where t0 is the fire before t1.
+fire time t1 covers the data interval [t0, t1), where t0 is the fire before t1; an interval
+schedule fires at start_date + k x interval (k >= 1); `@once` fires once, at its start_date,
+for the empty interval [start_date, start_date). Each has an `expression`, the text kept in the
+metastore, which `parse_schedule` turns back into the same schedule.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from croniter import CroniterError, croniter
 
@@ -94,6 +99,14 @@ class Schedule:
             return [self.prev_fire_at_or_before(current)]
         return self._fires_between(lowest, current)
 
+    def next_due(
+        self, start_date: datetime | None, last: datetime | None, now: datetime, catchup: bool
+    ) -> datetime | None:
+        """The next interval end the scheduler will create a run for (for display)."""
+        if catchup and last is not None:
+            return self.next_fire_after(last)
+        return self.next_fire_after(max(now, last or now))
+
     def _fires_between(self, first: datetime, last: datetime) -> list[datetime]:
         fires = [first]
         it = croniter(self.expression, first)
@@ -109,6 +122,92 @@ class Schedule:
 # the fire after the last run created and on the first interval's end, which change only when a
 # run is created. Cached (the functions are pure), a tick with nothing due parses no cron
 # expression; uncached, 1,000 cron DAGs took 40 % of the leader's time (benchmarks/scale.py).
+@dataclass(frozen=True)
+class IntervalSchedule:
+    """Every `seconds`, counted from the DAG's start_date."""
+
+    seconds: float
+
+    @property
+    def expression(self) -> str:
+        return f"@every {self.seconds:g}s"
+
+    @property
+    def delta(self) -> timedelta:
+        return timedelta(seconds=self.seconds)
+
+    def next_fire_after(self, dt: datetime) -> datetime:
+        """The fire after one at `dt` (the grid is anchored at the start_date, which a fire
+        time is on)."""
+        return _utc(dt, "dt") + self.delta
+
+    def data_interval_ending_at(self, fire: datetime) -> tuple[datetime, datetime]:
+        end = _utc(fire, "fire")
+        return end - self.delta, end
+
+    def next_due(
+        self, start_date: datetime | None, last: datetime | None, now: datetime, catchup: bool
+    ) -> datetime | None:
+        """The next interval end the scheduler will create a run for (for display)."""
+        if start_date is None:
+            return None if last is None else self.next_fire_after(last)
+        start = _utc(start_date, "start_date")
+        k = int((_utc(now, "now") - start) / self.delta) + 1
+        if last is not None:
+            after_last = int((_utc(last, "last") - start) / self.delta) + 1
+            k = after_last if catchup else max(k, after_last)
+        return start + max(k, 1) * self.delta
+
+    def due_fires(
+        self, start_date: datetime, after: datetime | None, now: datetime, catchup: bool
+    ) -> list[datetime]:
+        """Interval ends start_date + k x interval in (after, now], oldest first (only the
+        latest without catchup; at most MAX_DUE_FIRES)."""
+        start, current = _utc(start_date, "start_date"), _utc(now, "now")
+        k_last = int((current - start) / self.delta)
+        if k_last < 1:
+            return []
+        k_first = 1 if after is None else int((_utc(after, "after") - start) / self.delta) + 1
+        if k_first > k_last:
+            return []
+        if not catchup:
+            return [start + k_last * self.delta]
+        k_end = min(k_last, k_first + MAX_DUE_FIRES - 1)
+        return [start + k * self.delta for k in range(k_first, k_end + 1)]
+
+
+@dataclass(frozen=True)
+class OnceSchedule:
+    """`@once`: one run, due at the DAG's start_date."""
+
+    expression: str = "@once"
+
+    def next_fire_after(self, dt: datetime) -> None:
+        return None  # the only fire is the start_date, which `due_fires` knows
+
+    def next_due(
+        self, start_date: datetime | None, last: datetime | None, now: datetime, catchup: bool
+    ) -> datetime | None:
+        """The start_date until the one run is created, then nothing."""
+        return start_date if last is None else None
+
+    def data_interval_ending_at(self, fire: datetime) -> tuple[datetime, datetime]:
+        at = _utc(fire, "fire")
+        return at, at
+
+    def due_fires(
+        self, start_date: datetime, after: datetime | None, now: datetime, catchup: bool
+    ) -> list[datetime]:
+        start = _utc(start_date, "start_date")
+        return [start] if after is None and start <= _utc(now, "now") else []
+
+
+AnySchedule = Schedule | IntervalSchedule | OnceSchedule
+"""What a DAG's `schedule` becomes."""
+
+_EVERY = re.compile(r"@every\s+([0-9]+(?:\.[0-9]+)?)s")
+
+
 @functools.lru_cache(maxsize=1 << 16)
 def _next_fire_after(expression: str, start: datetime) -> datetime:
     return _clean(croniter(expression, start).get_next(datetime))
@@ -119,26 +218,47 @@ def _first_interval_end(schedule: Schedule, start: datetime) -> datetime:
     return schedule._first_interval_end(start)
 
 
-def parse_schedule(expr: str | None, *, dag_id: str, fileloc: str | None) -> Schedule | None:
-    """Turn a DAG's `schedule` argument into a Schedule; None means manual runs only."""
+def parse_schedule(
+    expr: str | timedelta | None, *, dag_id: str, fileloc: str | None
+) -> AnySchedule | None:
+    """Turn a DAG's `schedule` argument (or the expression kept for it) into a schedule;
+    None means manual runs only."""
     if expr is None:
         return None
     where = f"DAG {dag_id!r} in {fileloc or '<unknown file>'}"
+    if isinstance(expr, timedelta):
+        return _interval(expr.total_seconds(), expr, where)
     if not isinstance(expr, str):
-        raise DagDefinitionError(f"{where}: schedule must be a cron string or None, got {expr!r}")
+        raise DagDefinitionError(
+            f"{where}: schedule must be a cron string, a timedelta, '@once' or None, "
+            f"got {expr!r}"
+        )
     text = expr.strip()
     if text == "@once":
-        raise DagDefinitionError(
-            f"{where}: schedule '@once' is not supported; use schedule=None and trigger it"
-        )
+        return OnceSchedule()
+    every = _EVERY.fullmatch(text)
+    if every:
+        return _interval(float(every.group(1)), expr, where)
     cron = PRESETS.get(text, text)
     if not _is_valid_cron(cron):
         presets = ", ".join(PRESETS)
         raise DagDefinitionError(
             f"{where}: invalid schedule {expr!r}; use a five-field cron expression "
-            f"(minute hour day-of-month month day-of-week) or one of {presets}"
+            f"(minute hour day-of-month month day-of-week), one of {presets}, '@once', "
+            "or a timedelta"
         )
     return Schedule(cron)
+
+
+MIN_INTERVAL_S = 1.0
+
+
+def _interval(seconds: float, given: object, where: str) -> IntervalSchedule:
+    if seconds < MIN_INTERVAL_S:
+        raise DagDefinitionError(
+            f"{where}: schedule interval {given!r} is shorter than {MIN_INTERVAL_S:g} s"
+        )
+    return IntervalSchedule(seconds)
 
 
 def _is_valid_cron(cron: str) -> bool:

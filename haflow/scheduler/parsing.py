@@ -42,7 +42,7 @@ from typing import Any
 from haflow.core.planner import TaskSpec
 from haflow.dag.dag import DAG
 from haflow.dag.loader import ImportErrorRecord, find_dag_files, importable, load_dag_file
-from haflow.dag.schedule import Schedule
+from haflow.dag.schedule import AnySchedule
 from haflow.errors import ConfigError
 from haflow.metastore.records import DagRecord, TaskDef
 
@@ -64,7 +64,7 @@ class ParsedDag:
     record: DagRecord
     tasks: dict[str, TaskSpec]
     defs: list[TaskDef]
-    schedule: Schedule | None
+    schedule: AnySchedule | None
 
     @property
     def dag_id(self) -> str:

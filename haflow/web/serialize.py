@@ -23,9 +23,7 @@ def next_run(dag: DagDetail, now: datetime) -> datetime | None:
         return None
     if sched is None:
         return None
-    if dag.catchup and dag.last_fire_at:
-        return sched.next_fire_after(dag.last_fire_at)
-    return sched.next_fire_after(max(now, dag.last_fire_at or now))
+    return sched.next_due(dag.start_date, dag.last_fire_at, now, dag.catchup)
 
 
 def dag_json(

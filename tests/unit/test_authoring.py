@@ -70,3 +70,28 @@ def test_retry_backoff_comes_from_the_task_or_default_args() -> None:
     assert d.structure()["tasks"]["capped"]["retry_backoff_cap"] == 60.0
     with pytest.raises(DagDefinitionError, match="retry_exponential_backoff must be True"):
         BashTask("bad", bash_command="true", dag=d, retry_exponential_backoff="yes")
+
+
+def test_once_and_interval_schedules_create_their_runs() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from haflow import DAG
+    from haflow.core.planner import DagSpec, due_runs
+
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    every = DAG("every", schedule=timedelta(hours=12), start_date=start, catchup=True)
+    once = DAG("once", schedule="@once", start_date=start)
+    assert every.schedule == "@every 43200s" and every.structure()["schedule"] == "@every 43200s"
+    now = start + timedelta(days=1, hours=1)
+
+    def spec(d: DAG, last: datetime | None) -> DagSpec:
+        return DagSpec(d.dag_id, {}, d.schedule_obj, d.start_date, d.catchup, 16, False, last)
+
+    runs = due_runs(spec(every, None), now)
+    assert [(r.interval_start, r.interval_end) for r in runs] == [
+        (start, start + timedelta(hours=12)),
+        (start + timedelta(hours=12), start + timedelta(days=1)),
+    ]
+    (first,) = due_runs(spec(once, None), now)
+    assert first.fire_at == start == first.interval_end
+    assert due_runs(spec(once, start), now) == []  # once

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from haflow.dag import Schedule, parse_schedule
-from haflow.dag.schedule import MAX_DUE_FIRES
+from haflow.dag.schedule import MAX_DUE_FIRES, IntervalSchedule, OnceSchedule
 from haflow.errors import DagDefinitionError
 
 
@@ -55,9 +55,40 @@ def test_bad_cron_names_dag_file_and_expression(bad: str) -> None:
     assert repr(bad) in message
 
 
-def test_once_is_rejected() -> None:
-    with pytest.raises(DagDefinitionError, match="@once"):
-        parse_schedule("@once", dag_id="d", fileloc=None)
+def test_once_runs_once_at_its_start_date() -> None:
+    once = parse_schedule("@once", dag_id="d", fileloc=None)
+    assert isinstance(once, OnceSchedule) and once.expression == "@once"
+    start = utc(2024, 1, 1, 6)
+    assert once.due_fires(start, None, utc(2024, 1, 1), catchup=False) == []  # not yet
+    assert once.due_fires(start, None, utc(2024, 3, 1), catchup=True) == [start]
+    assert once.due_fires(start, start, utc(2024, 3, 1), catchup=True) == []  # created
+    assert once.data_interval_ending_at(start) == (start, start)
+    assert once.next_due(start, None, utc(2024, 3, 1), False) == start
+    assert once.next_due(start, start, utc(2024, 3, 1), False) is None
+
+
+def test_an_interval_fires_on_a_grid_from_the_start_date() -> None:
+    every = parse_schedule(timedelta(hours=6), dag_id="d", fileloc=None)
+    assert isinstance(every, IntervalSchedule) and every.expression == "@every 21600s"
+    assert parse_schedule(every.expression, dag_id="d", fileloc=None) == every  # round trip
+    start = utc(2024, 1, 1, 1)
+    now = utc(2024, 1, 2, 2)  # 25 h later: fires at 7, 13, 19, 1 o'clock
+    assert every.due_fires(start, None, now, catchup=True) == [
+        utc(2024, 1, 1, 7),
+        utc(2024, 1, 1, 13),
+        utc(2024, 1, 1, 19),
+        utc(2024, 1, 2, 1),
+    ]
+    assert every.due_fires(start, None, now, catchup=False) == [utc(2024, 1, 2, 1)]
+    assert every.due_fires(start, utc(2024, 1, 1, 13), now, catchup=True) == [
+        utc(2024, 1, 1, 19),
+        utc(2024, 1, 2, 1),
+    ]
+    assert every.due_fires(start, utc(2024, 1, 2, 1), now, catchup=True) == []
+    assert every.data_interval_ending_at(utc(2024, 1, 1, 7)) == (start, utc(2024, 1, 1, 7))
+    assert every.next_due(start, utc(2024, 1, 2, 1), now, False) == utc(2024, 1, 2, 7)
+    with pytest.raises(DagDefinitionError, match="shorter than 1 s"):
+        parse_schedule(timedelta(milliseconds=10), dag_id="d", fileloc=None)
 
 
 def test_next_fire_is_strictly_after() -> None:
