@@ -230,8 +230,7 @@ def parse_schedule(
         return _interval(expr.total_seconds(), expr, where)
     if not isinstance(expr, str):
         raise DagDefinitionError(
-            f"{where}: schedule must be a cron string, a timedelta, '@once' or None, "
-            f"got {expr!r}"
+            f"{where}: schedule must be a cron string, a timedelta, '@once' or None, got {expr!r}"
         )
     text = expr.strip()
     if text == "@once":
