@@ -8,7 +8,7 @@ folder on the host), the fault log, and the prober's request log through haproxy
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
@@ -110,69 +110,59 @@ def _attempts(repo: Repository, runs: list[Run]) -> Iterable[Attempt]:
                 )
 
 
+def _json_lines(path: Path) -> Iterator[dict[str, Any]]:
+    """The JSON objects of a file written line by line (none if it does not exist); a line
+    cut short by a killed node is skipped."""
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        return
+    for line in lines:
+        try:
+            yield json.loads(line)
+        except ValueError:
+            continue
+
+
 def read_records(folder: Path) -> list[TaskRecord]:
     """The tasks' own records from every node's records file under `folder`."""
-    out = []
-    for path in sorted(folder.glob(f"*/{RECORDS_FILE}")):
-        for line in path.read_text().splitlines():
-            try:
-                d = json.loads(line)
-            except ValueError:
-                continue  # a line cut short by a killed node
-            out.append(
-                TaskRecord(
-                    d["dag_id"],
-                    d["run_id"],
-                    d["task_id"],
-                    int(d["attempt"]),
-                    d["node"],
-                    d["kind"],
-                    datetime.fromisoformat(d["ts"]),
-                )
-            )
-    return out
+    return [
+        TaskRecord(
+            d["dag_id"],
+            d["run_id"],
+            d["task_id"],
+            int(d["attempt"]),
+            d["node"],
+            d["kind"],
+            datetime.fromisoformat(d["ts"]),
+        )
+        for path in sorted(folder.glob(f"*/{RECORDS_FILE}"))
+        for d in _json_lines(path)
+    ]
 
 
 def read_deliveries(folder: Path) -> list[Delivery]:
     """What the receiver node recorded, if the cluster has one."""
-    path = folder / "receiver" / DELIVERIES_FILE
-    try:
-        lines = path.read_text().splitlines()
-    except FileNotFoundError:
-        return []
-    out = []
-    for line in lines:
-        try:
-            d = json.loads(line)
-        except ValueError:
-            continue  # a line cut short
-        out.append(
-            Delivery(
-                d["key"],
-                d["event"],
-                d["dag_id"],
-                d["run_id"],
-                d.get("task_id"),
-                d.get("attempt"),
-                d.get("revision"),
-                datetime.fromisoformat(d["ts"]),
-            )
+    return [
+        Delivery(
+            d["key"],
+            d["event"],
+            d["dag_id"],
+            d["run_id"],
+            d.get("task_id"),
+            d.get("attempt"),
+            d.get("revision"),
+            datetime.fromisoformat(d["ts"]),
         )
-    return out
+        for d in _json_lines(folder / "receiver" / DELIVERIES_FILE)
+    ]
 
 
 def read_requests(path: Path) -> list[Request]:
-    try:
-        lines = path.read_text().splitlines()
-    except FileNotFoundError:
-        return []
-    out = []
-    for line in lines:
-        d = json.loads(line)
-        out.append(
-            Request(datetime.fromisoformat(d["ts"]), d["ok"], d.get("status"), d.get("error", ""))
-        )
-    return out
+    return [
+        Request(datetime.fromisoformat(d["ts"]), d["ok"], d.get("status"), d.get("error", ""))
+        for d in _json_lines(path)
+    ]
 
 
 def due_times(schedule: str, start: datetime, end: datetime) -> tuple[datetime, ...]:

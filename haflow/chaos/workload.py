@@ -44,26 +44,26 @@ def _record(context: dict[str, Any], kind: str) -> None:
         os.close(fd)
 
 
-def recorded_work(seconds: float, context: dict[str, Any] | None = None) -> None:
-    """Work for `seconds`, recording start, ticks and end on this node."""
-    ctx = context or {}
+def _ticking(ctx: dict[str, Any], seconds: float) -> None:
+    """Record `start`, then a `tick` every TICK_S for `seconds`."""
     _record(ctx, "start")
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         time.sleep(min(TICK_S, max(0.0, deadline - time.monotonic())))
         _record(ctx, "tick")
+
+
+def recorded_work(seconds: float, context: dict[str, Any] | None = None) -> None:
+    """Work for `seconds`, recording start, ticks and end on this node."""
+    ctx = context or {}
+    _ticking(ctx, seconds)
     _record(ctx, "end")
 
 
 def recorded_failure(seconds: float, context: dict[str, Any] | None = None) -> None:
     """Work for `seconds`, recording start and ticks, then fail (no `end`: the task's own
     code failed, which is how the checker tells it from a failure of the infrastructure)."""
-    ctx = context or {}
-    _record(ctx, "start")
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        time.sleep(min(TICK_S, max(0.0, deadline - time.monotonic())))
-        _record(ctx, "tick")
+    _ticking(context or {}, seconds)
     raise RuntimeError(f"the workload fails on purpose after {seconds} s")
 
 
