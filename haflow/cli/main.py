@@ -20,6 +20,7 @@ from haflow.cli.tasks import tasks
 from haflow.cli.users import users
 from haflow.cli.webserver import webserver
 from haflow.cli.workers import worker, workers
+from haflow.core.params import InvalidParam
 from haflow.errors import HaflowError
 
 
@@ -70,6 +71,9 @@ def main() -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
+    except InvalidParam as exc:  # a usage error, as click's own: exit 2
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
     except HaflowError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)

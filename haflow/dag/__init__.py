@@ -10,6 +10,7 @@ from haflow.core.states import TriggerRule
 from haflow.dag.dag import DAG, dag
 from haflow.dag.loader import DagBag, DagCache, ImportErrorRecord, load_dag_file, load_dag_folder
 from haflow.dag.notifiers import Email, Webhook
+from haflow.dag.params import Param
 from haflow.dag.schedule import AnySchedule, Schedule, parse_schedule
 from haflow.dag.tasks import BaseTask, BashTask, PythonTask, task
 
@@ -22,6 +23,7 @@ __all__ = [
     "DagCache",
     "Email",
     "ImportErrorRecord",
+    "Param",
     "PythonTask",
     "Schedule",
     "TriggerRule",

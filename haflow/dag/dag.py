@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from haflow.core.notices import RUN_HOOKS, TASK_HOOKS, Rule
 from haflow.dag.notifiers import Email, Webhook, hook_list, hook_rules
+from haflow.dag.params import param_schemas
 from haflow.dag.schedule import AnySchedule, parse_schedule
 from haflow.errors import DagDefinitionError
 
@@ -114,6 +115,7 @@ class DAG:
         fileloc: str | None = None,
         on_success_callback: object = None,
         on_failure_callback: object = None,
+        params: dict[str, Any] | None = None,
     ) -> None:
         self.fileloc: str | None = fileloc if fileloc is not None else _caller_file()
         self.dag_id = check_id("DAG", dag_id, f"DAG in {self._file}")
@@ -141,6 +143,13 @@ class DAG:
             "on_success_callback": hook_list(on_success_callback, self._where),
             "on_failure_callback": hook_list(on_failure_callback, self._where),
         }
+        self.params = param_schemas(params, self._where)  # {name: JSON schema}
+        if self.schedule_obj is not None:
+            required = [n for n, p in self.params.items() if "default" not in p]
+            if required:
+                raise DagDefinitionError(
+                    f"{self._where}: a scheduled DAG's params need defaults: {required}"
+                )
         self.tasks: dict[str, BaseTask] = {}
         collector = _CREATED.get()
         if collector is not None:
@@ -283,6 +292,7 @@ class DAG:
             "start_date": self.start_date.isoformat() if self.start_date else None,
             "catchup": self.catchup,
             "max_active_runs": self.max_active_runs,
+            "params": self.params,
             "tasks": {
                 tid: {
                     "kind": t.kind,

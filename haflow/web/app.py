@@ -148,7 +148,7 @@ def _error_handlers(app: Flask) -> None:
 
     @app.errorhandler(InvalidRequest)
     def _invalid(exc: InvalidRequest) -> Any:
-        return _respond(400, str(exc))
+        return _respond(400, str(exc), getattr(exc, "field", None))
 
     @app.errorhandler(BackendUnavailable)
     def _down(exc: BackendUnavailable) -> Any:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from haflow.core.params import resolve
 from haflow.dag.dag import DAG
 from haflow.dag.loader import ImportErrorRecord, importable, load_dag_file, locate
 from haflow.dag.tasks import BaseTask, BashTask, PythonTask
@@ -35,7 +36,8 @@ def run_task(task: BaseTask, c: ClaimedAttempt, env: Mapping[str, str]) -> objec
     """Run `task` in this (the attempt's own) process: bash replaces it, Python is called."""
     if isinstance(task, BashTask):
         sys.stdout.flush()
-        os.execvpe("bash", ["bash", "-c", task.bash_command], {**env, **(task.env or {})})
+        params = {"HAFLOW_PARAMS": json.dumps(resolve(task.dag.params, c.conf))}
+        os.execvpe("bash", ["bash", "-c", task.bash_command], {**env, **params, **(task.env or {})})
     if isinstance(task, PythonTask):
         return python_call(task, c)()
     _cannot_load(f"task {c.task_id!r} has unsupported kind {type(task).__name__}")
@@ -93,6 +95,11 @@ def _iso(value: Any) -> str:
 def python_call(task: PythonTask, c: ClaimedAttempt) -> Callable[[], object]:
     kwargs = dict(task.op_kwargs or {})
     if "context" in inspect.signature(task.python_callable).parameters:
-        kwargs["context"] = {**context_env(c), "conf": c.conf, "attempt": c.attempt}
+        kwargs["context"] = {
+            **context_env(c),
+            "conf": c.conf,
+            "attempt": c.attempt,
+            "params": resolve(task.dag.params, c.conf),
+        }
     fn = task.python_callable
     return lambda: fn(**kwargs)

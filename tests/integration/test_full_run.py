@@ -24,7 +24,7 @@ from tests.daemons import HAFLOW
 from tests.waiting import wait_for as _wait_for
 
 wait_for = functools.partial(_wait_for, timeout=45.0)
-DAGS = 5  # in DAG_FILE
+DAGS = 6  # in DAG_FILE
 
 DAG_FILE = """
 from datetime import datetime
@@ -55,6 +55,15 @@ with DAG("it_killer", start_date=datetime(2026, 1, 1)):
 with DAG("it_clear", start_date=datetime(2026, 1, 1)):
     a = BashTask("a", bash_command='test "$HAFLOW_ATTEMPT" -ge 2', retries=0)
     a >> BashTask("b", bash_command="echo b") >> BashTask("c", bash_command="echo c")
+
+from haflow import Param
+
+def show(context):
+    print("params", context["params"])
+
+with DAG("it_params", start_date=datetime(2026, 1, 1),
+         params={"n": Param(2, type="integer", minimum=1), "table": Param(type="string")}):
+    PythonTask("show", python_callable=show) >> BashTask("echo", bash_command="echo $HAFLOW_PARAMS")
 
 with DAG("it_follow", start_date=datetime(2026, 1, 1)):
     BashTask("ticker", bash_command="for i in 1 2 3 4; do echo tick-$i; sleep 0.5; done")
@@ -273,3 +282,26 @@ def test_the_taskflow_example_runs_its_trigger_rules(tmp_path: Path, db_url: str
         "audit": "success",
     }
     assert repo.runs.get("example_taskflow", "tf").state == "failed"
+
+
+def test_params_are_checked_at_trigger_and_seen_by_the_tasks(
+    running: tuple[SchedulerService, Repository], tmp_path: Path, db_url: str
+) -> None:
+    from haflow.core.params import InvalidParam
+
+    _, repo = running
+    wait_for("the DAGs to be parsed", lambda: len(repo.dags.all()) == DAGS)
+    with pytest.raises(InvalidParam, match="'table' is required"):
+        repo.runs.trigger("it_params", {}, utcnow(), run_id="p0")
+    env = {**os.environ, "HAFLOW_HOME": str(tmp_path), "HAFLOW__CORE__SQL_ALCHEMY_CONN": db_url}
+    bad = ["dags", "trigger", "it_params", "-c", '{"table": "t", "n": 0}']
+    done = subprocess.run([*HAFLOW, *bad], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "param 'n' must be >= 1" in done.stderr
+    assert [r.run_id for r in repo.runs.find("it_params")] == []  # nothing was created
+    repo.runs.trigger("it_params", {"table": "sales"}, utcnow(), run_id="p1")
+    wait_for("run p1 to finish", lambda: _finished(repo, "it_params", "p1"))
+    assert repo.runs.get("it_params", "p1").state == "success"
+    show = repo.history.task_instance("it_params", "p1", "show")
+    assert "params {'n': 2, 'table': 'sales'}" in repo.history.logs(show.id, 1)
+    echo = repo.history.task_instance("it_params", "p1", "echo")
+    assert '{"n": 2, "table": "sales"}' in repo.history.logs(echo.id, 1)

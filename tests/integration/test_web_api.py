@@ -206,3 +206,26 @@ def _sample(body: str, series: str) -> str:
         if line.startswith(series + " "):
             return line.split()[-1]
     raise AssertionError(f"no sample {series} in /metrics")
+
+
+def test_a_trigger_with_a_bad_param_is_refused_naming_it(web_app: Web) -> None:
+    import json
+
+    from sqlalchemy import select, update
+
+    from haflow.metastore import models as m
+
+    with web_app.repo.engine.begin() as conn:
+        structure = json.loads(
+            conn.execute(select(m.Dag.structure).where(m.Dag.dag_id == "d")).scalar_one()
+        )
+        structure["params"] = {"n": {"type": "integer", "maximum": 5, "default": 1}}
+        conn.execute(
+            update(m.Dag).where(m.Dag.dag_id == "d").values(structure=json.dumps(structure))
+        )
+    c, h = web_app.app.test_client(), web_app.auth("Op")
+    bad = c.post("/api/v1/dags/d/dagRuns", json={"conf": {"n": 9}}, headers=h)
+    assert bad.status_code == 400 and bad.get_json()["field"] == "n"
+    assert "param 'n' must be <= 5" in bad.get_json()["detail"]
+    good = c.post("/api/v1/dags/d/dagRuns", json={"conf": {"n": 4}}, headers=h)
+    assert good.status_code == 201

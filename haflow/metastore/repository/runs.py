@@ -13,6 +13,7 @@ from sqlalchemy import Connection, insert, select, update
 from haflow.core.clearing import JUST_THESE, ClearScope, UnknownTasks, tasks_to_clear
 from haflow.core.ids import check_run_id
 from haflow.core.marking import MARKABLE_RUN_STATES, MARKABLE_TASK_STATES, run_marks
+from haflow.core.params import resolve
 from haflow.core.states import IN_FLIGHT_TASK_STATES, AttemptState, RunState, TaskState
 from haflow.errors import Conflict, InvalidRequest, NotFound
 from haflow.metastore import models as m
@@ -29,6 +30,10 @@ class RunQueries(_Base):
         run_id = check_run_id(run_id) if run_id is not None else f"manual__{now.isoformat()}"
         self._dag(dag_id)
         with self._tx() as conn:
+            structure = conn.execute(
+                select(m.Dag.structure).where(m.Dag.dag_id == dag_id)
+            ).scalar_one()
+            resolve(json.loads(structure or "{}").get("params", {}), conf)  # InvalidParam
             exists = conn.execute(
                 select(m.DagRun.id).where(m.DagRun.dag_id == dag_id, m.DagRun.run_id == run_id)
             ).first()
