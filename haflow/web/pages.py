@@ -15,6 +15,7 @@ from werkzeug.wrappers import Response
 
 from haflow import status
 from haflow.core.clearing import ClearScope
+from haflow.core.params import InvalidParam
 from haflow.core.states import RunState, TaskState
 from haflow.errors import InvalidRequest
 from haflow.web import auth
@@ -174,6 +175,7 @@ def trigger(dag_id: str) -> Response:
         flash("conf must be a JSON object", "error")
         return redirect(url_for("pages.grid", dag_id=dag_id))
     try:
+        conf.update(_form_params(ctx.repo.overview.dag_detail(dag_id).structure))
         run = ctx.repo.runs.trigger(
             dag_id, conf, ctx.now, run_id=request.form.get("run_id") or None
         )
@@ -182,6 +184,39 @@ def trigger(dag_id: str) -> Response:
         return redirect(url_for("pages.grid", dag_id=dag_id))
     flash(f"triggered {run.run_id}")
     return redirect(url_for("pages.grid", dag_id=dag_id))
+
+
+def _form_params(structure: dict[str, Any]) -> dict[str, Any]:
+    """The trigger form's param fields as typed values (an empty field: the default);
+    InvalidParam naming the field when one cannot be read as its type."""
+    out: dict[str, Any] = {}
+    for name, schema in (structure.get("params") or {}).items():
+        raw = request.form.getlist(f"param:{name}")
+        if not raw or raw[0] == "":
+            continue
+        kind = schema.get("type") if isinstance(schema.get("type"), str) else "string"
+        try:
+            out[name] = _typed(kind, raw[0], schema)
+        except ValueError:
+            raise InvalidParam(
+                f"param {name!r} must be of type {kind}, got {raw[0]!r}", name
+            ) from None
+    return out
+
+
+def _typed(kind: str, text: str, schema: dict[str, Any]) -> Any:
+    if kind == "integer":
+        return int(text)
+    if kind == "number":
+        return float(text)
+    if kind == "boolean":
+        return text == "true"
+    if kind in ("array", "object"):
+        return json.loads(text)
+    if schema.get("enum") and text not in schema["enum"]:  # an enum of numbers, say
+        matches = [v for v in schema["enum"] if str(v) == text]
+        return matches[0] if matches else text
+    return text
 
 
 @bp.get("/dags/<dag_id>/runs/<run_id>/tasks/<task_id>")

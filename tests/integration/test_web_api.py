@@ -229,3 +229,33 @@ def test_a_trigger_with_a_bad_param_is_refused_naming_it(web_app: Web) -> None:
     assert "param 'n' must be <= 5" in bad.get_json()["detail"]
     good = c.post("/api/v1/dags/d/dagRuns", json={"conf": {"n": 4}}, headers=h)
     assert good.status_code == 201
+
+
+def test_the_trigger_form_is_built_from_the_params_and_checks_them(web_app: Web) -> None:
+    import json
+
+    from sqlalchemy import select, update
+
+    from haflow.metastore import models as m
+
+    with web_app.repo.engine.begin() as conn:
+        structure = json.loads(
+            conn.execute(select(m.Dag.structure).where(m.Dag.dag_id == "d")).scalar_one()
+        )
+        structure["params"] = {
+            "n": {"type": "integer", "minimum": 1, "default": 2},
+            "dry": {"type": "boolean", "default": False},
+        }
+        conn.execute(
+            update(m.Dag).where(m.Dag.dag_id == "d").values(structure=json.dumps(structure))
+        )
+    c = web_app.login("Op")
+    grid = c.get("/dags/d").get_data(as_text=True)
+    assert 'name="param:n" data-testid="param-n" value="2"' in grid
+    token = csrf_of(grid)
+    form = {"conf": "{}", "csrf_token": token, "param:n": "x", "param:dry": "false"}
+    page = c.post("/dags/d/trigger", data=form, follow_redirects=True).get_data(as_text=True)
+    assert "param &#39;n&#39; must be of type integer" in page
+    form |= {"param:n": "7", "run_id": "formed"}
+    c.post("/dags/d/trigger", data=form)
+    assert web_app.repo.runs.get("d", "formed").conf == {"n": 7, "dry": False}

@@ -48,6 +48,7 @@ CHROMIUM_ARGS = [
 ]
 DAG = """
 from datetime import datetime
+from haflow import Param
 from haflow.dag import DAG, BashTask, PythonTask
 
 def shout(context=None):
@@ -57,6 +58,11 @@ with DAG("browser_dag", schedule=None, start_date=datetime(2026, 1, 1), tags=["u
     first = BashTask("first", bash_command='echo "conf is $HAFLOW_CONF"')
     second = PythonTask("second", python_callable=shout)
     first >> second
+
+with DAG("browser_params", schedule=None, start_date=datetime(2026, 1, 1),
+         params={"n": Param(3, type="integer", minimum=1, description="how many"),
+                 "mode": Param("delta", enum=["full", "delta"])}):
+    BashTask("show", bash_command="echo $HAFLOW_PARAMS")
 
 with DAG("browser_slow", schedule=None, start_date=datetime(2026, 1, 1)):
     BashTask("ticker", bash_command="for i in 1 2 3 4 5 6 7; do echo line-$i; sleep 1; done")
@@ -195,6 +201,27 @@ def _follow_a_running_log(page: Any, base: str, shots: Path) -> None:
     expect(log).to_contain_text("line-7")
 
 
+def _trigger_form_with_params(page: Any, base: str, shots: Path) -> None:
+    """The trigger form shows each param with its default and refuses a bad value naming it."""
+    from playwright.sync_api import expect
+
+    page.goto(f"{base}/dags/browser_params")
+    page.click("summary")
+    n = page.locator('[data-testid="param-n"]')
+    expect(n).to_have_value("3")
+    expect(page.locator('[data-testid="param-mode"]')).to_have_value("delta")
+    n.fill("0")
+    page.click('[data-testid="trigger"]')
+    expect(page.locator(".flash")).to_contain_text("param 'n' must be >= 1")
+    page.screenshot(path=str(shots / "5d-param-refused.png"), full_page=True)
+    page.click("summary")
+    page.locator('[data-testid="param-n"]').fill("5")
+    page.select_option('[data-testid="param-mode"]', "full")
+    page.fill("input[name=run_id]", "with_params")
+    page.click('[data-testid="trigger"]')
+    expect(page.locator(".flash")).to_contain_text("triggered with_params")
+
+
 def _charts(page: Any, base: str, shots: Path) -> None:
     """The grid draws the durations of ended runs; a run's Gantt chart draws its attempts."""
     from playwright.sync_api import expect
@@ -306,6 +333,7 @@ def test_a_user_drives_a_dag_through_the_ui(site: Site) -> None:
             _clear_with_downstream(page, base, shots)
             _follow_a_running_log(page, base, shots)
             _charts(page, base, shots)
+            _trigger_form_with_params(page, base, shots)
 
             _cluster_page_names_the_leader(page, shots)
         except Exception:
