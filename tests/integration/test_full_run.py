@@ -249,11 +249,16 @@ def _exists(repo: Repository, dag_id: str, run_id: str) -> bool:
         return False
 
 
-def test_the_taskflow_example_runs_its_trigger_rules(tmp_path: Path, db_url: str) -> None:
-    example = Path(__file__).parents[2] / "haflow" / "example_dags" / "example_taskflow.py"
+EXAMPLES = Path(__file__).parents[2] / "haflow" / "example_dags"
+
+
+def test_the_feature_examples_run_as_they_say(tmp_path: Path, db_url: str) -> None:
+    """example_taskflow (its trigger rules, around a check that fails on purpose) and
+    example_params, on a real scheduler."""
     dags = tmp_path / "dags"
     dags.mkdir()
-    (dags / example.name).write_text(example.read_text())
+    for name in ("example_taskflow.py", "example_params.py"):
+        (dags / name).write_text((EXAMPLES / name).read_text())
     settings = load_settings(
         home=tmp_path,
         environ={
@@ -267,10 +272,14 @@ def test_the_taskflow_example_runs_its_trigger_rules(tmp_path: Path, db_url: str
     thread.start()
     repo = service.repo
     try:
-        wait_for("the example to be parsed", lambda: bool(repo.dags.all()))
+        wait_for("the examples to be parsed", lambda: len(repo.dags.all()) == 2)
         repo.runs.trigger("example_taskflow", {}, utcnow(), run_id="tf")
+        repo.runs.trigger("example_params", {"rows": 42}, utcnow(), run_id="pr")
         wait_for("run tf to finish", lambda: _finished(repo, "example_taskflow", "tf"))
+        wait_for("run pr to finish", lambda: _finished(repo, "example_params", "pr"))
         states = {t.task_id: t.state for t in repo.history.task_instances("example_taskflow", "tf")}
+        load = repo.history.task_instance("example_params", "pr", "load")
+        loaded = repo.history.logs(load.id, 1)
     finally:
         service.stop_requested.set()
         thread.join(30)
@@ -282,6 +291,8 @@ def test_the_taskflow_example_runs_its_trigger_rules(tmp_path: Path, db_url: str
         "audit": "success",
     }
     assert repo.runs.get("example_taskflow", "tf").state == "failed"
+    assert repo.runs.get("example_params", "pr").state == "success"
+    assert "loading 42 rows (delta)" in loaded
 
 
 def test_params_are_checked_at_trigger_and_seen_by_the_tasks(
