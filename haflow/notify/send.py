@@ -167,7 +167,7 @@ def call_back(n: NotificationRow, cfg: SendConfig) -> None:
         "index": t["index"],
         "context": callback_context(n),
     }
-    proc = subprocess.Popen(
+    with subprocess.Popen(  # closes its pipes and reaps it on the way out
         [cfg.python, "-m", "haflow.notify.callback"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -175,16 +175,17 @@ def call_back(n: NotificationRow, cfg: SendConfig) -> None:
         env=dict(cfg.callback_env),  # only what the task environment allows, maybe nothing
         cwd=cfg.dags_folder or None,
         start_new_session=True,
-    )
-    try:
-        out, _ = proc.communicate(json.dumps(request).encode("utf-8"), timeout=cfg.timeout_s)
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        raise DeliveryError(
-            f"callback {t['name']} ran past the {cfg.timeout_s:g} s timeout and was killed"
-        ) from None
-    finally:
-        _kill_group(proc)  # whatever it left behind in its session
+    ) as proc:
+        try:
+            out, _ = proc.communicate(json.dumps(request).encode("utf-8"), timeout=cfg.timeout_s)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            proc.communicate()  # what it wrote until then; its pipes end with it
+            raise DeliveryError(
+                f"callback {t['name']} ran past the {cfg.timeout_s:g} s timeout and was killed"
+            ) from None
+        finally:
+            _kill_group(proc)  # whatever it left behind in its session
     if proc.returncode != 0:
         tail = out.decode("utf-8", "replace")[-_TAIL:].strip()
         raise DeliveryError(f"callback {t['name']} failed (exit {proc.returncode}): {tail}")

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
@@ -281,3 +283,41 @@ with DAG("cb", start_date=datetime(2026, 1, 1), on_failure_callback=seen):
     seen = json.loads(out.read_text())
     assert seen["who"] == "helper" and seen["key"] == "k1"
     assert not any(k.startswith("HAFLOW__") for k in seen["env"])
+
+
+def test_a_callback_that_hangs_is_killed_at_the_timeout(tmp_path: Path) -> None:
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    marker = tmp_path / "child.pid"
+    (dags / "hang.py").write_text(
+        f"""
+import os, time
+from datetime import datetime
+from haflow.dag import DAG, BashTask
+
+def hang(context):
+    open({str(marker)!r}, "w").write(str(os.getpid()))
+    time.sleep(600)
+
+with DAG("hang", start_date=datetime(2026, 1, 1), on_failure_callback=hang):
+    BashTask("t", bash_command="true")
+"""
+    )
+    target = {
+        "type": "callback",
+        "file": str(dags / "hang.py"),
+        "task": None,
+        "hook": "on_failure_callback",
+        "index": 0,
+        "name": "hang",
+    }
+    row = NotificationRow(
+        1, "k", "run.failed", "hang", "r", None, None, target, {}, "sending", 1, 1, "", T0, None
+    )
+    started = time.monotonic()
+    with pytest.raises(DeliveryError, match="ran past the 2 s timeout and was killed"):
+        send(row, SendConfig(timeout_s=2, dags_folder=str(dags)))
+    assert time.monotonic() - started < 10
+    pid = int(marker.read_text())
+    with pytest.raises(ProcessLookupError):  # killed with its process group, and reaped
+        os.kill(pid, 0)
