@@ -34,7 +34,7 @@ from haflow.metrics.endpoint import instrument
 from haflow.scheduler.service import SchedulerService
 from haflow.web.credentials import hash_password, new_password
 
-EXAMPLES = Path(__file__).parent / "example_dags"
+EXAMPLES = Path(__file__).resolve().parents[1] / "example_dags"  # haflow/example_dags
 ADMIN_PASSWORD_FILE = "standalone_admin_password.txt"
 SECRET_KEY_FILE = "webserver_secret_key"
 FERNET_KEY_FILE = "fernet_key"
@@ -76,9 +76,11 @@ def prepare_home(home: Path) -> Settings:
     dags = settings.core.dags_folder
     if not dags.exists():
         dags.mkdir(parents=True)
-        for example in sorted(EXAMPLES.glob("example_*.py")):
+        examples = sorted(EXAMPLES.glob("example_*.py"))
+        for example in examples:
             shutil.copy(example, dags / example.name)
-        click.echo(f"created {dags} with example DAGs")
+        names = ", ".join(e.stem for e in examples) or "none: they are missing from this install"
+        click.echo(f"created {dags} with example DAGs ({names})")
     return settings
 
 

@@ -53,6 +53,7 @@ def test_a_fresh_standalone_home_is_private_and_doctor_passes_on_it(tmp_path: Pa
         )
         assert doctor.returncode == 0, doctor.stdout + doctor.stderr
         assert "1 live webserver(s) share this key" in doctor.stdout
+        _the_quick_start_runs_an_example(home, env)
     finally:
         stop_group(proc)
     # started again, it keeps its keys and its configuration as they are
@@ -65,3 +66,34 @@ def test_a_fresh_standalone_home_is_private_and_doctor_passes_on_it(tmp_path: Pa
         assert (home / "haflow.cfg").read_text() == before
     finally:
         stop_group(proc)
+
+
+EXAMPLES = Path(__file__).parents[2] / "haflow" / "example_dags"
+
+
+def _the_quick_start_runs_an_example(home: Path, env: dict[str, str]) -> None:
+    """The README's first steps: the examples are in the DAGs folder, and `haflow dags trigger
+    example_hello` runs to success."""
+    copied = sorted(p.name for p in (home / "dags").glob("example_*.py"))
+    assert copied == sorted(p.name for p in EXAMPLES.glob("example_*.py")) and copied
+
+    def parsed() -> bool:
+        listed = subprocess.run(
+            [*HAFLOW, "dags", "list", "--output", "json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        return "example_hello" in listed.stdout
+
+    wait_for("the examples to be parsed", parsed, timeout=60)
+    run = subprocess.run(
+        [*HAFLOW, "dags", "trigger", "example_hello", "--wait"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "success: 3 success" in run.stderr
