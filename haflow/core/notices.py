@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 TASK_HOOKS: Mapping[str, str] = {
     "on_success_callback": "ti.success",
@@ -43,6 +44,13 @@ def target_id(target: Mapping[str, Any]) -> str:
     if kind == "email":
         return "email:" + ",".join(target["to"])
     return f"callback:{target['task'] or '-'}:{target['hook']}:{target['index']}"
+
+
+def host_of(url: str) -> str:
+    """A webhook's host and port only: its path, query or user part often hold a token,
+    and error texts and events are shown to every reader."""
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
 
 
 def matching(rules: Sequence[Rule], event: str, task_id: str | None) -> list[dict[str, Any]]:

@@ -25,8 +25,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
-from urllib.parse import urlsplit
 
+from haflow.core.notices import host_of
 from haflow.errors import HaflowError
 from haflow.metastore.records import NotificationRow
 
@@ -49,13 +49,6 @@ class SendConfig:
     callback_env: Mapping[str, str] = field(default_factory=dict, repr=False)
     dags_folder: str = ""
     python: str = sys.executable
-
-
-def host_of(url: str) -> str:
-    """A webhook's host and port only: its path, query or user part often hold a token,
-    and error texts end up in events every reader sees."""
-    parts = urlsplit(url)
-    return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

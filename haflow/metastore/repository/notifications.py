@@ -14,10 +14,10 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import and_, func, or_, select, update
 
+from haflow.core.notices import host_of
 from haflow.metastore import models as m
 from haflow.metastore.records import NotificationRow
 from haflow.metastore.repository._base import _Base, _event
@@ -142,8 +142,7 @@ class NotificationQueries(_Base):
 
 def _describe(target: dict[str, Any]) -> str:
     if target["type"] == "webhook":  # its host only: a webhook's path often holds a token
-        parts = urlsplit(target["url"])
-        return f"webhook to {parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        return f"webhook to {host_of(target['url'])}"
     if target["type"] == "email":
         return "email to " + ", ".join(target["to"])
     owner = f"task {target['task']}" if target["task"] else "DAG"
