@@ -244,6 +244,17 @@ def _collector(leading: list[bool]) -> tuple[FakeQueries, CollectorRegistry]:
     return q, registry
 
 
+def test_notification_outcomes_are_counted_by_outcome() -> None:
+    m, reg = observer(Leaders(None))
+    for state in ("delivered", "pending", "pending", "failed", "lost"):
+        m.notified(state)
+    counts = {
+        o: value(reg, "haflow_notifications_total", outcome=o)
+        for o in ("delivered", "retry", "failed", "lost")
+    }
+    assert counts == {"delivered": 1, "retry": 2, "failed": 1, "lost": 1}
+
+
 def test_ended_runs_are_counted_by_dag_with_a_bound_on_dag_names(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
