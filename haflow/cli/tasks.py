@@ -1,7 +1,8 @@
-"""`haflow tasks ...`: list, state, clear, mark, logs, test."""
+"""`haflow tasks ...`: list, state, clear, mark, logs, result, test."""
 
 from __future__ import annotations
 
+import json
 import sys
 
 import click
@@ -14,6 +15,7 @@ from haflow.core.clock import utcnow
 from haflow.core.states import TaskState
 from haflow.dag.loader import DagCache
 from haflow.errors import NotFound
+from haflow.metastore.records import result_of
 from haflow.worker.dryrun import parse_conf, test_task
 from haflow.worker.process import Outcome
 
@@ -140,6 +142,22 @@ def logs(
     click.echo(ctx.repo.history.logs(ti.id, number), nl=False)
 
 
+@tasks.command()
+@click.argument("dag_id")
+@click.argument("run_id")
+@click.argument("task_id")
+@pass_ctx
+def result(ctx: CliContext, dag_id: str, run_id: str, task_id: str) -> None:
+    """Print what TASK_ID of RUN_ID returned (JSON): the result of the attempt it succeeded
+    with; exits 1 if it has none (not succeeded, or returned nothing)."""
+    ti = ctx.repo.history.task_instance(dag_id, run_id, task_id)
+    text = result_of(ti, ctx.repo.history.attempts(ti.id))
+    if text is None:
+        click.echo(f"{task_id} of {dag_id} {run_id} has no result (state {ti.state})", err=True)
+        sys.exit(1)
+    click.echo(json.dumps(json.loads(text), indent=2, ensure_ascii=False))
+
+
 @tasks.command("test")
 @click.argument("dag_id")
 @click.argument("task_id")
@@ -154,6 +172,7 @@ def test(ctx: CliContext, dag_id: str, task_id: str, conf: str | None) -> None:
             parse_conf(conf),
             click.echo,
             ctx.settings.worker.task_env,
+            max_result_bytes=ctx.settings.worker.max_result_bytes,
         )
         is not Outcome.SUCCESS
     ):

@@ -132,6 +132,11 @@ SCHEMA: tuple[SettingSpec, ...] = (
                 "interface (it needs no login; keep it off public networks)."),
     SettingSpec("worker", "max_log_bytes", "int", "1048576",
                 "Most bytes of log kept for one try of a task.", minimum=1),
+    SettingSpec("worker", "max_result_bytes", "int", "65536",
+                "Largest result (a Python task's return value or a bash task's "
+                "$HAFLOW_RESULT_FILE, as JSON) a try may pass on; a larger one fails the try. "
+                "Results live in the metastore: pass large data through storage instead.",
+                minimum=1, maximum=16 * 1024 * 1024 - 1),
     SettingSpec("worker", "max_losses", "int", "3",
                 "A task instance whose attempts were lost (worker died) this many times fails: "
                 "the cap on a task that keeps killing its worker.", minimum=1),

@@ -69,6 +69,7 @@ class WorkerSettings:
     metrics_port: int
     metrics_host: str
     max_log_bytes: int
+    max_result_bytes: int
     max_losses: int
     reclaim_consumes_retry: bool
     task_env_allowlist: str

@@ -7,6 +7,7 @@ be linked to tasks of that same DAG, so dependencies never cross DAGs.
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any, ClassVar, TypeAlias, overload
@@ -15,6 +16,7 @@ from haflow.core.notices import TASK_HOOKS
 from haflow.core.states import TriggerRule
 from haflow.dag.dag import DAG, check_id, current_dag
 from haflow.dag.notifiers import hook_list
+from haflow.dag.results import references
 from haflow.errors import DagDefinitionError
 
 DEFAULT_RETRY_DELAY = timedelta(seconds=300)
@@ -162,6 +164,12 @@ class BaseTask:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.dag.dag_id}.{self.task_id}>"
 
+    @property
+    def output(self) -> BaseTask:
+        """This task's result, as an argument of a Python task (Airflow's `.output`): passing
+        the task itself means the same; either makes it upstream of the receiving task."""
+        return self
+
     def _link(self, others: list[BaseTask]) -> None:
         for other in others:
             if other.dag is not self.dag:
@@ -226,7 +234,10 @@ class BashTask(BaseTask):
 
 
 class PythonTask(BaseTask):
-    """Calls `python_callable(**op_kwargs)` on a worker, which finds it by re-parsing the file."""
+    """Calls `python_callable(**op_kwargs)` on a worker, which finds it by re-parsing the file.
+    A task in `op_kwargs` (at any depth of lists, tuples and dicts) stands for its result and
+    becomes upstream of this one (`haflow.dag.results`); what the callable returns (JSON) is
+    this task's result."""
 
     kind: ClassVar[str] = "python"
 
@@ -241,6 +252,11 @@ class PythonTask(BaseTask):
         self.op_kwargs: dict[str, Any] = op_kwargs if isinstance(op_kwargs, dict) else {}
         self._raw_op_kwargs: object = op_kwargs
         super().__init__(task_id, **base)
+        kwargs, upstream = references(self.op_kwargs, BaseTask)
+        assert isinstance(kwargs, dict)
+        self.op_kwargs = kwargs
+        for t in upstream:
+            self.set_upstream(t)
 
     def _check_arguments(self, where: str) -> None:
         if not callable(self.python_callable):
@@ -264,15 +280,30 @@ class TaskFactory:
         self.task_args = dict(task_args)
 
     def __call__(self, *args: object, **kwargs: Any) -> PythonTask:
+        """A PythonTask calling the function with these arguments; a task among them (as in
+        `t2(t1())`) stands for its result and becomes upstream of the new one."""
         name = self.task_args.get("task_id") or self.function.__name__
-        if args:
-            raise DagDefinitionError(
-                f"task {name!r}: pass arguments to a @task function as keyword arguments"
-            )
+        kwargs = {**self._by_name(name, args, kwargs), **kwargs}
         base = {k: v for k, v in self.task_args.items() if k != "task_id"}
         dag = base.get("dag") or current_dag()
         task_id = _free_task_id(dag, name) if dag is not None else name
         return PythonTask(task_id, self.function, op_kwargs=kwargs, **base)
+
+    def _by_name(
+        self, name: str, args: tuple[object, ...], kwargs: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Positional arguments under the names of the parameters they fill."""
+        if not args:
+            return {}
+        params = list(inspect.signature(self.function).parameters.values())
+        named = [p for p in params if p.kind is p.POSITIONAL_OR_KEYWORD]
+        if len(args) > len(named) or any(p.name in kwargs for p in named[: len(args)]):
+            raise DagDefinitionError(
+                f"task {name!r}: {len(args)} positional arguments do not fit the parameters "
+                f"of {self.function.__name__}{inspect.signature(self.function)}; pass them by "
+                "keyword"
+            )
+        return {p.name: a for p, a in zip(named, args, strict=False)}
 
 
 def _free_task_id(dag: DAG, name: str) -> str:

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects.mysql import MEDIUMTEXT
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from haflow.metastore.types import UtcDateTime
@@ -31,6 +32,8 @@ NAMING = {
 }
 
 ID = BigInteger().with_variant(Integer, "sqlite")
+LONG_TEXT = Text().with_variant(MEDIUMTEXT(), "mysql", "mariadb")
+"""Text past MySQL's 64 KiB TEXT (up to 16 MiB there; unbounded elsewhere)."""
 
 
 class Base(DeclarativeBase):
@@ -132,6 +135,23 @@ class TaskAttempt(Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class TaskResult(Base):
+    """What an attempt returned (JSON), written with its accepted successful report only: a
+    reclaimed or lost attempt's report is rejected, so its result never lands. The result of a
+    task in a run is the row of the attempt its task instance succeeded with."""
+
+    __tablename__ = "task_result"
+    __table_args__ = (Index("ix_task_result_run_pk", "run_pk"),)
+    ti_id: Mapped[int] = mapped_column(
+        ForeignKey("task_instance.id", ondelete="CASCADE"), primary_key=True
+    )
+    attempt: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_pk: Mapped[int] = mapped_column(ForeignKey("dag_run.id", ondelete="CASCADE"))
+    task_id: Mapped[str] = mapped_column(String(250))
+    value: Mapped[str] = mapped_column(LONG_TEXT)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class Leader(Base):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -95,6 +95,15 @@ class AttemptRow:
     started_at: datetime | None
     ended_at: datetime | None
     reason: str
+    result: str | None = None  # JSON text, for an attempt that succeeded with a result
+
+
+def result_of(t: TIRow, attempts: Sequence[AttemptRow]) -> str | None:
+    """Task instance `t`'s result (JSON text): the one of the attempt it succeeded with, if
+    it returned one."""
+    if t.state != "success":
+        return None
+    return next((a.result for a in attempts if a.attempt == t.attempt), None)
 
 
 @dataclass(frozen=True)
@@ -118,6 +127,7 @@ class AttemptReport:
     reason: str
     now: datetime
     log: str = ""
+    result: str | None = None  # what a successful attempt returned, as JSON text
 
 
 @dataclass(frozen=True)
@@ -134,6 +144,8 @@ class ClaimedAttempt:
     conf: dict[str, Any] = field(default_factory=dict)
     data_interval_start: datetime | None = None
     data_interval_end: datetime | None = None
+    results: dict[str, str] = field(default_factory=dict)
+    """The results of the run's tasks that succeeded with one: task id -> JSON text."""
 
 
 @dataclass(frozen=True)

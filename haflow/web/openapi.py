@@ -37,6 +37,11 @@ def _collection(item: str) -> J:
     )
 
 
+RESULT: J = {
+    "description": "What the attempt (for a task instance: the attempt it succeeded with) "
+    "returned, any JSON value; null without one",
+    "nullable": True,
+}
 COUNTS: J = {"type": "object", "additionalProperties": {"type": "integer"}}
 
 SCHEMAS: J = {
@@ -96,6 +101,7 @@ SCHEMAS: J = {
             "started_at": _ts(),
             "ended_at": _ts(),
             "reason": _str(),
+            "result": RESULT,
         }
     ),
     "TaskInstance": {
@@ -174,7 +180,7 @@ for _name in ("Dag", "DagRun", "TaskInstance", "Event", "ImportError"):
 SCHEMAS["TaskInstanceDetail"] = {
     "allOf": [
         _ref("TaskInstance"),
-        _obj({"attempts": {"type": "array", "items": _ref("Attempt")}}),
+        _obj({"attempts": {"type": "array", "items": _ref("Attempt")}, "result": RESULT}),
     ]
 }
 

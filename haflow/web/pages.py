@@ -227,6 +227,7 @@ def task_instance(dag_id: str, run_id: str, task_id: str) -> str:
     attempts = repo.history.attempts(ti.id)
     chosen = request.args.get("attempt", type=int) or (attempts[-1].attempt if attempts else 0)
     log = repo.history.log_since(ti.id, chosen) if chosen else None
+    returned = next((a.result for a in attempts if a.attempt == chosen), None)
     return render_template(
         "task_instance.html",
         ti=ti,
@@ -234,7 +235,19 @@ def task_instance(dag_id: str, run_id: str, task_id: str) -> str:
         attempts=attempts,
         chosen=chosen,
         log=log,
+        result=None if returned is None else _pretty(returned),
     )
+
+
+RESULT_SHOWN = 20000
+"""Characters of a result the task instance page shows (the API gives all of it)."""
+
+
+def _pretty(text: str) -> str:
+    shown = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+    if len(shown) <= RESULT_SHOWN:
+        return shown
+    return shown[:RESULT_SHOWN] + f"\n... ({len(shown) - RESULT_SHOWN} more characters in the API)"
 
 
 @bp.post("/dags/<dag_id>/runs/<run_id>/clear")

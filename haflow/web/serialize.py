@@ -8,7 +8,15 @@ from typing import Any
 
 from haflow.dag.schedule import parse_schedule
 from haflow.errors import HaflowError
-from haflow.metastore.records import AttemptRow, DagDetail, EventRow, ImportErrorRow, RunRow, TIRow
+from haflow.metastore.records import (
+    AttemptRow,
+    DagDetail,
+    EventRow,
+    ImportErrorRow,
+    RunRow,
+    TIRow,
+    result_of,
+)
 
 
 def ts(value: datetime | None) -> str | None:
@@ -82,7 +90,12 @@ def ti_json(t: TIRow, attempts: list[AttemptRow] | None = None) -> dict[str, Any
     }
     if attempts is not None:
         body["attempts"] = [attempt_json(a) for a in attempts]
+        body["result"] = _decoded(result_of(t, attempts))
     return body
+
+
+def _decoded(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
 
 
 def attempt_json(a: AttemptRow) -> dict[str, Any]:
@@ -95,6 +108,7 @@ def attempt_json(a: AttemptRow) -> dict[str, Any]:
         "started_at": ts(a.started_at),
         "ended_at": ts(a.ended_at),
         "reason": a.reason,
+        "result": _decoded(a.result),
     }
 
 

@@ -49,6 +49,7 @@ class AttemptCalls(Protocol):
         now: datetime,
         log: str = "",
         policy: EndPolicy = DEFAULT_POLICY,
+        result: str | None = None,
     ) -> bool: ...
 
 
@@ -82,8 +83,9 @@ class AttemptBatcher:
         now: datetime,
         log: str = "",
         policy: EndPolicy = DEFAULT_POLICY,
+        result: str | None = None,
     ) -> bool:
-        report = AttemptReport(ti_id, attempt, ending, reason, now, log)
+        report = AttemptReport(ti_id, attempt, ending, reason, now, log, result)
         return self._reports.call(_Report(report, worker_id, policy))
 
     def close(self) -> None:

@@ -18,28 +18,40 @@ from typing import Any, NoReturn
 from haflow.core.params import resolve
 from haflow.dag.dag import DAG
 from haflow.dag.loader import ImportErrorRecord, importable, load_dag_file, locate
+from haflow.dag.results import TaskContext, ancestors, upstream_results
+from haflow.dag.results import resolve as resolve_refs
 from haflow.dag.tasks import BaseTask, BashTask, PythonTask
 from haflow.metastore.records import ClaimedAttempt
+from haflow.worker.files import AttemptFiles
 from haflow.worker.taskenv import become_task
 
 
-def run_from_file(c: ClaimedAttempt, folder: Path, worker_id: str, allow: Sequence[str]) -> object:
+def run_from_file(
+    c: ClaimedAttempt, folder: Path, worker_id: str, allow: Sequence[str], files: AttemptFiles
+) -> object:
     """The attempt's child: trade the worker's environment for the task's (the `allow`ed
     variables and haflow's context; `haflow.worker.taskenv`), import the DAG's own file, then
     run the task (bash replaces this process). A file that cannot be loaded fails the attempt
     with the reason in its log."""
-    env = become_task(allow, context_env(c, worker_id, os.getppid()))
-    return run_task(load_task(c, folder), c, env)
+    env = become_task(allow, context_env(c, worker_id, os.getppid(), files))
+    return run_task(load_task(c, folder), c, env, files)
 
 
-def run_task(task: BaseTask, c: ClaimedAttempt, env: Mapping[str, str]) -> object:
-    """Run `task` in this (the attempt's own) process: bash replaces it, Python is called."""
+def run_task(
+    task: BaseTask, c: ClaimedAttempt, env: Mapping[str, str], files: AttemptFiles
+) -> object:
+    """Run `task` in this (the attempt's own) process: bash replaces it (and writes its result
+    to $HAFLOW_RESULT_FILE itself), Python is called and what it returns is its result."""
+    results = upstream_results(task, files.read_upstream())
     if isinstance(task, BashTask):
+        files.write_upstream(results)  # its ancestors' alone, as a Python task sees them
         sys.stdout.flush()
         params = {"HAFLOW_PARAMS": json.dumps(resolve(task.dag.params, c.conf))}
         os.execvpe("bash", ["bash", "-c", task.bash_command], {**env, **params, **(task.env or {})})
     if isinstance(task, PythonTask):
-        return python_call(task, c)()
+        value = python_call(task, c, results)()
+        files.write_result(task.task_id, value)
+        return value
     _cannot_load(f"task {c.task_id!r} has unsupported kind {type(task).__name__}")
 
 
@@ -72,10 +84,14 @@ def _cannot_load(message: str) -> NoReturn:
     raise SystemExit(1)
 
 
-def context_env(c: ClaimedAttempt, worker_id: str = "", worker_pid: int = 0) -> dict[str, str]:
+def context_env(
+    c: ClaimedAttempt, worker_id: str = "", worker_pid: int = 0, files: AttemptFiles | None = None
+) -> dict[str, str]:
     """haflow's variables in an attempt's environment; HAFLOW_WORKER_PID is the process that
-    claimed the attempt (a pool process of the local executor, a Celery pool process)."""
+    claimed the attempt (a pool process of the local executor, a Celery pool process);
+    HAFLOW_RESULT_FILE and HAFLOW_UPSTREAM_RESULTS are `files`' (`haflow.worker.files`)."""
     return {
+        **(files.env() if files is not None else {}),
         "HAFLOW_WORKER_ID": worker_id,
         "HAFLOW_WORKER_PID": str(worker_pid or ""),
         "HAFLOW_DAG_ID": c.dag_id,
@@ -92,14 +108,24 @@ def _iso(value: Any) -> str:
     return "" if value is None else value.isoformat()
 
 
-def python_call(task: PythonTask, c: ClaimedAttempt) -> Callable[[], object]:
-    kwargs = dict(task.op_kwargs or {})
-    if "context" in inspect.signature(task.python_callable).parameters:
+def python_call(
+    task: PythonTask, c: ClaimedAttempt, results: Mapping[str, Any]
+) -> Callable[[], object]:
+    """The task's call: its arguments with each upstream result in place of its reference
+    (`haflow.dag.results`), and `context` and `ti` for a callable that names them."""
+    kwargs = resolve_refs(dict(task.op_kwargs or {}), results)
+    assert isinstance(kwargs, dict)
+    ti = TaskContext(c.dag_id, c.run_id, c.task_id, c.attempt, ancestors(task), results)
+    wanted = inspect.signature(task.python_callable).parameters
+    if "context" in wanted:
         kwargs["context"] = {
             **context_env(c),
             "conf": c.conf,
             "attempt": c.attempt,
             "params": resolve(task.dag.params, c.conf),
+            "ti": ti,
         }
+    if "ti" in wanted and "ti" not in kwargs:
+        kwargs["ti"] = ti
     fn = task.python_callable
     return lambda: fn(**kwargs)

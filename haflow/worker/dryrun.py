@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from haflow.core.rules import Verdict, evaluate_trigger
@@ -14,18 +15,44 @@ from haflow.dag.dag import DAG
 from haflow.dag.tasks import BaseTask, BashTask, PythonTask
 from haflow.errors import HaflowError, InvalidRequest
 from haflow.metastore.records import ClaimedAttempt
-from haflow.worker.child import context_env, python_call
-from haflow.worker.process import LogSink, Outcome, spawn_bash, spawn_python, supervise
-from haflow.worker.taskenv import become_task, task_environ
+from haflow.worker.child import context_env, run_task
+from haflow.worker.files import AttemptFiles, ResultRefused, collect, prepare
+from haflow.worker.process import LogSink, Outcome, Result, spawn_python, supervise
+from haflow.worker.taskenv import become_task
 
 Printer = Callable[[str], None]
 
 
 def test_task(
-    task: BaseTask, conf: Mapping[str, Any], echo: Printer, allow: Sequence[str]
+    task: BaseTask,
+    conf: Mapping[str, Any],
+    echo: Printer,
+    allow: Sequence[str],
+    results: dict[str, str] | None = None,
+    max_result_bytes: int = 65536,
 ) -> Outcome:
     """Run one task here, now, as a worker would: the environment is built from the same
-    allow-list (`allow`, `[worker] task_env_allowlist`), for bash and Python tasks alike."""
+    allow-list (`allow`, `[worker] task_env_allowlist`), for bash and Python tasks alike. It
+    reads its ancestors' results from `results` (task id -> JSON text), where its own is
+    added when it succeeds with one."""
+    results = {} if results is None else results
+    with tempfile.TemporaryDirectory(prefix="haflow-test-") as base:
+        files = prepare(Path(base), 0, 1, results)
+        outcome, value = _run(task, conf, echo, allow, files, max_result_bytes)
+    if value is not None:
+        results[task.task_id] = value
+        echo(f"[{task.task_id}] result: {value[:2000]}")
+    return outcome
+
+
+def _run(
+    task: BaseTask,
+    conf: Mapping[str, Any],
+    echo: Printer,
+    allow: Sequence[str],
+    files: AttemptFiles,
+    max_result_bytes: int,
+) -> tuple[Outcome, str | None]:
     now = datetime.now(UTC)
     claimed = ClaimedAttempt(
         0,
@@ -37,15 +64,11 @@ def test_task(
         _timeout(task),
         dict(conf),
     )
-    context = context_env(claimed)
-    if isinstance(task, BashTask):
-        pid, fd = spawn_bash(task.bash_command, task_environ(os.environ, allow, context, task.env))
-    elif isinstance(task, PythonTask):
-        call = python_call(task, claimed)
+    context = context_env(claimed, files=files)
+    if isinstance(task, BashTask | PythonTask):
 
         def child() -> object:
-            become_task(allow, context)
-            return call()
+            return run_task(task, claimed, become_task(allow, context), files)
 
         pid, fd = spawn_python(child)
     else:
@@ -59,22 +82,35 @@ def test_task(
         return True
 
     result = supervise(pid, fd, sink, timeout_s=claimed.timeout_s, tick_every_s=0.2, on_tick=flush)
+    value = None
+    if result.outcome is Outcome.SUCCESS:
+        try:
+            value = collect(files, max_result_bytes)
+        except ResultRefused as exc:
+            result = Result(Outcome.FAILED, str(exc), result.exit_code)
     flush()
     echo(f"[{task.task_id}] {result.outcome.value} {result.reason}".rstrip())
-    return result.outcome
+    return result.outcome, value
 
 
 def test_dag(
-    dag: DAG, conf: Mapping[str, Any], echo: Printer, allow: Sequence[str]
+    dag: DAG,
+    conf: Mapping[str, Any],
+    echo: Printer,
+    allow: Sequence[str],
+    max_result_bytes: int = 65536,
 ) -> dict[str, TaskState]:
-    """Run every task once in dependency order, honouring trigger rules; no retries."""
+    """Run every task once in dependency order, honouring trigger rules, passing results;
+    no retries."""
     states: dict[str, TaskState] = {}
+    results: dict[str, str] = {}
     for tid in dag.topological_order():
         task = dag.tasks[tid]
         verdict = evaluate_trigger(task.trigger_rule, [states[u] for u in task.upstream_task_ids])
         if verdict is Verdict.READY:
             echo(f"--- {tid} ---")
-            ok = test_task(task, conf, echo, allow) is Outcome.SUCCESS
+            outcome = test_task(task, conf, echo, allow, results, max_result_bytes)
+            ok = outcome is Outcome.SUCCESS
             states[tid] = TaskState.SUCCESS if ok else TaskState.FAILED
         else:
             states[tid] = (

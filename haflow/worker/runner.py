@@ -16,10 +16,12 @@ concurrently with the one that replaced it. Losing ZooKeeper never stops an atte
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from haflow.config import Settings
@@ -33,6 +35,7 @@ from haflow.metastore.records import AttemptRef, ClaimedAttempt
 from haflow.metastore.repository import Repository
 from haflow.worker.batch import AttemptCalls
 from haflow.worker.child import run_from_file
+from haflow.worker.files import AttemptFiles, ResultRefused, collect, prepare, remove
 from haflow.worker.listener import NO_LISTENER, AttemptListener
 from haflow.worker.process import LogSink, Outcome, Result, spawn_python, supervise
 from haflow.worker.warm import WarmFiles
@@ -57,6 +60,7 @@ class RunnerConfig:
     task_env: tuple[str, ...] = env_patterns(DEFAULT_TASK_ENV)  # what a task sees of ours
     warm_files: int = 4  # DAG files kept imported in warm processes (haflow.worker.warm)
     import_timeout_s: float = 30.0  # how long a warm process may take to import its file
+    max_result_bytes: int = 65536  # the largest result an attempt may return
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RunnerConfig:
@@ -70,6 +74,7 @@ class RunnerConfig:
             task_env=w.task_env,
             warm_files=w.warm_dag_files,
             import_timeout_s=settings.core.dag_file_import_timeout,
+            max_result_bytes=w.max_result_bytes,
         )
 
     @property
@@ -101,6 +106,7 @@ class AttemptRunner:
         self.stopping = stopping
         self.monotonic = monotonic
         self.listener = listener  # observes claims and ends (metrics)
+        self.files_base = Path(tempfile.mkdtemp(prefix="haflow-attempts-"))
         self.warm = WarmFiles(
             self.dags_folder,
             cfg.task_env,
@@ -117,18 +123,21 @@ class AttemptRunner:
         self.listener.claimed(claimed)
         sink = LogSink(self.cfg.max_log_bytes)
         watch = _Watch(self, claimed, sink, sent)
+        files = prepare(self.files_base, claimed.ti_id, claimed.attempt, claimed.results)
         watch.start()
         try:
-            result = self._execute(claimed, sink, watch)
+            result = self._execute(replace(claimed, results={}), sink, watch, files)
+            value = self._result(result, files, sink)
         finally:
             watch.close()
+            remove(files)
         if result.outcome is Outcome.CANCELLED and not watch.ours:
             why = "reclaimed" if watch.taken else "self_fenced"
             self.listener.abandoned(claimed, why, self.monotonic() - sent)
             return "cancelled"  # reclaimed or self-fenced: the attempt is not ours to report
         if result.outcome is Outcome.CANCELLED:
             result.reason = "worker stopped while the attempt ran"
-        accepted = self._report(claimed, result, sink)
+        accepted = self._report(claimed, result, sink, value)
         ending = _ENDINGS[result.outcome]
         self.listener.finished(claimed, ending.attempt_state, self.monotonic() - sent, accepted)
         return result.outcome.value
@@ -145,7 +154,21 @@ class AttemptRunner:
         sent = self.monotonic()
         return sent, self.attempts.claim(ref, self.worker_id, self.clock())
 
-    def _execute(self, claimed: ClaimedAttempt, sink: LogSink, watch: _Watch) -> Result:
+    def _result(self, result: Result, files: AttemptFiles, sink: LogSink) -> str | None:
+        """A successful attempt's result (JSON text), None without one. One that cannot be
+        kept (too large, not JSON) fails the attempt, saying why in its log."""
+        if result.outcome is not Outcome.SUCCESS:
+            return None
+        try:
+            return collect(files, self.cfg.max_result_bytes)
+        except ResultRefused as exc:
+            sink.feed(f"[haflow: {exc}]\n".encode())
+            result.outcome, result.reason = Outcome.FAILED, str(exc)
+            return None
+
+    def _execute(
+        self, claimed: ClaimedAttempt, sink: LogSink, watch: _Watch, files: AttemptFiles
+    ) -> Result:
         """Start the attempt's child (which loads the task itself) and run it under `watch`;
         an attempt that may no longer be ours (taken, or silent past the self-fence window)
         is not started at all."""
@@ -156,7 +179,7 @@ class AttemptRunner:
         began, limit_s = time.monotonic(), claimed.timeout_s
         try:
             path = locate(claimed.fileloc, folder)
-            warm = self.warm.start(path, claimed, worker_id, watch.tick, limit_s)
+            warm = self.warm.start(path, claimed, worker_id, watch.tick, limit_s, files=files)
             if warm is None and not watch.tick():
                 return cancelled  # stopped or taken while the file was imported
             timeout_s = None if limit_s is None else limit_s - (time.monotonic() - began)
@@ -166,7 +189,9 @@ class AttemptRunner:
                     return Result(Outcome.TIMED_OUT, reason, None)
                 timeout_s = 0.0  # forked at the very end: supervise kills it at once
             if warm is None:
-                pid, fd = spawn_python(lambda: run_from_file(claimed, folder, worker_id, allow))
+                pid, fd = spawn_python(
+                    lambda: run_from_file(claimed, folder, worker_id, allow, files)
+                )
         except OSError as exc:  # no fork: out of processes or memory on this node
             return Result(Outcome.FAILED, f"could not start: {type(exc).__name__}: {exc}", None)
         return supervise(
@@ -184,8 +209,11 @@ class AttemptRunner:
     def close(self) -> None:
         """Stop the warm processes (they would die with this process anyway)."""
         self.warm.close()
+        shutil.rmtree(self.files_base, ignore_errors=True)
 
-    def _report(self, c: ClaimedAttempt, result: Result, sink: LogSink) -> bool | None:
+    def _report(
+        self, c: ClaimedAttempt, result: Result, sink: LogSink, value: str | None = None
+    ) -> bool | None:
         """Report the end, retrying while the metastore is away; the reaper does the rest.
         False: the report was rejected (a zombie's); None: it could not be made."""
         deadline = self.monotonic() + self.cfg.timeout
@@ -201,6 +229,7 @@ class AttemptRunner:
                     self.clock(),
                     log=sink.take(final=True),
                     policy=self.cfg.end_policy,
+                    result=value,
                 )
             except HaflowError as exc:
                 if self.monotonic() + delay > deadline:

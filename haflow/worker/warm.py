@@ -40,6 +40,7 @@ from typing import Any
 
 from haflow.dag.loader import importable, load_dag_file
 from haflow.metastore.records import ClaimedAttempt
+from haflow.worker.files import AttemptFiles
 from haflow.worker.process import fork_onto, run_python, set_parent_death_signal
 from haflow.worker.taskenv import task_environ
 
@@ -84,6 +85,8 @@ class WarmFiles:
         worker_id: str,
         tick: Callable[[], bool],
         limit_s: float | None = None,
+        *,
+        files: AttemptFiles,
     ) -> WarmChild | None:
         """Fork the attempt `c` from the warm process of `path`, made first if needed; None
         when the file must be run cold: its warm import failed, crashed or outlasted the
@@ -110,7 +113,7 @@ class WarmFiles:
             self._warm.popitem(last=False)[1].close()
         r, w = os.pipe()
         try:
-            pid, pidfd = warm.fork(c, worker_id, w)
+            pid, pidfd = warm.fork(c, worker_id, w, files)
         except (OSError, EOFError, ValueError):  # it died since: this attempt runs cold
             os.close(r)
             self._warm.pop(path).close()
@@ -176,10 +179,12 @@ class _Warm:
             return False
         return all(_stamp(stamp[0]) == stamp for stamp in self.files)
 
-    def fork(self, c: ClaimedAttempt, worker_id: str, out_fd: int) -> tuple[int, int]:
+    def fork(
+        self, c: ClaimedAttempt, worker_id: str, out_fd: int, files: AttemptFiles
+    ) -> tuple[int, int]:
         """The attempt's child's pid and a pidfd for it, opened before the warm process
         reaps the child (it waits for our word), so the pid names that child alone."""
-        socket.send_fds(self.sock, [pickle.dumps((c, worker_id))], [out_fd])
+        socket.send_fds(self.sock, [pickle.dumps((c, worker_id, files))], [out_fd])
         answer = self._answer(_ANSWER_S)
         if answer is None or answer[0] != "pid":
             raise EOFError("the warm process did not fork the attempt")
@@ -255,11 +260,13 @@ def _serve(sock: socket.socket, path: str, folder: Path, parent: int) -> None:
         data, fds, _, _ = socket.recv_fds(sock, _MAX_MESSAGE, 1)
         if not data or not fds:
             return
-        c, worker_id = pickle.loads(data)
+        c, worker_id, files = pickle.loads(data)
 
-        def attempt(c: ClaimedAttempt = c, worker_id: str = worker_id) -> object:
-            os.environ.update(context_env(c, worker_id, parent))
-            return run_task(pick_task(dags, None, c, path), c, dict(os.environ))
+        def attempt(
+            c: ClaimedAttempt = c, worker_id: str = worker_id, files: AttemptFiles = files
+        ) -> object:
+            os.environ.update(context_env(c, worker_id, parent, files))
+            return run_task(pick_task(dags, None, c, path), c, dict(os.environ), files)
 
         pid = fork_onto(fds[0], lambda: run_python(attempt), close=(keep,))
         os.close(fds[0])

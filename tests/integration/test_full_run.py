@@ -18,6 +18,7 @@ from haflow.assembly.scheduler import build_scheduler
 from haflow.config import Settings, load_settings
 from haflow.core.clearing import ClearScope
 from haflow.core.clock import utcnow
+from haflow.metastore.records import result_of
 from haflow.metastore.repository import Repository
 from haflow.scheduler.service import SchedulerService
 from tests.daemons import HAFLOW
@@ -280,12 +281,16 @@ def test_the_feature_examples_run_as_they_say(tmp_path: Path, db_url: str) -> No
         states = {t.task_id: t.state for t in repo.history.task_instances("example_taskflow", "tf")}
         load = repo.history.task_instance("example_params", "pr", "load")
         loaded = repo.history.logs(load.id, 1)
+        counted = repo.history.task_instance("example_taskflow", "tf", "count")
+        counted_log = repo.history.logs(counted.id, 1)
+        count_result = result_of(counted, repo.history.attempts(counted.id))
         ends = {d: repo.runs.find(d)[0].state for d in ("example_taskflow", "example_params")}
     finally:  # the scheduler disposes of its engine: nothing may use it after this
         service.stop_requested.set()
         thread.join(30)
     assert states == {
         "extract": "success",
+        "count": "success",
         "check": "failed",  # on purpose
         "cleanup": "success",
         "notify": "success",
@@ -293,6 +298,7 @@ def test_the_feature_examples_run_as_they_say(tmp_path: Path, db_url: str) -> No
     }
     assert ends == {"example_taskflow": "failed", "example_params": "success"}
     assert "loading 42 rows (delta)" in loaded
+    assert "counted 3 rows" in counted_log and count_result == "3"
 
 
 def test_params_are_checked_at_trigger_and_seen_by_the_tasks(

@@ -12,7 +12,7 @@ from haflow.core.attempt_end import Ending
 from haflow.core.planner import Decisions, NewRun, TIChange
 from haflow.core.states import AttemptState, RunState, TaskState
 from haflow.errors import FencedOut, InvalidRequest, MetastoreError, NotFound
-from haflow.metastore.records import AttemptRef, AttemptReport, DagRecord, TaskDef
+from haflow.metastore.records import AttemptRef, AttemptReport, DagRecord, TaskDef, result_of
 from haflow.metastore.repository import Repository
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -332,3 +332,40 @@ def test_a_task_with_backoff_waits_twice_as_long_after_each_failure(
         assert due is not None
         waits.append((due - T0).total_seconds())
     assert waits == [10.0, 20.0, 25.0]
+
+
+def test_a_result_is_kept_with_the_accepted_report_alone_and_claims_read_the_runs(
+    repo: Repository,
+) -> None:
+    """Attempt 1 of a is reclaimed, attempt 2 succeeds with a result; attempt 1's late report
+    (with a result of its own) is rejected and leaves none: b's claim reads attempt 2's."""
+    epoch = repo.leadership.take("s1", "none", T0)
+    _started_run(repo, epoch)
+    first = _queue(repo, epoch)
+    assert repo.attempts.claim(first, "w1", T0) is not None
+    lost = TIChange(
+        first.ti_id, 1, TaskState.RUNNING, TaskState.UP_FOR_RETRY, failures=0, next_try_at=T0,
+        attempt_state="lost", reason="worker silent",
+    )  # fmt: skip
+    repo.scheduling.apply(Decisions(changes=[lost]), DEFS, epoch, T0)
+    second = _queue(repo, epoch, attempt=2)
+    claimed = repo.attempts.claim(second, "w2", T0)
+    assert claimed is not None and claimed.results == {}
+    assert repo.attempts.finish(first.ti_id, 2, "w2", Ending.SUCCESS, "", T0, result='"second"')
+    assert not repo.attempts.finish(first.ti_id, 1, "w1", Ending.SUCCESS, "", T0, result='"1st"')
+    a = repo.history.task_instance("d", "r1", "a")
+    attempts = repo.history.attempts(a.id)
+    assert [(x.attempt, x.result) for x in attempts] == [(1, None), (2, '"second"')]
+    assert result_of(a, attempts) == '"second"'
+
+    b = _queue(repo, epoch, task_id="b")
+    claimed_b = repo.attempts.claim(b, "w3", T0)
+    assert claimed_b is not None and claimed_b.results == {"a": '"second"'}
+    assert repo.attempts.finish(b.ti_id, 1, "w3", Ending.FAILED, "exit 1", T0, result="[1]")
+    b_row = repo.history.task_instance("d", "r1", "b")
+    assert [x.result for x in repo.history.attempts(b_row.id)] == [None]  # failed: not kept
+
+    repo.runs.clear("d", "r1", ["a", "b"], T0)  # a runs again: its old result is not a's now
+    c = _queue(repo, epoch, task_id="b", attempt=2)
+    claimed_c = repo.attempts.claim(c, "w3", T0)
+    assert claimed_c is not None and claimed_c.results == {}

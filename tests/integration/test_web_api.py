@@ -31,6 +31,9 @@ def test_dags_runs_and_task_instances(web_app: Web) -> None:
     }
     ti = c.get("/api/v1/dags/d/dagRuns/r1/taskInstances/extract", headers=h).get_json()
     assert ti["attempts"][0]["state"] == "success" and ti["attempts"][0]["worker"] == "w1"
+    assert ti["result"] == ti["attempts"][0]["result"] == {"rows": 3}
+    page = web_app.login("Viewer").get("/dags/d/runs/r1/tasks/extract").get_data(as_text=True)
+    assert 'data-testid="result">{\n  &#34;rows&#34;: 3\n}</pre>' in page
     log = c.get("/api/v1/dags/d/dagRuns/r1/taskInstances/extract/logs/1", headers=h).get_json()
     assert log["content"] == "hello from extract\n" and log["ended"] is True
 

@@ -100,7 +100,7 @@ def seed(repo: Repository) -> None:
         assert repo.attempts.claim(ref, "w1", T0) is not None
     extract = repo.history.task_instance("d", "r1", "extract")
     repo.attempts.append_log(extract.id, 1, "hello from extract\n", T0)
-    repo.attempts.finish(extract.id, 1, "w1", Ending.SUCCESS, "", T0)
+    repo.attempts.finish(extract.id, 1, "w1", Ending.SUCCESS, "", T0, result='{"rows": 3}')
 
 
 def make_web(settings: Settings, engine: Engine, clock=None) -> Web:  # type: ignore[no-untyped-def]

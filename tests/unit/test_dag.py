@@ -324,13 +324,18 @@ def test_task_decorator_ids_restart_per_dag() -> None:
         assert step().task_id == "step"
 
 
-def test_task_decorator_refuses_positional_arguments() -> None:
+def test_task_decorator_names_positional_arguments_and_refuses_what_does_not_fit() -> None:
     @task
-    def add(x: int) -> int:
-        return x
+    def add(x: int, y: int = 2) -> int:
+        return x + y
 
-    with make_dag(), pytest.raises(DagDefinitionError, match="keyword arguments"):
-        add(1)
+    with make_dag():
+        assert add(1).op_kwargs == {"x": 1}
+        assert add(1, y=5).op_kwargs == {"x": 1, "y": 5}
+        with pytest.raises(DagDefinitionError, match="by keyword"):
+            add(1, 2, 3)
+        with pytest.raises(DagDefinitionError, match="by keyword"):
+            add(1, x=2)
 
 
 def test_task_decorator_outside_a_dag() -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from haflow.metastore.records import ClaimedAttempt
+from haflow.worker.files import AttemptFiles, prepare
 from haflow.worker.process import LogSink, Outcome, Result, supervise
 from haflow.worker.warm import WarmFiles
 
@@ -60,13 +61,18 @@ def warm(folder: Path) -> Iterator[WarmFiles]:
     del os.environ["SECRET_OF_WORKER"]
 
 
+def scratch(folder: Path) -> AttemptFiles:
+    """An attempt's own files, as the runner makes them."""
+    return prepare(folder / "attempts", 1, 1, {})
+
+
 def attempt(folder: Path, task_id: str) -> ClaimedAttempt:
     return ClaimedAttempt(1, 1, "w", "r1", task_id, str(folder / "w.py"), None, {}, None, None)
 
 
 def run(warm: WarmFiles, folder: Path, task_id: str) -> tuple[Result, str] | None:
     c = attempt(folder, task_id)
-    child = warm.start(str(folder / "w.py"), c, "w1", lambda: True)
+    child = warm.start(str(folder / "w.py"), c, "w1", lambda: True, files=scratch(folder))
     if child is None:
         return None
     sink = LogSink(1 << 20)
@@ -146,7 +152,14 @@ def test_a_stop_while_importing_gives_up_at_once(folder: Path) -> None:
     try:
         c = attempt(folder, "hello")
         assert (
-            files.start(str(folder / "w.py"), c, "w1", lambda: time.monotonic() < stop_at) is None
+            files.start(
+                str(folder / "w.py"),
+                c,
+                "w1",
+                lambda: time.monotonic() < stop_at,
+                files=scratch(folder),
+            )
+            is None
         )
         assert time.monotonic() - stop_at < 1
     finally:
@@ -157,7 +170,7 @@ def test_warm_processes_are_capped_and_closed(warm: WarmFiles, folder: Path) -> 
     for name in ("a", "b", "c"):
         (folder / f"{name}.py").write_text((folder / "w.py").read_text())
         c = ClaimedAttempt(1, 1, "w", "r1", "hello", str(folder / f"{name}.py"), None, {})
-        child = warm.start(str(folder / f"{name}.py"), c, "w1", lambda: True)
+        child = warm.start(str(folder / f"{name}.py"), c, "w1", lambda: True, files=scratch(folder))
         assert child is not None
         supervise(
             child.pid,

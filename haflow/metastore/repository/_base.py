@@ -18,7 +18,7 @@ from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, Select, bindparam, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
@@ -249,6 +249,17 @@ def _checked(res: Any, expected: int, what: str) -> None:
 def _chunks(items: list[int], n: int) -> Iterator[list[int]]:
     for i in range(0, len(items), n):
         yield items[i : i + n]
+
+
+def _attempt_rows(*leading: Any) -> Select[Any]:
+    """A select of attempts (after the `leading` columns), each with its result column: the
+    value it returned, if it succeeded with one; read into AttemptRow with `_pick`."""
+    a, res = m.TaskAttempt, m.TaskResult
+    return (
+        select(*leading, a, res.value.label("result"))
+        .select_from(a)
+        .outerjoin(res, (res.ti_id == a.ti_id) & (res.attempt == a.attempt))
+    )
 
 
 def _pick(obj: Any, cls: type) -> dict[str, Any]:

@@ -56,6 +56,7 @@ _CLAIM_TI = (
 _CLAIMED = (
     select(
         _ti.id,
+        _ti.run_pk,
         _ti.dag_id,
         _ti.task_id,
         _ti.timeout_s,
@@ -68,6 +69,14 @@ _CLAIMED = (
     .join(m.DagRun, m.DagRun.id == _ti.run_pk)
     .join(m.Dag, m.Dag.dag_id == _ti.dag_id)
     .where(_ti.id.in_(bindparam("k_ids", expanding=True)))
+)
+_r = m.TaskResult
+# the results of runs' tasks, each the one its task instance succeeded with: an attempt that
+# was reclaimed or lost never wrote one, and a task cleared since has another attempt now
+_RESULTS = (
+    select(_r.run_pk, _r.task_id, _r.value)
+    .join(_ti, (_ti.id == _r.ti_id) & (_ti.attempt == _r.attempt))
+    .where(_r.run_pk.in_(bindparam("k_runs", expanding=True)), _ti.state == TaskState.SUCCESS)
 )
 _MINE = (
     _a.ti_id == bindparam("k_ti"),
@@ -87,6 +96,7 @@ _END = (
 _TALLY = (
     select(
         _ti.id,
+        _ti.run_pk,
         _ti.dag_id,
         _ti.task_id,
         m.DagRun.run_id,
@@ -115,6 +125,7 @@ _SETTLE = (
     )
 )
 _LOG = insert(m.TaskLog)
+_RESULT = insert(_r)
 _NOTIFY = text("SELECT pg_notify(:c, '')")
 
 
@@ -139,13 +150,14 @@ class AttemptQueries(_Base):
                 conn.execute(_CLAIM_TI, {**key, "k_keys": sorted(k[:2] for k in won)})
                 ids = sorted({k[0] for k in won})
                 rows = {r.id: r for r in conn.execute(_CLAIMED, {"k_ids": ids})}
+            results = _run_results(conn, {r.run_pk for r in rows.values()})
             out: list[ClaimedAttempt | None] = []
             events = []
             for ref in refs:
                 asked_for = (ref.ti_id, ref.attempt, ref.epoch)
                 row = rows.get(ref.ti_id) if asked_for in won else None
                 won.discard(asked_for)  # a second copy of it claims nothing
-                out.append(None if row is None else _claimed(ref, row))
+                out.append(None if row is None else _claimed(ref, row, results[row.run_pk]))
                 events.append(self._claim_event(conn, ref, row, worker_id, now))
             self._emit(conn, events)
         return out
@@ -240,9 +252,10 @@ class AttemptQueries(_Base):
         now: datetime,
         log: str = "",
         policy: EndPolicy = DEFAULT_POLICY,
+        result: str | None = None,
     ) -> bool:
         """Report one attempt's end: `finish_many` of one."""
-        report = AttemptReport(ti_id, attempt, ending, reason, now, log)
+        report = AttemptReport(ti_id, attempt, ending, reason, now, log, result)
         return self.finish_many([report], worker_id, policy)[0]
 
     def finish_many(
@@ -253,7 +266,8 @@ class AttemptQueries(_Base):
     ) -> list[bool]:
         """Report attempts' ends in one transaction; for each, False (and a `report.rejected`
         event) for a zombie's: an attempt that is not running under `worker_id`. What each
-        task instance becomes is `core.attempt_end`'s rule under `policy`."""
+        task instance becomes is `core.attempt_end`'s rule under `policy`. A successful
+        attempt's result is kept with its accepted report, and only then."""
         keys = sorted({(r.ti_id, r.attempt) for r in reports})
         with self._tx() as conn:
             key = {"k_keys": keys, "k_worker": worker_id}
@@ -262,7 +276,7 @@ class AttemptQueries(_Base):
             self._append(conn, [(r.ti_id, r.attempt, r.log, r.now) for r in reports])
             ids = sorted({ti for ti, _ in keys})
             tally = {r.id: r for r in conn.execute(_TALLY, {"k_ids": ids})} if ids else {}
-            ends, settles, events, out = [], [], [], []
+            ends, settles, results, events, out = [], [], [], [], []
             for r in reports:
                 ok = (r.ti_id, r.attempt) in mine
                 mine.discard((r.ti_id, r.attempt))  # a second report of it is a zombie's
@@ -272,19 +286,43 @@ class AttemptQueries(_Base):
                     settle, event = _settled(r, row, worker_id, policy)
                     settles.append(settle)
                     events.append(event)
+                    if r.ending is Ending.SUCCESS and r.result is not None:
+                        results.append(_result_row(r, row))
                 else:
                     events.append(_rejected(r, row, worker_id))
                 out.append(ok and row is not None)
             if ends:
                 _checked(conn.execute(_END, ends), len(ends), "end attempts")
                 _checked(conn.execute(_SETTLE, settles), len(settles), "settle task instances")
+            if results:
+                conn.execute(_RESULT, results)
             self._emit(conn, events)
             if ends and conn.dialect.name == "postgresql":  # wakes the leader when this commits
                 conn.execute(_NOTIFY, {"c": notify_channel(self.cluster)})
         return out
 
 
-def _claimed(ref: AttemptRef, row: Any) -> ClaimedAttempt:
+def _run_results(conn: Connection, runs: set[int]) -> dict[int, dict[str, str]]:
+    """For each run of `runs`: its tasks' results (task id -> JSON text)."""
+    out: dict[int, dict[str, str]] = {pk: {} for pk in runs}
+    if runs:
+        for r in conn.execute(_RESULTS, {"k_runs": sorted(runs)}):
+            out[r.run_pk][r.task_id] = r.value
+    return out
+
+
+def _result_row(r: AttemptReport, row: Any) -> dict[str, Any]:
+    return {
+        "ti_id": r.ti_id,
+        "attempt": r.attempt,
+        "run_pk": row.run_pk,
+        "task_id": row.task_id,
+        "value": r.result,
+        "created_at": r.now,
+    }
+
+
+def _claimed(ref: AttemptRef, row: Any, results: dict[str, str]) -> ClaimedAttempt:
     return ClaimedAttempt(
         ref.ti_id,
         ref.attempt,
@@ -296,6 +334,7 @@ def _claimed(ref: AttemptRef, row: Any) -> ClaimedAttempt:
         json.loads(row.conf or "{}"),
         row.data_interval_start,
         row.data_interval_end,
+        results,
     )
 
 

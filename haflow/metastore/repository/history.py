@@ -18,6 +18,7 @@ from haflow.metastore.records import (
     TIRow,
 )
 from haflow.metastore.repository._base import (
+    _attempt_rows,
     _Base,
     _pick,
     _ti_row,
@@ -43,18 +44,17 @@ class HistoryQueries(_Base):
         raise NotFound(f"run {run_id!r} of DAG {dag_id!r} has no task {task_id!r}")
 
     def attempts(self, ti_id: int) -> list[AttemptRow]:
+        """A task instance's attempts, each with its result (if it succeeded with one)."""
         with self._tx() as conn:
             rows = conn.execute(
-                select(m.TaskAttempt)
-                .where(m.TaskAttempt.ti_id == ti_id)
-                .order_by(m.TaskAttempt.attempt)
+                _attempt_rows().where(m.TaskAttempt.ti_id == ti_id).order_by(m.TaskAttempt.attempt)
             ).all()
         return [AttemptRow(**_pick(r, AttemptRow)) for r in rows]
 
     def running_attempts(self) -> list[AttemptRow]:
         with self._tx() as conn:
             rows = conn.execute(
-                select(m.TaskAttempt).where(
+                _attempt_rows().where(
                     m.TaskAttempt.state.in_([AttemptState.QUEUED, AttemptState.RUNNING])
                 )
             ).all()

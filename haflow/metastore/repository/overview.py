@@ -15,7 +15,7 @@ from sqlalchemy import func, or_, select
 from haflow.errors import NotFound
 from haflow.metastore import models as m
 from haflow.metastore.records import AttemptRow, DagDetail, EventRow, RunRow, TIRow
-from haflow.metastore.repository._base import _Base, _pick, _run_row, _ti_row
+from haflow.metastore.repository._base import _attempt_rows, _Base, _pick, _run_row, _ti_row
 
 Counts = dict[str, dict[str, int]]
 
@@ -93,7 +93,7 @@ class OverviewQueries(_Base):
         """(task id, attempt) of every attempt of a run, in the order they were queued."""
         with self._tx() as conn:
             rows = conn.execute(
-                select(m.TaskInstance.task_id, m.TaskAttempt)
+                _attempt_rows(m.TaskInstance.task_id)
                 .join(m.TaskInstance, m.TaskInstance.id == m.TaskAttempt.ti_id)
                 .join(m.DagRun, m.DagRun.id == m.TaskInstance.run_pk)
                 .where(m.DagRun.dag_id == dag_id, m.DagRun.run_id == run_id)
