@@ -26,7 +26,9 @@ def dags() -> None:
 def _next_fire(row: DagRow) -> datetime | None:
     if row.schedule is None or row.is_paused:
         return None
-    sched = parse_schedule(row.schedule, dag_id=row.dag_id, fileloc=row.fileloc)
+    sched = parse_schedule(
+        row.schedule, dag_id=row.dag_id, fileloc=row.fileloc, timezone=row.timezone
+    )
     return None if sched is None else sched.next_due(None, row.last_fire_at, utcnow(), False)
 
 

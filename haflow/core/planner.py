@@ -65,10 +65,12 @@ def _count(d: Decisions) -> int:
 
 
 def due_runs(dag: DagSpec, now: datetime) -> list[NewRun]:
-    """Scheduled runs that fell due since the last one created (all of them with catchup)."""
+    """Scheduled runs that fell due since the last one created (all of them with catchup),
+    none for an interval that ends after the DAG's end_date."""
     if dag.schedule is None or dag.is_paused or dag.start_date is None:
         return []
-    fires = dag.schedule.due_fires(dag.start_date, dag.last_fire_at, now, dag.catchup)
+    until = now if dag.end_date is None else min(now, dag.end_date)
+    fires = dag.schedule.due_fires(dag.start_date, dag.last_fire_at, until, dag.catchup)
     return [NewRun(dag.dag_id, fire, *dag.schedule.data_interval_ending_at(fire)) for fire in fires]
 
 

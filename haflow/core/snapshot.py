@@ -38,6 +38,7 @@ class DagSpec:
     max_active_runs: int = 16
     is_paused: bool = False
     last_fire_at: datetime | None = None
+    end_date: datetime | None = None  # no run for an interval that ends after it
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from haflow.dag.dag import DAG, dag
 from haflow.dag.loader import DagBag, DagCache, ImportErrorRecord, load_dag_file, load_dag_folder
 from haflow.dag.notifiers import Email, Webhook
 from haflow.dag.params import Param
-from haflow.dag.schedule import AnySchedule, Schedule, parse_schedule
+from haflow.dag.schedule import AnySchedule, CronSchedule, parse_schedule
 from haflow.dag.tasks import BaseTask, BashTask, PythonTask, task
 
 __all__ = [
@@ -19,13 +19,13 @@ __all__ = [
     "AnySchedule",
     "BaseTask",
     "BashTask",
+    "CronSchedule",
     "DagBag",
     "DagCache",
     "Email",
     "ImportErrorRecord",
     "Param",
     "PythonTask",
-    "Schedule",
     "TriggerRule",
     "Webhook",
     "dag",

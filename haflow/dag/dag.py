@@ -17,11 +17,12 @@ from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
+from zoneinfo import ZoneInfo
 
 from haflow.core.notices import RUN_HOOKS, TASK_HOOKS, Rule
 from haflow.dag.notifiers import Email, Webhook, hook_list, hook_rules
 from haflow.dag.params import param_schemas
-from haflow.dag.schedule import AnySchedule, parse_schedule
+from haflow.dag.schedule import AnySchedule, check_timezone, parse_schedule
 from haflow.errors import DagDefinitionError
 
 if TYPE_CHECKING:
@@ -88,14 +89,25 @@ def _caller_file() -> str | None:
     return frame.f_code.co_filename if frame is not None else None
 
 
-def _as_utc(start_date: datetime | None, where: str) -> datetime | None:
-    if start_date is None:
+def _as_utc(value: datetime | None, zone: str, where: str, name: str) -> datetime | None:
+    if value is None:
         return None
-    if not isinstance(start_date, datetime):
-        raise DagDefinitionError(f"{where}: start_date must be a datetime, got {start_date!r}")
-    if start_date.tzinfo is None:  # naive means UTC, as documented
-        return start_date.replace(tzinfo=UTC)
-    return start_date.astimezone(UTC)
+    if not isinstance(value, datetime):
+        raise DagDefinitionError(f"{where}: {name} must be a datetime, got {value!r}")
+    if value.tzinfo is None:  # naive means the DAG's timezone (UTC unless given)
+        return value.replace(tzinfo=ZoneInfo(zone)).astimezone(UTC)
+    return value.astimezone(UTC)
+
+
+def _zone_of(timezone: object, start_date: object, where: str) -> str:
+    """The DAG's timezone: the one given, else the start_date's own when it is an IANA zone
+    (as in Airflow), else UTC."""
+    if timezone is None:
+        own = start_date.tzinfo if isinstance(start_date, datetime) else None
+        timezone = own.key if isinstance(own, ZoneInfo) else "UTC"
+    elif isinstance(timezone, ZoneInfo):
+        timezone = timezone.key
+    return check_timezone(timezone, where)
 
 
 class DAG:
@@ -116,18 +128,26 @@ class DAG:
         on_success_callback: object = None,
         on_failure_callback: object = None,
         params: dict[str, Any] | None = None,
+        timezone: str | ZoneInfo | None = None,
+        end_date: datetime | None = None,
     ) -> None:
         self.fileloc: str | None = fileloc if fileloc is not None else _caller_file()
         self.dag_id = check_id("DAG", dag_id, f"DAG in {self._file}")
+        self.timezone = _zone_of(timezone, start_date, self._where)
         self.schedule_obj: AnySchedule | None = parse_schedule(
-            schedule, dag_id=dag_id, fileloc=self.fileloc
+            schedule, dag_id=dag_id, fileloc=self.fileloc, timezone=self.timezone
         )
         # the text kept in the metastore: what the DAG file said, or the interval's expression
         self.schedule: str | None = None
         if self.schedule_obj is not None:
             keep = isinstance(schedule, str)  # "@daily" stays "@daily"
             self.schedule = str(schedule) if keep else self.schedule_obj.expression
-        self.start_date = _as_utc(start_date, self._where)
+        self.start_date = _as_utc(start_date, self.timezone, self._where, "start_date")
+        self.end_date = _as_utc(end_date, self.timezone, self._where, "end_date")
+        if self.end_date and self.start_date and self.end_date < self.start_date:
+            raise DagDefinitionError(
+                f"{self._where}: end_date {end_date!r} is before start_date {start_date!r}"
+            )
         if schedule is not None and self.start_date is None:
             raise DagDefinitionError(f"{self._where}: a scheduled DAG needs a start_date")
         if isinstance(max_active_runs, bool) or not isinstance(max_active_runs, int):
@@ -289,7 +309,9 @@ class DAG:
         return {
             "dag_id": self.dag_id,
             "schedule": self.schedule_obj.expression if self.schedule_obj else None,
+            "timezone": self.timezone,
             "start_date": self.start_date.isoformat() if self.start_date else None,
+            "end_date": self.end_date.isoformat() if self.end_date else None,
             "catchup": self.catchup,
             "max_active_runs": self.max_active_runs,
             "params": self.params,

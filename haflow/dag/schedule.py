@@ -1,5 +1,6 @@
 """The schedules of DAGs and the data intervals they cut time into: a cron expression (or a
-preset such as `@daily`), a fixed interval (`timedelta`), or `@once`.
+preset such as `@daily`) read on the wall clock of the DAG's timezone, a fixed interval
+(`timedelta`, in elapsed time whatever the zone), or `@once`.
 
 A schedule is pure: every method maps UTC datetimes to UTC datetimes and never reads the clock,
 so the scheduler passes `now` in and tests need no sleeping. Airflow semantics: the run created at
@@ -15,6 +16,7 @@ import functools
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterError, croniter
 
@@ -49,18 +51,34 @@ def _clean(fire: datetime) -> datetime:
 
 
 @dataclass(frozen=True)
-class Schedule:
-    """A five-field cron expression; all inputs must be aware datetimes, outputs are UTC."""
+class CronSchedule:
+    """A five-field cron expression read on the wall clock of `timezone` (an IANA name);
+    all inputs must be aware datetimes, outputs are UTC.
+
+    The rule at daylight-saving changes (docs/design.md section 10): a wall time that occurs
+    twice (autumn) fires once, at its first occurrence; a wall time that does not occur
+    (spring) fires once, at the end of the gap; fire times that land on the same instant fire
+    once. Data intervals stay contiguous, so an interval across a change is longer or shorter
+    by the change (a daily one is 23 or 25 hours).
+    """
 
     expression: str
+    timezone: str = "UTC"
+
+    @property
+    def _zone(self) -> ZoneInfo | None:
+        return None if self.timezone == "UTC" else ZoneInfo(self.timezone)
 
     def next_fire_after(self, dt: datetime) -> datetime:
         """The first fire time strictly after `dt`."""
-        return _next_fire_after(self.expression, _utc(dt, "dt"))
+        return _next_fire_after(self.expression, self.timezone, _utc(dt, "dt"))
 
     def prev_fire_at_or_before(self, dt: datetime) -> datetime:
         """The last fire time at or before `dt` (`dt` itself when it is a fire time)."""
         at = _utc(dt, "dt")
+        zone = self._zone
+        if zone is not None:
+            return _local_prev(self.expression, zone, at, strict=False)
         # croniter's get_prev is strict, so the fire right after it decides whether `at` fires.
         before = _clean(croniter(self.expression, at).get_prev(datetime))
         following = self.next_fire_after(before)
@@ -69,6 +87,9 @@ class Schedule:
     def data_interval_ending_at(self, fire: datetime) -> tuple[datetime, datetime]:
         """The interval [previous fire, fire) covered by the run created at `fire`."""
         end = _utc(fire, "fire")
+        zone = self._zone
+        if zone is not None:
+            return _local_prev(self.expression, zone, end, strict=True), end
         return _clean(croniter(self.expression, end).get_prev(datetime)), end
 
     def first_interval_end(self, start_date: datetime) -> datetime:
@@ -109,13 +130,59 @@ class Schedule:
 
     def _fires_between(self, first: datetime, last: datetime) -> list[datetime]:
         fires = [first]
-        it = croniter(self.expression, first)
         while len(fires) < MAX_DUE_FIRES:
-            fire = _clean(it.get_next(datetime))
+            fire = self.next_fire_after(fires[-1])
             if fire > last:
                 break
             fires.append(fire)
         return fires
+
+
+def _wall(at: datetime, zone: ZoneInfo) -> datetime:
+    """The naive wall-clock time of UTC instant `at` in `zone`."""
+    return at.astimezone(zone).replace(tzinfo=None, fold=0)
+
+
+def _instant(wall: datetime, zone: ZoneInfo) -> datetime:
+    """The UTC instant a naive wall time of `zone` fires at: its first occurrence when it
+    occurs twice; the end of the gap when it does not occur at all."""
+    first = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    if _wall(first, zone) == wall:
+        return first
+    # In a gap, fold=0 reads the wall time with the offset before the change (an instant past
+    # the gap), fold=1 with the offset after (one before it): the change lies between.
+    lo, hi = wall.replace(tzinfo=zone, fold=1).astimezone(UTC), first
+    before = lo.astimezone(zone).utcoffset()
+    while hi - lo > timedelta(seconds=1):
+        mid = lo + (hi - lo) / 2
+        if mid.astimezone(zone).utcoffset() == before:
+            lo = mid
+        else:
+            hi = mid
+    return hi.replace(microsecond=0)
+
+
+# Wall times map to instants in order (never backwards), so the fires after an instant come
+# from the wall times after its own. Before it, a wall time up to the size of an autumn change
+# later than its own can still map to an earlier instant (its first occurrence): 3 hours
+# covers every change in the tz database (the largest are 2 hours).
+_MAX_FALL_BACK = timedelta(hours=3)
+
+
+def _local_next(expression: str, zone: ZoneInfo, at: datetime) -> datetime:
+    it = croniter(expression, _wall(at, zone))
+    while True:
+        fire = _instant(it.get_next(datetime), zone)
+        if fire > at:
+            return fire
+
+
+def _local_prev(expression: str, zone: ZoneInfo, at: datetime, *, strict: bool) -> datetime:
+    it = croniter(expression, _wall(at, zone) + _MAX_FALL_BACK)
+    while True:
+        fire = _instant(it.get_prev(datetime), zone)
+        if fire < at or (fire == at and not strict):
+            return fire
 
 
 # The leader asks every scheduled DAG, every tick, whether a fire is due: the answer hangs on
@@ -202,27 +269,30 @@ class OnceSchedule:
         return [start] if after is None and start <= _utc(now, "now") else []
 
 
-AnySchedule = Schedule | IntervalSchedule | OnceSchedule
+AnySchedule = CronSchedule | IntervalSchedule | OnceSchedule
 """What a DAG's `schedule` becomes."""
 
 _EVERY = re.compile(r"@every\s+([0-9]+(?:\.[0-9]+)?)s")
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def _next_fire_after(expression: str, start: datetime) -> datetime:
+def _next_fire_after(expression: str, timezone: str, start: datetime) -> datetime:
+    if timezone != "UTC":
+        return _local_next(expression, ZoneInfo(timezone), start)
     return _clean(croniter(expression, start).get_next(datetime))
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def _first_interval_end(schedule: Schedule, start: datetime) -> datetime:
+def _first_interval_end(schedule: CronSchedule, start: datetime) -> datetime:
     return schedule._first_interval_end(start)
 
 
 def parse_schedule(
-    expr: str | timedelta | None, *, dag_id: str, fileloc: str | None
+    expr: str | timedelta | None, *, dag_id: str, fileloc: str | None, timezone: str = "UTC"
 ) -> AnySchedule | None:
-    """Turn a DAG's `schedule` argument (or the expression kept for it) into a schedule;
-    None means manual runs only."""
+    """Turn a DAG's `schedule` argument (or the expression kept for it) into a schedule,
+    cron expressions read in `timezone` (checked by `check_timezone`); None means manual
+    runs only."""
     if expr is None:
         return None
     where = f"DAG {dag_id!r} in {fileloc or '<unknown file>'}"
@@ -246,7 +316,23 @@ def parse_schedule(
             f"(minute hour day-of-month month day-of-week), one of {presets}, '@once', "
             "or a timedelta"
         )
-    return Schedule(cron)
+    return CronSchedule(cron, timezone)
+
+
+def check_timezone(name: object, where: str) -> str:
+    """`name` if it is an IANA time zone this machine knows ("UTC", "Europe/Berlin"), else a
+    DagDefinitionError naming it."""
+    if isinstance(name, str) and name and name == name.strip():
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+        else:
+            return name
+    raise DagDefinitionError(
+        f"{where}: unknown timezone {name!r}; use an IANA name such as 'UTC', "
+        "'Europe/Berlin' or 'America/New_York'"
+    )
 
 
 MIN_INTERVAL_S = 1.0

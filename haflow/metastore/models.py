@@ -49,7 +49,10 @@ class Dag(Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     max_active_runs: Mapped[int] = mapped_column(Integer, default=16)
     catchup: Mapped[bool] = mapped_column(Boolean, default=False)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
+    """The IANA zone whose wall clock the cron schedule is read on."""
     start_date: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    end_date: Mapped[datetime | None] = mapped_column(UtcDateTime)
     tags: Mapped[str] = mapped_column(String(1000), default="[]")
     description: Mapped[str] = mapped_column(Text, default="")
     fingerprint: Mapped[str] = mapped_column(String(64), default="")

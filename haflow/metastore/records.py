@@ -27,6 +27,8 @@ class DagRecord:
     fingerprint: str
     structure: dict[str, Any] = field(default_factory=dict)
     notify: list[dict[str, Any]] = field(default_factory=list)  # haflow.dag.notifiers rules
+    timezone: str = "UTC"  # of the cron schedule's wall clock
+    end_date: datetime | None = None  # no run for an interval that ends after it
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class DagRow:
     max_active_runs: int
     last_fire_at: datetime | None
     tags: list[str]
+    timezone: str = "UTC"
 
 
 @dataclass(frozen=True)
@@ -197,6 +200,8 @@ class DagDetail:
     tags: list[str]
     description: str
     structure: dict[str, Any]
+    timezone: str = "UTC"
+    end_date: datetime | None = None
 
 
 @dataclass(frozen=True)

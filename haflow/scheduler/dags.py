@@ -103,6 +103,7 @@ def _spec(dag: ParsedDag, row: DagFlags) -> DagSpec:
         tasks=dag.tasks,
         schedule=dag.schedule,
         start_date=r.start_date,
+        end_date=r.end_date,
         catchup=r.catchup,
         max_active_runs=r.max_active_runs,
         is_paused=row.is_paused,

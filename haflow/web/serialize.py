@@ -26,12 +26,15 @@ def ts(value: datetime | None) -> str | None:
 def next_run(dag: DagDetail, now: datetime) -> datetime | None:
     """When the scheduler will next create a run of `dag`, if it has a schedule."""
     try:
-        sched = parse_schedule(dag.schedule, dag_id=dag.dag_id, fileloc=dag.fileloc)
+        sched = parse_schedule(
+            dag.schedule, dag_id=dag.dag_id, fileloc=dag.fileloc, timezone=dag.timezone
+        )
     except HaflowError:
         return None
     if sched is None:
         return None
-    return sched.next_due(dag.start_date, dag.last_fire_at, now, dag.catchup)
+    due = sched.next_due(dag.start_date, dag.last_fire_at, now, dag.catchup)
+    return None if due is None or (dag.end_date is not None and due > dag.end_date) else due
 
 
 def dag_json(
@@ -42,12 +45,14 @@ def dag_json(
         "description": d.description,
         "fileloc": d.fileloc,
         "schedule": d.schedule,
+        "timezone": d.timezone,
         "is_paused": d.is_paused,
         "is_active": d.is_active,
         "tags": d.tags,
         "max_active_runs": d.max_active_runs,
         "catchup": d.catchup,
         "start_date": ts(d.start_date),
+        "end_date": ts(d.end_date),
         "last_parsed_at": ts(d.parsed_at),
         "next_run_at": ts(next_run(d, now)),
         "run_states": runs,

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from haflow.dag import Schedule, parse_schedule
+from haflow.dag import CronSchedule, parse_schedule
 from haflow.dag.schedule import MAX_DUE_FIRES, IntervalSchedule, OnceSchedule
 from haflow.errors import DagDefinitionError
 
@@ -15,8 +15,8 @@ def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, sec: in
     return datetime(year, month, day, hour, minute, sec, tzinfo=UTC)
 
 
-DAILY = Schedule("0 0 * * *")
-HOURLY = Schedule("0 * * * *")
+DAILY = CronSchedule("0 0 * * *")
+HOURLY = CronSchedule("0 * * * *")
 
 
 def test_none_means_unscheduled() -> None:
@@ -36,11 +36,11 @@ def test_none_means_unscheduled() -> None:
     ],
 )
 def test_presets_map_to_cron(preset: str, cron: str) -> None:
-    assert parse_schedule(preset, dag_id="d", fileloc=None) == Schedule(cron)
+    assert parse_schedule(preset, dag_id="d", fileloc=None) == CronSchedule(cron)
 
 
 def test_plain_cron_is_kept() -> None:
-    assert parse_schedule("*/5 * * * *", dag_id="d", fileloc=None) == Schedule("*/5 * * * *")
+    assert parse_schedule("*/5 * * * *", dag_id="d", fileloc=None) == CronSchedule("*/5 * * * *")
 
 
 @pytest.mark.parametrize(
@@ -120,7 +120,7 @@ def test_data_interval_is_previous_fire_to_fire() -> None:
     start, end = DAILY.data_interval_ending_at(utc(2024, 3, 1))
     assert (start, end) == (utc(2024, 2, 29), utc(2024, 3, 1))
     assert start.fold == 0
-    assert Schedule("0 0 1 * *").data_interval_ending_at(utc(2024, 3, 1)) == (
+    assert CronSchedule("0 0 1 * *").data_interval_ending_at(utc(2024, 3, 1)) == (
         utc(2024, 2, 1),
         utc(2024, 3, 1),
     )

@@ -275,7 +275,9 @@ def _dag_values(d: DagRecord, now: datetime) -> dict[str, Any]:
         fileloc=d.fileloc,
         schedule=d.schedule,
         start_date=d.start_date,
+        end_date=d.end_date,
         catchup=d.catchup,
+        timezone=d.timezone,
         max_active_runs=d.max_active_runs,
         tags=json.dumps(d.tags),
         description=d.description,
@@ -297,6 +299,7 @@ def _dag_row(r: Any) -> DagRow:
         r.max_active_runs,
         r.last_fire_at,
         json.loads(r.tags or "[]"),
+        r.timezone,
     )
 
 

@@ -138,4 +138,6 @@ def _detail(r: Any) -> DagDetail:
         tags=json.loads(r.tags or "[]"),
         description=r.description or "",
         structure=json.loads(r.structure or "{}"),
+        timezone=r.timezone,
+        end_date=r.end_date,
     )
