@@ -105,7 +105,7 @@ def _advance(
             out.republish.append((ti.id, ti.attempt))
         if dag.is_paused:
             continue
-        verdict = _readiness(ti, dag, states, now, seen)
+        verdict = _readiness(ti, dag, run, states, now, seen)
         if verdict is Verdict.READY and slots > 0:
             out.to_queue.append((ti.id, ti.attempt + 1))
             slots -= 1
@@ -119,15 +119,20 @@ def _advance(
     return slots
 
 
+_PAST_DONE = (TaskState.SUCCESS, TaskState.SKIPPED)
+
+
 def _readiness(
     ti: TISnap,
     dag: DagSpec,
+    run: RunSnap,
     states: Mapping[str, TaskState],
     now: datetime,
     seen: dict[_Upstream, Verdict],
 ) -> Verdict:
     """Whether `ti` may be queued now; `seen` keeps the verdicts of this pass by trigger rule
-    and upstream states, which alone decide them."""
+    and upstream states, which alone decide them. A depends_on_past task's first try also
+    waits until the task succeeded (or was skipped) in the run before, as in Airflow."""
     if ti.state is TaskState.UP_FOR_RETRY:
         due = ti.next_try_at is None or ti.next_try_at <= now
         return Verdict.READY if due else Verdict.WAIT
@@ -136,6 +141,8 @@ def _readiness(
     spec = dag.tasks.get(ti.task_id)
     if spec is None:  # the task left the DAG after the run was created
         return Verdict.SKIP
+    if spec.depends_on_past and run.past.get(ti.task_id, TaskState.SUCCESS) not in _PAST_DONE:
+        return Verdict.WAIT
     key = (spec.trigger_rule, tuple(states[u] for u in spec.upstream if u in states))
     verdict = seen.get(key)
     if verdict is None:

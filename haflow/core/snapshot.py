@@ -24,6 +24,7 @@ class TaskSpec:
     task_id: str
     upstream: frozenset[str] = frozenset()
     trigger_rule: TriggerRule = TriggerRule.ALL_SUCCESS
+    depends_on_past: bool = False  # first tries wait for the task in the run before to succeed
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,9 @@ class RunSnap:
     state: RunState
     tis: Mapping[str, TISnap]
     revision: int = 0  # the run's revision when its task instances were read
+    past: Mapping[str, TaskState] = field(default_factory=dict)
+    """The states, in the DAG's run created before this one, of its depends_on_past tasks (a
+    task missing here had no task instance there, or there is no run before)."""
 
 
 @dataclass(frozen=True)

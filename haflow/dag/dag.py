@@ -327,6 +327,7 @@ class DAG:
                         t.execution_timeout.total_seconds() if t.execution_timeout else None
                     ),
                     "trigger_rule": str(t.trigger_rule),
+                    "depends_on_past": t.depends_on_past,
                     "queue": t.queue,
                     "upstream": sorted(t.upstream_task_ids),
                 }

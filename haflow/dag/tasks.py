@@ -122,6 +122,7 @@ class BaseTask:
         on_success_callback: object = None,
         on_failure_callback: object = None,
         on_retry_callback: object = None,
+        depends_on_past: bool | None = None,
     ) -> None:
         owner = dag if dag is not None else current_dag()
         if owner is None:
@@ -140,6 +141,14 @@ class BaseTask:
             owner.default_args, retry_exponential_backoff, max_retry_delay, where
         )
         self.trigger_rule = _trigger_rule(trigger_rule, where)
+        past = depends_on_past
+        if past is None:
+            past = owner.default_args.get("depends_on_past", False)
+        if not isinstance(past, bool):
+            raise DagDefinitionError(
+                f"{where}: depends_on_past must be True or False, got {past!r}"
+            )
+        self.depends_on_past = past
         if not isinstance(queue, str) or not queue:
             raise DagDefinitionError(f"{where}: queue must be a non-empty string")
         self.queue = queue

@@ -9,7 +9,7 @@ from typing import Any
 
 from haflow.core.attempt_end import Ending
 from haflow.core.snapshot import TISnap
-from haflow.core.states import RunState
+from haflow.core.states import RunState, TaskState
 
 
 @dataclass(frozen=True)
@@ -269,6 +269,8 @@ class Delta:
     whole: Mapping[int, dict[str, TISnap]]  # run pk -> every task instance of the run
     tis: list[tuple[int, TISnap]]  # (run pk, task instance)
     dags: list[DagFlags]  # every active DAG's state, read in the same look
+    past: Mapping[int, dict[str, TaskState]] = field(default_factory=dict)
+    """Running run pk -> the states of the asked tasks in its DAG's run created before it."""
 
 
 @dataclass(frozen=True)

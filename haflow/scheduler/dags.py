@@ -26,6 +26,7 @@ class DagRegistry:
         self.pending: tuple[str, ...] = ()
         self._seen = -1
         self._defs: dict[str, list[TaskDef]] = {}
+        self._past: dict[str, list[str]] = {}
 
     name = "DAG file processor"
 
@@ -49,6 +50,11 @@ class DagRegistry:
         self.pending = view.pending
         # derived once per parse, not per tick: the loop passes these on every apply
         self._defs = {dag_id: d.defs for dag_id, d in self.dags.items()}
+        past = {
+            d: [t.task_id for t in p.tasks.values() if t.depends_on_past]
+            for d, p in self.dags.items()
+        }
+        self._past = {dag_id: tasks for dag_id, tasks in past.items() if tasks}
 
     def records(self) -> list[DagRecord]:
         if not self.cluster_rules:
@@ -71,6 +77,10 @@ class DagRegistry:
 
     def task_defs(self) -> dict[str, list[TaskDef]]:
         return self._defs
+
+    def past_tasks(self) -> dict[str, list[str]]:
+        """DAG id -> its depends_on_past tasks, for the DAGs that have any."""
+        return self._past
 
 
 def _assemble(view: FolderView) -> tuple[dict[str, ParsedDag], list[ImportErrorRecord]]:

@@ -76,7 +76,7 @@ class SchedulingLoop:
     def _tick(self, epoch: int) -> bool:
         if self.registry.changed():
             self.sync_dags(epoch)
-        snap, dag_rows = self.view.snapshot()
+        snap, dag_rows = self.view.snapshot(self.registry.past_tasks())
         specs = self.registry.specs({d.dag_id: d for d in dag_rows})
         now = self.clock()
         limits = self._limits(_active(snap.runs), snap.metastore_now)

@@ -118,7 +118,7 @@ def summarize(dag: DAG) -> ParsedDag:
         notify=dag.notify_rules(),
     )
     tasks = {
-        tid: TaskSpec(tid, frozenset(t.upstream_task_ids), t.trigger_rule)
+        tid: TaskSpec(tid, frozenset(t.upstream_task_ids), t.trigger_rule, t.depends_on_past)
         for tid, t in dag.tasks.items()
     }
     defs = [

@@ -16,6 +16,8 @@ a failed or rolled-back write. The planner gets the same `Snapshot` either way.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
+
 from haflow.core.planner import Decisions, RunSnap, TISnap
 from haflow.core.snapshot import Snapshot
 from haflow.core.states import IN_FLIGHT_TASK_STATES, RunState
@@ -37,15 +39,19 @@ class LeaderView:
         self._tis.clear()
         self._recheck.clear()
 
-    def snapshot(self) -> tuple[Snapshot, list[DagFlags]]:
-        """The unfinished runs as the planner sees them, and the active DAGs' rows."""
+    def snapshot(
+        self, past: Mapping[str, Collection[str]] | None = None
+    ) -> tuple[Snapshot, list[DagFlags]]:
+        """The unfinished runs as the planner sees them (with, for the DAGs in `past`, the
+        states of those depends_on_past tasks in the run before each), and the active DAGs'
+        rows."""
         in_flight = {
             ti.id
             for tis in self._tis.values()
             for ti in tis.values()
             if ti.state in IN_FLIGHT_TASK_STATES
         }
-        delta = self.repo.scheduling.read(self._revisions, self._recheck | in_flight)
+        delta = self.repo.scheduling.read(self._revisions, self._recheck | in_flight, past)
         running = {h.pk: h for h in delta.runs if h.state is RunState.RUNNING}
         for pk in list(self._tis):
             if pk not in running:
@@ -60,7 +66,14 @@ class LeaderView:
                 held[ti.task_id] = ti
         self._recheck.clear()
         runs = [
-            RunSnap(h.pk, h.dag_id, h.state, self._tis.get(h.pk, {}), h.revision)
+            RunSnap(
+                h.pk,
+                h.dag_id,
+                h.state,
+                self._tis.get(h.pk, {}),
+                h.revision,
+                delta.past.get(h.pk, {}),
+            )
             for h in delta.runs
         ]
         return Snapshot(runs, delta.metastore_now), delta.dags

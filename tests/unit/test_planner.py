@@ -582,3 +582,36 @@ def test_republishing_backs_off_as_the_attempt_keeps_waiting() -> None:
     assert not stale(0, 30) and stale(0, 31)  # first republish after the timeout
     assert not stale(30, 60) and stale(30, 60.5)  # then after as long again (30 s)
     assert not stale(120, 239) and stale(120, 241)  # published at 120 s: waits 120 s more
+
+
+# --- depends_on_past ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("past", "queued"),
+    [
+        ({}, True),  # no run before, or the task was not in it
+        ({"a": TaskState.SUCCESS}, True),
+        ({"a": TaskState.SKIPPED}, True),
+        ({"a": TaskState.RUNNING}, False),
+        ({"a": TaskState.FAILED}, False),
+        ({"a": TaskState.UPSTREAM_FAILED}, False),
+        ({"a": TaskState.NONE}, False),
+    ],
+)
+def test_a_depends_on_past_task_waits_for_its_success_in_the_run_before(
+    past: dict[str, TaskState], queued: bool
+) -> None:
+    dag = DagSpec("d", {"a": TaskSpec("a", depends_on_past=True), "b": TaskSpec("b")})
+    run = RunSnap(1, "d", RunState.RUNNING, {"a": ti(1, "a"), "b": ti(2, "b")}, past=past)
+    out = plan({"d": dag}, [run], NOW, LIMITS)
+    assert ((1, 1) in out.to_queue) is queued
+    assert (2, 1) in out.to_queue  # b does not depend on the past
+    assert not out.finish_runs  # waiting is not an outcome
+
+
+def test_a_retry_of_a_depends_on_past_task_does_not_wait_again() -> None:
+    dag = DagSpec("d", {"a": TaskSpec("a", depends_on_past=True)})
+    tis = {"a": ti(1, "a", TaskState.UP_FOR_RETRY, attempt=1)}
+    run = RunSnap(1, "d", RunState.RUNNING, tis, past={"a": TaskState.FAILED})
+    assert plan({"d": dag}, [run], NOW, LIMITS).to_queue == [(1, 2)]

@@ -6,7 +6,7 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
 
 from haflow.core.snapshot import (
     Decisions,
@@ -88,13 +88,20 @@ _NOW = select(db_utcnow())
 
 
 class SchedulingQueries(_Base):
-    def read(self, known: Mapping[int, int], recheck: Collection[int]) -> Delta:
+    def read(
+        self,
+        known: Mapping[int, int],
+        recheck: Collection[int],
+        past: Mapping[str, Collection[str]] | None = None,
+    ) -> Delta:
         """What a leader holding the task instances of the runs in `known` (run pk ->
         revision) needs to see the metastore as it is: every unfinished run; every task
         instance of a running run it does not know at that revision; every task instance in
-        flight (queued or running: claims, heartbeats and reports change only those); and the
-        task instances in `recheck` (the ones it held in flight or changed itself). In one
-        transaction, the metastore's clock read first, the active DAGs' rows last."""
+        flight (queued or running: claims, heartbeats and reports change only those); the
+        task instances in `recheck` (the ones it held in flight or changed itself); and for
+        the running runs of the DAGs in `past` (DAG id -> its depends_on_past tasks), those
+        tasks' states in the run created before each. In one transaction, the metastore's
+        clock read first, the active DAGs' rows last."""
         with self._tx() as conn:
             metastore_now = conn.execute(_NOW).scalar_one()
             heads = [
@@ -112,11 +119,12 @@ class SchedulingQueries(_Base):
             rest = sorted(set(recheck) - seen)
             for chunk in _chunks(rest, _CHUNK):
                 tis += list(_tis(conn, _TIS_BY_ID, {"ids": chunk}))
+            before = _past(conn, [h for h in running if h.dag_id in (past or {})], past or {})
             dags = [
                 DagFlags(dag_id, bool(paused), last_fire_at)
                 for dag_id, paused, last_fire_at in conn.execute(_DAG_FLAGS)
             ]
-        return Delta(metastore_now, heads, whole, tis, dags)
+        return Delta(metastore_now, heads, whole, tis, dags, before)
 
     def apply(
         self, d: Decisions, task_defs: Mapping[str, Sequence[TaskDef]], epoch: int, now: datetime
@@ -428,6 +436,39 @@ class SchedulingQueries(_Base):
                     )
                 )
         return finished
+
+
+_prev = m.DagRun.__table__.alias("prev_run")
+_PAST = (
+    select(m.DagRun.id, m.TaskInstance.task_id, m.TaskInstance.state)
+    .join(
+        m.TaskInstance,
+        m.TaskInstance.run_pk
+        == select(func.max(_prev.c.id))
+        .where(_prev.c.dag_id == m.DagRun.dag_id, _prev.c.id < m.DagRun.id)
+        .scalar_subquery(),
+    )
+    .where(
+        m.DagRun.id.in_(bindparam("pks", expanding=True)),
+        m.TaskInstance.task_id.in_(bindparam("tasks", expanding=True)),
+    )
+)
+
+
+def _past(
+    conn: Connection, runs: Sequence[RunHead], tasks: Mapping[str, Collection[str]]
+) -> dict[int, dict[str, TaskState]]:
+    """For each of `runs`: the states of its DAG's `tasks` in the DAG's run created before."""
+    out: dict[int, dict[str, TaskState]] = {h.pk: {} for h in runs}
+    by_dag: dict[str, list[int]] = {}
+    for h in runs:
+        by_dag.setdefault(h.dag_id, []).append(h.pk)
+    for dag_id, pks in by_dag.items():
+        for chunk in _chunks(pks, _CHUNK):
+            params = {"pks": chunk, "tasks": sorted(tasks[dag_id])}
+            for pk, task_id, state in conn.execute(_PAST, params):
+                out[pk][task_id] = TaskState(state)
+    return out
 
 
 def _tis(conn: Connection, stmt: Any, params: dict[str, Any]) -> Iterator[tuple[int, TISnap]]:
