@@ -23,17 +23,29 @@ _EXPORTS = {  # `dag` is the package haflow.dag itself, which is callable as `@d
         "TriggerRule",
         "Webhook",
         "Email",
+        "BaseSensor",
+        "ExternalRunSensor",
+        "FileSensor",
+        "HttpSensor",
+        "PythonSensor",
+        "SqlSensor",
     )
 }
 
 if TYPE_CHECKING:
     from haflow.dag import (
         DAG,
+        BaseSensor,
         BaseTask,
         BashTask,
         Email,
+        ExternalRunSensor,
+        FileSensor,
+        HttpSensor,
         Param,
+        PythonSensor,
         PythonTask,
+        SqlSensor,
         TriggerRule,
         Webhook,
         task,
@@ -41,11 +53,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DAG",
+    "BaseSensor",
     "BaseTask",
     "BashTask",
     "Email",
+    "ExternalRunSensor",
+    "FileSensor",
+    "HttpSensor",
     "Param",
+    "PythonSensor",
     "PythonTask",
+    "SqlSensor",
     "TriggerRule",
     "Webhook",
     "__version__",

@@ -3,6 +3,8 @@ worker's own report (`metastore.repository.attempts.finish`) and the leader's re
 and timeout backstop (`core.reclamation.supervise`).
 
 - success: the task instance succeeds.
+- rescheduled (a sensor in reschedule mode whose poke found nothing yet): up for reschedule,
+  due at the poke time it asked for; no retry used, no slot held until then.
 - failed, timed out: a retry is used; up for retry after `retry_delay`, or failed when the
   retries are spent.
 - lost, whoever noticed it (the leader reclaiming a silent attempt, or the worker reporting it
@@ -28,6 +30,7 @@ class Ending(StrEnum):
     TIMED_OUT = "timed_out"  # killed at its execution_timeout (worker, or the leader's backstop)
     RECLAIMED = "reclaimed"  # lost, judged by the leader: no heartbeat in time
     ABANDONED = "abandoned"  # lost, reported by its worker: it stopped while the attempt ran
+    RESCHEDULED = "rescheduled"  # a sensor's poke found nothing yet; it pokes again later
 
     @property
     def lost(self) -> bool:
@@ -69,10 +72,20 @@ class AfterAttempt:
     note: str = ""
 
 
-def after_attempt(tally: Tally, ending: Ending, policy: EndPolicy, now: datetime) -> AfterAttempt:
-    """What the task instance becomes after its running attempt ended as `ending`."""
+def after_attempt(
+    tally: Tally,
+    ending: Ending,
+    policy: EndPolicy,
+    now: datetime,
+    poke_at: datetime | None = None,
+) -> AfterAttempt:
+    """What the task instance becomes after its running attempt ended as `ending`; a
+    rescheduled one is due again at `poke_at` (now if not given)."""
     if ending is Ending.SUCCESS:
         return AfterAttempt(TaskState.SUCCESS, tally.failures, tally.losses, None)
+    if ending is Ending.RESCHEDULED:
+        due = poke_at or now
+        return AfterAttempt(TaskState.UP_FOR_RESCHEDULE, tally.failures, tally.losses, due)
     losses = tally.losses + 1 if ending.lost else tally.losses
     if ending.lost and losses >= policy.max_losses:
         note = f"lost {losses} times, the cap ([worker] max_losses): failed"

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from haflow.core.states import IN_FLIGHT_TASK_STATES, RunState, TaskState
+from haflow.core.states import BETWEEN_ATTEMPTS, IN_FLIGHT_TASK_STATES, RunState, TaskState
 
 MARKABLE_TASK_STATES = frozenset({TaskState.SUCCESS, TaskState.FAILED})
 MARKABLE_RUN_STATES = frozenset({RunState.SUCCESS, RunState.FAILED})
 _KEPT_BY_SUCCESS = frozenset({TaskState.SUCCESS, TaskState.SKIPPED})
-_NOT_RUN = frozenset({TaskState.NONE, TaskState.UP_FOR_RETRY})
+_NOT_RUN = frozenset({TaskState.NONE, *BETWEEN_ATTEMPTS})
 
 
 def run_marks(states: Mapping[str, TaskState], target: RunState) -> dict[str, TaskState]:

@@ -22,7 +22,7 @@ from haflow.core.snapshot import (
     TIChange,
     TISnap,
 )
-from haflow.core.states import RunState, TaskState, TriggerRule
+from haflow.core.states import BETWEEN_ATTEMPTS, RunState, TaskState, TriggerRule
 
 __all__ = [
     "DagSpec",
@@ -133,7 +133,7 @@ def _readiness(
     """Whether `ti` may be queued now; `seen` keeps the verdicts of this pass by trigger rule
     and upstream states, which alone decide them. A depends_on_past task's first try also
     waits until the task succeeded (or was skipped) in the run before, as in Airflow."""
-    if ti.state is TaskState.UP_FOR_RETRY:
+    if ti.state in BETWEEN_ATTEMPTS:
         due = ti.next_try_at is None or ti.next_try_at <= now
         return Verdict.READY if due else Verdict.WAIT
     if ti.state is not TaskState.NONE:

@@ -27,6 +27,7 @@ class TaskState(StrEnum):
     UPSTREAM_FAILED = "upstream_failed"
     SKIPPED = "skipped"
     UP_FOR_RETRY = "up_for_retry"
+    UP_FOR_RESCHEDULE = "up_for_reschedule"  # a sensor between pokes: it holds no slot
 
     @property
     def finished(self) -> bool:
@@ -36,6 +37,9 @@ class TaskState(StrEnum):
 IN_FLIGHT_TASK_STATES = frozenset({TaskState.QUEUED, TaskState.RUNNING})
 """An attempt is committed and not yet reported: only claims, heartbeats and reports change
 a task instance in these states (besides the leader itself)."""
+
+BETWEEN_ATTEMPTS = frozenset({TaskState.UP_FOR_RETRY, TaskState.UP_FOR_RESCHEDULE})
+"""No attempt in flight: the next one is queued once `next_try_at` is due."""
 
 FINISHED_TASK_STATES = frozenset(
     {TaskState.SUCCESS, TaskState.FAILED, TaskState.UPSTREAM_FAILED, TaskState.SKIPPED}
@@ -49,6 +53,7 @@ class AttemptState(StrEnum):
     FAILED = "failed"
     TIMED_OUT = "timed_out"
     LOST = "lost"  # its worker died or vanished; reclaimed by the leader
+    RESCHEDULED = "rescheduled"  # a sensor's poke found nothing yet: it pokes again later
 
 
 class TriggerRule(StrEnum):

@@ -12,20 +12,34 @@ from haflow.dag.loader import DagBag, DagCache, ImportErrorRecord, load_dag_file
 from haflow.dag.notifiers import Email, Webhook
 from haflow.dag.params import Param
 from haflow.dag.schedule import AnySchedule, CronSchedule, parse_schedule
+from haflow.dag.sensors import (
+    BaseSensor,
+    ExternalRunSensor,
+    FileSensor,
+    HttpSensor,
+    PythonSensor,
+    SqlSensor,
+)
 from haflow.dag.tasks import BaseTask, BashTask, PythonTask, task
 
 __all__ = [
     "DAG",
     "AnySchedule",
+    "BaseSensor",
     "BaseTask",
     "BashTask",
     "CronSchedule",
     "DagBag",
     "DagCache",
     "Email",
+    "ExternalRunSensor",
+    "FileSensor",
+    "HttpSensor",
     "ImportErrorRecord",
     "Param",
+    "PythonSensor",
     "PythonTask",
+    "SqlSensor",
     "TriggerRule",
     "Webhook",
     "dag",

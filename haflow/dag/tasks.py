@@ -26,7 +26,7 @@ DEFAULT_MAX_RETRY_DELAY = timedelta(days=1)
 TaskOrTasks: TypeAlias = "BaseTask | Iterable[BaseTask]"
 
 
-def _duration(value: object, name: str, where: str) -> timedelta:
+def as_duration(value: object, name: str, where: str) -> timedelta:
     if isinstance(value, timedelta):
         result = value
     elif isinstance(value, int | float) and not isinstance(value, bool):
@@ -59,8 +59,8 @@ def _retry_policy(
     )
     return (
         count,
-        DEFAULT_RETRY_DELAY if delay is None else _duration(delay, "retry_delay", where),
-        None if timeout is None else _duration(timeout, "execution_timeout", where),
+        DEFAULT_RETRY_DELAY if delay is None else as_duration(delay, "retry_delay", where),
+        None if timeout is None else as_duration(timeout, "execution_timeout", where),
     )
 
 
@@ -75,7 +75,9 @@ def _backoff(
     if on is not True:
         raise DagDefinitionError(f"{where}: retry_exponential_backoff must be True or False")
     limit = cap if cap is not None else defaults.get("max_retry_delay")
-    return DEFAULT_MAX_RETRY_DELAY if limit is None else _duration(limit, "max_retry_delay", where)
+    return (
+        DEFAULT_MAX_RETRY_DELAY if limit is None else as_duration(limit, "max_retry_delay", where)
+    )
 
 
 def _trigger_rule(value: object, where: str) -> TriggerRule:
@@ -292,14 +294,17 @@ class TaskFactory:
         """A PythonTask calling the function with these arguments; a task among them (as in
         `t2(t1())`) stands for its result and becomes upstream of the new one."""
         name = self.task_args.get("task_id") or self.function.__name__
-        kwargs = {**self._by_name(name, args, kwargs), **kwargs}
         base = {k: v for k, v in self.task_args.items() if k != "task_id"}
         dag = base.get("dag") or current_dag()
+        where = f"task {name!r}"
+        if dag is not None:
+            where = f"DAG {dag.dag_id!r} in {dag.fileloc or '<unknown file>'}, {where}"
+        kwargs = {**self._by_name(where, args, kwargs), **kwargs}
         task_id = _free_task_id(dag, name) if dag is not None else name
         return PythonTask(task_id, self.function, op_kwargs=kwargs, **base)
 
     def _by_name(
-        self, name: str, args: tuple[object, ...], kwargs: dict[str, Any]
+        self, where: str, args: tuple[object, ...], kwargs: dict[str, Any]
     ) -> dict[str, Any]:
         """Positional arguments under the names of the parameters they fill."""
         if not args:
@@ -308,7 +313,7 @@ class TaskFactory:
         named = [p for p in params if p.kind is p.POSITIONAL_OR_KEYWORD]
         if len(args) > len(named) or any(p.name in kwargs for p in named[: len(args)]):
             raise DagDefinitionError(
-                f"task {name!r}: {len(args)} positional arguments do not fit the parameters "
+                f"{where}: {len(args)} positional arguments do not fit the parameters "
                 f"of {self.function.__name__}{inspect.signature(self.function)}; pass them by "
                 "keyword"
             )

@@ -113,6 +113,8 @@ class TaskInstance(Base):
     queue: Mapped[str] = mapped_column(String(100), default="default")
     worker_id: Mapped[str | None] = mapped_column(String(250))
     next_try_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    sensing_since: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    """A sensor in reschedule mode: when its first poke began (its timeout counts from it)."""
     queued_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

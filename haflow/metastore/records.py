@@ -131,6 +131,8 @@ class AttemptReport:
     now: datetime
     log: str = ""
     result: str | None = None  # what a successful attempt returned, as JSON text
+    poke_at: datetime | None = None  # rescheduled: when to poke again
+    sensing_since: datetime | None = None  # rescheduled: when the sensor's first poke began
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,8 @@ class ClaimedAttempt:
     data_interval_end: datetime | None = None
     results: dict[str, str] = field(default_factory=dict)
     """The results of the run's tasks that succeeded with one: task id -> JSON text."""
+    sensing_since: datetime | None = None
+    """A sensor rescheduled before: when its first poke began."""
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,8 @@ COLORS = {
     "running": "#2b7bd6",
     "queued": "#7a62c9",
     "up_for_retry": "#d89a1d",
+    "up_for_reschedule": "#5fb3b3",
+    "rescheduled": "#5fb3b3",
     "upstream_failed": "#e67e22",
     "lost": "#6d4c41",
 }

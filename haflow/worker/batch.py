@@ -50,6 +50,8 @@ class AttemptCalls(Protocol):
         log: str = "",
         policy: EndPolicy = DEFAULT_POLICY,
         result: str | None = None,
+        poke_at: datetime | None = None,
+        sensing_since: datetime | None = None,
     ) -> bool: ...
 
 
@@ -84,8 +86,12 @@ class AttemptBatcher:
         log: str = "",
         policy: EndPolicy = DEFAULT_POLICY,
         result: str | None = None,
+        poke_at: datetime | None = None,
+        sensing_since: datetime | None = None,
     ) -> bool:
-        report = AttemptReport(ti_id, attempt, ending, reason, now, log, result)
+        report = AttemptReport(
+            ti_id, attempt, ending, reason, now, log, result, poke_at, sensing_since
+        )
         return self._reports.call(_Report(report, worker_id, policy))
 
     def close(self) -> None:

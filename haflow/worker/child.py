@@ -20,6 +20,7 @@ from haflow.dag.dag import DAG
 from haflow.dag.loader import ImportErrorRecord, importable, load_dag_file, locate
 from haflow.dag.results import TaskContext, ancestors, upstream_results
 from haflow.dag.results import resolve as resolve_refs
+from haflow.dag.sensors import BaseSensor
 from haflow.dag.tasks import BaseTask, BashTask, PythonTask
 from haflow.metastore.records import ClaimedAttempt
 from haflow.worker.files import AttemptFiles
@@ -52,6 +53,10 @@ def run_task(
         value = python_call(task, c, results)()
         files.write_result(task.task_id, value)
         return value
+    if isinstance(task, BaseSensor):
+        answer = task.poke(task_context(task, c, results))
+        files.write_poke(answer, task.sensing())
+        return None
     _cannot_load(f"task {c.task_id!r} has unsupported kind {type(task).__name__}")
 
 
@@ -115,17 +120,25 @@ def python_call(
     (`haflow.dag.results`), and `context` and `ti` for a callable that names them."""
     kwargs = resolve_refs(dict(task.op_kwargs or {}), results)
     assert isinstance(kwargs, dict)
-    ti = TaskContext(c.dag_id, c.run_id, c.task_id, c.attempt, ancestors(task), results)
+    context = task_context(task, c, results)
     wanted = inspect.signature(task.python_callable).parameters
     if "context" in wanted:
-        kwargs["context"] = {
-            **context_env(c),
-            "conf": c.conf,
-            "attempt": c.attempt,
-            "params": resolve(task.dag.params, c.conf),
-            "ti": ti,
-        }
+        kwargs["context"] = context
     if "ti" in wanted and "ti" not in kwargs:
-        kwargs["ti"] = ti
+        kwargs["ti"] = context["ti"]
     fn = task.python_callable
     return lambda: fn(**kwargs)
+
+
+def task_context(task: BaseTask, c: ClaimedAttempt, results: Mapping[str, Any]) -> dict[str, Any]:
+    """What a Python task's `context` (and a sensor's poke) sees of its attempt."""
+    ti = TaskContext(c.dag_id, c.run_id, c.task_id, c.attempt, ancestors(task), results)
+    return {
+        **context_env(c),
+        "conf": c.conf,
+        "attempt": c.attempt,
+        "params": resolve(task.dag.params, c.conf),
+        "data_interval_start": c.data_interval_start,
+        "data_interval_end": c.data_interval_end,
+        "ti": ti,
+    }

@@ -12,12 +12,14 @@ from typing import Any
 from haflow.core.rules import Verdict, evaluate_trigger
 from haflow.core.states import TaskState
 from haflow.dag.dag import DAG
+from haflow.dag.sensors import BaseSensor
 from haflow.dag.tasks import BaseTask, BashTask, PythonTask
 from haflow.errors import HaflowError, InvalidRequest
 from haflow.metastore.records import ClaimedAttempt
 from haflow.worker.child import context_env, run_task
 from haflow.worker.files import AttemptFiles, ResultRefused, collect, prepare
 from haflow.worker.process import LogSink, Outcome, Result, spawn_python, supervise
+from haflow.worker.sensing import SensorFailed, judge, read_poke
 from haflow.worker.taskenv import become_task
 
 Printer = Callable[[str], None]
@@ -65,7 +67,7 @@ def _run(
         dict(conf),
     )
     context = context_env(claimed, files=files)
-    if isinstance(task, BashTask | PythonTask):
+    if isinstance(task, BashTask | PythonTask | BaseSensor):
 
         def child() -> object:
             return run_task(task, claimed, become_task(allow, context), files)
@@ -83,7 +85,14 @@ def _run(
 
     result = supervise(pid, fd, sink, timeout_s=claimed.timeout_s, tick_every_s=0.2, on_tick=flush)
     value = None
-    if result.outcome is Outcome.SUCCESS:
+    poke = read_poke(files) if result.outcome is Outcome.SUCCESS else None
+    if poke is not None:  # a sensor is poked once here
+        try:
+            if not judge(poke, claimed, now, now, None, echo):
+                result = Result(Outcome.FAILED, "not yet: its condition does not hold now", 0)
+        except SensorFailed as exc:
+            result = Result(Outcome.FAILED, str(exc), 0)
+    elif result.outcome is Outcome.SUCCESS:
         try:
             value = collect(files, max_result_bytes)
         except ResultRefused as exc:

@@ -40,6 +40,10 @@ class AttemptFiles:
     def upstream(self) -> Path:
         return Path(self.folder, "upstream.json")
 
+    @property
+    def poke(self) -> Path:
+        return Path(self.folder, "poke.json")
+
     def env(self) -> dict[str, str]:
         return {RESULT_ENV: str(self.result), UPSTREAM_ENV: str(self.upstream)}
 
@@ -71,6 +75,16 @@ class AttemptFiles:
             )
             raise SystemExit(1) from None
         self.result.write_text(text, encoding="utf-8")
+
+    def write_poke(self, answer: object, sensing: Mapping[str, Any]) -> None:
+        """A sensor's poke: whether its condition held (or, for a check the worker makes
+        itself, what to check: a dict), with how it pokes (`BaseSensor.sensing`)."""
+        external = answer if isinstance(answer, dict) else None
+        done = external is None and bool(answer)
+        said = "condition met" if done else "for the worker to check" if external else "not yet"
+        print(f"[haflow: poke: {said}]")
+        body = {"done": done, "external": external, **sensing}
+        self.poke.write_text(json.dumps(body), encoding="utf-8")
 
 
 # -- in the runner ----------------------------------------------------------------------------

@@ -28,6 +28,7 @@ class Outcome(Enum):
     FAILED = "failed"
     TIMED_OUT = "timed_out"
     CANCELLED = "cancelled"  # the attempt was taken away from us (reclaimed) or we stopped
+    RESCHEDULED = "rescheduled"  # a sensor's poke found nothing yet: poke again later
 
 
 @dataclass

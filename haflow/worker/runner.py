@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from haflow.config import Settings
@@ -38,6 +39,7 @@ from haflow.worker.child import run_from_file
 from haflow.worker.files import AttemptFiles, ResultRefused, collect, prepare, remove
 from haflow.worker.listener import NO_LISTENER, AttemptListener
 from haflow.worker.process import LogSink, Outcome, Result, spawn_python, supervise
+from haflow.worker.sensing import SensorFailed, judge, read_poke
 from haflow.worker.warm import WarmFiles
 
 log = logging.getLogger(__name__)
@@ -47,7 +49,19 @@ _ENDINGS = {
     Outcome.FAILED: Ending.FAILED,
     Outcome.TIMED_OUT: Ending.TIMED_OUT,
     Outcome.CANCELLED: Ending.ABANDONED,  # the worker stopped while the attempt ran
+    Outcome.RESCHEDULED: Ending.RESCHEDULED,
 }
+
+
+@dataclass
+class _End:
+    """How an attempt ended: its result, and what a successful one returned or a
+    rescheduled sensor asks for (when to poke again, since when it pokes)."""
+
+    result: Result
+    value: str | None = None
+    poke_at: datetime | None = None
+    since: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -126,18 +140,18 @@ class AttemptRunner:
         files = prepare(self.files_base, claimed.ti_id, claimed.attempt, claimed.results)
         watch.start()
         try:
-            result = self._execute(replace(claimed, results={}), sink, watch, files)
-            value = self._result(result, files, sink)
+            end = self._attempt(claimed, sink, watch, files)
         finally:
             watch.close()
             remove(files)
+        result = end.result
         if result.outcome is Outcome.CANCELLED and not watch.ours:
             why = "reclaimed" if watch.taken else "self_fenced"
             self.listener.abandoned(claimed, why, self.monotonic() - sent)
             return "cancelled"  # reclaimed or self-fenced: the attempt is not ours to report
         if result.outcome is Outcome.CANCELLED:
             result.reason = "worker stopped while the attempt ran"
-        accepted = self._report(claimed, result, sink, value)
+        accepted = self._report(claimed, end, sink)
         ending = _ENDINGS[result.outcome]
         self.listener.finished(claimed, ending.attempt_state, self.monotonic() - sent, accepted)
         return result.outcome.value
@@ -153,6 +167,52 @@ class AttemptRunner:
             log.warning("claim of attempt %s failed (%s); trying once more", ref.attempt, exc)
         sent = self.monotonic()
         return sent, self.attempts.claim(ref, self.worker_id, self.clock())
+
+    def _attempt(
+        self, claimed: ClaimedAttempt, sink: LogSink, watch: _Watch, files: AttemptFiles
+    ) -> _End:
+        """Run the attempt's process. A sensor's poke is judged here (`haflow.worker.sensing`):
+        in poke mode its process runs again after each `poke_interval` (the slot held), in
+        reschedule mode the attempt ends `rescheduled` and the leader queues the next."""
+        slim = replace(claimed, results={})  # the results travel in `files`
+        since = claimed.sensing_since or self.clock()
+        while True:
+            result = self._execute(slim, sink, watch, files)
+            poke = read_poke(files) if result.outcome is Outcome.SUCCESS else None
+            if poke is None:
+                return _End(result, self._result(result, files, sink))
+            now = self.clock()
+
+            def say(line: str) -> None:
+                sink.feed((line + "\n").encode())
+
+            try:
+                if judge(poke, claimed, since, now, self._external_state, say):
+                    return _End(result)
+            except SensorFailed as exc:
+                say(f"[haflow: {exc}]")
+                return _End(Result(Outcome.FAILED, str(exc), 0))
+            if poke.reschedules:
+                at = now + timedelta(seconds=poke.poke_interval_s)
+                why = f"poking again at {at.isoformat()}"
+                return _End(Result(Outcome.RESCHEDULED, why, 0), poke_at=at, since=since)
+            if not self._pause(poke.poke_interval_s, watch):
+                return _End(Result(Outcome.CANCELLED, "attempt cancelled", None))
+
+    def _pause(self, seconds: float, watch: _Watch) -> bool:
+        """Wait `seconds` between pokes, heartbeats going on; False if the attempt was taken
+        away or the worker stops meanwhile."""
+        until = self.monotonic() + seconds
+        while (left := until - self.monotonic()) > 0:
+            if not watch.tick():
+                return False
+            time.sleep(min(left, 0.1))
+        return watch.tick()
+
+    def _external_state(
+        self, dag_id: str, task_id: str | None, start: datetime, end: datetime
+    ) -> str | None:
+        return self.repo.runs.external_state(dag_id, task_id, start, end)
 
     def _result(self, result: Result, files: AttemptFiles, sink: LogSink) -> str | None:
         """A successful attempt's result (JSON text), None without one. One that cannot be
@@ -211,9 +271,7 @@ class AttemptRunner:
         self.warm.close()
         shutil.rmtree(self.files_base, ignore_errors=True)
 
-    def _report(
-        self, c: ClaimedAttempt, result: Result, sink: LogSink, value: str | None = None
-    ) -> bool | None:
+    def _report(self, c: ClaimedAttempt, end: _End, sink: LogSink) -> bool | None:
         """Report the end, retrying while the metastore is away; the reaper does the rest.
         False: the report was rejected (a zombie's); None: it could not be made."""
         deadline = self.monotonic() + self.cfg.timeout
@@ -224,12 +282,14 @@ class AttemptRunner:
                     c.ti_id,
                     c.attempt,
                     self.worker_id,
-                    _ENDINGS[result.outcome],
-                    result.reason,
+                    _ENDINGS[end.result.outcome],
+                    end.result.reason,
                     self.clock(),
                     log=sink.take(final=True),
                     policy=self.cfg.end_policy,
-                    result=value,
+                    result=end.value,
+                    poke_at=end.poke_at,
+                    sensing_since=end.since,
                 )
             except HaflowError as exc:
                 if self.monotonic() + delay > deadline:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from haflow.metastore.engine import create_engine
-from haflow.metastore.records import EventRow
+from haflow.metastore.records import EventRow, TIRow
 from haflow.metastore.repository import Repository
 from tests.daemons import HAFLOW, start_haflow
 from tests.integration.conftest import database_url, truncate_all
@@ -32,6 +32,12 @@ from haflow.dag import DAG, BashTask
 
 with DAG("fo_dag", start_date=datetime(2026, 1, 1)):
     BashTask("hello", bash_command="echo hello")
+
+from haflow import FileSensor
+
+with DAG("fo_sensor", start_date=datetime(2026, 1, 1)):
+    FileSensor("arrived", filepath=__file__ + ".flag", mode="reschedule", poke_interval=0.5,
+               timeout=120)
 """
 
 
@@ -228,6 +234,45 @@ def _no_overlapping_leaders(c: Cluster) -> None:
             and w.kind not in ("leader.fenced_out", "leader.resigned")
         ]
         assert stale == [], f"epoch {earlier.epoch} wrote after epoch {later.epoch} began"
+
+
+def test_a_rescheduling_sensor_goes_on_under_the_next_leader(cluster: Cluster) -> None:
+    """A reschedule-mode sensor pokes under one leader; the leader (with the local executor
+    that ran its pokes) is killed; the next leader queues its next pokes, and it succeeds
+    when its file appears. No attempt is claimed twice."""
+    from haflow.core.clock import utcnow
+
+    wait_for("the DAGs to be known", lambda: len(cluster.repo.dags.all()) == 2, 20)
+    cluster.repo.runs.trigger("fo_sensor", {}, utcnow(), run_id="s1")
+
+    def ti() -> TIRow:
+        return cluster.repo.history.task_instance("fo_sensor", "s1", "arrived")
+
+    wait_for("two pokes", lambda: _attempts(cluster, "fo_sensor", "s1") >= 3, 30)
+    old = _leader(cluster)
+    os.kill(cluster.pid_of(old.actor), signal.SIGKILL)
+    new = cluster.wait_leader(after_epoch=old.epoch or 0, timeout=15)
+    wait_for(
+        "pokes under the new leader",
+        lambda: any(a.epoch == new.epoch for a in cluster.repo.history.attempts(ti().id)),
+        30,
+    )
+    (cluster.home / "dags" / "fo.py.flag").write_text("here")
+    wait_for("the sensor to succeed", lambda: ti().state == "success", 30)
+    attempts = cluster.repo.history.attempts(ti().id)
+    assert attempts[-1].state == "success" and ti().failures == 0
+    assert {a.epoch for a in attempts} >= {old.epoch, new.epoch}
+    assert {a.state for a in attempts[:-1]} <= {"rescheduled", "lost"}
+    claims = [
+        (e.attempt, e.epoch)
+        for e in cluster.repo.history.events(kinds=["attempt.claimed"], dag_id="fo_sensor")
+    ]
+    assert len(claims) == len(set(claims)), "an attempt was claimed twice"
+
+
+def _attempts(c: Cluster, dag_id: str, run_id: str) -> int:
+    """The task instances' attempts so far (0 before the run starts)."""
+    return sum(t.attempt for t in c.repo.history.task_instances(dag_id, run_id))
 
 
 def _schedules(c: Cluster) -> None:

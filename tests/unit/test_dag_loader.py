@@ -254,3 +254,41 @@ def test_dag_file_can_import_a_helper_module_beside_it(tmp_path: Path) -> None:
     bag = DagCache(tmp_path).refresh()
     assert bag.import_errors == []
     assert list(bag.dags) == ["uses_helper"]
+
+
+@pytest.mark.parametrize(
+    ("offending", "value"),
+    [
+        ('DAG("d", schedule="@daily", start_date=START, timezone="Mars/Base")', "'Mars/Base'"),
+        ('DAG("d", start_date=START, end_date=datetime(2025, 1, 1))', "2025, 1, 1"),
+        ('FileSensor("s", filepath="/x", mode="later")', "'later'"),
+        ('FileSensor("s", filepath="in/x")', "'in/x'"),
+        ('BashTask("b", "true", depends_on_past="yes")', "'yes'"),
+        ('ExternalRunSensor("e", "other", allowed_states=["failed"])', "['failed']"),
+        ("add(1, 2, 3)", "3 positional"),
+    ],
+)
+def test_each_authoring_error_names_the_dag_file_line_and_value(
+    tmp_path: Path, offending: str, value: str
+) -> None:
+    """The errors of results, time zones, sensors and depends_on_past, as the scheduler lists
+    them: the DAG, the file, the offending line and value."""
+    source = f"""\
+        from datetime import datetime
+        from haflow import DAG, BashTask, ExternalRunSensor, FileSensor, task
+        START = datetime(2026, 1, 1)
+
+        @task
+        def add(x):
+            return x
+
+        with DAG("d", start_date=START) if "DAG(" not in {offending!r} else {offending}:
+            {offending if "DAG(" not in offending else "pass"}
+    """
+    path = write(tmp_path, "bad.py", source)
+    _, error = load_dag_file(path)
+    assert error is not None
+    assert error.file == str(path) and error.line == (9 if "DAG(" in offending else 10)
+    assert error.message.startswith("DagDefinitionError: ")
+    assert value in error.message
+    assert f"DAG 'd' in {path}" in error.message

@@ -60,6 +60,7 @@ _CLAIMED = (
         _ti.dag_id,
         _ti.task_id,
         _ti.timeout_s,
+        _ti.sensing_since,
         m.DagRun.run_id,
         m.DagRun.conf,
         m.DagRun.data_interval_start,
@@ -122,6 +123,7 @@ _SETTLE = (
         losses=bindparam("k_losses"),
         next_try_at=bindparam("k_next_try_at"),
         ended_at=bindparam("k_ended_at"),
+        sensing_since=bindparam("k_sensing_since"),
     )
 )
 _LOG = insert(m.TaskLog)
@@ -253,9 +255,13 @@ class AttemptQueries(_Base):
         log: str = "",
         policy: EndPolicy = DEFAULT_POLICY,
         result: str | None = None,
+        poke_at: datetime | None = None,
+        sensing_since: datetime | None = None,
     ) -> bool:
         """Report one attempt's end: `finish_many` of one."""
-        report = AttemptReport(ti_id, attempt, ending, reason, now, log, result)
+        report = AttemptReport(
+            ti_id, attempt, ending, reason, now, log, result, poke_at, sensing_since
+        )
         return self.finish_many([report], worker_id, policy)[0]
 
     def finish_many(
@@ -335,6 +341,7 @@ def _claimed(ref: AttemptRef, row: Any, results: dict[str, str]) -> ClaimedAttem
         row.data_interval_start,
         row.data_interval_end,
         results,
+        row.sensing_since,
     )
 
 
@@ -354,9 +361,16 @@ def _settled(
 ) -> tuple[dict[str, Any], Event]:
     """The task instance's new columns after report `r`, and the event saying so."""
     tally = Tally(row.failures, row.losses, row.retries, row.retry_delay_s, row.retry_backoff_cap_s)
-    nxt = after_attempt(tally, r.ending, policy, r.now)
+    nxt = after_attempt(tally, r.ending, policy, r.now, r.poke_at)
     counters = {f"k_{name}": value for name, value in _counters(nxt, r.now).items()}
-    settle = {"k_ti": r.ti_id, "k_attempt": r.attempt, "k_new": nxt.state, **counters}
+    since = r.sensing_since if r.ending is Ending.RESCHEDULED else None
+    settle = {
+        "k_ti": r.ti_id,
+        "k_attempt": r.attempt,
+        "k_new": nxt.state,
+        "k_sensing_since": since,
+        **counters,
+    }
     detail = {
         "attempt_state": str(r.ending.attempt_state),
         "reason": r.reason[:500],

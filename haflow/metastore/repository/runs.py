@@ -65,6 +65,21 @@ class RunQueries(_Base):
             )
         return self._run(dag_id, run_id)
 
+    def external_state(
+        self, dag_id: str, task_id: str | None, start: datetime, end: datetime
+    ) -> str | None:
+        """The state of DAG `dag_id`'s run for the data interval [start, end) (or of its task
+        `task_id` there), None when it has no such run (or no such task)."""
+        r, ti = m.DagRun, m.TaskInstance
+        match = (r.dag_id == dag_id, r.data_interval_start == start, r.data_interval_end == end)
+        query = (
+            select(r.state).where(*match)
+            if task_id is None
+            else select(ti.state).join(r, r.id == ti.run_pk).where(*match, ti.task_id == task_id)
+        )
+        with self._tx() as conn:
+            return conn.execute(query.limit(1)).scalar()
+
     def get(self, dag_id: str, run_id: str) -> RunRow:
         return self._run(dag_id, run_id)
 
@@ -114,7 +129,13 @@ class RunQueries(_Base):
             conn.execute(
                 update(ti)
                 .where(ti.run_pk == run.pk, ti.task_id.in_(ids))
-                .values(state=TaskState.NONE, failures=0, next_try_at=None, ended_at=None)
+                .values(
+                    state=TaskState.NONE,
+                    failures=0,
+                    next_try_at=None,
+                    sensing_since=None,
+                    ended_at=None,
+                )
             )
             _reopen(conn, run.pk)
             detail = {
@@ -225,7 +246,7 @@ class RunQueries(_Base):
             res = conn.execute(
                 update(ti)
                 .where(ti.id == row.id, ti.state == row.state)
-                .values(state=new, ended_at=now, next_try_at=None)
+                .values(state=new, ended_at=now, next_try_at=None, sensing_since=None)
             )
             _checked(res, 1, f"mark {task_id}")
             if row.state in IN_FLIGHT_TASK_STATES:

@@ -14,7 +14,13 @@ from haflow.core.snapshot import (
     TIChange,
     TISnap,
 )
-from haflow.core.states import IN_FLIGHT_TASK_STATES, AttemptState, RunState, TaskState
+from haflow.core.states import (
+    BETWEEN_ATTEMPTS,
+    IN_FLIGHT_TASK_STATES,
+    AttemptState,
+    RunState,
+    TaskState,
+)
 from haflow.errors import ConcurrentChange
 from haflow.metastore import models as m
 from haflow.metastore.dbclock import db_utcnow
@@ -323,7 +329,8 @@ class SchedulingQueries(_Base):
                 .where(
                     ti.id == bindparam("b_id"),
                     ti.attempt == bindparam("b_prev"),
-                    or_(ti.state == TaskState.NONE, ti.state == TaskState.UP_FOR_RETRY),
+                    # not in_(): an IN list cannot be used with executemany
+                    or_(*(ti.state == s for s in (TaskState.NONE, *BETWEEN_ATTEMPTS))),
                 )
                 .values(
                     state=TaskState.QUEUED,
