@@ -1,16 +1,9 @@
-"""Retries and trigger rules: a flaky task retried, an alert that runs only on failure."""
+"""Retries with exponential backoff: a task that fails twice, retried after 1 s then 2 s
+(doubling up to `max_retry_delay`), succeeds on its third try; an alert runs only on failure."""
 
-import random
 from datetime import datetime, timedelta
 
-from haflow.dag import DAG, BashTask, PythonTask, TriggerRule
-
-
-def flaky() -> None:
-    if random.random() < 0.5:
-        raise RuntimeError("transient failure, will be retried")
-    print("worked this time")
-
+from haflow import DAG, BashTask, TriggerRule, task
 
 with DAG(
     "example_retries",
@@ -18,14 +11,21 @@ with DAG(
     start_date=datetime(2026, 1, 1),
     default_args={
         "retries": 3,
-        "retry_delay": timedelta(seconds=2),
+        "retry_delay": timedelta(seconds=1),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=5),
         "execution_timeout": timedelta(minutes=5),
     },
     tags=["example"],
 ):
-    work = PythonTask("flaky", python_callable=flaky)
-    report = BashTask("report", bash_command="echo all good")
+
+    @task
+    def flaky(context=None):
+        if context["attempt"] < 3:
+            raise RuntimeError(f"transient failure on try {context['attempt']}, will be retried")
+        print("worked on try", context["attempt"])
+
     alert = BashTask(
         "alert", bash_command="echo something failed", trigger_rule=TriggerRule.ONE_FAILED
     )
-    work >> [report, alert]
+    flaky() >> [BashTask("report", bash_command="echo all good"), alert]

@@ -1,15 +1,14 @@
-"""TaskFlow, as in Airflow: `@dag` makes the DAG from a function, `@task` the tasks; a task
-given another task's call (`count(extract())`) runs after it and receives its result; the
-trigger rules decide what runs after a branch was skipped or failed."""
+"""TaskFlow, as in Airflow: `@dag` makes the DAG from a function, `@task` the tasks, and a task
+given another task's call (`total(extract())`) runs after it and receives its result."""
 
 from datetime import datetime
 
-from haflow import BashTask, TriggerRule, dag, task
+from haflow import BashTask, dag, task
 
 
 @dag(schedule=None, start_date=datetime(2026, 1, 1), tags=["example"])
 def example_taskflow():
-    """Extract, a check that fails on purpose, and what runs after it."""
+    """Extract rows, sum them, report; each step hands its result to the next."""
 
     @task
     def extract():
@@ -17,22 +16,22 @@ def example_taskflow():
         return {"rows": [3, 5, 8]}  # the task's result: any JSON value
 
     @task
-    def count(data):
-        print("counted", len(data["rows"]), "rows")
-        return len(data["rows"])
+    def total(data):
+        return sum(data["rows"])
 
-    check = BashTask("check", bash_command="echo 'a check that fails'; exit 1")
-    # runs once every upstream ended, whatever they ended as
-    cleanup = BashTask("cleanup", bash_command="echo cleanup", trigger_rule=TriggerRule.ALL_DONE)
-    # runs as soon as one upstream succeeded or failed
-    notify = BashTask("notify", bash_command="echo first result in", trigger_rule="one_done")
-    # runs whatever happens upstream, even before it ends
-    audit = BashTask("audit", bash_command="echo audited", trigger_rule="always")
-    first = extract()
-    count(first)  # count runs after extract, with extract's result as `data`
-    [first, check] >> cleanup
-    [first, check] >> notify
-    check >> audit
+    @task
+    def report(amount, ti):
+        rows = ti.pull("extract")["rows"]  # any ancestor's result, read explicitly
+        print(f"{len(rows)} rows, total {amount}")
+
+    rows = extract()
+    summed = total(rows)  # total runs after extract, with its result as `data`
+    report(amount=summed)
+    # a bash task writes its result as JSON and reads its ancestors' from a file
+    BashTask(
+        "archive",
+        bash_command='cat "$HAFLOW_UPSTREAM_RESULTS"; echo \'"archived"\' > "$HAFLOW_RESULT_FILE"',
+    ).set_upstream(summed)
 
 
 example_taskflow()

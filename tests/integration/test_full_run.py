@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import subprocess
+import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from subprocess import PIPE
+from typing import Any
 
 import pytest
 
@@ -253,13 +257,32 @@ def _exists(repo: Repository, dag_id: str, run_id: str) -> bool:
 EXAMPLES = Path(__file__).parents[2] / "haflow" / "example_dags"
 
 
-def test_the_feature_examples_run_as_they_say(tmp_path: Path, db_url: str) -> None:
-    """example_taskflow (its trigger rules, around a check that fails on purpose) and
-    example_params, on a real scheduler."""
+MANUAL_EXAMPLES = {
+    "example_hello": {},
+    "example_taskflow": {},
+    "example_trigger_rules": {},
+    "example_params": {"rows": 42},
+    "example_retries": {},
+    "example_sensors": {},
+}
+SCHEDULED_EXAMPLES = {  # DAG id -> the runs its schedule makes at once (at least)
+    "example_every_minute": 1,
+    "example_once": 1,
+    "example_every_6h": 1,
+    "example_timezone": 4,
+    "example_depends_on_past": 3,
+}
+
+
+def test_every_example_runs_to_success_as_it_says(tmp_path: Path, db_url: str) -> None:
+    """Each example DAG of haflow/example_dags (one per feature) on a real scheduler: the
+    manual ones triggered, the scheduled ones creating their runs; every run succeeds, and
+    each shows what its docstring says."""
     dags = tmp_path / "dags"
     dags.mkdir()
-    for name in ("example_taskflow.py", "example_params.py"):
-        (dags / name).write_text((EXAMPLES / name).read_text())
+    for example in EXAMPLES.glob("example_*.py"):
+        (dags / example.name).write_text(example.read_text())
+    (Path(tempfile.gettempdir()) / "haflow-example-sensors" / "ready.flag").unlink(missing_ok=True)
     settings = load_settings(
         home=tmp_path,
         environ={
@@ -272,33 +295,72 @@ def test_the_feature_examples_run_as_they_say(tmp_path: Path, db_url: str) -> No
     thread = threading.Thread(target=service.run, name="scheduler", daemon=True)
     thread.start()
     repo = service.repo
+    every = {**MANUAL_EXAMPLES, **SCHEDULED_EXAMPLES}
     try:
-        wait_for("the examples to be parsed", lambda: len(repo.dags.all()) == 2)
-        repo.runs.trigger("example_taskflow", {}, utcnow(), run_id="tf")
-        repo.runs.trigger("example_params", {"rows": 42}, utcnow(), run_id="pr")
-        wait_for("run tf to finish", lambda: _finished(repo, "example_taskflow", "tf"))
-        wait_for("run pr to finish", lambda: _finished(repo, "example_params", "pr"))
-        states = {t.task_id: t.state for t in repo.history.task_instances("example_taskflow", "tf")}
-        load = repo.history.task_instance("example_params", "pr", "load")
-        loaded = repo.history.logs(load.id, 1)
-        counted = repo.history.task_instance("example_taskflow", "tf", "count")
-        counted_log = repo.history.logs(counted.id, 1)
-        count_result = result_of(counted, repo.history.attempts(counted.id))
-        ends = {d: repo.runs.find(d)[0].state for d in ("example_taskflow", "example_params")}
+        wait_for("the examples to be parsed", lambda: len(repo.dags.all()) == len(every))
+        for dag_id, conf in MANUAL_EXAMPLES.items():
+            repo.runs.trigger(dag_id, conf, utcnow(), run_id="ex")
+        for dag_id, runs in SCHEDULED_EXAMPLES.items():
+            wait_for(f"{dag_id}'s runs", functools.partial(_runs_at_least, repo, dag_id, runs))
+        wait_for("every example run to finish", lambda: _all_finished(repo, every), timeout=120)
+        states = {d: sorted({r.state for r in repo.runs.find(d)}) for d in every}
+        seen = {d: _tasks(repo, d, "ex") for d in MANUAL_EXAMPLES}
+        timezone = sorted(
+            (r.data_interval_start, r.data_interval_end) for r in repo.runs.find("example_timezone")
+        )
+        ordered = [
+            repo.history.task_instance("example_depends_on_past", r.run_id, "load").started_at
+            for r in sorted(repo.runs.find("example_depends_on_past"), key=lambda r: r.pk)
+        ]
     finally:  # the scheduler disposes of its engine: nothing may use it after this
         service.stop_requested.set()
         thread.join(30)
-    assert states == {
-        "extract": "success",
-        "count": "success",
-        "check": "failed",  # on purpose
+    assert states == {d: ["success"] for d in every}
+    flow = seen["example_taskflow"]
+    assert flow["total"]["result"] == "16" and flow["archive"]["result"] == '"archived"'
+    assert "3 rows, total 16" in flow["report"]["log"]
+    assert {t: v["state"] for t, v in seen["example_trigger_rules"].items()} == {
+        "load": "success",
+        "alert": "skipped",
+        "publish": "success",
+        "quiet": "success",
         "cleanup": "success",
-        "notify": "success",
         "audit": "success",
     }
-    assert ends == {"example_taskflow": "failed", "example_params": "success"}
-    assert "loading 42 rows (delta)" in loaded
-    assert "counted 3 rows" in counted_log and count_result == "3"
+    assert "loading 42 rows (delta)" in seen["example_params"]["load"]["log"]
+    flaky = seen["example_retries"]["flaky"]["attempts"]
+    assert [a.state for a in flaky] == ["failed", "failed", "success"]
+    gaps = [(b.queued_at - a.ended_at).total_seconds() for a, b in itertools.pairwise(flaky)]
+    assert gaps[0] >= 1.0 and gaps[1] >= 2.0  # 1 s, then doubled
+    sensed = [a.state for a in seen["example_sensors"]["arrived"]["attempts"]]
+    assert sensed[-1] == "success" and "rescheduled" in sensed
+    spring = [datetime(2026, 3, d, h, m, tzinfo=UTC) for d, h, m in
+              ((27, 1, 30), (28, 1, 30), (29, 1, 0), (30, 0, 30), (31, 0, 30))]  # fmt: skip
+    assert timezone == list(itertools.pairwise(spring))
+    assert ordered == sorted(ordered, key=lambda t: t or datetime.max.replace(tzinfo=UTC))
+    assert None not in ordered
+
+
+def _runs_at_least(repo: Repository, dag_id: str, n: int) -> bool:
+    return len(repo.runs.find(dag_id)) >= n
+
+
+def _all_finished(repo: Repository, dag_ids: Iterable[str]) -> bool:
+    return all(r.state in ("success", "failed") for d in dag_ids for r in repo.runs.find(d))
+
+
+def _tasks(repo: Repository, dag_id: str, run_id: str) -> dict[str, dict[str, Any]]:
+    """Each task instance's state, attempts, result and last log."""
+    out = {}
+    for ti in repo.history.task_instances(dag_id, run_id):
+        attempts = repo.history.attempts(ti.id)
+        out[ti.task_id] = {
+            "state": ti.state,
+            "attempts": attempts,
+            "result": result_of(ti, attempts),
+            "log": repo.history.logs(ti.id, ti.attempt) if ti.attempt else "",
+        }
+    return out
 
 
 def test_params_are_checked_at_trigger_and_seen_by_the_tasks(
