@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from haflow.config import Settings
 from haflow.core.clock import utcnow
 from haflow.metastore.repository.metrics import MetricsQueries
+from haflow.metastore.repository.pools import PoolQueries
 from haflow.metrics.collectors import BuildInfo, SchedulerState, ZooKeeperState
 from haflow.metrics.definitions import scheduler_metric_set
 from haflow.metrics.metastore import MetastoreCollector
@@ -50,6 +51,7 @@ def scheduler_observer(
             lambda: listener.leading,
             worker_timeout_s=settings.worker.timeout,
             default_queue=settings.celery.default_queue,
+            pools=PoolQueries(engine, cluster=cluster, actor="metrics").list,
         ),
     ]
     server = MetricsServer(

@@ -14,6 +14,7 @@ from haflow.cli.dags import dags
 from haflow.cli.db import db
 from haflow.cli.doctor import doctor
 from haflow.cli.jobs import jobs
+from haflow.cli.pools import pools
 from haflow.cli.scheduler import scheduler
 from haflow.cli.standalone import standalone
 from haflow.cli.tasks import tasks
@@ -56,6 +57,7 @@ for group in (
     doctor,
     webserver,
     users,
+    pools,
     cluster,
     chaos,
 ):

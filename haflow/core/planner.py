@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
+from haflow.core.pools import Budget, unfit
 from haflow.core.reclamation import stale_queued, supervise
 from haflow.core.rules import Verdict, evaluate_trigger, run_outcome
 from haflow.core.snapshot import (
@@ -22,7 +23,13 @@ from haflow.core.snapshot import (
     TIChange,
     TISnap,
 )
-from haflow.core.states import BETWEEN_ATTEMPTS, RunState, TaskState, TriggerRule
+from haflow.core.states import (
+    BETWEEN_ATTEMPTS,
+    IN_FLIGHT_TASK_STATES,
+    RunState,
+    TaskState,
+    TriggerRule,
+)
 
 __all__ = [
     "DagSpec",
@@ -49,12 +56,13 @@ def plan(
         out.new_runs.extend(due_runs(spec, now))
     out.start_runs.extend(runs_to_start(dags, runs))
     slots = limits.open_slots
+    budget = in_flight(runs, limits.pools)
     for run in runs:  # runs started now get their task instances when this plan is applied
         before = _count(out)
         out.changes.extend(supervise(run, now, limits))
         dag = dags.get(run.dag_id)
         if dag is not None and run.state is RunState.RUNNING:
-            slots = _advance(run, dag, now, slots, out, limits)
+            slots = _advance(run, dag, now, slots, out, limits, budget)
         if _count(out) != before:
             out.revisions[run.pk] = run.revision
     return out
@@ -94,10 +102,28 @@ def runs_to_start(dags: Mapping[str, DagSpec], runs: Sequence[RunSnap]) -> list[
 _Upstream = tuple[TriggerRule, tuple[TaskState, ...]]
 
 
+def in_flight(runs: Sequence[RunSnap], pools: Mapping[str, int] | None) -> Budget:
+    """What the task instances in flight hold: pool slots, and counts per DAG and task."""
+    budget = Budget(pools)
+    for run in runs:
+        for ti in run.tis.values():
+            if ti.state in IN_FLIGHT_TASK_STATES:
+                budget.hold(run.dag_id, ti.task_id, ti.pool, ti.pool_slots)
+    return budget
+
+
 def _advance(
-    run: RunSnap, dag: DagSpec, now: datetime, slots: int, out: Decisions, limits: Limits
+    run: RunSnap,
+    dag: DagSpec,
+    now: datetime,
+    slots: int,
+    out: Decisions,
+    limits: Limits,
+    budget: Budget,
 ) -> int:
-    """Queue ready task instances of a running run, settle blocked ones, finish the run."""
+    """Queue ready task instances of a running run while their pool, DAG and task limits
+    allow (`haflow.core.pools`); fail those no pool can ever hold, settle blocked ones,
+    finish the run."""
     states = {tid: ti.state for tid, ti in run.tis.items()}
     seen: dict[_Upstream, Verdict] = {}  # a fan-out's tasks share one verdict
     for tid, ti in run.tis.items():
@@ -106,9 +132,17 @@ def _advance(
         if dag.is_paused:
             continue
         verdict = _readiness(ti, dag, run, states, now, seen)
-        if verdict is Verdict.READY and slots > 0:
-            out.to_queue.append((ti.id, ti.attempt + 1))
-            slots -= 1
+        if verdict is Verdict.READY:
+            why = unfit(ti.pool, ti.pool_slots, budget.pool_slots)
+            if why is not None:
+                out.changes.append(
+                    TIChange(ti.id, ti.attempt, ti.state, TaskState.FAILED, reason=why)
+                )
+                states[tid] = TaskState.FAILED
+            elif slots > 0 and _fits(budget, run.dag_id, ti, dag):
+                out.to_queue.append((ti.id, ti.attempt + 1))
+                budget.hold(run.dag_id, tid, ti.pool, ti.pool_slots)
+                slots -= 1
         elif verdict in (Verdict.SKIP, Verdict.UPSTREAM_FAILED):
             new = TaskState.SKIPPED if verdict is Verdict.SKIP else TaskState.UPSTREAM_FAILED
             out.changes.append(TIChange(ti.id, ti.attempt, ti.state, new))
@@ -117,6 +151,12 @@ def _advance(
     if outcome is not None:
         out.finish_runs.append((run.pk, outcome))
     return slots
+
+
+def _fits(budget: Budget, dag_id: str, ti: TISnap, dag: DagSpec) -> bool:
+    spec = dag.tasks.get(ti.task_id)
+    task_cap = spec.max_active_tis_per_dag if spec is not None else None
+    return budget.fits(dag_id, ti.task_id, ti.pool, ti.pool_slots, dag.max_active_tasks, task_cap)
 
 
 _PAST_DONE = (TaskState.SUCCESS, TaskState.SKIPPED)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from haflow.core.pools import DEFAULT_POOL
 from haflow.core.states import RunState, TaskState, TriggerRule
 
 
@@ -25,6 +26,7 @@ class TaskSpec:
     upstream: frozenset[str] = frozenset()
     trigger_rule: TriggerRule = TriggerRule.ALL_SUCCESS
     depends_on_past: bool = False  # first tries wait for the task in the run before to succeed
+    max_active_tis_per_dag: int | None = None  # its task instances in flight, all runs
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class DagSpec:
     is_paused: bool = False
     last_fire_at: datetime | None = None
     end_date: datetime | None = None  # no run for an interval that ends after it
+    max_active_tasks: int | None = None  # its task instances in flight, all runs
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,8 @@ class TISnap:
     queued_at: datetime | None = None  # when the queued attempt was last published
     first_queued_at: datetime | None = None  # when the queued attempt was committed
     worker_id: str | None = None  # who claimed the running attempt
+    pool: str = DEFAULT_POOL
+    pool_slots: int = 1
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,7 @@ class Snapshot:
 
     runs: list[RunSnap]
     metastore_now: datetime
+    pools: Mapping[str, int] | None = None  # every pool -> its slots, read with the runs
 
 
 @dataclass(frozen=True)
@@ -98,6 +104,7 @@ class Limits:
     self_fence_s: float = 6.0  # a worker stops an attempt it could not heartbeat for this long
     reclaim_margin_s: float = 1.0  # past the self-fence point, the soonest a reclaim may come
     metastore_now: datetime | None = None  # the metastore's clock when the snapshot was read
+    pools: Mapping[str, int] | None = None  # pool -> slots; None: pools are not enforced
 
 
 @dataclass(frozen=True)

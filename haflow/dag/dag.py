@@ -130,6 +130,7 @@ class DAG:
         params: dict[str, Any] | None = None,
         timezone: str | ZoneInfo | None = None,
         end_date: datetime | None = None,
+        max_active_tasks: int | None = None,
     ) -> None:
         self.fileloc: str | None = fileloc if fileloc is not None else _caller_file()
         self.dag_id = check_id("DAG", dag_id, f"DAG in {self._file}")
@@ -156,6 +157,15 @@ class DAG:
             raise DagDefinitionError(f"{self._where}: max_active_runs must be >= 1")
         self.catchup = bool(catchup)
         self.max_active_runs = max_active_runs
+        if max_active_tasks is not None and (
+            isinstance(max_active_tasks, bool)
+            or not isinstance(max_active_tasks, int)
+            or max_active_tasks < 1
+        ):
+            raise DagDefinitionError(
+                f"{self._where}: max_active_tasks must be an int >= 1, got {max_active_tasks!r}"
+            )
+        self.max_active_tasks = max_active_tasks
         self.default_args: dict[str, Any] = dict(default_args or {})
         self.tags: list[str] = list(tags or [])
         self.description = description
@@ -314,6 +324,7 @@ class DAG:
             "end_date": self.end_date.isoformat() if self.end_date else None,
             "catchup": self.catchup,
             "max_active_runs": self.max_active_runs,
+            "max_active_tasks": self.max_active_tasks,
             "params": self.params,
             "tasks": {
                 tid: {
@@ -328,6 +339,9 @@ class DAG:
                     ),
                     "trigger_rule": str(t.trigger_rule),
                     "depends_on_past": t.depends_on_past,
+                    "pool": t.pool,
+                    "pool_slots": t.pool_slots,
+                    "max_active_tis_per_dag": t.max_active_tis_per_dag,
                     "queue": t.queue,
                     "upstream": sorted(t.upstream_task_ids),
                 }

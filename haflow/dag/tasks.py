@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any, ClassVar, TypeAlias, overload
 
 from haflow.core.notices import TASK_HOOKS
+from haflow.core.pools import DEFAULT_POOL, POOL_NAME_MAX
 from haflow.core.states import TriggerRule
 from haflow.dag.dag import DAG, check_id, current_dag
 from haflow.dag.notifiers import hook_list
@@ -80,6 +81,20 @@ def _backoff(
     )
 
 
+def positive_int(value: object, name: str, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise DagDefinitionError(f"{where}: {name} must be an int >= 1, got {value!r}")
+    return value
+
+
+def _pool(value: object, where: str) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > POOL_NAME_MAX:
+        raise DagDefinitionError(
+            f"{where}: pool must be a pool's name (1 to {POOL_NAME_MAX} characters), got {value!r}"
+        )
+    return value
+
+
 def _trigger_rule(value: object, where: str) -> TriggerRule:
     if isinstance(value, str):  # a TriggerRule member is a str as well
         try:
@@ -125,6 +140,9 @@ class BaseTask:
         on_failure_callback: object = None,
         on_retry_callback: object = None,
         depends_on_past: bool | None = None,
+        pool: str | None = None,
+        pool_slots: int | None = None,
+        max_active_tis_per_dag: int | None = None,
     ) -> None:
         owner = dag if dag is not None else current_dag()
         if owner is None:
@@ -151,6 +169,19 @@ class BaseTask:
                 f"{where}: depends_on_past must be True or False, got {past!r}"
             )
         self.depends_on_past = past
+        defaults = owner.default_args
+        self.pool = _pool(pool if pool is not None else defaults.get("pool", DEFAULT_POOL), where)
+        self.pool_slots = positive_int(
+            pool_slots if pool_slots is not None else defaults.get("pool_slots", 1),
+            "pool_slots",
+            where,
+        )
+        cap = max_active_tis_per_dag
+        if cap is None:
+            cap = defaults.get("max_active_tis_per_dag")
+        self.max_active_tis_per_dag = (
+            None if cap is None else positive_int(cap, "max_active_tis_per_dag", where)
+        )
         if not isinstance(queue, str) or not queue:
             raise DagDefinitionError(f"{where}: queue must be a non-empty string")
         self.queue = queue

@@ -22,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.mysql import MEDIUMTEXT
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from haflow.core.pools import DEFAULT_POOL
 from haflow.metastore.types import UtcDateTime
 
 NAMING = {
@@ -111,6 +112,10 @@ class TaskInstance(Base):
     """Exponential backoff of the retry delay, up to this many seconds; NULL: a fixed delay."""
     timeout_s: Mapped[float | None] = mapped_column()
     queue: Mapped[str] = mapped_column(String(100), default="default")
+    pool: Mapped[str] = mapped_column(
+        String(250), default=DEFAULT_POOL, server_default=DEFAULT_POOL
+    )
+    pool_slots: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     worker_id: Mapped[str | None] = mapped_column(String(250))
     next_try_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     sensing_since: Mapped[datetime | None] = mapped_column(UtcDateTime)
@@ -140,6 +145,17 @@ class TaskAttempt(Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class Pool(Base):
+    """A named number of slots: the task instances in flight in it (queued or running) hold
+    at most `slots` of them, each its `pool_slots`; the leader queues nothing that would
+    exceed it, and checks so in the transaction that queues."""
+
+    __tablename__ = "pool"
+    name: Mapped[str] = mapped_column(String(250), primary_key=True)
+    slots: Mapped[int] = mapped_column(Integer)
+    description: Mapped[str] = mapped_column(Text, default="")
 
 
 class TaskResult(Base):

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from haflow.core.attempt_end import Ending
+from haflow.core.pools import DEFAULT_POOL
 from haflow.core.snapshot import TISnap
 from haflow.core.states import RunState, TaskState
 
@@ -54,6 +55,8 @@ class TaskDef:
     timeout_s: float | None
     queue: str
     retry_backoff_cap_s: float | None = None
+    pool: str = DEFAULT_POOL
+    pool_slots: int = 1
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,25 @@ class AttemptRow:
     ended_at: datetime | None
     reason: str
     result: str | None = None  # JSON text, for an attempt that succeeded with a result
+
+
+@dataclass(frozen=True)
+class PoolRow:
+    """A pool and the slots its task instances in flight hold."""
+
+    name: str
+    slots: int
+    description: str
+    queued: int  # slots held by queued task instances
+    running: int  # slots held by running ones
+
+    @property
+    def occupied(self) -> int:
+        return self.queued + self.running
+
+    @property
+    def open(self) -> int:
+        return self.slots - self.occupied
 
 
 def result_of(t: TIRow, attempts: Sequence[AttemptRow]) -> str | None:
@@ -275,6 +297,7 @@ class Delta:
     dags: list[DagFlags]  # every active DAG's state, read in the same look
     past: Mapping[int, dict[str, TaskState]] = field(default_factory=dict)
     """Running run pk -> the states of the asked tasks in its DAG's run created before it."""
+    pools: Mapping[str, int] = field(default_factory=dict)  # every pool -> its slots
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from prometheus_client.registry import Collector
 from haflow.core.clock import Clock, utcnow
 from haflow.core.states import RunState, TaskState
 from haflow.errors import HaflowError
+from haflow.metastore.records import PoolRow
 from haflow.metastore.repository.metrics import MetricsQueries
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ class MetastoreCollector(Collector):
         default_queue: str = "default",
         horizon_s: float = 86400.0,
         clock: Clock = utcnow,
+        pools: Callable[[], list[PoolRow]] | None = None,
     ) -> None:
         self.queries = queries
         self.leading = leading
@@ -42,6 +44,7 @@ class MetastoreCollector(Collector):
         self.default_queue = default_queue
         self.horizon_s = horizon_s  # workers silent for longer are forgotten, not "dead"
         self.clock = clock
+        self.pools = pools
         self._failing = False
 
     def collect(self) -> Iterator[Metric]:
@@ -76,6 +79,7 @@ class MetastoreCollector(Collector):
             ),
             *self._queued(now),
             *self._workers(now),
+            *self._pools(),
             GaugeMetricFamily(
                 "haflow_dag_import_errors",
                 "DAG files that failed to import at the leader's last parse (exported by the "
@@ -102,6 +106,21 @@ class MetastoreCollector(Collector):
         times = [r.oldest for r in rows.values() if r.oldest is not None]
         oldest.add_metric([], max(0.0, (now - min(times)).total_seconds()) if times else 0.0)
         return [count, oldest]
+
+    def _pools(self) -> list[Metric]:
+        if self.pools is None:
+            return []
+        slots = GaugeMetricFamily(
+            "haflow_pool_slots",
+            "Slots of each pool by state: running and queued (held by task instances in "
+            "flight) and open; open is negative when the pool was shrunk below what is in "
+            "use (exported by the leader).",
+            labels=["pool", "state"],
+        )
+        for p in self.pools():
+            for state, value in (("running", p.running), ("queued", p.queued), ("open", p.open)):
+                slots.add_metric([p.name, state], value)
+        return [slots]
 
     def _workers(self, now: datetime) -> list[Metric]:
         states = GaugeMetricFamily(

@@ -116,6 +116,7 @@ def _spec(dag: ParsedDag, row: DagFlags) -> DagSpec:
         end_date=r.end_date,
         catchup=r.catchup,
         max_active_runs=r.max_active_runs,
+        max_active_tasks=dag.max_active_tasks,
         is_paused=row.is_paused,
         last_fire_at=row.last_fire_at,
     )

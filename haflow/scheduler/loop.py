@@ -9,7 +9,7 @@ snapshot was taken is never started "before" it was triggered. DAG files are par
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -79,7 +79,7 @@ class SchedulingLoop:
         snap, dag_rows = self.view.snapshot(self.registry.past_tasks())
         specs = self.registry.specs({d.dag_id: d for d in dag_rows})
         now = self.clock()
-        limits = self._limits(_active(snap.runs), snap.metastore_now)
+        limits = self._limits(_active(snap.runs), snap.metastore_now, snap.pools)
         decisions = plan(specs, snap.runs, now, limits)
         if not decisions:
             return False
@@ -113,7 +113,9 @@ class SchedulingLoop:
         if refs:
             self.executor.submit(refs)
 
-    def _limits(self, active: int, metastore_now: datetime) -> Limits:
+    def _limits(
+        self, active: int, metastore_now: datetime, pools: Mapping[str, int] | None
+    ) -> Limits:
         return Limits(
             open_slots=min(self.executor.open_slots(), self.cfg.max_active_tasks - active),
             worker_timeout_s=self.cfg.worker_timeout_s,
@@ -125,6 +127,7 @@ class SchedulingLoop:
             self_fence_s=self.cfg.self_fence_s,
             reclaim_margin_s=self.cfg.reclaim_margin_s,
             metastore_now=metastore_now,
+            pools=pools,
         )
 
 

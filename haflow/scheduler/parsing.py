@@ -65,6 +65,7 @@ class ParsedDag:
     tasks: dict[str, TaskSpec]
     defs: list[TaskDef]
     schedule: AnySchedule | None
+    max_active_tasks: int | None = None  # the DAG's task instances in flight, all runs
 
     @property
     def dag_id(self) -> str:
@@ -118,7 +119,13 @@ def summarize(dag: DAG) -> ParsedDag:
         notify=dag.notify_rules(),
     )
     tasks = {
-        tid: TaskSpec(tid, frozenset(t.upstream_task_ids), t.trigger_rule, t.depends_on_past)
+        tid: TaskSpec(
+            tid,
+            frozenset(t.upstream_task_ids),
+            t.trigger_rule,
+            t.depends_on_past,
+            t.max_active_tis_per_dag,
+        )
         for tid, t in dag.tasks.items()
     }
     defs = [
@@ -131,10 +138,12 @@ def summarize(dag: DAG) -> ParsedDag:
             ),
             timeout_s=None if t.execution_timeout is None else t.execution_timeout.total_seconds(),
             queue=t.queue,
+            pool=t.pool,
+            pool_slots=t.pool_slots,
         )
         for t in (dag.tasks[tid] for tid in dag.topological_order())
     ]
-    return ParsedDag(record, tasks, defs, dag.schedule_obj)
+    return ParsedDag(record, tasks, defs, dag.schedule_obj, dag.max_active_tasks)
 
 
 def parse_file(path: str, memory_limit_mb: int = 0) -> ParsedFile:

@@ -17,6 +17,7 @@ from haflow import status
 from haflow.core.clearing import ClearScope
 from haflow.core.ids import RUN_ID, RUN_ID_RULE
 from haflow.core.states import RunState, TaskState
+from haflow.metastore.records import PoolRow
 from haflow.web import serialize as s
 from haflow.web.auth import principal, requires
 from haflow.web.context import web
@@ -287,6 +288,79 @@ def get_log(dag_id: str, dag_run_id: str, task_id: str, attempt: int) -> Respons
     return jsonify(
         {"attempt": attempt, "content": page.content, "cursor": page.cursor, "ended": page.ended}
     )
+
+
+def _pool_json(p: PoolRow) -> dict[str, Any]:
+    return {
+        "name": p.name,
+        "slots": p.slots,
+        "occupied_slots": p.occupied,
+        "running_slots": p.running,
+        "queued_slots": p.queued,
+        "open_slots": p.open,
+        "description": p.description,
+    }
+
+
+def _slots(body: dict[str, Any]) -> int:
+    slots = body.get("slots")
+    if isinstance(slots, bool) or not isinstance(slots, int) or not 0 <= slots <= 1_000_000:
+        raise BadInput("slots must be an int from 0 to 1000000", "slots")
+    return slots
+
+
+def _description(body: dict[str, Any]) -> str | None:
+    text = body.get("description")
+    if text is not None and (not isinstance(text, str) or len(text) > 10000):
+        raise BadInput("description must be a string of at most 10000 characters", "description")
+    return text
+
+
+@bp.get("/pools")
+@requires("read")
+def list_pools() -> Response:
+    limit, offset = _page()
+    rows = web().repo.pools.list()
+    return _collection(
+        [_pool_json(p) for p in rows[offset : offset + limit]], len(rows), limit, offset
+    )
+
+
+@bp.post("/pools")
+@requires("edit")
+def create_pool() -> tuple[Response, int]:
+    body = _body({"name", "slots", "description"})
+    name = body.get("name")
+    if not isinstance(name, str) or not 1 <= len(name) <= 250:
+        raise BadInput("name must be a string of 1 to 250 characters", "name")
+    ctx = web()
+    pool = ctx.repo.pools.set(name, _slots(body), ctx.now, _description(body))
+    return jsonify(_pool_json(pool)), 201
+
+
+@bp.get("/pools/<pool_name>")
+@requires("read")
+def get_pool(pool_name: str) -> Response:
+    return jsonify(_pool_json(web().repo.pools.get(pool_name)))
+
+
+@bp.patch("/pools/<pool_name>")
+@requires("edit")
+def patch_pool(pool_name: str) -> Response:
+    body = _body({"slots", "description"})
+    ctx = web()
+    current = ctx.repo.pools.get(pool_name)
+    slots = _slots(body) if "slots" in body else current.slots
+    pool = ctx.repo.pools.set(pool_name, slots, ctx.now, _description(body))
+    return jsonify(_pool_json(pool))
+
+
+@bp.delete("/pools/<pool_name>")
+@requires("edit")
+def delete_pool(pool_name: str) -> tuple[str, int]:
+    ctx = web()
+    ctx.repo.pools.delete(pool_name, ctx.now)
+    return "", 204
 
 
 @bp.get("/cluster")

@@ -177,7 +177,18 @@ SCHEMAS: J = {
         }
     ),
 }
-for _name in ("Dag", "DagRun", "TaskInstance", "Event", "ImportError"):
+SCHEMAS["Pool"] = _obj(
+    {
+        "name": _str(),
+        "slots": {"type": "integer"},
+        "occupied_slots": {"type": "integer"},
+        "running_slots": {"type": "integer"},
+        "queued_slots": {"type": "integer"},
+        "open_slots": {"type": "integer"},
+        "description": _str(),
+    }
+)
+for _name in ("Dag", "DagRun", "TaskInstance", "Event", "ImportError", "Pool"):
     SCHEMAS[f"{_name}Collection"] = _collection(_name)
 SCHEMAS["TaskInstanceDetail"] = {
     "allOf": [
@@ -199,6 +210,7 @@ ID = {"type": "string", "minLength": 1, "maxLength": 250}
 DAG = [_param("dag_id", "path", ID)]
 RUN = [*DAG, _param("dag_run_id", "path", ID)]
 TASK = [*RUN, _param("task_id", "path", ID)]
+POOL = [_param("pool_name", "path", ID)]
 
 
 def _errors(*codes: int) -> J:
@@ -252,6 +264,22 @@ BODY_MARK_TI = {
     "type": "object",
     "properties": {"new_state": _MARKED},
     "required": ["new_state"],
+    "additionalProperties": False,
+}
+_SLOTS = {"type": "integer", "minimum": 0, "maximum": 1_000_000}
+BODY_POOL = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "minLength": 1, "maxLength": 250},
+        "slots": _SLOTS,
+        "description": {"type": "string", "maxLength": 10000},
+    },
+    "required": ["name", "slots"],
+    "additionalProperties": False,
+}
+BODY_POOL_PATCH = {
+    "type": "object",
+    "properties": {"slots": _SLOTS, "description": {"type": "string", "maxLength": 10000}},
     "additionalProperties": False,
 }
 BODY_CLEAR = {
@@ -348,6 +376,26 @@ def _paths() -> J:
         },
         "/cluster": {
             "get": _op("cluster", "Schedulers, workers, webservers, ZooKeeper", "Cluster", [])
+        },
+        "/pools": {
+            "get": _op("list_pools", "Pools and the slots in use", "PoolCollection", PAGE, 400),
+            "post": _with_body(
+                _op("create_pool", "Create or set a pool", "Pool", [], 400, 403, code=201),
+                BODY_POOL,
+            ),
+        },
+        "/pools/{pool_name}": {
+            "get": _op("get_pool", "One pool", "Pool", POOL, 400, 404),
+            "patch": _with_body(
+                _op("patch_pool", "Change a pool's slots", "Pool", POOL, 400, 403, 404),
+                BODY_POOL_PATCH,
+            ),
+            "delete": {
+                "operationId": "delete_pool",
+                "summary": "Delete a pool (not while unfinished runs use it)",
+                "parameters": POOL,
+                "responses": {"204": {"description": "deleted"}, **_errors(400, 403, 404, 409)},
+            },
         },
         "/events": {
             "get": _op(

@@ -16,6 +16,7 @@ from werkzeug.wrappers import Response
 from haflow import status
 from haflow.core.clearing import ClearScope
 from haflow.core.params import InvalidParam
+from haflow.core.pools import DEFAULT_POOL
 from haflow.core.states import RunState, TaskState
 from haflow.errors import InvalidRequest
 from haflow.web import auth
@@ -323,6 +324,44 @@ def events() -> str:
     return render_template(
         "events.html", events=rows, total=total, page=page, pages=pages, kind=kind, dag_id=dag_id
     )
+
+
+@bp.get("/pools")
+@requires("read")
+def pools() -> str:
+    return render_template("pools.html", pools=web().repo.pools.list(), default_pool=DEFAULT_POOL)
+
+
+@bp.post("/pools")
+@requires("edit")
+def set_pool() -> Response:
+    ctx = web()
+    name = request.form.get("name", "").strip()
+    try:
+        slots = int(request.form.get("slots", ""))
+    except ValueError:
+        flash("slots must be a whole number", "error")
+        return redirect(url_for("pages.pools"))
+    try:
+        pool = ctx.repo.pools.set(name, slots, ctx.now, request.form.get("description") or None)
+    except InvalidRequest as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("pages.pools"))
+    flash(f"pool {pool.name}: {pool.slots} slots")
+    return redirect(url_for("pages.pools"))
+
+
+@bp.post("/pools/<name>/delete")
+@requires("edit")
+def delete_pool(name: str) -> Response:
+    ctx = web()
+    try:
+        ctx.repo.pools.delete(name, ctx.now)
+    except InvalidRequest as exc:
+        flash(str(exc), "error")
+    else:
+        flash(f"deleted pool {name}")
+    return redirect(url_for("pages.pools"))
 
 
 @bp.get("/import-errors")

@@ -53,7 +53,7 @@ _ENDINGS = {
 }
 
 
-@dataclass
+@dataclass(frozen=True)
 class _End:
     """How an attempt ended: its result, and what a successful one returned or a
     rescheduled sensor asks for (when to poke again, since when it pokes)."""
@@ -176,16 +176,16 @@ class AttemptRunner:
         reschedule mode the attempt ends `rescheduled` and the leader queues the next."""
         slim = replace(claimed, results={})  # the results travel in `files`
         since = claimed.sensing_since or self.clock()
+
+        def say(line: str) -> None:
+            sink.feed((line + "\n").encode())
+
         while True:
             result = self._execute(slim, sink, watch, files)
             poke = read_poke(files) if result.outcome is Outcome.SUCCESS else None
             if poke is None:
                 return _End(result, self._result(result, files, sink))
             now = self.clock()
-
-            def say(line: str) -> None:
-                sink.feed((line + "\n").encode())
-
             try:
                 if judge(poke, claimed, since, now, self._external_state, say):
                     return _End(result)

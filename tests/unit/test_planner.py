@@ -615,3 +615,68 @@ def test_a_retry_of_a_depends_on_past_task_does_not_wait_again() -> None:
     tis = {"a": ti(1, "a", TaskState.UP_FOR_RETRY, attempt=1)}
     run = RunSnap(1, "d", RunState.RUNNING, tis, past={"a": TaskState.FAILED})
     assert plan({"d": dag}, [run], NOW, LIMITS).to_queue == [(1, 2)]
+
+
+# --- pools and concurrency limits -----------------------------------------------------------
+
+
+def pooled(id: int, task_id: str, state: TaskState = TaskState.NONE, **kw: object) -> TISnap:
+    return ti(id, task_id, state, pool=kw.pop("pool", "db"), **kw)
+
+
+def flat_dag(*task_ids: str, **kw: object) -> DagSpec:
+    return DagSpec("d", {t: TaskSpec(t) for t in task_ids}, **kw)  # type: ignore[arg-type]
+
+
+def test_a_pool_queues_no_more_than_its_open_slots_counting_every_run() -> None:
+    limits = Limits(open_slots=100, pools={"db": 3, "default_pool": 128})
+    busy = run_of(1, RunState.RUNNING, a=pooled(1, "a", TaskState.RUNNING))
+    tis = {t: pooled(10 + i, t) for i, t in enumerate("abcd")}
+    waiting = RunSnap(2, "d", RunState.RUNNING, tis)
+    out = plan({"d": flat_dag("a", "b", "c", "d")}, [busy, waiting], NOW, limits)
+    assert out.to_queue == [(10, 1), (11, 1)]  # 1 running + 2 = the pool's 3 slots
+
+
+def test_pool_slots_count_per_task_and_a_task_that_fits_later_waits() -> None:
+    limits = Limits(open_slots=100, pools={"db": 3, "default_pool": 128})
+    run = run_of(
+        1,
+        RunState.RUNNING,
+        big=pooled(1, "big", pool_slots=2),
+        big2=pooled(2, "big2", pool_slots=2),
+        small=pooled(3, "small"),
+    )
+    out = plan({"d": flat_dag("big", "big2", "small")}, [run], NOW, limits)
+    assert out.to_queue == [(1, 1), (3, 1)]  # big2 would make 5 of 3
+    assert not out.changes
+
+
+def test_a_task_no_pool_can_hold_fails_saying_why() -> None:
+    limits = Limits(open_slots=100, pools={"db": 2, "default_pool": 128})
+    run = run_of(
+        1,
+        RunState.RUNNING,
+        ghost=pooled(1, "ghost", pool="nope"),
+        huge=pooled(2, "huge", pool_slots=3),
+    )
+    out = plan({"d": flat_dag("ghost", "huge")}, [run], NOW, limits)
+    assert out.to_queue == []
+    reasons = {c.ti_id: (c.state, c.reason) for c in out.changes}
+    assert reasons[1][0] is TaskState.FAILED and "pool 'nope' does not exist" in reasons[1][1]
+    assert reasons[2][0] is TaskState.FAILED and "needs 3 slots of pool 'db'" in reasons[2][1]
+
+
+def test_max_active_tasks_and_max_active_tis_per_dag_count_across_runs() -> None:
+    dag = DagSpec(
+        "d",
+        {"a": TaskSpec("a", max_active_tis_per_dag=1), "b": TaskSpec("b")},
+        max_active_tasks=3,
+    )
+    runs = [
+        run_of(1, RunState.RUNNING, a=ti(1, "a", TaskState.RUNNING), b=ti(2, "b")),
+        run_of(2, RunState.RUNNING, a=ti(3, "a"), b=ti(4, "b")),
+        run_of(3, RunState.RUNNING, a=ti(5, "a"), b=ti(6, "b")),
+    ]
+    out = plan({"d": dag}, runs, NOW, LIMITS)
+    # a is in flight once already: no other a; the DAG holds 3 at most: two b's join it
+    assert out.to_queue == [(2, 1), (4, 1)]

@@ -23,6 +23,7 @@ from haflow.metastore.repository.members import MemberQueries
 from haflow.metastore.repository.metrics import MetricsQueries
 from haflow.metastore.repository.notifications import NotificationQueries
 from haflow.metastore.repository.overview import OverviewQueries
+from haflow.metastore.repository.pools import PoolQueries
 from haflow.metastore.repository.retention import RetentionQueries
 from haflow.metastore.repository.runs import RunQueries
 from haflow.metastore.repository.scheduling import SchedulingQueries
@@ -47,6 +48,7 @@ class Repository(_Base):
         self.metrics = MetricsQueries(engine, **on)
         self.notifications = NotificationQueries(engine, **on)
         self.retention = RetentionQueries(engine, **on)
+        self.pools = PoolQueries(engine, **on)
 
     def ping(self) -> None:
         """A round trip to the metastore; BackendUnavailable when it cannot be reached."""

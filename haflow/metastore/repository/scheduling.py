@@ -6,8 +6,9 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, case, func, insert, or_, select, update
 
+from haflow.core.pools import DEFAULT_POOL, DEFAULT_POOL_SLOTS, with_default
 from haflow.core.snapshot import (
     Decisions,
     NewRun,
@@ -58,6 +59,8 @@ _TI_COLUMNS = (
     m.TaskInstance.next_try_at,
     m.TaskInstance.timeout_s,
     m.TaskInstance.worker_id,
+    m.TaskInstance.pool,
+    m.TaskInstance.pool_slots,
     m.TaskAttempt.started_at,
     m.TaskAttempt.heartbeat_at,
     m.TaskAttempt.published_at,
@@ -91,6 +94,7 @@ _DAG_FLAGS = select(m.Dag.dag_id, m.Dag.is_paused, m.Dag.last_fire_at).where(
     m.Dag.is_active.is_(True)
 )
 _NOW = select(db_utcnow())
+_POOLS = select(m.Pool.name, m.Pool.slots)
 
 
 class SchedulingQueries(_Base):
@@ -107,7 +111,7 @@ class SchedulingQueries(_Base):
         task instances in `recheck` (the ones it held in flight or changed itself); and for
         the running runs of the DAGs in `past` (DAG id -> its depends_on_past tasks), those
         tasks' states in the run created before each. In one transaction, the metastore's
-        clock read first, the active DAGs' rows last."""
+        clock read first, the active DAGs' rows and the pools last."""
         with self._tx() as conn:
             metastore_now = conn.execute(_NOW).scalar_one()
             heads = [
@@ -130,7 +134,8 @@ class SchedulingQueries(_Base):
                 DagFlags(dag_id, bool(paused), last_fire_at)
                 for dag_id, paused, last_fire_at in conn.execute(_DAG_FLAGS)
             ]
-        return Delta(metastore_now, heads, whole, tis, dags, before)
+            pools = with_default({name: slots for name, slots in conn.execute(_POOLS)})
+        return Delta(metastore_now, heads, whole, tis, dags, before, pools)
 
     def apply(
         self, d: Decisions, task_defs: Mapping[str, Sequence[TaskDef]], epoch: int, now: datetime
@@ -144,6 +149,7 @@ class SchedulingQueries(_Base):
             self._start_runs(conn, d.start_runs, task_defs, now, ev)
             self._change_tis(conn, d.changes, epoch, now, ev)
             refs = self._queue(conn, d.to_queue, epoch, now, ev)
+            _check_pools(conn, [ti_id for ti_id, _ in d.to_queue])
             refs += self._republish(conn, d.republish, epoch, now)
             finished = self._finish_runs(conn, d.finish_runs, now, ev)
             self._emit(conn, ev)
@@ -242,6 +248,8 @@ class SchedulingQueries(_Base):
                             "retry_backoff_cap_s": t.retry_backoff_cap_s,
                             "timeout_s": t.timeout_s,
                             "queue": t.queue,
+                            "pool": t.pool,
+                            "pool_slots": t.pool_slots,
                         }
                         for t in defs
                     ],
@@ -445,6 +453,39 @@ class SchedulingQueries(_Base):
         return finished
 
 
+_ti_in = m.TaskInstance.__table__.alias("queued_now")
+_SLOTS = func.coalesce(
+    m.Pool.slots,
+    case((m.TaskInstance.pool == DEFAULT_POOL, DEFAULT_POOL_SLOTS), else_=0),
+)
+_OVER_COMMITTED = (
+    select(m.TaskInstance.pool, func.sum(m.TaskInstance.pool_slots), func.max(_SLOTS))
+    .outerjoin(m.Pool, m.Pool.name == m.TaskInstance.pool)
+    .where(
+        m.TaskInstance.state.in_(IN_FLIGHT_TASK_STATES),
+        m.TaskInstance.pool.in_(
+            select(_ti_in.c.pool).where(_ti_in.c.id.in_(bindparam("ids", expanding=True)))
+        ),
+    )
+    .group_by(m.TaskInstance.pool)
+    .having(func.sum(m.TaskInstance.pool_slots) > func.max(_SLOTS))
+)
+
+
+def _check_pools(conn: Connection, queued: Sequence[int]) -> None:
+    """In the transaction that queues `queued`: no pool they use holds more in flight than its
+    slots; else roll back (the plan was made on a view that no longer holds)."""
+    if not queued:
+        return
+    for chunk in _chunks(sorted(set(queued)), _CHUNK):
+        over = conn.execute(_OVER_COMMITTED, {"ids": chunk}).first()
+        if over is not None:
+            pool, used, slots = over
+            raise ConcurrentChange(
+                f"pool {pool!r} would hold {used} slots in flight, over its {slots}"
+            )
+
+
 _prev = m.DagRun.__table__.alias("prev_run")
 _PAST = (
     select(m.DagRun.id, m.TaskInstance.task_id, m.TaskInstance.state)
@@ -497,6 +538,8 @@ def _tis(conn: Connection, stmt: Any, params: dict[str, Any]) -> Iterator[tuple[
         next_try_at,
         timeout_s,
         worker_id,
+        pool,
+        pool_slots,
         a_started,
         a_beat,
         a_published,
@@ -521,5 +564,7 @@ def _tis(conn: Connection, stmt: Any, params: dict[str, Any]) -> Iterator[tuple[
                 queued_at=a_published,
                 first_queued_at=a_queued,
                 worker_id=worker_id,
+                pool=pool,
+                pool_slots=pool_slots,
             ),
         )
