@@ -14,7 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 DEFAULT_POOL = "default_pool"
-DEFAULT_POOL_SLOTS = 128  # as Airflow's; a row for it (`haflow pools set default_pool N`) wins
+UNLIMITED = -1  # a pool's slots: no cap (as Airflow's -1)
+DEFAULT_POOL_SLOTS = UNLIMITED
+"""Without a row of its own the default pool caps nothing ([scheduler] max_active_tasks
+still caps the cluster); `haflow pools set default_pool N` caps it, as Airflow's 128 does."""
 POOL_NAME_MAX = 250
 
 
@@ -40,9 +43,8 @@ class Budget:
         self.per_task[(dag_id, task_id)] += 1
 
     def open(self, pool: str) -> int:
-        if self.pool_slots is None:
-            return 1 << 30
-        return self.pool_slots.get(pool, 0) - self.used[pool]
+        slots = 1 << 30 if self.pool_slots is None else self.pool_slots.get(pool, 0)
+        return 1 << 30 if slots == UNLIMITED else slots - self.used[pool]
 
     def fits(
         self,
@@ -67,6 +69,6 @@ def unfit(pool: str, slots: int, pool_slots: Mapping[str, int] | None) -> str | 
         return None
     if pool not in pool_slots:
         return f"pool {pool!r} does not exist; create it with `haflow pools set {pool} SLOTS`"
-    if slots > pool_slots[pool]:
+    if pool_slots[pool] != UNLIMITED and slots > pool_slots[pool]:
         return f"the task needs {slots} slots of pool {pool!r}, which has {pool_slots[pool]}"
     return None

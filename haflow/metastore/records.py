@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from haflow.core.attempt_end import Ending
-from haflow.core.pools import DEFAULT_POOL
+from haflow.core.pools import DEFAULT_POOL, UNLIMITED
 from haflow.core.snapshot import TISnap
 from haflow.core.states import RunState, TaskState
 
@@ -119,8 +119,13 @@ class PoolRow:
         return self.queued + self.running
 
     @property
+    def unlimited(self) -> bool:
+        return self.slots == UNLIMITED
+
+    @property
     def open(self) -> int:
-        return self.slots - self.occupied
+        """Slots free now; UNLIMITED (-1) for a pool without a cap."""
+        return UNLIMITED if self.unlimited else self.slots - self.occupied
 
 
 def result_of(t: TIRow, attempts: Sequence[AttemptRow]) -> str | None:

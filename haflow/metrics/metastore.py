@@ -113,12 +113,13 @@ class MetastoreCollector(Collector):
         slots = GaugeMetricFamily(
             "haflow_pool_slots",
             "Slots of each pool by state: running and queued (held by task instances in "
-            "flight) and open; open is negative when the pool was shrunk below what is in "
-            "use (exported by the leader).",
+            "flight) and open (+Inf for a pool without a cap; negative when the pool was "
+            "shrunk below what is in use) (exported by the leader).",
             labels=["pool", "state"],
         )
         for p in self.pools():
-            for state, value in (("running", p.running), ("queued", p.queued), ("open", p.open)):
+            free = float("inf") if p.unlimited else p.open
+            for state, value in (("running", p.running), ("queued", p.queued), ("open", free)):
                 slots.add_metric([p.name, state], value)
         return [slots]
 

@@ -304,8 +304,8 @@ def _pool_json(p: PoolRow) -> dict[str, Any]:
 
 def _slots(body: dict[str, Any]) -> int:
     slots = body.get("slots")
-    if isinstance(slots, bool) or not isinstance(slots, int) or not 0 <= slots <= 1_000_000:
-        raise BadInput("slots must be an int from 0 to 1000000", "slots")
+    if isinstance(slots, bool) or not isinstance(slots, int) or not -1 <= slots <= 1_000_000:
+        raise BadInput("slots must be an int from 0 to 1000000, or -1 for no cap", "slots")
     return slots
 
 

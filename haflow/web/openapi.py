@@ -266,7 +266,7 @@ BODY_MARK_TI = {
     "required": ["new_state"],
     "additionalProperties": False,
 }
-_SLOTS = {"type": "integer", "minimum": 0, "maximum": 1_000_000}
+_SLOTS = {"type": "integer", "minimum": -1, "maximum": 1_000_000}
 BODY_POOL = {
     "type": "object",
     "properties": {

@@ -270,13 +270,13 @@ def test_pools_through_the_api_and_the_page(web_app: Web) -> None:
     listed = c.get("/api/v1/pools", headers=viewer).get_json()
     default = listed["items"][0]
     assert listed["total_entries"] == 1 and default["name"] == "default_pool"
-    assert (default["slots"], default["running_slots"], default["open_slots"]) == (128, 1, 127)
+    assert (default["slots"], default["running_slots"], default["open_slots"]) == (-1, 1, -1)
     assert (
         c.post("/api/v1/pools", json={"name": "db", "slots": 2}, headers=viewer).status_code == 403
     )
     made = c.post("/api/v1/pools", json={"name": "db", "slots": 2, "description": "x"}, headers=op)
     assert made.status_code == 201 and made.get_json()["open_slots"] == 2
-    bad = c.post("/api/v1/pools", json={"name": "db", "slots": -1}, headers=op)
+    bad = c.post("/api/v1/pools", json={"name": "db", "slots": -2}, headers=op)
     assert bad.status_code == 400 and bad.get_json()["field"] == "slots"
     patched = c.patch("/api/v1/pools/db", json={"slots": 5}, headers=op).get_json()
     assert (patched["slots"], patched["description"]) == (5, "x")
@@ -285,6 +285,7 @@ def test_pools_through_the_api_and_the_page(web_app: Web) -> None:
     assert c.delete("/api/v1/pools/db", headers=op).status_code == 204
     page = web_app.login("Op").get("/pools").get_data(as_text=True)
     assert 'data-testid="pool-default_pool"' in page and 'data-testid="set-pool"' in page
+    assert "no cap" in page
     assert 'data-testid="set-pool"' not in web_app.login("Viewer").get("/pools").get_data(
         as_text=True
     )

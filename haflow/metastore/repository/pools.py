@@ -20,8 +20,10 @@ def check_pool(name: object, slots: object) -> tuple[str, int]:
     """A pool's name and slots as given, or InvalidRequest naming what is wrong."""
     if not isinstance(name, str) or not name.strip() or len(name) > POOL_NAME_MAX:
         raise InvalidRequest(f"a pool's name is 1 to {POOL_NAME_MAX} characters, got {name!r}")
-    if isinstance(slots, bool) or not isinstance(slots, int) or not 0 <= slots <= MAX_SLOTS:
-        raise InvalidRequest(f"slots must be an int from 0 to {MAX_SLOTS}, got {slots!r}")
+    if isinstance(slots, bool) or not isinstance(slots, int) or not -1 <= slots <= MAX_SLOTS:
+        raise InvalidRequest(
+            f"slots must be an int from 0 to {MAX_SLOTS}, or -1 for no cap, got {slots!r}"
+        )
     return name, slots
 
 
@@ -45,7 +47,7 @@ class PoolQueries(_Base):
         for name in names:
             row = rows.get(name)
             slots = row.slots if row is not None else DEFAULT_POOL_SLOTS
-            description = row.description if row is not None else "the pool of tasks naming none"
+            description = row.description if row is not None else "the pool of tasks that name none"
             queued = use.get(name, {}).get(TaskState.QUEUED, 0)
             running = use.get(name, {}).get(TaskState.RUNNING, 0)
             out.append(PoolRow(name, slots, description, queued, running))

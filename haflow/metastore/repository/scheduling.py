@@ -468,7 +468,7 @@ _OVER_COMMITTED = (
         ),
     )
     .group_by(m.TaskInstance.pool)
-    .having(func.sum(m.TaskInstance.pool_slots) > func.max(_SLOTS))
+    .having(func.max(_SLOTS) >= 0, func.sum(m.TaskInstance.pool_slots) > func.max(_SLOTS))
 )
 
 
