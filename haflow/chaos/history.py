@@ -43,6 +43,7 @@ def collect(cluster: Cluster, due: dict[str, tuple[datetime, ...]] | None = None
         deliveries=tuple(read_deliveries(cluster.spec.state_dir / "records")),
         nodes={n.name: n.role for n in cluster.nodes()},
         due=due or {},
+        pools={p.name: p.slots for p in repo.pools.list()},
     )
 
 
@@ -107,6 +108,8 @@ def _attempts(repo: Repository, runs: list[Run]) -> Iterable[Attempt]:
                     a.started_at,
                     a.ended_at,
                     a.reason,
+                    ti.pool,
+                    ti.pool_slots,
                 )
 
 
@@ -194,6 +197,7 @@ def load_history(path: Path, fault_log: Path | None = None) -> History:
             dag: tuple(datetime.fromisoformat(ts) for ts in times)
             for dag, times in data.get("due", {}).items()
         },
+        pools={name: int(slots) for name, slots in data.get("pools", {}).items()},
     )
 
 

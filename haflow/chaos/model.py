@@ -84,6 +84,8 @@ class Attempt:
     started_at: datetime | None = None
     ended_at: datetime | None = None
     reason: str = ""
+    pool: str = "default_pool"
+    pool_slots: int = 1
 
     @property
     def ti(self) -> tuple[str, str, str]:
@@ -178,6 +180,7 @@ class History:
     deliveries: tuple[Delivery, ...] = ()
     nodes: dict[str, str] = field(default_factory=dict)
     due: dict[str, tuple[datetime, ...]] = field(default_factory=dict)
+    pools: dict[str, int] = field(default_factory=dict)  # pool -> slots (-1: no cap)
 
     def nodes_of(self, role: str) -> list[str]:
         return sorted(n for n, r in self.nodes.items() if r == role)

@@ -75,9 +75,11 @@ def dag_source(
     schedule: str | None = None,
     retries: int = 0,
     work: str = "recorded_work",
+    pool: str | None = None,
 ) -> str:
     """The text of a DAG file: `tasks` independent recorded tasks of `seconds` each, doing
-    `work` (`recorded_work`, or `recorded_failure` to fail at the end)."""
+    `work` (`recorded_work`, or `recorded_failure` to fail at the end), in `pool` if given."""
+    in_pool = f", pool={pool!r}" if pool else ""
     return f"""\
 from datetime import datetime, timedelta
 
@@ -88,7 +90,8 @@ with DAG({dag_id!r}, schedule={schedule!r}, start_date=datetime(2026, 1, 1), cat
          max_active_runs=16, default_args={{"retries": {retries},
          "retry_delay": timedelta(seconds=1)}}):
     for i in range({tasks}):
-        PythonTask(f"t{{i:03d}}", python_callable={work}, op_kwargs={{"seconds": {seconds}}})
+        PythonTask(f"t{{i:03d}}", python_callable={work},
+                   op_kwargs={{"seconds": {seconds}}}{in_pool})
 """
 
 

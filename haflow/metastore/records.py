@@ -88,6 +88,8 @@ class TIRow:
     queued_at: datetime | None
     started_at: datetime | None
     ended_at: datetime | None
+    pool: str = DEFAULT_POOL
+    pool_slots: int = 1
 
 
 @dataclass(frozen=True)

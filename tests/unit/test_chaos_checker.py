@@ -403,3 +403,40 @@ def test_p7_fails_when_nobody_takes_over_during_a_long_pause() -> None:
     faults = (Fault(t(5), "pause", "master1"), Fault(t(35), "resume", "master1"))
     h = History(events=tuple(log.events), faults=faults, nodes=NODES)
     assert_fails(one(h, "P7"), "no takeover while paused for 30.0 s")
+
+
+# -- P12 ------------------------------------------------------------------------------------
+
+
+def pooled_history(*spans: tuple[str, float, float], slots: int = 2) -> History:
+    """Task `name` ran from `start` to `end` (its own records), all in pool p of `slots`."""
+    records, attempts = [], []
+    for name, start, end in spans:
+        records += [TaskRecord("d", "r", name, 1, "worker1", "start", t(start))]
+        records += [TaskRecord("d", "r", name, 1, "worker1", "tick", t(end))]
+        attempts.append(Attempt("d", "r", name, 1, "success", 1, "w", t(0), pool="p"))
+    faults = (Fault(t(1), "kill", "master1"),)
+    return History(
+        attempts=tuple(attempts),
+        records=tuple(records),
+        faults=faults,
+        pools={"p": slots, "default_pool": -1},
+    )
+
+
+def test_p12_passes_when_the_pool_never_holds_more_than_its_slots() -> None:
+    # b ends as c starts: an end and a start at the same instant do not overlap
+    v = one(pooled_history(("a", 0, 5), ("b", 0, 3), ("c", 3, 6)), "P12")
+    assert v.status == Status.PASS and v.measures["pool_peak"] == (2.0,)
+
+
+def test_p12_fails_naming_the_pool_and_when_it_was_over_committed() -> None:
+    v = one(pooled_history(("a", 0, 5), ("b", 1, 6), ("c", 2, 3)), "P12")
+    assert_fails(v, "pool 'p': 2 slots, at most 3", "d/r/c/1 began")
+
+
+def test_p12_ignores_pools_without_a_cap_and_needs_a_fault() -> None:
+    h = pooled_history(("a", 0, 5), ("b", 1, 6), ("c", 2, 3), slots=-1)
+    assert one(h, "P12").status == Status.NOT_EXERCISED
+    calm = replace(pooled_history(("a", 0, 5)), faults=())
+    assert one(calm, "P12").status == Status.NOT_EXERCISED

@@ -333,4 +333,6 @@ def _ti_row(ti: Any, run_id: str) -> TIRow:
         ti.queued_at,
         ti.started_at,
         ti.ended_at,
+        ti.pool,
+        ti.pool_slots,
     )
