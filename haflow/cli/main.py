@@ -7,6 +7,7 @@ import sys
 import click
 
 from haflow import __version__
+from haflow.cli.backfill import backfill
 from haflow.cli.chaos import chaos, cluster
 from haflow.cli.config import config
 from haflow.cli.context import CliContext
@@ -44,6 +45,7 @@ def version() -> None:
     click.echo(__version__)
 
 
+dags.add_command(backfill)
 for group in (
     db,
     dags,

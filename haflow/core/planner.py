@@ -13,6 +13,7 @@ from haflow.core.pools import Budget, unfit
 from haflow.core.reclamation import stale_queued, supervise
 from haflow.core.rules import Verdict, evaluate_trigger, run_outcome
 from haflow.core.snapshot import (
+    BackfillSnap,
     DagSpec,
     Decisions,
     Limits,
@@ -49,11 +50,20 @@ __all__ = [
 
 
 def plan(
-    dags: Mapping[str, DagSpec], runs: Sequence[RunSnap], now: datetime, limits: Limits
+    dags: Mapping[str, DagSpec],
+    runs: Sequence[RunSnap],
+    now: datetime,
+    limits: Limits,
+    backfills: Sequence[BackfillSnap] = (),
 ) -> Decisions:
     out = Decisions()
     for spec in dags.values():
         out.new_runs.extend(due_runs(spec, now))
+    for b in backfills:
+        more = backfill_runs(b, dags.get(b.dag_id), now)
+        out.new_runs.extend(more)
+        if not more and b.active == 0 and _covered(b, dags.get(b.dag_id), now):
+            out.finish_backfills.append(b.id)
     out.start_runs.extend(runs_to_start(dags, runs))
     slots = limits.open_slots
     budget = in_flight(runs, limits.pools)
@@ -80,6 +90,33 @@ def due_runs(dag: DagSpec, now: datetime) -> list[NewRun]:
     until = now if dag.end_date is None else min(now, dag.end_date)
     fires = dag.schedule.due_fires(dag.start_date, dag.last_fire_at, until, dag.catchup)
     return [NewRun(dag.dag_id, fire, *dag.schedule.data_interval_ending_at(fire)) for fire in fires]
+
+
+def backfill_intervals_due(
+    b: BackfillSnap, dag: DagSpec | None, now: datetime
+) -> list[tuple[datetime, datetime]]:
+    """The intervals of `b`'s range that have ended by `now` (a later one is the schedule's
+    to run when it ends); none for a DAG gone or no longer scheduled."""
+    if dag is None or dag.schedule is None or dag.start_date is None:
+        return []
+    found = dag.schedule.intervals_starting(dag.start_date, b.start, min(b.end, now))
+    return [(s, e) for s, e in found if e <= now]
+
+
+def backfill_runs(b: BackfillSnap, dag: DagSpec | None, now: datetime) -> list[NewRun]:
+    """The next runs backfill `b` creates, oldest interval first: those of its range with no
+    run yet (the schedule's, or an earlier backfill's, is that interval's run), as many as
+    keep its own unfinished runs within its max_active_runs."""
+    room = b.max_active_runs - b.active
+    if room <= 0:
+        return []
+    missing = [(s, e) for s, e in backfill_intervals_due(b, dag, now) if e not in b.existing]
+    return [NewRun(b.dag_id, e, s, e, backfill_id=b.id) for s, e in missing[:room]]
+
+
+def _covered(b: BackfillSnap, dag: DagSpec | None, now: datetime) -> bool:
+    """Every interval of the range that has ended has its run."""
+    return all(e in b.existing for _, e in backfill_intervals_due(b, dag, now))
 
 
 def runs_to_start(dags: Mapping[str, DagSpec], runs: Sequence[RunSnap]) -> list[int]:

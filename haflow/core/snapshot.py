@@ -19,6 +19,10 @@ class ScheduleLike(Protocol):
 
     def data_interval_ending_at(self, fire: datetime) -> tuple[datetime, datetime]: ...
 
+    def intervals_starting(
+        self, start_date: datetime, first: datetime, last: datetime
+    ) -> list[tuple[datetime, datetime]]: ...
+
 
 @dataclass(frozen=True)
 class TaskSpec:
@@ -87,6 +91,7 @@ class Snapshot:
     runs: list[RunSnap]
     metastore_now: datetime
     pools: Mapping[str, int] | None = None  # every pool -> its slots, read with the runs
+    backfills: list[BackfillSnap] = field(default_factory=list)  # the running ones
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,21 @@ class NewRun:
     fire_at: datetime
     interval_start: datetime
     interval_end: datetime
+    backfill_id: int | None = None  # a backfill's run, not the schedule's
+
+
+@dataclass(frozen=True)
+class BackfillSnap:
+    """A running backfill as the planner sees it: its range and cap, the fire times (interval
+    ends) of the DAG's runs already there from its range on, and its own unfinished runs."""
+
+    id: int
+    dag_id: str
+    start: datetime
+    end: datetime
+    max_active_runs: int
+    existing: frozenset[datetime] = frozenset()
+    active: int = 0
 
 
 @dataclass(frozen=True)
@@ -141,11 +161,13 @@ class Decisions:
     revisions: dict[int, int] = field(default_factory=dict)
     """run pk -> the revision its decisions were planned from; applying them fails if a run
     changed since (a clear), so nothing is decided on task instances no longer there."""
+    finish_backfills: list[int] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return any(
             (
                 self.new_runs,
+                self.finish_backfills,
                 self.start_runs,
                 self.finish_runs,
                 self.to_queue,

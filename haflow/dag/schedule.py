@@ -13,6 +13,7 @@ metastore, which `parse_schedule` turns back into the same schedule.
 from __future__ import annotations
 
 import functools
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -128,6 +129,22 @@ class CronSchedule:
             return self.next_fire_after(last)
         return self.next_fire_after(max(now, last or now))
 
+    def intervals_starting(
+        self, start_date: datetime, first: datetime, last: datetime
+    ) -> list[tuple[datetime, datetime]]:
+        """The data intervals whose start lies in [first, last], oldest first (at most
+        MAX_DUE_FIRES): what a backfill of that range runs, as Airflow counts logical dates."""
+        lo = max(_utc(first, "first"), _utc(start_date, "start_date"))
+        s = self.prev_fire_at_or_before(lo)
+        if s < lo:
+            s = self.next_fire_after(lo)
+        out: list[tuple[datetime, datetime]] = []
+        while s <= _utc(last, "last") and len(out) < MAX_DUE_FIRES:
+            e = self.next_fire_after(s)
+            out.append((s, e))
+            s = e
+        return out
+
     def _fires_between(self, first: datetime, last: datetime) -> list[datetime]:
         fires = [first]
         while len(fires) < MAX_DUE_FIRES:
@@ -225,6 +242,21 @@ class IntervalSchedule:
             k = after_last if catchup else max(k, after_last)
         return start + max(k, 1) * self.delta
 
+    def intervals_starting(
+        self, start_date: datetime, first: datetime, last: datetime
+    ) -> list[tuple[datetime, datetime]]:
+        """The intervals [start_date + k x interval, + interval) whose start lies in
+        [first, last] (k >= 0), oldest first, at most MAX_DUE_FIRES."""
+        start = _utc(start_date, "start_date")
+        lo, hi = _utc(first, "first"), _utc(last, "last")
+        k = max(0, math.ceil((lo - start) / self.delta))
+        out: list[tuple[datetime, datetime]] = []
+        while start + k * self.delta <= hi and len(out) < MAX_DUE_FIRES:
+            s = start + k * self.delta
+            out.append((s, s + self.delta))
+            k += 1
+        return out
+
     def due_fires(
         self, start_date: datetime, after: datetime | None, now: datetime, catchup: bool
     ) -> list[datetime]:
@@ -261,6 +293,13 @@ class OnceSchedule:
     def data_interval_ending_at(self, fire: datetime) -> tuple[datetime, datetime]:
         at = _utc(fire, "fire")
         return at, at
+
+    def intervals_starting(
+        self, start_date: datetime, first: datetime, last: datetime
+    ) -> list[tuple[datetime, datetime]]:
+        """Its one (empty) interval, at the start_date, if that lies in [first, last]."""
+        at = _utc(start_date, "start_date")
+        return [(at, at)] if _utc(first, "first") <= at <= _utc(last, "last") else []
 
     def due_fires(
         self, start_date: datetime, after: datetime | None, now: datetime, catchup: bool
@@ -333,6 +372,38 @@ def check_timezone(name: object, where: str) -> str:
         f"{where}: unknown timezone {name!r}; use an IANA name such as 'UTC', "
         "'Europe/Berlin' or 'America/New_York'"
     )
+
+
+def backfill_intervals(
+    expression: str | None,
+    timezone: str,
+    start_date: datetime | None,
+    first: datetime,
+    last: datetime,
+    *,
+    dag_id: str,
+    now: datetime,
+) -> list[tuple[datetime, datetime]]:
+    """The data intervals of a DAG (its schedule `expression` on `timezone`, from its
+    start_date) whose start lies in [first, last] and that have ended by `now`: what a
+    backfill of that range runs (a later interval is the schedule's, when it ends).
+    DagDefinitionError for a DAG without a schedule or a start date."""
+    schedule = parse_schedule(expression, dag_id=dag_id, fileloc=None, timezone=timezone)
+    if schedule is None or start_date is None:
+        raise DagDefinitionError(f"DAG {dag_id!r} has no schedule: it has no intervals to run")
+    found = schedule.intervals_starting(start_date, first, min(last, _utc(now, "now")))
+    return [(s, e) for s, e in found if e <= now]
+
+
+def local_instant(text: str, timezone: str, name: str) -> datetime:
+    """An ISO date or datetime given by a user; without an offset, read in `timezone`."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{name} must be an ISO date or datetime, got {text!r}") from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=ZoneInfo(timezone))
+    return value.astimezone(UTC)
 
 
 MIN_INTERVAL_S = 1.0

@@ -88,6 +88,31 @@ class DagRun(Base):
     revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     """Bumped by every change to the run's task instances that neither the leader nor an
     attempt's claim or report makes (a clear): the leader reads such a run again whole."""
+    backfill_id: Mapped[int | None] = mapped_column(
+        ForeignKey("backfill.id", ondelete="SET NULL"), index=True
+    )
+    """The backfill that created the run, if one did."""
+
+
+class Backfill(Base):
+    """A request to run a DAG's intervals whose start lies in [start, end]. The leader
+    creates the missing runs (at most `max_active_runs` of its own unfinished at once) in its
+    fenced transactions; a run already there for an interval, made by the schedule or an
+    earlier backfill, is that interval's run (one per interval: dag_run's unique fire time)."""
+
+    __tablename__ = "backfill"
+    __table_args__ = (Index("ix_backfill_state", "state"),)
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    dag_id: Mapped[str] = mapped_column(String(250))
+    start: Mapped[datetime] = mapped_column(UtcDateTime)
+    end: Mapped[datetime] = mapped_column(UtcDateTime)
+    intervals: Mapped[int] = mapped_column(Integer)  # how many the range held when asked
+    max_active_runs: Mapped[int] = mapped_column(Integer)
+    reset_existing: Mapped[bool] = mapped_column(Boolean, default=False)
+    state: Mapped[str] = mapped_column(String(20))  # running, done
+    created_by: Mapped[str] = mapped_column(String(250))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class TaskInstance(Base):

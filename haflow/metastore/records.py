@@ -9,7 +9,7 @@ from typing import Any
 
 from haflow.core.attempt_end import Ending
 from haflow.core.pools import DEFAULT_POOL, UNLIMITED
-from haflow.core.snapshot import TISnap
+from haflow.core.snapshot import BackfillSnap, TISnap
 from haflow.core.states import RunState, TaskState
 
 
@@ -128,6 +128,32 @@ class PoolRow:
     def open(self) -> int:
         """Slots free now; UNLIMITED (-1) for a pool without a cap."""
         return UNLIMITED if self.unlimited else self.slots - self.occupied
+
+
+@dataclass(frozen=True)
+class BackfillRow:
+    """A backfill and how far its range got: the runs of its intervals (whoever made them)
+    that succeeded, failed or are unfinished, and how many it created itself."""
+
+    id: int
+    dag_id: str
+    start: datetime
+    end: datetime
+    intervals: int
+    max_active_runs: int
+    reset_existing: bool
+    state: str  # running, done
+    created_by: str
+    created_at: datetime
+    ended_at: datetime | None
+    runs_created: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    unfinished: int = 0
+
+    @property
+    def finished(self) -> int:
+        return self.succeeded + self.failed
 
 
 def result_of(t: TIRow, attempts: Sequence[AttemptRow]) -> str | None:
@@ -305,6 +331,7 @@ class Delta:
     past: Mapping[int, dict[str, TaskState]] = field(default_factory=dict)
     """Running run pk -> the states of the asked tasks in its DAG's run created before it."""
     pools: Mapping[str, int] = field(default_factory=dict)  # every pool -> its slots
+    backfills: list[BackfillSnap] = field(default_factory=list)  # the running ones
 
 
 @dataclass(frozen=True)

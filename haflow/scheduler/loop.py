@@ -80,7 +80,7 @@ class SchedulingLoop:
         specs = self.registry.specs({d.dag_id: d for d in dag_rows})
         now = self.clock()
         limits = self._limits(_active(snap.runs), snap.metastore_now, snap.pools)
-        decisions = plan(specs, snap.runs, now, limits)
+        decisions = plan(specs, snap.runs, now, limits, snap.backfills)
         if not decisions:
             return False
         applied = self.repo.scheduling.apply(decisions, self.registry.task_defs(), epoch, now)

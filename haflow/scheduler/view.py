@@ -76,7 +76,7 @@ class LeaderView:
             )
             for h in delta.runs
         ]
-        return Snapshot(runs, delta.metastore_now, delta.pools), delta.dags
+        return Snapshot(runs, delta.metastore_now, delta.pools, delta.backfills), delta.dags
 
     def touched(self, d: Decisions) -> None:
         """The leader committed `d`: read the task instances it changed again next time."""

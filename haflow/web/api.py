@@ -17,7 +17,8 @@ from haflow import status
 from haflow.core.clearing import ClearScope
 from haflow.core.ids import RUN_ID, RUN_ID_RULE
 from haflow.core.states import RunState, TaskState
-from haflow.metastore.records import PoolRow
+from haflow.dag.schedule import backfill_intervals, local_instant
+from haflow.metastore.records import BackfillRow, PoolRow
 from haflow.web import serialize as s
 from haflow.web.auth import principal, requires
 from haflow.web.context import web
@@ -361,6 +362,83 @@ def delete_pool(pool_name: str) -> tuple[str, int]:
     ctx = web()
     ctx.repo.pools.delete(pool_name, ctx.now)
     return "", 204
+
+
+def _backfill_json(b: BackfillRow) -> dict[str, Any]:
+    return {
+        "id": b.id,
+        "dag_id": b.dag_id,
+        "from_date": s.ts(b.start),
+        "to_date": s.ts(b.end),
+        "intervals": b.intervals,
+        "max_active_runs": b.max_active_runs,
+        "reset_existing": b.reset_existing,
+        "state": b.state,
+        "created_by": b.created_by,
+        "created_at": s.ts(b.created_at),
+        "completed_at": s.ts(b.ended_at),
+        "runs_created": b.runs_created,
+        "succeeded": b.succeeded,
+        "failed": b.failed,
+        "unfinished": b.unfinished,
+    }
+
+
+@bp.get("/backfills")
+@requires("read")
+def list_backfills() -> Response:
+    limit, offset = _page()
+    dag_id = _str_arg("dag_id")
+    rows = web().repo.backfills.list(dag_id, limit=offset + limit)
+    items = [_backfill_json(b) for b in rows[offset : offset + limit]]
+    return _collection(items, len(rows), limit, offset)
+
+
+@bp.post("/backfills")
+@requires("edit")
+def create_backfill() -> tuple[Response, int]:
+    body = _body({"dag_id", "from_date", "to_date", "max_active_runs", "reset_existing", "dry_run"})
+    dag_id = body.get("dag_id")
+    if not isinstance(dag_id, str) or not dag_id:
+        raise BadInput("dag_id must name a DAG", "dag_id")
+    ctx = web()
+    dag = ctx.repo.overview.dag_detail(dag_id)
+    bounds = []
+    for field in ("from_date", "to_date"):
+        try:
+            bounds.append(local_instant(str(body.get(field, "")), dag.timezone, field))
+        except ValueError as exc:
+            raise BadInput(str(exc), field) from None
+    max_runs = body.get("max_active_runs", 10)
+    if isinstance(max_runs, bool) or not isinstance(max_runs, int) or not 1 <= max_runs <= 1000:
+        raise BadInput("max_active_runs must be an int from 1 to 1000", "max_active_runs")
+    reset, dry = body.get("reset_existing", False), body.get("dry_run", False)
+    for field, flag in (("reset_existing", reset), ("dry_run", dry)):
+        if not isinstance(flag, bool):
+            raise BadInput(f"{field} must be true or false", field)
+    intervals = backfill_intervals(
+        dag.schedule, dag.timezone, dag.start_date, *bounds, dag_id=dag_id, now=ctx.now
+    )
+    if dry:
+        listed = [{"start": s.ts(a), "end": s.ts(b)} for a, b in intervals]
+        return jsonify({"dag_id": dag_id, "intervals": listed, "total_entries": len(listed)}), 200
+    b = ctx.repo.backfills.create(
+        dag_id,
+        bounds[0],
+        bounds[1],
+        len(intervals),
+        ctx.now,
+        max_active_runs=max_runs,
+        reset_existing=reset,
+        actor=_user(),
+    )
+    return jsonify(_backfill_json(b)), 201
+
+
+@bp.get("/backfills/<int:backfill_id>")
+@requires("read")
+def get_backfill(backfill_id: int) -> Response:
+    return jsonify(_backfill_json(web().repo.backfills.get(backfill_id)))
 
 
 @bp.get("/cluster")

@@ -188,7 +188,36 @@ SCHEMAS["Pool"] = _obj(
         "description": _str(),
     }
 )
-for _name in ("Dag", "DagRun", "TaskInstance", "Event", "ImportError", "Pool"):
+SCHEMAS["Backfill"] = _obj(
+    {
+        "id": {"type": "integer"},
+        "dag_id": _str(),
+        "from_date": _ts(),
+        "to_date": _ts(),
+        "intervals": {"type": "integer"},
+        "max_active_runs": {"type": "integer"},
+        "reset_existing": {"type": "boolean"},
+        "state": {"type": "string", "enum": ["running", "done"]},
+        "created_by": _str(),
+        "created_at": _ts(),
+        "completed_at": _ts(),
+        "runs_created": {"type": "integer"},
+        "succeeded": {"type": "integer"},
+        "failed": {"type": "integer"},
+        "unfinished": {"type": "integer"},
+    }
+)
+SCHEMAS["BackfillDryRun"] = _obj(
+    {
+        "dag_id": _str(),
+        "intervals": {
+            "type": "array",
+            "items": _obj({"start": _ts(), "end": _ts()}),
+        },
+        "total_entries": {"type": "integer"},
+    }
+)
+for _name in ("Dag", "DagRun", "TaskInstance", "Event", "ImportError", "Pool", "Backfill"):
     SCHEMAS[f"{_name}Collection"] = _collection(_name)
 SCHEMAS["TaskInstanceDetail"] = {
     "allOf": [
@@ -282,6 +311,19 @@ BODY_POOL_PATCH = {
     "properties": {"slots": _SLOTS, "description": {"type": "string", "maxLength": 10000}},
     "additionalProperties": False,
 }
+BODY_BACKFILL = {
+    "type": "object",
+    "properties": {
+        "dag_id": {"type": "string", "minLength": 1, "maxLength": 250},
+        "from_date": {"type": "string", "format": "date-time"},
+        "to_date": {"type": "string", "format": "date-time"},
+        "max_active_runs": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 10},
+        "reset_existing": {"type": "boolean", "default": False},
+        "dry_run": {"type": "boolean", "default": False},
+    },
+    "required": ["dag_id", "from_date", "to_date"],
+    "additionalProperties": False,
+}
 BODY_CLEAR = {
     "type": "object",
     "properties": {
@@ -293,6 +335,23 @@ BODY_CLEAR = {
     },
     "additionalProperties": False,
 }
+
+
+def _backfill_op() -> J:
+    op = _op(
+        "create_backfill",
+        "Run a DAG's intervals whose start lies from `from_date` to `to_date`; with "
+        "`dry_run`, list them only (200)",
+        "Backfill",
+        [],
+        400,
+        403,
+        404,
+        code=201,
+    )
+    dry = {"application/json": {"schema": _ref("BackfillDryRun")}}
+    op["responses"]["200"] = {"description": "the intervals (dry run)", "content": dry}
+    return op
 
 
 def _paths() -> J:
@@ -376,6 +435,26 @@ def _paths() -> J:
         },
         "/cluster": {
             "get": _op("cluster", "Schedulers, workers, webservers, ZooKeeper", "Cluster", [])
+        },
+        "/backfills": {
+            "get": _op(
+                "list_backfills",
+                "Backfills, newest first",
+                "BackfillCollection",
+                [*PAGE, dag_q],
+                400,
+            ),
+            "post": _with_body(_backfill_op(), BODY_BACKFILL),
+        },
+        "/backfills/{backfill_id}": {
+            "get": _op(
+                "get_backfill",
+                "A backfill and its progress",
+                "Backfill",
+                [_param("backfill_id", "path", {"type": "integer", "minimum": 1})],
+                400,
+                404,
+            )
         },
         "/pools": {
             "get": _op("list_pools", "Pools and the slots in use", "PoolCollection", PAGE, 400),

@@ -7,13 +7,14 @@ lock dropped after 3 s of silence.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,9 @@ from haflow import FileSensor
 with DAG("fo_sensor", start_date=datetime(2026, 1, 1)):
     FileSensor("arrived", filepath=__file__ + ".flag", mode="reschedule", poke_interval=0.5,
                timeout=120)
+
+with DAG("fo_minutely", schedule="* * * * *", start_date=datetime(2026, 1, 1), catchup=False):
+    BashTask("tick", bash_command="sleep 0.5")
 """
 
 
@@ -242,7 +246,7 @@ def test_a_rescheduling_sensor_goes_on_under_the_next_leader(cluster: Cluster) -
     when its file appears. No attempt is claimed twice."""
     from haflow.core.clock import utcnow
 
-    wait_for("the DAGs to be known", lambda: len(cluster.repo.dags.all()) == 2, 20)
+    wait_for("the DAGs to be known", lambda: len(cluster.repo.dags.all()) == 3, 20)
     cluster.repo.runs.trigger("fo_sensor", {}, utcnow(), run_id="s1")
 
     def ti() -> TIRow:
@@ -268,6 +272,46 @@ def test_a_rescheduling_sensor_goes_on_under_the_next_leader(cluster: Cluster) -
         for e in cluster.repo.history.events(kinds=["attempt.claimed"], dag_id="fo_sensor")
     ]
     assert len(claims) == len(set(claims)), "an attempt was claimed twice"
+
+
+def test_a_backfill_over_the_schedule_across_a_failover_makes_one_run_per_interval(
+    cluster: Cluster,
+) -> None:
+    """A minutely DAG's schedule makes its runs while a backfill of the last 15 minutes (and
+    the next 5, as they end) makes the others, 3 at a time; the leader is killed midway. Each
+    interval gets exactly one run, and the backfill completes under the new leader."""
+    from haflow.core.clock import utcnow
+    from haflow.dag.schedule import backfill_intervals
+
+    wait_for("the DAGs to be known", lambda: len(cluster.repo.dags.all()) == 3, 20)
+    now = utcnow()
+    first, last = now - timedelta(minutes=15), now + timedelta(minutes=5)
+    dag = cluster.repo.overview.dag_detail("fo_minutely")
+    ranged = backfill_intervals(
+        dag.schedule, dag.timezone, dag.start_date, first, last, dag_id="fo_minutely", now=now
+    )
+    b = cluster.repo.backfills.create(
+        "fo_minutely", first, last, len(ranged), now, max_active_runs=3
+    )
+    wait_for(
+        "the backfill's first runs", lambda: cluster.repo.backfills.get(b.id).runs_created >= 4, 30
+    )
+    old = _leader(cluster)
+    os.kill(cluster.pid_of(old.actor), signal.SIGKILL)
+    new = cluster.wait_leader(after_epoch=old.epoch or 0, timeout=15)
+    wait_for(
+        "the backfill to be done", lambda: cluster.repo.backfills.get(b.id).state == "done", 90
+    )
+    done = cluster.repo.backfills.get(b.id)
+    runs = cluster.repo.runs.find("fo_minutely", limit=1000)
+    ends = sorted(r.data_interval_end for r in runs if r.data_interval_end is not None)
+    assert len(ends) == len(set(ends)), "an interval has two runs"
+    step = {y - x for x, y in itertools.pairwise(ends)}
+    assert step == {timedelta(minutes=1)}, f"intervals missing between runs: {step}"
+    assert ends[0] <= ranged[0][1]  # from the range's first interval on
+    assert done.runs_created >= 4 and done.failed == 0
+    created = cluster.repo.history.events(kinds=["run.created"], dag_id="fo_minutely")
+    assert {e.epoch for e in created} >= {old.epoch, new.epoch}
 
 
 def _attempts(c: Cluster, dag_id: str, run_id: str) -> int:

@@ -49,6 +49,11 @@ class FakeSchedule:
     def data_interval_ending_at(self, fire: datetime) -> tuple[datetime, datetime]:
         return fire - self.every, fire
 
+    def intervals_starting(
+        self, start_date: datetime, first: datetime, last: datetime
+    ) -> list[tuple[datetime, datetime]]:
+        return [(f - self.every, f) for f in self.fires if first <= f - self.every <= last]
+
 
 def chain_dag(dag_id: str = "d", *edges: tuple[str, str], **kw: object) -> DagSpec:
     """A DAG over tasks named in `edges` (upstream, downstream); a lone task is ("x", "")."""
@@ -680,3 +685,32 @@ def test_max_active_tasks_and_max_active_tis_per_dag_count_across_runs() -> None
     out = plan({"d": dag}, runs, NOW, LIMITS)
     # a is in flight once already: no other a; the DAG holds 3 at most: two b's join it
     assert out.to_queue == [(2, 1), (4, 1)]
+
+
+# --- backfills ------------------------------------------------------------------------------
+
+
+def test_a_backfill_creates_the_missing_ended_intervals_within_its_cap() -> None:
+    from haflow.core.snapshot import BackfillSnap
+
+    hourly = DagSpec(
+        "d", {}, schedule=parse_schedule("@hourly", dag_id="d", fileloc=None),
+        start_date=NOW - secs(10 * 3600), last_fire_at=NOW,  # the schedule has nothing due
+    )  # fmt: skip
+    hour = secs(3600)
+    b = BackfillSnap(
+        7, "d", NOW - 5 * hour, NOW + 5 * hour, max_active_runs=2,
+        existing=frozenset({NOW - 4 * hour}), active=0,
+    )  # fmt: skip
+    out = plan({"d": hourly}, [], NOW, LIMITS, [b])
+    made = [(r.interval_start, r.interval_end, r.backfill_id) for r in out.new_runs]
+    # [-5h, -4h) has its run; [-4h, -3h) and [-3h, -2h) are next; nothing not yet ended
+    assert made == [(NOW - 4 * hour, NOW - 3 * hour, 7), (NOW - 3 * hour, NOW - 2 * hour, 7)]
+    assert not out.finish_backfills
+    full = BackfillSnap(7, "d", NOW - 5 * hour, NOW + 5 * hour, 2, frozenset(), active=2)
+    assert plan({"d": hourly}, [], NOW, LIMITS, [full]).new_runs == []
+    every = frozenset(NOW - k * hour for k in range(0, 5))
+    done = BackfillSnap(7, "d", NOW - 5 * hour, NOW + 5 * hour, 2, every, active=0)
+    assert plan({"d": hourly}, [], NOW, LIMITS, [done]).finish_backfills == [7]
+    still = BackfillSnap(7, "d", NOW - 5 * hour, NOW + 5 * hour, 2, every, active=1)
+    assert plan({"d": hourly}, [], NOW, LIMITS, [still]).finish_backfills == []

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 
 from haflow.metastore.repository._base import _Base, _event
 from haflow.metastore.repository.attempts import AttemptQueries
+from haflow.metastore.repository.backfills import BackfillQueries
 from haflow.metastore.repository.dags import DagQueries
 from haflow.metastore.repository.history import HistoryQueries
 from haflow.metastore.repository.leadership import LeadershipQueries
@@ -49,6 +50,7 @@ class Repository(_Base):
         self.notifications = NotificationQueries(engine, **on)
         self.retention = RetentionQueries(engine, **on)
         self.pools = PoolQueries(engine, **on)
+        self.backfills = BackfillQueries(engine, **on)
 
     def ping(self) -> None:
         """A round trip to the metastore; BackendUnavailable when it cannot be reached."""

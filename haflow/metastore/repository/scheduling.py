@@ -10,6 +10,7 @@ from sqlalchemy import Connection, and_, bindparam, case, func, insert, or_, sel
 
 from haflow.core.pools import DEFAULT_POOL, DEFAULT_POOL_SLOTS, with_default
 from haflow.core.snapshot import (
+    BackfillSnap,
     Decisions,
     NewRun,
     TIChange,
@@ -135,7 +136,8 @@ class SchedulingQueries(_Base):
                 for dag_id, paused, last_fire_at in conn.execute(_DAG_FLAGS)
             ]
             pools = with_default({name: slots for name, slots in conn.execute(_POOLS)})
-        return Delta(metastore_now, heads, whole, tis, dags, before, pools)
+            backfills = _backfills(conn)
+        return Delta(metastore_now, heads, whole, tis, dags, before, pools, backfills)
 
     def apply(
         self, d: Decisions, task_defs: Mapping[str, Sequence[TaskDef]], epoch: int, now: datetime
@@ -152,46 +154,85 @@ class SchedulingQueries(_Base):
             _check_pools(conn, [ti_id for ti_id, _ in d.to_queue])
             refs += self._republish(conn, d.republish, epoch, now)
             finished = self._finish_runs(conn, d.finish_runs, now, ev)
+            self._finish_backfills(conn, d.finish_backfills, epoch, now, ev)
             self._emit(conn, ev)
         return Applied(refs, finished)
 
     def _create_runs(
         self, conn: Connection, new: Sequence[NewRun], epoch: int, now: datetime, ev: list[Event]
     ) -> None:
+        """Create the runs of the schedule and of backfills: one per interval, so an interval
+        that has its run already (the schedule's, or a backfill's) gets none more. Only a
+        schedule's run moves the DAG's last fire time."""
         for r in new:
-            run_id = f"scheduled__{r.interval_end.isoformat()}"
-            conn.execute(
-                insert(m.DagRun).values(
-                    dag_id=r.dag_id,
-                    run_id=run_id,
-                    run_type="scheduled",
-                    state=RunState.QUEUED,
-                    conf="{}",
-                    scheduled_fire_at=r.fire_at,
-                    data_interval_start=r.interval_start,
-                    data_interval_end=r.interval_end,
-                    created_at=now,
-                    created_epoch=epoch,
+            kind = "scheduled" if r.backfill_id is None else "backfill"
+            there = conn.execute(
+                select(m.DagRun.id).where(
+                    m.DagRun.dag_id == r.dag_id, m.DagRun.scheduled_fire_at == r.fire_at
                 )
-            )
-            _checked(  # the DAG was deleted since the snapshot: create no orphan run
+            ).first()
+            if there is None:
+                run_id = f"{kind}__{r.interval_end.isoformat()}"
                 conn.execute(
-                    update(m.Dag).where(m.Dag.dag_id == r.dag_id).values(last_fire_at=r.fire_at)
-                ),
-                1,
-                f"record the last fire time of DAG {r.dag_id!r}",
-            )
-            ev.append(
-                _event(
-                    "run.created",
-                    self.actor,
-                    now,
-                    epoch=epoch,
-                    dag_id=r.dag_id,
-                    run_id=run_id,
-                    detail={"fire_at": r.fire_at.isoformat()},
+                    insert(m.DagRun).values(
+                        dag_id=r.dag_id,
+                        run_id=run_id,
+                        run_type=kind,
+                        state=RunState.QUEUED,
+                        conf="{}",
+                        scheduled_fire_at=r.fire_at,
+                        data_interval_start=r.interval_start,
+                        data_interval_end=r.interval_end,
+                        created_at=now,
+                        created_epoch=epoch,
+                        backfill_id=r.backfill_id,
+                    )
                 )
+                detail = {"fire_at": r.fire_at.isoformat()}
+                if r.backfill_id is not None:
+                    detail["backfill"] = str(r.backfill_id)
+                ev.append(
+                    _event(
+                        "run.created",
+                        self.actor,
+                        now,
+                        epoch=epoch,
+                        dag_id=r.dag_id,
+                        run_id=run_id,
+                        detail=detail,
+                    )
+                )
+            if r.backfill_id is None:
+                _checked(  # the DAG was deleted since the snapshot: create no orphan run
+                    conn.execute(
+                        update(m.Dag).where(m.Dag.dag_id == r.dag_id).values(last_fire_at=r.fire_at)
+                    ),
+                    1,
+                    f"record the last fire time of DAG {r.dag_id!r}",
+                )
+
+    def _finish_backfills(
+        self, conn: Connection, ids: Sequence[int], epoch: int, now: datetime, ev: list[Event]
+    ) -> None:
+        for bid in ids:
+            row = conn.execute(select(m.Backfill.dag_id).where(m.Backfill.id == bid)).first()
+            done = conn.execute(
+                update(m.Backfill)
+                .where(m.Backfill.id == bid, m.Backfill.state == "running")
+                .values(state="done", ended_at=now)
             )
+            if done.rowcount and row is not None:
+                detail = {"backfill": bid}
+                ev.append(
+                    _event(
+                        "backfill.done",
+                        self.actor,
+                        now,
+                        epoch=epoch,
+                        dag_id=row.dag_id,
+                        detail=detail,
+                    )
+                )
 
     def _check_revisions(self, conn: Connection, revisions: Mapping[int, int]) -> None:
         """The runs the decisions were planned from are still at those revisions; their rows
@@ -484,6 +525,38 @@ def _check_pools(conn: Connection, queued: Sequence[int]) -> None:
             raise ConcurrentChange(
                 f"pool {pool!r} would hold {used} slots in flight, over its {slots}"
             )
+
+
+_RUNNING_BACKFILLS = select(m.Backfill).where(m.Backfill.state == "running")
+_FIRES_FROM = (
+    select(m.DagRun.scheduled_fire_at)
+    .where(
+        m.DagRun.dag_id == bindparam("dag_id"),
+        m.DagRun.scheduled_fire_at > bindparam("start"),
+    )
+    .order_by(m.DagRun.scheduled_fire_at)
+    .limit(2 * 1000 + 1)
+)
+_ACTIVE_OF_BACKFILL = select(func.count()).where(
+    m.DagRun.backfill_id == bindparam("bid"),
+    m.DagRun.state.in_([RunState.QUEUED, RunState.RUNNING]),
+)
+
+
+def _backfills(conn: Connection) -> list[BackfillSnap]:
+    """The running backfills, each with the fire times of its DAG's runs from its range on
+    (its intervals' ends are after its start) and its own unfinished runs."""
+    out = []
+    for b in conn.execute(_RUNNING_BACKFILLS):
+        rows = conn.execute(_FIRES_FROM, {"dag_id": b.dag_id, "start": b.start}).scalars()
+        fires = [f for f in rows if f is not None]
+        active = conn.execute(_ACTIVE_OF_BACKFILL, {"bid": b.id}).scalar_one()
+        out.append(
+            BackfillSnap(
+                b.id, b.dag_id, b.start, b.end, b.max_active_runs, frozenset(fires), int(active)
+            )
+        )
+    return out
 
 
 _prev = m.DagRun.__table__.alias("prev_run")
