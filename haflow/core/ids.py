@@ -12,6 +12,31 @@ RUN_ID = re.compile(r"^[A-Za-z0-9_.:+\-]{1,250}$")
 RUN_ID_RULE = "1 to 250 characters of letters, digits and _ . : + -"
 
 
+POOL_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,250}$")
+POOL_NAME_RULE = "1 to 250 characters of letters, digits and _ . -"
+
+
+def check_pool_name(name: object) -> str:
+    """`name` if it is a valid pool name, else InvalidRequest naming the rule."""
+    if isinstance(name, str) and POOL_NAME.match(name):
+        return name
+    shown = repr(name) if len(repr(name)) <= 60 else repr(name)[:57] + "..."
+    raise InvalidRequest(f"a pool's name must be {POOL_NAME_RULE}; got {shown}")
+
+
+def check_text(text: object, field: str, limit: int = 10000) -> str:
+    """Free text a user gives (a description): a string of at most `limit` characters that
+    every metastore can store (no NUL, no lone surrogate), else InvalidRequest naming it."""
+    if isinstance(text, str) and len(text) <= limit and "\x00" not in text:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            pass
+        else:
+            return text
+    raise InvalidRequest(f"{field} must be text of at most {limit} characters, without NUL")
+
+
 def check_run_id(run_id: object, field: str = "run_id") -> str:
     """`run_id` if it is a valid run id, else InvalidRequest naming `field` and the rule."""
     if isinstance(run_id, str) and RUN_ID.match(run_id):

@@ -18,7 +18,6 @@ UNLIMITED = -1  # a pool's slots: no cap (as Airflow's -1)
 DEFAULT_POOL_SLOTS = UNLIMITED
 """Without a row of its own the default pool caps nothing ([scheduler] max_active_tasks
 still caps the cluster); `haflow pools set default_pool N` caps it, as Airflow's 128 does."""
-POOL_NAME_MAX = 250
 
 
 def with_default(pools: Mapping[str, int]) -> dict[str, int]:

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterError, croniter
 
-from haflow.errors import DagDefinitionError
+from haflow.errors import DagDefinitionError, InvalidRequest
 
 PRESETS: dict[str, str] = {
     "@hourly": "0 * * * *",
@@ -387,10 +387,12 @@ def backfill_intervals(
     """The data intervals of a DAG (its schedule `expression` on `timezone`, from its
     start_date) whose start lies in [first, last] and that have ended by `now`: what a
     backfill of that range runs (a later interval is the schedule's, when it ends).
-    DagDefinitionError for a DAG without a schedule or a start date."""
+    InvalidRequest for a DAG without a schedule or a start date."""
     schedule = parse_schedule(expression, dag_id=dag_id, fileloc=None, timezone=timezone)
-    if schedule is None or start_date is None:
-        raise DagDefinitionError(f"DAG {dag_id!r} has no schedule: it has no intervals to run")
+    if schedule is None:
+        raise InvalidRequest(f"DAG {dag_id!r} has no schedule: it has no intervals to run")
+    if start_date is None:
+        raise InvalidRequest(f"DAG {dag_id!r} has no start_date: its intervals start nowhere")
     found = schedule.intervals_starting(start_date, first, min(last, _utc(now, "now")))
     return [(s, e) for s, e in found if e <= now]
 

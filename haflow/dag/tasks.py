@@ -12,8 +12,9 @@ from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any, ClassVar, TypeAlias, overload
 
+from haflow.core.ids import POOL_NAME, POOL_NAME_RULE
 from haflow.core.notices import TASK_HOOKS
-from haflow.core.pools import DEFAULT_POOL, POOL_NAME_MAX
+from haflow.core.pools import DEFAULT_POOL
 from haflow.core.states import TriggerRule
 from haflow.dag.dag import DAG, check_id, current_dag
 from haflow.dag.notifiers import hook_list
@@ -88,10 +89,8 @@ def positive_int(value: object, name: str, where: str) -> int:
 
 
 def _pool(value: object, where: str) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value) > POOL_NAME_MAX:
-        raise DagDefinitionError(
-            f"{where}: pool must be a pool's name (1 to {POOL_NAME_MAX} characters), got {value!r}"
-        )
+    if not isinstance(value, str) or not POOL_NAME.match(value):
+        raise DagDefinitionError(f"{where}: pool must be {POOL_NAME_RULE}, got {value!r}")
     return value
 
 

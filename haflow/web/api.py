@@ -15,9 +15,10 @@ from werkzeug.wrappers import Response
 
 from haflow import status
 from haflow.core.clearing import ClearScope
-from haflow.core.ids import RUN_ID, RUN_ID_RULE
+from haflow.core.ids import RUN_ID, RUN_ID_RULE, check_pool_name, check_text
 from haflow.core.states import RunState, TaskState
 from haflow.dag.schedule import backfill_intervals, local_instant
+from haflow.errors import InvalidRequest
 from haflow.metastore.records import BackfillRow, PoolRow
 from haflow.web import serialize as s
 from haflow.web.auth import principal, requires
@@ -28,6 +29,7 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 MAX_LIMIT = 1000
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+ID_PATTERN = re.compile(r"[A-Za-z0-9_.\-]{1,250}")  # a DAG's id (haflow.dag.dag.check_id)
 
 
 class BadInput(ValueError):
@@ -312,9 +314,12 @@ def _slots(body: dict[str, Any]) -> int:
 
 def _description(body: dict[str, Any]) -> str | None:
     text = body.get("description")
-    if text is not None and (not isinstance(text, str) or len(text) > 10000):
-        raise BadInput("description must be a string of at most 10000 characters", "description")
-    return text
+    if text is None:
+        return None
+    try:
+        return check_text(text, "description")
+    except InvalidRequest as exc:
+        raise BadInput(str(exc), "description") from None
 
 
 @bp.get("/pools")
@@ -331,9 +336,10 @@ def list_pools() -> Response:
 @requires("edit")
 def create_pool() -> tuple[Response, int]:
     body = _body({"name", "slots", "description"})
-    name = body.get("name")
-    if not isinstance(name, str) or not 1 <= len(name) <= 250:
-        raise BadInput("name must be a string of 1 to 250 characters", "name")
+    try:
+        name = check_pool_name(body.get("name"))
+    except InvalidRequest as exc:
+        raise BadInput(str(exc), "name") from None
     ctx = web()
     pool = ctx.repo.pools.set(name, _slots(body), ctx.now, _description(body))
     return jsonify(_pool_json(pool)), 201
@@ -399,8 +405,10 @@ def list_backfills() -> Response:
 def create_backfill() -> tuple[Response, int]:
     body = _body({"dag_id", "from_date", "to_date", "max_active_runs", "reset_existing", "dry_run"})
     dag_id = body.get("dag_id")
-    if not isinstance(dag_id, str) or not dag_id:
-        raise BadInput("dag_id must name a DAG", "dag_id")
+    if not isinstance(dag_id, str) or not ID_PATTERN.fullmatch(dag_id):
+        raise BadInput(
+            "dag_id must name a DAG: 1 to 250 letters, digits, '_', '.' or '-'", "dag_id"
+        )
     ctx = web()
     dag = ctx.repo.overview.dag_detail(dag_id)
     bounds = []
@@ -438,6 +446,8 @@ def create_backfill() -> tuple[Response, int]:
 @bp.get("/backfills/<int:backfill_id>")
 @requires("read")
 def get_backfill(backfill_id: int) -> Response:
+    if backfill_id > 2**62:  # past any id the metastore's integers hold
+        raise BadInput("backfill_id must be at most 2**62", "backfill_id")
     return jsonify(_backfill_json(web().repo.backfills.get(backfill_id)))
 
 

@@ -299,7 +299,7 @@ _SLOTS = {"type": "integer", "minimum": -1, "maximum": 1_000_000}
 BODY_POOL = {
     "type": "object",
     "properties": {
-        "name": {"type": "string", "minLength": 1, "maxLength": 250},
+        "name": {"type": "string", "pattern": r"^[A-Za-z0-9_.\-]{1,250}$"},
         "slots": _SLOTS,
         "description": {"type": "string", "maxLength": 10000},
     },
@@ -451,7 +451,11 @@ def _paths() -> J:
                 "get_backfill",
                 "A backfill and its progress",
                 "Backfill",
-                [_param("backfill_id", "path", {"type": "integer", "minimum": 1})],
+                [
+                    _param(
+                        "backfill_id", "path", {"type": "integer", "minimum": 1, "maximum": 2**62}
+                    )
+                ],
                 400,
                 404,
             )

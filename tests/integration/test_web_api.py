@@ -289,3 +289,43 @@ def test_pools_through_the_api_and_the_page(web_app: Web) -> None:
     assert 'data-testid="set-pool"' not in web_app.login("Viewer").get("/pools").get_data(
         as_text=True
     )
+
+
+def test_backfills_through_the_api(web_app: Web) -> None:
+    from datetime import timedelta
+
+    from haflow.metastore.records import DagRecord
+
+    web_app.repo.dags.sync(
+        [
+            DagRecord("d", "/dags/d.py", "*/5 * * * *", None, False, 16, ["etl"], "demo", "fp"),
+            DagRecord(
+                "bf", "/dags/bf.py", "@hourly", T0 - timedelta(days=1), False, 16, [], "", "f"
+            ),
+        ],
+        [],
+        T0,
+    )
+    c, viewer, op = web_app.app.test_client(), web_app.auth("Viewer"), web_app.auth("Op")
+    span = {"from_date": (T0 - timedelta(hours=5)).isoformat(), "to_date": T0.isoformat()}
+    dry = c.post("/api/v1/backfills", json={"dag_id": "bf", **span, "dry_run": True}, headers=op)
+    assert dry.status_code == 200 and dry.get_json()["total_entries"] == 5  # the ended ones
+    assert (
+        c.post("/api/v1/backfills", json={"dag_id": "bf", **span}, headers=viewer).status_code
+        == 403
+    )
+    made = c.post(
+        "/api/v1/backfills", json={"dag_id": "bf", **span, "max_active_runs": 2}, headers=op
+    )
+    body = made.get_json()
+    assert made.status_code == 201 and (body["state"], body["intervals"]) == ("running", 5)
+    assert body["created_by"] == "op"
+    assert c.get(f"/api/v1/backfills/{body['id']}", headers=viewer).get_json()["id"] == body["id"]
+    assert c.get("/api/v1/backfills?dag_id=bf", headers=viewer).get_json()["total_entries"] == 1
+    unscheduled = c.post("/api/v1/backfills", json={"dag_id": "d", **span}, headers=op)
+    assert unscheduled.status_code == 400 and "no start_date" in unscheduled.get_json()["detail"]
+    bad = c.post(
+        "/api/v1/backfills", json={"dag_id": "bf", **span, "from_date": "soon"}, headers=op
+    )
+    assert bad.status_code == 400 and bad.get_json()["field"] == "from_date"
+    assert c.get("/api/v1/backfills/999", headers=viewer).status_code == 404

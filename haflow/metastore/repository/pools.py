@@ -6,7 +6,8 @@ from datetime import datetime
 
 from sqlalchemy import delete, func, insert, select, update
 
-from haflow.core.pools import DEFAULT_POOL, DEFAULT_POOL_SLOTS, POOL_NAME_MAX
+from haflow.core.ids import check_pool_name, check_text
+from haflow.core.pools import DEFAULT_POOL, DEFAULT_POOL_SLOTS
 from haflow.core.states import IN_FLIGHT_TASK_STATES, TaskState
 from haflow.errors import Conflict, InvalidRequest, NotFound
 from haflow.metastore import models as m
@@ -18,8 +19,7 @@ MAX_SLOTS = 1_000_000
 
 def check_pool(name: object, slots: object) -> tuple[str, int]:
     """A pool's name and slots as given, or InvalidRequest naming what is wrong."""
-    if not isinstance(name, str) or not name.strip() or len(name) > POOL_NAME_MAX:
-        raise InvalidRequest(f"a pool's name is 1 to {POOL_NAME_MAX} characters, got {name!r}")
+    name = check_pool_name(name)
     if isinstance(slots, bool) or not isinstance(slots, int) or not -1 <= slots <= MAX_SLOTS:
         raise InvalidRequest(
             f"slots must be an int from 0 to {MAX_SLOTS}, or -1 for no cap, got {slots!r}"
@@ -63,6 +63,8 @@ class PoolQueries(_Base):
         """Create pool `name` or change its slots (and description, when given). Fewer slots
         than are in use stop no task: nothing more is queued in it until it has room."""
         name, slots = check_pool(name, slots)
+        if description is not None:
+            description = check_text(description, "description")
         with self._tx() as conn:
             found = conn.execute(select(m.Pool).where(m.Pool.name == name)).first()
             if found is None:
