@@ -4,8 +4,9 @@ and then the leader are SIGKILLed.
 Proves P12 (the pool never has more than 2 attempts running at once, judged from the tasks'
 own records on their nodes: the lost attempt's last tick against its successor's start, and
 the new leader's queueing against what the old one left in flight), and along the way P1 (one
-writer per epoch), P2 (a standby leads within 5 s), P3 (the killed worker's attempt is
-reclaimed within 10 s), P4 (every run succeeds) and P5 (no attempt twice).
+writer per epoch), P2 (a standby leads within 5 s), P4 (every run succeeds) and P5 (no attempt
+twice). Not P3: the killed worker's attempt is reclaimed in time, but its retry waits for a
+free slot of the full pool, as it should, so "re-queued within 10 s" does not apply here.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def schedule(drill: Drill) -> None:
 SCENARIO = Scenario(
     name="pool-failover",
     description="a pool of 2 shared by two DAGs while a worker and the leader are SIGKILLed",
-    properties=("P1", "P2", "P3", "P4", "P5", "P12"),
+    properties=("P1", "P2", "P4", "P5", "P12"),
     schedule=schedule,
     dags={
         "chaos_pooled.py": dag_source("chaos_pooled", tasks=6, seconds=3.0, pool=POOL),
