@@ -7,15 +7,13 @@ from __future__ import annotations
 import functools
 import os
 import subprocess
-import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from haflow.assembly.scheduler import build_scheduler
-from haflow.config import load_settings
 from haflow.metastore.repository import Repository
 from tests.daemons import HAFLOW
+from tests.scheduler_threads import scheduler_thread
 from tests.waiting import wait_for as _wait_for
 
 wait_for = functools.partial(_wait_for, timeout=90.0)
@@ -32,14 +30,6 @@ with DAG("bf", schedule="@hourly", start_date=datetime(2026, 1, 1), catchup=Fals
 def test_a_backfill_over_the_schedules_run_makes_one_run_per_interval(
     tmp_path: Path, db_url: str
 ) -> None:
-    dags = tmp_path / "dags"
-    dags.mkdir()
-    (dags / "bf.py").write_text(DAG_FILE)
-    environ = {
-        "HAFLOW__CORE__SQL_ALCHEMY_CONN": db_url,
-        "HAFLOW__CORE__DAGS_FOLDER": str(dags),
-        "HAFLOW__SCHEDULER__LOOP_INTERVAL": "0.1",
-    }
     env = {**os.environ, "HAFLOW_HOME": str(tmp_path), "HAFLOW__CORE__SQL_ALCHEMY_CONN": db_url}
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     first, last = (hour - timedelta(hours=3)).isoformat(), (hour + timedelta(hours=1)).isoformat()
@@ -50,11 +40,8 @@ def test_a_backfill_over_the_schedules_run_makes_one_run_per_interval(
             [*HAFLOW, *args], env=env, capture_output=True, text=True, timeout=120
         )
 
-    service = build_scheduler(load_settings(home=tmp_path, environ=environ))
-    thread = threading.Thread(target=service.run, name="scheduler", daemon=True)
-    thread.start()
-    repo = service.repo
-    try:
+    with scheduler_thread(tmp_path, db_url, {"bf.py": DAG_FILE}) as service:
+        repo = service.repo
         wait_for("the schedule's run", lambda: len(repo.runs.find("bf")) == 1)
         wait_for("it to end", lambda: _ended(repo) == 1)
         dry = cli(*span, "--dry-run")
@@ -64,9 +51,6 @@ def test_a_backfill_over_the_schedules_run_makes_one_run_per_interval(
         after = repo.runs.find("bf", limit=100)
         tries = [repo.history.task_instance("bf", r.run_id, "work").attempt for r in after]
         listed = repo.backfills.list("bf")
-    finally:  # the scheduler disposes of its engine: nothing may use it after this
-        service.stop_requested.set()
-        thread.join(30)
     assert dry.returncode == 0, dry.stderr
     assert dry.stdout.count("\n") == 3 and dry.stdout.count("no run yet") == 2
     assert "3 interval(s); nothing was created" in dry.stderr

@@ -5,15 +5,13 @@ it is marked (or cleared and succeeds), while their other tasks go on."""
 from __future__ import annotations
 
 import functools
-import threading
 import time
 from pathlib import Path
 
-from haflow.assembly.scheduler import build_scheduler
-from haflow.config import load_settings
 from haflow.core.clock import utcnow
 from haflow.core.states import TaskState
 from haflow.metastore.repository import Repository
+from tests.scheduler_threads import scheduler_thread
 from tests.waiting import wait_for as _wait_for
 
 wait_for = functools.partial(_wait_for, timeout=60.0)
@@ -32,19 +30,8 @@ with DAG("dop", schedule="@daily", start_date=datetime(2026, 1, 1),
 
 
 def test_a_failure_holds_the_next_runs_task_until_it_is_marked(tmp_path: Path, db_url: str) -> None:
-    dags = tmp_path / "dags"
-    dags.mkdir()
-    (dags / "dop.py").write_text(DAG_FILE)
-    environ = {
-        "HAFLOW__CORE__SQL_ALCHEMY_CONN": db_url,
-        "HAFLOW__CORE__DAGS_FOLDER": str(dags),
-        "HAFLOW__SCHEDULER__LOOP_INTERVAL": "0.1",
-    }
-    service = build_scheduler(load_settings(home=tmp_path, environ=environ))
-    thread = threading.Thread(target=service.run, name="scheduler", daemon=True)
-    thread.start()
-    repo = service.repo
-    try:
+    with scheduler_thread(tmp_path, db_url, {"dop.py": DAG_FILE}) as service:
+        repo = service.repo
         wait_for("three runs", lambda: len(repo.runs.find("dop")) == 3)
         first, second, third = sorted(repo.runs.find("dop"), key=lambda r: r.pk)
         wait_for(
@@ -59,9 +46,6 @@ def test_a_failure_holds_the_next_runs_task_until_it_is_marked(tmp_path: Path, d
         starts = [
             repo.history.task_instance("dop", r.run_id, "step").started_at for r in (second, third)
         ]
-    finally:  # the scheduler disposes of its engine: nothing may use it after this
-        service.stop_requested.set()
-        thread.join(30)
     assert held == ["failed", "none", "none"]
     assert running == ["running", "running"]
     assert starts[0] is not None and starts[1] is not None and starts[0] < starts[1]

@@ -26,6 +26,7 @@ from haflow.metastore.records import result_of
 from haflow.metastore.repository import Repository
 from haflow.scheduler.service import SchedulerService
 from tests.daemons import HAFLOW
+from tests.scheduler_threads import scheduler_thread
 from tests.waiting import wait_for as _wait_for
 
 wait_for = functools.partial(_wait_for, timeout=45.0)
@@ -278,25 +279,11 @@ def test_every_example_runs_to_success_as_it_says(tmp_path: Path, db_url: str) -
     """Each example DAG of haflow/example_dags (one per feature) on a real scheduler: the
     manual ones triggered, the scheduled ones creating their runs; every run succeeds, and
     each shows what its docstring says."""
-    dags = tmp_path / "dags"
-    dags.mkdir()
-    for example in EXAMPLES.glob("example_*.py"):
-        (dags / example.name).write_text(example.read_text())
     (Path(tempfile.gettempdir()) / "haflow-example-sensors" / "ready.flag").unlink(missing_ok=True)
-    settings = load_settings(
-        home=tmp_path,
-        environ={
-            "HAFLOW__CORE__SQL_ALCHEMY_CONN": db_url,
-            "HAFLOW__CORE__DAGS_FOLDER": str(dags),
-            "HAFLOW__SCHEDULER__LOOP_INTERVAL": "0.1",
-        },
-    )
-    service = build_scheduler(settings)
-    thread = threading.Thread(target=service.run, name="scheduler", daemon=True)
-    thread.start()
-    repo = service.repo
+    examples = {p.name: p.read_text() for p in EXAMPLES.glob("example_*.py")}
     every = {**MANUAL_EXAMPLES, **SCHEDULED_EXAMPLES}
-    try:
+    with scheduler_thread(tmp_path, db_url, examples) as service:
+        repo = service.repo
         wait_for("the examples to be parsed", lambda: len(repo.dags.all()) == len(every))
         for dag_id, conf in MANUAL_EXAMPLES.items():
             repo.runs.trigger(dag_id, conf, utcnow(), run_id="ex")
@@ -312,9 +299,6 @@ def test_every_example_runs_to_success_as_it_says(tmp_path: Path, db_url: str) -
             repo.history.task_instance("example_depends_on_past", r.run_id, "load").started_at
             for r in sorted(repo.runs.find("example_depends_on_past"), key=lambda r: r.pk)
         ]
-    finally:  # the scheduler disposes of its engine: nothing may use it after this
-        service.stop_requested.set()
-        thread.join(30)
     assert states == {d: ["success"] for d in every}
     flow = seen["example_taskflow"]
     assert flow["total"]["result"] == "16" and flow["archive"]["result"] == '"archived"'

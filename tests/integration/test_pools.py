@@ -9,14 +9,11 @@ import functools
 import json
 import os
 import subprocess
-import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from haflow.assembly.scheduler import build_scheduler
-from haflow.config import load_settings
 from haflow.core.clock import utcnow
 from haflow.core.planner import Decisions
 from haflow.errors import ConcurrentChange, Conflict
@@ -24,6 +21,7 @@ from haflow.metastore.engine import create_engine
 from haflow.metastore.records import DagRecord, TaskDef
 from haflow.metastore.repository import Repository
 from tests.daemons import HAFLOW
+from tests.scheduler_threads import scheduler_thread
 from tests.waiting import wait_for as _wait_for
 
 wait_for = functools.partial(_wait_for, timeout=90.0)
@@ -62,26 +60,19 @@ def max_running(record: Path) -> int:
 
 def test_a_pool_of_two_never_runs_more_than_two_across_dags(tmp_path: Path, db_url: str) -> None:
     record = tmp_path / "record.txt"
-    dags = tmp_path / "dags"
-    dags.mkdir()
-    (dags / "pooled.py").write_text(DAG_FILE.format(record=str(record)))
     env = {**os.environ, "HAFLOW_HOME": str(tmp_path), "HAFLOW__CORE__SQL_ALCHEMY_CONN": db_url}
     created = subprocess.run(
         [*HAFLOW, "pools", "set", "db", "2", "-d", "the warehouse"],
         env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert created.returncode == 0 and "pool db: 2 slots" in created.stdout, created.stderr
-    environ = {
-        "HAFLOW__CORE__SQL_ALCHEMY_CONN": db_url,
-        "HAFLOW__CORE__DAGS_FOLDER": str(dags),
-        "HAFLOW__CORE__PARALLELISM": "6",
-        "HAFLOW__SCHEDULER__LOOP_INTERVAL": "0.1",
-    }
-    service = build_scheduler(load_settings(home=tmp_path, environ=environ))
-    thread = threading.Thread(target=service.run, name="scheduler", daemon=True)
-    thread.start()
-    repo = service.repo
-    try:
+    with scheduler_thread(
+        tmp_path,
+        db_url,
+        {"pooled.py": DAG_FILE.format(record=str(record))},
+        HAFLOW__CORE__PARALLELISM="6",
+    ) as service:
+        repo = service.repo
         wait_for("the DAGs to be parsed", lambda: len(repo.dags.all()) == 2)
         repo.runs.trigger("pooled", {}, utcnow(), run_id="r1")
         repo.runs.trigger("pooled_too", {}, utcnow(), run_id="r1")
@@ -95,9 +86,6 @@ def test_a_pool_of_two_never_runs_more_than_two_across_dags(tmp_path: Path, db_u
         for dag_id in ("pooled", "pooled_too"):
             wait_for(f"{dag_id} to succeed", functools.partial(_succeeded, repo, dag_id))
         after = repo.pools.get("db")
-    finally:  # the scheduler disposes of its engine: nothing may use it after this
-        service.stop_requested.set()
-        thread.join(30)
     assert len(record.read_text().splitlines()) == 16  # 8 tasks, each a start and an end
     assert max_running(record) == 2
     pools = {p["pool"]: p for p in json.loads(listed.stdout)}

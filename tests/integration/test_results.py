@@ -8,16 +8,14 @@ import functools
 import json
 import os
 import subprocess
-import threading
 from pathlib import Path
 from typing import Any
 
-from haflow.assembly.scheduler import build_scheduler
-from haflow.config import load_settings
 from haflow.core.clock import utcnow
 from haflow.metastore.records import result_of
 from haflow.metastore.repository import Repository
 from tests.daemons import HAFLOW
+from tests.scheduler_threads import scheduler_thread
 from tests.waiting import wait_for as _wait_for
 
 wait_for = functools.partial(_wait_for, timeout=60.0)
@@ -77,25 +75,18 @@ with DAG("it_reclaimed", start_date=datetime(2026, 1, 1)):
 def test_results_pass_between_tasks_and_a_reclaimed_attempts_result_is_never_read(
     tmp_path: Path, db_url: str
 ) -> None:
-    dags = tmp_path / "dags"
-    dags.mkdir()
-    (dags / "it_results.py").write_text(DAG_FILE)
-    environ = {
-        "HAFLOW__CORE__SQL_ALCHEMY_CONN": db_url,
-        "HAFLOW__CORE__DAGS_FOLDER": str(dags),
-        "HAFLOW__CORE__PARALLELISM": "3",
-        "HAFLOW__CORE__ATTEMPTS_PER_PROCESS": "1",
-        "HAFLOW__SCHEDULER__LOOP_INTERVAL": "0.1",
-        "HAFLOW__WORKER__HEARTBEAT_SEC": "0.5",
-        "HAFLOW__WORKER__TIMEOUT": "2",
-        "HAFLOW__WORKER__SELF_FENCE_MARGIN": "0.5",
-        "HAFLOW__WORKER__MAX_RESULT_BYTES": "64",
-    }
-    service = build_scheduler(load_settings(home=tmp_path, environ=environ))
-    thread = threading.Thread(target=service.run, name="scheduler", daemon=True)
-    thread.start()
-    repo = service.repo
-    try:
+    with scheduler_thread(
+        tmp_path,
+        db_url,
+        {"it_results.py": DAG_FILE},
+        HAFLOW__CORE__PARALLELISM="3",
+        HAFLOW__CORE__ATTEMPTS_PER_PROCESS="1",
+        HAFLOW__WORKER__HEARTBEAT_SEC="0.5",
+        HAFLOW__WORKER__TIMEOUT="2",
+        HAFLOW__WORKER__SELF_FENCE_MARGIN="0.5",
+        HAFLOW__WORKER__MAX_RESULT_BYTES="64",
+    ) as service:
+        repo = service.repo
         wait_for("the DAGs to be parsed", lambda: len(repo.dags.all()) == 3)
         for dag_id in ("it_results", "it_bad_results", "it_reclaimed"):
             repo.runs.trigger(dag_id, {}, utcnow(), run_id="r1")
@@ -111,9 +102,6 @@ def test_results_pass_between_tasks_and_a_reclaimed_attempts_result_is_never_rea
             [*HAFLOW, "tasks", "result", "it_results", "r1", "load"],
             env=env, capture_output=True, text=True, timeout=60,
         )  # fmt: skip
-    finally:  # the scheduler disposes of its engine: nothing may use it after this
-        service.stop_requested.set()
-        thread.join(30)
 
     results = seen["it_results"]
     assert results["state"] == "success"

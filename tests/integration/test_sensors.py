@@ -17,11 +17,10 @@ from typing import Any
 
 import pytest
 
-from haflow.assembly.scheduler import build_scheduler
-from haflow.config import load_settings
 from haflow.core.clock import utcnow
 from haflow.metastore.repository import Repository
 from haflow.scheduler.service import SchedulerService
+from tests.scheduler_threads import scheduler_thread
 from tests.waiting import wait_for as _wait_for
 
 wait_for = functools.partial(_wait_for, timeout=60.0)
@@ -46,30 +45,17 @@ with DAG("busy", start_date=START):
 """
 
 
-@contextlib.contextmanager
 def scheduler(
     tmp_path: Path, db_url: str, dag_file: str, parallelism: int
-) -> Iterator[SchedulerService]:
-    """A scheduler with a local executor of `parallelism` slots over `dag_file`; stopped (and
-    its engine disposed of: nothing may use its repository after) on the way out."""
-    dags = tmp_path / "dags"
-    dags.mkdir()
-    (dags / "sensing.py").write_text(dag_file)
-    environ = {
-        "HAFLOW__CORE__SQL_ALCHEMY_CONN": db_url,
-        "HAFLOW__CORE__DAGS_FOLDER": str(dags),
-        "HAFLOW__CORE__PARALLELISM": str(parallelism),
-        "HAFLOW__CORE__ATTEMPTS_PER_PROCESS": "1",
-        "HAFLOW__SCHEDULER__LOOP_INTERVAL": "0.1",
-    }
-    service = build_scheduler(load_settings(home=tmp_path, environ=environ))
-    thread = threading.Thread(target=service.run, name="scheduler", daemon=True)
-    thread.start()
-    try:
-        yield service
-    finally:
-        service.stop_requested.set()
-        thread.join(30)
+) -> contextlib.AbstractContextManager[SchedulerService]:
+    """A scheduler whose local executor has `parallelism` slots, one per process."""
+    return scheduler_thread(
+        tmp_path,
+        db_url,
+        {"sensing.py": dag_file},
+        HAFLOW__CORE__PARALLELISM=str(parallelism),
+        HAFLOW__CORE__ATTEMPTS_PER_PROCESS="1",
+    )
 
 
 class Sampler:

@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import functools
 import itertools
-import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
-from haflow.assembly.scheduler import build_scheduler
-from haflow.config import load_settings
 from haflow.metastore.repository import Repository
+from tests.scheduler_threads import scheduler_thread
 from tests.waiting import wait_for as _wait_for
 
 wait_for = functools.partial(_wait_for, timeout=90.0)
@@ -64,20 +62,10 @@ EXPECTED = {
 
 
 def test_catchup_across_the_changes_creates_each_interval_once(tmp_path: Path, db_url: str) -> None:
-    dags = tmp_path / "dags"
-    dags.mkdir()
-    (dags / "local_time.py").write_text(DAG_FILE)
-    environ = {
-        "HAFLOW__CORE__SQL_ALCHEMY_CONN": db_url,
-        "HAFLOW__CORE__DAGS_FOLDER": str(dags),
-        "HAFLOW__CORE__PARALLELISM": "4",
-        "HAFLOW__SCHEDULER__LOOP_INTERVAL": "0.1",
-    }
-    service = build_scheduler(load_settings(home=tmp_path, environ=environ))
-    thread = threading.Thread(target=service.run, name="scheduler", daemon=True)
-    thread.start()
-    repo = service.repo
-    try:
+    with scheduler_thread(
+        tmp_path, db_url, {"local_time.py": DAG_FILE}, HAFLOW__CORE__PARALLELISM="4"
+    ) as service:
+        repo = service.repo
         wait_for("the DAGs to be parsed", lambda: len(repo.dags.all()) == len(EXPECTED))
         total = sum(len(v) for v in EXPECTED.values())
         wait_for(f"{total} runs to finish", lambda: _finished(repo) == total)
@@ -89,9 +77,6 @@ def test_catchup_across_the_changes_creates_each_interval_once(tmp_path: Path, d
             for d, rs in runs.items()
         }
         zones = {d.dag_id: d.timezone for d in repo.dags.all()}
-    finally:  # the scheduler disposes of its engine: nothing may use it after this
-        service.stop_requested.set()
-        thread.join(30)
 
     for dag_id, expected in EXPECTED.items():
         got = sorted((r.data_interval_start, r.data_interval_end) for r in runs[dag_id])
