@@ -7,20 +7,9 @@ import click
 from haflow.cli.context import CliContext, pass_ctx
 from haflow.cli.output import emit, output_option
 from haflow.core.clock import utcnow
-from haflow.metastore.records import PoolRow
+from haflow.web.serialize import pool_json
 
-COLUMNS = ["pool", "slots", "running", "queued", "open", "description"]
-
-
-def pool_dict(p: PoolRow) -> dict[str, object]:
-    return {
-        "pool": p.name,
-        "slots": p.slots,
-        "running": p.running,
-        "queued": p.queued,
-        "open": p.open,
-        "description": p.description,
-    }
+COLUMNS = ["name", "slots", "running_slots", "queued_slots", "open_slots", "description"]
 
 
 @click.group()
@@ -34,7 +23,7 @@ def pools() -> None:
 @pass_ctx
 def list_(ctx: CliContext, output: str) -> None:
     """List the pools with the slots in use now."""
-    emit([pool_dict(p) for p in ctx.repo.pools.list()], COLUMNS, output)
+    emit([pool_json(p) for p in ctx.repo.pools.list()], COLUMNS, output)
 
 
 @pools.command("set")

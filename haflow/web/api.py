@@ -19,7 +19,7 @@ from haflow.core.ids import RUN_ID, RUN_ID_RULE, check_pool_name, check_text
 from haflow.core.states import RunState, TaskState
 from haflow.dag.schedule import backfill_intervals, local_instant
 from haflow.errors import InvalidRequest
-from haflow.metastore.records import BackfillRow, PoolRow
+from haflow.metastore.records import BackfillRow
 from haflow.web import serialize as s
 from haflow.web.auth import principal, requires
 from haflow.web.context import web
@@ -293,18 +293,6 @@ def get_log(dag_id: str, dag_run_id: str, task_id: str, attempt: int) -> Respons
     )
 
 
-def _pool_json(p: PoolRow) -> dict[str, Any]:
-    return {
-        "name": p.name,
-        "slots": p.slots,
-        "occupied_slots": p.occupied,
-        "running_slots": p.running,
-        "queued_slots": p.queued,
-        "open_slots": p.open,
-        "description": p.description,
-    }
-
-
 def _slots(body: dict[str, Any]) -> int:
     slots = body.get("slots")
     if isinstance(slots, bool) or not isinstance(slots, int) or not -1 <= slots <= 1_000_000:
@@ -328,7 +316,7 @@ def list_pools() -> Response:
     limit, offset = _page()
     rows = web().repo.pools.list()
     return _collection(
-        [_pool_json(p) for p in rows[offset : offset + limit]], len(rows), limit, offset
+        [s.pool_json(p) for p in rows[offset : offset + limit]], len(rows), limit, offset
     )
 
 
@@ -342,13 +330,13 @@ def create_pool() -> tuple[Response, int]:
         raise BadInput(str(exc), "name") from None
     ctx = web()
     pool = ctx.repo.pools.set(name, _slots(body), ctx.now, _description(body))
-    return jsonify(_pool_json(pool)), 201
+    return jsonify(s.pool_json(pool)), 201
 
 
 @bp.get("/pools/<pool_name>")
 @requires("read")
 def get_pool(pool_name: str) -> Response:
-    return jsonify(_pool_json(web().repo.pools.get(pool_name)))
+    return jsonify(s.pool_json(web().repo.pools.get(pool_name)))
 
 
 @bp.patch("/pools/<pool_name>")
@@ -359,7 +347,7 @@ def patch_pool(pool_name: str) -> Response:
     current = ctx.repo.pools.get(pool_name)
     slots = _slots(body) if "slots" in body else current.slots
     pool = ctx.repo.pools.set(pool_name, slots, ctx.now, _description(body))
-    return jsonify(_pool_json(pool))
+    return jsonify(s.pool_json(pool))
 
 
 @bp.delete("/pools/<pool_name>")

@@ -13,6 +13,7 @@ from haflow.metastore.records import (
     DagDetail,
     EventRow,
     ImportErrorRow,
+    PoolRow,
     RunRow,
     TIRow,
     result_of,
@@ -149,3 +150,16 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, list):
         return [jsonable(v) for v in value]
     return value
+
+
+def pool_json(p: PoolRow) -> dict[str, Any]:
+    """A pool as the API (and `haflow pools list`) shows it, in Airflow's field names."""
+    return {
+        "name": p.name,
+        "slots": p.slots,
+        "occupied_slots": p.occupied,
+        "running_slots": p.running,
+        "queued_slots": p.queued,
+        "open_slots": p.open,
+        "description": p.description,
+    }

@@ -88,7 +88,7 @@ def test_a_pool_of_two_never_runs_more_than_two_across_dags(tmp_path: Path, db_u
         after = repo.pools.get("db")
     assert len(record.read_text().splitlines()) == 16  # 8 tasks, each a start and an end
     assert max_running(record) == 2
-    pools = {p["pool"]: p for p in json.loads(listed.stdout)}
+    pools = {p["name"]: p for p in json.loads(listed.stdout)}
     assert pools["db"]["slots"] == 2 and pools["db"]["description"] == "the warehouse"
     assert pools["default_pool"]["slots"] == -1  # no cap until one is set
     assert (after.running, after.queued, after.open) == (0, 0, 2)
