@@ -26,7 +26,16 @@ from tests.integration.web_fixtures import (
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
-VALUES = {"dag_id": "d", "run_id": "r1", "dag_run_id": "r1", "task_id": "extract", "attempt": 1}
+VALUES = {
+    "dag_id": "d",
+    "run_id": "r1",
+    "dag_run_id": "r1",
+    "task_id": "extract",
+    "attempt": 1,
+    "pool_name": "default_pool",
+    "name": "default_pool",
+    "backfill_id": 1,
+}
 
 
 def _routes(w: Web) -> list[tuple[str, str, str]]:
