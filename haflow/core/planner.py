@@ -178,6 +178,7 @@ def _advance(
                 states[tid] = TaskState.FAILED
             elif slots > 0 and _fits(budget, run.dag_id, ti, dag):
                 out.to_queue.append((ti.id, ti.attempt + 1))
+                out.capped = out.capped or budget.capped(ti.pool)
                 budget.hold(run.dag_id, tid, ti.pool, ti.pool_slots)
                 slots -= 1
         elif verdict in (Verdict.SKIP, Verdict.UPSTREAM_FAILED):

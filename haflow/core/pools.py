@@ -41,6 +41,10 @@ class Budget:
         self.per_dag[dag_id] += 1
         self.per_task[(dag_id, task_id)] += 1
 
+    def capped(self, pool: str) -> bool:
+        """Whether `pool` has a cap (an unknown pool counts as capped: it has no slots)."""
+        return self.pool_slots is not None and self.pool_slots.get(pool, 0) != UNLIMITED
+
     def open(self, pool: str) -> int:
         slots = 1 << 30 if self.pool_slots is None else self.pool_slots.get(pool, 0)
         return 1 << 30 if slots == UNLIMITED else slots - self.used[pool]

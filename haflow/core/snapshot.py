@@ -162,6 +162,9 @@ class Decisions:
     """run pk -> the revision its decisions were planned from; applying them fails if a run
     changed since (a clear), so nothing is decided on task instances no longer there."""
     finish_backfills: list[int] = field(default_factory=list)
+    capped: bool = False
+    """Something in `to_queue` takes slots of a pool with a cap: the transaction that queues
+    checks the pools again (a plan into uncapped pools alone skips that query)."""
 
     def __bool__(self) -> bool:
         return any(

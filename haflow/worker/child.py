@@ -43,7 +43,8 @@ def run_task(
 ) -> object:
     """Run `task` in this (the attempt's own) process: bash replaces it (and writes its result
     to $HAFLOW_RESULT_FILE itself), Python is called and what it returns is its result."""
-    results = upstream_results(task, files.read_upstream())
+    run_results = files.read_upstream()  # most runs have none: then no file, no parse
+    results = upstream_results(task, run_results) if run_results else {}
     if isinstance(task, BashTask):
         files.write_upstream(results)  # its ancestors' alone, as a Python task sees them
         sys.stdout.flush()
@@ -120,12 +121,13 @@ def python_call(
     (`haflow.dag.results`), and `context` and `ti` for a callable that names them."""
     kwargs = resolve_refs(dict(task.op_kwargs or {}), results)
     assert isinstance(kwargs, dict)
-    context = task_context(task, c, results)
     wanted = inspect.signature(task.python_callable).parameters
-    if "context" in wanted:
-        kwargs["context"] = context
-    if "ti" in wanted and "ti" not in kwargs:
-        kwargs["ti"] = context["ti"]
+    if "context" in wanted or "ti" in wanted:  # built only for a callable that asks
+        context = task_context(task, c, results)
+        if "context" in wanted:
+            kwargs["context"] = context
+        if "ti" in wanted and "ti" not in kwargs:
+            kwargs["ti"] = context["ti"]
     fn = task.python_callable
     return lambda: fn(**kwargs)
 

@@ -95,8 +95,9 @@ def prepare(base: Path, ti_id: int, attempt: int, run_results: Mapping[str, str]
     shutil.rmtree(folder, ignore_errors=True)  # left by an earlier claim of the same attempt
     folder.mkdir(mode=0o700, parents=True)
     files = AttemptFiles(str(folder))
-    body = ",".join(f"{json.dumps(k)}:{v}" for k, v in sorted(run_results.items()))
-    files.upstream.write_text("{" + body + "}", encoding="utf-8")
+    if run_results:  # none (the usual case): no file, which the attempt reads as {}
+        body = ",".join(f"{json.dumps(k)}:{v}" for k, v in sorted(run_results.items()))
+        files.upstream.write_text("{" + body + "}", encoding="utf-8")
     return files
 
 

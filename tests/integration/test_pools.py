@@ -117,9 +117,9 @@ def test_the_leaders_transaction_refuses_to_over_commit_a_pool(db_url: str) -> N
         run = repo.runs.trigger("d", {}, T0, run_id="r1")
         repo.scheduling.apply(Decisions(start_runs=[run.pk]), defs, epoch, T0)
         tis = repo.history.task_instances("d", "r1")
-        two = Decisions(to_queue=[(t.id, 1) for t in tis[:2]])
+        two = Decisions(to_queue=[(t.id, 1) for t in tis[:2]], capped=True)
         assert len(repo.scheduling.apply(two, defs, epoch, T0).refs) == 2
-        third = Decisions(to_queue=[(tis[2].id, 1)])
+        third = Decisions(to_queue=[(tis[2].id, 1)], capped=True)
         with pytest.raises(ConcurrentChange, match="pool 'db' would hold 3 slots in flight"):
             repo.scheduling.apply(third, defs, epoch, T0)
         states = [t.state for t in repo.history.task_instances("d", "r1")]

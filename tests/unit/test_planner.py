@@ -640,6 +640,10 @@ def test_a_pool_queues_no_more_than_its_open_slots_counting_every_run() -> None:
     waiting = RunSnap(2, "d", RunState.RUNNING, tis)
     out = plan({"d": flat_dag("a", "b", "c", "d")}, [busy, waiting], NOW, limits)
     assert out.to_queue == [(10, 1), (11, 1)]  # 1 running + 2 = the pool's 3 slots
+    assert out.capped  # the queueing transaction checks the pool again
+    free = RunSnap(3, "d", RunState.RUNNING, {"a": ti(20, "a")})  # in default_pool, no cap
+    uncapped = plan({"d": flat_dag("a")}, [free], NOW, Limits(100, pools={"default_pool": -1}))
+    assert uncapped.to_queue == [(20, 1)] and not uncapped.capped
 
 
 def test_pool_slots_count_per_task_and_a_task_that_fits_later_waits() -> None:

@@ -151,7 +151,8 @@ class SchedulingQueries(_Base):
             self._start_runs(conn, d.start_runs, task_defs, now, ev)
             self._change_tis(conn, d.changes, epoch, now, ev)
             refs = self._queue(conn, d.to_queue, epoch, now, ev)
-            _check_pools(conn, [ti_id for ti_id, _ in d.to_queue])
+            if d.capped:
+                _check_pools(conn, [ti_id for ti_id, _ in d.to_queue])
             refs += self._republish(conn, d.republish, epoch, now)
             finished = self._finish_runs(conn, d.finish_runs, now, ev)
             self._finish_backfills(conn, d.finish_backfills, epoch, now, ev)
