@@ -83,13 +83,6 @@ def spawn_python(fn: Callable[[], object]) -> tuple[int, int]:
     return _fork(lambda: run_python(fn))
 
 
-def spawn_bash(command: str, env: dict[str, str]) -> tuple[int, int]:
-    def _exec() -> None:
-        os.execvpe("bash", ["bash", "-c", command], env)
-
-    return _fork(_exec)
-
-
 def _fork(body: Callable[[], None]) -> tuple[int, int]:
     r, w = os.pipe()
     pid = fork_onto(w, body, close=(r,))

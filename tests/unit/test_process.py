@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from haflow.worker.process import LogSink, Outcome, Result, spawn_bash, spawn_python, supervise
+from haflow.worker.process import LogSink, Outcome, Result, spawn_python, supervise
 
 TICK = 0.05
 ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C"}
@@ -28,6 +28,11 @@ def run(
     t0 = time.monotonic()
     result = supervise(pid, fd, sink, timeout_s=timeout_s, tick_every_s=TICK, on_tick=on_tick)
     return result, sink.take(final=True), time.monotonic() - t0
+
+
+def spawn_bash(command: str, env: dict[str, str]) -> tuple[int, int]:
+    """A bash task as the attempt's child runs one: bash replaces the forked process."""
+    return spawn_python(lambda: os.execvpe("bash", ["bash", "-c", command], env))
 
 
 def bash(command: str, **kw: object) -> tuple[Result, str, float]:
