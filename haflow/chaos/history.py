@@ -163,7 +163,13 @@ def read_deliveries(folder: Path) -> list[Delivery]:
 
 def read_requests(path: Path) -> list[Request]:
     return [
-        Request(datetime.fromisoformat(d["ts"]), d["ok"], d.get("status"), d.get("error", ""))
+        Request(
+            datetime.fromisoformat(d["ts"]),
+            d["ok"],
+            d.get("status"),
+            d.get("error", ""),
+            float(d.get("took_s", 0.0)),
+        )
         for d in _json_lines(path)
     ]
 

@@ -141,12 +141,14 @@ class Fault:
 
 @dataclass(frozen=True)
 class Request:
-    """One HTTP request sent through haproxy by the workload's prober."""
+    """One HTTP request sent through haproxy by the workload's prober: sent at `ts`, answered
+    (or given up) `took_s` later."""
 
     ts: datetime
     ok: bool
     status: int | None = None
     error: str = ""
+    took_s: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -256,6 +256,8 @@ defaults
     timeout server 10s
     retries 2
     option redispatch
+    # a GET cut by the server's death (reset, empty reply) is sent again, to the other master
+    retry-on all-retryable-errors
 resolvers docker
     nameserver dns 127.0.0.11:53
     hold valid 1s
@@ -264,6 +266,7 @@ frontend web
     default_backend masters
 backend masters
     option httpchk GET /ready
+    http-request disable-l7-retry if !METH_GET
     default-server inter 500ms fall 2 rise 2 init-addr last,libc,none resolvers docker
 {servers}
 """

@@ -302,6 +302,18 @@ def test_p8_fails_on_a_request_failing_after_the_drop() -> None:
     assert_fails(one(h, "P8"), "request at 12:00:13.500000 failed")
 
 
+def test_p8_counts_a_request_in_flight_at_the_kill_as_the_kill_s() -> None:
+    sent_before = Request(t(9.95), False, 502, "Bad Gateway", took_s=0.08)
+    answered_before = Request(t(9.9), False, 502, "Bad Gateway", took_s=0.05)
+    kill = (Fault(t(10), "kill", "master2"),)
+    h = History(requests=(sent_before,), faults=kill, nodes=NODES)
+    v = one(h, "P8")
+    assert v.status == Status.PASS, v
+    assert v.measures["lb_failing_s"] == (0.0,)
+    h = History(requests=(answered_before,), faults=kill, nodes=NODES)
+    assert_fails(one(h, "P8"), "request at 12:00:09.900000 failed")
+
+
 def test_p8_fails_on_a_failure_without_a_fault() -> None:
     assert_fails(one(History(requests=requests((5.0,)), nodes=NODES), "P8"), "failed")
 
