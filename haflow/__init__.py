@@ -1,7 +1,8 @@
 """haflow: a workflow orchestrator built for high availability.
 
 What DAG files use is importable from here, as in Airflow: `from haflow import DAG, dag,
-task, BashTask, PythonTask` (loaded on first use, so that `import haflow` stays light).
+task, BashTask, PythonTask, Variable, Connection` (loaded on first use, so that `import
+haflow` stays light).
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ _EXPORTS = {  # `dag` is the package haflow.dag itself, which is callable as `@d
         "task",
         "BaseTask",
         "BashTask",
+        "Connection",
         "Param",
         "PythonTask",
         "TriggerRule",
+        "Variable",
         "Webhook",
         "Email",
         "BaseSensor",
@@ -38,6 +41,7 @@ if TYPE_CHECKING:
         BaseSensor,
         BaseTask,
         BashTask,
+        Connection,
         Email,
         ExternalRunSensor,
         FileSensor,
@@ -47,6 +51,7 @@ if TYPE_CHECKING:
         PythonTask,
         SqlSensor,
         TriggerRule,
+        Variable,
         Webhook,
         task,
     )
@@ -56,6 +61,7 @@ __all__ = [
     "BaseSensor",
     "BaseTask",
     "BashTask",
+    "Connection",
     "Email",
     "ExternalRunSensor",
     "FileSensor",
@@ -65,6 +71,7 @@ __all__ = [
     "PythonTask",
     "SqlSensor",
     "TriggerRule",
+    "Variable",
     "Webhook",
     "__version__",
     "task",

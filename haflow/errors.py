@@ -57,3 +57,8 @@ class LeadershipLost(HaflowError):
 
 class FencedOut(LeadershipLost):
     """A write was rejected because the leader row no longer holds this scheduler's epoch."""
+
+
+class SecretKeyError(ConfigError):
+    """This node's `[core] fernet_key` is missing, malformed, or cannot decrypt a value the
+    metastore holds (never read as plaintext instead)."""

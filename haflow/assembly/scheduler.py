@@ -98,6 +98,7 @@ def build_executor(settings: Settings, sid: str, *, metrics: bool = False) -> Ex
         dags_folder=settings.core.dags_folder,
         worker_id=f"local:{sid}",
         runner=RunnerConfig.from_settings(settings),
+        fernet_key=settings.core.fernet_key,
         log_level=settings.logging.level,
         idle_tx_timeout_s=settings.election.db_lock_timeout,
         listener=attempt_metrics if metrics else None,

@@ -21,11 +21,13 @@ import click
 from sqlalchemy.engine import Engine, make_url
 
 from haflow.assembly.scheduler import build_scheduler
+from haflow.assembly.secrets import check_secrets_at_start
 from haflow.assembly.web import WebserverHeartbeat
 from haflow.config import Settings, default_home, load_settings, render_default_config
 from haflow.core.clock import utcnow
 from haflow.errors import ConfigError
 from haflow.logs import setup_logging
+from haflow.metastore.crypto import Crypto
 from haflow.metastore.engine import create_engine
 from haflow.metastore.migrate import migrate
 from haflow.metastore.records import EventRow
@@ -223,7 +225,10 @@ def build_standalone(
         f"DAGs folder {settings.core.dags_folder}; trigger one with "
         "`haflow dags trigger example_hello`; Ctrl-C stops"
     )
-    repo = Repository(engine, cluster=settings.scheduler.cluster)
+    repo = Repository(
+        engine, cluster=settings.scheduler.cluster, crypto=Crypto(settings.core.fernet_key)
+    )
+    check_secrets_at_start(repo)
     user, password = ensure_admin(repo, home_path)
     web = WebThread(settings, engine)
     beat = WebserverHeartbeat(settings, f"standalone:{settings.webserver.port}")

@@ -15,6 +15,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from haflow.assembly.secrets import check_secrets_at_start
 from haflow.config import Settings
 from haflow.core.clock import utcnow
 from haflow.metastore.engine import create_engine
@@ -116,9 +117,8 @@ def run_webserver(settings: Settings) -> None:
 
     owned = not os.environ.get(ENV)  # a directory given by the operator is theirs to keep
     metrics_dir = prepare_multiprocess_dir()  # before any worker exists: they inherit it
-    create_app(
-        settings, instrument=instrument
-    )  # fail fast on bad settings, before gunicorn forks anything
+    app = create_app(settings, instrument=instrument)  # bad settings fail before any fork
+    check_secrets_at_start(app.extensions["haflow"].repo)
     ws = settings.webserver
     wid = f"{settings.core.effective_hostname()}:{ws.port}"
     heartbeat = WebserverHeartbeat(settings, wid)

@@ -17,9 +17,11 @@ from typing import Any
 
 from celery import signals
 
+from haflow.assembly.secrets import check_secrets_at_start
 from haflow.config import Settings
 from haflow.core.clock import utcnow
 from haflow.errors import ConfigError, HaflowError
+from haflow.metastore.crypto import Crypto
 from haflow.metastore.engine import create_engine
 from haflow.metastore.migrate import require_current
 from haflow.metastore.repository import Repository
@@ -118,6 +120,7 @@ def run_worker(
             dags_folder=settings.core.dags_folder,
             worker_id=worker_id,
             runner=RunnerConfig.from_settings(settings),
+            fernet_key=settings.core.fernet_key,
             log_level=settings.logging.level,
             idle_tx_timeout_s=settings.election.db_lock_timeout,
             listener=attempt_metrics if metrics else None,
@@ -128,8 +131,15 @@ def run_worker(
     )
     set_pool(pool)
     app = make_app(settings)
+    repo = Repository(
+        engine,
+        cluster=settings.scheduler.cluster,
+        actor=worker_id,
+        crypto=Crypto(settings.core.fernet_key),
+    )
+    check_secrets_at_start(repo)
     reg = Registration(
-        Repository(engine, cluster=settings.scheduler.cluster, actor=worker_id),
+        repo,
         worker_id,
         queues,
         concurrency,

@@ -9,9 +9,11 @@ from functools import cached_property
 import click
 
 from haflow.config import Settings, load_settings
+from haflow.metastore.crypto import Crypto
 from haflow.metastore.engine import create_engine
 from haflow.metastore.migrate import require_current
 from haflow.metastore.repository import Repository
+from haflow.worker.secrets import SecretSource
 
 
 @dataclass
@@ -36,7 +38,18 @@ class CliContext:
         require_current(self.engine)
         # events name who did it: the user running the command
         actor = f"cli:{getpass.getuser()}"
-        return Repository(self.engine, cluster=self.settings.scheduler.cluster, actor=actor)
+        crypto = Crypto(self.settings.core.fernet_key)
+        return Repository(
+            self.engine, cluster=self.settings.scheduler.cluster, actor=actor, crypto=crypto
+        )
+
+    def secrets(self) -> SecretSource:
+        """Variables and connections for `tasks test` / `dags test`: the metastore is reached
+        only when a task asks for one."""
+        return SecretSource(
+            lambda key: self.repo.variables.get(key).value,
+            lambda conn_id: self.repo.connections.get(conn_id),
+        )
 
 
 pass_ctx = click.make_pass_decorator(CliContext)

@@ -173,7 +173,9 @@ def test(ctx: CliContext, dag_id: str, conf: str | None) -> None:
     """Run every task of DAG_ID here, in order, without recording anything."""
     dag = DagCache(ctx.settings.core.dags_folder).get(dag_id)
     w = ctx.settings.worker
-    states = test_dag(dag, parse_conf(conf), click.echo, w.task_env, w.max_result_bytes)
+    states = test_dag(
+        dag, parse_conf(conf), click.echo, w.task_env, w.max_result_bytes, ctx.secrets()
+    )
     emit(
         [{"task_id": t, "state": s.value} for t, s in states.items()], ["task_id", "state"], "table"
     )

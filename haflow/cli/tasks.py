@@ -173,6 +173,7 @@ def test(ctx: CliContext, dag_id: str, task_id: str, conf: str | None) -> None:
             click.echo,
             ctx.settings.worker.task_env,
             max_result_bytes=ctx.settings.worker.max_result_bytes,
+            secrets=ctx.secrets(),
         )
         is not Outcome.SUCCESS
     ):

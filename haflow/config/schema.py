@@ -79,7 +79,10 @@ SCHEMA: tuple[SettingSpec, ...] = (
                 "process: they are reclaimed.",
                 minimum=1),
     SettingSpec("core", "fernet_key", "str", "",
-                "Key for secrets kept in the metastore (nothing is encrypted with it yet).",
+                "Fernet key(s) encrypting the variables and connections kept in the metastore, "
+                "comma-separated: the first encrypts, every one decrypts (to rotate: new key "
+                "first, then `haflow rotate-fernet-key`, then drop the old). The same on every "
+                "node; a node that cannot decrypt what is stored does not start.",
                 sensitive=True),
     SettingSpec("core", "hostname", "str", "",
                 "Name this process reports for itself; empty means socket.getfqdn()."),

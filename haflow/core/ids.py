@@ -12,16 +12,21 @@ RUN_ID = re.compile(r"^[A-Za-z0-9_.:+\-]{1,250}$")
 RUN_ID_RULE = "1 to 250 characters of letters, digits and _ . : + -"
 
 
-POOL_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,250}$")
-POOL_NAME_RULE = "1 to 250 characters of letters, digits and _ . -"
+NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,250}$")
+NAME_RULE = "1 to 250 characters of letters, digits and _ . -"
+
+
+def check_name(name: object, what: str) -> str:
+    """`name` if it is a valid name of a pool, a variable or a connection (`what`: "a pool's
+    name"), else InvalidRequest naming the rule."""
+    if isinstance(name, str) and NAME.match(name):
+        return name
+    shown = repr(name) if len(repr(name)) <= 60 else repr(name)[:57] + "..."
+    raise InvalidRequest(f"{what} must be {NAME_RULE}; got {shown}")
 
 
 def check_pool_name(name: object) -> str:
-    """`name` if it is a valid pool name, else InvalidRequest naming the rule."""
-    if isinstance(name, str) and POOL_NAME.match(name):
-        return name
-    shown = repr(name) if len(repr(name)) <= 60 else repr(name)[:57] + "..."
-    raise InvalidRequest(f"a pool's name must be {POOL_NAME_RULE}; got {shown}")
+    return check_name(name, "a pool's name")
 
 
 def check_text(text: object, field: str, limit: int = 10000) -> str:

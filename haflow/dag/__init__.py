@@ -12,6 +12,7 @@ from haflow.dag.loader import DagBag, DagCache, ImportErrorRecord, load_dag_file
 from haflow.dag.notifiers import Email, Webhook
 from haflow.dag.params import Param
 from haflow.dag.schedule import AnySchedule, CronSchedule, parse_schedule
+from haflow.dag.secrets import Connection, Variable
 from haflow.dag.sensors import (
     BaseSensor,
     ExternalRunSensor,
@@ -28,6 +29,7 @@ __all__ = [
     "BaseSensor",
     "BaseTask",
     "BashTask",
+    "Connection",
     "CronSchedule",
     "DagBag",
     "DagCache",
@@ -41,6 +43,7 @@ __all__ = [
     "PythonTask",
     "SqlSensor",
     "TriggerRule",
+    "Variable",
     "Webhook",
     "dag",
     "load_dag_file",

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
 from typing import Any, ClassVar, TypeAlias, overload
 
-from haflow.core.ids import POOL_NAME, POOL_NAME_RULE
+from haflow.core.ids import NAME, NAME_RULE
 from haflow.core.notices import TASK_HOOKS
 from haflow.core.pools import DEFAULT_POOL
 from haflow.core.states import TriggerRule
@@ -89,8 +89,8 @@ def positive_int(value: object, name: str, where: str) -> int:
 
 
 def _pool(value: object, where: str) -> str:
-    if not isinstance(value, str) or not POOL_NAME.match(value):
-        raise DagDefinitionError(f"{where}: pool must be {POOL_NAME_RULE}, got {value!r}")
+    if not isinstance(value, str) or not NAME.match(value):
+        raise DagDefinitionError(f"{where}: pool must be {NAME_RULE}, got {value!r}")
     return value
 
 
@@ -251,16 +251,27 @@ class BaseTask:
 
 
 class BashTask(BaseTask):
-    """Runs `bash_command` with `bash -c`; `env` is added to the worker's environment."""
+    """Runs `bash_command` with `bash -c`; `env` is added to the worker's environment. The
+    `variables` and `connections` named are read when the attempt starts and given to bash as
+    `$HAFLOW_VAR_<KEY>` (the value) and `$HAFLOW_CONN_<ID>` (the URI): upper-cased, `.` and
+    `-` read as `_` (`haflow.dag.secrets`); a missing one fails the attempt, naming it."""
 
     kind: ClassVar[str] = "bash"
 
     def __init__(
-        self, task_id: str, bash_command: str, env: dict[str, str] | None = None, **base: Any
+        self,
+        task_id: str,
+        bash_command: str,
+        env: dict[str, str] | None = None,
+        variables: Sequence[str] = (),
+        connections: Sequence[str] = (),
+        **base: Any,
     ) -> None:
         self.bash_command = bash_command
         self.env: dict[str, str] = env if isinstance(env, dict) else {}
         self._raw_env: object = env
+        self.variables = variables
+        self.connections = connections
         super().__init__(task_id, **base)
 
     def _check_arguments(self, where: str) -> None:
@@ -272,6 +283,14 @@ class BashTask(BaseTask):
         ):
             raise DagDefinitionError(f"{where}: env must be a dict of strings to strings")
         self.env = dict(env)
+        for what in ("variables", "connections"):
+            names = getattr(self, what)
+            if isinstance(names, str) or not isinstance(names, list | tuple):
+                raise DagDefinitionError(f"{where}: {what} must be a list of names")
+            bad = [n for n in names if not isinstance(n, str) or not NAME.match(n)]
+            if bad:
+                raise DagDefinitionError(f"{where}: {what} must be names of {NAME_RULE}: {bad!r}")
+            setattr(self, what, tuple(names))
 
 
 class PythonTask(BaseTask):

@@ -371,3 +371,31 @@ class Webserver(Base):
     secret_fingerprint: Mapped[str] = mapped_column(String(64))
     started_at: Mapped[datetime] = mapped_column(UtcDateTime)
     heartbeat_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Variable(Base):
+    """A named text value for tasks; `val` is its Fernet token (`haflow.metastore.crypto`),
+    never the plaintext."""
+
+    __tablename__ = "variable"
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    val: Mapped[str] = mapped_column(LONG_TEXT)
+    description: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Conn(Base):
+    """A connection (`haflow.core.secrets.Connection`): `password` and `extra` (JSON) are
+    Fernet tokens, the rest plaintext."""
+
+    __tablename__ = "connection"
+    conn_id: Mapped[str] = mapped_column(String(250), primary_key=True)
+    conn_type: Mapped[str] = mapped_column(String(500))
+    description: Mapped[str] = mapped_column(Text, default="")
+    host: Mapped[str | None] = mapped_column(String(500))
+    login: Mapped[str | None] = mapped_column(Text)
+    password: Mapped[str | None] = mapped_column(Text)
+    schema: Mapped[str | None] = mapped_column(String(500))
+    port: Mapped[int | None] = mapped_column(Integer)
+    extra: Mapped[str | None] = mapped_column(LONG_TEXT)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -9,6 +9,7 @@ from typing import Any
 
 from haflow.core.attempt_end import Ending
 from haflow.core.pools import DEFAULT_POOL, UNLIMITED
+from haflow.core.secrets import is_sensitive
 from haflow.core.snapshot import BackfillSnap, TISnap
 from haflow.core.states import RunState, TaskState
 
@@ -104,6 +105,20 @@ class AttemptRow:
     ended_at: datetime | None
     reason: str
     result: str | None = None  # JSON text, for an attempt that succeeded with a result
+
+
+@dataclass(frozen=True)
+class VariableRow:
+    """A variable, its value decrypted."""
+
+    key: str
+    value: str = field(repr=False)
+    description: str
+    updated_at: datetime
+
+    @property
+    def sensitive(self) -> bool:
+        return is_sensitive(self.key)
 
 
 @dataclass(frozen=True)

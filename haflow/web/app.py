@@ -23,6 +23,7 @@ from haflow.errors import (
     InvalidRequest,
     NotFound,
 )
+from haflow.metastore.crypto import Crypto
 from haflow.metastore.engine import create_engine
 from haflow.metastore.repository import Repository
 from haflow.web import api, auth, health, pages
@@ -72,7 +73,12 @@ def create_app(
         # the client address and scheme haproxy sets; never a host, port or prefix from a header
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=0)  # type: ignore[method-assign]
     engine = engine or create_engine(settings.core.sql_alchemy_conn)
-    repo = Repository(engine, cluster=settings.scheduler.cluster, actor="web")
+    repo = Repository(
+        engine,
+        cluster=settings.scheduler.cluster,
+        actor="web",
+        crypto=Crypto(settings.core.fernet_key),
+    )
     app.extensions["haflow"] = WebContext(settings, repo, clock)
     if instrument is not None:
         instrument(app)

@@ -16,12 +16,15 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from haflow.core.params import resolve
+from haflow.core.secrets import CONN_ENV_PREFIX, VAR_ENV_PREFIX, env_name
 from haflow.dag.dag import DAG
 from haflow.dag.loader import ImportErrorRecord, importable, load_dag_file, locate
 from haflow.dag.results import TaskContext, ancestors, upstream_results
 from haflow.dag.results import resolve as resolve_refs
+from haflow.dag.secrets import Connection, Variable
 from haflow.dag.sensors import BaseSensor
 from haflow.dag.tasks import BaseTask, BashTask, PythonTask
+from haflow.errors import HaflowError
 from haflow.metastore.records import ClaimedAttempt
 from haflow.worker.files import AttemptFiles
 from haflow.worker.taskenv import become_task
@@ -49,7 +52,8 @@ def run_task(
         files.write_upstream(results)  # its ancestors' alone, as a Python task sees them
         sys.stdout.flush()
         params = {"HAFLOW_PARAMS": json.dumps(resolve(task.dag.params, c.conf))}
-        os.execvpe("bash", ["bash", "-c", task.bash_command], {**env, **params, **(task.env or {})})
+        given = {**env, **params, **bash_secrets(task), **(task.env or {})}
+        os.execvpe("bash", ["bash", "-c", task.bash_command], given)
     if isinstance(task, PythonTask):
         value = python_call(task, c, results)()
         files.write_result(task.task_id, value)
@@ -59,6 +63,20 @@ def run_task(
         files.write_poke(answer, task.sensing())
         return None
     _cannot_load(f"task {c.task_id!r} has unsupported kind {type(task).__name__}")
+
+
+def bash_secrets(task: BashTask) -> dict[str, str]:
+    """The variables and connections a bash task names, as its environment variables; one
+    that cannot be read fails the attempt, saying why."""
+    out = {}
+    try:
+        for key in task.variables:
+            out[env_name(VAR_ENV_PREFIX, key)] = Variable.get(key)
+        for conn_id in task.connections:
+            out[env_name(CONN_ENV_PREFIX, conn_id)] = Connection.get(conn_id).get_uri()
+    except (KeyError, HaflowError) as exc:
+        _cannot_load(f"task {task.task_id!r}: {exc.args[0] if exc.args else exc}")
+    return out
 
 
 def load_task(c: ClaimedAttempt, folder: Path) -> BaseTask:

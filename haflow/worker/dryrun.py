@@ -19,6 +19,7 @@ from haflow.metastore.records import ClaimedAttempt
 from haflow.worker.child import context_env, run_task
 from haflow.worker.files import AttemptFiles, ResultRefused, collect, prepare
 from haflow.worker.process import LogSink, Outcome, Result, spawn_python, supervise
+from haflow.worker.secrets import SecretServer, SecretSource
 from haflow.worker.sensing import SensorFailed, judge, read_poke
 from haflow.worker.taskenv import become_task
 
@@ -32,15 +33,22 @@ def test_task(
     allow: Sequence[str],
     results: dict[str, str] | None = None,
     max_result_bytes: int = 65536,
+    secrets: SecretSource | None = None,
 ) -> Outcome:
     """Run one task here, now, as a worker would: the environment is built from the same
     allow-list (`allow`, `[worker] task_env_allowlist`), for bash and Python tasks alike. It
     reads its ancestors' results from `results` (task id -> JSON text), where its own is
-    added when it succeeds with one."""
+    added when it succeeds with one, and variables and connections from `secrets` (masked
+    in what it prints, as on a worker)."""
     results = {} if results is None else results
     with tempfile.TemporaryDirectory(prefix="haflow-test-") as base:
         files = prepare(Path(base), 0, 1, results)
-        outcome, value = _run(task, conf, echo, allow, files, max_result_bytes)
+        server = SecretServer(Path(base), secrets) if secrets is not None else None
+        try:
+            outcome, value = _run(task, conf, echo, allow, files, max_result_bytes, server)
+        finally:
+            if server is not None:
+                server.close()
     if value is not None:
         results[task.task_id] = value
         echo(f"[{task.task_id}] result: {value[:2000]}")
@@ -54,6 +62,7 @@ def _run(
     allow: Sequence[str],
     files: AttemptFiles,
     max_result_bytes: int,
+    server: SecretServer | None,
 ) -> tuple[Outcome, str | None]:
     now = datetime.now(UTC)
     claimed = ClaimedAttempt(
@@ -67,15 +76,12 @@ def _run(
         dict(conf),
     )
     context = context_env(claimed, files=files)
-    if isinstance(task, BashTask | PythonTask | BaseSensor):
-
-        def child() -> object:
-            return run_task(task, claimed, become_task(allow, context), files)
-
-        pid, fd = spawn_python(child)
-    else:
+    if not isinstance(task, BashTask | PythonTask | BaseSensor):
         raise HaflowError(f"task {task.task_id!r} has unsupported kind {type(task).__name__}")
     sink = LogSink(1 << 30)
+    if server is not None:
+        server.admit(files.folder, sink)  # before it starts: it may ask at once
+    pid, fd = spawn_python(lambda: run_task(task, claimed, become_task(allow, context), files))
 
     def flush() -> bool:
         text = sink.take()
@@ -84,6 +90,21 @@ def _run(
         return True
 
     result = supervise(pid, fd, sink, timeout_s=claimed.timeout_s, tick_every_s=0.2, on_tick=flush)
+    result, value = _ending(result, claimed, files, now, echo, max_result_bytes)
+    flush()
+    echo(f"[{task.task_id}] {result.outcome.value} {result.reason}".rstrip())
+    return result.outcome, value
+
+
+def _ending(
+    result: Result,
+    claimed: ClaimedAttempt,
+    files: AttemptFiles,
+    now: datetime,
+    echo: Printer,
+    max_result_bytes: int,
+) -> tuple[Result, str | None]:
+    """How the test ended: a sensor poked once (judged now), or a task and its result."""
     value = None
     poke = read_poke(files) if result.outcome is Outcome.SUCCESS else None
     if poke is not None:  # a sensor is poked once here
@@ -97,9 +118,7 @@ def _run(
             value = collect(files, max_result_bytes)
         except ResultRefused as exc:
             result = Result(Outcome.FAILED, str(exc), result.exit_code)
-    flush()
-    echo(f"[{task.task_id}] {result.outcome.value} {result.reason}".rstrip())
-    return result.outcome, value
+    return result, value
 
 
 def test_dag(
@@ -108,6 +127,7 @@ def test_dag(
     echo: Printer,
     allow: Sequence[str],
     max_result_bytes: int = 65536,
+    secrets: SecretSource | None = None,
 ) -> dict[str, TaskState]:
     """Run every task once in dependency order, honouring trigger rules, passing results;
     no retries."""
@@ -118,7 +138,7 @@ def test_dag(
         verdict = evaluate_trigger(task.trigger_rule, [states[u] for u in task.upstream_task_ids])
         if verdict is Verdict.READY:
             echo(f"--- {tid} ---")
-            outcome = test_task(task, conf, echo, allow, results, max_result_bytes)
+            outcome = test_task(task, conf, echo, allow, results, max_result_bytes, secrets)
             ok = outcome is Outcome.SUCCESS
             states[tid] = TaskState.SUCCESS if ok else TaskState.FAILED
         else:

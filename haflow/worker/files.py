@@ -20,8 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from haflow.dag.secrets import ATTEMPT_ENV, SOCKET_ENV
+
 RESULT_ENV = "HAFLOW_RESULT_FILE"
 UPSTREAM_ENV = "HAFLOW_UPSTREAM_RESULTS"
+SECRETS_SOCKET = "secrets.sock"  # in the folder of the attempts' folders (haflow.worker.secrets)
 
 
 class ResultRefused(Exception):
@@ -45,7 +48,12 @@ class AttemptFiles:
         return Path(self.folder, "poke.json")
 
     def env(self) -> dict[str, str]:
-        return {RESULT_ENV: str(self.result), UPSTREAM_ENV: str(self.upstream)}
+        return {
+            RESULT_ENV: str(self.result),
+            UPSTREAM_ENV: str(self.upstream),
+            ATTEMPT_ENV: self.folder,
+            SOCKET_ENV: str(Path(self.folder).parent / SECRETS_SOCKET),
+        }
 
     # -- in the attempt's child -----------------------------------------------------------
     def read_upstream(self) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from haflow.errors import BackendUnavailable
+from haflow.metastore.crypto import Crypto
 from haflow.metastore.records import AttemptRef
 from haflow.metastore.repository import Repository
 from haflow.worker.batch import AttemptBatcher
@@ -54,6 +55,7 @@ class PoolConfig:
     worker_id: str
     runner: RunnerConfig
     log_level: str = "INFO"
+    fernet_key: str = field(default="", repr=False)  # decrypts what tasks read (secrets)
     idle_tx_timeout_s: float | None = None  # see metastore.engine.create_engine
     listener: Callable[[], AttemptListener] | None = None
     """Makes each pool process's attempt listener (the assembly passes the metrics' one, a
@@ -260,7 +262,8 @@ def pool_main(cfg: PoolConfig, conn: Connection, size: int, parent_pid: int) -> 
     engine = create_engine(
         cfg.sql_alchemy_conn, pool_size=4, idle_tx_timeout_s=cfg.idle_tx_timeout_s
     )
-    repo = Repository(engine, cluster=cfg.cluster, actor=cfg.worker_id)
+    crypto = Crypto(cfg.fernet_key)
+    repo = Repository(engine, cluster=cfg.cluster, actor=cfg.worker_id, crypto=crypto)
     batcher = AttemptBatcher(repo.attempts)
     slots = _Slots(cfg, repo, batcher, conn, stopping)
     threads = [

@@ -20,6 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
+from haflow.core.secrets import Masker
+
 _PR_SET_PDEATHSIG = 1
 
 
@@ -39,13 +41,21 @@ class Result:
 
 
 class LogSink:
-    """Collects a child's output up to `cap` bytes and hands it out in chunks for streaming."""
+    """Collects a child's output up to `cap` bytes and hands it out in chunks for streaming.
+
+    Once a secret is added (`mask`: the values the attempt read, `haflow.worker.secrets`), every
+    chunk handed out has them replaced by `***`, and an unfinished last line is held back
+    (up to HOLD_BYTES) until its end arrives, so a value split across two reads of the pipe
+    is masked too."""
+
+    HOLD_BYTES = 65536
 
     def __init__(self, cap: int) -> None:
         self.cap = cap
         self.kept = 0
         self.dropped = 0
         self._pending: list[bytes] = []
+        self._masker = Masker()
         self._lock = threading.Lock()  # fed by the supervising loop, taken by the heartbeat
 
     def feed(self, data: bytes) -> None:
@@ -56,10 +66,20 @@ class LogSink:
                 self.kept += min(room, len(data))
             self.dropped += max(0, len(data) - max(room, 0))
 
+    def mask(self, values: list[str]) -> None:
+        with self._lock:
+            self._masker.add(values)
+
     def take(self, final: bool = False) -> str:
         with self._lock:
-            out = b"".join(self._pending).decode("utf-8", "replace")
+            data = b"".join(self._pending)
             self._pending.clear()
+            if self._masker and not final:
+                end = data.rfind(b"\n") + 1
+                if len(data) - end < self.HOLD_BYTES and end < len(data):
+                    self._pending.append(data[end:])
+                    data = data[:end]
+            out = self._masker.mask(data.decode("utf-8", "replace"))
         if final and self.dropped:
             out += f"\n[haflow: log truncated, {self.dropped} bytes over the cap dropped]\n"
         return out

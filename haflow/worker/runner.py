@@ -39,6 +39,7 @@ from haflow.worker.child import run_from_file
 from haflow.worker.files import AttemptFiles, ResultRefused, collect, prepare, remove
 from haflow.worker.listener import NO_LISTENER, AttemptListener
 from haflow.worker.process import LogSink, Outcome, Result, spawn_python, supervise
+from haflow.worker.secrets import SecretServer, repository_source
 from haflow.worker.sensing import SensorFailed, judge, read_poke
 from haflow.worker.warm import WarmFiles
 
@@ -121,6 +122,7 @@ class AttemptRunner:
         self.monotonic = monotonic
         self.listener = listener  # observes claims and ends (metrics)
         self.files_base = Path(tempfile.mkdtemp(prefix="haflow-attempts-"))
+        self.secrets = SecretServer(self.files_base, repository_source(repo))
         self.warm = WarmFiles(
             self.dags_folder,
             cfg.task_env,
@@ -138,11 +140,13 @@ class AttemptRunner:
         sink = LogSink(self.cfg.max_log_bytes)
         watch = _Watch(self, claimed, sink, sent)
         files = prepare(self.files_base, claimed.ti_id, claimed.attempt, claimed.results)
+        self.secrets.admit(files.folder, sink)  # what it reads is masked in its log
         watch.start()
         try:
             end = self._attempt(claimed, sink, watch, files)
         finally:
             watch.close()
+            self.secrets.forget(files.folder)
             remove(files)
         result = end.result
         if result.outcome is Outcome.CANCELLED and not watch.ours:
@@ -269,6 +273,7 @@ class AttemptRunner:
     def close(self) -> None:
         """Stop the warm processes (they would die with this process anyway)."""
         self.warm.close()
+        self.secrets.close()
         shutil.rmtree(self.files_base, ignore_errors=True)
 
     def _report(self, c: ClaimedAttempt, end: _End, sink: LogSink) -> bool | None:

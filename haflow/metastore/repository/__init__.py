@@ -14,9 +14,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from haflow.metastore.crypto import Crypto
 from haflow.metastore.repository._base import _Base, _event
 from haflow.metastore.repository.attempts import AttemptQueries
 from haflow.metastore.repository.backfills import BackfillQueries
+from haflow.metastore.repository.connections import ConnectionQueries
 from haflow.metastore.repository.dags import DagQueries
 from haflow.metastore.repository.history import HistoryQueries
 from haflow.metastore.repository.leadership import LeadershipQueries
@@ -29,12 +31,21 @@ from haflow.metastore.repository.retention import RetentionQueries
 from haflow.metastore.repository.runs import RunQueries
 from haflow.metastore.repository.scheduling import SchedulingQueries
 from haflow.metastore.repository.users import UserQueries
+from haflow.metastore.repository.variables import VariableQueries
 
 
 class Repository(_Base):
-    """The metastore seen through haflow's operations. `actor` names the writer in events."""
+    """The metastore seen through haflow's operations. `actor` names the writer in events;
+    `crypto` holds this node's `[core] fernet_key` (variables and connections need it)."""
 
-    def __init__(self, engine: Engine, *, cluster: str = "default", actor: str = "cli") -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        cluster: str = "default",
+        actor: str = "cli",
+        crypto: Crypto | None = None,
+    ) -> None:
         super().__init__(engine, cluster=cluster, actor=actor)
         on = dict(cluster=cluster, actor=actor)
         self.leadership = LeadershipQueries(engine, **on)
@@ -51,11 +62,27 @@ class Repository(_Base):
         self.retention = RetentionQueries(engine, **on)
         self.pools = PoolQueries(engine, **on)
         self.backfills = BackfillQueries(engine, **on)
+        crypto = crypto if crypto is not None else Crypto("")
+        self.variables = VariableQueries(engine, crypto=crypto, **on)
+        self.connections = ConnectionQueries(engine, crypto=crypto, **on)
 
     def ping(self) -> None:
         """A round trip to the metastore; BackendUnavailable when it cannot be reached."""
         with self._tx() as conn:
             conn.execute(select(1))
+
+    def unreadable_secrets(self) -> list[str]:
+        """The variables and connections this node's `[core] fernet_key` cannot decrypt."""
+        return [f"variable {k!r}" for k in self.variables.unreadable()] + [
+            f"connection {c!r}" for c in self.connections.unreadable()
+        ]
+
+    def check_secrets(self) -> None:
+        """At a daemon's start: SecretKeyError unless every secret stored decrypts here."""
+        bad = self.unreadable_secrets()
+        if bad:
+            shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+            raise self.variables.crypto.cannot_decrypt(shown)
 
     def record_event(self, kind: str, now: datetime, **fields: Any) -> None:
         with self._tx() as conn:
