@@ -10,16 +10,19 @@ from haflow import __version__
 from haflow.cli.backfill import backfill
 from haflow.cli.chaos import chaos, cluster
 from haflow.cli.config import config
+from haflow.cli.connections import connections
 from haflow.cli.context import CliContext
 from haflow.cli.dags import dags
 from haflow.cli.db import db
 from haflow.cli.doctor import doctor
+from haflow.cli.fernet import rotate_fernet_key
 from haflow.cli.jobs import jobs
 from haflow.cli.pools import pools
 from haflow.cli.scheduler import scheduler
 from haflow.cli.standalone import standalone
 from haflow.cli.tasks import tasks
 from haflow.cli.users import users
+from haflow.cli.variables import variables
 from haflow.cli.webserver import webserver
 from haflow.cli.workers import worker, workers
 from haflow.core.params import InvalidParam
@@ -60,6 +63,9 @@ for group in (
     webserver,
     users,
     pools,
+    variables,
+    connections,
+    rotate_fernet_key,
     cluster,
     chaos,
 ):

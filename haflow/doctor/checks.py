@@ -19,7 +19,8 @@ from sqlalchemy.exc import OperationalError
 from haflow.config import Settings
 from haflow.config.settings import secret_key_problem
 from haflow.doctor.probe import Finding, Problem, is_loopback, tcp
-from haflow.errors import HaflowError
+from haflow.errors import HaflowError, SecretKeyError
+from haflow.metastore.crypto import Crypto
 from haflow.metastore.engine import create_engine, normalize_url
 from haflow.metastore.migrate import status
 
@@ -351,20 +352,48 @@ def check_security(settings: Settings, allow_root: bool) -> list[Check]:
     else:
         out.append(Check("user", Finding(Problem.OK, f"uid {os.geteuid()}")))
     out.append(Check("secret_key", _secret_key_finding(settings.webserver.secret_key)))
-    if not settings.core.fernet_key:
-        out.append(
-            Check(
-                "fernet_key",
-                Finding(
-                    Problem.SECURITY,
-                    "[core] fernet_key is empty: set the same non-empty value on every node "
-                    "(HAFLOW__CORE__FERNET_KEY_SECRET names a file holding it)",
-                ),
-            )
-        )
-    else:
-        out.append(Check("fernet_key", Finding(Problem.OK, "set")))
     return out
+
+
+EMPTY_FERNET_KEY = Finding(
+    Problem.SECURITY,
+    "[core] fernet_key is empty: set the same non-empty value on every node "
+    "(HAFLOW__CORE__FERNET_KEY_SECRET names a file holding it)",
+)
+
+
+def check_fernet_key(settings: Settings, engine: Engine | None) -> Check:
+    """`[core] fernet_key` must be well formed and decrypt every variable and connection the
+    metastore holds (`engine`, None when it cannot be read): else webservers, workers and
+    standalone refuse to start, and tasks cannot read their secrets."""
+    try:
+        crypto = Crypto(settings.core.fernet_key)
+    except SecretKeyError as exc:
+        return Check("fernet_key", Finding(Problem.CONFIG, str(exc)))
+    if engine is None:
+        unchecked = Finding(Problem.OK, "set (not checked against the metastore's secrets)")
+        return Check("fernet_key", unchecked if crypto.keys else EMPTY_FERNET_KEY)
+    return Check("fernet_key", _stored_secrets(engine, crypto))
+
+
+def _stored_secrets(engine: Engine, crypto: Crypto) -> Finding:
+    from haflow.metastore.repository import Repository
+
+    repo = Repository(engine, crypto=crypto)
+    try:
+        variables, connections = repo.variables.count(), repo.connections.count()
+        repo.check_secrets()
+    except SecretKeyError as exc:
+        return Finding(Problem.CONFIG, str(exc))
+    except HaflowError as exc:
+        return Finding(Problem.RESET, f"could not read the stored secrets: {exc}")
+    if not crypto.keys:  # and nothing stored, or check_secrets would have said so
+        return EMPTY_FERNET_KEY
+    return Finding(
+        Problem.OK,
+        f"{crypto.keys} key(s); decrypts all {variables + connections} stored secrets "
+        f"({variables} variable(s), {connections} connection(s))",
+    )
 
 
 def _secret_key_finding(key: str) -> Finding:
@@ -396,7 +425,6 @@ def run_checks(
         if checks[0].ok:
             add(check_dags(settings, engine))
             add(check_webserver_keys(settings, engine))
-        engine.dispose()
     if settings.core.executor == "celery" or settings.celery.broker_url:
         add(check_broker(settings))
         if settings.celery.broker_url.startswith("redis"):
@@ -405,4 +433,7 @@ def run_checks(
         add(check_zookeeper(settings))
     for c in check_security(settings, allow_root):
         add(c)
+    add(check_fernet_key(settings, engine if checks[0].ok else None))
+    if engine is not None:
+        engine.dispose()
     return checks

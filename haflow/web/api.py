@@ -41,7 +41,7 @@ class BadInput(ValueError):
 
 
 @bp.url_value_preprocessor
-def _check_path(_endpoint: str | None, values: dict[str, Any] | None) -> None:
+def check_path(_endpoint: str | None, values: dict[str, Any] | None) -> None:
     for name, value in (values or {}).items():
         if isinstance(value, str) and (len(value) > 250 or _CONTROL.search(value)):
             raise BadInput(f"{name} must be at most 250 printable characters", name)
@@ -67,7 +67,7 @@ def _str_arg(name: str) -> str | None:
     return raw
 
 
-def _page() -> tuple[int, int]:
+def page_args() -> tuple[int, int]:
     return _int_arg("limit", 100, 1, MAX_LIMIT), _int_arg("offset", 0, 0, 10**9)
 
 
@@ -78,7 +78,7 @@ def _collection(items: list[Any], total: int, limit: int, offset: int) -> Respon
 MAX_JSON_DEPTH = 64
 
 
-def _body(allowed: set[str]) -> dict[str, Any]:
+def json_object(allowed: set[str]) -> dict[str, Any]:
     """The request's JSON object: finite numbers only, nested at most MAX_JSON_DEPTH deep."""
     data = _json_body() if request.is_json else None
     if not isinstance(data, dict):
@@ -101,12 +101,12 @@ def _json_body() -> Any:
         raise
     except ValueError:  # not JSON at all (UnicodeDecodeError is a ValueError too)
         return None
-    if _depth(data) > MAX_JSON_DEPTH:
+    if json_depth(data) > MAX_JSON_DEPTH:
         raise BadInput(f"JSON nested more than {MAX_JSON_DEPTH} deep", "body")
     return data
 
 
-def _depth(value: Any) -> int:
+def json_depth(value: Any) -> int:
     """How deep lists and objects nest in `value` (iterative: no recursion to exhaust)."""
     deepest, stack = 0, [(value, 1)]
     while stack:
@@ -136,7 +136,7 @@ def openapi() -> Response:
 @requires("read")
 def list_dags() -> Response:
     ctx = web()
-    limit, offset = _page()
+    limit, offset = page_args()
     paused = request.args.get("paused")
     if paused not in (None, "true", "false"):
         raise BadInput("paused must be true or false", "paused")
@@ -160,7 +160,7 @@ def get_dag(dag_id: str) -> Response:
 @bp.patch("/dags/<dag_id>")
 @requires("edit")
 def patch_dag(dag_id: str) -> Response:
-    body = _body({"is_paused"})
+    body = json_object({"is_paused"})
     paused = body.get("is_paused")
     if not isinstance(paused, bool):
         raise BadInput("is_paused must be true or false", "is_paused")
@@ -173,7 +173,7 @@ def patch_dag(dag_id: str) -> Response:
 @requires("read")
 def list_runs(dag_id: str) -> Response:
     ctx = web()
-    limit, offset = _page()
+    limit, offset = page_args()
     state = _str_arg("state")
     ctx.repo.dags.get(dag_id)
     rows = ctx.repo.runs.find(dag_id, state=state, limit=limit, offset=offset)
@@ -184,7 +184,7 @@ def list_runs(dag_id: str) -> Response:
 @bp.post("/dags/<dag_id>/dagRuns")
 @requires("edit")
 def trigger(dag_id: str) -> tuple[Response, int]:
-    body = _body({"conf", "dag_run_id"})
+    body = json_object({"conf", "dag_run_id"})
     conf = body.get("conf", {})
     if not isinstance(conf, dict):
         raise BadInput("conf must be a JSON object", "conf")
@@ -207,7 +207,7 @@ def get_run(dag_id: str, dag_run_id: str) -> Response:
 @bp.patch("/dags/<dag_id>/dagRuns/<dag_run_id>")
 @requires("edit")
 def mark_run(dag_id: str, dag_run_id: str) -> Response:
-    state = _marked_state(_body({"state"}), "state")
+    state = _marked_state(json_object({"state"}), "state")
     ctx = web()
     ctx.repo.runs.mark(dag_id, dag_run_id, RunState(state), ctx.now, actor=_user())
     return jsonify(s.run_json(ctx.repo.runs.get(dag_id, dag_run_id)))
@@ -217,7 +217,7 @@ def mark_run(dag_id: str, dag_run_id: str) -> Response:
 @requires("edit")
 def clear(dag_id: str, dag_run_id: str) -> Response:
     flags = ("include_downstream", "include_upstream", "only_failed", "dry_run")
-    body = _body({"task_ids", *flags})
+    body = json_object({"task_ids", *flags})
     task_ids = body.get("task_ids", [])
     if not isinstance(task_ids, list) or not all(isinstance(t, str) for t in task_ids):
         raise BadInput("task_ids must be a list of task ids", "task_ids")
@@ -240,7 +240,7 @@ def clear(dag_id: str, dag_run_id: str) -> Response:
 @bp.get("/dags/<dag_id>/dagRuns/<dag_run_id>/taskInstances")
 @requires("read")
 def list_tis(dag_id: str, dag_run_id: str) -> Response:
-    limit, offset = _page()
+    limit, offset = page_args()
     repo = web().repo
     repo.runs.get(dag_id, dag_run_id)
     rows = repo.history.task_instances(dag_id, dag_run_id)
@@ -260,7 +260,7 @@ def get_ti(dag_id: str, dag_run_id: str, task_id: str) -> Response:
 @bp.patch("/dags/<dag_id>/dagRuns/<dag_run_id>/taskInstances/<task_id>")
 @requires("edit")
 def mark_ti(dag_id: str, dag_run_id: str, task_id: str) -> Response:
-    state = _marked_state(_body({"new_state"}), "new_state")
+    state = _marked_state(json_object({"new_state"}), "new_state")
     ctx = web()
     ctx.repo.runs.mark_task(dag_id, dag_run_id, task_id, TaskState(state), ctx.now, _user())
     return get_ti(dag_id, dag_run_id, task_id)
@@ -313,7 +313,7 @@ def _description(body: dict[str, Any]) -> str | None:
 @bp.get("/pools")
 @requires("read")
 def list_pools() -> Response:
-    limit, offset = _page()
+    limit, offset = page_args()
     rows = web().repo.pools.list()
     return _collection(
         [s.pool_json(p) for p in rows[offset : offset + limit]], len(rows), limit, offset
@@ -323,7 +323,7 @@ def list_pools() -> Response:
 @bp.post("/pools")
 @requires("edit")
 def create_pool() -> tuple[Response, int]:
-    body = _body({"name", "slots", "description"})
+    body = json_object({"name", "slots", "description"})
     try:
         name = check_pool_name(body.get("name"))
     except InvalidRequest as exc:
@@ -342,7 +342,7 @@ def get_pool(pool_name: str) -> Response:
 @bp.patch("/pools/<pool_name>")
 @requires("edit")
 def patch_pool(pool_name: str) -> Response:
-    body = _body({"slots", "description"})
+    body = json_object({"slots", "description"})
     ctx = web()
     current = ctx.repo.pools.get(pool_name)
     slots = _slots(body) if "slots" in body else current.slots
@@ -381,7 +381,7 @@ def _backfill_json(b: BackfillRow) -> dict[str, Any]:
 @bp.get("/backfills")
 @requires("read")
 def list_backfills() -> Response:
-    limit, offset = _page()
+    limit, offset = page_args()
     dag_id = _str_arg("dag_id")
     rows = web().repo.backfills.list(dag_id, limit=offset + limit)
     items = [_backfill_json(b) for b in rows[offset : offset + limit]]
@@ -391,7 +391,9 @@ def list_backfills() -> Response:
 @bp.post("/backfills")
 @requires("edit")
 def create_backfill() -> tuple[Response, int]:
-    body = _body({"dag_id", "from_date", "to_date", "max_active_runs", "reset_existing", "dry_run"})
+    body = json_object(
+        {"dag_id", "from_date", "to_date", "max_active_runs", "reset_existing", "dry_run"}
+    )
     dag_id = body.get("dag_id")
     if not isinstance(dag_id, str) or not ID_PATTERN.fullmatch(dag_id):
         raise BadInput(
@@ -449,7 +451,7 @@ def cluster() -> Response:
 @bp.get("/events")
 @requires("read")
 def events() -> Response:
-    limit, offset = _page()
+    limit, offset = page_args()
     kind, dag_id = _str_arg("kind"), _str_arg("dag_id")
     rows, total = web().repo.overview.recent_events(
         kinds=[kind] if kind else None, dag_id=dag_id, limit=limit, offset=offset
@@ -460,7 +462,7 @@ def events() -> Response:
 @bp.get("/importErrors")
 @requires("read")
 def import_errors() -> Response:
-    limit, offset = _page()
+    limit, offset = page_args()
     rows = web().repo.dags.import_errors()
     items = [s.import_error_json(e) for e in rows[offset : offset + limit]]
     return _collection(items, len(rows), limit, offset)

@@ -22,11 +22,12 @@ from haflow.errors import (
     HaflowError,
     InvalidRequest,
     NotFound,
+    SecretKeyError,
 )
 from haflow.metastore.crypto import Crypto
 from haflow.metastore.engine import create_engine
 from haflow.metastore.repository import Repository
-from haflow.web import api, auth, health, pages
+from haflow.web import api, auth, health, pages, secrets_api
 from haflow.web.context import WebContext
 from haflow.web.format import register_filters
 
@@ -86,6 +87,7 @@ def create_app(
     app.after_request(_headers)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(secrets_api.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(pages.auth_bp)
     app.context_processor(lambda: {"csrf_token": auth.csrf_token, "me": auth.principal()})
@@ -159,6 +161,11 @@ def _error_handlers(app: Flask) -> None:
     @app.errorhandler(BackendUnavailable)
     def _down(exc: BackendUnavailable) -> Any:
         return _respond(503, str(exc))
+
+    @app.errorhandler(SecretKeyError)
+    def _no_key(exc: SecretKeyError) -> Any:
+        # this node's key, not the request: no retry helps until an operator sets the key
+        return _respond(500, f"variables and connections are unavailable here: {exc}")
 
     @app.errorhandler(HaflowError)
     def _haflow(exc: HaflowError) -> Any:

@@ -35,6 +35,8 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     "read": ("Admin", "Op", "Viewer"),
     "edit": ("Admin", "Op"),
     "admin": ("Admin",),
+    # a variable's value, a connection's login and extra; a Viewer sees none of them
+    "see_secrets": ("Admin", "Op"),
 }
 RATE_WINDOW = timedelta(minutes=1)
 SESSION_LIFETIME = timedelta(hours=12)

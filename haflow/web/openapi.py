@@ -219,6 +219,35 @@ SCHEMAS["BackfillDryRun"] = _obj(
 )
 for _name in ("Dag", "DagRun", "TaskInstance", "Event", "ImportError", "Pool", "Backfill"):
     SCHEMAS[f"{_name}Collection"] = _collection(_name)
+SCHEMAS["Variable"] = {
+    **_obj({"key": _str(), "value": _str(), "description": _str()}),
+    "description": "value is *** when the key looks sensitive (in lists) or for a Viewer",
+}
+SCHEMAS["Connection"] = {
+    **_obj(
+        {
+            "connection_id": _str(),
+            "conn_type": _str(),
+            "description": _str(),
+            "host": _str(True),
+            "login": _str(True),
+            "schema": _str(True),
+            "port": {"type": "integer", "nullable": True},
+            "extra": _str(True),
+        }
+    ),
+    "description": "never the password; extra is JSON text, its sensitive fields ***; "
+    "login and extra are null for a Viewer",
+}
+for _name, _key in (("Variable", "variables"), ("Connection", "connections")):
+    SCHEMAS[f"{_name}Collection"] = _obj(
+        {
+            _key: {"type": "array", "items": _ref(_name)},
+            "total_entries": {"type": "integer"},
+            "limit": {"type": "integer"},
+            "offset": {"type": "integer"},
+        }
+    )
 SCHEMAS["TaskInstanceDetail"] = {
     "allOf": [
         _ref("TaskInstance"),
@@ -240,11 +269,17 @@ DAG = [_param("dag_id", "path", ID)]
 RUN = [*DAG, _param("dag_run_id", "path", ID)]
 TASK = [*RUN, _param("task_id", "path", ID)]
 POOL = [_param("pool_name", "path", ID)]
+VARIABLE = [_param("variable_key", "path", ID)]
+CONNECTION = [_param("connection_id", "path", ID)]
+UPDATE_MASK = _param(
+    "update_mask", "query", {"type": "array", "items": {"type": "string", "maxLength": 250}}
+)
 
 
 def _errors(*codes: int) -> J:
     every = {401: "not logged in", 403: "the role may not do this", 404: "no such object"}
     every |= {400: "bad input", 409: "conflicts with what exists", 503: "metastore unreachable"}
+    every |= {500: "this webserver's [core] fernet_key is missing or cannot decrypt the value"}
     content = {"application/json": {"schema": _ref("Error")}}
     return {str(c): {"description": every[c], "content": content} for c in (401, 503, *codes)}
 
@@ -311,6 +346,45 @@ BODY_POOL_PATCH = {
     "properties": {"slots": _SLOTS, "description": {"type": "string", "maxLength": 10000}},
     "additionalProperties": False,
 }
+_NAME = {"type": "string", "pattern": r"^[A-Za-z0-9_.\-]{1,250}$"}
+_TEXT = {"type": "string", "maxLength": 10000}
+BODY_VARIABLE_PATCH = {
+    "type": "object",
+    "properties": {
+        "key": _NAME,
+        "value": {"type": "string", "maxLength": 1_000_000},
+        "description": _TEXT,
+    },
+    "additionalProperties": False,
+}
+BODY_VARIABLE = {**BODY_VARIABLE_PATCH, "required": ["key", "value"]}
+
+
+def _nullable(schema: J) -> J:
+    return {**schema, "nullable": True}
+
+
+BODY_CONNECTION_PATCH = {
+    "type": "object",
+    "properties": {
+        "connection_id": _NAME,
+        "conn_type": {"type": "string", "minLength": 1, "maxLength": 500},
+        "description": _TEXT,
+        "host": _nullable({"type": "string", "maxLength": 500}),
+        "login": _nullable(_TEXT),
+        "password": {**_nullable(_TEXT), "writeOnly": True},
+        "schema": _nullable({"type": "string", "maxLength": 500}),
+        "port": {"type": "integer", "minimum": 1, "maximum": 65535, "nullable": True},
+        "extra": {
+            "type": "string",
+            "nullable": True,
+            "description": "a JSON object as text (a JSON object is taken too); a sensitive "
+            "field sent back as *** keeps its stored value",
+        },
+    },
+    "additionalProperties": False,
+}
+BODY_CONNECTION = {**BODY_CONNECTION_PATCH, "required": ["connection_id", "conn_type"]}
 BODY_BACKFILL = {
     "type": "object",
     "properties": {
@@ -352,6 +426,92 @@ def _backfill_op() -> J:
     dry = {"application/json": {"schema": _ref("BackfillDryRun")}}
     op["responses"]["200"] = {"description": "the intervals (dry run)", "content": dry}
     return op
+
+
+def _delete(op_id: str, summary: str, params: list[J]) -> J:
+    return {
+        "operationId": op_id,
+        "summary": summary,
+        "parameters": params,
+        "responses": {"204": {"description": "deleted"}, **_errors(400, 403, 404)},
+    }
+
+
+def _secret_paths() -> J:
+    return {
+        "/variables": {
+            "get": _op(
+                "list_variables",
+                "Variables; values *** when the key looks sensitive, and always for a Viewer",
+                "VariableCollection",
+                PAGE,
+                400,
+                500,
+            ),
+            "post": _with_body(
+                _op("set_variable", "Create or set a variable", "Variable", [], 400, 403, 500),
+                BODY_VARIABLE,
+            ),
+        },
+        "/variables/{variable_key}": {
+            "get": _op(
+                "get_variable",
+                "One variable and its value (not for a Viewer)",
+                "Variable",
+                VARIABLE,
+                400,
+                403,
+                404,
+                500,
+            ),
+            "patch": _with_body(
+                _op(
+                    "patch_variable",
+                    "Change a variable's value or description (those of `update_mask` only, "
+                    "when given)",
+                    "Variable",
+                    [*VARIABLE, UPDATE_MASK],
+                    400,
+                    403,
+                    404,
+                    500,
+                ),
+                BODY_VARIABLE_PATCH,
+            ),
+            "delete": _delete("delete_variable", "Delete a variable", VARIABLE),
+        },
+        "/connections": {
+            "get": _op(
+                "list_connections",
+                "Connections, never their passwords",
+                "ConnectionCollection",
+                PAGE,
+                400,
+                500,
+            ),
+            "post": _with_body(
+                _op("add_connection", "Add a connection", "Connection", [], 400, 403, 409, 500),
+                BODY_CONNECTION,
+            ),
+        },
+        "/connections/{connection_id}": {
+            "get": _op("get_connection", "One connection", "Connection", CONNECTION, 400, 404, 500),
+            "patch": _with_body(
+                _op(
+                    "patch_connection",
+                    "Change a connection's fields (a password left out is kept)",
+                    "Connection",
+                    [*CONNECTION, UPDATE_MASK],
+                    400,
+                    403,
+                    404,
+                    500,
+                ),
+                BODY_CONNECTION_PATCH,
+            ),
+            "delete": _delete("delete_connection", "Delete a connection", CONNECTION),
+        },
+    }
 
 
 def _paths() -> J:
@@ -480,6 +640,7 @@ def _paths() -> J:
                 "responses": {"204": {"description": "deleted"}, **_errors(400, 403, 404, 409)},
             },
         },
+        **_secret_paths(),
         "/events": {
             "get": _op(
                 "events",

@@ -1,4 +1,5 @@
-"""Server-rendered pages: DAGs, a DAG's grid and graph, a task instance, Cluster, Events, errors.
+"""Server-rendered pages: DAGs, a DAG's grid and graph, a task instance, Cluster, Events, Pools,
+Variables, Connections, errors.
 
 Forms post back to the page routes here (never to the API), each with the session's CSRF token;
 what a role may do is checked by `requires`, as in the API.
@@ -18,8 +19,9 @@ from haflow.core.clearing import ClearScope
 from haflow.core.params import InvalidParam
 from haflow.core.pools import DEFAULT_POOL
 from haflow.core.states import RunState, TaskState
-from haflow.errors import InvalidRequest
+from haflow.errors import InvalidRequest, NotFound
 from haflow.web import auth
+from haflow.web import secret_fields as f
 from haflow.web.auth import requires
 from haflow.web.charts import AttemptSpan, RunSpan, durations, gantt
 from haflow.web.context import web
@@ -362,6 +364,106 @@ def delete_pool(name: str) -> Response:
     else:
         flash(f"deleted pool {name}")
     return redirect(url_for("pages.pools"))
+
+
+def _sees_secrets() -> bool:
+    me = auth.principal()
+    return me is not None and me.can("see_secrets")
+
+
+@bp.get("/variables")
+@requires("read")
+def variables() -> str:
+    sees, rows = _sees_secrets(), web().repo.variables.list()
+    shown = [{**f.listed(v, sees), "sensitive": v.sensitive} for v in rows]
+    return render_template("variables.html", variables=shown)
+
+
+@bp.post("/variables")
+@requires("edit")
+def set_variable() -> Response:
+    """Set a variable; an edit form of a sensitive one (`keep_if_empty`) keeps the stored value
+    when its value is left empty (it is never filled in). A browser sends a textarea's line
+    breaks as CRLF: they are read back as LF."""
+    ctx, form = web(), request.form
+    try:
+        key = f.variable_key(form.get("key", "").strip())
+        value = f.variable_value(form.get("value", "").replace("\r\n", "\n"))
+        if not value and form.get("keep_if_empty"):
+            value = ctx.repo.variables.get(key).value
+        ctx.repo.variables.set(key, value, ctx.now, f.description(form.get("description", "")))
+    except (InvalidRequest, NotFound) as exc:
+        flash(str(exc), "error")
+    else:
+        flash(f"variable {key} set")
+    return redirect(url_for("pages.variables"))
+
+
+@bp.post("/variables/<key>/delete")
+@requires("edit")
+def delete_variable(key: str) -> Response:
+    ctx = web()
+    try:
+        ctx.repo.variables.delete(key, ctx.now)
+    except NotFound as exc:
+        flash(str(exc), "error")
+    else:
+        flash(f"deleted variable {key}")
+    return redirect(url_for("pages.variables"))
+
+
+@bp.get("/connections")
+@requires("read")
+def connections() -> str:
+    sees, rows = _sees_secrets(), web().repo.connections.list()
+    shown = [f.connection_json(c, sees, indent=2) for c in rows]
+    return render_template("connections.html", connections=shown)
+
+
+@bp.post("/connections")
+@requires("edit")
+def add_connection() -> Response:
+    ctx = web()
+    try:
+        conn_id = f.connection_id(request.form.get("connection_id", "").strip())
+        fields = f.form_connection_fields(request.form)
+        ctx.repo.connections.add(f.new_connection(conn_id, fields), ctx.now)
+    except InvalidRequest as exc:
+        flash(str(exc), "error")
+    else:
+        flash(f"connection {conn_id} added")
+    return redirect(url_for("pages.connections"))
+
+
+@bp.post("/connections/<conn_id>")
+@requires("edit")
+def edit_connection(conn_id: str) -> Response:
+    """Change a connection: an empty password keeps the stored one; an extra field left
+    masked keeps its stored value."""
+    ctx = web()
+    try:
+        fields = f.form_connection_fields(request.form)
+        current = ctx.repo.connections.get(conn_id)
+        fields["extra"] = f.keep_masked(fields["extra"], current.extra)
+        ctx.repo.connections.update(conn_id, fields, ctx.now)
+    except (InvalidRequest, NotFound) as exc:
+        flash(str(exc), "error")
+    else:
+        flash(f"connection {conn_id} changed")
+    return redirect(url_for("pages.connections"))
+
+
+@bp.post("/connections/<conn_id>/delete")
+@requires("edit")
+def delete_connection(conn_id: str) -> Response:
+    ctx = web()
+    try:
+        ctx.repo.connections.delete(conn_id, ctx.now)
+    except NotFound as exc:
+        flash(str(exc), "error")
+    else:
+        flash(f"deleted connection {conn_id}")
+    return redirect(url_for("pages.connections"))
 
 
 @bp.get("/import-errors")

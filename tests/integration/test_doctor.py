@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 from sqlalchemy import text
 
 from haflow.doctor.probe import Problem, is_loopback
@@ -75,7 +76,7 @@ def doctor(tmp_path: Path, db: str, broker: str, **extra: str) -> subprocess.Com
         "HAFLOW__CORE__EXECUTOR": "celery",
         "HAFLOW__CELERY__BROKER_URL": broker,
         "HAFLOW__WEBSERVER__SECRET_KEY": "s3cret-" * 6,
-        "HAFLOW__CORE__FERNET_KEY": "k3y",
+        "HAFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),  # a malformed one fails
         **extra,
     }
     return subprocess.run(

@@ -35,6 +35,10 @@ VALUES = {
     "pool_name": "default_pool",
     "name": "default_pool",
     "backfill_id": 1,
+    "variable_key": "v",
+    "key": "v",
+    "connection_id": "c",
+    "conn_id": "c",
 }
 
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.engine import Engine
@@ -16,6 +17,7 @@ from sqlalchemy.engine import Engine
 from haflow.config import Settings, load_settings
 from haflow.core.attempt_end import Ending
 from haflow.core.planner import Decisions
+from haflow.metastore.crypto import Crypto
 from haflow.metastore.records import DagRecord, TaskDef
 from haflow.metastore.repository import Repository
 from haflow.metrics.endpoint import instrument
@@ -25,6 +27,7 @@ from haflow.web.credentials import hash_password, new_token, token_digest
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 ROLES = ("Admin", "Op", "Viewer")
 PASSWORD = "correct-horse-1"
+FERNET_KEY = Fernet.generate_key().decode()
 STRUCTURE = {
     "dag_id": "d",
     "tasks": {
@@ -37,7 +40,11 @@ DEFS = {"d": [TaskDef(t, 0, 0.0, None, "default") for t in STRUCTURE["tasks"]]}
 
 
 def web_settings(home: Path, db_url: str, **extra: object) -> Settings:
-    values: dict[str, object] = {"webserver__secret_key": "k" * 32, **extra}
+    values: dict[str, object] = {
+        "webserver__secret_key": "k" * 32,
+        "core__fernet_key": FERNET_KEY,
+        **extra,
+    }
     return load_settings(home).with_overrides(core__sql_alchemy_conn=db_url, **values)
 
 
@@ -108,7 +115,12 @@ def make_web(settings: Settings, engine: Engine, clock=None) -> Web:  # type: ig
         settings, engine=engine, instrument=instrument, **({"clock": clock} if clock else {})
     )
     app.config["TESTING"] = True
-    repo = Repository(engine, cluster=settings.scheduler.cluster, actor="test")
+    repo = Repository(
+        engine,
+        cluster=settings.scheduler.cluster,
+        actor="test",
+        crypto=Crypto(settings.core.fernet_key),
+    )
     w = Web(app, repo, settings)
     for role in ROLES:
         if role.lower() not in {u.username for u in repo.users.all()}:
