@@ -8,6 +8,7 @@ what a role may do is checked by `requires`, as in the API.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
 
@@ -366,6 +367,18 @@ def delete_pool(name: str) -> Response:
     return redirect(url_for("pages.pools"))
 
 
+def _acted(act: Callable[[], object], done: str, page: str) -> Response:
+    """Do what a form asked (`act`), flash `done` or why it could not be done, and go back to
+    `page`."""
+    try:
+        act()
+    except (InvalidRequest, NotFound) as exc:
+        flash(str(exc), "error")
+    else:
+        flash(done)
+    return redirect(url_for(page))
+
+
 def _sees_secrets() -> bool:
     me = auth.principal()
     return me is not None and me.can("see_secrets")
@@ -403,13 +416,8 @@ def set_variable() -> Response:
 @requires("edit")
 def delete_variable(key: str) -> Response:
     ctx = web()
-    try:
-        ctx.repo.variables.delete(key, ctx.now)
-    except NotFound as exc:
-        flash(str(exc), "error")
-    else:
-        flash(f"deleted variable {key}")
-    return redirect(url_for("pages.variables"))
+    done = f"deleted variable {key}"
+    return _acted(lambda: ctx.repo.variables.delete(key, ctx.now), done, "pages.variables")
 
 
 @bp.get("/connections")
@@ -441,29 +449,22 @@ def edit_connection(conn_id: str) -> Response:
     """Change a connection: an empty password keeps the stored one; an extra field left
     masked keeps its stored value."""
     ctx = web()
-    try:
+
+    def act() -> None:
         fields = f.form_connection_fields(request.form)
         current = ctx.repo.connections.get(conn_id)
         fields["extra"] = f.keep_masked(fields["extra"], current.extra)
         ctx.repo.connections.update(conn_id, fields, ctx.now)
-    except (InvalidRequest, NotFound) as exc:
-        flash(str(exc), "error")
-    else:
-        flash(f"connection {conn_id} changed")
-    return redirect(url_for("pages.connections"))
+
+    return _acted(act, f"connection {conn_id} changed", "pages.connections")
 
 
 @bp.post("/connections/<conn_id>/delete")
 @requires("edit")
 def delete_connection(conn_id: str) -> Response:
     ctx = web()
-    try:
-        ctx.repo.connections.delete(conn_id, ctx.now)
-    except NotFound as exc:
-        flash(str(exc), "error")
-    else:
-        flash(f"deleted connection {conn_id}")
-    return redirect(url_for("pages.connections"))
+    done = f"deleted connection {conn_id}"
+    return _acted(lambda: ctx.repo.connections.delete(conn_id, ctx.now), done, "pages.connections")
 
 
 @bp.get("/import-errors")
