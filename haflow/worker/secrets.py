@@ -27,7 +27,7 @@ from haflow.core.secrets import (
     env_name,
     is_sensitive,
 )
-from haflow.errors import HaflowError, NotFound
+from haflow.errors import ConfigError, HaflowError, NotFound
 from haflow.worker.files import SECRETS_SOCKET
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,13 @@ class SecretServer:
                 reply = server.answer(line)
                 self.wfile.write((json.dumps(reply) + "\n").encode("utf-8"))
 
-        self._server = socketserver.ThreadingUnixStreamServer(str(self.path), Handler)
+        try:
+            self._server = socketserver.ThreadingUnixStreamServer(str(self.path), Handler)
+        except OSError as exc:  # a UNIX socket's path holds at most 107 bytes
+            raise ConfigError(
+                f"cannot open the socket tasks read secrets from at {self.path}: {exc}; "
+                "if the path is long, point TMPDIR at a shorter folder"
+            ) from exc
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="secrets", daemon=True

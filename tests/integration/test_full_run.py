@@ -17,11 +17,14 @@ from subprocess import PIPE
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 
 from haflow.assembly.scheduler import build_scheduler
 from haflow.config import Settings, load_settings
 from haflow.core.clearing import ClearScope
 from haflow.core.clock import utcnow
+from haflow.core.secrets import Connection
+from haflow.metastore.crypto import Crypto
 from haflow.metastore.records import result_of
 from haflow.metastore.repository import Repository
 from haflow.scheduler.service import SchedulerService
@@ -265,6 +268,7 @@ MANUAL_EXAMPLES = {
     "example_params": {"rows": 42},
     "example_retries": {},
     "example_sensors": {},
+    "example_variables": {},
 }
 SCHEDULED_EXAMPLES = {  # DAG id -> the runs its schedule makes at once (at least)
     "example_every_minute": 1,
@@ -282,8 +286,13 @@ def test_every_example_runs_to_success_as_it_says(tmp_path: Path, db_url: str) -
     (Path(tempfile.gettempdir()) / "haflow-example-sensors" / "ready.flag").unlink(missing_ok=True)
     examples = {p.name: p.read_text() for p in EXAMPLES.glob("example_*.py")}
     every = {**MANUAL_EXAMPLES, **SCHEDULED_EXAMPLES}
-    with scheduler_thread(tmp_path, db_url, examples) as service:
+    key = Fernet.generate_key().decode()
+    with scheduler_thread(tmp_path, db_url, examples, HAFLOW__CORE__FERNET_KEY=key) as service:
         repo = service.repo
+        secrets = Repository(repo.engine, crypto=Crypto(key))
+        secrets.variables.set("greeting", "good morning", utcnow())
+        api = "https://bot:s3cret-token@api.example.com"
+        secrets.connections.add(Connection.from_uri("example_api", api), utcnow())
         wait_for("the examples to be parsed", lambda: len(repo.dags.all()) == len(every))
         for dag_id, conf in MANUAL_EXAMPLES.items():
             repo.runs.trigger(dag_id, conf, utcnow(), run_id="ex")
@@ -316,6 +325,9 @@ def test_every_example_runs_to_success_as_it_says(tmp_path: Path, db_url: str) -
     assert [a.state for a in flaky] == ["failed", "failed", "success"]
     gaps = [(b.queued_at - a.ended_at).total_seconds() for a, b in itertools.pairwise(flaky)]
     assert gaps[0] >= 1.0 and gaps[1] >= 2.0  # 1 s, then doubled
+    assert "good morning, haflow" in seen["example_variables"]["greet"]["log"]
+    called = seen["example_variables"]["call"]["log"]
+    assert "as bot with password ***" in called and "s3cret-token" not in called
     sensed = [a.state for a in seen["example_sensors"]["arrived"]["attempts"]]
     assert sensed[-1] == "success" and "rescheduled" in sensed
     spring = [datetime(2026, 3, d, h, m, tzinfo=UTC) for d, h, m in

@@ -3,13 +3,18 @@ and the Fernet keys: several keys, rotation, and clear errors instead of plainte
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from cryptography.fernet import Fernet
 
 from haflow.core.secrets import MASK, Connection, Masker, env_name, is_sensitive, mask_extra
-from haflow.errors import InvalidRequest, SecretKeyError
+from haflow.dag.secrets import ATTEMPT_ENV, SOCKET_ENV, SecretsUnavailable, Variable
+from haflow.dag.secrets import Connection as SecretConnection
+from haflow.errors import ConfigError, HaflowError, InvalidRequest, NotFound, SecretKeyError
 from haflow.metastore.crypto import Crypto
 from haflow.worker.process import LogSink
+from haflow.worker.secrets import SecretServer, SecretSource
 
 
 def test_a_uri_reads_every_field_percent_decoded_and_writes_back_the_same() -> None:
@@ -102,3 +107,53 @@ def test_a_missing_or_malformed_key_is_a_clear_error_never_plaintext() -> None:
     with pytest.raises(SecretKeyError, match="key 2 of 2 is not a Fernet key"):
         Crypto(Fernet.generate_key().decode() + ",k3y")
     assert "value" not in Crypto(Fernet.generate_key().decode()).encrypt("value")
+
+
+def test_the_worker_answers_its_attempts_alone_and_masks_before_it_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn = Connection("db", "postgresql", "h", "u", "pw-123456")
+    values = {"api_token": "tok-abcdef", "plain": "shown"}
+
+    def variable(key: str) -> str:
+        if key not in values:
+            raise NotFound(f"no variable {key!r}")
+        return values[key]
+
+    server = SecretServer(tmp_path, SecretSource(variable, lambda _c: conn, environ={}))
+    sink = LogSink(1 << 20)
+    attempt = str(tmp_path / "1-1")
+    monkeypatch.setenv(SOCKET_ENV, str(server.path))
+    monkeypatch.setenv(ATTEMPT_ENV, attempt)
+    try:
+        with pytest.raises(HaflowError, match="not an attempt this worker runs now"):
+            Variable.get("plain")
+        server.admit(attempt, sink)
+        assert Variable.get("plain") == "shown"
+        assert Variable.get("nope", default_var=None) is None
+        with pytest.raises(KeyError):
+            Variable.get("nope")
+        assert Variable.get("api_token") == "tok-abcdef"
+        assert SecretConnection.get("db").password == "pw-123456"
+        monkeypatch.setenv("HAFLOW_VAR_PLAIN", "from the task's environment")
+        assert Variable.get("plain") == "from the task's environment"
+        sink.feed(b"tok-abcdef pw-123456 shown\n")
+        assert sink.take() == "*** *** shown\n"
+        server.forget(attempt)
+        with pytest.raises(HaflowError, match="not an attempt"):
+            Variable.get("api_token")
+    finally:
+        server.close()
+
+
+def test_a_socket_path_too_long_is_a_clear_error(tmp_path: Path) -> None:
+    folder = tmp_path / ("x" * 120)
+    folder.mkdir()
+    with pytest.raises(ConfigError, match="point TMPDIR at a shorter folder"):
+        SecretServer(folder, SecretSource(lambda _k: "", lambda c: Connection(c)))
+
+
+def test_outside_a_task_there_is_no_worker_to_ask(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(SOCKET_ENV, raising=False)
+    with pytest.raises(SecretsUnavailable, match="set HAFLOW_VAR_SOME_KEY"):
+        Variable.get("some.key")
