@@ -15,14 +15,14 @@ import json
 import re
 from collections import deque
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from haflow.core.notices import RUN_HOOKS, TASK_HOOKS, Rule
 from haflow.dag.notifiers import Email, Webhook, hook_list, hook_rules
 from haflow.dag.params import param_schemas
-from haflow.dag.schedule import AnySchedule, check_timezone, parse_schedule
+from haflow.dag.schedule import AnySchedule, check_timezone, in_utc, parse_schedule
 from haflow.errors import DagDefinitionError
 
 if TYPE_CHECKING:
@@ -94,9 +94,7 @@ def _as_utc(value: datetime | None, zone: str, where: str, name: str) -> datetim
         return None
     if not isinstance(value, datetime):
         raise DagDefinitionError(f"{where}: {name} must be a datetime, got {value!r}")
-    if value.tzinfo is None:  # naive means the DAG's timezone (UTC unless given)
-        return value.replace(tzinfo=ZoneInfo(zone)).astimezone(UTC)
-    return value.astimezone(UTC)
+    return in_utc(value, zone)  # naive means the DAG's timezone (UTC unless given)
 
 
 def _zone_of(timezone: object, start_date: object, where: str) -> str:

@@ -397,15 +397,20 @@ def backfill_intervals(
     return [(s, e) for s, e in found if e <= now]
 
 
+def in_utc(value: datetime, timezone: str) -> datetime:
+    """`value` in UTC; a naive one is a wall time in `timezone` (the DAG's)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=ZoneInfo(timezone))
+    return value.astimezone(UTC)
+
+
 def local_instant(text: str, timezone: str, name: str) -> datetime:
     """An ISO date or datetime given by a user; without an offset, read in `timezone`."""
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
         raise ValueError(f"{name} must be an ISO date or datetime, got {text!r}") from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=ZoneInfo(timezone))
-    return value.astimezone(UTC)
+    return in_utc(value, timezone)
 
 
 MIN_INTERVAL_S = 1.0
