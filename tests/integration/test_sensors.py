@@ -1,12 +1,14 @@
 """Sensors through the real scheduler, local executor and metastore: a reschedule-mode sensor
 gives its slot back between pokes (slots in use measured while it waits, against a poke-mode
-sensor that holds it), times out, and the file, SQL, HTTP and external-run sensors each wait
+sensor that holds it), times out, survives its worker's death mid-poke (in both modes), and
+the file, SQL, HTTP and external-run sensors each wait
 for the real thing."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import sqlite3
 import threading
 import time
@@ -129,6 +131,72 @@ def test_a_rescheduling_sensor_holds_no_slot_while_it_waits(tmp_path: Path, db_u
     assert holding.samples and set(holding.samples) == {1}
     assert busy_while_poking not in ("running", "success")
     assert poke_attempts == ["success"]
+
+
+KILL_DAGS = """
+import os, signal, time
+from datetime import datetime
+from haflow import DAG, PythonSensor
+
+FOLDER = {folder!r}
+
+def poke_killing_first(name):
+    def poke():
+        pokes = os.path.join(FOLDER, name + ".pokes")
+        with open(pokes, "a") as f:
+            f.write(os.environ["HAFLOW_ATTEMPT"] + "\\n")
+        if not os.path.exists(pokes + ".killed"):
+            open(pokes + ".killed", "w").close()
+            os.kill(int(os.environ["HAFLOW_WORKER_PID"]), signal.SIGKILL)
+            time.sleep(30)
+        return len(open(pokes).read().split()) >= 4
+    return poke
+
+for mode in ("reschedule", "poke"):
+    with DAG("killed_" + mode, start_date=datetime(2026, 1, 1)):
+        PythonSensor("arrived", python_callable=poke_killing_first(mode), mode=mode,
+                     poke_interval=0.3, timeout=120, retries=0)
+"""
+
+
+@pytest.mark.parametrize("mode", ["reschedule", "poke"])
+def test_a_sensor_whose_worker_dies_mid_poke_is_reclaimed_and_pokes_on(
+    tmp_path: Path, db_url: str, mode: str
+) -> None:
+    """The first poke kills its worker process: the attempt is lost and reclaimed, a new one
+    pokes on (no retry used: retries=0) and succeeds; no two attempts ran at once."""
+    pokes = tmp_path / "pokes"
+    pokes.mkdir()
+    with scheduler_thread(
+        tmp_path,
+        db_url,
+        {"killed.py": KILL_DAGS.format(folder=str(pokes))},
+        HAFLOW__CORE__PARALLELISM="2",
+        HAFLOW__CORE__ATTEMPTS_PER_PROCESS="1",
+        HAFLOW__WORKER__HEARTBEAT_SEC="0.5",
+        HAFLOW__WORKER__TIMEOUT="2",
+        HAFLOW__WORKER__SELF_FENCE_MARGIN="0.5",
+    ) as service:
+        repo = service.repo
+        dag_id = f"killed_{mode}"
+        wait_for("the DAGs to be parsed", lambda: len(repo.dags.all()) == 2)
+        repo.runs.trigger(dag_id, {}, utcnow(), run_id="r1")
+        wait_for("the run to end", lambda: _state(repo, dag_id, "r1") in ("success", "failed"))
+        ti = repo.history.task_instance(dag_id, "r1", "arrived")
+        attempts = repo.history.attempts(ti.id)
+        state = _state(repo, dag_id, "r1")
+    states = [a.state for a in attempts]
+    assert state == "success", states
+    assert states[0] == "lost" and states[-1] == "success", states
+    if mode == "poke":
+        assert states == ["lost", "success"]  # the new attempt poked until it held
+    else:
+        assert set(states[1:-1]) <= {"rescheduled"}, states
+    poked = (pokes / f"{mode}.pokes").read_text().split()
+    assert poked[0] == "1" and "1" not in poked[1:]  # the lost attempt poked once
+    spans = sorted((a.started_at, a.ended_at) for a in attempts if a.started_at)
+    for (_, end), (start, _) in itertools.pairwise(spans):
+        assert end is not None and end <= start  # one attempt at a time
 
 
 def _state(repo: Repository, dag_id: str, run_id: str) -> str | None:
