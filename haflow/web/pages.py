@@ -379,6 +379,16 @@ def _acted(act: Callable[[], object], done: str, page: str) -> Response:
     return redirect(url_for(page))
 
 
+SECRETS_PAGE = 100  # variables or connections a page lists (each decrypted to be shown)
+
+
+def _paged(total: int) -> tuple[int, int, int]:
+    """The page asked for (`?page=`, from 1), how many there are, and its first row."""
+    pages = max((total + SECRETS_PAGE - 1) // SECRETS_PAGE, 1)
+    page = min(max(request.args.get("page", 1, type=int), 1), pages)
+    return page, pages, (page - 1) * SECRETS_PAGE
+
+
 def _sees_secrets() -> bool:
     me = auth.principal()
     return me is not None and me.can("see_secrets")
@@ -387,9 +397,11 @@ def _sees_secrets() -> bool:
 @bp.get("/variables")
 @requires("read")
 def variables() -> str:
-    sees, rows = _sees_secrets(), web().repo.variables.list()
+    group = web().repo.variables
+    page, pages, offset = _paged(group.count())
+    sees, rows = _sees_secrets(), group.list(SECRETS_PAGE, offset)
     shown = [{**f.listed(v, sees), "sensitive": v.sensitive} for v in rows]
-    return render_template("variables.html", variables=shown)
+    return render_template("variables.html", variables=shown, page=page, pages=pages)
 
 
 @bp.post("/variables")
@@ -423,9 +435,11 @@ def delete_variable(key: str) -> Response:
 @bp.get("/connections")
 @requires("read")
 def connections() -> str:
-    sees, rows = _sees_secrets(), web().repo.connections.list()
+    group = web().repo.connections
+    page, pages, offset = _paged(group.count())
+    sees, rows = _sees_secrets(), group.list(SECRETS_PAGE, offset)
     shown = [f.connection_json(c, sees, indent=2) for c in rows]
-    return render_template("connections.html", connections=shown)
+    return render_template("connections.html", connections=shown, page=page, pages=pages)
 
 
 @bp.post("/connections")

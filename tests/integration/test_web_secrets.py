@@ -298,6 +298,19 @@ def test_no_page_or_api_answer_shows_a_viewer_a_secret(seeded: Web) -> None:
     assert "db.example" in conns and 'data-testid="add-connection"' not in conns
 
 
+def test_the_variables_page_lists_a_page_at_a_time(seeded: Web) -> None:
+    many = {f"v{n:03d}": f"value-{n}" for n in range(150)}
+    seeded.repo.variables.set_many(many, T0)  # with the 2 seeded: 152, two pages
+    page = seeded.login("Op")
+    first = page.get("/variables").get_data(as_text=True)
+    second = page.get("/variables?page=2").get_data(as_text=True)
+    beyond = page.get("/variables?page=99").get_data(as_text=True)
+    assert first.count('<tr data-testid="variable-') == 100 and "page 1 of 2" in first
+    assert second.count('<tr data-testid="variable-') == 52 and "page 2 of 2" in second
+    assert "value-149" in second and "value-149" not in first
+    assert beyond == second  # past the end: the last page
+
+
 def test_a_viewers_form_posts_are_refused(seeded: Web) -> None:
     page = seeded.login("Viewer")
     token = csrf_of(page.get("/dags").get_data(as_text=True))
