@@ -70,6 +70,8 @@ def test_the_masker_hides_each_value_and_its_uri_and_json_forms_but_not_tiny_one
     m = Masker(["p@ss word", "abc"])
     assert m.mask("a p@ss word b p%40ss%20word c") == "a *** b *** c"
     assert m.mask("abc stays: too short to mask") == "abc stays: too short to mask"
+    quoted = Masker(['pa"ss-word'])
+    assert quoted.mask('{"pw": "pa\\"ss-word"} pa"ss-word') == '{"pw": "***"} ***'  # JSON form
     assert not Masker() and Masker().mask("x") == "x"
 
 
