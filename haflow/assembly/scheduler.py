@@ -113,6 +113,7 @@ def dag_processor(settings: Settings) -> DagFileProcessor:
         interval_s=c.dag_dir_list_interval,
         timeout_s=c.dag_file_import_timeout,
         memory_limit_mb=c.dag_file_memory_limit,
+        max_code_kb=c.max_dag_code_kb,
         processes=c.dag_parsing_processes,
     )
 

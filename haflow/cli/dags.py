@@ -1,4 +1,5 @@
-"""`haflow dags ...`: list, trigger, pause, runs (and marking them), import errors, test."""
+"""`haflow dags ...`: list, trigger, pause, runs (and marking them), code versions, import
+errors, test."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from haflow.cli.follow import wait_for_run
 from haflow.cli.output import emit, output_option
 from haflow.core.clock import utcnow
 from haflow.core.states import RunState
+from haflow.dag import bundle
 from haflow.dag.loader import DagCache
 from haflow.dag.schedule import parse_schedule
 from haflow.metastore.records import DagRow
@@ -20,7 +22,7 @@ from haflow.worker.dryrun import parse_conf, test_dag
 
 @click.group()
 def dags() -> None:
-    """DAGs: list, trigger, pause, runs, import errors, test."""
+    """DAGs: list, trigger, pause, runs, code versions, import errors, test."""
 
 
 def _next_fire(row: DagRow) -> datetime | None:
@@ -151,6 +153,72 @@ def list_runs(ctx: CliContext, dag_id: str, state: str | None, limit: int, outpu
         _RUN_COLUMNS,
         output,
     )
+
+
+@dags.command()
+@click.argument("dag_id")
+@output_option
+@pass_ctx
+def versions(ctx: CliContext, dag_id: str, output: str) -> None:
+    """List the code versions DAG_ID has had, newest first, with the runs of each."""
+    rows = [
+        {
+            "version": v.code_hash[:12],
+            "current": v.current,
+            "created_at": v.created_at,
+            "runs": v.runs,
+            "kb": round(v.size / 1024, 1),
+            "file": v.entry,
+            "code_hash": v.code_hash,
+        }
+        for v in ctx.repo.dags.versions(dag_id)
+    ]
+    emit(rows, ["version", "current", "created_at", "runs", "kb", "file"], output)
+
+
+@dags.command()
+@click.argument("dag_id")
+@click.option("--version", "-v", default=None, help="Hash prefix (default: its version now).")
+@click.option("--run-id", default=None, help="The version this run runs.")
+@click.option("--file", "name", default=None, help="A helper module's path in the version.")
+@pass_ctx
+def code(
+    ctx: CliContext, dag_id: str, version: str | None, run_id: str | None, name: str | None
+) -> None:
+    """Print the code of a version of DAG_ID: its DAG file, or one of its helper modules."""
+    b = _bundle(ctx, dag_id, _version_of(ctx, dag_id, version, run_id))
+    try:
+        click.echo(b.source(name), nl=False)
+    except KeyError:
+        names = ", ".join(n for n, _ in b.files)
+        why = f"version {b.hash[:12]} has no file {name!r}: it holds {names}"
+        raise click.UsageError(why) from None
+
+
+@dags.command()
+@click.argument("dag_id")
+@click.argument("old")
+@click.argument("new", required=False)
+@pass_ctx
+def diff(ctx: CliContext, dag_id: str, old: str, new: str | None) -> None:
+    """Show what changed in DAG_ID's code from version OLD to NEW (default: its version now),
+    helper modules included; versions are named by hash prefixes."""
+    before = _bundle(ctx, dag_id, ctx.repo.dags.version(dag_id, old).code_hash)
+    after = _bundle(ctx, dag_id, ctx.repo.dags.version(dag_id, new).code_hash)
+    click.echo(bundle.diff(before, after) or "(no change)\n", nl=False)
+
+
+def _version_of(ctx: CliContext, dag_id: str, version: str | None, run_id: str | None) -> str:
+    if run_id is not None:
+        h = ctx.repo.runs.get(dag_id, run_id).code_hash
+        if h is None:
+            raise click.ClickException(f"run {run_id!r} was made before code versions were kept")
+        return h
+    return ctx.repo.dags.version(dag_id, version).code_hash
+
+
+def _bundle(ctx: CliContext, dag_id: str, code_hash: str) -> bundle.Bundle:
+    return bundle.Bundle.unpack(ctx.repo.dags.code(code_hash).packed, code_hash)
 
 
 @dags.command("list-import-errors")

@@ -64,7 +64,7 @@ def module_name_for(path: str) -> str:
     return "haflow_dag_" + hashlib.sha1(path.encode("utf-8")).hexdigest()[:16]
 
 
-def _import_file(path: str) -> ModuleType:
+def _import_file(path: str, source: bytes | None = None) -> ModuleType:
     name = module_name_for(path)
     spec = importlib.util.spec_from_loader(name, loader=None, origin=path)
     if spec is None:
@@ -73,7 +73,7 @@ def _import_file(path: str) -> ModuleType:
     module.__file__ = path
     # Compiled from source rather than through the import system: no .pyc is written into the
     # DAGs folder, and a stale .pyc (same size, same second) can never hide an edit.
-    code = compile(Path(path).read_bytes(), path, "exec")
+    code = compile(Path(path).read_bytes() if source is None else source, path, "exec")
     sys.modules[name] = module  # dataclasses and pickle look the module up while it runs
     try:
         exec(code, module.__dict__)
@@ -105,12 +105,15 @@ def _collect_dags(module: ModuleType, created: list[DAG]) -> list[DAG]:
     return dags
 
 
-def load_dag_file(path: str | os.PathLike[str]) -> tuple[list[DAG], ImportErrorRecord | None]:
-    """Import one DAG file; return its validated DAGs, or none and the error that stopped it."""
+def load_dag_file(
+    path: str | os.PathLike[str], source: bytes | None = None
+) -> tuple[list[DAG], ImportErrorRecord | None]:
+    """Import one DAG file (from `source`, its bytes read by the caller, if given); return its
+    validated DAGs, or none and the error that stopped it."""
     where = os.path.abspath(path)
 
     try:
-        module, created = collect_created(lambda: _import_file(where))
+        module, created = collect_created(lambda: _import_file(where, source))
         return _collect_dags(module, created), None
     except (Exception, SystemExit) as exc:  # a DAG file may raise anything; even exit()
         message = f"{type(exc).__name__}: {exc}"
@@ -147,11 +150,15 @@ def _assemble(results: dict[str, _FileResult]) -> DagBag:
     return bag
 
 
-def importable(folder: Path) -> None:
-    """Let DAG files import helper modules kept beside them (as Airflow does)."""
+def importable(folder: Path | str, *, first: bool = False) -> None:
+    """Let DAG files import helper modules kept beside them (as Airflow does: last on the
+    import path; `first` for an unpacked code version, `haflow.dag.bundle`)."""
     path = os.path.abspath(folder)
     if path not in sys.path:
-        sys.path.append(path)
+        if first:
+            sys.path.insert(0, path)
+        else:
+            sys.path.append(path)
 
 
 def locate(fileloc: str, folder: Path) -> str:

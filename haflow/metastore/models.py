@@ -14,12 +14,13 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.dialects.mysql import MEDIUMTEXT
+from sqlalchemy.dialects.mysql import LONGBLOB, MEDIUMTEXT
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from haflow.core.pools import DEFAULT_POOL
@@ -35,6 +36,8 @@ NAMING = {
 ID = BigInteger().with_variant(Integer, "sqlite")
 LONG_TEXT = Text().with_variant(MEDIUMTEXT(), "mysql", "mariadb")
 """Text past MySQL's 64 KiB TEXT (up to 16 MiB there; unbounded elsewhere)."""
+LONG_BYTES = LargeBinary().with_variant(LONGBLOB(), "mysql", "mariadb")
+"""Bytes past MySQL's 64 KiB BLOB."""
 
 
 class Base(DeclarativeBase):
@@ -63,6 +66,32 @@ class Dag(Base):
     that writes the event."""
     last_fire_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     parsed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    code_hash: Mapped[str | None] = mapped_column(String(64))
+    """Its file's code version now (`dag_code`): what new runs are created with."""
+
+
+class DagCode(Base):
+    """One code version of a DAG file, immutable, keyed by the hash of its contents
+    (`haflow.dag.bundle`): the packed file and the helper modules it imports."""
+
+    __tablename__ = "dag_code"
+    hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    entry: Mapped[str] = mapped_column(String(1000))
+    size: Mapped[int] = mapped_column(Integer)
+    content: Mapped[bytes] = mapped_column(LONG_BYTES)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class DagVersion(Base):
+    """A code version a DAG has had, since when. A parse never makes a DAG go back to a
+    version it had before (a master with a stale DAGs folder); `haflow dags push` may."""
+
+    __tablename__ = "dag_version"
+    dag_id: Mapped[str] = mapped_column(String(250), primary_key=True)
+    code_hash: Mapped[str] = mapped_column(
+        String(64), ForeignKey("dag_code.hash"), primary_key=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class DagRun(Base):
@@ -92,6 +121,9 @@ class DagRun(Base):
         ForeignKey("backfill.id", ondelete="SET NULL"), index=True
     )
     """The backfill that created the run, if one did."""
+    code_hash: Mapped[str | None] = mapped_column(String(64))
+    """The code version (`dag_code`) its DAG had when the run was created: every attempt of
+    the run runs that code. None for runs made before versions were kept."""
 
 
 class Backfill(Base):

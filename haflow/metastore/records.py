@@ -31,6 +31,32 @@ class DagRecord:
     notify: list[dict[str, Any]] = field(default_factory=list)  # haflow.dag.notifiers rules
     timezone: str = "UTC"  # of the cron schedule's wall clock
     end_date: datetime | None = None  # no run for an interval that ends after it
+    code_hash: str = ""  # its file's code version (haflow.dag.bundle); "" if not known
+
+
+@dataclass(frozen=True)
+class DagCode:
+    """One code version of a DAG file (`haflow.dag.bundle`): its hash, the DAG file's path in
+    it, its unpacked size and the packed bundle."""
+
+    hash: str
+    entry: str
+    size: int
+    packed: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class DagVersionRow:
+    """A code version a DAG has had: since when, how many runs use it, whether it is the
+    DAG's version now."""
+
+    dag_id: str
+    code_hash: str
+    entry: str
+    size: int
+    created_at: datetime
+    runs: int
+    current: bool
 
 
 @dataclass(frozen=True)
@@ -44,6 +70,7 @@ class DagRow:
     last_fire_at: datetime | None
     tags: list[str]
     timezone: str = "UTC"
+    code_hash: str | None = None  # its code version now: what new runs are created with
 
 
 @dataclass(frozen=True)
@@ -73,6 +100,7 @@ class RunRow:
     created_at: datetime
     started_at: datetime | None
     ended_at: datetime | None
+    code_hash: str | None = None  # the code version its attempts run (None: made before)
 
 
 @dataclass(frozen=True)
@@ -223,6 +251,9 @@ class ClaimedAttempt:
     """The results of the run's tasks that succeeded with one: task id -> JSON text."""
     sensing_since: datetime | None = None
     """A sensor rescheduled before: when its first poke began."""
+    code_hash: str | None = None
+    """The code version its run was created with (`haflow.dag.bundle`); None for a run made
+    before versions were kept: then the worker's DAGs folder has the file."""
 
 
 @dataclass(frozen=True)

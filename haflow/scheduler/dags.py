@@ -9,7 +9,7 @@ from typing import Any
 
 from haflow.core.planner import DagSpec
 from haflow.dag.loader import ImportErrorRecord
-from haflow.metastore.records import DagFlags, DagRecord, TaskDef
+from haflow.metastore.records import DagCode, DagFlags, DagRecord, TaskDef
 from haflow.scheduler.parsing import DagFileProcessor, FolderView, ParsedDag
 
 
@@ -26,6 +26,7 @@ class DagRegistry:
         self.pending: tuple[str, ...] = ()
         self._seen = -1
         self._defs: dict[str, list[TaskDef]] = {}
+        self._code: dict[str, DagCode] = {}
         self._past: dict[str, list[str]] = {}
 
     name = "DAG file processor"
@@ -47,6 +48,7 @@ class DagRegistry:
         view = self.processor.view()
         self._seen = view.generation
         self.dags, self.import_errors = _assemble(view)
+        self._code = {c.hash: c for c in view.code.values()}
         self.pending = view.pending
         # derived once per parse, not per tick: the loop passes these on every apply
         self._defs = {dag_id: d.defs for dag_id, d in self.dags.items()}
@@ -63,6 +65,10 @@ class DagRegistry:
             dataclasses.replace(d.record, notify=[*d.record.notify, *self.cluster_rules])
             for d in self.dags.values()
         ]
+
+    def code(self) -> dict[str, DagCode]:
+        """The code versions of the files parsed (by hash), for the DAGs `records` names."""
+        return self._code
 
     def errors(self) -> list[tuple[str, int | None, str]]:
         return [(e.file, e.line, e.message) for e in self.import_errors]

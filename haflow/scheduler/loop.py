@@ -102,6 +102,7 @@ class SchedulingLoop:
             self.clock(),
             epoch,
             pending_files=self.registry.pending,
+            code=self.registry.code(),
         )
 
     def take_over(self, epoch: int) -> None:

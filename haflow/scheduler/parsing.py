@@ -10,8 +10,9 @@ never waits for a parse: it reads the last result of every file (`DagFileProcess
 - A child that runs past `[core] dag_file_import_timeout` is killed with its group; one that dies
   (`os._exit`, a segfault, the OOM killer) or runs out of memory becomes an import error naming
   the file and the cause. At most `[core] dag_parsing_processes` children run at once.
-- A file is parsed again when its mtime changes; one whose last parse failed is also retried
-  every `ERROR_RETRY_S` (a module missing on this node may have been installed since).
+- A file is parsed again when its mtime changes, or the mtime of a helper module it imported
+  from the DAGs folder (either makes a new code version); one whose last parse failed is also
+  retried every `ERROR_RETRY_S` (a module missing on this node may have been installed since).
 - When a parse fails, the DAGs of the file's last good parse stay, beside its import error, so
   the loop keeps scheduling them (Airflow keeps a broken file's serialized DAGs too).
 
@@ -40,11 +41,12 @@ from pathlib import Path
 from typing import Any
 
 from haflow.core.planner import TaskSpec
+from haflow.dag import bundle
 from haflow.dag.dag import DAG
 from haflow.dag.loader import ImportErrorRecord, find_dag_files, importable, load_dag_file
 from haflow.dag.schedule import AnySchedule
 from haflow.errors import ConfigError
-from haflow.metastore.records import DagRecord, TaskDef
+from haflow.metastore.records import DagCode, DagRecord, TaskDef
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +83,8 @@ class ParsedFile:
     dags: tuple[ParsedDag, ...]
     error: ImportErrorRecord | None
     seconds: float = 0.0
+    code: DagCode | None = None  # the file's code version (haflow.dag.bundle), when parsed
+    helpers: tuple[tuple[str, float], ...] = ()  # its helper modules' paths and mtimes
 
     def same_outcome(self, other: ParsedFile | None) -> bool:
         return other is not None and (self.dags, self.error) == (other.dags, other.error)
@@ -94,6 +98,7 @@ class FolderView:
     files: tuple[str, ...]
     results: Mapping[str, ParsedFile]
     good: Mapping[str, tuple[ParsedDag, ...]]
+    code: Mapping[str, DagCode] = field(default_factory=dict)  # the code of each good parse
 
     @property
     def pending(self) -> tuple[str, ...]:
@@ -101,9 +106,10 @@ class FolderView:
         return tuple(f for f in self.files if f not in self.results)
 
 
-def summarize(dag: DAG) -> ParsedDag:
+def summarize(dag: DAG, code_hash: str = "") -> ParsedDag:
     """The plain data of `dag` that the scheduler and the metastore need."""
     record = DagRecord(
+        code_hash=code_hash,
         dag_id=dag.dag_id,
         fileloc=str(dag.fileloc),
         schedule=dag.schedule,
@@ -146,29 +152,51 @@ def summarize(dag: DAG) -> ParsedDag:
     return ParsedDag(record, tasks, defs, dag.schedule_obj, dag.max_active_tasks)
 
 
-def parse_file(path: str, memory_limit_mb: int = 0) -> ParsedFile:
-    """Import `path` in this process and summarize its DAGs (what a parse child does; the
-    processor times it, fork included)."""
+def parse_file(
+    path: str, memory_limit_mb: int = 0, folder: str | None = None, max_code_kb: int = 0
+) -> ParsedFile:
+    """Import `path` in this process and summarize its DAGs, with the file's code version: its
+    bytes as imported and the helper modules it imported from `folder` (default: the file's
+    own folder). What a parse child does; the processor times it, fork included."""
     try:
         mtime = os.stat(path).st_mtime  # before importing: an edit during it shows next time
+        source = Path(path).read_bytes()
     except OSError as exc:
         return ParsedFile(path, 0.0, (), ImportErrorRecord(path, None, _describe(exc)))
-    dags, error = load_dag_file(path)
+    dags, error = load_dag_file(path, source)
     if error is not None and error.message.startswith("MemoryError") and memory_limit_mb:
         note = f" (over the {memory_limit_mb} MB a parse may use: [core] dag_file_memory_limit)"
         error = replace(error, message=error.message.rstrip().rstrip(":") + note)
+    if error is not None:
+        return ParsedFile(path, mtime, (), error)
     try:
-        parsed = tuple(summarize(d) for d in dags)
-    except Exception as exc:  # a DAG whose attributes cannot be summarized
-        parsed, error = (), ImportErrorRecord(path, None, _describe(exc))
-    return ParsedFile(path, mtime, parsed, error)
+        root = folder if folder is not None else os.path.dirname(os.path.abspath(path))
+        b = bundle.collect(root, path, source, max_bytes=max_code_kb * 1024)
+        code = DagCode(b.hash, b.entry, b.size, b.pack())
+        parsed = tuple(summarize(d, code.hash) for d in dags)
+    except Exception as exc:  # too large, or a DAG whose attributes cannot be summarized
+        return ParsedFile(path, mtime, (), ImportErrorRecord(path, None, _describe(exc)))
+    return ParsedFile(path, mtime, parsed, None, code=code, helpers=_helpers(root, b))
+
+
+def _helpers(root: str, b: bundle.Bundle) -> tuple[tuple[str, float], ...]:
+    """The mtimes of the bundle's helper modules: a change to one is a new version too."""
+    out = []
+    for name, _ in b.files:
+        if name != b.entry:
+            p = os.path.join(root, name)
+            with contextlib.suppress(OSError):
+                out.append((p, os.stat(p).st_mtime))
+    return tuple(out)
 
 
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _child(path: str, conn: Connection, folder: str, memory_limit_mb: int) -> None:
+def _child(
+    path: str, conn: Connection, folder: str, memory_limit_mb: int, max_code_kb: int
+) -> None:
     """Body of a parse child: own process group, memory cap, parse, send, exit at once (so
     threads or atexit hooks a DAG file left behind cannot keep it alive)."""
     try:
@@ -180,7 +208,7 @@ def _child(path: str, conn: Connection, folder: str, memory_limit_mb: int) -> No
                 limit = min(limit, hard)
             resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
         importable(Path(folder))
-        result = parse_file(path, memory_limit_mb)
+        result = parse_file(path, memory_limit_mb, folder, max_code_kb)
         try:
             conn.send(result)
         except Exception as exc:  # e.g. a DAG attribute that cannot be pickled
@@ -206,6 +234,7 @@ class _State:
     files: tuple[str, ...] = ()
     results: dict[str, ParsedFile] = field(default_factory=dict)
     good: dict[str, tuple[ParsedDag, ...]] = field(default_factory=dict)
+    code: dict[str, DagCode] = field(default_factory=dict)
     failed_at: dict[str, float] = field(default_factory=dict)
 
 
@@ -219,6 +248,7 @@ class DagFileProcessor:
         interval_s: float,
         timeout_s: float = 30.0,
         memory_limit_mb: int = 0,
+        max_code_kb: int = 0,
         processes: int = 2,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -226,6 +256,7 @@ class DagFileProcessor:
         self.interval_s = interval_s
         self.timeout_s = timeout_s
         self.memory_limit_mb = memory_limit_mb
+        self.max_code_kb = max_code_kb
         self.processes = processes
         self.monotonic = monotonic
         self._ctx: Any = multiprocessing.get_context("forkserver")
@@ -246,7 +277,7 @@ class DagFileProcessor:
     def view(self) -> FolderView:
         with self._changed:
             s = self._state
-            return FolderView(s.generation, s.files, dict(s.results), dict(s.good))
+            return FolderView(s.generation, s.files, dict(s.results), dict(s.good), dict(s.code))
 
     def wait_parsed(self, timeout_s: float) -> bool:
         """Block until every listed file has a result (tests, CLI); False on timeout."""
@@ -315,6 +346,7 @@ class DagFileProcessor:
             for path in gone:
                 s.results.pop(path, None)
                 s.good.pop(path, None)
+                s.code.pop(path, None)
                 s.failed_at.pop(path, None)
             if gone or files != s.files:
                 s.files = files
@@ -330,6 +362,8 @@ class DagFileProcessor:
         try:
             if os.stat(path).st_mtime != last.mtime:
                 return True
+            if any(os.stat(p).st_mtime != t for p, t in last.helpers):
+                return True  # a helper module changed: the file's code version did
         except OSError:
             return True
         failed = self._state.failed_at.get(path)
@@ -341,7 +375,7 @@ class DagFileProcessor:
             recv, send = self._ctx.Pipe(duplex=False)
             proc = self._ctx.Process(
                 target=_child,
-                args=(path, send, str(self.folder), self.memory_limit_mb),
+                args=(path, send, str(self.folder), self.memory_limit_mb, self.max_code_kb),
                 name=f"haflow-parse {os.path.basename(path)}",
                 daemon=True,
             )
@@ -411,6 +445,8 @@ class DagFileProcessor:
                 return  # removed while it was parsed
             if result.error is None:
                 s.good[result.path] = result.dags
+                if result.code is not None:
+                    s.code[result.path] = result.code
                 s.failed_at.pop(result.path, None)
             else:
                 s.failed_at[result.path] = self.monotonic()

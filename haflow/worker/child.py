@@ -12,13 +12,12 @@ import json
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any, NoReturn
 
 from haflow.core.params import resolve
 from haflow.core.secrets import CONN_ENV_PREFIX, VAR_ENV_PREFIX, env_name
 from haflow.dag.dag import DAG
-from haflow.dag.loader import ImportErrorRecord, importable, load_dag_file, locate
+from haflow.dag.loader import ImportErrorRecord, importable, load_dag_file
 from haflow.dag.results import TaskContext, ancestors, upstream_results
 from haflow.dag.results import resolve as resolve_refs
 from haflow.dag.secrets import Connection, Variable
@@ -26,19 +25,24 @@ from haflow.dag.sensors import BaseSensor
 from haflow.dag.tasks import BaseTask, BashTask, PythonTask
 from haflow.errors import HaflowError
 from haflow.metastore.records import ClaimedAttempt
+from haflow.worker.code import CodeLocation
 from haflow.worker.files import AttemptFiles
 from haflow.worker.taskenv import become_task
 
 
 def run_from_file(
-    c: ClaimedAttempt, folder: Path, worker_id: str, allow: Sequence[str], files: AttemptFiles
+    c: ClaimedAttempt,
+    where: CodeLocation,
+    worker_id: str,
+    allow: Sequence[str],
+    files: AttemptFiles,
 ) -> object:
     """The attempt's child: trade the worker's environment for the task's (the `allow`ed
-    variables and haflow's context; `haflow.worker.taskenv`), import the DAG's own file, then
-    run the task (bash replaces this process). A file that cannot be loaded fails the attempt
-    with the reason in its log."""
+    variables and haflow's context; `haflow.worker.taskenv`), import the DAG's own file (its
+    run's code version), then run the task (bash replaces this process). A file that cannot
+    be loaded fails the attempt with the reason in its log."""
     env = become_task(allow, context_env(c, worker_id, os.getppid(), files))
-    return run_task(load_task(c, folder), c, env, files)
+    return run_task(load_task(c, where), c, env, files)
 
 
 def run_task(
@@ -79,12 +83,11 @@ def bash_secrets(task: BashTask) -> dict[str, str]:
     return out
 
 
-def load_task(c: ClaimedAttempt, folder: Path) -> BaseTask:
-    """Task `c.task_id` of DAG `c.dag_id`, from the file the scheduler found it in."""
-    importable(folder)
-    path = locate(c.fileloc, folder)
-    dags, error = load_dag_file(path)
-    return pick_task(dags, error, c, path)
+def load_task(c: ClaimedAttempt, where: CodeLocation) -> BaseTask:
+    """Task `c.task_id` of DAG `c.dag_id`, from its run's code (`haflow.worker.code`)."""
+    importable(where.root, first=where.versioned)
+    dags, error = load_dag_file(where.path)
+    return pick_task(dags, error, c, where.path)
 
 
 def pick_task(
@@ -113,6 +116,7 @@ def context_env(
 ) -> dict[str, str]:
     """haflow's variables in an attempt's environment; HAFLOW_WORKER_PID is the process that
     claimed the attempt (a pool process of the local executor, a Celery pool process);
+    HAFLOW_CODE_HASH the code version it runs ("" for a run made before versions were kept);
     HAFLOW_RESULT_FILE and HAFLOW_UPSTREAM_RESULTS are `files`' (`haflow.worker.files`)."""
     return {
         **(files.env() if files is not None else {}),
@@ -122,6 +126,7 @@ def context_env(
         "HAFLOW_RUN_ID": c.run_id,
         "HAFLOW_TASK_ID": c.task_id,
         "HAFLOW_ATTEMPT": str(c.attempt),
+        "HAFLOW_CODE_HASH": c.code_hash or "",
         "HAFLOW_CONF": json.dumps(c.conf),
         "HAFLOW_DATA_INTERVAL_START": _iso(c.data_interval_start),
         "HAFLOW_DATA_INTERVAL_END": _iso(c.data_interval_end),

@@ -30,12 +30,12 @@ from haflow.config.schema import DEFAULT_TASK_ENV
 from haflow.config.settings import env_patterns
 from haflow.core.attempt_end import DEFAULT_POLICY, Ending, EndPolicy
 from haflow.core.clock import Clock, utcnow
-from haflow.dag.loader import locate
 from haflow.errors import BackendUnavailable, HaflowError
 from haflow.metastore.records import AttemptRef, ClaimedAttempt
 from haflow.metastore.repository import Repository
 from haflow.worker.batch import AttemptCalls
 from haflow.worker.child import run_from_file
+from haflow.worker.code import CodeSource, CodeUnavailable
 from haflow.worker.files import AttemptFiles, ResultRefused, collect, prepare, remove
 from haflow.worker.listener import NO_LISTENER, AttemptListener
 from haflow.worker.process import LogSink, Outcome, Result, spawn_python, supervise
@@ -76,6 +76,7 @@ class RunnerConfig:
     warm_files: int = 4  # DAG files kept imported in warm processes (haflow.worker.warm)
     import_timeout_s: float = 30.0  # how long a warm process may take to import its file
     max_result_bytes: int = 65536  # the largest result an attempt may return
+    code_cache: str = ""  # where code versions are unpacked ("": haflow.worker.code's default)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RunnerConfig:
@@ -90,6 +91,7 @@ class RunnerConfig:
             warm_files=w.warm_dag_files,
             import_timeout_s=settings.core.dag_file_import_timeout,
             max_result_bytes=w.max_result_bytes,
+            code_cache=w.code_cache,
         )
 
     @property
@@ -123,8 +125,8 @@ class AttemptRunner:
         self.listener = listener  # observes claims and ends (metrics)
         self.files_base = Path(tempfile.mkdtemp(prefix="haflow-attempts-"))
         self.secrets = SecretServer(self.files_base, repository_source(repo))
+        self.code = CodeSource(lambda h: repo.dags.code(h), cfg.code_cache, self.dags_folder)
         self.warm = WarmFiles(
-            self.dags_folder,
             cfg.task_env,
             size=cfg.warm_files,
             import_timeout_s=cfg.import_timeout_s,
@@ -239,11 +241,15 @@ class AttemptRunner:
         cancelled = Result(Outcome.CANCELLED, "attempt cancelled before it started", None)
         if not watch.tick():
             return cancelled
-        folder, worker_id, allow = self.dags_folder, self.worker_id, self.cfg.task_env
+        worker_id, allow = self.worker_id, self.cfg.task_env
         began, limit_s = time.monotonic(), claimed.timeout_s
         try:
-            path = locate(claimed.fileloc, folder)
-            warm = self.warm.start(path, claimed, worker_id, watch.tick, limit_s, files=files)
+            where = self.code.locate(claimed)
+        except CodeUnavailable as exc:  # the attempt fails, saying why; its retries apply
+            sink.feed(f"[haflow: {exc}]\n".encode())
+            return Result(Outcome.FAILED, str(exc), None)
+        try:
+            warm = self.warm.start(where, claimed, worker_id, watch.tick, limit_s, files=files)
             if warm is None and not watch.tick():
                 return cancelled  # stopped or taken while the file was imported
             timeout_s = None if limit_s is None else limit_s - (time.monotonic() - began)
@@ -254,7 +260,7 @@ class AttemptRunner:
                 timeout_s = 0.0  # forked at the very end: supervise kills it at once
             if warm is None:
                 pid, fd = spawn_python(
-                    lambda: run_from_file(claimed, folder, worker_id, allow, files)
+                    lambda: run_from_file(claimed, where, worker_id, allow, files)
                 )
         except OSError as exc:  # no fork: out of processes or memory on this node
             return Result(Outcome.FAILED, f"could not start: {type(exc).__name__}: {exc}", None)

@@ -40,6 +40,7 @@ from typing import Any
 
 from haflow.dag.loader import importable, load_dag_file
 from haflow.metastore.records import ClaimedAttempt
+from haflow.worker.code import CodeLocation
 from haflow.worker.files import AttemptFiles
 from haflow.worker.process import fork_onto, run_python, set_parent_death_signal
 from haflow.worker.taskenv import task_environ
@@ -65,13 +66,11 @@ class WarmFiles:
 
     def __init__(
         self,
-        folder: Path,
         allow: Sequence[str],
         *,
         size: int,
         import_timeout_s: float,
     ) -> None:
-        self.folder = Path(folder)
         self.allow = tuple(allow)
         self.size = size
         self.import_timeout_s = import_timeout_s
@@ -80,7 +79,7 @@ class WarmFiles:
 
     def start(
         self,
-        path: str,
+        where: CodeLocation,
         c: ClaimedAttempt,
         worker_id: str,
         tick: Callable[[], bool],
@@ -91,7 +90,9 @@ class WarmFiles:
         """Fork the attempt `c` from the warm process of `path`, made first if needed; None
         when the file must be run cold: its warm import failed, crashed or outlasted the
         import timeout (then the file stays cold until it changes), or it outlasted
-        `limit_s` (what is left of the attempt's own timeout), or `tick` said stop."""
+        `limit_s` (what is left of the attempt's own timeout), or `tick` said stop. A code
+        version's file never changes, so its warm process serves every run of that version."""
+        path = where.path
         if self.size <= 0 or self._cold.get(path, False) == _stamp(path):
             return None
         self._cold.pop(path, None)
@@ -100,7 +101,7 @@ class WarmFiles:
             warm.close()
             warm = None
         if warm is None:
-            warm = _Warm(path, self.folder, self.allow)
+            warm = _Warm(where, self.allow)
             wait_s = min(self.import_timeout_s, limit_s or self.import_timeout_s)
             verdict = warm.wait_ready(time.monotonic() + wait_s, tick)
             if verdict != "ready":
@@ -128,15 +129,16 @@ class WarmFiles:
 
 
 class _Warm:
-    def __init__(self, path: str, folder: Path, allow: Sequence[str]) -> None:
+    def __init__(self, where: CodeLocation, allow: Sequence[str]) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         # a new interpreter, not a fork of this worker: a third of the memory (its pages are
         # what every attempt's fork copies: 1 ms of CPU a fork instead of 3, measured), none
         # of the worker's connections, and the task's environment from its first instruction
         args = {
             "fd": theirs.fileno(),
-            "path": path,
-            "folder": str(folder),
+            "path": where.path,
+            "folder": where.root,
+            "first": where.versioned,
             "parent": os.getpid(),
             "sys_path": [p for p in sys.path if p],
         }
@@ -243,12 +245,12 @@ def serve(args: dict[str, Any]) -> None:
     sock = socket.socket(fileno=args["fd"])
     parent = int(args["parent"])
     set_parent_death_signal(signal.SIGKILL, parent_pid=parent)
-    _serve(sock, args["path"], Path(args["folder"]), parent)
+    _serve(sock, args["path"], Path(args["folder"]), parent, bool(args.get("first")))
 
 
-def _serve(sock: socket.socket, path: str, folder: Path, parent: int) -> None:
+def _serve(sock: socket.socket, path: str, folder: Path, parent: int, first: bool) -> None:
     keep = sock.fileno()
-    importable(folder)
+    importable(folder, first=first)
     dags, error = load_dag_file(path)
     if error is not None:
         sock.send(pickle.dumps(("error", error.message)))

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from haflow.metastore.records import ClaimedAttempt
+from haflow.worker.code import CodeLocation
 from haflow.worker.files import AttemptFiles, prepare
 from haflow.worker.process import LogSink, Outcome, Result, supervise
 from haflow.worker.warm import WarmFiles
@@ -55,7 +56,7 @@ def _write(tmp_path: Path, value: str) -> None:
 @pytest.fixture
 def warm(folder: Path) -> Iterator[WarmFiles]:
     os.environ["SECRET_OF_WORKER"] = "s3cr3t"
-    files = WarmFiles(folder, ("PATH",), size=2, import_timeout_s=5.0)
+    files = WarmFiles(("PATH",), size=2, import_timeout_s=5.0)
     yield files
     files.close()
     del os.environ["SECRET_OF_WORKER"]
@@ -72,7 +73,13 @@ def attempt(folder: Path, task_id: str) -> ClaimedAttempt:
 
 def run(warm: WarmFiles, folder: Path, task_id: str) -> tuple[Result, str] | None:
     c = attempt(folder, task_id)
-    child = warm.start(str(folder / "w.py"), c, "w1", lambda: True, files=scratch(folder))
+    child = warm.start(
+        CodeLocation(str(folder / "w.py"), str(folder)),
+        c,
+        "w1",
+        lambda: True,
+        files=scratch(folder),
+    )
     if child is None:
         return None
     sink = LogSink(1 << 20)
@@ -136,7 +143,7 @@ def test_a_broken_file_runs_cold_until_it_changes(warm: WarmFiles, folder: Path)
 
 def test_a_hanging_import_runs_cold_after_the_import_timeout(folder: Path) -> None:
     (folder / "w.py").write_text("import time\ntime.sleep(60)\n")
-    files = WarmFiles(folder, ("PATH",), size=2, import_timeout_s=0.5)
+    files = WarmFiles(("PATH",), size=2, import_timeout_s=0.5)
     try:
         t0 = time.monotonic()
         assert run(files, folder, "hello") is None
@@ -147,13 +154,13 @@ def test_a_hanging_import_runs_cold_after_the_import_timeout(folder: Path) -> No
 
 def test_a_stop_while_importing_gives_up_at_once(folder: Path) -> None:
     (folder / "w.py").write_text("import time\ntime.sleep(60)\n")
-    files = WarmFiles(folder, ("PATH",), size=2, import_timeout_s=30)
+    files = WarmFiles(("PATH",), size=2, import_timeout_s=30)
     stop_at = time.monotonic() + 0.3
     try:
         c = attempt(folder, "hello")
         assert (
             files.start(
-                str(folder / "w.py"),
+                CodeLocation(str(folder / "w.py"), str(folder)),
                 c,
                 "w1",
                 lambda: time.monotonic() < stop_at,
@@ -170,7 +177,8 @@ def test_warm_processes_are_capped_and_closed(warm: WarmFiles, folder: Path) -> 
     for name in ("a", "b", "c"):
         (folder / f"{name}.py").write_text((folder / "w.py").read_text())
         c = ClaimedAttempt(1, 1, "w", "r1", "hello", str(folder / f"{name}.py"), None, {})
-        child = warm.start(str(folder / f"{name}.py"), c, "w1", lambda: True, files=scratch(folder))
+        where = CodeLocation(str(folder / f"{name}.py"), str(folder))
+        child = warm.start(where, c, "w1", lambda: True, files=scratch(folder))
         assert child is not None
         supervise(
             child.pid,

@@ -270,6 +270,12 @@ def _as_dict(row: Any) -> dict[str, Any]:
     return dict(row._mapping)
 
 
+def _code_now(dag_id: str) -> Any:
+    """The DAG's code version now, read by the statement that creates a run: the run's own
+    for good (`dag_run.code_hash`)."""
+    return select(m.Dag.code_hash).where(m.Dag.dag_id == dag_id).scalar_subquery()
+
+
 def _dag_values(d: DagRecord, now: datetime) -> dict[str, Any]:
     return dict(
         fileloc=d.fileloc,
@@ -284,6 +290,7 @@ def _dag_values(d: DagRecord, now: datetime) -> dict[str, Any]:
         fingerprint=d.fingerprint,
         structure=json.dumps(d.structure),
         notify=json.dumps(d.notify),
+        code_hash=d.code_hash or None,
         is_active=True,
         parsed_at=now,
     )
@@ -300,6 +307,7 @@ def _dag_row(r: Any) -> DagRow:
         r.last_fire_at,
         json.loads(r.tags or "[]"),
         r.timezone,
+        r.code_hash,
     )
 
 
@@ -316,6 +324,7 @@ def _run_row(r: Any) -> RunRow:
         r.created_at,
         r.started_at,
         r.ended_at,
+        r.code_hash,
     )
 
 

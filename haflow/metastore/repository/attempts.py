@@ -65,6 +65,7 @@ _CLAIMED = (
         m.DagRun.conf,
         m.DagRun.data_interval_start,
         m.DagRun.data_interval_end,
+        m.DagRun.code_hash,
         m.Dag.fileloc,
     )
     .join(m.DagRun, m.DagRun.id == _ti.run_pk)
@@ -342,6 +343,7 @@ def _claimed(ref: AttemptRef, row: Any, results: dict[str, str]) -> ClaimedAttem
         row.data_interval_end,
         results,
         row.sensing_since,
+        row.code_hash,
     )
 
 

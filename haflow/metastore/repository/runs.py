@@ -20,7 +20,7 @@ from haflow.metastore import models as m
 from haflow.metastore.records import (
     RunRow,
 )
-from haflow.metastore.repository._base import _Base, _checked, _event, _run_row
+from haflow.metastore.repository._base import _Base, _checked, _code_now, _event, _run_row
 
 
 class RunQueries(_Base):
@@ -48,6 +48,7 @@ class RunQueries(_Base):
                     conf=json.dumps(dict(conf)),
                     created_at=now,
                     created_epoch=0,
+                    code_hash=_code_now(dag_id),
                 )
             )
             self._emit(

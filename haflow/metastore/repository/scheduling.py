@@ -40,6 +40,7 @@ from haflow.metastore.repository._base import (
     _Base,
     _checked,
     _chunks,
+    _code_now,
     _event,
 )
 
@@ -187,6 +188,7 @@ class SchedulingQueries(_Base):
                         created_at=now,
                         created_epoch=epoch,
                         backfill_id=r.backfill_id,
+                        code_hash=_code_now(r.dag_id),
                     )
                 )
                 detail = {"fire_at": r.fire_at.isoformat()}

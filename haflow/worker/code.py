@@ -1,0 +1,86 @@
+"""Where an attempt's code comes from: its run's code version, from the metastore, unpacked
+once per node into a cache folder keyed by its hash (`haflow.dag.bundle`).
+
+A worker never reads its own DAGs folder for a run that has a version: it needs none, and an
+edit to the folder, or a stale copy of it, cannot change what a run executes. A run made
+before versions were kept (no hash) still runs from the folder, found as before.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from haflow.dag import bundle
+from haflow.dag.loader import locate
+from haflow.errors import HaflowError
+from haflow.metastore.records import ClaimedAttempt, DagCode
+
+_HASH = re.compile(r"[0-9a-f]{64}")
+
+
+class CodeUnavailable(HaflowError):
+    """An attempt's code version cannot be had on this node: the attempt fails, saying why."""
+
+
+@dataclass(frozen=True)
+class CodeLocation:
+    """The DAG file an attempt imports, and the folder its helper modules are imported from:
+    first on the import path for a version (whose helpers are the ones its parse imported),
+    last for the DAGs folder (as Airflow puts it)."""
+
+    path: str
+    root: str
+    versioned: bool = False
+
+
+def default_cache() -> Path:
+    return Path(tempfile.gettempdir()) / f"haflow-code-{os.getuid()}"
+
+
+class CodeSource:
+    """Thread-safe; `fetch` reads a version from the metastore by hash."""
+
+    def __init__(
+        self, fetch: Callable[[str], DagCode], cache: str | Path, dags_folder: Path
+    ) -> None:
+        self.fetch = fetch
+        self.base = bundle.cache_folder(cache or default_cache())  # refused if unsafe
+        self.dags_folder = Path(dags_folder)
+        self._known: dict[str, CodeLocation] = {}
+        self._lock = threading.Lock()
+        self.fetched = 0  # versions this process read from the metastore (tests look)
+
+    def locate(self, c: ClaimedAttempt) -> CodeLocation:
+        """The code attempt `c` runs: its run's version, unpacked here if it is not yet."""
+        if c.code_hash is None:
+            return CodeLocation(locate(c.fileloc, self.dags_folder), str(self.dags_folder))
+        h = c.code_hash
+        if not _HASH.fullmatch(h):
+            raise CodeUnavailable(f"run {c.run_id!r} names a malformed code version {h!r}")
+        with self._lock:
+            known = self._known.get(h)
+            if known is None:
+                known = self._known[h] = self._unpack(h)
+            return known
+
+    def _unpack(self, h: str) -> CodeLocation:
+        folder = bundle.cached(self.base, h)
+        if folder is None:
+            try:
+                stored = self.fetch(h)
+                self.fetched += 1
+                folder = bundle.materialize(bundle.Bundle.unpack(stored.packed, h), self.base)
+            except HaflowError as exc:
+                raise CodeUnavailable(f"cannot have DAG code version {h[:12]}: {exc}") from exc
+            except OSError as exc:
+                why = f"{type(exc).__name__}: {exc}"
+                raise CodeUnavailable(
+                    f"cannot unpack DAG code version {h[:12]} into {self.base}: {why}"
+                ) from exc
+        return CodeLocation(bundle.entry_of(folder), str(folder), versioned=True)
