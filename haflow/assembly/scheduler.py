@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from haflow.config import Settings
+from haflow.dag.bundle import cache_folder, default_cache
 from haflow.election.base import Elector
 from haflow.election.database import DatabaseElector
 from haflow.election.policy import FailoverElector, fallback_note
@@ -158,7 +159,13 @@ def build_scheduler(
             zk_state=zk_connection_state(elector),
         )
     executor = build_executor(settings, sid, metrics=observer is not None)
-    registry = DagRegistry(dag_processor(settings), cluster_rules(settings.notifications))
+    registry = DagRegistry(
+        dag_processor(settings),
+        cluster_rules(settings.notifications),
+        fetch_code=repo.dags.code,
+        cache=cache_folder(settings.core.code_cache or default_cache()),
+        node=settings.core.effective_hostname(),
+    )
     dispatcher = notification_dispatcher(
         settings, repo, observer.listener.notified if observer else lambda state: None
     )

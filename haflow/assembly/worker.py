@@ -20,7 +20,7 @@ from celery import signals
 from haflow.assembly.secrets import check_secrets_at_start
 from haflow.config import Settings
 from haflow.core.clock import utcnow
-from haflow.dag.bundle import cache_folder
+from haflow.dag.bundle import cache_folder, default_cache
 from haflow.errors import ConfigError, HaflowError
 from haflow.metastore.crypto import Crypto
 from haflow.metastore.engine import create_engine
@@ -29,7 +29,6 @@ from haflow.metastore.repository import Repository
 from haflow.metrics.attempts import attempt_metrics
 from haflow.service import Service, Watchdog
 from haflow.worker.celery_app import make_app, set_pool
-from haflow.worker.code import default_cache
 from haflow.worker.pool import AttemptPool, PoolConfig
 from haflow.worker.registry import ZkWorkerNode
 from haflow.worker.runner import RunnerConfig
@@ -101,7 +100,7 @@ def run_worker(
         settings.core.sql_alchemy_conn, idle_tx_timeout_s=settings.election.db_lock_timeout
     )
     require_current(engine)
-    cache_folder(settings.worker.code_cache or default_cache())  # refused early if unsafe
+    cache_folder(settings.core.code_cache or default_cache())  # refused early if unsafe
     worker_id = hostname
     e = settings.election
     node = (

@@ -101,6 +101,11 @@ SCHEMA: tuple[SettingSpec, ...] = (
                 "Largest code version of a DAG file, in KB: the file and the helper modules it "
                 "imports from the DAGs folder, which the metastore keeps and workers run. A "
                 "larger one is an import error.", minimum=1, maximum=256 * 1024),
+    SettingSpec("core", "code_cache", "str", "",
+                "Folder where workers and schedulers unpack the DAG code versions they run "
+                "or plan (one subfolder per version); empty means haflow-code-<uid> in the "
+                "temporary folder. It must belong to the daemon's user and be writable by no "
+                "one else."),
     SettingSpec("scheduler", "cluster", "str", "default",
                 "Name of the scheduler cluster; schedulers sharing it elect one leader."),
     SettingSpec("scheduler", "loop_interval", "float", "0.2",
@@ -156,10 +161,6 @@ SCHEMA: tuple[SettingSpec, ...] = (
                 "DAG files each worker process keeps imported in a warm process that forks "
                 "their tasks' attempts, so an attempt does not import its file again; 0 imports "
                 "the file in every attempt.", minimum=0),
-    SettingSpec("worker", "code_cache", "str", "",
-                "Folder where a worker unpacks the DAG code versions it runs (one subfolder "
-                "per version, kept); empty means haflow-code-<uid> in the temporary folder. "
-                "It must belong to the worker's user and be writable by no one else."),
     SettingSpec("election", "mode", "choice", "auto",
                 "Leader election backend; auto prefers ZooKeeper and falls back to the database.",
                 choices=("auto", "zookeeper", "database", "none")),

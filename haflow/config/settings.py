@@ -39,6 +39,7 @@ class CoreSettings:
     dag_file_memory_limit: int
     dag_parsing_processes: int
     max_dag_code_kb: int
+    code_cache: str
 
     def effective_hostname(self) -> str:
         """The configured hostname, or socket.getfqdn() when it is left empty."""
@@ -75,7 +76,6 @@ class WorkerSettings:
     reclaim_consumes_retry: bool
     task_env_allowlist: str
     warm_dag_files: int
-    code_cache: str
 
     @property
     def task_env(self) -> tuple[str, ...]:

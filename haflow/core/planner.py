@@ -7,6 +7,7 @@ returned decisions in one fenced transaction, then publishes the queued attempts
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from haflow.core.pools import Budget, unfit
@@ -42,11 +43,17 @@ __all__ = [
     "TIChange",
     "TISnap",
     "TaskSpec",
+    "Versions",
     "due_runs",
     "plan",
     "runs_to_start",
     "supervise",
 ]
+
+
+Versions = Mapping[tuple[str, str], Mapping[str, TaskSpec]]
+"""(DAG id, code version) -> that version's tasks: what a run made with an older version of
+its DAG than `DagSpec.code_hash` is planned with."""
 
 
 def plan(
@@ -55,7 +62,9 @@ def plan(
     now: datetime,
     limits: Limits,
     backfills: Sequence[BackfillSnap] = (),
+    versions: Versions | None = None,
 ) -> Decisions:
+    """`versions` None: every run is planned with its DAG's tasks now (no versions kept)."""
     out = Decisions()
     for spec in dags.values():
         out.new_runs.extend(due_runs(spec, now))
@@ -64,13 +73,13 @@ def plan(
         out.new_runs.extend(more)
         if not more and b.active == 0 and _covered(b, dags.get(b.dag_id), now):
             out.finish_backfills.append(b.id)
-    out.start_runs.extend(runs_to_start(dags, runs))
+    out.start_runs.extend(runs_to_start(dags, runs, versions))
     slots = limits.open_slots
     budget = in_flight(runs, limits.pools)
     for run in runs:  # runs started now get their task instances when this plan is applied
         before = _count(out)
         out.changes.extend(supervise(run, now, limits))
-        dag = dags.get(run.dag_id)
+        dag = dag_of(run, dags, versions)
         if dag is not None and run.state is RunState.RUNNING:
             slots = _advance(run, dag, now, slots, out, limits, budget)
         if _count(out) != before:
@@ -119,8 +128,23 @@ def _covered(b: BackfillSnap, dag: DagSpec | None, now: datetime) -> bool:
     return all(e in b.existing for _, e in backfill_intervals_due(b, dag, now))
 
 
-def runs_to_start(dags: Mapping[str, DagSpec], runs: Sequence[RunSnap]) -> list[int]:
-    """Promote queued runs, oldest first, while their DAG is under max_active_runs."""
+def dag_of(
+    run: RunSnap, dags: Mapping[str, DagSpec], versions: Versions | None = None
+) -> DagSpec | None:
+    """The DAG as `run` sees it: with the tasks of the run's own code version. None when the
+    DAG is gone, or when that version's tasks are not known here yet: the run waits."""
+    dag = dags.get(run.dag_id)
+    if dag is None or versions is None or run.code_hash in (None, dag.code_hash):
+        return dag
+    tasks = versions.get((run.dag_id, run.code_hash or ""))
+    return None if tasks is None else replace(dag, tasks=tasks)
+
+
+def runs_to_start(
+    dags: Mapping[str, DagSpec], runs: Sequence[RunSnap], versions: Versions | None = None
+) -> list[int]:
+    """Promote queued runs, oldest first, while their DAG is under max_active_runs (a run
+    whose code version is not known here yet waits)."""
     active: dict[str, int] = {}
     for run in runs:
         if run.state is RunState.RUNNING:
@@ -129,6 +153,8 @@ def runs_to_start(dags: Mapping[str, DagSpec], runs: Sequence[RunSnap]) -> list[
     for run in sorted(runs, key=lambda r: r.pk):
         dag = dags.get(run.dag_id)
         if run.state is not RunState.QUEUED or dag is None or dag.is_paused:
+            continue
+        if dag_of(run, dags, versions) is None:
             continue
         if active.get(run.dag_id, 0) < dag.max_active_runs:
             active[run.dag_id] = active.get(run.dag_id, 0) + 1

@@ -47,6 +47,7 @@ class DagSpec:
     last_fire_at: datetime | None = None
     end_date: datetime | None = None  # no run for an interval that ends after it
     max_active_tasks: int | None = None  # its task instances in flight, all runs
+    code_hash: str | None = None  # the code version `tasks` are of (new runs get it)
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,8 @@ class RunSnap:
     past: Mapping[str, TaskState] = field(default_factory=dict)
     """The states, in the DAG's run created before this one, of its depends_on_past tasks (a
     task missing here had no task instance there, or there is no run before)."""
+    code_hash: str | None = None
+    """The DAG's code version the run was created with: its tasks are that version's."""
 
 
 @dataclass(frozen=True)

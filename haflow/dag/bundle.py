@@ -174,6 +174,11 @@ def _relative(path: Path, root: Path) -> str:
         return path.name  # a file pushed from outside any DAGs folder: its name alone
 
 
+def default_cache() -> Path:
+    """`[core] code_cache` left empty: a folder of this user's own in the temporary folder."""
+    return Path(tempfile.gettempdir()) / f"haflow-code-{os.getuid()}"
+
+
 def cache_folder(base: str | os.PathLike[str]) -> Path:
     """`base` made (0700) if missing; one that another user owns or others may write is
     refused: whoever can write it could change the code every attempt runs."""
@@ -183,7 +188,7 @@ def cache_folder(base: str | os.PathLike[str]) -> Path:
     if st.st_uid != os.getuid() or st.st_mode & 0o022:
         raise BundleError(
             f"DAG code cache {p} is owned by another user or writable by others; "
-            "use a folder of this user's own ([worker] code_cache)"
+            "use a folder of this user's own ([core] code_cache)"
         )
     return p
 

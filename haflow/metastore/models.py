@@ -92,6 +92,8 @@ class DagVersion(Base):
         String(64), ForeignKey("dag_code.hash"), primary_key=True
     )
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_by: Mapped[str] = mapped_column(String(250), default="", server_default="")
+    """The master (`[core] hostname`) whose DAGs folder it came from; "" if pushed."""
 
 
 class DagRun(Base):

@@ -35,6 +35,24 @@ class DagRecord:
 
 
 @dataclass(frozen=True)
+class Presence:
+    """What a master knows of its own DAGs folder's changes (`DagQueries.sync`): its name
+    (`[core] hostname`), the DAGs it saw appear in or vanish from its folder since its last
+    sync; `whole`: its folder is the whole truth (a single scheduler, tests)."""
+
+    node: str = ""
+    appeared: frozenset[str] = frozenset()
+    vanished: frozenset[str] = frozenset()
+    whole: bool = False
+
+    def may_change(self, dag_id: str, from_here: bool, code_hash: str | None) -> bool:
+        """Whether this master may make DAG `dag_id` active or inactive."""
+        if self.whole or code_hash is None or from_here:
+            return True
+        return dag_id in self.appeared or dag_id in self.vanished
+
+
+@dataclass(frozen=True)
 class DagCode:
     """One code version of a DAG file (`haflow.dag.bundle`): its hash, the DAG file's path in
     it, its unpacked size and the packed bundle."""
@@ -350,6 +368,7 @@ class DagFlags:
     dag_id: str
     is_paused: bool
     last_fire_at: datetime | None
+    code_hash: str | None = None  # its code version now: what its new runs run
 
 
 @dataclass(frozen=True)
@@ -361,6 +380,7 @@ class RunHead:
     dag_id: str
     state: RunState
     revision: int
+    code_hash: str | None = None  # the code version it was created with
 
 
 @dataclass(frozen=True)

@@ -1,25 +1,59 @@
-"""The scheduler's view of the DAGs folder: the processor's latest parses as planner specs and
-metastore records. Reading it never waits for a parse (`haflow.scheduler.parsing`)."""
+"""The scheduler's view of the DAGs: the processor's latest parses as metastore records, and
+planner specs of the code versions the metastore names. Reading it never waits for a parse
+(`haflow.scheduler.parsing`).
+
+What is scheduled follows the metastore, not this master's folder: each DAG is planned with
+its version now (`dag.code_hash`), each run with the version it was created with. A version
+this master's folder does not hold (another master parsed it, or `haflow dags push` stored
+it) is fetched, unpacked into the code cache and parsed like a file of the folder; until that
+parse is in, its DAG or run waits."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-from haflow.core.planner import DagSpec
+from haflow.core.planner import DagSpec, RunSnap, TaskSpec
+from haflow.dag import bundle
 from haflow.dag.loader import ImportErrorRecord
-from haflow.metastore.records import DagCode, DagFlags, DagRecord, TaskDef
+from haflow.errors import HaflowError
+from haflow.metastore.records import DagCode, DagFlags, DagRecord, Presence, TaskDef
 from haflow.scheduler.parsing import DagFileProcessor, FolderView, ParsedDag
+
+log = logging.getLogger(__name__)
+_FETCH_RETRY_S = 30.0
 
 
 class DagRegistry:
-    """The DAGs of the processor's last results; `refresh` takes the newest ones (cheap)."""
+    """The DAGs of the processor's last results; `refresh` takes the newest ones (cheap).
+    `fetch_code` reads a code version from the metastore and `cache` is where it is unpacked
+    (without them, only the versions this master's folder holds are known)."""
 
     def __init__(
-        self, processor: DagFileProcessor, cluster_rules: Sequence[dict[str, Any]] = ()
+        self,
+        processor: DagFileProcessor,
+        cluster_rules: Sequence[dict[str, Any]] = (),
+        *,
+        fetch_code: Callable[[str], DagCode] | None = None,
+        cache: Path | None = None,
+        node: str = "",
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.processor = processor
+        self.node = node  # this master's name, as its versions record it (`Presence`)
+        self._before: dict[str, str] | None = None  # DAG id -> file, at the previous refresh
+        self._starting: set[str] = set()  # files listed at the first look, not parsed yet
+        self._appeared: set[str] = set()
+        self._vanished: set[str] = set()
+        self.fetch_code = fetch_code
+        self.cache = cache
+        self.monotonic = monotonic
+        self.versions: dict[tuple[str, str], ParsedDag] = {}  # (DAG id, hash) -> its parse
+        self._fetch_failed: dict[str, float] = {}
         self.cluster_rules = list(cluster_rules)  # [notifications] rules, added to every DAG's
         self.dags: dict[str, ParsedDag] = {}
         self.import_errors: list[ImportErrorRecord] = []
@@ -27,6 +61,8 @@ class DagRegistry:
         self._seen = -1
         self._defs: dict[str, list[TaskDef]] = {}
         self._code: dict[str, DagCode] = {}
+        self._version_defs: dict[tuple[str, str], list[TaskDef]] = {}
+        self._version_tasks: dict[tuple[str, str], Mapping[str, TaskSpec]] = {}
         self._past: dict[str, list[str]] = {}
 
     name = "DAG file processor"
@@ -48,15 +84,25 @@ class DagRegistry:
         view = self.processor.view()
         self._seen = view.generation
         self.dags, self.import_errors = _assemble(view)
+        self._observe(view)
         self._code = {c.hash: c for c in view.code.values()}
         self.pending = view.pending
+        versions = {(d.dag_id, d.record.code_hash): d for d in self.dags.values()}
+        for h, parsed in view.versions.items():
+            for d in parsed.dags:  # keyed by the hash asked for, whatever the parse computed
+                versions[(d.dag_id, h)] = dataclasses.replace(
+                    d, record=dataclasses.replace(d.record, code_hash=h)
+                )
+        self.versions = {k: v for k, v in versions.items() if k[1]}
         # derived once per parse, not per tick: the loop passes these on every apply
-        self._defs = {dag_id: d.defs for dag_id, d in self.dags.items()}
-        past = {
-            d: [t.task_id for t in p.tasks.values() if t.depends_on_past]
-            for d, p in self.dags.items()
-        }
-        self._past = {dag_id: tasks for dag_id, tasks in past.items() if tasks}
+        self._version_defs = {k: d.defs for k, d in self.versions.items()}
+        self._version_tasks = {k: d.tasks for k, d in self.versions.items()}
+        past: dict[str, set[str]] = {}
+        for d in [*self.dags.values(), *self.versions.values()]:
+            tasks = {t.task_id for t in d.tasks.values() if t.depends_on_past}
+            if tasks:
+                past.setdefault(d.dag_id, set()).update(tasks)
+        self._past = {dag_id: sorted(tasks) for dag_id, tasks in past.items()}
 
     def records(self) -> list[DagRecord]:
         if not self.cluster_rules:
@@ -66,6 +112,30 @@ class DagRegistry:
             for d in self.dags.values()
         ]
 
+    def _observe(self, view: FolderView) -> None:
+        """Note the DAGs that appeared in or vanished from this master's folder since the
+        previous refresh. A DAG first seen because a file listed at the first look was parsed
+        for the first time did not appear: this master is only starting."""
+        now = {d: p.record.fileloc for d, p in self.dags.items()}
+        before, self._before = self._before, now
+        if before is None:
+            self._starting = set(view.pending)
+            return
+        for dag_id, fileloc in now.items():
+            if dag_id not in before and fileloc not in self._starting:
+                self._appeared.add(dag_id)
+        self._vanished.update(d for d in before if d not in now)
+        self._starting.difference_update(view.results)
+
+    def presence(self) -> Presence:
+        """What this master knows of its folder's changes since the last `synced`."""
+        return Presence(self.node, frozenset(self._appeared), frozenset(self._vanished))
+
+    def synced(self) -> None:
+        """The metastore has what `presence` said."""
+        self._appeared.clear()
+        self._vanished.clear()
+
     def code(self) -> dict[str, DagCode]:
         """The code versions of the files parsed (by hash), for the DAGs `records` names."""
         return self._code
@@ -74,18 +144,68 @@ class DagRegistry:
         return [(e.file, e.line, e.message) for e in self.import_errors]
 
     def specs(self, rows: Mapping[str, DagFlags]) -> dict[str, DagSpec]:
+        """The active DAGs of the metastore (`rows`) at their version now; one whose version
+        is not parsed here yet is left out (asked for: it is there at a later tick)."""
         out = {}
-        for dag_id, dag in self.dags.items():
-            row = rows.get(dag_id)
-            if row is not None:
+        self._defs = {}
+        for dag_id, row in rows.items():
+            dag = self._current(dag_id, row)
+            if dag is not None:
                 out[dag_id] = _spec(dag, row)
+                self._defs[dag_id] = dag.defs
         return out
 
+    def _current(self, dag_id: str, row: DagFlags) -> ParsedDag | None:
+        if row.code_hash is None:  # written by a scheduler that kept no versions
+            return self.dags.get(dag_id)
+        found = self.versions.get((dag_id, row.code_hash))
+        if found is None:
+            self.want([row.code_hash])
+        return found
+
+    def run_versions(
+        self, runs: Iterable[RunSnap]
+    ) -> dict[tuple[str, str], Mapping[str, TaskSpec]]:
+        """The tasks of every code version known here (the planner picks each run's); the
+        versions of `runs` not known yet are asked for."""
+        self.want(
+            r.code_hash
+            for r in runs
+            if r.code_hash is not None and (r.dag_id, r.code_hash) not in self._version_tasks
+        )
+        return self._version_tasks
+
+    def want(self, hashes: Iterable[str]) -> None:
+        """Have the code versions `hashes` parsed here: fetched from the metastore, unpacked
+        into the cache, parsed by the processor (which skips those it has)."""
+        if self.fetch_code is None or self.cache is None:
+            return
+        for h in set(hashes):
+            failed = self._fetch_failed.get(h)
+            if failed is not None and self.monotonic() - failed < _FETCH_RETRY_S:
+                continue
+            try:
+                folder = bundle.cached(self.cache, h)
+                if folder is None:
+                    stored = self.fetch_code(h)
+                    folder = bundle.materialize(bundle.Bundle.unpack(stored.packed, h), self.cache)
+            except (HaflowError, OSError) as exc:
+                log.error("cannot have DAG code version %s here: %s", h[:12], exc)
+                self._fetch_failed[h] = self.monotonic()
+                continue
+            self._fetch_failed.pop(h, None)
+            self.processor.parse_version(h, bundle.entry_of(folder), str(folder))
+
     def task_defs(self) -> dict[str, list[TaskDef]]:
+        """Each DAG's task definitions at its version now (as of the last `specs`)."""
         return self._defs
 
+    def version_defs(self) -> dict[tuple[str, str], list[TaskDef]]:
+        """The task definitions of every version known here, by DAG id and hash."""
+        return self._version_defs
+
     def past_tasks(self) -> dict[str, list[str]]:
-        """DAG id -> its depends_on_past tasks, for the DAGs that have any."""
+        """DAG id -> its depends_on_past tasks (in any version), for the DAGs that have any."""
         return self._past
 
 
@@ -123,6 +243,7 @@ def _spec(dag: ParsedDag, row: DagFlags) -> DagSpec:
         catchup=r.catchup,
         max_active_runs=r.max_active_runs,
         max_active_tasks=dag.max_active_tasks,
+        code_hash=r.code_hash or None,
         is_paused=row.is_paused,
         last_fire_at=row.last_fire_at,
     )

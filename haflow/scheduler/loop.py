@@ -78,12 +78,15 @@ class SchedulingLoop:
             self.sync_dags(epoch)
         snap, dag_rows = self.view.snapshot(self.registry.past_tasks())
         specs = self.registry.specs({d.dag_id: d for d in dag_rows})
+        versions = self.registry.run_versions(snap.runs)
         now = self.clock()
         limits = self._limits(_active(snap.runs), snap.metastore_now, snap.pools)
-        decisions = plan(specs, snap.runs, now, limits, snap.backfills)
+        decisions = plan(specs, snap.runs, now, limits, snap.backfills, versions)
         if not decisions:
             return False
-        applied = self.repo.scheduling.apply(decisions, self.registry.task_defs(), epoch, now)
+        applied = self.repo.scheduling.apply(
+            decisions, self.registry.task_defs(), epoch, now, self.registry.version_defs()
+        )
         self.view.touched(decisions)
         if applied.refs:
             self.executor.submit(applied.refs)
@@ -103,7 +106,9 @@ class SchedulingLoop:
             epoch,
             pending_files=self.registry.pending,
             code=self.registry.code(),
+            presence=self.registry.presence(),
         )
+        self.registry.synced()
 
     def take_over(self, epoch: int) -> None:
         """On becoming leader: forget any earlier view, write the newest parses, then

@@ -99,6 +99,8 @@ class FolderView:
     results: Mapping[str, ParsedFile]
     good: Mapping[str, tuple[ParsedDag, ...]]
     code: Mapping[str, DagCode] = field(default_factory=dict)  # the code of each good parse
+    versions: Mapping[str, ParsedFile] = field(default_factory=dict)
+    """Code versions from the metastore parsed on request (`parse_version`), by hash."""
 
     @property
     def pending(self) -> tuple[str, ...]:
@@ -195,7 +197,12 @@ def _describe(exc: BaseException) -> str:
 
 
 def _child(
-    path: str, conn: Connection, folder: str, memory_limit_mb: int, max_code_kb: int
+    path: str,
+    conn: Connection,
+    folder: str,
+    memory_limit_mb: int,
+    max_code_kb: int,
+    version: bool,
 ) -> None:
     """Body of a parse child: own process group, memory cap, parse, send, exit at once (so
     threads or atexit hooks a DAG file left behind cannot keep it alive)."""
@@ -207,7 +214,7 @@ def _child(
             if hard != resource.RLIM_INFINITY:
                 limit = min(limit, hard)
             resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
-        importable(Path(folder))
+        importable(Path(folder), first=version)
         result = parse_file(path, memory_limit_mb, folder, max_code_kb)
         try:
             conn.send(result)
@@ -219,8 +226,20 @@ def _child(
         os._exit(0)
 
 
+@dataclass(frozen=True)
+class _Job:
+    """A file to parse: one of the DAGs folder (`key` is its path) or a code version
+    unpacked from the metastore (`key` is its hash, `folder` its unpacked folder)."""
+
+    key: str
+    path: str
+    folder: str
+    version: bool = False
+
+
 @dataclass
 class _Child:
+    job: _Job
     path: str
     proc: BaseProcess
     conn: Connection
@@ -236,6 +255,8 @@ class _State:
     good: dict[str, tuple[ParsedDag, ...]] = field(default_factory=dict)
     code: dict[str, DagCode] = field(default_factory=dict)
     failed_at: dict[str, float] = field(default_factory=dict)
+    versions: dict[str, ParsedFile] = field(default_factory=dict)
+    wanted: dict[str, _Job] = field(default_factory=dict)  # versions asked for, not queued yet
 
 
 class DagFileProcessor:
@@ -263,7 +284,7 @@ class DagFileProcessor:
         self._ctx.set_forkserver_preload(["haflow.scheduler.parsing"])
         self._state = _State()
         self._changed = threading.Condition()
-        self._queue: deque[str] = deque()
+        self._queue: deque[_Job] = deque()
         self._running: dict[str, _Child] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -277,7 +298,28 @@ class DagFileProcessor:
     def view(self) -> FolderView:
         with self._changed:
             s = self._state
-            return FolderView(s.generation, s.files, dict(s.results), dict(s.good), dict(s.code))
+            return FolderView(
+                s.generation,
+                s.files,
+                dict(s.results),
+                dict(s.good),
+                dict(s.code),
+                dict(s.versions),
+            )
+
+    def parse_version(self, code_hash: str, path: str, folder: str) -> None:
+        """Parse code version `code_hash`, unpacked at `path` in `folder`, unless it was
+        parsed already (or failed less than `ERROR_RETRY_S` ago); the result shows in
+        `view().versions`. Thread-safe and cheap: the scheduling loop asks at every tick."""
+        with self._changed:
+            s = self._state
+            failed = self._state.failed_at.get(code_hash)
+            if code_hash in s.versions and (
+                failed is None or self.monotonic() - failed < ERROR_RETRY_S
+            ):
+                return
+            if code_hash not in self._running:
+                s.wanted.setdefault(code_hash, _Job(code_hash, path, folder, version=True))
 
     def wait_parsed(self, timeout_s: float) -> bool:
         """Block until every listed file has a result (tests, CLI); False on timeout."""
@@ -339,7 +381,7 @@ class DagFileProcessor:
             log.error("cannot scan the DAGs folder: %s", exc)
             return
         now = self.monotonic()
-        busy = set(self._queue) | set(self._running)
+        busy = {j.key for j in self._queue} | set(self._running)
         with self._changed:
             s = self._state
             gone = [p for p in s.results if p not in files]
@@ -353,7 +395,7 @@ class DagFileProcessor:
                 s.generation += 1
                 self._changed.notify_all()
             stale = [p for p in files if p not in busy and self._stale(p, now)]
-        self._queue.extend(stale)
+        self._queue.extend(_Job(p, p, str(self.folder)) for p in stale)
 
     def _stale(self, path: str, now: float) -> bool:
         last = self._state.results.get(path)
@@ -370,20 +412,27 @@ class DagFileProcessor:
         return failed is not None and now - failed >= ERROR_RETRY_S
 
     def _launch(self) -> None:
+        with self._changed:
+            wanted, self._state.wanted = self._state.wanted, {}
+        queued = {j.key for j in self._queue}
+        self._queue.extend(j for j in wanted.values() if j.key not in queued)
         while self._queue and len(self._running) < self.processes and not self._stop.is_set():
-            path = self._queue.popleft()
+            job = self._queue.popleft()
+            if job.key in self._running:
+                continue
             recv, send = self._ctx.Pipe(duplex=False)
+            args = (job.path, send, job.folder, self.memory_limit_mb, self.max_code_kb, job.version)
             proc = self._ctx.Process(
                 target=_child,
-                args=(path, send, str(self.folder), self.memory_limit_mb, self.max_code_kb),
-                name=f"haflow-parse {os.path.basename(path)}",
+                args=args,
+                name=f"haflow-parse {os.path.basename(job.path)}",
                 daemon=True,
             )
             with _main_hidden():
                 proc.start()
             send.close()
             now = self.monotonic()
-            self._running[path] = _Child(path, proc, recv, now, now + self.timeout_s)
+            self._running[job.key] = _Child(job, job.path, proc, recv, now, now + self.timeout_s)
 
     # -- collecting -----------------------------------------------------------------------------
 
@@ -399,8 +448,11 @@ class DagFileProcessor:
         for child in list(self._running.values()):
             result = self._outcome(child)
             if result is not None:
-                del self._running[child.path]
-                self._record(result)
+                del self._running[child.job.key]
+                if child.job.version:
+                    self._record_version(child.job.key, result)
+                else:
+                    self._record(result)
 
     def _outcome(self, c: _Child) -> ParsedFile | None:
         """The result of `c` if it ended (sent one, died, or ran out of time), else None."""
@@ -435,6 +487,19 @@ class DagFileProcessor:
         except OSError:
             mtime = 0.0
         return ParsedFile(c.path, mtime, (), ImportErrorRecord(c.path, None, message), elapsed)
+
+    def _record_version(self, code_hash: str, result: ParsedFile) -> None:
+        if result.error is not None:
+            log.warning("DAG code version %s: %s", code_hash[:12], result.error.message)
+        with self._changed:
+            s = self._state
+            if result.error is None:
+                s.failed_at.pop(code_hash, None)
+            else:
+                s.failed_at[code_hash] = self.monotonic()
+            s.versions[code_hash] = result
+            s.generation += 1
+            self._changed.notify_all()
 
     def _record(self, result: ParsedFile) -> None:
         if result.error is not None:

@@ -73,6 +73,7 @@ class LeaderView:
                 self._tis.get(h.pk, {}),
                 h.revision,
                 delta.past.get(h.pk, {}),
+                h.code_hash,
             )
             for h in delta.runs
         ]

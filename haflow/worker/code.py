@@ -8,9 +8,7 @@ before versions were kept (no hash) still runs from the folder, found as before.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,10 +37,6 @@ class CodeLocation:
     versioned: bool = False
 
 
-def default_cache() -> Path:
-    return Path(tempfile.gettempdir()) / f"haflow-code-{os.getuid()}"
-
-
 class CodeSource:
     """Thread-safe; `fetch` reads a version from the metastore by hash."""
 
@@ -50,7 +44,7 @@ class CodeSource:
         self, fetch: Callable[[str], DagCode], cache: str | Path, dags_folder: Path
     ) -> None:
         self.fetch = fetch
-        self.base = bundle.cache_folder(cache or default_cache())  # refused if unsafe
+        self.base = bundle.cache_folder(cache or bundle.default_cache())  # refused if unsafe
         self.dags_folder = Path(dags_folder)
         self._known: dict[str, CodeLocation] = {}
         self._lock = threading.Lock()

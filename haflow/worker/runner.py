@@ -76,7 +76,7 @@ class RunnerConfig:
     warm_files: int = 4  # DAG files kept imported in warm processes (haflow.worker.warm)
     import_timeout_s: float = 30.0  # how long a warm process may take to import its file
     max_result_bytes: int = 65536  # the largest result an attempt may return
-    code_cache: str = ""  # where code versions are unpacked ("": haflow.worker.code's default)
+    code_cache: str = ""  # where code versions are unpacked ("": haflow.dag.bundle's default)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RunnerConfig:
@@ -91,7 +91,7 @@ class RunnerConfig:
             warm_files=w.warm_dag_files,
             import_timeout_s=settings.core.dag_file_import_timeout,
             max_result_bytes=w.max_result_bytes,
-            code_cache=w.code_cache,
+            code_cache=settings.core.code_cache,
         )
 
     @property

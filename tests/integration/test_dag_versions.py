@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from haflow.core.planner import Decisions, NewRun
 from haflow.dag.bundle import Bundle
 from haflow.errors import NotFound
-from haflow.metastore.records import AttemptRef, DagCode, DagRecord, TaskDef
+from haflow.metastore.records import AttemptRef, DagCode, DagRecord, Presence, TaskDef
 from haflow.metastore.repository import Repository
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -103,3 +103,40 @@ def test_a_dag_without_a_version_keeps_working(repo: Repository) -> None:
     named = replace(record, code_hash="a" * 64)
     with pytest.raises(NotFound, match="named but not given"):
         repo.dags.sync([named], [], T0)
+
+
+def _record(dag_id: str, code: DagCode) -> DagRecord:
+    return DagRecord(
+        dag_id, f"/dags/{dag_id}.py", None, None, False, 16, [], "", "fp", code_hash=code.hash
+    )
+
+
+def test_only_a_master_that_had_a_dag_changes_whether_it_is_active(repo: Repository) -> None:
+    x, y = _code("x = 1\n"), _code("y = 1\n")
+    both = {x.hash: x, y.hash: y}
+    m1 = Presence("m1")
+    repo.dags.sync([_record("x", x), _record("y", y)], [], T0, code=both, presence=m1)
+    # m2 lacks y (added on m1 only): y stays active
+    repo.dags.sync([_record("x", x)], [], T0, code=both, presence=Presence("m2"))
+    assert repo.dags.get("y").is_active
+    # m2 saw y vanish from its own folder: y goes
+    repo.dags.sync(
+        [_record("x", x)], [], T0, code=both, presence=Presence("m2", vanished=frozenset({"y"}))
+    )
+    assert not repo.dags.get("y").is_active
+    # m2 still holding an inactive DAG it did not see appear does not bring it back
+    repo.dags.sync([_record("x", x), _record("y", y)], [], T0, code=both, presence=Presence("m2"))
+    assert not repo.dags.get("y").is_active
+    # m1 made y's version: its folder's word counts, as a lone scheduler's does
+    repo.dags.sync([_record("x", x), _record("y", y)], [], T0, code=both, presence=m1)
+    assert repo.dags.get("y").is_active
+    repo.dags.sync([_record("x", x)], [], T0, code=both, presence=m1)
+    assert not repo.dags.get("y").is_active
+    repo.dags.sync(
+        [_record("x", x), _record("y", y)],
+        [],
+        T0,
+        code=both,
+        presence=Presence("m2", appeared=frozenset({"y"})),
+    )
+    assert repo.dags.get("y").is_active

@@ -208,3 +208,58 @@ def test_many_good_files_parse_without_a_single_false_error(folder: Path) -> Non
         p.stop()
     assert registry.import_errors == []
     assert len(registry.dags) == 151
+
+
+def test_the_registry_notes_dags_that_appear_in_or_vanish_from_the_folder(
+    folder: Path, processor: DagFileProcessor
+) -> None:
+    (folder / "b.py").write_text(GOOD.format(dag_id="b"))
+    time.sleep(0.3)
+    registry = _registry(processor)
+    assert registry.presence().appeared == frozenset()  # the first look sees no change
+    (folder / "b.py").unlink()
+    (folder / "c.py").write_text(GOOD.format(dag_id="c"))
+    deadline = time.monotonic() + 30
+    while set(registry.dags) != {"good", "c"} and time.monotonic() < deadline:
+        time.sleep(0.1)
+        registry.refresh()
+    p = registry.presence()
+    assert (p.appeared, p.vanished) == ({"c"}, {"b"})
+    registry.synced()
+    assert registry.presence().appeared == registry.presence().vanished == frozenset()
+
+
+def test_a_version_from_the_metastore_is_parsed_and_planned(
+    tmp_path: Path, folder: Path, processor: DagFileProcessor
+) -> None:
+    """A version this master's folder does not hold: fetched, unpacked, parsed; its DAG is
+    planned with that version's tasks (here v2 adds a task the folder's file lacks)."""
+    from haflow.dag.bundle import Bundle, cache_folder
+    from haflow.metastore.records import DagCode, DagFlags
+
+    v2 = GOOD.format(dag_id="good") + '    BashTask("c", bash_command="true")\n'
+    b = Bundle("good.py", (("good.py", v2.encode()),))
+    stored = DagCode(b.hash, b.entry, b.size, b.pack())
+    fetched: list[str] = []
+
+    def fetch(h: str) -> DagCode:
+        fetched.append(h)
+        return stored
+
+    assert processor.wait_parsed(60.0)
+    cache = cache_folder(tmp_path / "cache")
+    registry = DagRegistry(processor, fetch_code=fetch, cache=cache)
+    registry.refresh()
+    row = {"good": DagFlags("good", False, None, b.hash)}
+    assert registry.specs(row) == {}  # not parsed here yet: asked for
+    deadline = time.monotonic() + 30
+    while not registry.specs(row) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        if registry.changed():
+            registry.refresh()
+    spec = registry.specs(row)["good"]
+    assert sorted(spec.tasks) == ["a", "b", "c"] and spec.code_hash == b.hash
+    assert sorted(registry.dags["good"].tasks) == ["a", "b"]  # the folder's own, unchanged
+    assert sorted(t.task_id for t in registry.task_defs()["good"]) == ["a", "b", "c"]
+    assert fetched == [b.hash]  # fetched once; unpacked in the cache since
+    assert (cache / b.hash / "good.py").read_text() == v2

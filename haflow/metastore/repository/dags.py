@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
@@ -16,6 +17,7 @@ from haflow.metastore.records import (
     DagRow,
     DagVersionRow,
     ImportErrorRow,
+    Presence,
 )
 from haflow.metastore.repository._base import (
     _Base,
@@ -25,6 +27,19 @@ from haflow.metastore.repository._base import (
 )
 
 log = logging.getLogger(__name__)
+
+
+def _stale(d: DagRecord, was: str | None) -> None:
+    log.warning(
+        "DAG %s: %s holds code version %s, which the DAG has had before and left for %s; "
+        "the metastore keeps %s (is this master's DAGs folder stale? `haflow dags push` "
+        "rolls a DAG back)",
+        d.dag_id,
+        d.fileloc,
+        d.code_hash[:12],
+        (was or "")[:12],
+        (was or "")[:12],
+    )
 
 
 class DagQueries(_Base):
@@ -37,45 +52,47 @@ class DagQueries(_Base):
         *,
         pending_files: Sequence[str] = (),
         code: Mapping[str, DagCode] | None = None,
+        presence: Presence | None = None,
     ) -> None:
-        """Write what the DAG folder holds now; DAGs gone from it become inactive, except those
-        of `pending_files` (listed, not parsed yet: they stay as they are).
+        """Write what this master's DAGs folder holds now.
 
-        Each DAG's code version (`code`, by hash) is stored once and becomes the version its
-        new runs are created with, unless the DAG had it before and has moved on since: a
-        master whose DAGs folder is stale never takes a DAG back (`haflow dags push` can)."""
+        Versions: each DAG's code version (`code`, by hash) is stored once and becomes the
+        version its new runs are created with, unless the DAG had it before and has moved on
+        since: a master whose folder is stale never takes a DAG back (`haflow dags push` can).
+
+        Presence: a DAG missing from the folder becomes inactive, and an inactive one found
+        there again active, only if this master had it (`presence`): it saw the DAG vanish or
+        appear in its folder, or the DAG's version now came from this master's folder. A
+        master that lacks a DAG added elsewhere, or still holds one removed elsewhere, is
+        behind, and changes nothing. DAGs of `pending_files` (listed, not parsed yet) stay as
+        they are. Without `presence`, the folder is the whole truth (one scheduler)."""
+        p = presence or Presence(whole=True)
         with self._tx(epoch, now) as conn:
-            current = {
-                r.dag_id: r.code_hash for r in conn.execute(select(m.Dag.dag_id, m.Dag.code_hash))
+            rows = {
+                r.dag_id: r
+                for r in conn.execute(select(m.Dag.dag_id, m.Dag.code_hash, m.Dag.is_active))
             }
             self._store_code(conn, {d.code_hash for d in dags if d.code_hash}, code or {}, now)
             had = self._versions_had(conn, [d.dag_id for d in dags])
+            mine = self._from_here(conn, p.node)
             for d in dags:
-                values = _dag_values(d, now)
-                was = current.get(d.dag_id)
-                if d.code_hash and d.code_hash != was and (d.dag_id, d.code_hash) in had:
-                    log.warning(
-                        "DAG %s: %s holds code version %s, which the DAG has had before and "
-                        "left for %s; the metastore keeps %s (is this master's DAGs folder "
-                        "stale? `haflow dags push` rolls a DAG back)",
-                        d.dag_id,
-                        d.fileloc,
-                        d.code_hash[:12],
-                        (was or "")[:12],
-                        (was or "")[:12],
-                    )
-                    values = {"is_active": True, "parsed_at": now}
-                elif d.code_hash and d.code_hash != was:
-                    self._new_version(conn, d.dag_id, d.code_hash, was, now, epoch)
-                if d.dag_id in current:
+                row = rows.get(d.dag_id)
+                was = row.code_hash if row is not None else None
+                if row is None:
+                    values = _dag_values(d, now)
+                    conn.execute(insert(m.Dag).values(dag_id=d.dag_id, is_paused=False, **values))
+                elif d.code_hash and d.code_hash != was and (d.dag_id, d.code_hash) in had:
+                    _stale(d, was)  # nothing changes: the metastore keeps its version
+                    continue
+                elif row.is_active or p.may_change(d.dag_id, d.dag_id in mine, was):
+                    values = _dag_values(d, now)
                     conn.execute(update(m.Dag).where(m.Dag.dag_id == d.dag_id).values(**values))
                 else:
-                    conn.execute(insert(m.Dag).values(dag_id=d.dag_id, is_paused=False, **values))
-            seen = [d.dag_id for d in dags]
-            gone = [m.Dag.dag_id.not_in(seen)]
-            if pending_files:
-                gone.append(m.Dag.fileloc.not_in(list(pending_files)))
-            conn.execute(update(m.Dag).where(*gone).values(is_active=False))
+                    continue  # inactive, and this master did not have it: removed elsewhere
+                if d.code_hash and d.code_hash != was:
+                    self._new_version(conn, d.dag_id, d.code_hash, was, p.node, now, epoch)
+            gone = [r for i, r in rows.items() if i not in {d.dag_id for d in dags}]
+            self._deactivate(conn, gone, p, mine, pending_files)
             conn.execute(delete(m.ImportError_))
             if errors:
                 conn.execute(
@@ -85,6 +102,35 @@ class DagQueries(_Base):
                         for f, ln, msg in errors
                     ],
                 )
+
+    def _deactivate(
+        self,
+        conn: Connection,
+        gone: Sequence[Any],
+        p: Presence,
+        mine: set[str],
+        pending_files: Sequence[str],
+    ) -> None:
+        """Make the DAGs missing from the folder (`gone`) inactive, where this master may."""
+        for row in gone:
+            if not row.is_active or not p.may_change(row.dag_id, row.dag_id in mine, row.code_hash):
+                continue  # inactive already, or added elsewhere and not here yet
+            deactivate = update(m.Dag).where(m.Dag.dag_id == row.dag_id)
+            if pending_files:
+                deactivate = deactivate.where(m.Dag.fileloc.not_in(sorted(pending_files)))
+            conn.execute(deactivate.values(is_active=False))
+
+    def _from_here(self, conn: Connection, node: str) -> set[str]:
+        """The DAGs whose version now came from `node`'s folder."""
+        if not node:
+            return set()
+        v = m.DagVersion
+        stmt = (
+            select(v.dag_id)
+            .join(m.Dag, (m.Dag.dag_id == v.dag_id) & (m.Dag.code_hash == v.code_hash))
+            .where(v.created_by == node)
+        )
+        return set(conn.execute(stmt).scalars())
 
     def _store_code(
         self, conn: Connection, hashes: set[str], code: Mapping[str, DagCode], now: datetime
@@ -117,11 +163,14 @@ class DagQueries(_Base):
         dag_id: str,
         code_hash: str,
         was: str | None,
+        node: str,
         now: datetime,
         epoch: int | None,
     ) -> None:
         conn.execute(
-            insert(m.DagVersion).values(dag_id=dag_id, code_hash=code_hash, created_at=now)
+            insert(m.DagVersion).values(
+                dag_id=dag_id, code_hash=code_hash, created_at=now, created_by=node
+            )
         )
         detail = {"code_hash": code_hash, "previous": was}
         self._emit(

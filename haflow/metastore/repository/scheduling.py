@@ -89,10 +89,10 @@ _TIS = (
 _TIS_IN_FLIGHT = _TIS.where(m.TaskInstance.state.in_(IN_FLIGHT_TASK_STATES))
 _TIS_OF_RUNS = _TIS.where(m.TaskInstance.run_pk.in_(bindparam("pks", expanding=True)))
 _TIS_BY_ID = _TIS.where(m.TaskInstance.id.in_(bindparam("ids", expanding=True)))
-_RUN_HEADS = select(m.DagRun.id, m.DagRun.dag_id, m.DagRun.state, m.DagRun.revision).where(
-    m.DagRun.state.in_([RunState.QUEUED, RunState.RUNNING])
-)
-_DAG_FLAGS = select(m.Dag.dag_id, m.Dag.is_paused, m.Dag.last_fire_at).where(
+_RUN_HEADS = select(
+    m.DagRun.id, m.DagRun.dag_id, m.DagRun.state, m.DagRun.revision, m.DagRun.code_hash
+).where(m.DagRun.state.in_([RunState.QUEUED, RunState.RUNNING]))
+_DAG_FLAGS = select(m.Dag.dag_id, m.Dag.is_paused, m.Dag.last_fire_at, m.Dag.code_hash).where(
     m.Dag.is_active.is_(True)
 )
 _NOW = select(db_utcnow())
@@ -117,8 +117,8 @@ class SchedulingQueries(_Base):
         with self._tx() as conn:
             metastore_now = conn.execute(_NOW).scalar_one()
             heads = [
-                RunHead(pk, dag_id, RunState(state), revision)
-                for pk, dag_id, state, revision in conn.execute(_RUN_HEADS)
+                RunHead(pk, dag_id, RunState(state), revision, code_hash)
+                for pk, dag_id, state, revision, code_hash in conn.execute(_RUN_HEADS)
             ]
             running = [h for h in heads if h.state is RunState.RUNNING]
             unknown = [h.pk for h in running if known.get(h.pk) != h.revision]
@@ -133,23 +133,29 @@ class SchedulingQueries(_Base):
                 tis += list(_tis(conn, _TIS_BY_ID, {"ids": chunk}))
             before = _past(conn, [h for h in running if h.dag_id in (past or {})], past or {})
             dags = [
-                DagFlags(dag_id, bool(paused), last_fire_at)
-                for dag_id, paused, last_fire_at in conn.execute(_DAG_FLAGS)
+                DagFlags(dag_id, bool(paused), last_fire_at, code_hash)
+                for dag_id, paused, last_fire_at, code_hash in conn.execute(_DAG_FLAGS)
             ]
             pools = with_default({name: slots for name, slots in conn.execute(_POOLS)})
             backfills = _backfills(conn)
         return Delta(metastore_now, heads, whole, tis, dags, before, pools, backfills)
 
     def apply(
-        self, d: Decisions, task_defs: Mapping[str, Sequence[TaskDef]], epoch: int, now: datetime
+        self,
+        d: Decisions,
+        task_defs: Mapping[str, Sequence[TaskDef]],
+        epoch: int,
+        now: datetime,
+        version_defs: Mapping[tuple[str, str], Sequence[TaskDef]] | None = None,
     ) -> Applied:
         """Apply the planner's decisions in one fenced transaction; returns what to publish
-        and the runs it ended."""
+        and the runs it ended. A run started gets the task instances of its own code version
+        (`version_defs`, by DAG id and hash) when known, else its DAG's (`task_defs`)."""
         with self._tx(epoch, now) as conn:
             ev: list[Event] = []
             self._check_revisions(conn, d.revisions)
             self._create_runs(conn, d.new_runs, epoch, now, ev)
-            self._start_runs(conn, d.start_runs, task_defs, now, ev)
+            self._start_runs(conn, d.start_runs, task_defs, version_defs or {}, now, ev)
             self._change_tis(conn, d.changes, epoch, now, ev)
             refs = self._queue(conn, d.to_queue, epoch, now, ev)
             if d.capped:
@@ -259,12 +265,15 @@ class SchedulingQueries(_Base):
         conn: Connection,
         pks: Sequence[int],
         task_defs: Mapping[str, Sequence[TaskDef]],
+        version_defs: Mapping[tuple[str, str], Sequence[TaskDef]],
         now: datetime,
         ev: list[Event],
     ) -> None:
         for pk in pks:
             run = conn.execute(
-                select(m.DagRun.dag_id, m.DagRun.run_id).where(m.DagRun.id == pk)
+                select(m.DagRun.dag_id, m.DagRun.run_id, m.DagRun.code_hash).where(
+                    m.DagRun.id == pk
+                )
             ).one()
             _checked(
                 conn.execute(
@@ -275,7 +284,9 @@ class SchedulingQueries(_Base):
                 1,
                 "start run",
             )
-            defs = task_defs.get(run.dag_id, ())
+            defs = version_defs.get((run.dag_id, run.code_hash or ""))
+            if defs is None:
+                defs = task_defs.get(run.dag_id, ())
             if defs:
                 conn.execute(
                     insert(m.TaskInstance),

@@ -38,6 +38,7 @@ def upgrade() -> None:
         sa.Column("dag_id", sa.String(length=250), nullable=False),
         sa.Column("code_hash", sa.String(length=64), nullable=False),
         sa.Column("created_at", UtcDateTime(), nullable=False),
+        sa.Column("created_by", sa.String(length=250), server_default="", nullable=False),
         sa.ForeignKeyConstraint(
             ["code_hash"], ["dag_code.hash"], name=op.f("fk_dag_version_code_hash_dag_code")
         ),
