@@ -253,8 +253,10 @@ SCHEMA: tuple[SettingSpec, ...] = (
     SettingSpec("retention", "batch_size", "int", "1000",
                 "Rows deleted per transaction (a tenth of it for runs, which carry their task "
                 "instances and logs).", minimum=1),
-    SettingSpec("retention", "tables", "str", "runs, events, notifications, logins, sessions",
-                "What the leader's retention prunes (a subset of those five)."),
+    SettingSpec("retention", "tables", "str",
+                "runs, versions, events, notifications, logins, sessions",
+                "What the leader's retention prunes (a subset of those six; versions: DAG "
+                "code versions no DAG has now and no run left uses)."),
     SettingSpec("logging", "level", "choice", "INFO", "Lowest level of log records emitted.",
                 choices=("DEBUG", "INFO", "WARNING", "ERROR")),
 )

@@ -263,30 +263,39 @@ def _zk_loopback_hint(zk_hosts: str) -> str:
 
 
 def check_dags(settings: Settings, engine: Engine) -> Check:
+    """This node's DAGs folder against the metastore's versions. A node without a DAGs
+    folder (a worker) needs none: it runs each run's version from the metastore."""
     from haflow.assembly.scheduler import parse_folder
     from haflow.metastore.repository import Repository
 
-    leader = Repository(engine).dags.fingerprints()
-    if not leader:
+    folder = settings.core.dags_folder
+    if not folder.is_dir():
+        why = f"no DAGs folder here ({folder}): this node runs DAG code from the metastore"
+        return Check("dags", Finding(Problem.OK, why))
+    stored = {d.dag_id: d for d in Repository(engine).dags.all()}
+    if not stored:
         return Check("dags", Finding(Problem.OK, "no DAGs parsed by a scheduler yet"))
-    here = parse_folder(settings).dags
-    differ = sorted(
-        d
-        for d in set(here) | set(leader)
-        if here.get(d) is None or here[d].record.fingerprint != leader.get(d)
-    )
-    if differ:
-        return Check(
-            "dags",
-            Finding(
-                Problem.DAGS,
-                (
-                    f"this node's DAGs folder {settings.core.dags_folder} differs from what the "
-                    f"leader parsed for: {', '.join(differ)}; deploy the same files everywhere"
-                ),
-            ),
+    here = {d: p.record.code_hash for d, p in parse_folder(settings).dags.items()}
+    missing = sorted(set(stored) - set(here))
+    differ = sorted(d for d in here if d in stored and here[d] != stored[d].code_hash)
+    extra = sorted(set(here) - set(stored))
+    if missing or differ or extra:
+        parts = [
+            f"{label}: {', '.join(ids)}"
+            for label, ids in (
+                ("another version here", differ),
+                ("missing here", missing),
+                ("not in the metastore yet", extra),
+            )
+            if ids
+        ]
+        why = (
+            f"this node's DAGs folder {folder} differs from the metastore's DAG versions ("
+            + "; ".join(parts)
+            + "); deploy the same files to every master, or see `haflow dags versions`"
         )
-    return Check("dags", Finding(Problem.OK, f"{len(here)} DAGs match the leader's"))
+        return Check("dags", Finding(Problem.DAGS, why))
+    return Check("dags", Finding(Problem.OK, f"{len(here)} DAGs match the metastore's versions"))
 
 
 def check_webserver_keys(settings: Settings, engine: Engine) -> Check:

@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import os
 import subprocess
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.engine import Engine
 
 from haflow.core.clock import utcnow
+from haflow.dag.bundle import Bundle
 from haflow.errors import InvalidRequest
 from haflow.metastore import models as m
-from haflow.metastore.records import DagRecord
+from haflow.metastore.records import DagCode, DagRecord
 from haflow.metastore.repository import Repository
 from haflow.scheduler.retention import RetentionConfig, RetentionPass
 from tests.daemons import HAFLOW
@@ -25,7 +27,22 @@ NOW = utcnow()
 OLD = NOW - timedelta(days=40)
 
 
-def _run(engine: Engine, dag_id: str, run_id: str, state: str, ended: object) -> int:
+def _code(text: str) -> DagCode:
+    b = Bundle("d.py", (("d.py", text.encode()),))
+    return DagCode(b.hash, b.entry, b.size, b.pack())
+
+
+V_OLD, V_KEPT, V_NOW = _code("old = 1\n"), _code("kept = 1\n"), _code("now = 1\n")
+
+
+def _run(
+    engine: Engine,
+    dag_id: str,
+    run_id: str,
+    state: str,
+    ended: object,
+    code_hash: str | None = None,
+) -> int:
     """A run with two task instances, an attempt and a log line each."""
     with engine.begin() as conn:
         pk = conn.execute(
@@ -37,6 +54,7 @@ def _run(engine: Engine, dag_id: str, run_id: str, state: str, ended: object) ->
                 conf="{}",
                 created_at=OLD,
                 ended_at=ended,
+                code_hash=code_hash,
             )
         ).inserted_primary_key[0]  # type: ignore[index]
         for task in ("a", "b"):
@@ -58,12 +76,15 @@ def _run(engine: Engine, dag_id: str, run_id: str, state: str, ended: object) ->
 def seeded(engine: Engine) -> Repository:
     repo = Repository(engine, actor="test")
     record = DagRecord("d", "/dags/d.py", None, None, False, 16, [], "", "f")
-    repo.dags.sync([record], [], NOW)
+    for code, when in ((V_OLD, OLD), (V_KEPT, OLD), (V_NOW, NOW)):
+        versioned = replace(record, code_hash=code.hash)
+        repo.dags.sync([versioned], [], when, code={code.hash: code})
     for i in range(7):
-        _run(engine, "d", f"old{i}", "success" if i % 2 else "failed", OLD)
-    _run(engine, "d", "recent", "success", NOW)
+        _run(engine, "d", f"old{i}", "success" if i % 2 else "failed", OLD, V_OLD.hash)
+    _run(engine, "d", "recent", "success", NOW, V_KEPT.hash)
     _run(engine, "d", "running", "running", None)
     with engine.begin() as conn:
+        conn.execute(delete(m.Event))  # the syncs' dag.version events: only the 30 below count
         conn.execute(
             insert(m.Event),
             [
@@ -88,7 +109,15 @@ def test_clean_deletes_what_is_over_and_old_in_batches(seeded: Repository, engin
     deleted = seeded.retention.clean(
         cutoff, batch=10, progress=lambda t, done, total: seen.append((t, done, total))
     )
-    assert deleted == {"runs": 7, "events": 25, "notifications": 0, "logins": 1, "sessions": 0}
+    assert deleted == {
+        "runs": 7,
+        "versions": 1,  # only old runs used it: the version of a run kept stays, as does now's
+        "events": 25,
+        "notifications": 0,
+        "logins": 1,
+        "sessions": 0,
+    }
+    assert [v.code_hash for v in seeded.dags.versions("d")] == [V_NOW.hash, V_KEPT.hash]
     assert ("runs", 1, 7) in seen and ("events", 10, 25) in seen  # a run per batch (10 // 10)
     runs = {r.run_id for r in seeded.runs.find(limit=100)}
     assert runs == {"recent", "running"}
@@ -101,13 +130,16 @@ def test_clean_deletes_what_is_over_and_old_in_batches(seeded: Repository, engin
     assert _count(engine, m.Event) == 5  # refused before anything was deleted
 
 
-def test_a_dag_with_runs_in_flight_is_deleted_only_when_forced(seeded: Repository) -> None:
+def test_a_dag_with_runs_in_flight_is_deleted_only_when_forced(
+    seeded: Repository, engine: Engine
+) -> None:
     with pytest.raises(InvalidRequest, match="1 queued or running run"):
         seeded.retention.delete_dag("d", NOW)
     assert seeded.dags.get("d")
     assert seeded.retention.delete_dag("d", NOW, force=True) == 9
     assert seeded.runs.find(limit=100) == []
     assert [d.dag_id for d in seeded.dags.all(active_only=False)] == []
+    assert _count(engine, m.DagVersion) == 0  # its code stays until retention: no one uses it
     (event,) = seeded.history.events(kinds=["dag.deleted"])
     assert '"runs": 9' in event.detail and '"forced": true' in event.detail
 

@@ -264,11 +264,3 @@ class DagQueries(_Base):
         with self._tx() as conn:
             rows = conn.execute(select(m.ImportError_).order_by(m.ImportError_.fileloc))
             return [ImportErrorRow(r.fileloc, r.line, r.message, r.ts) for r in rows]
-
-    def fingerprints(self) -> dict[str, str]:
-        """What the leader parsed: each active DAG's structure fingerprint."""
-        with self._tx() as conn:
-            rows = conn.execute(
-                select(m.Dag.dag_id, m.Dag.fingerprint).where(m.Dag.is_active.is_(True))
-            ).all()
-        return {r.dag_id: r.fingerprint for r in rows}

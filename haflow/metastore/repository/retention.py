@@ -6,8 +6,10 @@ first, at most `batch` of them), so no transaction holds many locks or much undo
 locks a range that a scheduler or worker writes into. Only what is over is deleted: runs that
 ended (`success`, `failed`), with their task instances, attempts and logs (by the foreign
 keys' ON DELETE CASCADE); events; notifications delivered or given up; login failures; web
-sessions that expired or ended. Every delete re-checks its condition, so a run cleared (and
-reopened) between the select and the delete stays.
+sessions that expired or ended; DAG code versions stored before the cutoff that no DAG has
+now and no run left uses (then a master's stale folder could bring such a version back: keep
+the cutoff longer than any master stays stale). Every delete re-checks its condition, so a run
+cleared (and reopened) between the select and the delete stays.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from haflow.errors import InvalidRequest
 from haflow.metastore import models as m
 from haflow.metastore.repository._base import _Base, _event
 
-TABLES = ("runs", "events", "notifications", "logins", "sessions")
+TABLES = ("runs", "versions", "events", "notifications", "logins", "sessions")
 """What `clean` can prune, in the order it does."""
 
 _RUN_BATCH_SHARE = 10  # a run carries its task instances and logs: fewer per batch
@@ -34,6 +36,8 @@ def _what(table: str, cutoff: datetime) -> tuple[Any, Any]:
     if table == "runs":
         over = m.DagRun.state.in_([RunState.SUCCESS, RunState.FAILED])
         return m.DagRun.id, over & (m.DagRun.ended_at < cutoff)
+    if table == "versions":
+        return m.DagCode.hash, (m.DagCode.created_at < cutoff) & _unused(m.DagCode.hash)
     if table == "events":
         return m.Event.id, m.Event.ts < cutoff
     if table == "notifications":
@@ -45,6 +49,13 @@ def _what(table: str, cutoff: datetime) -> tuple[Any, Any]:
         s = m.WebSession
         return s.id, or_(s.expires_at < cutoff, s.ended_at < cutoff)
     raise InvalidRequest(f"unknown table {table!r}; choose from {', '.join(TABLES)}")
+
+
+def _unused(code_hash: Any) -> Any:
+    """No DAG has version `code_hash` now, and no run uses it."""
+    current = select(m.Dag.dag_id).where(m.Dag.code_hash == code_hash)
+    used = select(m.DagRun.id).where(m.DagRun.code_hash == code_hash)
+    return ~current.exists() & ~used.exists()
 
 
 class RetentionQueries(_Base):
@@ -63,6 +74,9 @@ class RetentionQueries(_Base):
             ids = list(conn.execute(select(pk).where(cond).order_by(pk).limit(size)).scalars())
             if not ids:
                 return 0
+            if table == "versions":  # the DAGs' records of having had them go first
+                v = m.DagVersion
+                conn.execute(delete(v).where(v.code_hash.in_(ids), _unused(v.code_hash)))
             return int(conn.execute(delete(pk.table).where(pk.in_(ids), cond)).rowcount)
 
     def clean(
@@ -134,6 +148,7 @@ class RetentionQueries(_Base):
             conn.execute(select(m.Dag.dag_id).where(m.Dag.dag_id == dag_id).with_for_update())
             runs += conn.execute(delete(m.DagRun).where(m.DagRun.dag_id == dag_id)).rowcount or 0
             conn.execute(delete(m.Notification).where(m.Notification.dag_id == dag_id))
+            conn.execute(delete(m.DagVersion).where(m.DagVersion.dag_id == dag_id))
             conn.execute(delete(m.Dag).where(m.Dag.dag_id == dag_id))
             detail = {"runs": runs, "forced": bool(busy)}
             self._emit(conn, [_event("dag.deleted", self.actor, now, dag_id=dag_id, detail=detail)])
