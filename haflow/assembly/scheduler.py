@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from haflow.config import Settings
@@ -107,22 +108,28 @@ def build_executor(settings: Settings, sid: str, *, metrics: bool = False) -> Ex
     return LocalExecutor(pool, settings.core.parallelism, settings.core.attempts_per_process)
 
 
-def dag_processor(settings: Settings) -> DagFileProcessor:
+def dag_processor(
+    settings: Settings, folder: Path | None = None, only: Sequence[str] | None = None
+) -> DagFileProcessor:
     c = settings.core
     return DagFileProcessor(
-        c.dags_folder,
+        c.dags_folder if folder is None else folder,
         interval_s=c.dag_dir_list_interval,
         timeout_s=c.dag_file_import_timeout,
         memory_limit_mb=c.dag_file_memory_limit,
         max_code_kb=c.max_dag_code_kb,
         processes=c.dag_parsing_processes,
+        only=only,
     )
 
 
-def parse_folder(settings: Settings) -> DagRegistry:
-    """The DAGs folder parsed once through the parse pool, as a scheduler would (for tools such
-    as `haflow doctor`: a file that hangs or crashes is an import error here too)."""
-    processor = dag_processor(settings)
+def parse_folder(
+    settings: Settings, folder: Path | None = None, only: Sequence[str] | None = None
+) -> DagRegistry:
+    """The DAGs folder (or `folder`, or its files `only`) parsed once through the parse pool,
+    as a scheduler would (for tools such as `haflow doctor` and `haflow dags push`: a file
+    that hangs or crashes is an import error here too)."""
+    processor = dag_processor(settings, folder, only)
     processor.start()
     try:
         files = len(processor.view().files)

@@ -30,7 +30,7 @@ from haflow.chaos.model import OBSERVE, Fault
 CHAIN = "HAFLOW_CHAOS"
 ACTIONS = ("kill", "pause", "resume", "partition", "heal", "restart")
 DAGS_NODE = "dags"
-"""The pseudo-node that `poison` and `cure` are logged on: the shared DAGs folder."""
+"""The pseudo-node that `poison` and `cure` are logged on: every master's DAGs folder."""
 
 
 class Faults:
@@ -55,16 +55,26 @@ class Faults:
         return self._record(Fault(started, OBSERVE, node, {"what": what, **detail}), started)
 
     def poison(self, filename: str, source: str) -> Fault:
-        """Drop the DAG file `filename` into the DAGs folder every node reads."""
+        """Drop the DAG file `filename` into every master's DAGs folder."""
         started = _now()
-        (self.cluster.spec.state_dir / "dags" / filename).write_text(source)
+        for folder in self.cluster.spec.dags_folders():
+            (folder / filename).write_text(source)
         return self._record(Fault(started, "poison", DAGS_NODE, {"file": filename}), started)
 
     def cure(self, filename: str) -> Fault:
         """Remove a file `poison` dropped."""
         started = _now()
-        (self.cluster.spec.state_dir / "dags" / filename).unlink(missing_ok=True)
+        for folder in self.cluster.spec.dags_folders():
+            (folder / filename).unlink(missing_ok=True)
         return self._record(Fault(started, "cure", DAGS_NODE, {"file": filename}), started)
+
+    def deploy(self, master: str, filename: str, source: str) -> Fault:
+        """Write DAG file `filename` into master `master`'s folder alone: a deploy that
+        reached one master (the others' folders are stale until theirs)."""
+        started = _now()
+        self._known(master)
+        (self.cluster.spec.dags_folder(master) / filename).write_text(source)
+        return self._record(Fault(started, "deploy", master, {"file": filename}), started)
 
     def resume(self, node: str) -> Fault:
         return self._do("resume", node, {}, ["unpause"])

@@ -85,6 +85,7 @@ def _runs(repo: Repository) -> list[Run]:
                 r.data_interval_end if r.run_type == "scheduled" else None,
                 r.data_interval_start,
                 r.data_interval_end,
+                r.code_hash,
             )
             for r in page
         ]
@@ -138,6 +139,7 @@ def read_records(folder: Path) -> list[TaskRecord]:
             d["node"],
             d["kind"],
             datetime.fromisoformat(d["ts"]),
+            d.get("code_hash", ""),
         )
         for path in sorted(folder.glob(f"*/{RECORDS_FILE}"))
         for d in _json_lines(path)

@@ -104,6 +104,7 @@ class Run:
     scheduled_fire_at: datetime | None = None
     data_interval_start: datetime | None = None
     data_interval_end: datetime | None = None
+    code_hash: str | None = None  # the code version it was created with
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,7 @@ class TaskRecord:
     node: str
     kind: str
     ts: datetime
+    code_hash: str = ""  # the code version the task ran ("" from older records)
 
     @property
     def ti(self) -> tuple[str, str, str]:

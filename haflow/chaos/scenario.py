@@ -150,12 +150,13 @@ def _keep(history: History, path: Path) -> None:
 
 
 def _install_dags(spec: ClusterSpec, dags: dict[str, str]) -> None:
-    folder = spec.state_dir / "dags"
-    folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("*.py"):
-        old.unlink()
-    for filename, source in dags.items():
-        (folder / filename).write_text(source)
+    """The same files in every master's DAGs folder."""
+    for folder in spec.dags_folders():
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in folder.glob("*.py"):
+            old.unlink()
+        for filename, source in dags.items():
+            (folder / filename).write_text(source)
 
 
 def _clear_records(state_dir: Path) -> None:

@@ -60,6 +60,14 @@ class ClusterSpec:
     def container(self, node: str) -> str:
         return f"{self.name}-{node}"
 
+    def dags_folder(self, master: str) -> Path:
+        """Master `master`'s own DAGs folder (workers have none: they run the metastore's
+        code versions)."""
+        return self.state_dir / "dags" / master
+
+    def dags_folders(self) -> list[Path]:
+        return [self.dags_folder(f"master{i}") for i in range(1, self.masters + 1)]
+
     def node_names(self) -> list[str]:
         return [n.name for n in nodes(self, web=False)]
 
@@ -194,7 +202,7 @@ def _master(spec: ClusterSpec, i: int, web: bool) -> NodeDef:
     if web:
         commands.append(f"{py} -m haflow.cli.main webserver --port {WEB_PORT} --workers 2")
     mounts = (
-        (str(spec.state_dir / "dags"), "/dags", "ro"),
+        (str(spec.dags_folder(name)), "/dags", "ro"),
         (str(spec.state_dir / "records" / name), "/records", "rw"),
     )
     argv = (py, "-m", "haflow.chaos.node", *commands)
@@ -205,10 +213,7 @@ def _worker(spec: ClusterSpec, i: int) -> NodeDef:
     name = f"worker{i}"
     py = f"{sys.prefix}/bin/python"
     argv = (py, "-m", "haflow.cli.main", "worker", "-n", name, "-c", str(spec.worker_concurrency))
-    mounts = (
-        (str(spec.state_dir / "dags"), "/dags", "ro"),
-        (str(spec.state_dir / "records" / name), "/records", "rw"),
-    )
+    mounts = ((str(spec.state_dir / "records" / name), "/records", "rw"),)  # and no DAGs
     return NodeDef(name, "worker", argv, _uid("nobody"), haflow_env(spec, name), mounts)
 
 
@@ -273,9 +278,10 @@ backend masters
 
 
 def write_config(spec: ClusterSpec) -> None:
-    """The state folder: conf/ (read by nodes), dags/, records/<node>/ (written by tasks)."""
+    """The state folder: conf/ (read by nodes), dags/<master>/, records/<node>/ (written by
+    tasks)."""
     conf = spec.state_dir / "conf"
-    for folder in (conf, spec.state_dir / "dags"):
+    for folder in (conf, *spec.dags_folders()):
         folder.mkdir(parents=True, exist_ok=True)
     for node in nodes(spec, web=True):
         records = spec.state_dir / "records" / node.name

@@ -35,6 +35,7 @@ def _record(context: dict[str, Any], kind: str) -> None:
             "node": os.environ.get(NODE_ENV, ""),
             "kind": kind,
             "ts": datetime.now(UTC).isoformat(),
+            "code_hash": context.get("HAFLOW_CODE_HASH", ""),  # the code version it runs
         }
     )
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from datetime import datetime
+from pathlib import Path
 
 import click
 
@@ -153,6 +154,43 @@ def list_runs(ctx: CliContext, dag_id: str, state: str | None, limit: int, outpu
         _RUN_COLUMNS,
         output,
     )
+
+
+@dags.command()
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Parse and show, store nothing.")
+@output_option
+@pass_ctx
+def push(ctx: CliContext, path: Path, dry_run: bool, output: str) -> None:
+    """Store the DAGs of PATH (a DAG file, or a folder of them, with the helper modules they
+    import from it) in the metastore as their current versions, for clusters whose masters
+    hold no DAG files (say, from CI). A version a DAG had before becomes current again: a
+    rollback. Exits 1 if a file fails to import (the others are pushed)."""
+    from haflow.assembly.scheduler import parse_folder
+
+    path = path.resolve()
+    folder, only = (path, None) if path.is_dir() else (path.parent, [str(path)])
+    parsed = parse_folder(ctx.settings, folder, only)
+    for e in parsed.import_errors:
+        where = f":{e.line}" if e.line else ""
+        click.echo(f"{e.file}{where}: {e.message}", err=True)
+    if not parsed.dags and not parsed.import_errors:
+        raise click.ClickException(f"no DAG file in {path}")
+    records = [d.record for d in parsed.dags.values()]
+    done = {} if dry_run else ctx.repo.dags.push(records, parsed.code(), utcnow())
+    rows = [
+        {
+            "dag_id": r.dag_id,
+            "version": r.code_hash[:12],
+            "tasks": len(r.structure.get("tasks", {})),
+            "file": r.fileloc,
+            "pushed": done.get(r.dag_id, "not stored (dry run)"),
+        }
+        for r in records
+    ]
+    emit(rows, ["dag_id", "version", "tasks", "file", "pushed"], output)
+    if parsed.import_errors:
+        sys.exit(1)
 
 
 @dags.command()

@@ -33,7 +33,7 @@ import threading
 import time
 import types
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
@@ -271,9 +271,12 @@ class DagFileProcessor:
         memory_limit_mb: int = 0,
         max_code_kb: int = 0,
         processes: int = 2,
+        only: Sequence[str] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`only`: these files of `folder` alone, not every one (`haflow dags push FILE`)."""
         self.folder = Path(folder)
+        self.only = None if only is None else {os.path.abspath(p) for p in only}
         self.interval_s = interval_s
         self.timeout_s = timeout_s
         self.memory_limit_mb = memory_limit_mb
@@ -377,6 +380,8 @@ class DagFileProcessor:
     def _scan(self) -> None:
         try:
             files = tuple(os.path.abspath(p) for p in find_dag_files(self.folder))
+            if self.only is not None:
+                files = tuple(f for f in files if f in self.only)
         except ConfigError as exc:
             log.error("cannot scan the DAGs folder: %s", exc)
             return

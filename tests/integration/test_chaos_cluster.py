@@ -62,10 +62,9 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
         state_root=tmp_path,
         boot_timeout_s=180,
     )
-    spec.state_dir.joinpath("dags").mkdir(parents=True)
-    spec.state_dir.joinpath("dags", "chaos_work.py").write_text(
-        dag_source("chaos_work", tasks=3, seconds=1.0)
-    )
+    for folder in spec.dags_folders():
+        folder.mkdir(parents=True)
+        (folder / "chaos_work.py").write_text(dag_source("chaos_work", tasks=3, seconds=1.0))
     c = Cluster(spec)
     try:
         c.up(print)

@@ -140,3 +140,18 @@ def test_only_a_master_that_had_a_dag_changes_whether_it_is_active(repo: Reposit
         presence=Presence("m2", appeared=frozenset({"y"})),
     )
     assert repo.dags.get("y").is_active
+
+
+def test_a_push_adds_moves_on_and_rolls_back(repo: Repository) -> None:
+    v1, v2 = _code("v = 1\n"), _code("v = 2\n")
+    both = {v1.hash: v1, v2.hash: v2}
+    assert repo.dags.push([_record("d", v1)], both, T0) == {"d": "added"}
+    assert repo.dags.push([_record("d", v1)], both, T0) == {"d": "unchanged"}
+    assert repo.dags.push([_record("d", v2)], both, T0) == {"d": "new version"}
+    assert repo.dags.push([_record("d", v1)], both, T0) == {"d": "rolled back"}
+    assert repo.dags.get("d").code_hash == v1.hash
+    # a master whose folder still holds v2 cannot undo the rollback: v2 is a version it left
+    repo.dags.sync([_record("d", v2)], [], T0, code=both, presence=Presence("m1"))
+    assert repo.dags.get("d").code_hash == v1.hash
+    events = [e.detail for e in repo.history.events(kinds=["dag.version"])]
+    assert len(events) == 3 and '"rollback": true' in events[-1] and '"by": "push"' in events[-1]

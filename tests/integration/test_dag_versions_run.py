@@ -99,7 +99,7 @@ def test_a_run_keeps_its_code_across_an_edit_on_a_worker_without_dags(
     worker_env = {
         **env,
         "HAFLOW__CORE__DAGS_FOLDER": str(tmp_path / "no-such-folder"),
-        "HAFLOW__WORKER__CODE_CACHE": str(tmp_path / "code-cache"),
+        "HAFLOW__CORE__CODE_CACHE": str(tmp_path / "code-cache"),
     }
     worker_cmd = [*HAFLOW, "worker", "-c", "2", "-n", "w1", "--allow-root"]
     worker = launch(worker_cmd, worker_env, tmp_path / "w1.log")
@@ -128,6 +128,7 @@ def test_a_run_keeps_its_code_across_an_edit_on_a_worker_without_dags(
 
         cli = {**env, "HAFLOW__CORE__DAGS_FOLDER": str(tmp_path / "no-such-folder")}
         _check_cli(cli, str(v1), str(v2))
+        _check_push(cli, tmp_path / "ci", marks, gate)
     except BaseException:
         print((tmp_path / "w1.log").read_text()[-4000:])
         raise
@@ -151,6 +152,28 @@ def _check_cli(cli: dict[str, str], v1: str, v2: str) -> None:
     assert helper == "VERSION = 'helper-1'\n"
     changes = _cli(cli, "dags", "diff", "vd", v1[:8])
     assert "-VERSION = 'helper-1'" in changes and '+VERSION = "2"' in changes
+
+
+def _check_push(cli: dict[str, str], ci: Path, marks: Path, gate: Path) -> None:
+    """`haflow dags push` from a folder outside every DAGs folder (as from CI)."""
+    ci.mkdir()
+    _write(ci, marks, gate, "3")
+    dry = _cli(cli, "dags", "push", str(ci), "--dry-run")
+    assert "not stored (dry run)" in dry and len(_versions(cli)) == 2
+    pushed = json.loads(_cli(cli, "dags", "push", str(ci / "vd.py"), "-o", "json"))
+    assert [(p["dag_id"], p["tasks"], p["pushed"]) for p in pushed] == [("vd", 2, "new version")]
+    assert _versions(cli)[0]["version"] == pushed[0]["version"]
+    assert "helper-3" in _cli(cli, "dags", "code", "vd", "--file", "vd_helper.py")
+    (ci / "broken.py").write_text("raise RuntimeError('no')\n")
+    out = subprocess.run(
+        [*HAFLOW, "dags", "push", str(ci / "broken.py")], env=cli, capture_output=True, text=True
+    )
+    assert out.returncode == 1 and "RuntimeError: no" in out.stderr
+
+
+def _versions(cli: dict[str, str]) -> list[dict[str, object]]:
+    listed: list[dict[str, object]] = json.loads(_cli(cli, "dags", "versions", "vd", "-o", "json"))
+    return listed
 
 
 def _cli(env: dict[str, str], *args: str) -> str:

@@ -1,4 +1,4 @@
-"""Judge the availability properties P1..P12 (docs/design.md section 4) from a recorded history.
+"""Judge the availability properties P1..P13 (docs/design.md section 4) from a recorded history.
 
 Pure functions over `haflow.chaos.model.History`: no docker, no SQL, no clock. Each check
 returns a `Verdict` (PASS, FAIL, or NOT_EXERCISED when the history holds no fault that puts the
@@ -25,6 +25,7 @@ from haflow.chaos.checker.leadership import check_p1, check_p2, check_p6, check_
 from haflow.chaos.checker.notifications import check_p11
 from haflow.chaos.checker.pools import check_p12
 from haflow.chaos.checker.tasks import check_p3, check_p4, check_p5
+from haflow.chaos.checker.versions import check_p13
 from haflow.chaos.checker.webserver import check_p8
 from haflow.chaos.model import History
 
@@ -51,6 +52,7 @@ __all__ = [
     "check_p10",
     "check_p11",
     "check_p12",
+    "check_p13",
 ]
 
 # -- all ------------------------------------------------------------------------------------
@@ -68,6 +70,7 @@ CHECKS: dict[str, Callable[[History, Bounds], Verdict]] = {
     "P10": check_p10,
     "P11": check_p11,
     "P12": check_p12,
+    "P13": check_p13,
 }
 
 

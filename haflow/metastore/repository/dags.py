@@ -90,7 +90,8 @@ class DagQueries(_Base):
                 else:
                     continue  # inactive, and this master did not have it: removed elsewhere
                 if d.code_hash and d.code_hash != was:
-                    self._new_version(conn, d.dag_id, d.code_hash, was, p.node, now, epoch)
+                    tasks = len(d.structure.get("tasks", {}))
+                    self._new_version(conn, d.dag_id, d.code_hash, was, p.node, now, epoch, tasks)
             gone = [r for i, r in rows.items() if i not in {d.dag_id for d in dags}]
             self._deactivate(conn, gone, p, mine, pending_files)
             conn.execute(delete(m.ImportError_))
@@ -166,17 +167,70 @@ class DagQueries(_Base):
         node: str,
         now: datetime,
         epoch: int | None,
+        tasks: int,
+        *,
+        rollback: bool = False,
     ) -> None:
-        conn.execute(
-            insert(m.DagVersion).values(
-                dag_id=dag_id, code_hash=code_hash, created_at=now, created_by=node
+        """Record that `dag_id` now has version `code_hash` (from `node`'s folder; "" when
+        pushed); a `rollback` makes a version it had before current again."""
+        if not rollback:
+            conn.execute(
+                insert(m.DagVersion).values(
+                    dag_id=dag_id, code_hash=code_hash, created_at=now, created_by=node
+                )
             )
-        )
-        detail = {"code_hash": code_hash, "previous": was}
+        detail = {
+            "code_hash": code_hash,
+            "previous": was,
+            "tasks": tasks,
+            "by": node or "push",
+            "rollback": rollback,
+        }
         self._emit(
             conn,
             [_event("dag.version", self.actor, now, epoch=epoch, dag_id=dag_id, detail=detail)],
         )
+
+    def push(
+        self, dags: Sequence[DagRecord], code: Mapping[str, DagCode], now: datetime
+    ) -> dict[str, str]:
+        """Make each of `dags` active at its version (stored if new), as `haflow dags push`
+        does. Unlike a folder's sync, a version the DAG had before becomes current again: a
+        rollback, which a master's folder holding the newer file then cannot undo (that file
+        is a version the DAG has left). Returns, per DAG: added, new version, rolled back or
+        unchanged."""
+        out = {}
+        with self._tx() as conn:
+            rows = {
+                r.dag_id: r
+                for r in conn.execute(select(m.Dag.dag_id, m.Dag.code_hash, m.Dag.is_active))
+            }
+            self._store_code(conn, {d.code_hash for d in dags if d.code_hash}, code, now)
+            had = self._versions_had(conn, [d.dag_id for d in dags])
+            for d in dags:
+                row = rows.get(d.dag_id)
+                was = row.code_hash if row is not None else None
+                values = _dag_values(d, now)
+                if row is None:
+                    conn.execute(insert(m.Dag).values(dag_id=d.dag_id, is_paused=False, **values))
+                else:
+                    conn.execute(update(m.Dag).where(m.Dag.dag_id == d.dag_id).values(**values))
+                back = (d.dag_id, d.code_hash) in had
+                if d.code_hash != was:
+                    tasks = len(d.structure.get("tasks", {}))
+                    self._new_version(
+                        conn, d.dag_id, d.code_hash, was, "", now, None, tasks, rollback=back
+                    )
+                out[d.dag_id] = (
+                    "added"
+                    if row is None
+                    else "unchanged"
+                    if d.code_hash == was
+                    else "rolled back"
+                    if back
+                    else "new version"
+                )
+        return out
 
     def versions(self, dag_id: str) -> list[DagVersionRow]:
         """The code versions DAG `dag_id` has had, newest first."""
