@@ -21,6 +21,7 @@ from haflow.dag.schedule import backfill_intervals, local_instant
 from haflow.errors import InvalidRequest
 from haflow.metastore.records import BackfillRow
 from haflow.web import serialize as s
+from haflow.web import versions
 from haflow.web.auth import principal, requires
 from haflow.web.context import web
 from haflow.web.openapi import document
@@ -457,6 +458,50 @@ def events() -> Response:
         kinds=[kind] if kind else None, dag_id=dag_id, limit=limit, offset=offset
     )
     return _collection([s.event_json(e) for e in rows], total, limit, offset)
+
+
+@bp.get("/dags/<dag_id>/versions")
+@requires("read")
+def list_versions(dag_id: str) -> Response:
+    """The DAG's code versions, newest first."""
+    limit, offset = page_args()
+    rows = web().repo.dags.versions(dag_id)
+    items = [s.version_json(v) for v in rows[offset : offset + limit]]
+    return _collection(items, len(rows), limit, offset)
+
+
+@bp.get("/dags/<dag_id>/versions/<version>/code")
+@requires("read")
+def version_code(dag_id: str, version: str) -> Response:
+    """One file of a version (the DAG file unless `file` names a helper module)."""
+    v, files = versions.version_code(web().repo, dag_id, _version_arg(version))
+    name = _str_arg("file") or files.entry
+    names = [n for n, _ in files.files]
+    if name not in names:
+        raise BadInput(f"version {v.code_hash[:12]} has no file {name!r}: {names}", "file")
+    return jsonify(
+        {**s.version_json(v), "files": names, "path": name, "content": files.source(name)}
+    )
+
+
+@bp.get("/dags/<dag_id>/versions/<version>/diff")
+@requires("read")
+def version_diff(dag_id: str, version: str) -> Response:
+    """What changed from `version` to `to` (default: the DAG's version now)."""
+    to = _str_arg("to")
+    old, new, diff = versions.version_diff(
+        web().repo, dag_id, _version_arg(version), None if to is None else _version_arg(to, "to")
+    )
+    return jsonify({"dag_id": dag_id, "from": old, "to": new, "diff": diff})
+
+
+def _version_arg(value: str, name: str = "version") -> str | None:
+    """A version named by 6 to 64 hex digits of its hash, or `current`."""
+    if value == "current":
+        return None
+    if not re.fullmatch(r"[0-9a-f]{6,64}", value):
+        raise BadInput(f"{name} must be 6 to 64 hex digits of a version's hash, or current", name)
+    return value
 
 
 @bp.get("/importErrors")

@@ -91,6 +91,11 @@ SCHEMAS: J = {
             "created_at": _ts(),
             "started_at": _ts(),
             "ended_at": _ts(),
+            "code_hash": {
+                **_str(True),
+                "description": "the DAG's code version the run runs (null: made before "
+                "versions were kept)",
+            },
         }
     ),
     "Attempt": _obj(
@@ -217,7 +222,35 @@ SCHEMAS["BackfillDryRun"] = _obj(
         "total_entries": {"type": "integer"},
     }
 )
-for _name in ("Dag", "DagRun", "TaskInstance", "Event", "ImportError", "Pool", "Backfill"):
+VERSION_FIELDS: J = {
+    "dag_id": _str(),
+    "code_hash": _str(),
+    "file": _str(),
+    "size": {"type": "integer"},
+    "created_at": _ts(),
+    "runs": {"type": "integer"},
+    "current": {"type": "boolean"},
+}
+SCHEMAS["DagVersion"] = _obj(VERSION_FIELDS)
+SCHEMAS["DagVersionCode"] = _obj(
+    {
+        **VERSION_FIELDS,
+        "files": {"type": "array", "items": _str()},
+        "path": _str(),
+        "content": _str(),
+    }
+)
+SCHEMAS["DagVersionDiff"] = _obj({"dag_id": _str(), "from": _str(), "to": _str(), "diff": _str()})
+for _name in (
+    "Dag",
+    "DagRun",
+    "TaskInstance",
+    "Event",
+    "ImportError",
+    "Pool",
+    "Backfill",
+    "DagVersion",
+):
     SCHEMAS[f"{_name}Collection"] = _collection(_name)
 SCHEMAS["Variable"] = {
     **_obj({"key": _str(), "value": _str(), "description": _str()}),
@@ -269,6 +302,8 @@ DAG = [_param("dag_id", "path", ID)]
 RUN = [*DAG, _param("dag_run_id", "path", ID)]
 TASK = [*RUN, _param("task_id", "path", ID)]
 POOL = [_param("pool_name", "path", ID)]
+VERSION_NAME: J = {"type": "string", "pattern": "^([0-9a-f]{6,64}|current)$"}
+VERSION = [*DAG, _param("version", "path", VERSION_NAME)]
 VARIABLE = [_param("variable_key", "path", ID)]
 CONNECTION = [_param("connection_id", "path", ID)]
 UPDATE_MASK = _param(
@@ -648,6 +683,36 @@ def _paths() -> J:
                 "EventCollection",
                 [*PAGE, kind, dag_q],
                 400,
+            )
+        },
+        "/dags/{dag_id}/versions": {
+            "get": _op(
+                "list_versions",
+                "The DAG's code versions, newest first",
+                "DagVersionCollection",
+                [*DAG, *PAGE],
+                400,
+                404,
+            )
+        },
+        "/dags/{dag_id}/versions/{version}/code": {
+            "get": _op(
+                "version_code",
+                "A file of a code version (the DAG file unless `file` names a helper module)",
+                "DagVersionCode",
+                [*VERSION, _param("file", "query", {"type": "string", "maxLength": 250})],
+                400,
+                404,
+            )
+        },
+        "/dags/{dag_id}/versions/{version}/diff": {
+            "get": _op(
+                "version_diff",
+                "What changed from a version to another (default: the DAG's version now)",
+                "DagVersionDiff",
+                [*VERSION, _param("to", "query", VERSION_NAME)],
+                400,
+                404,
             )
         },
         "/importErrors": {

@@ -8,6 +8,7 @@ what a role may do is checked by `requires`, as in the API.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
@@ -21,7 +22,7 @@ from haflow.core.params import InvalidParam
 from haflow.core.pools import DEFAULT_POOL
 from haflow.core.states import RunState, TaskState
 from haflow.errors import InvalidRequest, NotFound
-from haflow.web import auth
+from haflow.web import auth, versions
 from haflow.web import secret_fields as f
 from haflow.web.auth import requires
 from haflow.web.charts import AttemptSpan, RunSpan, durations, gantt
@@ -119,6 +120,45 @@ def grid(dag_id: str) -> str:
         next_run_at=next_run(dag, ctx.now),
         chart=durations(spans),
     )
+
+
+@bp.get("/dags/<dag_id>/code")
+@requires("read")
+def dag_code(dag_id: str) -> str:
+    """A code version of the DAG (its version now by default) with its files, its versions,
+    and with `diff`, what changed from that version to the one shown."""
+    ctx = web()
+    listed = ctx.repo.dags.versions(dag_id)
+    if not listed:
+        raise NotFound(f"DAG {dag_id!r} has no code version yet")
+    shown, files = versions.version_code(ctx.repo, dag_id, _hex_arg("version"))
+    names = [n for n, _ in files.files]
+    path = request.args.get("file") or files.entry
+    if path not in names:
+        raise NotFound(f"version {shown.code_hash[:12]} has no file {path!r}")
+    diff = diff_from = None
+    if request.args.get("diff"):
+        diff_from, _, diff = versions.version_diff(
+            ctx.repo, dag_id, _hex_arg("diff"), shown.code_hash
+        )
+    return render_template(
+        "code.html",
+        dag_id=dag_id,
+        versions=listed,
+        shown=shown,
+        files=names,
+        path=path,
+        content=files.source(path),
+        diff=diff,
+        diff_from=diff_from,
+    )
+
+
+def _hex_arg(name: str) -> str | None:
+    value = request.args.get(name)
+    if value is not None and not re.fullmatch(r"[0-9a-f]{6,64}", value):
+        raise InvalidRequest(f"{name} must be 6 to 64 hex digits of a version's hash")
+    return value
 
 
 @bp.get("/dags/<dag_id>/runs/<run_id>/gantt")

@@ -11,6 +11,7 @@ from haflow.errors import HaflowError
 from haflow.metastore.records import (
     AttemptRow,
     DagDetail,
+    DagVersionRow,
     EventRow,
     ImportErrorRow,
     PoolRow,
@@ -77,6 +78,19 @@ def run_json(r: RunRow) -> dict[str, Any]:
         "created_at": ts(r.created_at),
         "started_at": ts(r.started_at),
         "ended_at": ts(r.ended_at),
+        "code_hash": r.code_hash,
+    }
+
+
+def version_json(v: DagVersionRow) -> dict[str, Any]:
+    return {
+        "dag_id": v.dag_id,
+        "code_hash": v.code_hash,
+        "file": v.entry,
+        "size": v.size,
+        "created_at": ts(v.created_at),
+        "runs": v.runs,
+        "current": v.current,
     }
 
 

@@ -11,6 +11,7 @@ runs version 1's code. Judged from the tasks' own records.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
@@ -101,7 +102,7 @@ def test_a_stale_leader_schedules_the_metastores_versions(
 
 def _finish(repo: Repository, *runs: tuple[str, str]) -> None:
     for dag_id, run_id in runs:
-        wait_for(f"{dag_id} {run_id} to end", lambda d=dag_id, r=run_id: _ended(repo, d, r), 90)
+        wait_for(f"{dag_id} {run_id} to end", functools.partial(_ended, repo, dag_id, run_id), 90)
         assert repo.runs.get(dag_id, run_id).state == "success", (dag_id, run_id)
 
 

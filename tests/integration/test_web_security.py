@@ -39,6 +39,7 @@ VALUES = {
     "key": "v",
     "connection_id": "c",
     "conn_id": "c",
+    "version": "current",
 }
 
 

@@ -17,8 +17,9 @@ from sqlalchemy.engine import Engine
 from haflow.config import Settings, load_settings
 from haflow.core.attempt_end import Ending
 from haflow.core.planner import Decisions
+from haflow.dag.bundle import Bundle
 from haflow.metastore.crypto import Crypto
-from haflow.metastore.records import DagRecord, TaskDef
+from haflow.metastore.records import DagCode, DagRecord, TaskDef
 from haflow.metastore.repository import Repository
 from haflow.metrics.endpoint import instrument
 from haflow.web import create_app
@@ -37,6 +38,15 @@ STRUCTURE = {
     },
 }
 DEFS = {"d": [TaskDef(t, 0, 0.0, None, "default") for t in STRUCTURE["tasks"]]}
+
+
+def code_of(text: str, helper: str = "H = 1\n") -> DagCode:
+    """A code version of d.py (with a helper module)."""
+    b = Bundle("d.py", (("d.py", text.encode()), ("helper.py", helper.encode())))
+    return DagCode(b.hash, b.entry, b.size, b.pack())
+
+
+CODE = code_of("import helper\n# the DAG d\n")
 
 
 def web_settings(home: Path, db_url: str, **extra: object) -> Settings:
@@ -79,11 +89,22 @@ def seed(repo: Repository) -> None:
     repo.dags.sync(
         [
             DagRecord(
-                "d", "/dags/d.py", "*/5 * * * *", None, False, 16, ["etl"], "demo", "fp", STRUCTURE
+                "d",
+                "/dags/d.py",
+                "*/5 * * * *",
+                None,
+                False,
+                16,
+                ["etl"],
+                "demo",
+                "fp",
+                STRUCTURE,
+                code_hash=CODE.hash,
             )
         ],
         [("/dags/broken.py", 3, "SyntaxError: invalid syntax")],
         T0,
+        code={CODE.hash: CODE},
     )
     epoch = repo.leadership.take("sched-1", "database", T0)
     repo.members.heartbeat_scheduler(

@@ -224,7 +224,7 @@ def test_the_registry_notes_dags_that_appear_in_or_vanish_from_the_folder(
         time.sleep(0.1)
         registry.refresh()
     p = registry.presence()
-    assert (p.appeared, p.vanished) == ({"c"}, {"b"})
+    assert (p.appeared, p.vanished) == (frozenset({"c"}), frozenset({"b"}))
     registry.synced()
     assert registry.presence().appeared == registry.presence().vanished == frozenset()
 
