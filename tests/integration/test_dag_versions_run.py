@@ -22,6 +22,7 @@ import pytest
 
 from haflow.assembly.scheduler import build_scheduler
 from haflow.config import load_settings
+from haflow.config.schema import DEFAULT_TASK_ENV
 from haflow.core.clock import utcnow
 from haflow.metastore.engine import create_engine
 from haflow.metastore.repository import Repository
@@ -47,6 +48,19 @@ with DAG("vd", start_date=datetime(2026, 1, 1)):
         "for i in $(seq 600); do [ -e {gate} ] && exit 0; sleep 0.1; done; exit 1"
     ))
     gate >> PythonTask("report", python_callable=report)
+"""
+
+
+BROKEN_ON_WORKERS = """
+import os
+from datetime import datetime
+from haflow.dag import DAG, BashTask
+
+if os.environ.get("VD_WORKER"):  # a module the masters have and this worker lacks
+    raise ImportError("vd_dep is not installed on this node")
+
+with DAG("vd_broken", start_date=datetime(2026, 1, 1)):
+    BashTask("t", bash_command="true")
 """
 
 
@@ -76,13 +90,11 @@ def test_a_run_keeps_its_code_across_an_edit_on_a_worker_without_dags(
     database_urls: dict[str, str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    pg = database_url("postgresql", database_urls, tmp_path_factory.mktemp("pg"))
-    engine = create_engine(pg)
-    truncate_all(engine)
-    engine.dispose()
+    pg = _empty_postgres(database_urls, tmp_path_factory)
     dags, marks, gate = tmp_path / "dags", tmp_path / "marks.txt", tmp_path / "gate"
     dags.mkdir()
     _write(dags, marks, gate, "1")
+    (dags / "vd_broken.py").write_text(BROKEN_ON_WORKERS)
     env = {
         **os.environ,
         "HAFLOW_HOME": str(tmp_path),
@@ -100,6 +112,8 @@ def test_a_run_keeps_its_code_across_an_edit_on_a_worker_without_dags(
         **env,
         "HAFLOW__CORE__DAGS_FOLDER": str(tmp_path / "no-such-folder"),
         "HAFLOW__CORE__CODE_CACHE": str(tmp_path / "code-cache"),
+        "HAFLOW__WORKER__TASK_ENV_ALLOWLIST": f"{DEFAULT_TASK_ENV} VD_WORKER",
+        "VD_WORKER": "1",
     }
     worker_cmd = [*HAFLOW, "worker", "-c", "2", "-n", "w1", "--allow-root"]
     worker = launch(worker_cmd, worker_env, tmp_path / "w1.log")
@@ -126,6 +140,7 @@ def test_a_run_keeps_its_code_across_an_edit_on_a_worker_without_dags(
         assert not (tmp_path / "no-such-folder").exists()
         assert sorted(p.name for p in cache.iterdir()) == sorted([str(v1), str(v2)])
 
+        _check_broken_on_worker(repo)
         cli = {**env, "HAFLOW__CORE__DAGS_FOLDER": str(tmp_path / "no-such-folder")}
         _check_cli(cli, str(v1), str(v2))
         _check_push(cli, tmp_path / "ci", marks, gate)
@@ -138,6 +153,25 @@ def test_a_run_keeps_its_code_across_an_edit_on_a_worker_without_dags(
         worker.wait(10)
         service.stop_requested.set()
         thread.join(30)
+
+
+def _empty_postgres(database_urls: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> str:
+    pg = database_url("postgresql", database_urls, tmp_path_factory.mktemp("pg"))
+    engine = create_engine(pg)
+    truncate_all(engine)
+    engine.dispose()
+    return pg
+
+
+def _check_broken_on_worker(repo: Repository) -> None:
+    """A version that fails to import on the worker fails its attempt, the error in its log."""
+    repo.runs.trigger("vd_broken", {}, utcnow(), run_id="b1")
+    wait_for("b1 to end", lambda: repo.runs.get("vd_broken", "b1").state in ("success", "failed"))
+    assert repo.runs.get("vd_broken", "b1").state == "failed"
+    ti = repo.history.task_instance("vd_broken", "b1", "t")
+    log = repo.history.logs(ti.id, 1)
+    assert "cannot load DAG file" in log, log
+    assert "ImportError: vd_dep is not installed on this node" in log, log
 
 
 def _check_cli(cli: dict[str, str], v1: str, v2: str) -> None:
