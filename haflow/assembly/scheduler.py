@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from haflow.config import Settings
-from haflow.dag.bundle import cache_folder, default_cache
+from haflow.dag.bundle import cache_folder, default_cache, entry_of, unpacked
 from haflow.election.base import Elector
 from haflow.election.database import DatabaseElector
 from haflow.election.policy import FailoverElector, fallback_note
@@ -228,8 +228,14 @@ def notification_dispatcher(
     """The leader's dispatcher; callbacks see the task environment, not the scheduler's;
     `settled` is told each try's outcome (metrics)."""
     n = settings.notifications
+    cache = cache_folder(settings.core.code_cache or default_cache())
+
+    def code(h: str) -> tuple[str, str]:
+        folder = unpacked(cache, h, lambda x: repo.dags.code(x).packed)
+        return entry_of(folder), str(folder)
+
     sending = send_config(
-        n, allowed(os.environ, settings.worker.task_env), str(settings.core.dags_folder)
+        n, allowed(os.environ, settings.worker.task_env), str(settings.core.dags_folder), code
     )
     return NotificationDispatcher(
         repo,

@@ -21,7 +21,7 @@ import shutil
 import sys
 import tempfile
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -215,6 +215,12 @@ def materialize(bundle: Bundle, base: Path) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def unpacked(base: Path, code_hash: str, fetch: Callable[[str], bytes]) -> Path:
+    """The folder of version `code_hash` under `base`, unpacked from what `fetch` returns for
+    it (the packed bundle) unless this node has it already."""
+    return cached(base, code_hash) or materialize(Bundle.unpack(fetch(code_hash), code_hash), base)
 
 
 def cached(base: Path, code_hash: str) -> Path | None:

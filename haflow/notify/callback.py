@@ -1,10 +1,10 @@
 """`python -m haflow.notify.callback`: call one callback of a DAG file, then exit.
 
-Reads {"file", "dags_folder", "dag_id", "task", "hook", "index", "context"} as JSON on
-stdin, imports the file (from this node's DAGs folder, with its helper modules importable, as
-a worker does), finds the function the rule names and calls it with the context. Exit 0 when it
-returned; 1 with the traceback on stdout when the file does not import, the callback is gone
-or it raised.
+Reads {"file", "dags_folder", "first", "dag_id", "task", "hook", "index", "context"} as JSON
+on stdin, imports the file (from its code version unpacked in `dags_folder` when `first`, else
+from this node's DAGs folder, with its helper modules importable, as a worker does), finds the
+function the rule names and calls it with the context. Exit 0 when it returned; 1 with the
+traceback on stdout when the file does not import, the callback is gone or it raised.
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ from haflow.dag.loader import importable, load_dag_file, locate
 def main() -> int:
     request = json.loads(sys.stdin.read())
     path = request["file"]
-    if request.get("dags_folder"):  # helper modules beside the DAG files, as for tasks
+    if request.get("first"):  # an unpacked code version: its own helpers first, as for tasks
+        importable(Path(request["dags_folder"]), first=True)
+    elif request.get("dags_folder"):  # helper modules beside the DAG files, as for tasks
         importable(Path(request["dags_folder"]))
         path = locate(path, Path(request["dags_folder"]))
     dags, error = load_dag_file(path)

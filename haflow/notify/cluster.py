@@ -3,7 +3,7 @@ rules added to every DAG's, and the delivery settings, from the configuration.""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from haflow.config.settings import NotificationSettings
 from haflow.core.notices import NOTIFIABLE, Rule
@@ -33,10 +33,14 @@ def cluster_rules(n: NotificationSettings) -> list[Rule]:
 
 
 def send_config(
-    n: NotificationSettings, callback_env: Mapping[str, str], dags_folder: str = ""
+    n: NotificationSettings,
+    callback_env: Mapping[str, str],
+    dags_folder: str = "",
+    code: Callable[[str], tuple[str, str]] | None = None,
 ) -> SendConfig:
     return SendConfig(
         dags_folder=dags_folder,
+        code=code,
         timeout_s=n.timeout,
         smtp_host=n.smtp_host,
         smtp_port=n.smtp_port,

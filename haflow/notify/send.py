@@ -21,7 +21,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
@@ -49,6 +49,8 @@ class SendConfig:
     callback_env: Mapping[str, str] = field(default_factory=dict, repr=False)
     dags_folder: str = ""
     python: str = sys.executable
+    code: Callable[[str], tuple[str, str]] | None = field(default=None, repr=False)
+    """A code version's DAG file and unpacked folder, by hash (`haflow.dag.bundle`)."""
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -151,9 +153,17 @@ def callback_context(n: NotificationRow) -> dict[str, Any]:
 
 def call_back(n: NotificationRow, cfg: SendConfig) -> None:
     t = n.target
+    file, folder, first = t["file"], cfg.dags_folder, False
+    if t.get("code_hash") and cfg.code is not None:  # its DAG's version, not the folder
+        try:
+            file, folder = cfg.code(t["code_hash"])
+        except (HaflowError, OSError) as exc:
+            raise DeliveryError(f"callback {t['name']}: its code version: {exc}") from exc
+        first = True
     request = {
-        "file": t["file"],
-        "dags_folder": cfg.dags_folder,
+        "file": file,
+        "dags_folder": folder,
+        "first": first,
         "dag_id": n.dag_id,
         "task": t["task"],
         "hook": t["hook"],

@@ -180,15 +180,17 @@ class DagRegistry:
         into the cache, parsed by the processor (which skips those it has)."""
         if self.fetch_code is None or self.cache is None:
             return
+        fetch = self.fetch_code
+
+        def packed(code_hash: str) -> bytes:
+            return fetch(code_hash).packed
+
         for h in set(hashes):
             failed = self._fetch_failed.get(h)
             if failed is not None and self.monotonic() - failed < _FETCH_RETRY_S:
                 continue
             try:
-                folder = bundle.cached(self.cache, h)
-                if folder is None:
-                    stored = self.fetch_code(h)
-                    folder = bundle.materialize(bundle.Bundle.unpack(stored.packed, h), self.cache)
+                folder = bundle.unpacked(self.cache, h, packed)
             except (HaflowError, OSError) as exc:
                 log.error("cannot have DAG code version %s here: %s", h[:12], exc)
                 self._fetch_failed[h] = self.monotonic()

@@ -110,6 +110,10 @@ class FolderView:
 
 def summarize(dag: DAG, code_hash: str = "") -> ParsedDag:
     """The plain data of `dag` that the scheduler and the metastore need."""
+    notify = dag.notify_rules()
+    for rule in notify:  # a callback runs its DAG's version: the leader's folder may differ
+        if rule["target"].get("type") == "callback" and code_hash:
+            rule["target"]["code_hash"] = code_hash
     record = DagRecord(
         code_hash=code_hash,
         dag_id=dag.dag_id,
@@ -124,7 +128,7 @@ def summarize(dag: DAG, code_hash: str = "") -> ParsedDag:
         description=dag.description,
         fingerprint=dag.fingerprint(),
         structure=dag.structure(),
-        notify=dag.notify_rules(),
+        notify=notify,
     )
     tasks = {
         tid: TaskSpec(

@@ -67,9 +67,7 @@ class CodeSource:
         folder = bundle.cached(self.base, h)
         if folder is None:
             try:
-                stored = self.fetch(h)
-                self.fetched += 1
-                folder = bundle.materialize(bundle.Bundle.unpack(stored.packed, h), self.base)
+                folder = bundle.unpacked(self.base, h, self._fetch)
             except HaflowError as exc:
                 raise CodeUnavailable(f"cannot have DAG code version {h[:12]}: {exc}") from exc
             except OSError as exc:
@@ -78,3 +76,7 @@ class CodeSource:
                     f"cannot unpack DAG code version {h[:12]} into {self.base}: {why}"
                 ) from exc
         return CodeLocation(bundle.entry_of(folder), str(folder), versioned=True)
+
+    def _fetch(self, code_hash: str) -> bytes:
+        self.fetched += 1
+        return self.fetch(code_hash).packed

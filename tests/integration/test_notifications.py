@@ -24,6 +24,7 @@ from haflow.config import load_settings
 from haflow.core.clearing import ClearScope
 from haflow.core.clock import utcnow
 from haflow.core.notices import notification_key
+from haflow.dag.bundle import Bundle, cache_folder, entry_of, unpacked
 from haflow.errors import FencedOut
 from haflow.metastore import models as m
 from haflow.metastore.engine import create_engine
@@ -283,6 +284,48 @@ with DAG("cb", start_date=datetime(2026, 1, 1), on_failure_callback=seen):
     seen = json.loads(out.read_text())
     assert seen["who"] == "helper" and seen["key"] == "k1"
     assert not any(k.startswith("HAFLOW__") for k in seen["env"])
+
+
+def test_a_callback_runs_its_dags_code_version_not_the_leaders_folder(tmp_path: Path) -> None:
+    """A leader whose folder holds another version (stale, or none at all) runs the callback
+    of the version the rule names, with that version's helper module."""
+    out = tmp_path / "seen.txt"
+    source = f"""
+from datetime import datetime
+from helpers import WHO
+from haflow.dag import DAG, BashTask
+
+def seen(context):
+    open({str(out)!r}, "w").write(WHO)
+
+with DAG("cb", start_date=datetime(2026, 1, 1), on_failure_callback=seen):
+    BashTask("t", bash_command="true")
+"""
+    stale = tmp_path / "dags"
+    stale.mkdir()
+    (stale / "cb.py").write_text(source)
+    (stale / "helpers.py").write_text("WHO = 'the stale folder'\n")
+    b = Bundle("cb.py", (("cb.py", source.encode()), ("helpers.py", b"WHO = 'the version'\n")))
+    base = cache_folder(tmp_path / "cache")
+    target = {
+        "type": "callback",
+        "file": str(stale / "cb.py"),
+        "task": None,
+        "hook": "on_failure_callback",
+        "index": 0,
+        "name": "seen",
+        "code_hash": b.hash,
+    }
+    row = NotificationRow(
+        1, "k", "run.failed", "cb", "r", None, None, target, {}, "sending", 1, 1, "", T0, None
+    )
+
+    def code(h: str) -> tuple[str, str]:
+        folder = unpacked(base, h, lambda _: b.pack())
+        return entry_of(folder), str(folder)
+
+    send(row, SendConfig(timeout_s=30, dags_folder=str(stale), code=code))
+    assert out.read_text() == "the version"
 
 
 def test_a_callback_that_hangs_is_killed_at_the_timeout(tmp_path: Path) -> None:

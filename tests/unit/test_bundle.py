@@ -111,3 +111,17 @@ def test_collect_reads_the_imported_modules_by_default(tmp_path: Path) -> None:
         sys.path.remove(str(tmp_path))
         sys.modules.pop("dv_helper_mod", None)
     assert dict(b.files)["dv_helper_mod.py"] == b"V = 2\n"
+
+
+def test_a_callback_rule_names_its_dags_version(tmp_path: Path) -> None:
+    path = tmp_path / "cb.py"
+    path.write_text(
+        "from datetime import datetime\nfrom haflow.dag import DAG, BashTask\n"
+        "def seen(context):\n    pass\n"
+        "with DAG('cb', start_date=datetime(2026, 1, 1), on_failure_callback=seen):\n"
+        "    BashTask('t', bash_command='true')\n"
+    )
+    parsed = parse_file(str(path), folder=str(tmp_path))
+    assert parsed.code is not None
+    (rule,) = parsed.dags[0].record.notify
+    assert rule["target"]["code_hash"] == parsed.code.hash
