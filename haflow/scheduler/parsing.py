@@ -506,7 +506,7 @@ class DagFileProcessor:
                 s.failed_at.pop(code_hash, None)
             else:
                 s.failed_at[code_hash] = self.monotonic()
-            s.versions[code_hash] = result
+            s.versions[code_hash] = replace(result, code=None)  # its bytes are in the cache
             s.generation += 1
             self._changed.notify_all()
 

@@ -93,6 +93,32 @@ def database_url(backend: str, made: dict[str, str], tmp: Path) -> str:
     return made[backend]
 
 
+def empty_database(
+    backend: str, made: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    """The migrated database of `backend`, every table emptied."""
+    url = database_url(backend, made, tmp_path_factory.mktemp(backend))
+    engine = create_engine(url)
+    truncate_all(engine)
+    engine.dispose()
+    return url
+
+
+def redis_db(index: int) -> Iterator[str]:
+    """Redis database `index`, emptied before and after."""
+    url = f"redis://127.0.0.1:6379/{index}"
+    try:
+        import redis
+
+        client = redis.Redis.from_url(url)
+        client.flushdb()
+    except Exception as exc:
+        unavailable("Redis", exc)
+    yield url
+    client.flushdb()
+    client.close()
+
+
 def truncate_all(engine: Engine) -> None:
     with engine.begin() as conn:
         for table in reversed(Base.metadata.sorted_tables):

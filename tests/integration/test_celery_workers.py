@@ -26,7 +26,7 @@ from haflow.metastore.engine import create_engine
 from haflow.metastore.repository import Repository
 from haflow.scheduler.service import SchedulerService
 from tests.daemons import HAFLOW, launch
-from tests.integration.conftest import database_url, truncate_all, unavailable
+from tests.integration.conftest import database_url, redis_db, truncate_all, unavailable
 from tests.netproxy import Proxy
 from tests.waiting import wait_for
 
@@ -95,17 +95,7 @@ def _rabbit_vhost() -> Iterator[str]:
 
 
 def _redis_db() -> Iterator[str]:
-    url = "redis://127.0.0.1:6379/7"
-    try:
-        import redis
-
-        client = redis.Redis.from_url(url)
-        client.flushdb()
-    except Exception as exc:
-        unavailable("Redis", exc)
-    yield url
-    client.flushdb()
-    client.close()
+    return redis_db(7)
 
 
 @pytest.fixture(params=["redis", "rabbitmq"])

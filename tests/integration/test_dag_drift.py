@@ -17,9 +17,8 @@ from pathlib import Path
 import pytest
 
 from haflow.core.clock import utcnow
-from haflow.metastore.engine import create_engine
 from haflow.metastore.repository import Repository
-from tests.integration.conftest import database_url, truncate_all
+from tests.integration.conftest import empty_database
 from tests.scheduler_threads import scheduler_thread
 from tests.waiting import wait_for
 
@@ -59,10 +58,7 @@ def _marks(path: Path) -> dict[tuple[str, str], tuple[str, str]]:
 def test_a_stale_leader_schedules_the_metastores_versions(
     tmp_path: Path, database_urls: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    db = database_url("postgresql", database_urls, tmp_path_factory.mktemp("pg"))
-    engine = create_engine(db)
-    truncate_all(engine)
-    engine.dispose()
+    db = empty_database("postgresql", database_urls, tmp_path_factory)
     marks = tmp_path / "marks.txt"
     m1, m2 = tmp_path / "m1", tmp_path / "m2"
     m1.mkdir()

@@ -24,10 +24,9 @@ from haflow.assembly.scheduler import build_scheduler
 from haflow.config import load_settings
 from haflow.config.schema import DEFAULT_TASK_ENV
 from haflow.core.clock import utcnow
-from haflow.metastore.engine import create_engine
 from haflow.metastore.repository import Repository
 from tests.daemons import HAFLOW, launch
-from tests.integration.conftest import database_url, truncate_all, unavailable
+from tests.integration.conftest import empty_database, redis_db
 from tests.waiting import wait_for
 
 DAG_FILE = """
@@ -66,17 +65,7 @@ with DAG("vd_broken", start_date=datetime(2026, 1, 1)):
 
 @pytest.fixture
 def redis_url() -> Iterator[str]:
-    url = "redis://127.0.0.1:6379/6"
-    try:
-        import redis
-
-        client = redis.Redis.from_url(url)
-        client.flushdb()
-    except Exception as exc:
-        unavailable("Redis", exc)
-    yield url
-    client.flushdb()
-    client.close()
+    yield from redis_db(6)
 
 
 def _write(dags: Path, marks: Path, gate: Path, version: str) -> None:
@@ -90,7 +79,7 @@ def test_a_run_keeps_its_code_across_an_edit_on_a_worker_without_dags(
     database_urls: dict[str, str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    pg = _empty_postgres(database_urls, tmp_path_factory)
+    pg = empty_database("postgresql", database_urls, tmp_path_factory)
     dags, marks, gate = tmp_path / "dags", tmp_path / "marks.txt", tmp_path / "gate"
     dags.mkdir()
     _write(dags, marks, gate, "1")
@@ -153,14 +142,6 @@ def test_a_run_keeps_its_code_across_an_edit_on_a_worker_without_dags(
         worker.wait(10)
         service.stop_requested.set()
         thread.join(30)
-
-
-def _empty_postgres(database_urls: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> str:
-    pg = database_url("postgresql", database_urls, tmp_path_factory.mktemp("pg"))
-    engine = create_engine(pg)
-    truncate_all(engine)
-    engine.dispose()
-    return pg
 
 
 def _check_broken_on_worker(repo: Repository) -> None:

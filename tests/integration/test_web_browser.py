@@ -235,6 +235,10 @@ def _charts(page: Any, base: str, shots: Path) -> None:
     box = page.locator('[data-testid="gantt"] g.attempt[data-task="first #1"] rect.bar')
     assert box.bounding_box()["width"] >= 2  # drawn, not just present
     page.screenshot(path=str(shots / "5c-gantt.png"), full_page=True)
+    page.click('[data-testid="run-code"]')  # the code version the run ran
+    expect(page.locator('[data-testid="code"]')).to_contain_text('"browser_dag"')
+    expect(page.locator('[data-testid="versions"] .pill')).to_have_text("now")
+    page.screenshot(path=str(shots / "5d-code.png"), full_page=True)
 
 
 def _cluster_page_names_the_leader(page: Any, shots: Path) -> None:
