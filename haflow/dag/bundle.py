@@ -13,6 +13,7 @@ only when it runs, and files that are not modules (SQL, YAML beside the DAG), ar
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import io
@@ -20,6 +21,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -227,6 +229,34 @@ def cached(base: Path, code_hash: str) -> Path | None:
     """The folder of version `code_hash` if this node unpacked it before."""
     target = base / code_hash
     return target if (target / _COMPLETE).exists() else None
+
+
+CACHE_KEEP_S = 7 * 24 * 3600.0
+"""A version unused on a node this long leaves its cache (it is fetched again if needed)."""
+
+
+def touch(folder: Path) -> None:
+    """Mark the unpacked version `folder` as used now (`prune` keeps it)."""
+    with contextlib.suppress(OSError):
+        os.utime(folder / _COMPLETE)
+
+
+def prune(base: Path, keep_s: float = CACHE_KEEP_S, now: float | None = None) -> int:
+    """Remove the versions under `base` unused for `keep_s` (and temporary folders left by a
+    crash mid-write); returns how many."""
+    cutoff = (time.time() if now is None else now) - keep_s
+    gone = 0
+    for p in list(base.iterdir()) if base.is_dir() else []:
+        try:
+            used = (
+                (p / _COMPLETE).stat().st_mtime if (p / _COMPLETE).exists() else p.stat().st_mtime
+            )
+        except OSError:
+            continue
+        if used < cutoff:
+            shutil.rmtree(p, ignore_errors=True)
+            gone += 1
+    return gone
 
 
 def entry_of(folder: Path) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from haflow.errors import HaflowError
 from haflow.metastore.records import ClaimedAttempt, DagCode
 
 _HASH = re.compile(r"[0-9a-f]{64}")
+_TOUCH_EVERY_S = 3600.0
 
 
 class CodeUnavailable(HaflowError):
@@ -47,6 +49,7 @@ class CodeSource:
         self.base = bundle.cache_folder(cache or bundle.default_cache())  # refused if unsafe
         self.dags_folder = Path(dags_folder)
         self._known: dict[str, CodeLocation] = {}
+        self._touched: dict[str, float] = {}
         self._lock = threading.Lock()
         self.fetched = 0  # versions this process read from the metastore (tests look)
 
@@ -61,6 +64,10 @@ class CodeSource:
             known = self._known.get(h)
             if known is None:
                 known = self._known[h] = self._unpack(h)
+            now = time.monotonic()
+            if now - self._touched.get(h, -_TOUCH_EVERY_S) >= _TOUCH_EVERY_S:
+                bundle.touch(Path(known.root))  # in use: the cache keeps it
+                self._touched[h] = now
             return known
 
     def _unpack(self, h: str) -> CodeLocation:

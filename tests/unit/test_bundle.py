@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import types
 from pathlib import Path
 
@@ -125,3 +126,15 @@ def test_a_callback_rule_names_its_dags_version(tmp_path: Path) -> None:
     assert parsed.code is not None
     (rule,) = parsed.dags[0].record.notify
     assert rule["target"]["code_hash"] == parsed.code.hash
+
+
+def test_the_cache_drops_versions_unused_for_a_week(tmp_path: Path) -> None:
+    base = bundle.cache_folder(tmp_path / "cache")
+    old = bundle.materialize(Bundle("d.py", (("d.py", b"old"),)), base)
+    used = bundle.materialize(Bundle("d.py", (("d.py", b"used"),)), base)
+    week_ago = time.time() - bundle.CACHE_KEEP_S - 60
+    for folder in (old, used):
+        os.utime(folder / ".haflow-complete", (week_ago, week_ago))
+    bundle.touch(used)  # an attempt ran it just now
+    assert bundle.prune(base) == 1
+    assert sorted(base.iterdir()) == [used]
