@@ -1,5 +1,6 @@
 """`haflow variables`, `haflow connections`, `haflow rotate-fernet-key` and the doctor's
-fernet_key check, run as the real `haflow` command against the metastore of each backend.
+fernet_key check, run as the real `haflow` command: the commands on SQLite, the rotation (and
+what the columns hold) on the metastore of each backend.
 
 The metastore's columns never hold a secret in plaintext; a rotation moves every secret to the
 new key while both keys are configured, after which the new key alone reads them all and the
@@ -83,6 +84,7 @@ def raw(db_url: str, table: type[m.Base]) -> str:
     return repr([tuple(r) for r in rows])
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # the CLI; storage: rotation
 def test_variables_set_get_list_delete(haflow: Haflow) -> None:
     haflow.ok("variables", "set", "warehouse_token", TOKEN, "-d", "the warehouse's")
     haflow.ok("variables", "set", "greeting", "hello")
@@ -108,6 +110,7 @@ def test_variables_set_get_list_delete(haflow: Haflow) -> None:
     assert "no variable 'greeting'" in haflow.fails("variables", "delete", "greeting")
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # the CLI; storage: rotation
 def test_variables_import_and_export(haflow: Haflow, tmp_path: Path) -> None:
     source = tmp_path / "vars.json"
     source.write_text(json.dumps({"n": 5, "o": {"k": [1]}, "s": "text", "api_token": TOKEN}))
@@ -139,6 +142,7 @@ def test_variables_import_and_export(haflow: Haflow, tmp_path: Path) -> None:
     assert json.loads(haflow.ok("variables", "export", "-")) == expected
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # the CLI; storage: rotation
 def test_connections_add_get_list_delete(haflow: Haflow) -> None:
     uri = f"postgresql://etl:{quote(PASSWORD, safe='')}@db.example:5432/dwh?sslmode=require"
     added = haflow.ok("connections", "add", "dwh", "--conn-uri", uri, "--conn-description", "D")
