@@ -22,6 +22,7 @@ from haflow.dag import bundle
 from haflow.dag.loader import ImportErrorRecord
 from haflow.errors import HaflowError
 from haflow.metastore.records import DagCode, DagFlags, DagRecord, Presence, TaskDef
+from haflow.scheduler.folder_changes import FolderChanges
 from haflow.scheduler.parsing import DagFileProcessor, FolderView, ParsedDag
 
 log = logging.getLogger(__name__)
@@ -44,11 +45,7 @@ class DagRegistry:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.processor = processor
-        self.node = node  # this master's name, as its versions record it (`Presence`)
-        self._before: dict[str, str] | None = None  # DAG id -> file, at the previous refresh
-        self._starting: set[str] = set()  # files listed at the first look, not parsed yet
-        self._appeared: set[str] = set()
-        self._vanished: set[str] = set()
+        self.changes = FolderChanges(node)
         self.fetch_code = fetch_code
         self.cache = cache
         self.monotonic = monotonic
@@ -84,7 +81,7 @@ class DagRegistry:
         view = self.processor.view()
         self._seen = view.generation
         self.dags, self.import_errors = _assemble(view)
-        self._observe(view)
+        self.changes.observe({d: p.record.fileloc for d, p in self.dags.items()}, view)
         self._code = {c.hash: c for c in view.code.values()}
         self.pending = view.pending
         versions = {(d.dag_id, d.record.code_hash): d for d in self.dags.values()}
@@ -112,29 +109,13 @@ class DagRegistry:
             for d in self.dags.values()
         ]
 
-    def _observe(self, view: FolderView) -> None:
-        """Note the DAGs that appeared in or vanished from this master's folder since the
-        previous refresh. A DAG first seen because a file listed at the first look was parsed
-        for the first time did not appear: this master is only starting."""
-        now = {d: p.record.fileloc for d, p in self.dags.items()}
-        before, self._before = self._before, now
-        if before is None:
-            self._starting = set(view.pending)
-            return
-        for dag_id, fileloc in now.items():
-            if dag_id not in before and fileloc not in self._starting:
-                self._appeared.add(dag_id)
-        self._vanished.update(d for d in before if d not in now)
-        self._starting.difference_update(view.results)
-
     def presence(self) -> Presence:
-        """What this master knows of its folder's changes since the last `synced`."""
-        return Presence(self.node, frozenset(self._appeared), frozenset(self._vanished))
+        """What this master saw change in its own folder since the last `synced`."""
+        return self.changes.presence()
 
     def synced(self) -> None:
         """The metastore has what `presence` said."""
-        self._appeared.clear()
-        self._vanished.clear()
+        self.changes.synced()
 
     def code(self) -> dict[str, DagCode]:
         """The code versions of the files parsed (by hash), for the DAGs `records` names."""
