@@ -92,7 +92,8 @@ class DagQueries(_Base):
                 if d.code_hash and d.code_hash != was:
                     tasks = len(d.structure.get("tasks", {}))
                     self._new_version(conn, d.dag_id, d.code_hash, was, p.node, now, epoch, tasks)
-            gone = [r for i, r in rows.items() if i not in {d.dag_id for d in dags}]
+            seen = {d.dag_id for d in dags}
+            gone = [r for i, r in rows.items() if i not in seen]
             self._deactivate(conn, gone, p, mine, pending_files)
             conn.execute(delete(m.ImportError_))
             if errors:
