@@ -106,11 +106,16 @@ def _collect_dags(module: ModuleType, created: list[DAG]) -> list[DAG]:
 
 
 def load_dag_file(
-    path: str | os.PathLike[str], source: bytes | None = None
+    path: str | os.PathLike[str], source: bytes | None = None, as_path: str | None = None
 ) -> tuple[list[DAG], ImportErrorRecord | None]:
     """Import one DAG file (from `source`, its bytes read by the caller, if given); return its
-    validated DAGs, or none and the error that stopped it."""
-    where = os.path.abspath(path)
+    validated DAGs, or none and the error that stopped it. `as_path`: the file is imported as
+    if it were there (its `__file__`, tracebacks, `DAG.fileloc`): a code version unpacked in
+    the cache runs as the DAGs folder's file it was parsed from, so paths taken relative to
+    `__file__` stay what they were."""
+    if as_path is not None and source is None:
+        source = Path(path).read_bytes()
+    where = os.path.abspath(as_path if as_path is not None else path)
 
     try:
         module, created = collect_created(lambda: _import_file(where, source))

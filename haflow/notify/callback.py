@@ -1,10 +1,11 @@
 """`python -m haflow.notify.callback`: call one callback of a DAG file, then exit.
 
-Reads {"file", "dags_folder", "first", "dag_id", "task", "hook", "index", "context"} as JSON
-on stdin, imports the file (from its code version unpacked in `dags_folder` when `first`, else
-from this node's DAGs folder, with its helper modules importable, as a worker does), finds the
-function the rule names and calls it with the context. Exit 0 when it returned; 1 with the
-traceback on stdout when the file does not import, the callback is gone or it raised.
+Reads {"file", "dags_folder", "first", "as_path", "dag_id", "task", "hook", "index",
+"context"} as JSON on stdin, imports the file (from its code version unpacked in `dags_folder`
+when `first`, run as the file `as_path`; else from this node's DAGs folder, with its helper
+modules importable, as a worker does), finds the function the rule names and calls it with the
+context. Exit 0 when it returned; 1 with the traceback on stdout when the file does not import,
+the callback is gone or it raised.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def main() -> int:
     elif request.get("dags_folder"):  # helper modules beside the DAG files, as for tasks
         importable(Path(request["dags_folder"]))
         path = locate(path, Path(request["dags_folder"]))
-    dags, error = load_dag_file(path)
+    dags, error = load_dag_file(path, as_path=request.get("as_path"))
     if error is not None:
         print(f"the DAG file does not import: {error.message}", flush=True)
         return 1

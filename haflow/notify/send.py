@@ -153,14 +153,15 @@ def callback_context(n: NotificationRow) -> dict[str, Any]:
 
 def call_back(n: NotificationRow, cfg: SendConfig) -> None:
     t = n.target
-    file, folder, first = t["file"], cfg.dags_folder, False
+    file, folder, first, as_path = t["file"], cfg.dags_folder, False, None
     if t.get("code_hash") and cfg.code is not None:  # its DAG's version, not the folder
         try:
             file, folder = cfg.code(t["code_hash"])
         except (HaflowError, OSError) as exc:
             raise DeliveryError(f"callback {t['name']}: its code version: {exc}") from exc
-        first = True
+        first, as_path = True, t["file"]  # run as the file it was parsed from
     request = {
+        "as_path": as_path,
         "file": file,
         "dags_folder": folder,
         "first": first,

@@ -86,8 +86,8 @@ def bash_secrets(task: BashTask) -> dict[str, str]:
 def load_task(c: ClaimedAttempt, where: CodeLocation) -> BaseTask:
     """Task `c.task_id` of DAG `c.dag_id`, from its run's code (`haflow.worker.code`)."""
     importable(where.root, first=where.versioned)
-    dags, error = load_dag_file(where.path)
-    return pick_task(dags, error, c, where.path)
+    dags, error = load_dag_file(where.path, as_path=where.as_path)
+    return pick_task(dags, error, c, where.as_path or where.path)
 
 
 def pick_task(

@@ -12,7 +12,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from haflow.dag import bundle
@@ -37,6 +37,7 @@ class CodeLocation:
     path: str
     root: str
     versioned: bool = False
+    as_path: str | None = None  # a version's file runs as this file of the DAGs folder
 
 
 class CodeSource:
@@ -64,6 +65,7 @@ class CodeSource:
             known = self._known.get(h)
             if known is None:
                 known = self._known[h] = self._unpack(h)
+            known = replace(known, as_path=locate(c.fileloc, self.dags_folder))
             now = time.monotonic()
             if now - self._touched.get(h, -_TOUCH_EVERY_S) >= _TOUCH_EVERY_S:
                 bundle.touch(Path(known.root))  # in use: the cache keeps it

@@ -139,6 +139,7 @@ class _Warm:
             "path": where.path,
             "folder": where.root,
             "first": where.versioned,
+            "as_path": where.as_path,
             "parent": os.getpid(),
             "sys_path": [p for p in sys.path if p],
         }
@@ -245,13 +246,15 @@ def serve(args: dict[str, Any]) -> None:
     sock = socket.socket(fileno=args["fd"])
     parent = int(args["parent"])
     set_parent_death_signal(signal.SIGKILL, parent_pid=parent)
-    _serve(sock, args["path"], Path(args["folder"]), parent, bool(args.get("first")))
+    where = (args["path"], Path(args["folder"]), bool(args.get("first")), args.get("as_path"))
+    _serve(sock, where, parent)
 
 
-def _serve(sock: socket.socket, path: str, folder: Path, parent: int, first: bool) -> None:
+def _serve(sock: socket.socket, where: tuple[str, Path, bool, str | None], parent: int) -> None:
+    path, folder, first, as_path = where
     keep = sock.fileno()
     importable(folder, first=first)
-    dags, error = load_dag_file(path)
+    dags, error = load_dag_file(path, as_path=as_path)
     if error is not None:
         sock.send(pickle.dumps(("error", error.message)))
         return
