@@ -49,7 +49,7 @@ clean:
 # `make chaos-soak`: every scenario in chaos/scenarios/ with --repeat $(SOAK_REPEAT); not in CI.
 CHAOS_CI    ?= leader-kill9 leader-sigterm leader-pause leader-partition-zk worker-kill9 \
                worker-partition worker-partition-zk zk-ensemble-down broker-restart webserver-kill \
-               callback-failover pool-failover
+               callback-failover pool-failover dag-drift
 CHAOS_CRON  ?= cron-failover
 CHAOS_OUT   ?= artifacts/chaos
 SOAK_REPEAT ?= 5
