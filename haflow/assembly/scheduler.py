@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from haflow.config import Settings
-from haflow.dag.bundle import cache_folder, default_cache, entry_of, unpacked
+from haflow.dag.bundle import cache_folder, entry_of, unpacked
 from haflow.election.base import Elector
 from haflow.election.database import DatabaseElector
 from haflow.election.policy import FailoverElector, fallback_note
@@ -170,7 +170,7 @@ def build_scheduler(
         dag_processor(settings),
         cluster_rules(settings.notifications),
         fetch_code=repo.dags.code,
-        cache=cache_folder(settings.core.code_cache or default_cache()),
+        cache=cache_folder(settings.core.code_cache),
         node=settings.core.effective_hostname(),
     )
     dispatcher = notification_dispatcher(
@@ -228,7 +228,7 @@ def notification_dispatcher(
     """The leader's dispatcher; callbacks see the task environment, not the scheduler's;
     `settled` is told each try's outcome (metrics)."""
     n = settings.notifications
-    cache = cache_folder(settings.core.code_cache or default_cache())
+    cache = cache_folder(settings.core.code_cache)
 
     def code(h: str) -> tuple[str, str]:
         folder = unpacked(cache, h, lambda x: repo.dags.code(x).packed)

@@ -20,7 +20,7 @@ from celery import signals
 from haflow.assembly.secrets import check_secrets_at_start
 from haflow.config import Settings
 from haflow.core.clock import utcnow
-from haflow.dag.bundle import cache_folder, default_cache, prune
+from haflow.dag.bundle import cache_folder, prune
 from haflow.errors import ConfigError, HaflowError
 from haflow.metastore.crypto import Crypto
 from haflow.metastore.engine import create_engine
@@ -100,7 +100,7 @@ def run_worker(
         settings.core.sql_alchemy_conn, idle_tx_timeout_s=settings.election.db_lock_timeout
     )
     require_current(engine)
-    cache = cache_folder(settings.core.code_cache or default_cache())  # refused early if unsafe
+    cache = cache_folder(settings.core.code_cache)  # refused early if unsafe
     pruned = prune(cache)
     if pruned:
         log.info("removed %d DAG code version(s) unused for a week from %s", pruned, cache)

@@ -14,7 +14,7 @@ from haflow.cli.follow import wait_for_run
 from haflow.cli.output import emit, output_option
 from haflow.core.clock import utcnow
 from haflow.core.states import RunState
-from haflow.dag import bundle
+from haflow.dag import versions as code_versions
 from haflow.dag.loader import DagCache
 from haflow.dag.schedule import parse_schedule
 from haflow.metastore.records import DagRow
@@ -224,12 +224,16 @@ def code(
     ctx: CliContext, dag_id: str, version: str | None, run_id: str | None, name: str | None
 ) -> None:
     """Print the code of a version of DAG_ID: its DAG file, or one of its helper modules."""
-    b = _bundle(ctx, dag_id, _version_of(ctx, dag_id, version, run_id))
+    if run_id is not None:
+        version = ctx.repo.runs.get(dag_id, run_id).code_hash
+        if version is None:
+            raise click.ClickException(f"run {run_id!r} was made before code versions were kept")
+    v, files = code_versions.version_code(ctx.repo, dag_id, version)
     try:
-        click.echo(b.source(name), nl=False)
+        click.echo(files.source(name), nl=False)
     except KeyError:
-        names = ", ".join(n for n, _ in b.files)
-        why = f"version {b.hash[:12]} has no file {name!r}: it holds {names}"
+        names = ", ".join(n for n, _ in files.files)
+        why = f"version {v.code_hash[:12]} has no file {name!r}: it holds {names}"
         raise click.UsageError(why) from None
 
 
@@ -241,22 +245,8 @@ def code(
 def diff(ctx: CliContext, dag_id: str, old: str, new: str | None) -> None:
     """Show what changed in DAG_ID's code from version OLD to NEW (default: its version now),
     helper modules included; versions are named by hash prefixes."""
-    before = _bundle(ctx, dag_id, ctx.repo.dags.version(dag_id, old).code_hash)
-    after = _bundle(ctx, dag_id, ctx.repo.dags.version(dag_id, new).code_hash)
-    click.echo(bundle.diff(before, after) or "(no change)\n", nl=False)
-
-
-def _version_of(ctx: CliContext, dag_id: str, version: str | None, run_id: str | None) -> str:
-    if run_id is not None:
-        h = ctx.repo.runs.get(dag_id, run_id).code_hash
-        if h is None:
-            raise click.ClickException(f"run {run_id!r} was made before code versions were kept")
-        return h
-    return ctx.repo.dags.version(dag_id, version).code_hash
-
-
-def _bundle(ctx: CliContext, dag_id: str, code_hash: str) -> bundle.Bundle:
-    return bundle.Bundle.unpack(ctx.repo.dags.code(code_hash).packed, code_hash)
+    _, _, changes = code_versions.version_diff(ctx.repo, dag_id, old, new)
+    click.echo(changes or "(no change)\n", nl=False)
 
 
 @dags.command("list-import-errors")

@@ -29,7 +29,6 @@ from pathlib import Path
 
 from haflow.errors import HaflowError
 
-HASH_LEN = 64  # sha256, hex
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed: the packed bytes depend on the contents alone
 _COMPLETE = ".haflow-complete"
 
@@ -181,10 +180,11 @@ def default_cache() -> Path:
     return Path(tempfile.gettempdir()) / f"haflow-code-{os.getuid()}"
 
 
-def cache_folder(base: str | os.PathLike[str]) -> Path:
-    """`base` made (0700) if missing; one that another user owns or others may write is
-    refused: whoever can write it could change the code every attempt runs."""
-    p = Path(base)
+def cache_folder(base: str | os.PathLike[str] = "") -> Path:
+    """`base` (`[core] code_cache`; empty: `default_cache()`) made (0700) if missing; one
+    that another user owns or others may write is refused: whoever can write it could change
+    the code every attempt runs."""
+    p = Path(base) if base else default_cache()
     p.mkdir(mode=0o700, parents=True, exist_ok=True)
     st = p.stat()
     if st.st_uid != os.getuid() or st.st_mode & 0o022:

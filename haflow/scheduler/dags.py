@@ -51,6 +51,7 @@ class DagRegistry:
         self.monotonic = monotonic
         self.versions: dict[tuple[str, str], ParsedDag] = {}  # (DAG id, hash) -> its parse
         self._fetch_failed: dict[str, float] = {}
+        self._unpacked: dict[str, tuple[str, str]] = {}  # hash -> its DAG file and folder
         self.cluster_rules = list(cluster_rules)  # [notifications] rules, added to every DAG's
         self.dags: dict[str, ParsedDag] = {}
         self.import_errors: list[ImportErrorRecord] = []
@@ -157,27 +158,27 @@ class DagRegistry:
         return self._version_tasks
 
     def want(self, hashes: Iterable[str]) -> None:
-        """Have the code versions `hashes` parsed here: fetched from the metastore, unpacked
-        into the cache, parsed by the processor (which skips those it has)."""
+        """Have the code versions `hashes` parsed here: fetched from the metastore and unpacked
+        into the cache once, then asked of the processor (which skips those it has, and tries
+        a failed one again after a while)."""
         if self.fetch_code is None or self.cache is None:
             return
         fetch = self.fetch_code
-
-        def packed(code_hash: str) -> bytes:
-            return fetch(code_hash).packed
-
         for h in set(hashes):
+            where = self._unpacked.get(h)
             failed = self._fetch_failed.get(h)
-            if failed is not None and self.monotonic() - failed < _FETCH_RETRY_S:
+            if where is None and failed is not None and self.monotonic() - failed < _FETCH_RETRY_S:
                 continue
-            try:
-                folder = bundle.unpacked(self.cache, h, packed)
-            except (HaflowError, OSError) as exc:
-                log.error("cannot have DAG code version %s here: %s", h[:12], exc)
-                self._fetch_failed[h] = self.monotonic()
-                continue
-            self._fetch_failed.pop(h, None)
-            self.processor.parse_version(h, bundle.entry_of(folder), str(folder))
+            if where is None:
+                try:
+                    folder = bundle.unpacked(self.cache, h, lambda x: fetch(x).packed)
+                except (HaflowError, OSError) as exc:
+                    log.error("cannot have DAG code version %s here: %s", h[:12], exc)
+                    self._fetch_failed[h] = self.monotonic()
+                    continue
+                self._fetch_failed.pop(h, None)
+                where = self._unpacked[h] = (bundle.entry_of(folder), str(folder))
+            self.processor.parse_version(h, *where)
 
     def task_defs(self) -> dict[str, list[TaskDef]]:
         """Each DAG's task definitions at its version now (as of the last `specs`)."""

@@ -17,11 +17,11 @@ from haflow import status
 from haflow.core.clearing import ClearScope
 from haflow.core.ids import RUN_ID, RUN_ID_RULE, check_pool_name, check_text
 from haflow.core.states import RunState, TaskState
+from haflow.dag import versions
 from haflow.dag.schedule import backfill_intervals, local_instant
 from haflow.errors import InvalidRequest
 from haflow.metastore.records import BackfillRow
 from haflow.web import serialize as s
-from haflow.web import versions
 from haflow.web.auth import principal, requires
 from haflow.web.context import web
 from haflow.web.openapi import document

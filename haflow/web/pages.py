@@ -21,8 +21,9 @@ from haflow.core.clearing import ClearScope
 from haflow.core.params import InvalidParam
 from haflow.core.pools import DEFAULT_POOL
 from haflow.core.states import RunState, TaskState
+from haflow.dag import versions
 from haflow.errors import InvalidRequest, NotFound
-from haflow.web import auth, versions
+from haflow.web import auth
 from haflow.web import secret_fields as f
 from haflow.web.auth import requires
 from haflow.web.charts import AttemptSpan, RunSpan, durations, gantt

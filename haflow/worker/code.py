@@ -47,12 +47,11 @@ class CodeSource:
         self, fetch: Callable[[str], DagCode], cache: str | Path, dags_folder: Path
     ) -> None:
         self.fetch = fetch
-        self.base = bundle.cache_folder(cache or bundle.default_cache())  # refused if unsafe
+        self.base = bundle.cache_folder(cache)  # refused if unsafe
         self.dags_folder = Path(dags_folder)
-        self._known: dict[str, CodeLocation] = {}
+        self._known: dict[tuple[str, str], CodeLocation] = {}  # (hash, fileloc) -> where
         self._touched: dict[str, float] = {}
         self._lock = threading.Lock()
-        self.fetched = 0  # versions this process read from the metastore (tests look)
 
     def locate(self, c: ClaimedAttempt) -> CodeLocation:
         """The code attempt `c` runs: its run's version, unpacked here if it is not yet."""
@@ -62,10 +61,10 @@ class CodeSource:
         if not _HASH.fullmatch(h):
             raise CodeUnavailable(f"run {c.run_id!r} names a malformed code version {h!r}")
         with self._lock:
-            known = self._known.get(h)
+            known = self._known.get((h, c.fileloc))
             if known is None:
-                known = self._known[h] = self._unpack(h)
-            known = replace(known, as_path=locate(c.fileloc, self.dags_folder))
+                as_path = locate(c.fileloc, self.dags_folder)  # what it runs as (`__file__`)
+                known = self._known[(h, c.fileloc)] = replace(self._unpack(h), as_path=as_path)
             now = time.monotonic()
             if now - self._touched.get(h, -_TOUCH_EVERY_S) >= _TOUCH_EVERY_S:
                 bundle.touch(Path(known.root))  # in use: the cache keeps it
@@ -73,19 +72,13 @@ class CodeSource:
             return known
 
     def _unpack(self, h: str) -> CodeLocation:
-        folder = bundle.cached(self.base, h)
-        if folder is None:
-            try:
-                folder = bundle.unpacked(self.base, h, self._fetch)
-            except HaflowError as exc:
-                raise CodeUnavailable(f"cannot have DAG code version {h[:12]}: {exc}") from exc
-            except OSError as exc:
-                why = f"{type(exc).__name__}: {exc}"
-                raise CodeUnavailable(
-                    f"cannot unpack DAG code version {h[:12]} into {self.base}: {why}"
-                ) from exc
+        try:
+            folder = bundle.unpacked(self.base, h, lambda x: self.fetch(x).packed)
+        except HaflowError as exc:
+            raise CodeUnavailable(f"cannot have DAG code version {h[:12]}: {exc}") from exc
+        except OSError as exc:
+            why = f"{type(exc).__name__}: {exc}"
+            raise CodeUnavailable(
+                f"cannot unpack DAG code version {h[:12]} into {self.base}: {why}"
+            ) from exc
         return CodeLocation(bundle.entry_of(folder), str(folder), versioned=True)
-
-    def _fetch(self, code_hash: str) -> bytes:
-        self.fetched += 1
-        return self.fetch(code_hash).packed

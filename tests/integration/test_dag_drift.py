@@ -16,7 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from haflow.config import load_settings
 from haflow.core.clock import utcnow
+from haflow.doctor.checks import Check, check_dags
+from haflow.doctor.probe import Problem
+from haflow.metastore.engine import create_engine
 from haflow.metastore.repository import Repository
 from tests.integration.conftest import empty_database
 from tests.scheduler_threads import scheduler_thread
@@ -94,6 +98,27 @@ def test_a_stale_leader_schedules_the_metastores_versions(
     assert ran[("old", "a")] == ("1", v1)  # v1, on m1 whose folder never had it
     assert ran[("new", "a")] == ran[("new", "b")] == ("2", v2)  # v2, on m2 likewise
     assert ran[("new", "only")] == ("y", y_hash)
+    _doctor_says(db, m1, m2, tmp_path)
+
+
+def _doctor_says(db: str, m1: Path, m2: Path, tmp_path: Path) -> None:
+    """`haflow doctor`'s DAGs check on each node: the stale master fails (exit 22), naming
+    what differs; the fresh one and a node without a DAGs folder (a worker) pass."""
+    engine = create_engine(db)
+    try:
+
+        def check(home: Path, folder: Path) -> Check:
+            env = {"HAFLOW__CORE__SQL_ALCHEMY_CONN": db, "HAFLOW__CORE__DAGS_FOLDER": str(folder)}
+            return check_dags(load_settings(home=home, environ=env), engine)
+
+        stale = check(m2, m2 / "dags")
+        assert stale.finding.problem is Problem.DAGS and stale.finding.problem.value == 22
+        assert "another version here: x; missing here: y" in stale.finding.detail
+        assert check(m1, m1 / "dags").ok
+        worker = check(tmp_path, tmp_path / "no-dags")
+        assert worker.ok and "runs DAG code from the metastore" in worker.finding.detail
+    finally:
+        engine.dispose()
 
 
 def _finish(repo: Repository, *runs: tuple[str, str]) -> None:

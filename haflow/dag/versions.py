@@ -1,5 +1,5 @@
-"""DAG code versions as the web shows them: a version's files, and the diff between two
-(`haflow.dag.bundle`), shared by the API and the pages."""
+"""DAG code versions as people read them: a version's files, and the diff between two
+(`haflow.dag.bundle`), for the CLI, the API and the pages."""
 
 from __future__ import annotations
 
