@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: standalone test lint unit integration services bench clean
+.PHONY: standalone test lint unit integration services bench clean images cluster cluster-down
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "haflow needs Python >= 3.11"'
@@ -36,6 +36,23 @@ integration: $(STAMP) services
 test: $(STAMP) services lint
 	$(BIN)/pytest tests -q -ra
 	$(MAKE) chaos
+
+# -- the deploy kit on images built here (deploy/local; no registry needed) ----------------------
+# `make images`: Debian 12 by debootstrap when no registry answers, then haflow:local from
+# deploy/Dockerfile and one image per server from Debian packages (a rebuild is a cache hit).
+# `make cluster` / `make cluster-down`: deploy/docker-compose.yml on those images.
+COMPOSE_LOCAL := docker-compose -f deploy/docker-compose.yml -f deploy/compose.local.yml
+
+images: $(STAMP)
+	bash scripts/docker-engine.sh
+	bash deploy/local/build-images.sh
+
+cluster: images
+	sh deploy/make-secrets.sh
+	$(COMPOSE_LOCAL) up -d
+
+cluster-down:
+	$(COMPOSE_LOCAL) down -v
 
 bench: $(STAMP) services
 	$(BIN)/python benchmarks/throughput.py --quick

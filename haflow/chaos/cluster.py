@@ -120,6 +120,54 @@ class Cluster:
         index = [n.name for n in self.nodes()].index(self.node(node).name)
         return self.subnet.rsplit(".", 1)[0] + f".{10 + index}"
 
+    # -- as a fault target (haflow.chaos.faults.FaultTarget) ----------------------------------
+
+    def known(self, node: str) -> str:
+        """`node`'s name; `leader` is the master whose scheduler leads now (the metastore's
+        leader row)."""
+        if node != "leader":
+            return self.node(node).name
+        row = self.repo().leadership.current()
+        if row is None:
+            raise ClusterError(f"cluster {self.spec.name} has no leader yet")
+        return str(row.holder).split(":", 1)[0]
+
+    def container(self, node: str) -> str:
+        return self.spec.container(node)
+
+    def dags_folder(self, master: str) -> Path:
+        return self.spec.dags_folder(master)
+
+    def dags_folders(self) -> list[Path]:
+        return self.spec.dags_folders()
+
+    def isolate(self, node: str) -> None:
+        """Detach `node` from the cluster network: its interface is gone, peers' packets to it
+        vanish without a reset."""
+        self.docker.run(
+            "network", "disconnect", "-f", self.spec.network, self.container(node), timeout_s=60
+        )
+
+    def reconnect(self, node: str) -> bool:
+        """Attach `node` again at its own address (where its peers expect it)."""
+        found = self.docker.inspect(self.container(node))
+        if not found:
+            raise ClusterError(f"node {node} has no container")
+        networks = (found[0].get("NetworkSettings") or {}).get("Networks") or {}
+        if self.spec.network in networks:
+            return False
+        self.docker.run(
+            "network",
+            "connect",
+            "--ip",
+            self.address(node),
+            "--alias",
+            node,
+            self.spec.network,
+            self.container(node),
+        )
+        return True
+
     def metastore_url(self) -> str:
         return specs.metastore_url(self.address("postgres"))
 
@@ -297,7 +345,7 @@ class Cluster:
         out = {}
         for n in self.nodes():
             d = found.get(self.spec.container(n.name))
-            out[n.name] = "missing" if d is None else _state(d)
+            out[n.name] = "missing" if d is None else container_state(d)
         return out
 
     def status(self) -> ClusterStatus:
@@ -380,7 +428,8 @@ def down_by_name(name: str, docker: Docker | None = None) -> int:
     return len(containers)
 
 
-def _state(d: dict[str, Any]) -> str:
+def container_state(d: dict[str, Any]) -> str:
+    """A container's state from its `docker inspect`: running, paused, exited, ..."""
     s = d.get("State") or {}
     if s.get("Paused"):
         return "paused"

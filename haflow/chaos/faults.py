@@ -12,6 +12,10 @@ timestamps taken just before the fault is injected) so the checker can judge fro
 - restart: start a dead node again, or stop (gracefully) and start a live one.
 - poison / cure: drop a DAG file into the DAGs folder every node shares (user input, not a node
   fault: logged on the pseudo-node `dags`), and remove it again.
+
+The nodes are a `FaultTarget`: the harness's own cluster (`haflow.chaos.cluster.Cluster`) or an
+operator's docker-compose deployment (`haflow.chaos.compose.ComposeTarget`), which differ in
+how a node's container is named and how it is cut off and reconnected.
 """
 
 from __future__ import annotations
@@ -21,10 +25,11 @@ import subprocess
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
-from haflow.chaos.cluster import Cluster, ClusterError
-from haflow.chaos.docker import DockerError
+from haflow.chaos.cluster import ClusterError
+from haflow.chaos.docker import Docker, DockerError
 from haflow.chaos.model import OBSERVE, Fault
 
 CHAIN = "HAFLOW_CHAOS"
@@ -33,10 +38,45 @@ DAGS_NODE = "dags"
 """The pseudo-node that `poison` and `cure` are logged on: every master's DAGs folder."""
 
 
+class FaultTarget(Protocol):
+    """Nodes that faults can be injected into, each one container."""
+
+    @property
+    def docker(self) -> Docker: ...
+
+    @property
+    def fault_log(self) -> Path: ...
+
+    def known(self, node: str) -> str:
+        """`node`'s name; ClusterError naming the known nodes when there is no such node."""
+        ...
+
+    def container(self, node: str) -> str: ...
+
+    def container_states(self) -> dict[str, str]:
+        """Each node's container state: running, paused, exited, ..., missing."""
+        ...
+
+    def address(self, node: str) -> str: ...
+
+    def isolate(self, node: str) -> None:
+        """Detach `node`'s container from its networks."""
+        ...
+
+    def reconnect(self, node: str) -> bool:
+        """Attach `node`'s container again where `isolate` took it from; whether it was
+        detached."""
+        ...
+
+    def dags_folder(self, master: str) -> Path: ...
+
+    def dags_folders(self) -> list[Path]: ...
+
+
 class Faults:
     """Injects faults into `cluster`'s nodes and records each in its fault log."""
 
-    def __init__(self, cluster: Cluster) -> None:
+    def __init__(self, cluster: FaultTarget) -> None:
         self.cluster = cluster
         self.docker = cluster.docker
 
@@ -57,14 +97,14 @@ class Faults:
     def poison(self, filename: str, source: str) -> Fault:
         """Drop the DAG file `filename` into every master's DAGs folder."""
         started = _now()
-        for folder in self.cluster.spec.dags_folders():
+        for folder in self.cluster.dags_folders():
             (folder / filename).write_text(source)
         return self._record(Fault(started, "poison", DAGS_NODE, {"file": filename}), started)
 
     def cure(self, filename: str) -> Fault:
         """Remove a file `poison` dropped."""
         started = _now()
-        for folder in self.cluster.spec.dags_folders():
+        for folder in self.cluster.dags_folders():
             (folder / filename).unlink(missing_ok=True)
         return self._record(Fault(started, "cure", DAGS_NODE, {"file": filename}), started)
 
@@ -73,7 +113,7 @@ class Faults:
         reached one master (the others' folders are stale until theirs)."""
         started = _now()
         self._known(master)
-        (self.cluster.spec.dags_folder(master) / filename).write_text(source)
+        (self.cluster.dags_folder(master) / filename).write_text(source)
         return self._record(Fault(started, "deploy", master, {"file": filename}), started)
 
     def resume(self, node: str) -> Fault:
@@ -82,7 +122,7 @@ class Faults:
     def restart(self, node: str) -> Fault:
         state = self.cluster.container_states().get(self._known(node))
         if state == "paused":
-            self.docker.run("unpause", self.cluster.spec.container(node))
+            self.docker.run("unpause", self.cluster.container(node))
         verb = ["start"] if state in ("exited", "created", "dead") else ["restart", "-t", "10"]
         return self._do("restart", node, {"was": state}, verb)
 
@@ -90,8 +130,9 @@ class Faults:
         """Cut `node` off `peers` (both directions), or off every node when `peers` is empty."""
         self._known(node)
         if not peers:
-            verb = ["network", "disconnect", "-f", self.cluster.spec.network]
-            return self._do("partition", node, {"peers": []}, verb)
+            started = _now()
+            self.cluster.isolate(node)
+            return self._record(Fault(started, "partition", node, {"peers": []}), started)
         addresses = [self.cluster.address(self._known(p)) for p in peers]
         started = _now()
         self._ensure_chain(node)
@@ -99,29 +140,18 @@ class Faults:
         return self._record(Fault(started, "partition", node, {"peers": list(peers)}), started)
 
     def heal(self, node: str) -> Fault:
-        """Reconnect `node` at its address and remove any DROP rule placed in it."""
-        c = self.cluster
+        """Reconnect `node` and remove any DROP rule placed in it."""
+        self._known(node)
         started = _now()
-        attached = self._attached(node)
-        if not attached:
-            self.docker.run(
-                "network",
-                "connect",
-                "--ip",
-                c.address(node),
-                "--alias",
-                node,
-                c.spec.network,
-                c.spec.container(node),
-            )
+        reconnected = self.cluster.reconnect(node)
         if self._running(node):
             self._netns(node, [["-F", CHAIN]], check=False)
-        return self._record(Fault(started, "heal", node, {"reconnected": not attached}), started)
+        return self._record(Fault(started, "heal", node, {"reconnected": reconnected}), started)
 
     # -- helpers ----------------------------------------------------------------------------
 
     def _known(self, node: str) -> str:
-        return self.cluster.node(node).name
+        return self.cluster.known(node)
 
     def _do(
         self,
@@ -130,7 +160,7 @@ class Faults:
         detail: dict[str, Any],
         verb: list[str],
     ) -> Fault:
-        container = self.cluster.spec.container(self._known(node))
+        container = self.cluster.container(self._known(node))
         started = _now()
         self.docker.run(*verb, container, timeout_s=60)
         return self._record(Fault(started, action, node, detail), started)
@@ -151,15 +181,8 @@ class Faults:
     def _running(self, node: str) -> bool:
         return self.cluster.container_states().get(node) in ("running", "paused")
 
-    def _attached(self, node: str) -> bool:
-        found = self.docker.inspect(self.cluster.spec.container(node))
-        if not found:
-            raise ClusterError(f"node {node} has no container")
-        networks = (found[0].get("NetworkSettings") or {}).get("Networks") or {}
-        return self.cluster.spec.network in networks
-
     def _pid(self, node: str) -> int:
-        found = self.docker.inspect(self.cluster.spec.container(node))
+        found = self.docker.inspect(self.cluster.container(node))
         pid = int(((found[0] if found else {}).get("State") or {}).get("Pid") or 0)
         if pid <= 0:
             raise ClusterError(f"node {node} is not running: cannot change its network rules")

@@ -2,7 +2,8 @@
 restart|run|scenarios`: a real multi-node cluster in Docker, and faults injected into it.
 
 NODE is a node name (`master1`, `worker2`, `zk3`, `postgres`, `broker`, `lb`) or `leader`,
-the master whose scheduler leads now (read from the metastore).
+the master whose scheduler leads now (read from the metastore). With `--compose FILE` the faults
+act on that running docker-compose deployment instead, NODE being a service name or `leader`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Any, TypeVar
 import click
 
 from haflow.chaos.cluster import Cluster, down_by_name
-from haflow.chaos.faults import Faults
+from haflow.chaos.compose import ComposeTarget
+from haflow.chaos.faults import Faults, FaultTarget
 from haflow.chaos.spec import DEFAULT_STATE_ROOT, ClusterSpec
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -136,59 +138,86 @@ def chaos() -> None:
     """Inject faults into a cluster's nodes; run chaos scenarios."""
 
 
-def _faults(name: str, state_root: Path) -> tuple[Faults, Cluster]:
-    c = _load(name, state_root)
-    return Faults(c), c
+def target_options(fn: F) -> F:
+    """The harness cluster's options, and --compose/--project for an operator's deployment."""
+    fn = click.option(
+        "--project",
+        default="",
+        help="The compose project name (default: as docker-compose chooses it, "
+        "$COMPOSE_PROJECT_NAME or the first file's folder name).",
+    )(fn)
+    fn = click.option(
+        "--compose",
+        "compose_files",
+        multiple=True,
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="Act on this running docker-compose deployment's services instead of a harness "
+        "cluster (repeat for override files, as with docker-compose -f).",
+    )(fn)
+    return cluster_options(fn)
 
 
-def _node(c: Cluster, node: str) -> str:
-    if node != "leader":
-        return c.node(node).name
-    row = c.repo().leadership.current()
-    if row is None:
-        raise click.ClickException(f"cluster {c.spec.name} has no leader yet")
-    return str(row.holder).split(":", 1)[0]
+def _faults(
+    name: str, state_root: Path, compose_files: tuple[Path, ...], project: str
+) -> tuple[Faults, FaultTarget]:
+    target: FaultTarget
+    if compose_files:
+        target = ComposeTarget.open(compose_files, project, state_root)
+    else:
+        target = _load(name, state_root)
+    return Faults(target), target
 
 
-def _done(action: str, node: str) -> None:
-    click.echo(f"{action} {node}")
+def _done(action: str, node: str, target: FaultTarget) -> None:
+    click.echo(f"{action} {node} (logged in {target.fault_log})")
 
 
 @chaos.command()
-@cluster_options
+@target_options
 @click.argument("node")
 @click.option("--signal", "-s", default="KILL", show_default=True, help="KILL, TERM, ...")
-def kill(name: str, state_root: Path, node: str, signal: str) -> None:
+def kill(
+    name: str,
+    state_root: Path,
+    compose_files: tuple[Path, ...],
+    project: str,
+    node: str,
+    signal: str,
+) -> None:
     """Send a signal to NODE (SIGKILL: the whole node dies at once)."""
-    faults, c = _faults(name, state_root)
-    target = _node(c, node)
-    faults.kill(target, signal)
-    _done(f"SIG{signal.upper().removeprefix('SIG')}", target)
+    faults, t = _faults(name, state_root, compose_files, project)
+    node = t.known(node)
+    faults.kill(node, signal)
+    _done(f"SIG{signal.upper().removeprefix('SIG')}", node, t)
 
 
 @chaos.command()
-@cluster_options
+@target_options
 @click.argument("node")
-def pause(name: str, state_root: Path, node: str) -> None:
+def pause(
+    name: str, state_root: Path, compose_files: tuple[Path, ...], project: str, node: str
+) -> None:
     """Freeze every process of NODE (docker pause)."""
-    faults, c = _faults(name, state_root)
-    target = _node(c, node)
-    faults.pause(target)
-    _done("paused", target)
+    faults, t = _faults(name, state_root, compose_files, project)
+    node = t.known(node)
+    faults.pause(node)
+    _done("paused", node, t)
 
 
 @chaos.command()
-@cluster_options
+@target_options
 @click.argument("node")
-def resume(name: str, state_root: Path, node: str) -> None:
+def resume(
+    name: str, state_root: Path, compose_files: tuple[Path, ...], project: str, node: str
+) -> None:
     """Thaw a paused NODE."""
-    faults, c = _faults(name, state_root)
-    faults.resume(c.node(node).name)
-    _done("resumed", node)
+    faults, t = _faults(name, state_root, compose_files, project)
+    faults.resume(node)
+    _done("resumed", node, t)
 
 
 @chaos.command()
-@cluster_options
+@target_options
 @click.argument("node")
 @click.option(
     "--from",
@@ -197,33 +226,44 @@ def resume(name: str, state_root: Path, node: str) -> None:
     metavar="NODE",
     help="Cut NODE off this node only (repeatable); default: off every node.",
 )
-def partition(name: str, state_root: Path, node: str, peers: tuple[str, ...]) -> None:
+def partition(
+    name: str,
+    state_root: Path,
+    compose_files: tuple[Path, ...],
+    project: str,
+    node: str,
+    peers: tuple[str, ...],
+) -> None:
     """Cut NODE off the network (all peers, or --from the ones named)."""
-    faults, c = _faults(name, state_root)
-    target = _node(c, node)
-    faults.partition(target, [c.node(p).name for p in peers])
-    _done("partitioned", f"{target} from {', '.join(peers) if peers else 'every node'}")
+    faults, t = _faults(name, state_root, compose_files, project)
+    node = t.known(node)
+    faults.partition(node, [t.known(p) for p in peers])
+    _done("partitioned", f"{node} from {', '.join(peers) if peers else 'every node'}", t)
 
 
 @chaos.command()
-@cluster_options
+@target_options
 @click.argument("node")
-def heal(name: str, state_root: Path, node: str) -> None:
+def heal(
+    name: str, state_root: Path, compose_files: tuple[Path, ...], project: str, node: str
+) -> None:
     """Undo a partition of NODE."""
-    faults, c = _faults(name, state_root)
-    faults.heal(c.node(node).name)
-    _done("healed", node)
+    faults, t = _faults(name, state_root, compose_files, project)
+    faults.heal(node)
+    _done("healed", node, t)
 
 
 @chaos.command()
-@cluster_options
+@target_options
 @click.argument("node")
-def restart(name: str, state_root: Path, node: str) -> None:
+def restart(
+    name: str, state_root: Path, compose_files: tuple[Path, ...], project: str, node: str
+) -> None:
     """Start NODE again (or stop it gracefully and start it)."""
-    faults, c = _faults(name, state_root)
-    target = _node(c, node)
-    faults.restart(target)
-    _done("restarted", target)
+    faults, t = _faults(name, state_root, compose_files, project)
+    node = t.known(node)
+    faults.restart(node)
+    _done("restarted", node, t)
 
 
 def _scenario_folder(folder: Path | None) -> Path:

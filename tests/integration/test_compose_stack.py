@@ -1,0 +1,343 @@
+"""The deploy kit run for real: the images built here (`make images`), the cluster of
+deploy/docker-compose.yml brought up with the README's command (the local-images override), and
+used as a user would, through haproxy:
+
+1. every service comes up healthy (haflow-init exits 0), without Grafana (not packaged here);
+2. a user logs in through haproxy and triggers a DAG from its page; the run succeeds on a worker;
+3. `docker-compose kill` of the leader's master: the other master leads, and a run triggered
+   through haproxy succeeds;
+4. `haflow chaos kill WORKER --compose deploy/docker-compose.yml` while it runs a task: the
+   attempt is reclaimed and retried on the other worker, and the run succeeds;
+5. `docker-compose stop WORKER` mid-task: the worker drains (its stop grace period), the task
+   ends on it, and the run succeeds;
+6. every node started again, Prometheus has every target up;
+7. `docker-compose down -v` leaves no container, volume or network of the project.
+
+Without a Docker engine (scripts/docker-engine.sh starts one) the test is skipped, and fails
+under CI=true.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.cookiejar
+import json
+import os
+import re
+import socket
+import ssl
+import subprocess
+import threading
+import time
+import urllib.parse
+import urllib.request
+from base64 import b64encode
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from haflow.chaos.compose import PROJECT_LABEL
+from haflow.chaos.docker import Docker
+from tests.integration.test_chaos_cluster import _engine
+
+ROOT = Path(__file__).resolve().parents[2]
+FILES = ("deploy/docker-compose.yml", "deploy/compose.local.yml")
+UP = ["docker-compose", "-f", FILES[0], "-f", FILES[1], "up", "-d"]
+"""The README's command, word for word (the project, ports and folders come from the
+environment, as the compose file's knobs)."""
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+DAGS = """\
+import socket
+import time
+from datetime import datetime
+
+from haflow.dag import DAG, PythonTask
+
+
+def work(seconds: float) -> str:
+    time.sleep(seconds)
+    return socket.gethostname()
+
+
+for dag_id, seconds in (("e2e_quick", 0), ("e2e_slow", 25)):
+    with DAG(dag_id, schedule=None, start_date=datetime(2026, 1, 1), catchup=False,
+             default_args={"retries": 0}):
+        PythonTask("work", python_callable=work, op_kwargs={"seconds": seconds})
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _run(argv: list[str], env: dict[str, str], timeout_s: float = 300) -> str:
+    done = subprocess.run(
+        argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout_s, check=False
+    )
+    assert done.returncode == 0, f"{' '.join(argv)} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+class Stack:
+    """The running compose project: its environment, and a browser-like client of haproxy."""
+
+    def __init__(self, env: dict[str, str], secrets: Path) -> None:
+        self.env = env
+        self.project = env["COMPOSE_PROJECT_NAME"]
+        self.base = f"https://127.0.0.1:{env['HAFLOW_HTTPS_PORT']}"
+        self.password = (secrets / "admin_password").read_text().strip()
+        # The self-signed certificate make-secrets.sh made (for localhost and 127.0.0.1).
+        self.tls = ssl.create_default_context(cafile=str(secrets / "tls.pem"))
+        self.jar = http.cookiejar.CookieJar()
+        self.browser = urllib.request.build_opener(
+            urllib.request.HTTPSHandler(context=self.tls),
+            urllib.request.HTTPCookieProcessor(self.jar),
+        )
+
+    def compose(self, *args: str, timeout_s: float = 300) -> str:
+        return _run(["docker-compose", "-f", FILES[0], "-f", FILES[1], *args], self.env, timeout_s)
+
+    # -- the user's side, through haproxy --------------------------------------------------
+
+    def page(self, path: str, form: dict[str, str] | None = None) -> str:
+        data = urllib.parse.urlencode(form).encode() if form is not None else None
+        with self.browser.open(self.base + path, data=data, timeout=30) as resp:
+            return str(resp.read().decode())
+
+    def api(self, path: str, body: dict[str, Any] | None = None, method: str = "") -> Any:
+        auth = b64encode(f"admin:{self.password}".encode()).decode()
+        req = urllib.request.Request(
+            f"{self.base}/api/v1{path}",
+            data=json.dumps(body).encode() if body is not None else None,
+            method=method or ("POST" if body is not None else "GET"),
+            headers={"Authorization": f"Basic {auth}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, context=self.tls, timeout=30) as resp:
+            return json.loads(resp.read())
+
+    def login(self) -> None:
+        token = _csrf(self.page("/login"))
+        landing = self.page(
+            "/login", {"username": "admin", "password": self.password, "csrf_token": token}
+        )
+        assert "e2e_quick" in landing, "the DAG list after logging in does not show e2e_quick"
+
+    def trigger(self, dag_id: str, run_id: str) -> None:
+        """Trigger from the DAG's page, as a user clicks it."""
+        token = _csrf(self.page(f"/dags/{dag_id}"))
+        said = self.page(
+            f"/dags/{dag_id}/trigger", {"csrf_token": token, "run_id": run_id, "conf": "{}"}
+        )
+        assert f"triggered {run_id}" in said, said[-2000:]
+
+    def run_state(self, dag_id: str, run_id: str) -> str:
+        quoted = urllib.parse.quote(run_id, safe="")
+        return str(self.api(f"/dags/{dag_id}/dagRuns/{quoted}")["state"])
+
+    def task(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        quoted = urllib.parse.quote(run_id, safe="")
+        found: dict[str, Any] = self.api(f"/dags/{dag_id}/dagRuns/{quoted}/taskInstances/work")
+        return found
+
+    def wait_run(self, dag_id: str, run_id: str, timeout_s: float = 120) -> dict[str, Any]:
+        state = _wait(
+            f"{run_id} to end",
+            lambda: (
+                (s := _quietly(lambda: self.run_state(dag_id, run_id))) in ("success", "failed")
+                and s
+            ),
+            timeout_s,
+        )
+        task = self.task(dag_id, run_id)
+        assert state == "success", f"{run_id} ended {state}: {json.dumps(task, indent=1)}"
+        return task
+
+    def running_on(self, dag_id: str, run_id: str) -> str:
+        """The worker whose attempt of the task is running (waited for)."""
+
+        def running() -> str:
+            t = _quietly(lambda: self.task(dag_id, run_id)) or {}
+            return str(t.get("worker") or "") if t.get("state") == "running" else ""
+
+        return str(_wait(f"{run_id}'s task to run", running, 90))
+
+    def leader(self) -> str:
+        return str(self.api("/cluster")["leader"]).split(":", 1)[0]
+
+    # -- the operator's side ------------------------------------------------------------------
+
+    def states(self) -> dict[str, str]:
+        """service -> `running (healthy)`, `exited (0)`, ... for every container."""
+        out = {}
+        docker = Docker()
+        for d in docker.inspect(*self._ids()):
+            s = d["State"]
+            exited = s["Status"] == "exited"
+            detail = str(s["ExitCode"]) if exited else (s.get("Health") or {}).get("Status")
+            service = d["Config"]["Labels"]["com.docker.compose.service"]
+            out[service] = f"{s['Status']} ({detail})" if detail else s["Status"]
+        return out
+
+    def _ids(self) -> list[str]:
+        out = Docker().run("ps", "-aq", "--filter", f"label={PROJECT_LABEL}={self.project}")
+        return out.split()
+
+    def wait_healthy(self, timeout_s: float = 300) -> None:
+        def healthy() -> bool:
+            states = self.states()
+            init = states.pop("haflow-init", "")
+            return init == "exited (0)" and all(s == "running (healthy)" for s in states.values())
+
+        try:
+            _wait("every service healthy", healthy, timeout_s)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: {self.states()}\n{self.logs()}") from None
+
+    def logs(self) -> str:
+        return self.compose("logs", "--no-color", "--tail", "30", timeout_s=60)[-20000:]
+
+    def prometheus_targets(self) -> dict[str, str]:
+        url = f"http://127.0.0.1:{self.env['HAFLOW_PROMETHEUS_PORT']}/api/v1/targets"
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            active = json.loads(resp.read())["data"]["activeTargets"]
+        return {f"{t['labels']['job']} {t['labels']['instance']}": t["health"] for t in active}
+
+
+def _csrf(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, "no CSRF token in the page"
+    return found.group(1)
+
+
+def _quietly(fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except (OSError, ValueError, KeyError):  # a master going down mid-request, a 404 yet
+        return None
+
+
+def _wait(what: str, check: Callable[[], Any], timeout_s: float) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def _leftovers(project: str) -> dict[str, list[str]]:
+    docker = Docker()
+    label = f"label={PROJECT_LABEL}={project}"
+    return {
+        kind: docker.run(*cmd, "--filter", label, "--format", field).split()
+        for kind, cmd, field in (
+            ("containers", ["ps", "-a"], "{{.Names}}"),
+            ("volumes", ["volume", "ls"], "{{.Name}}"),
+            ("networks", ["network", "ls"], "{{.Name}}"),
+        )
+    }
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    _engine()
+    # `make images`, as the README says; a second call is a cache hit of a few seconds.
+    _run(["make", "images"], dict(os.environ), timeout_s=900)
+    secrets, dags = tmp_path / "secrets", tmp_path / "dags"
+    _run(["sh", "deploy/make-secrets.sh", str(secrets)], dict(os.environ))
+    dags.mkdir(mode=0o755)
+    dags.chmod(0o755)  # the haflow user (uid 10001) reads it inside the masters
+    (dags / "e2e.py").write_text(DAGS)
+    env = {
+        **os.environ,
+        "COMPOSE_PROJECT_NAME": f"haflowe2e{os.getpid()}",
+        "HAFLOW_SECRETS_DIR": str(secrets),
+        "HAFLOW_DAGS_DIR": str(dags),
+        "HAFLOW_HTTPS_PORT": str(_free_port()),
+        "HAFLOW_HTTP_PORT": str(_free_port()),
+        "HAFLOW_STATS_PORT": str(_free_port()),
+        "HAFLOW_PROMETHEUS_PORT": str(_free_port()),
+        "HAFLOW_RABBITMQ_UI_PORT": str(_free_port()),
+        # A short drain, so step 5 ends in seconds rather than minutes.
+        "HAFLOW_WORKER_DRAIN_SECONDS": "120",
+    }
+    stack = Stack(env, secrets)
+    try:
+        _run(UP, env, timeout_s=600)
+        stack.wait_healthy()
+        yield stack
+    finally:
+        with contextlib.suppress(Exception):
+            stack.compose("down", "-v", "--remove-orphans", timeout_s=300)
+
+
+def test_compose_stack(stack: Stack) -> None:
+    states = stack.states()
+    assert "grafana" not in states, "the local stack starts without Grafana"
+    assert set(states) >= {"zk1", "zk2", "zk3", "postgres", "rabbitmq", "haflow-init"}
+    assert set(states) >= {"master1", "master2", "worker1", "worker2", "haproxy", "prometheus"}
+
+    # 2. Log in through haproxy, trigger from the DAG's page, the run succeeds on a worker.
+    _wait("the DAGs parsed", lambda: _quietly(lambda: stack.api("/dags/e2e_quick")), 120)
+    stack.login()
+    stack.trigger("e2e_quick", "r1")
+    task = stack.wait_run("e2e_quick", "r1")
+    assert task["worker"] in ("worker1", "worker2")
+    assert task["result"] in ("worker1", "worker2"), task  # the task's own host name
+
+    # 3. Kill the leader's master: the other one leads; a run through haproxy succeeds.
+    first = stack.leader()
+    assert first in ("master1", "master2")
+    stack.compose("kill", first)
+    other = {"master1": "master2", "master2": "master1"}[first]
+    _wait(f"{other} to lead", lambda: _quietly(stack.leader) == other, 60)
+    stack.trigger("e2e_quick", "r2")
+    stack.wait_run("e2e_quick", "r2")
+
+    # 4. `haflow chaos kill` the worker running a task: reclaimed, retried elsewhere.
+    stack.trigger("e2e_slow", "r3")
+    victim = stack.running_on("e2e_slow", "r3")
+    said = _run(
+        [str(ROOT / ".venv/bin/haflow"), "chaos", "kill", victim, "--compose", FILES[0]],
+        stack.env,
+        timeout_s=60,
+    )
+    assert f"SIGKILL {victim}" in said
+    task = stack.wait_run("e2e_slow", "r3", timeout_s=180)
+    attempts = task["attempts"]
+    assert attempts[0]["worker"] == victim, attempts
+    assert attempts[-1]["worker"] != victim and attempts[-1]["state"] == "success", attempts
+    assert len(attempts) >= 2 and attempts[0]["state"] != "success", attempts
+
+    # 5. `docker-compose stop` the worker running a task: it drains, the task ends on it.
+    stack.compose("start", first, victim)
+    stack.wait_healthy(timeout_s=180)
+    stack.trigger("e2e_slow", "r4")
+    draining = stack.running_on("e2e_slow", "r4")
+    stopper = threading.Thread(target=stack.compose, args=("stop", draining), daemon=True)
+    stopper.start()
+    task = stack.wait_run("e2e_slow", "r4", timeout_s=180)
+    assert [a["worker"] for a in task["attempts"]] == [draining], task["attempts"]
+    stopper.join(timeout=120)
+    assert not stopper.is_alive(), f"{draining} did not stop after its drain"
+    assert stack.states()[draining] == "exited (0)", stack.states()
+
+    # 6. Everything started again: every Prometheus target is up.
+    stack.compose("start", draining)
+    stack.wait_healthy(timeout_s=180)
+    _wait(
+        "every Prometheus target up",
+        lambda: (t := _quietly(stack.prometheus_targets)) and set(t.values()) == {"up"},
+        90,
+    )
+    assert len(stack.prometheus_targets()) == 6, stack.prometheus_targets()
+
+    # 7. down -v leaves nothing of the project.
+    stack.compose("down", "-v", timeout_s=300)
+    assert _leftovers(stack.project) == {"containers": [], "volumes": [], "networks": []}
