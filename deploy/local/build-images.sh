@@ -11,13 +11,14 @@
 #    packages) and made again only when they change.
 # 2. haflow-local/base (base.Dockerfile): Python 3.11 in a virtualenv, the host's extra CAs.
 # 3. haflow:local from deploy/Dockerfile, the file users build, with BASE=haflow-local/base.
-# 4. haflow-local/{zookeeper,postgres,rabbitmq,haproxy,prometheus} from their Dockerfiles here.
+# 4. haflow-local/{zookeeper,postgres,rabbitmq,haproxy,prometheus,redis} from their Dockerfiles
+#    here (redis is for a Redis broker, which the chaos harness's clusters use).
 # Steps 2-4 are `docker build`s: an unchanged input is a cache hit, a few seconds in all.
 # Grafana is not packaged by Debian: the local stack runs without it (compose.local.yml).
 #
 # Knobs: HAFLOW_DEBIAN_MIRROR (default: this host's apt mirror, else deb.debian.org),
 # HAFLOW_DEBIAN_IMAGE (use this Debian 12 image, skip step 1), HAFLOW_IMAGES (the images of
-# steps 3-4 to build, default all: "haflow zookeeper postgres rabbitmq haproxy prometheus").
+# steps 3-4 to build, default all: "haflow zookeeper postgres rabbitmq haproxy prometheus redis").
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -25,7 +26,7 @@ root=$(cd "$here/../.." && pwd)
 SUITE=bookworm
 DEBIAN_LOCAL=haflow-local/debian:$SUITE
 BASE=haflow-local/base
-SERVERS="zookeeper postgres rabbitmq haproxy prometheus"
+SERVERS="zookeeper postgres rabbitmq haproxy prometheus redis"
 IMAGES=${HAFLOW_IMAGES:-haflow $SERVERS}
 started=$SECONDS
 

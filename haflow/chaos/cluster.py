@@ -23,7 +23,7 @@ from typing import Any
 
 from haflow.chaos import spec as specs
 from haflow.chaos.docker import Docker, DockerError
-from haflow.chaos.image import ensure_image
+from haflow.chaos.image import ensure_image, node_images
 from haflow.chaos.spec import ClusterSpec, NodeDef
 from haflow.chaos.sql import ensure_database, server_ready
 from haflow.core.clock import utcnow
@@ -197,21 +197,28 @@ class Cluster:
             self.web = _has_webserver()
         deadline = time.monotonic() + self.spec.boot_timeout_s
         specs.write_config(self.spec)
-        image = ensure_image(self.docker)
+        images = self._images(progress)
         self._create_network()
         self._save()
         servers = [n for n in self.nodes() if n.role in ("zookeeper", "postgres", "broker")]
         for n in servers:
-            self._run(n, image)
+            self._run(n, images[n.role])
         progress(f"servers started: {', '.join(n.name for n in servers)}")
         self._wait_servers(deadline)
         self._prepare_metastore(deadline)
         progress("metastore migrated, ZooKeeper quorum up, broker answering")
         for n in self.nodes():
             if n not in servers:
-                self._run(n, image)
+                self._run(n, images[n.role])
         self.wait_serving(deadline)
         progress(f"cluster {self.spec.name!r} serving")
+
+    def _images(self, progress: Progress) -> dict[str, str]:
+        """role -> the image its nodes run (haflow.chaos.spec: the runtimes)."""
+        if self.spec.on_images:
+            return node_images(self.docker, specs.BUILD_IMAGES, progress)
+        skeleton = ensure_image(self.docker)
+        return {n.role: skeleton for n in self.nodes()}
 
     def _create_network(self) -> None:
         self.subnet = self.subnet or self._free_subnet()
@@ -254,8 +261,6 @@ class Cluster:
             n.name,
             "--ip",
             self.address(n.name),
-            "--user",
-            n.user,
             "--label",
             f"{LABEL}={self.spec.name}",
             "--label",
@@ -269,6 +274,10 @@ class Cluster:
             "--stop-timeout",
             "10",
         ]
+        if n.user:
+            args += ["--user", n.user]
+        if self.spec.on_images:  # the harness watches the nodes itself
+            args.append("--no-healthcheck")
         for host, inside, mode in [*specs.common_mounts(self.spec), *n.mounts]:
             args += ["-v", f"{host}:{inside}:{mode}"]
         for key, value in n.env.items():

@@ -5,11 +5,19 @@ Nodes: `zk1..zkN` (a ZooKeeper ensemble), `postgres` (the metastore),
 `broker` (Redis), `master1..N` (scheduler, and webserver when `haflow webserver` exists),
 `worker1..N` (`haflow worker`), `lb` (haproxy in front of the masters' webservers), and with
 `receiver` a `receiver` node recording the webhook deliveries (`haflow.chaos.receiver`).
+
+Two runtimes (`ClusterSpec.runtime`). `images` (the default in a checkout): each node runs the
+image users deploy, built here by deploy/local/build-images.sh (`haflow:local` for masters,
+workers and the receiver; `haflow-local/zookeeper`, `-postgres`, `-redis`, `-haproxy` for the
+servers), as the image's own user, with only the configuration bind-mounted. `host` (the
+fallback, and the only one for an installed haflow without deploy/): a skeleton image that
+bind-mounts the host's `/usr`, `/etc` and this virtualenv (haflow.chaos.image).
 """
 
 from __future__ import annotations
 
 import glob
+import os
 import pwd
 import sys
 from dataclasses import dataclass, field
@@ -30,6 +38,18 @@ LOG4J += "log4j.appender.C.layout=org.apache.log4j.PatternLayout\n"
 LOG4J += "log4j.appender.C.layout.ConversionPattern=%d{ISO8601} %-5p [%t] %m%n\n"
 WEB_PORT = 8080
 RECORDS_FILE = "records.jsonl"
+RUNTIMES = ("images", "host")
+BUILD_IMAGES = PROJECT / "deploy" / "local" / "build-images.sh"
+
+
+def default_runtime() -> str:
+    """$HAFLOW_CHAOS_RUNTIME, else `images` in a checkout (which has deploy/), else `host`."""
+    chosen = os.environ.get("HAFLOW_CHAOS_RUNTIME", "")
+    if chosen:
+        if chosen not in RUNTIMES:
+            raise ValueError(f"HAFLOW_CHAOS_RUNTIME={chosen!r}: choose one of {RUNTIMES}")
+        return chosen
+    return "images" if BUILD_IMAGES.is_file() else "host"
 
 
 @dataclass(frozen=True)
@@ -48,6 +68,11 @@ class ClusterSpec:
     state_root: Path = DEFAULT_STATE_ROOT
     boot_timeout_s: float = 180.0
     receiver: bool = False
+    runtime: str = field(default_factory=default_runtime)
+
+    @property
+    def on_images(self) -> bool:
+        return self.runtime == "images"
 
     @property
     def state_dir(self) -> Path:
@@ -74,7 +99,8 @@ class ClusterSpec:
 
 @dataclass(frozen=True)
 class NodeDef:
-    """One container: its name on the network, role, command, user and extra mounts."""
+    """One container: its name on the network, role, command, user (empty: the image's own)
+    and extra mounts."""
 
     name: str
     role: str
@@ -95,19 +121,26 @@ def zk_hosts(spec: ClusterSpec) -> str:
 def nodes(spec: ClusterSpec, web: bool) -> list[NodeDef]:
     """Every node of `spec`, in start order (servers first); `web`: masters run a webserver."""
     out = [_zookeeper(spec, i) for i in range(1, spec.zookeepers + 1)]
-    out += [_postgres(), _broker()]
+    out += [_postgres(spec), _broker(spec)]
     out += [_master(spec, i, web) for i in range(1, spec.masters + 1)]
     out += [_worker(spec, i) for i in range(1, spec.workers + 1)]
     if spec.receiver:
         out.append(_receiver(spec))
     if web:
-        out.append(_lb())
+        out.append(_lb(spec))
     return out
 
 
-def _uid(user: str) -> str:
+def _user(spec: ClusterSpec, user: str) -> str:
+    """On images, the image's own user (empty); on the host runtime, `user`'s uid:gid here."""
+    if spec.on_images:
+        return ""
     entry = pwd.getpwnam(user)
     return f"{entry.pw_uid}:{entry.pw_gid}"
+
+
+def _python(spec: ClusterSpec) -> str:
+    return "python" if spec.on_images else f"{sys.prefix}/bin/python"
 
 
 def _zookeeper(spec: ClusterSpec, i: int) -> NodeDef:
@@ -117,16 +150,16 @@ def _zookeeper(spec: ClusterSpec, i: int) -> NodeDef:
         f"-cp {ZK_CLASSPATH} org.apache.zookeeper.server.quorum.QuorumPeerMain /conf/zoo.cfg"
     )
     script = f"mkdir -p /data/zk && echo {i} > /data/zk/myid && {java}"
-    return NodeDef(f"zk{i}", "zookeeper", ("sh", "-c", script), _uid("nobody"))
+    return NodeDef(f"zk{i}", "zookeeper", ("sh", "-c", script), _user(spec, "nobody"))
 
 
-def _pg_bin() -> str:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"))
+def _pg_bin(spec: ClusterSpec) -> str:
+    found = [] if spec.on_images else sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"))
     return str(Path(found[-1]).parent) if found else "/usr/lib/postgresql/15/bin"
 
 
-def _postgres() -> NodeDef:
-    pg = _pg_bin()
+def _postgres(spec: ClusterSpec) -> NodeDef:
+    pg = _pg_bin(spec)
     script = (
         f"if [ ! -s /data/pg/PG_VERSION ]; then {pg}/initdb -D /data/pg -U postgres "
         "--auth=trust -E UTF8 >/dev/null && echo 'host all all 0.0.0.0/0 trust' "
@@ -135,10 +168,10 @@ def _postgres() -> NodeDef:
         "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200 "
         "-c track_commit_timestamp=on"
     )
-    return NodeDef("postgres", "postgres", ("sh", "-c", script), _uid("postgres"))
+    return NodeDef("postgres", "postgres", ("sh", "-c", script), _user(spec, "postgres"))
 
 
-def _broker() -> NodeDef:
+def _broker(spec: ClusterSpec) -> NodeDef:
     argv = (
         "redis-server",
         "--port",
@@ -154,7 +187,7 @@ def _broker() -> NodeDef:
         "--save",
         "",
     )
-    return NodeDef("broker", "broker", argv, _uid("nobody"))
+    return NodeDef("broker", "broker", argv, _user(spec, "nobody"))
 
 
 def receiver_url() -> str:
@@ -163,21 +196,21 @@ def receiver_url() -> str:
 
 
 def _receiver(spec: ClusterSpec) -> NodeDef:
-    py = f"{sys.prefix}/bin/python"
+    py = _python(spec)
     argv = (py, "-m", "haflow.chaos.receiver", str(RECEIVER_PORT), f"/records/{DELIVERIES_FILE}")
     mounts = ((str(spec.state_dir / "records" / "receiver"), "/records", "rw"),)
-    return NodeDef("receiver", "receiver", argv, _uid("nobody"), {}, mounts)
+    return NodeDef("receiver", "receiver", argv, _user(spec, "nobody"), {}, mounts)
 
 
-def _lb() -> NodeDef:
-    return NodeDef("lb", "lb", ("haproxy", "-db", "-f", "/conf/haproxy.cfg"), _uid("nobody"))
+def _lb(spec: ClusterSpec) -> NodeDef:
+    argv = ("haproxy", "-db", "-f", "/conf/haproxy.cfg")
+    return NodeDef("lb", "lb", argv, _user(spec, "nobody"))
 
 
 def haflow_env(spec: ClusterSpec, node: str) -> dict[str, str]:
     env = {
         "HAFLOW_HOME": "/data/home",
         "HOME": "/data",
-        "PATH": f"{Path(sys.prefix)}/bin:/usr/local/bin:/usr/bin:/bin",
         "HAFLOW__CORE__SQL_ALCHEMY_CONN": metastore_url(),
         "HAFLOW__CORE__EXECUTOR": "celery",
         "HAFLOW__CORE__DAGS_FOLDER": "/dags",
@@ -192,12 +225,14 @@ def haflow_env(spec: ClusterSpec, node: str) -> dict[str, str]:
         # the workload's tasks record their executions through these two (haflow.chaos.workload)
         "HAFLOW__WORKER__TASK_ENV_ALLOWLIST": f"{DEFAULT_TASK_ENV} HAFLOW_CHAOS_*",
     }
+    if not spec.on_images:  # the image's own PATH has its Python first
+        env["PATH"] = f"{Path(sys.prefix)}/bin:/usr/local/bin:/usr/bin:/bin"
     return {**env, **spec.settings}
 
 
 def _master(spec: ClusterSpec, i: int, web: bool) -> NodeDef:
     name = f"master{i}"
-    py = f"{sys.prefix}/bin/python"
+    py = _python(spec)
     commands = [f"{py} -m haflow.cli.main scheduler"]
     if web:
         commands.append(f"{py} -m haflow.cli.main webserver --port {WEB_PORT} --workers 2")
@@ -206,26 +241,30 @@ def _master(spec: ClusterSpec, i: int, web: bool) -> NodeDef:
         (str(spec.state_dir / "records" / name), "/records", "rw"),
     )
     argv = (py, "-m", "haflow.chaos.node", *commands)
-    return NodeDef(name, "master", argv, _uid("nobody"), haflow_env(spec, name), mounts)
+    return NodeDef(name, "master", argv, _user(spec, "nobody"), haflow_env(spec, name), mounts)
 
 
 def _worker(spec: ClusterSpec, i: int) -> NodeDef:
     name = f"worker{i}"
-    py = f"{sys.prefix}/bin/python"
+    py = _python(spec)
     argv = (py, "-m", "haflow.cli.main", "worker", "-n", name, "-c", str(spec.worker_concurrency))
     mounts = ((str(spec.state_dir / "records" / name), "/records", "rw"),)  # and no DAGs
-    return NodeDef(name, "worker", argv, _uid("nobody"), haflow_env(spec, name), mounts)
+    return NodeDef(name, "worker", argv, _user(spec, "nobody"), haflow_env(spec, name), mounts)
 
 
 def common_mounts(spec: ClusterSpec) -> list[tuple[str, str, str]]:
-    """The host's system, the project, its virtualenv and the interpreter it links to."""
+    """The configuration; on the host runtime also the host's system, the project, its
+    virtualenv and the interpreter it links to."""
+    conf = (str(spec.state_dir / "conf"), "/conf", "ro")
+    if spec.on_images:
+        return [conf]
     paths = [Path("/usr"), Path("/etc"), PROJECT, Path(sys.prefix), Path(sys.base_prefix)]
     kept: list[Path] = []
     for p in paths:
         if not any(p == k or k in p.parents for k in kept):
             kept.append(p)
     mounts = [(str(p), str(p), "ro") for p in kept]
-    return [*mounts, (str(spec.state_dir / "conf"), "/conf", "ro")]
+    return [*mounts, conf]
 
 
 def zoo_cfg(spec: ClusterSpec) -> str:

@@ -18,7 +18,7 @@ import click
 from haflow.chaos.cluster import Cluster, down_by_name
 from haflow.chaos.compose import ComposeTarget
 from haflow.chaos.faults import Faults, FaultTarget
-from haflow.chaos.spec import DEFAULT_STATE_ROOT, ClusterSpec
+from haflow.chaos.spec import DEFAULT_STATE_ROOT, RUNTIMES, ClusterSpec, default_runtime
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -62,6 +62,13 @@ def cluster() -> None:
     metavar="SECTION__KEY=VALUE",
     help="A haflow setting for masters and workers, e.g. --set ELECTION__ZK_SESSION_TIMEOUT=4.",
 )
+@click.option(
+    "--runtime",
+    type=click.Choice(RUNTIMES),
+    default=None,
+    help="images: the deployed images, built here (default in a checkout; "
+    "$HAFLOW_CHAOS_RUNTIME); host: bind-mount this host's system and virtualenv.",
+)
 def up(
     name: str,
     state_root: Path,
@@ -69,6 +76,7 @@ def up(
     workers: int,
     webserver: bool | None,
     settings: tuple[str, ...],
+    runtime: str | None,
 ) -> None:
     """Start the cluster and wait until it serves (a leader, live workers)."""
     spec = ClusterSpec(
@@ -78,6 +86,7 @@ def up(
         webserver=webserver,
         settings=_settings(settings),
         state_root=state_root,
+        runtime=runtime or default_runtime(),
     )
     Cluster(spec).up(lambda m: click.echo(m, err=True))
     click.echo(f"cluster {name} is up; `haflow cluster status --name {name}`")

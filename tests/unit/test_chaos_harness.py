@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 import tarfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -63,13 +64,42 @@ def test_settings_reach_masters_and_workers() -> None:
 
 
 def test_run_arguments_mount_the_host_read_only(tmp_path: Path) -> None:
-    c = Cluster(ClusterSpec(name="x", state_root=tmp_path), subnet="10.231.7.0/24")
+    spec = ClusterSpec(name="x", state_root=tmp_path, runtime="host")
+    c = Cluster(spec, subnet="10.231.7.0/24")
     args = c.run_args(c.node("worker1"), "img:1")
     joined = " ".join(args)
     assert "-v /usr:/usr:ro" in joined and "-v /etc:/etc:ro" in joined
     assert f"{tmp_path}/x/records/worker1:/records:rw" in joined
     assert "--ip 10.231.7.17" in joined and "--network-alias worker1" in joined
-    assert args[args.index("img:1") + 1].endswith("python")
+    assert "--user" in args and "--no-healthcheck" not in args
+    assert args[args.index("img:1") + 1] == f"{sys.prefix}/bin/python"
+
+
+def test_run_arguments_on_the_deployed_images(tmp_path: Path) -> None:
+    spec = ClusterSpec(name="x", state_root=tmp_path, runtime="images")
+    c = Cluster(spec, subnet="10.231.7.0/24")
+    args = c.run_args(c.node("worker1"), "haflow-chaos/haflow-local")
+    joined = " ".join(args)
+    assert "/usr:/usr" not in joined and "/etc:/etc" not in joined and sys.prefix not in joined
+    assert f"-v {tmp_path}/x/conf:/conf:ro" in joined
+    assert f"{tmp_path}/x/records/worker1:/records:rw" in joined
+    assert "--user" not in args and "--no-healthcheck" in args  # the image's own user
+    assert args[args.index("haflow-chaos/haflow-local") + 1 :][:3] == [
+        "python",
+        "-m",
+        "haflow.cli.main",
+    ]
+    assert not any(a.startswith("PATH=") for a in args)  # the image's PATH
+
+
+def test_the_runtime_defaults_to_the_images_in_a_checkout(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HAFLOW_CHAOS_RUNTIME", raising=False)
+    assert ClusterSpec().runtime == "images"  # this checkout has deploy/local/build-images.sh
+    monkeypatch.setenv("HAFLOW_CHAOS_RUNTIME", "host")
+    assert ClusterSpec().runtime == "host"
+    monkeypatch.setenv("HAFLOW_CHAOS_RUNTIME", "vm")
+    with pytest.raises(ValueError, match="choose one of"):
+        ClusterSpec()
 
 
 def test_configuration_files(tmp_path: Path) -> None:
