@@ -36,7 +36,7 @@ integration: $(STAMP) services
 
 test: $(STAMP) services lint
 	$(MAKE) images || [ "$$CI" != true ]   # without Docker: the compose and chaos tests skip
-	$(BIN)/pytest tests -q -ra
+	$(BIN)/pytest tests -q -ra --durations=25
 	$(MAKE) chaos
 
 # -- the deploy kit on images built here (deploy/local; no registry needed) ----------------------

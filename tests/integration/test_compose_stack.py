@@ -28,7 +28,6 @@ import socket
 import ssl
 import subprocess
 import threading
-import time
 import urllib.parse
 import urllib.request
 from base64 import b64encode
@@ -41,6 +40,7 @@ import pytest
 from haflow.chaos.compose import PROJECT_LABEL
 from haflow.chaos.docker import Docker
 from tests.integration.test_chaos_cluster import _engine
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 FILES = ("deploy/docker-compose.yml", "deploy/compose.local.yml")
@@ -145,26 +145,27 @@ class Stack:
         return found
 
     def wait_run(self, dag_id: str, run_id: str, timeout_s: float = 120) -> dict[str, Any]:
-        state = _wait(
-            f"{run_id} to end",
-            lambda: (
-                (s := _quietly(lambda: self.run_state(dag_id, run_id))) in ("success", "failed")
-                and s
-            ),
-            timeout_s,
-        )
+        seen: dict[str, str] = {}
+
+        def ended() -> bool:
+            seen["state"] = _quietly(lambda: self.run_state(dag_id, run_id)) or ""
+            return seen["state"] in ("success", "failed")
+
+        wait_for(f"{run_id} to end", ended, timeout_s, interval=0.5)
         task = self.task(dag_id, run_id)
-        assert state == "success", f"{run_id} ended {state}: {json.dumps(task, indent=1)}"
+        assert seen["state"] == "success", f"{run_id} ended {seen}: {json.dumps(task, indent=1)}"
         return task
 
     def running_on(self, dag_id: str, run_id: str) -> str:
         """The worker whose attempt of the task is running (waited for)."""
+        seen: dict[str, Any] = {}
 
-        def running() -> str:
-            t = _quietly(lambda: self.task(dag_id, run_id)) or {}
-            return str(t.get("worker") or "") if t.get("state") == "running" else ""
+        def running() -> bool:
+            seen.update(_quietly(lambda: self.task(dag_id, run_id)) or {})
+            return seen.get("state") == "running" and bool(seen.get("worker"))
 
-        return str(_wait(f"{run_id}'s task to run", running, 90))
+        wait_for(f"{run_id}'s task to run", running, 90, interval=0.5)
+        return str(seen["worker"])
 
     def leader(self) -> str:
         return str(self.api("/cluster")["leader"]).split(":", 1)[0]
@@ -194,7 +195,7 @@ class Stack:
             return init == "exited (0)" and all(s == "running (healthy)" for s in states.values())
 
         try:
-            _wait("every service healthy", healthy, timeout_s)
+            wait_for("every service healthy", healthy, timeout_s, interval=1)
         except AssertionError as exc:
             raise AssertionError(f"{exc}: {self.states()}\n{self.logs()}") from None
 
@@ -219,16 +220,6 @@ def _quietly(fn: Callable[[], Any]) -> Any:
         return fn()
     except (OSError, ValueError, KeyError):  # a master going down mid-request, a 404 yet
         return None
-
-
-def _wait(what: str, check: Callable[[], Any], timeout_s: float) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 def _leftovers(project: str) -> dict[str, list[str]]:
@@ -284,7 +275,7 @@ def test_compose_stack(stack: Stack) -> None:
     assert set(states) >= {"master1", "master2", "worker1", "worker2", "haproxy", "prometheus"}
 
     # 2. Log in through haproxy, trigger from the DAG's page, the run succeeds on a worker.
-    _wait("the DAGs parsed", lambda: _quietly(lambda: stack.api("/dags/e2e_quick")), 120)
+    wait_for("the DAGs parsed", lambda: _quietly(lambda: stack.api("/dags/e2e_quick")), 120, 1)
     stack.login()
     stack.trigger("e2e_quick", "r1")
     task = stack.wait_run("e2e_quick", "r1")
@@ -296,7 +287,7 @@ def test_compose_stack(stack: Stack) -> None:
     assert first in ("master1", "master2")
     stack.compose("kill", first)
     other = {"master1": "master2", "master2": "master1"}[first]
-    _wait(f"{other} to lead", lambda: _quietly(stack.leader) == other, 60)
+    wait_for(f"{other} to lead", lambda: _quietly(stack.leader) == other, 60, 0.5)
     stack.trigger("e2e_quick", "r2")
     stack.wait_run("e2e_quick", "r2")
 
@@ -331,10 +322,11 @@ def test_compose_stack(stack: Stack) -> None:
     # 6. Everything started again: every Prometheus target is up.
     stack.compose("start", draining)
     stack.wait_healthy(timeout_s=180)
-    _wait(
+    wait_for(
         "every Prometheus target up",
         lambda: (t := _quietly(stack.prometheus_targets)) and set(t.values()) == {"up"},
         90,
+        1,
     )
     assert len(stack.prometheus_targets()) == 6, stack.prometheus_targets()
 
