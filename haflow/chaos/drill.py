@@ -13,6 +13,7 @@ from typing import Any
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException
+from kazoo.handlers.threading import KazooTimeoutError
 
 from haflow.chaos.cluster import Cluster, ClusterError
 from haflow.chaos.faults import Faults, read_fault_log
@@ -274,7 +275,9 @@ class Drill:
         try:
             zk.start(timeout=5)
             return len(zk.get_children(election_path(self.cluster.spec.name))) == len(masters)
-        except (KazooException, OSError, HaflowError):
+        # KazooTimeoutError is no KazooException: no member answered within 5 s (the
+        # ensemble re-electing after a member's kill); the restore polls again.
+        except (KazooException, KazooTimeoutError, OSError, HaflowError):
             return False
         finally:
             zk.stop()
