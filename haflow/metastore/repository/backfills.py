@@ -36,13 +36,18 @@ class BackfillQueries(_Base):
     ) -> BackfillRow:
         """Ask the leader to run DAG `dag_id`'s `intervals` intervals starting in [start,
         end]. With `reset_existing`, the runs already there for them that ended are cleared
-        first, so they run again (one in flight is left alone)."""
+        first, so they run again (one in flight is left alone). First, before the backfill is
+        recorded: a leader that saw the backfill while its runs still showed their old end
+        would find every interval ended and mark it done, and `--wait` would return while the
+        runs ran again."""
         if end < start:
             raise InvalidRequest(f"the backfill ends ({end.isoformat()}) before it starts")
         if not 1 <= max_active_runs <= MAX_ACTIVE_RUNS:
             raise InvalidRequest(f"max_active_runs must be from 1 to {MAX_ACTIVE_RUNS}")
         if intervals < 1:
             raise InvalidRequest("the range holds no interval of the DAG's schedule")
+        if reset_existing:  # a DAG that is missing or has no schedule has no such run
+            self._reset(dag_id, start, end, now, actor)
         with self._tx() as conn:
             dag = conn.execute(select(m.Dag.schedule).where(m.Dag.dag_id == dag_id)).first()
             if dag is None:
@@ -74,8 +79,6 @@ class BackfillQueries(_Base):
                 "backfill.created", actor or self.actor, now, dag_id=dag_id, detail=detail
             )
             self._emit(conn, [event])
-        if reset_existing:
-            self._reset(dag_id, start, end, now, actor)
         return self.get(int(bid))
 
     def _reset(
