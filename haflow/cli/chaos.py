@@ -203,31 +203,6 @@ def kill(
 @chaos.command()
 @target_options
 @click.argument("node")
-def pause(
-    name: str, state_root: Path, compose_files: tuple[Path, ...], project: str, node: str
-) -> None:
-    """Freeze every process of NODE (docker pause)."""
-    faults, t = _faults(name, state_root, compose_files, project)
-    node = t.known(node)
-    faults.pause(node)
-    _done("paused", node, t)
-
-
-@chaos.command()
-@target_options
-@click.argument("node")
-def resume(
-    name: str, state_root: Path, compose_files: tuple[Path, ...], project: str, node: str
-) -> None:
-    """Thaw a paused NODE."""
-    faults, t = _faults(name, state_root, compose_files, project)
-    faults.resume(node)
-    _done("resumed", node, t)
-
-
-@chaos.command()
-@target_options
-@click.argument("node")
 @click.option(
     "--from",
     "peers",
@@ -250,29 +225,25 @@ def partition(
     _done("partitioned", f"{node} from {', '.join(peers) if peers else 'every node'}", t)
 
 
-@chaos.command()
-@target_options
-@click.argument("node")
-def heal(
-    name: str, state_root: Path, compose_files: tuple[Path, ...], project: str, node: str
-) -> None:
-    """Undo a partition of NODE."""
-    faults, t = _faults(name, state_root, compose_files, project)
-    faults.heal(node)
-    _done("healed", node, t)
+def _node_fault(verb: str, done: str, about: str) -> None:
+    """`haflow chaos VERB NODE`: one fault without options, by the Faults method `verb`."""
+
+    @chaos.command(verb, help=about)
+    @target_options
+    @click.argument("node")
+    def command(
+        name: str, state_root: Path, compose_files: tuple[Path, ...], project: str, node: str
+    ) -> None:
+        faults, t = _faults(name, state_root, compose_files, project)
+        node = t.known(node)
+        getattr(faults, verb)(node)
+        _done(done, node, t)
 
 
-@chaos.command()
-@target_options
-@click.argument("node")
-def restart(
-    name: str, state_root: Path, compose_files: tuple[Path, ...], project: str, node: str
-) -> None:
-    """Start NODE again (or stop it gracefully and start it)."""
-    faults, t = _faults(name, state_root, compose_files, project)
-    node = t.known(node)
-    faults.restart(node)
-    _done("restarted", node, t)
+_node_fault("pause", "paused", "Freeze every process of NODE (docker pause).")
+_node_fault("resume", "resumed", "Thaw a paused NODE.")
+_node_fault("heal", "healed", "Undo a partition of NODE.")
+_node_fault("restart", "restarted", "Start NODE again (or stop it gracefully and start it).")
 
 
 def _scenario_folder(folder: Path | None) -> Path:

@@ -23,7 +23,6 @@ import contextlib
 import http.cookiejar
 import json
 import os
-import re
 import socket
 import ssl
 import subprocess
@@ -40,6 +39,7 @@ import pytest
 from haflow.chaos.compose import PROJECT_LABEL
 from haflow.chaos.docker import Docker
 from tests.integration.test_chaos_cluster import _engine
+from tests.integration.web_fixtures import csrf_of
 from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -121,7 +121,7 @@ class Stack:
             return json.loads(resp.read())
 
     def login(self) -> None:
-        token = _csrf(self.page("/login"))
+        token = csrf_of(self.page("/login"))
         landing = self.page(
             "/login", {"username": "admin", "password": self.password, "csrf_token": token}
         )
@@ -129,7 +129,7 @@ class Stack:
 
     def trigger(self, dag_id: str, run_id: str) -> None:
         """Trigger from the DAG's page, as a user clicks it."""
-        token = _csrf(self.page(f"/dags/{dag_id}"))
+        token = csrf_of(self.page(f"/dags/{dag_id}"))
         said = self.page(
             f"/dags/{dag_id}/trigger", {"csrf_token": token, "run_id": run_id, "conf": "{}"}
         )
@@ -207,12 +207,6 @@ class Stack:
         with urllib.request.urlopen(url, timeout=10) as resp:
             active = json.loads(resp.read())["data"]["activeTargets"]
         return {f"{t['labels']['job']} {t['labels']['instance']}": t["health"] for t in active}
-
-
-def _csrf(html: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert found, "no CSRF token in the page"
-    return found.group(1)
 
 
 def _quietly(fn: Callable[[], Any]) -> Any:
