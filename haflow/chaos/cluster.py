@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -103,8 +104,26 @@ class Cluster:
         (self.spec.state_dir / STATE_FILE).write_text(json.dumps(data, indent=2))
 
     @property
+    def name(self) -> str:
+        """The scheduler cluster's name (its election path, its metastore rows)."""
+        return self.spec.name
+
+    @property
+    def state_dir(self) -> Path:
+        return self.spec.state_dir
+
+    @property
     def fault_log(self) -> Path:
         return self.spec.state_dir / "faults.jsonl"
+
+    zk_auth = ""
+    """ZooKeeper digest credentials (`user:password`): the harness's ensemble has no ACLs."""
+    web_tls: ssl.SSLContext | None = None
+    """haproxy speaks plain HTTP inside the harness's network."""
+
+    def web_url(self, path: str) -> str:
+        """`path` of the web UI and API, through haproxy."""
+        return f"http://{self.address('lb')}:{specs.WEB_PORT}{path}"
 
     def nodes(self) -> list[NodeDef]:
         return specs.nodes(self.spec, self.web)
@@ -304,47 +323,10 @@ class Cluster:
 
     def wait_serving(self, deadline: float) -> None:
         """Wait for a leader, every worker's heartbeat and (with webservers) haproxy."""
-        _wait("a leader to be elected", deadline, lambda: self._leader_row() is not None)
-        masters = {n.name for n in self.nodes() if n.role == "master"}
-        _wait(
-            f"schedulers of {sorted(masters)} to heartbeat, one as leader",
-            deadline,
-            lambda: self._schedulers_settled(masters),
+        ready = self.web_url("/ready")
+        wait_serving(
+            self.nodes(), self.repo, deadline, (lambda: http_ok(ready)) if self.web else None
         )
-        workers = {n.name for n in self.nodes() if n.role == "worker"}
-        _wait(
-            f"workers {sorted(workers)} to heartbeat",
-            deadline,
-            lambda: workers <= self._live_workers(),
-        )
-        if self.web:
-            lb = f"http://{self.address('lb')}:{specs.WEB_PORT}/ready"
-            _wait("haproxy to serve /ready", deadline, lambda: _http_ok(lb))
-
-    def _leader_row(self) -> Any:
-        with contextlib.suppress(HaflowError):
-            return self.repo().leadership.current()
-        return None
-
-    def _schedulers_settled(self, masters: set[str]) -> bool:
-        try:
-            states = _scheduler_states(self.repo())
-        except HaflowError:
-            return False
-        live = {n for n, s in states.items() if s in ("leader", "standby")}
-        return masters <= live and "leader" in states.values()
-
-    def _live_workers(self) -> set[str]:
-        now = utcnow()
-        try:
-            rows = self.repo().members.workers()
-        except HaflowError:
-            return set()
-        return {
-            w["id"]
-            for w in rows
-            if w["state"] != "stopped" and (now - w["heartbeat_at"]).total_seconds() < 5
-        }
 
     # -- status, logs, down -----------------------------------------------------------------
 
@@ -398,16 +380,7 @@ class Cluster:
 
     def zk_mode(self, node: str) -> str:
         """`leader`, `follower` or `standalone` when the member serves, else ""."""
-        try:
-            with socket.create_connection((self.address(node), 2181), timeout=1) as s:
-                s.sendall(b"srvr")
-                data = s.recv(4096).decode(errors="replace")
-        except OSError:
-            return ""
-        for line in data.splitlines():
-            if line.startswith("Mode:"):
-                return line.split(":", 1)[1].strip()
-        return ""
+        return zk_member_mode(self.address(node))
 
     def logs(self, node: str, tail: int = 200) -> str:
         self.node(node)
@@ -424,6 +397,72 @@ class Cluster:
         for net in self.docker.names("network", label):
             self.docker.run("network", "rm", net)
         progress(f"removed {len(containers)} containers of cluster {self.spec.name!r}")
+
+
+def wait_serving(
+    nodes: list[NodeDef],
+    repo: Callable[[], Repository],
+    deadline: float,
+    web_ready: Callable[[], bool] | None = None,
+    logs: str = "haflow cluster logs NODE",
+) -> None:
+    """Wait for a leader, the schedulers of every master node (one leading), every worker's
+    heartbeat and, given `web_ready`, the web entry point; ClusterError past `deadline`,
+    pointing at the `logs` command."""
+
+    def leader_row() -> Any:
+        with contextlib.suppress(HaflowError):
+            return repo().leadership.current()
+        return None
+
+    def schedulers_settled(masters: set[str]) -> bool:
+        try:
+            states = _scheduler_states(repo())
+        except HaflowError:
+            return False
+        live = {n for n, s in states.items() if s in ("leader", "standby")}
+        return masters <= live and "leader" in states.values()
+
+    def live_workers() -> set[str]:
+        now = utcnow()
+        try:
+            rows = repo().members.workers()
+        except HaflowError:
+            return set()
+        return {
+            w["id"]
+            for w in rows
+            if w["state"] != "stopped" and (now - w["heartbeat_at"]).total_seconds() < 5
+        }
+
+    _wait("a leader to be elected", deadline, lambda: leader_row() is not None, logs)
+    masters = {n.name for n in nodes if n.role == "master"}
+    _wait(
+        f"schedulers of {sorted(masters)} to heartbeat, one as leader",
+        deadline,
+        lambda: schedulers_settled(masters),
+        logs,
+    )
+    workers = {n.name for n in nodes if n.role == "worker"}
+    live = lambda: workers <= live_workers()  # noqa: E731
+    _wait(f"workers {sorted(workers)} to heartbeat", deadline, live, logs)
+    if web_ready is not None:
+        _wait("haproxy to serve /ready", deadline, web_ready, logs)
+
+
+def zk_member_mode(address: str) -> str:
+    """A ZooKeeper member's `srvr` mode: `leader`, `follower` or `standalone` when it serves,
+    else ""."""
+    try:
+        with socket.create_connection((address, 2181), timeout=1) as s:
+            s.sendall(b"srvr")
+            data = s.recv(4096).decode(errors="replace")
+    except OSError:
+        return ""
+    for line in data.splitlines():
+        if line.startswith("Mode:"):
+            return line.split(":", 1)[1].strip()
+    return ""
 
 
 def down_by_name(name: str, docker: Docker | None = None) -> int:
@@ -481,20 +520,23 @@ def _redis_ping(host: str) -> bool:
         return False
 
 
-def _http_ok(url: str) -> bool:
+def http_ok(url: str, tls: ssl.SSLContext | None = None) -> bool:
+    """Whether GET `url` answers 200 within 2 s."""
     try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
+        with urllib.request.urlopen(url, timeout=2, context=tls) as resp:
             return int(resp.status) == 200
     except OSError:
         return False
 
 
-def _wait(what: str, deadline: float, check: Callable[[], bool]) -> None:
+def _wait(
+    what: str, deadline: float, check: Callable[[], bool], logs: str = "haflow cluster logs NODE"
+) -> None:
     while True:
         if check():
             return
         if time.monotonic() > deadline:
-            raise ClusterError(f"timed out waiting for {what}; see `haflow cluster logs NODE`")
+            raise ClusterError(f"timed out waiting for {what}; see `{logs}`")
         time.sleep(0.3)
 
 

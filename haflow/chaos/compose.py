@@ -10,6 +10,12 @@ container's own configuration). A full partition detaches the container from eve
 the project and remembers them in a state file, so `heal` attaches it to the same ones (by
 service name: compose gives no fixed addresses). Every fault goes to the fault log under
 `--state-root`, one folder per project.
+
+Each service has a role, as the harness's nodes do: `master` and `worker` from the haflow
+containers' `HAFLOW_ROLE`, the servers from their service or image name (`zookeeper`,
+`postgres`, `broker` for RabbitMQ or Redis, `lb` for haproxy). The harness's names of the
+single servers, `broker`, `lb` and `postgres`, name the one service of that role, so a scenario
+written for the harness (`restart("broker")`) acts on the deployment's `rabbitmq`.
 """
 
 from __future__ import annotations
@@ -21,16 +27,27 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from haflow.chaos.cluster import ClusterError, container_state
 from haflow.chaos.docker import Docker, DockerError
-from haflow.chaos.spec import DEFAULT_STATE_ROOT
+from haflow.chaos.spec import DEFAULT_STATE_ROOT, NodeDef
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
 ISOLATED_FILE = "isolated.json"
 LEADER_LINE = re.compile(r"live leader (\S+)")
+SERVER_ROLES = (
+    ("zookeeper", "zookeeper"),
+    ("zk", "zookeeper"),
+    ("postgres", "postgres"),
+    ("rabbitmq", "broker"),
+    ("redis", "broker"),
+    ("haproxy", "lb"),
+)
+"""(prefix of a service's name or of its image's last path part, role), first match wins."""
+ROLE_NAMES = ("broker", "lb", "postgres")
+"""The harness's node names that stand for a deployment's single server of that role."""
 
 
 def project_name(files: Sequence[Path], project: str = "") -> str:
@@ -58,7 +75,7 @@ class ComposeTarget:
         project: str = "",
         state_root: Path = DEFAULT_STATE_ROOT,
         docker: Docker | None = None,
-    ) -> ComposeTarget:
+    ) -> Self:
         """The running deployment of `files`; ClusterError when no container of it exists."""
         missing = [str(f) for f in files if not f.is_file()]
         if not files or missing:
@@ -104,10 +121,22 @@ class ComposeTarget:
     def services(self) -> list[str]:
         return sorted(self._containers())
 
+    def nodes(self) -> list[NodeDef]:
+        """The services of a known role (one-shot jobs and monitoring left out)."""
+        found = [NodeDef(s, role_of(s, d), (), "") for s, d in self._containers().items()]
+        return [n for n in found if n.role]
+
     def known(self, node: str) -> str:
+        """`node` as a service name: a service, `leader`, or a harness name of a single
+        server's role (`broker`, `lb`, `postgres`)."""
         if node == "leader":
             return self.leader()
-        if node not in self._containers():
+        containers = self._containers()
+        if node not in containers and node in ROLE_NAMES:
+            serving = [s for s, d in containers.items() if role_of(s, d) == node]
+            if len(serving) == 1:
+                return serving[0]
+        if node not in containers:
             raise ClusterError(
                 f"no service {node!r} in compose project {self.project!r}; "
                 f"services: {', '.join(self.services())}"
@@ -199,6 +228,25 @@ class ComposeTarget:
 
     def dags_folders(self) -> list[Path]:
         raise ClusterError("DAG files are deployed by the operator on a compose deployment")
+
+
+def role_of(service: str, d: dict[str, Any]) -> str:
+    """A service's role from its container's `docker inspect` ("" when none applies)."""
+    config = d.get("Config") or {}
+    role = env_of(d).get("HAFLOW_ROLE", "")
+    if role in ("master", "worker"):
+        return role
+    image = str(config.get("Image", "")).rsplit("/", 1)[-1]
+    for prefix, server_role in SERVER_ROLES:
+        if service.startswith(prefix) or image.startswith(prefix):
+            return server_role
+    return ""
+
+
+def env_of(d: dict[str, Any]) -> dict[str, str]:
+    """A container's environment as a mapping."""
+    pairs = (d.get("Config") or {}).get("Env") or []
+    return dict(e.split("=", 1) for e in pairs if "=" in e)
 
 
 def _networks(d: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -6,20 +6,22 @@ hanging the run."""
 from __future__ import annotations
 
 import random
+import ssl
 import time
 from collections.abc import Callable, Sequence
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException
 from kazoo.handlers.threading import KazooTimeoutError
 
-from haflow.chaos.cluster import Cluster, ClusterError
-from haflow.chaos.faults import Faults, read_fault_log
+from haflow.chaos.cluster import ClusterError
+from haflow.chaos.faults import Faults, FaultTarget, read_fault_log
 from haflow.chaos.history import REQUESTS_FILE
 from haflow.chaos.probe import Prober
-from haflow.chaos.spec import WEB_PORT
+from haflow.chaos.spec import NodeDef
 from haflow.chaos.sql import activity, fenced_transaction, lock_run, watch_connection
 from haflow.core.clock import utcnow
 from haflow.election.zookeeper import election_path
@@ -29,14 +31,61 @@ from haflow.metastore.repository import Repository
 Progress = Callable[[str], None]
 
 
-class Drill:
-    """One scenario's hands on the cluster: faults, the workload, bounded waits."""
+class DrillTarget(FaultTarget, Protocol):
+    """A running cluster a scenario can drill: the harness's own (`haflow.chaos.cluster.
+    Cluster`) or an operator's compose deployment (`haflow.chaos.deployment.ComposeCluster`)."""
 
-    def __init__(self, cluster: Cluster, rng: random.Random, progress: Progress) -> None:
+    @property
+    def name(self) -> str:
+        """The scheduler cluster's name: its election path, its metastore rows."""
+        ...
+
+    @property
+    def state_dir(self) -> Path:
+        """Where the drill's evidence goes: fault log, the tasks' records/, requests."""
+        ...
+
+    @property
+    def zk_auth(self) -> str:
+        """ZooKeeper digest credentials `user:password`, or ""."""
+        ...
+
+    @property
+    def web_tls(self) -> ssl.SSLContext | None:
+        """The TLS context to reach `web_url` with, or None for plain HTTP."""
+        ...
+
+    def nodes(self) -> list[NodeDef]:
+        """Every long-running node, with its role (master, worker, zookeeper, ...)."""
+        ...
+
+    def repo(self) -> Repository:
+        """The metastore, seen from the host."""
+        ...
+
+    def wait_serving(self, deadline: float) -> None: ...
+
+    def zk_mode(self, node: str) -> str: ...
+
+    def web_url(self, path: str) -> str: ...
+
+
+class Drill:
+    """One scenario's hands on the cluster: faults, the workload, bounded waits. `since`
+    (on a deployment with a past) leaves out runs created before the drill began."""
+
+    def __init__(
+        self,
+        cluster: DrillTarget,
+        rng: random.Random,
+        progress: Progress,
+        since: datetime | None = None,
+    ) -> None:
         self.cluster = cluster
         self.faults = Faults(cluster)
         self.rng = rng
         self.say = progress
+        self.since = since
 
     @property
     def repo(self) -> Repository:
@@ -126,6 +175,8 @@ class Drill:
     def wait_runs_done(self, timeout_s: float) -> None:
         def done() -> bool:
             runs = self.repo.runs.find(limit=10_000)
+            if self.since is not None:
+                runs = [r for r in runs if r.created_at >= self.since]
             return all(r.state in ("success", "failed") for r in runs)  # none: nothing to wait
 
         self.wait("every run to finish", done, timeout_s)
@@ -204,8 +255,8 @@ class Drill:
 
     def prober(self, path: str = "/ready", interval_s: float = 0.05) -> Prober:
         """A prober of `path` through haproxy, logging to the cluster's requests.jsonl."""
-        url = f"http://{self.cluster.address('lb')}:{WEB_PORT}{path}"
-        return Prober(url, self.cluster.spec.state_dir / REQUESTS_FILE, interval_s)
+        log = self.cluster.state_dir / REQUESTS_FILE
+        return Prober(self.cluster.web_url(path), log, interval_s, tls=self.cluster.web_tls)
 
     def sleep_until_second(self, second: float, max_wait_s: float = 70.0) -> None:
         """Sleep until the wall clock shows `second` past a minute (the next such time)."""
@@ -271,10 +322,11 @@ class Drill:
             for n in self.cluster.nodes()
             if n.role == "zookeeper"
         )
-        zk = KazooClient(hosts=hosts, timeout=5)
+        auth = self.cluster.zk_auth
+        zk = KazooClient(hosts=hosts, timeout=5, auth_data=[("digest", auth)] if auth else None)
         try:
             zk.start(timeout=5)
-            return len(zk.get_children(election_path(self.cluster.spec.name))) == len(masters)
+            return len(zk.get_children(election_path(self.cluster.name))) == len(masters)
         # KazooTimeoutError is no KazooException: no member answered within 5 s (the
         # ensemble re-electing after a member's kill); the restore polls again.
         except (KazooException, KazooTimeoutError, OSError, HaflowError):
@@ -284,7 +336,7 @@ class Drill:
             zk.close()
 
 
-def _read_faults(cluster: Cluster) -> list[Any]:
+def _read_faults(cluster: DrillTarget) -> list[Any]:
     return read_fault_log(cluster.fault_log)
 
 

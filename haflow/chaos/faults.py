@@ -120,7 +120,8 @@ class Faults:
         return self._do("resume", node, {}, ["unpause"])
 
     def restart(self, node: str) -> Fault:
-        state = self.cluster.container_states().get(self._known(node))
+        node = self._known(node)
+        state = self.cluster.container_states().get(node)
         if state == "paused":
             self.docker.run("unpause", self.cluster.container(node))
         verb = ["start"] if state in ("exited", "created", "dead") else ["restart", "-t", "10"]
@@ -128,7 +129,7 @@ class Faults:
 
     def partition(self, node: str, peers: Sequence[str] = ()) -> Fault:
         """Cut `node` off `peers` (both directions), or off every node when `peers` is empty."""
-        self._known(node)
+        node = self._known(node)
         if not peers:
             started = _now()
             self.cluster.isolate(node)
@@ -141,7 +142,7 @@ class Faults:
 
     def heal(self, node: str) -> Fault:
         """Reconnect `node` and remove any DROP rule placed in it."""
-        self._known(node)
+        node = self._known(node)
         started = _now()
         reconnected = self.cluster.reconnect(node)
         if self._running(node):
@@ -151,6 +152,7 @@ class Faults:
     # -- helpers ----------------------------------------------------------------------------
 
     def _known(self, node: str) -> str:
+        """`node`'s own name (`leader` and aliases resolved), which the fault log records."""
         return self.cluster.known(node)
 
     def _do(
@@ -160,7 +162,8 @@ class Faults:
         detail: dict[str, Any],
         verb: list[str],
     ) -> Fault:
-        container = self.cluster.container(self._known(node))
+        node = self._known(node)  # logged by its own name (an alias such as `broker` resolved)
+        container = self.cluster.container(node)
         started = _now()
         self.docker.run(*verb, container, timeout_s=60)
         return self._record(Fault(started, action, node, detail), started)

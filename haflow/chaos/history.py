@@ -12,11 +12,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from croniter import croniter
 
-from haflow.chaos.cluster import Cluster
 from haflow.chaos.faults import read_fault_log
 from haflow.chaos.model import Attempt, Delivery, Event, History, Request, Run, TaskRecord
 from haflow.chaos.receiver import DELIVERIES_FILE
@@ -24,23 +23,39 @@ from haflow.chaos.spec import RECORDS_FILE
 from haflow.chaos.sql import commit_times
 from haflow.metastore.repository import Repository
 
+if TYPE_CHECKING:  # the drill imports this module
+    from haflow.chaos.drill import DrillTarget
+
 REQUESTS_FILE = "requests.jsonl"
+LEADERSHIP_EVENTS = "leader."
 PAGE = 1000
 _Row = TypeVar("_Row", Event, Attempt, Run, TaskRecord, Request, Delivery)
 
 
-def collect(cluster: Cluster, due: dict[str, tuple[datetime, ...]] | None = None) -> History:
-    """Everything recorded so far on `cluster`; `due` lists the cron DAGs' expected runs."""
+def collect(
+    cluster: DrillTarget,
+    due: dict[str, tuple[datetime, ...]] | None = None,
+    since: datetime | None = None,
+) -> History:
+    """Everything recorded so far on `cluster`, or since
+    `since` on a deployment with a past; `due` lists the cron DAGs' expected runs. Elections
+    and resignations before `since` stay: the epoch in force when the drill began is judged
+    against its own election."""
     repo = cluster.repo()
-    runs = _runs(repo)
+    runs = [r for r in _runs(repo) if since is None or r.created_at >= since]
+    events = [
+        e
+        for e in _events(repo)
+        if since is None or e.ts >= since or e.kind.startswith(LEADERSHIP_EVENTS)
+    ]
     return History(
-        events=tuple(_events(repo)),
+        events=tuple(events),
         attempts=tuple(_attempts(repo, runs)),
         runs=tuple(runs),
-        records=tuple(read_records(cluster.spec.state_dir / "records")),
+        records=tuple(read_records(cluster.state_dir / "records")),
         faults=tuple(read_fault_log(cluster.fault_log)),
-        requests=tuple(read_requests(cluster.spec.state_dir / REQUESTS_FILE)),
-        deliveries=tuple(read_deliveries(cluster.spec.state_dir / "records")),
+        requests=tuple(read_requests(cluster.state_dir / REQUESTS_FILE)),
+        deliveries=tuple(read_deliveries(cluster.state_dir / "records")),
         nodes={n.name: n.role for n in cluster.nodes()},
         due=due or {},
         pools={p.name: p.slots for p in repo.pools.list()},

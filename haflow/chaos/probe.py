@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 import urllib.error
@@ -18,12 +19,19 @@ from typing import Any
 
 class Prober:
     """Sends GET `url` every `interval_s` (each bounded by `timeout_s`) until stopped, and
-    appends one JSON line per request to `log`: its start time (UTC), ok, status, error."""
+    appends one JSON line per request to `log`: its start time (UTC), ok, status, error. An
+    HTTPS `url` is reached with `tls`."""
 
     def __init__(
-        self, url: str, log: Path, interval_s: float = 0.05, timeout_s: float = 5.0
+        self,
+        url: str,
+        log: Path,
+        interval_s: float = 0.05,
+        timeout_s: float = 5.0,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.url = url
+        self.tls = tls
         self.log = log
         self.interval_s = interval_s
         self.timeout_s = timeout_s
@@ -63,7 +71,7 @@ class Prober:
         status: int | None = None
         error = ""
         try:
-            with urllib.request.urlopen(self.url, timeout=self.timeout_s) as resp:
+            with urllib.request.urlopen(self.url, timeout=self.timeout_s, context=self.tls) as resp:
                 status = int(resp.status)
                 resp.read()
         except urllib.error.HTTPError as exc:

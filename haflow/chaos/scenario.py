@@ -5,6 +5,10 @@ A scenario file in `chaos/scenarios/` defines `SCENARIO = Scenario(...)`; its `s
 receives a `Drill` (the cluster, its fault library, and bounded waits) and injects one round of
 faults. Between rounds the drill restores the cluster to steady state (every node up, every
 scheduler a live candidate), so each round starts alike.
+
+`run_scenario` brings a fresh harness cluster up for the scenario and removes it after;
+`run_on_deployment` drills an operator's running compose deployment (a game day) and judges
+only what happened from the drill's start, leaving the deployment as it found it.
 """
 
 from __future__ import annotations
@@ -20,13 +24,23 @@ from pathlib import Path
 
 from haflow.chaos.checker import Bounds, Verdict, check
 from haflow.chaos.cluster import ClusterError, running
+from haflow.chaos.deployment import ComposeCluster
 from haflow.chaos.drill import Drill
 from haflow.chaos.history import collect, due_times
 from haflow.chaos.model import History
 from haflow.chaos.spec import ClusterSpec
 from haflow.core.clock import utcnow
 
-__all__ = ["Drill", "Outcome", "Scenario", "load_scenario", "run_scenario", "scenario_names"]
+__all__ = [
+    "Drill",
+    "Outcome",
+    "Scenario",
+    "load_scenario",
+    "refusal",
+    "run_on_deployment",
+    "run_scenario",
+    "scenario_names",
+]
 
 SCENARIO_DIR = Path(__file__).resolve().parents[2] / "chaos" / "scenarios"
 Progress = Callable[[str], None]
@@ -97,23 +111,96 @@ def run_scenario(
     started = time.monotonic()
     spec = spec_for(sc, name or f"chaos-{sc.name}", state_root)
     spec.state_dir.mkdir(parents=True, exist_ok=True)
-    (spec.state_dir / "faults.jsonl").unlink(missing_ok=True)
-    _clear_records(spec.state_dir)
-    _install_dags(spec, sc.dags)
-    aborted: list[str] = []
+    _fresh_evidence(spec.state_dir)
+    _install_dags(spec.dags_folders(), sc.dags)
     with running(spec, progress) as cluster:
         drill = Drill(cluster, random.Random(seed), progress)
-        first_round = utcnow()
-        for i in range(repeat):
-            progress(f"round {i + 1}/{repeat}")
-            if not _round(sc, drill, f"round {i + 1}", aborted):
-                break
-        end = utcnow() - timedelta(seconds=CRON_SETTLE_S)
-        due = {dag: due_times(expr, first_round, end) for dag, expr in sc.cron.items()}
-        history = collect(cluster, due)
-        _keep(history, spec.state_dir / HISTORY_FILE)
-        verdicts = check(history, sc.properties, sc.bounds)
+        verdicts, aborted = _drill(sc, drill, repeat)
     return Outcome(sc.name, repeat, verdicts, time.monotonic() - started, aborted)
+
+
+def refusal(sc: Scenario, deployment: ComposeCluster) -> str:
+    """Why `sc` cannot be run on `deployment` ("" when it can): a running deployment's
+    configuration is its own, and it has no harness-only nodes."""
+    if sc.settings:
+        keys = ", ".join(sorted(sc.settings))
+        return (
+            f"{sc.name} needs settings the harness gives its nodes ({keys}); a running "
+            "deployment keeps its own configuration"
+        )
+    if sc.receiver:
+        return f"{sc.name} needs the harness's webhook receiver node"
+    have = {n.name: n.role for n in deployment.nodes()}
+    for role, wanted in (("master", sc.masters), ("worker", sc.workers)):
+        count = sum(1 for r in have.values() if r == role)
+        if count < wanted:
+            return f"{sc.name} needs {wanted} {role}s; the deployment has {count}"
+    if sc.webserver and "lb" not in have.values():
+        return f"{sc.name} probes the web UI through haproxy; the deployment has none"
+    return ""
+
+
+def run_on_deployment(
+    sc: Scenario,
+    deployment: ComposeCluster,
+    *,
+    repeat: int = 1,
+    seed: int = 0,
+    progress: Progress = lambda _m: None,
+) -> Outcome:
+    """Run `repeat` rounds of `sc` on a running compose deployment and judge what happened
+    from now on. The scenario's DAGs go into the deployment's drill folder
+    (deploy/compose.chaos.yml); nothing is created or removed. ClusterError when the scenario
+    cannot run there (`refusal`) or the deployment was not started for drills."""
+    started = time.monotonic()
+    why = refusal(sc, deployment)
+    if why:
+        raise ClusterError(f"cannot run {sc.name} on compose project {deployment.project!r}: {why}")
+    deployment.check_ready()
+    _fresh_evidence(deployment.state_dir)
+    try:
+        _install_dags(deployment.dags_folders(), sc.dags)
+    except OSError as exc:
+        raise ClusterError(f"cannot write the scenario's DAGs: {exc}") from exc
+    progress(f"scenario DAGs in {deployment.dags_folders()[0]}: {deployment.push_dags()}")
+    deployment.wait_serving(time.monotonic() + 120)
+    try:
+        drill = Drill(deployment, random.Random(seed), progress, since=utcnow())
+        drill.wait(
+            "the scenario's DAGs to be active",
+            lambda: all(drill.repo.dags.get(d).is_active for d in _dag_ids(sc)),
+            60,
+        )
+        try:
+            verdicts, aborted = _drill(sc, drill, repeat)
+        except KeyboardInterrupt:  # no paused, cut-off or stopped node left behind
+            progress("interrupted: bringing every node back")
+            drill.restore()
+            raise
+    finally:
+        deployment.close()
+    return Outcome(sc.name, repeat, verdicts, time.monotonic() - started, aborted)
+
+
+def _dag_ids(sc: Scenario) -> list[str]:
+    """The DAG ids of the scenario's files (the workload names each file after its DAG)."""
+    return [Path(filename).stem for filename in sc.dags]
+
+
+def _drill(sc: Scenario, drill: Drill, repeat: int) -> tuple[list[Verdict], list[str]]:
+    """`repeat` rounds, then the history since the first one judged (and kept as evidence in
+    the state folder); the verdicts and the rounds aborted."""
+    aborted: list[str] = []
+    first_round = utcnow()
+    for i in range(repeat):
+        drill.say(f"round {i + 1}/{repeat}")
+        if not _round(sc, drill, f"round {i + 1}", aborted):
+            break
+    end = utcnow() - timedelta(seconds=CRON_SETTLE_S)
+    due = {dag: due_times(expr, first_round, end) for dag, expr in sc.cron.items()}
+    history = collect(drill.cluster, due, since=drill.since)
+    _keep(history, drill.cluster.state_dir / HISTORY_FILE)
+    return check(history, sc.properties, sc.bounds), aborted
 
 
 def _round(sc: Scenario, drill: Drill, label: str, aborted: list[str]) -> bool:
@@ -149,9 +236,9 @@ def _keep(history: History, path: Path) -> None:
     path.write_text(json.dumps(data, default=str, indent=1))
 
 
-def _install_dags(spec: ClusterSpec, dags: dict[str, str]) -> None:
-    """The same files in every master's DAGs folder."""
-    for folder in spec.dags_folders():
+def _install_dags(folders: list[Path], dags: dict[str, str]) -> None:
+    """The same files in every master's DAGs folder (the scenario's only)."""
+    for folder in folders:
         folder.mkdir(parents=True, exist_ok=True)
         for old in folder.glob("*.py"):
             old.unlink()
@@ -159,7 +246,9 @@ def _install_dags(spec: ClusterSpec, dags: dict[str, str]) -> None:
             (folder / filename).write_text(source)
 
 
-def _clear_records(state_dir: Path) -> None:
+def _fresh_evidence(state_dir: Path) -> None:
+    """No fault, task record, delivery or request of an earlier run left to be judged."""
+    (state_dir / "faults.jsonl").unlink(missing_ok=True)
     for path in state_dir.glob("records/*/*.jsonl"):  # the receiver's deliveries too
         path.unlink()
     (state_dir / "requests.jsonl").unlink(missing_ok=True)

@@ -147,15 +147,15 @@ def chaos() -> None:
     """Inject faults into a cluster's nodes; run chaos scenarios."""
 
 
-def target_options(fn: F) -> F:
-    """The harness cluster's options, and --compose/--project for an operator's deployment."""
+def compose_options(fn: F) -> F:
+    """--compose FILE (repeatable) and --project: an operator's running deployment."""
     fn = click.option(
         "--project",
         default="",
         help="The compose project name (default: as docker-compose chooses it, "
         "$COMPOSE_PROJECT_NAME or the first file's folder name).",
     )(fn)
-    fn = click.option(
+    return click.option(
         "--compose",
         "compose_files",
         multiple=True,
@@ -163,7 +163,11 @@ def target_options(fn: F) -> F:
         help="Act on this running docker-compose deployment's services instead of a harness "
         "cluster (repeat for override files, as with docker-compose -f).",
     )(fn)
-    return cluster_options(fn)
+
+
+def target_options(fn: F) -> F:
+    """The harness cluster's options, and --compose/--project for an operator's deployment."""
+    return cluster_options(compose_options(fn))
 
 
 def _faults(
@@ -287,24 +291,34 @@ def scenarios(folder: Path | None) -> None:
 @click.option("--seed", default=0, show_default=True, help="Seed of the random choices.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object as the last line.")
 @click.option("--state-root", type=click.Path(path_type=Path), default=DEFAULT_STATE_ROOT)
+@compose_options
 @scenarios_option
 def run(
-    scenario: str, repeat: int, seed: int, as_json: bool, state_root: Path, folder: Path | None
+    scenario: str,
+    repeat: int,
+    seed: int,
+    as_json: bool,
+    state_root: Path,
+    compose_files: tuple[Path, ...],
+    project: str,
+    folder: Path | None,
 ) -> None:
     """Run SCENARIO on a fresh cluster: workload, faults, then judge the properties from the
-    recorded history. Exit 1 when a property fails."""
+    recorded history. With --compose, drill that running deployment instead (started with the
+    deploy/compose.chaos.yml override; nothing is created or removed) and judge what happened
+    from the drill's start. Exit 1 when a property fails."""
+    from haflow.chaos.deployment import ComposeCluster
     from haflow.chaos.report import as_json as report_json
     from haflow.chaos.report import as_table
-    from haflow.chaos.scenario import load_scenario, run_scenario
+    from haflow.chaos.scenario import load_scenario, run_on_deployment, run_scenario
 
     sc = load_scenario(scenario, _scenario_folder(folder))
-    out = run_scenario(
-        sc,
-        repeat=repeat,
-        seed=seed,
-        state_root=state_root,
-        progress=lambda m: click.echo(m, err=True),
-    )
+    say = lambda m: click.echo(m, err=True)  # noqa: E731
+    if compose_files:
+        deployment = ComposeCluster.open(compose_files, project, state_root)
+        out = run_on_deployment(sc, deployment, repeat=repeat, seed=seed, progress=say)
+    else:
+        out = run_scenario(sc, repeat=repeat, seed=seed, state_root=state_root, progress=say)
     click.echo(as_table(sc.name, out.verdicts))
     for line in out.aborted:
         click.echo(f"ABORTED {line}")

@@ -11,7 +11,10 @@ used as a user would, through haproxy:
 5. `docker-compose stop WORKER` mid-task: the worker drains (its stop grace period), the task
    ends on it, and the run succeeds;
 6. every node started again, Prometheus has every target up;
-7. `docker-compose down -v` leaves no container, volume or network of the project.
+7. a game day: the deployment started again with the drill override (deploy/compose.chaos.yml,
+   as the cluster guide shows), `haflow chaos run worker-kill9 --compose ...` drills it and
+   every property it judges holds;
+8. `docker-compose down -v` leaves no container, volume or network of the project.
 
 Without a Docker engine (scripts/docker-engine.sh starts one) the test is skipped, and fails
 under CI=true.
@@ -44,6 +47,7 @@ from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 FILES = ("deploy/docker-compose.yml", "deploy/compose.local.yml")
+DRILL = "deploy/compose.chaos.yml"
 UP = ["docker-compose", "-f", FILES[0], "-f", FILES[1], "up", "-d"]
 """The README's command, word for word (the project, ports and folders come from the
 environment, as the compose file's knobs)."""
@@ -234,14 +238,17 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     _engine()
     # `make images`, as the README says; a second call is a cache hit of a few seconds.
     _run(["make", "images"], dict(os.environ), timeout_s=900)
-    secrets, dags = tmp_path / "secrets", tmp_path / "dags"
+    secrets, dags, drills = tmp_path / "secrets", tmp_path / "dags", tmp_path / "drills"
     _run(["sh", "deploy/make-secrets.sh", str(secrets)], dict(os.environ))
     dags.mkdir(mode=0o755)
     dags.chmod(0o755)  # the haflow user (uid 10001) reads it inside the masters
     (dags / "e2e.py").write_text(DAGS)
+    project = f"haflowe2e{os.getpid()}"
     env = {
         **os.environ,
-        "COMPOSE_PROJECT_NAME": f"haflowe2e{os.getpid()}",
+        "COMPOSE_PROJECT_NAME": project,
+        # Step 7's drill folder: <--state-root>/compose-<project>, as compose.chaos.yml says.
+        "HAFLOW_CHAOS_DIR": str(drills / f"compose-{project}"),
         "HAFLOW_SECRETS_DIR": str(secrets),
         "HAFLOW_DAGS_DIR": str(dags),
         "HAFLOW_HTTPS_PORT": str(_free_port()),
@@ -324,6 +331,29 @@ def test_compose_stack(stack: Stack) -> None:
     )
     assert len(stack.prometheus_targets()) == 6, stack.prometheus_targets()
 
-    # 7. down -v leaves nothing of the project.
+    # 7. A game day: the drill override added to the running deployment, a scenario run.
+    _game_day(stack)
+
+    # 8. down -v leaves nothing of the project.
     stack.compose("down", "-v", timeout_s=300)
     assert _leftovers(stack.project) == {"containers": [], "volumes": [], "networks": []}
+
+
+def _game_day(stack: Stack) -> None:
+    """`haflow chaos run worker-kill9` on the deployment, restarted with the drill override."""
+    stack.compose("-f", DRILL, "up", "-d")  # recreates the masters and workers only
+    stack.wait_healthy(timeout_s=180)
+    drills = Path(stack.env["HAFLOW_CHAOS_DIR"])
+    composed = [w for f in (*FILES, DRILL) for w in ("--compose", f)]
+    haflow = str(ROOT / ".venv/bin/haflow")
+    said = _run(
+        [haflow, "chaos", "run", "worker-kill9", *composed, "--state-root", str(drills.parent)],
+        stack.env,
+        timeout_s=400,
+    )  # exit 0: every property holds
+    for prop in ("P1", "P3", "P4", "P5"):
+        assert f"{prop}   PASS" in said, said
+    history = json.loads((drills / "history.json").read_text())
+    assert {r["dag_id"] for r in history["runs"]} == {"chaos_long"}, "only the drill is judged"
+    assert {r["node"] for r in history["records"]} <= {"worker1", "worker2"}, history["records"]
+    assert history["records"], "the tasks recorded their executions"

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from haflow.config.schema import split_key
+from haflow.config.schema import DEFAULT_TASK_ENV, split_key
 from haflow.errors import ConfigError
 from tests.integration.conftest import unavailable
 
@@ -179,6 +179,31 @@ def test_every_haflow_variable_names_a_real_setting(compose: dict[str, Any]) -> 
     assert {n for n in resolved if n.startswith("HAFLOW__")} <= written
     assert len(written) >= 10
     assert unknown_settings(written) == []
+
+
+def test_the_drill_override_adds_records_and_dags_to_the_haflow_nodes(secrets_dir: Path) -> None:
+    """deploy/compose.chaos.yml (haflow.chaos.deployment checks the same at a drill's start):
+    the masters read the drill's DAGs folder in place of their own, every master and worker
+    writes its records folder, and tasks see the HAFLOW_CHAOS_ variables."""
+    env = {"PATH": "/usr/bin:/bin", "HAFLOW_SECRETS_DIR": str(secrets_dir)}
+    env["HAFLOW_CHAOS_DIR"] = "/srv/drill"
+    out = run(
+        tool("docker-compose"), "-f", COMPOSE, "-f", DEPLOY / "compose.chaos.yml", "config", env=env
+    )
+    assert out.returncode == 0 and out.stderr.strip() == "", out.stderr
+    services = yaml.safe_load(out.stdout)["services"]
+    for name in ("master1", "master2", "worker1", "worker2"):
+        service = services[name]
+        mounts = {v.split(":")[1]: v.split(":")[0] for v in service.get("volumes", [])}
+        assert mounts["/records"] == f"/srv/drill/records/{name}", name
+        if name.startswith("master"):
+            assert mounts == {"/opt/haflow/dags": "/srv/drill/dags", "/records": mounts["/records"]}
+        environment = service["environment"]
+        assert environment["HAFLOW_CHAOS_NODE"] == name
+        assert environment["HAFLOW_CHAOS_RECORDS"] == "/records/records.jsonl"
+        allowed = environment["HAFLOW__WORKER__TASK_ENV_ALLOWLIST"]
+        assert allowed == f"{DEFAULT_TASK_ENV} HAFLOW_CHAOS_*", name
+    assert unknown_settings({"HAFLOW__WORKER__TASK_ENV_ALLOWLIST"}) == []
 
 
 def test_a_misspelt_haflow_variable_is_caught() -> None:

@@ -1,6 +1,7 @@
-"""haflow.chaos.compose without Docker: the project name compose would choose, services found
-by their labels, `leader` resolved from `haflow jobs check`, and partitions remembered for
-heal. The real thing runs in tests/integration/test_compose_stack.py."""
+"""haflow.chaos.compose and haflow.chaos.deployment without Docker: the project name compose
+would choose, services found by their labels and given roles, `leader` resolved from `haflow
+jobs check`, partitions remembered for heal, and what a drill reads of a deployment or refuses.
+The real thing runs in tests/integration/test_compose_stack.py."""
 
 from __future__ import annotations
 
@@ -13,21 +14,28 @@ import pytest
 
 from haflow.chaos.cluster import ClusterError
 from haflow.chaos.compose import ComposeTarget, project_name
+from haflow.chaos.deployment import ComposeCluster
 from haflow.chaos.docker import Docker, DockerError
 from haflow.chaos.faults import Faults
+from haflow.chaos.scenario import Scenario, refusal
 
 
 def _container(service: str, state: str = "running", nets: Sequence[str] = ("p_default",)) -> Any:
+    role = next((r for r in ("master", "worker") if service.startswith(r)), "")
     return {
         "Id": f"id-{service}",
         "Name": f"/p_{service}_1",
         "Config": {
             "Hostname": service,
+            "Image": "haflow:local" if role else f"haflow-local/{service}",
             "Labels": {"com.docker.compose.project": "p", "com.docker.compose.service": service},
-            "Env": ["HAFLOW_ROLE=master"] if service.startswith(("master", "worker")) else [],
+            "Env": [f"HAFLOW_ROLE={role}"] if role else [],
         },
         "State": {"Status": state, "Paused": False},
-        "NetworkSettings": {"Networks": {n: {"IPAddress": "172.18.0.5"} for n in nets}},
+        "NetworkSettings": {
+            "Networks": {n: {"IPAddress": f"172.18.0.{10 + len(service)}"} for n in nets}
+        },
+        "Mounts": [],
     }
 
 
@@ -53,6 +61,11 @@ class FakeDocker(Docker):
         return [c for c in self.containers.values() if {c["Id"], c["Name"][1:]} & wanted]
 
     def exec(self, container: str, argv: Sequence[str], user: str = "") -> str:
+        self.calls.append(["exec", *(["--user", user] if user else []), container, *argv])
+        if argv[0] == "cat" and argv[1] in self.said:
+            return self.said[argv[1]]  # a secret file
+        if argv[0] == "chmod":
+            return ""
         if container not in self.said:
             raise DockerError(f"{container} is not running")
         return self.said[container]
@@ -131,3 +144,104 @@ def test_dag_faults_are_refused_on_compose(tmp_path: Path) -> None:
     target, _ = _target(tmp_path, "master1")
     with pytest.raises(ClusterError, match="deployed by the operator"):
         Faults(target).poison("x.py", "")
+
+
+SERVICES = (
+    *("zk1", "postgres", "rabbitmq", "haflow-init", "master1", "master2", "worker1"),
+    *("worker2", "haproxy", "prometheus"),
+)
+
+
+def test_services_have_the_harness_roles_and_single_servers_its_names(tmp_path: Path) -> None:
+    target, _ = _target(tmp_path, *SERVICES)
+    roles = {n.name: n.role for n in target.nodes()}
+    assert roles == {
+        "zk1": "zookeeper",
+        "postgres": "postgres",
+        "rabbitmq": "broker",
+        "master1": "master",
+        "master2": "master",
+        "worker1": "worker",
+        "worker2": "worker",
+        "haproxy": "lb",
+    }  # the one-shot haflow-init and monitoring are no nodes
+    assert target.known("broker") == "rabbitmq"
+    assert target.known("lb") == "haproxy"
+    Faults(target).restart("broker")  # as broker-restart says it
+    assert '"node": "rabbitmq"' in target.fault_log.read_text()  # logged by the service name
+    with pytest.raises(ClusterError, match="no service 'zookeeper'"):
+        target.known("zookeeper")  # three members: no single one to mean
+
+
+def _deployment(tmp_path: Path, **files: str) -> tuple[ComposeCluster, FakeDocker]:
+    compose = tmp_path / "deploy" / "docker-compose.yml"
+    compose.parent.mkdir(exist_ok=True)
+    compose.write_text("services: {}\n")
+    docker = FakeDocker(containers={s: _container(s) for s in SERVICES}, said=files)
+    for service in ("master1", "master2"):
+        docker.containers[service]["Config"]["Env"] += [
+            "HAFLOW__CORE__SQL_ALCHEMY_CONN_SECRET=/run/secrets/sql_alchemy_conn",
+            "HAFLOW__ELECTION__ZK_AUTH_SECRET=/run/secrets/zk_auth",
+            "HAFLOW__SCHEDULER__CLUSTER=prod",
+        ]
+    return ComposeCluster.open([compose], "p", tmp_path / "state", docker), docker
+
+
+def test_a_deployment_is_reached_with_its_own_configuration(tmp_path: Path) -> None:
+    deployment, docker = _deployment(
+        tmp_path,
+        **{
+            "/run/secrets/sql_alchemy_conn": "postgresql://haflow:s3cret@postgres:5432/haflow\n",
+            "/run/secrets/zk_auth": "haflow:zk-pass\n",
+        },
+    )
+    assert deployment.name == "prod"
+    assert deployment.zk_auth == "haflow:zk-pass"
+    postgres = deployment.address("postgres")
+    assert deployment.metastore_url() == f"postgresql://haflow:s3cret@{postgres}:5432/haflow"
+    assert deployment.web_url("/ready") == f"https://{deployment.address('haproxy')}:8443/ready"
+    reads = [c for c in docker.calls if c[:1] == ["exec"]]
+    assert len(reads) == 2  # each setting read once
+    assert deployment.dags_folders() == [tmp_path / "state" / "compose-p" / "dags"]
+    with pytest.raises(ClusterError, match="share one DAGs folder"):
+        deployment.dags_folder("master1")
+
+
+def _scenario(**kw: Any) -> Scenario:
+    return Scenario("s", "", ("P4",), lambda _d: None, **kw)
+
+
+def test_scenarios_a_running_deployment_cannot_take_are_refused(tmp_path: Path) -> None:
+    deployment, _ = _deployment(tmp_path)
+    assert refusal(_scenario(), deployment) == ""
+    assert refusal(_scenario(webserver=True), deployment) == ""
+    said = refusal(_scenario(settings={"HAFLOW__CORE__DAG_DIR_LIST_INTERVAL": "1"}), deployment)
+    assert "DAG_DIR_LIST_INTERVAL" in said and "keeps its own configuration" in said
+    assert "receiver" in refusal(_scenario(receiver=True), deployment)
+    assert refusal(_scenario(workers=3), deployment) == "s needs 3 workers; the deployment has 2"
+
+
+def test_a_deployment_not_started_for_drills_says_how(tmp_path: Path) -> None:
+    deployment, docker = _deployment(tmp_path)
+    state = tmp_path / "state" / "compose-p"
+    with pytest.raises(ClusterError) as caught:
+        deployment.check_ready()
+    said = str(caught.value)
+    assert "master1 has no HAFLOW_CHAOS_RECORDS" in said
+    assert f"master1 mounts nothing at /opt/haflow/dags, not {state / 'dags'}" in said
+    assert f"HAFLOW_CHAOS_DIR={state}" in said and "-f deploy/compose.chaos.yml up -d" in said
+
+    for service in ("master1", "master2", "worker1", "worker2"):
+        d = docker.containers[service]
+        d["Config"]["Env"].append("HAFLOW_CHAOS_RECORDS=/records/records.jsonl")
+        d["Mounts"] = [
+            {"Type": "bind", "Source": str(state / "records" / service), "Destination": "/records"}
+        ]
+        if service.startswith("master"):
+            d["Mounts"].append(
+                {"Type": "bind", "Source": str(state / "dags"), "Destination": "/opt/haflow/dags"}
+            )
+    deployment.check_ready()
+    chmods = [c for c in docker.calls if "chmod" in c]
+    assert ["exec", "--user", "0", "p_worker2_1", "chmod", "1777", "/records"] in chmods
+    assert len(chmods) == 4
