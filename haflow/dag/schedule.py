@@ -311,7 +311,8 @@ class OnceSchedule:
 AnySchedule = CronSchedule | IntervalSchedule | OnceSchedule
 """What a DAG's `schedule` becomes."""
 
-_EVERY = re.compile(r"@every\s+([0-9]+(?:\.[0-9]+)?)s")
+EVERY = re.compile(r"@every\s+([0-9]+(?:\.[0-9]+)?)s")
+"""`@every Ns`: an interval schedule kept as text (a DAG's timedelta, say)."""
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -344,7 +345,7 @@ def parse_schedule(
     text = expr.strip()
     if text == "@once":
         return OnceSchedule()
-    every = _EVERY.fullmatch(text)
+    every = EVERY.fullmatch(text)
     if every:
         return _interval(float(every.group(1)), expr, where)
     cron = PRESETS.get(text, text)

@@ -1,7 +1,11 @@
 """The REST API under /api/v1: JSON in and out, every list paged, errors naming the field at fault.
 
-The OpenAPI document served at /api/v1/openapi.json (see `openapi.py`) describes exactly these
-routes; the schemathesis test holds the two together.
+Airflow's stable REST API v1 where haflow has the resource: its paths, collection keys
+(`dags`, `dag_runs`, `task_instances`, ...), field names and defaults (a task instance's
+PATCH and a run's clear are dry runs unless `dry_run` is false), so `apache-airflow-client`
+works unchanged; haflow's additions (attempts, versions, backfills, the cluster) keep their
+own names. The OpenAPI document served at /api/v1/openapi.json (see `openapi.py`) describes
+exactly these routes; the schemathesis test holds the two together.
 """
 
 from __future__ import annotations
@@ -68,12 +72,23 @@ def _str_arg(name: str) -> str | None:
     return raw
 
 
+def _bool_arg(name: str) -> bool | None:
+    """A true/false query parameter (Airflow's clients send `True` and `False`)."""
+    raw = request.args.get(name)
+    if raw is None:
+        return None
+    if raw.lower() not in ("true", "false"):
+        raise BadInput(f"{name} must be true or false", name)
+    return raw.lower() == "true"
+
+
 def page_args() -> tuple[int, int]:
     return _int_arg("limit", 100, 1, MAX_LIMIT), _int_arg("offset", 0, 0, 10**9)
 
 
-def _collection(items: list[Any], total: int, limit: int, offset: int) -> Response:
-    return jsonify({"items": items, "total_entries": total, "limit": limit, "offset": offset})
+def _collection(key: str, items: list[Any], total: int, limit: int, offset: int) -> Response:
+    """A page of a collection under `key` (Airflow's name for it), with the total."""
+    return jsonify({key: items, "total_entries": total, "limit": limit, "offset": offset})
 
 
 MAX_JSON_DEPTH = 64
@@ -136,20 +151,36 @@ def openapi() -> Response:
 @bp.get("/dags")
 @requires("read")
 def list_dags() -> Response:
+    """Airflow's filters: paused, only_active (default true), tags (any of), dag_id_pattern
+    (a substring of the id), order_by (dag_id, -dag_id)."""
     ctx = web()
     limit, offset = page_args()
-    paused = request.args.get("paused")
-    if paused not in (None, "true", "false"):
-        raise BadInput("paused must be true or false", "paused")
-    rows = ctx.repo.overview.dag_details(active_only=True)
+    paused, only_active = _bool_arg("paused"), _bool_arg("only_active")
+    rows = ctx.repo.overview.dag_details(active_only=only_active is not False)
     if paused is not None:
-        rows = [d for d in rows if d.is_paused == (paused == "true")]
+        rows = [d for d in rows if d.is_paused == paused]
+    tags = [_checked_arg("tags", t) for t in request.args.getlist("tags")]
+    if tags:
+        rows = [d for d in rows if set(tags) & set(d.tags)]
+    pattern = _str_arg("dag_id_pattern")
+    if pattern:
+        rows = [d for d in rows if pattern in d.dag_id]
+    order = _str_arg("order_by") or "dag_id"
+    if order.lstrip("-") != "dag_id":
+        raise BadInput("order_by must be dag_id or -dag_id", "order_by")
+    rows = sorted(rows, key=lambda d: d.dag_id, reverse=order.startswith("-"))
     runs, tasks = ctx.repo.overview.run_state_counts(), ctx.repo.overview.task_state_counts()
     items = [
         s.dag_json(d, ctx.now, runs.get(d.dag_id, {}), tasks.get(d.dag_id, {}))
         for d in rows[offset : offset + limit]
     ]
-    return _collection(items, len(rows), limit, offset)
+    return _collection("dags", items, len(rows), limit, offset)
+
+
+def _checked_arg(name: str, raw: str) -> str:
+    if len(raw) > 250 or _CONTROL.search(raw):
+        raise BadInput(f"{name} must be at most 250 printable characters", name)
+    return raw
 
 
 @bp.get("/dags/<dag_id>")
@@ -161,6 +192,10 @@ def get_dag(dag_id: str) -> Response:
 @bp.patch("/dags/<dag_id>")
 @requires("edit")
 def patch_dag(dag_id: str) -> Response:
+    """Pause or unpause; `update_mask` (Airflow's) may name is_paused only."""
+    masked = [_checked_arg("update_mask", m) for m in request.args.getlist("update_mask")]
+    if any(m != "is_paused" for m in masked):
+        raise BadInput("update_mask may name is_paused only", "update_mask")
     body = json_object({"is_paused"})
     paused = body.get("is_paused")
     if not isinstance(paused, bool):
@@ -173,13 +208,16 @@ def patch_dag(dag_id: str) -> Response:
 @bp.get("/dags/<dag_id>/dagRuns")
 @requires("read")
 def list_runs(dag_id: str) -> Response:
+    """The DAG's runs, newest first; `~` for the runs of every DAG (as in Airflow)."""
     ctx = web()
     limit, offset = page_args()
     state = _str_arg("state")
-    ctx.repo.dags.get(dag_id)
-    rows = ctx.repo.runs.find(dag_id, state=state, limit=limit, offset=offset)
-    total = ctx.repo.overview.count_runs(dag_id, state)
-    return _collection([s.run_json(r) for r in rows], total, limit, offset)
+    which = None if dag_id == "~" else dag_id
+    if which is not None:
+        ctx.repo.dags.get(which)
+    rows = ctx.repo.runs.find(which, state=state, limit=limit, offset=offset)
+    total = ctx.repo.overview.count_runs(which, state)
+    return _collection("dag_runs", [s.run_json(r) for r in rows], total, limit, offset)
 
 
 @bp.post("/dags/<dag_id>/dagRuns")
@@ -217,6 +255,9 @@ def mark_run(dag_id: str, dag_run_id: str) -> Response:
 @bp.post("/dags/<dag_id>/dagRuns/<dag_run_id>/clear")
 @requires("edit")
 def clear(dag_id: str, dag_run_id: str) -> Response:
+    """Clear the run's task instances (`task_ids`: those only, else all) so they run again.
+    As in Airflow, a dry run unless `dry_run` is false: a dry run lists the task instances
+    it would clear (`task_instances`), a real one answers the run."""
     flags = ("include_downstream", "include_upstream", "only_failed", "dry_run")
     body = json_object({"task_ids", *flags})
     task_ids = body.get("task_ids", [])
@@ -231,11 +272,17 @@ def clear(dag_id: str, dag_run_id: str) -> Response:
         only_failed=body.get("only_failed", False),
     )
     ctx = web()
-    dry_run = body.get("dry_run", False)
+    dry_run = body.get("dry_run", True)
     ids = ctx.repo.runs.clear(
         dag_id, dag_run_id, task_ids, ctx.now, scope, dry_run=dry_run, actor=_user()
     )
-    return jsonify({"cleared": len(ids), "task_ids": ids, "dry_run": dry_run})
+    run = ctx.repo.runs.get(dag_id, dag_run_id)
+    if not dry_run:
+        return jsonify(s.run_json(run))
+    chosen = set(ids)
+    rows = [t for t in ctx.repo.history.task_instances(dag_id, dag_run_id) if t.task_id in chosen]
+    items = [s.ti_json(t, run=run) for t in rows]
+    return jsonify({"task_instances": items, "total_entries": len(items)})
 
 
 @bp.get("/dags/<dag_id>/dagRuns/<dag_run_id>/taskInstances")
@@ -243,11 +290,10 @@ def clear(dag_id: str, dag_run_id: str) -> Response:
 def list_tis(dag_id: str, dag_run_id: str) -> Response:
     limit, offset = page_args()
     repo = web().repo
-    repo.runs.get(dag_id, dag_run_id)
+    run = repo.runs.get(dag_id, dag_run_id)
     rows = repo.history.task_instances(dag_id, dag_run_id)
-    return _collection(
-        [s.ti_json(t) for t in rows[offset : offset + limit]], len(rows), limit, offset
-    )
+    items = [s.ti_json(t, run=run) for t in rows[offset : offset + limit]]
+    return _collection("task_instances", items, len(rows), limit, offset)
 
 
 @bp.get("/dags/<dag_id>/dagRuns/<dag_run_id>/taskInstances/<task_id>")
@@ -255,15 +301,25 @@ def list_tis(dag_id: str, dag_run_id: str) -> Response:
 def get_ti(dag_id: str, dag_run_id: str, task_id: str) -> Response:
     repo = web().repo
     ti = repo.history.task_instance(dag_id, dag_run_id, task_id)
-    return jsonify(s.ti_json(ti, repo.history.attempts(ti.id)))
+    run = repo.runs.get(dag_id, dag_run_id)
+    return jsonify(s.ti_json(ti, repo.history.attempts(ti.id), run))
 
 
 @bp.patch("/dags/<dag_id>/dagRuns/<dag_run_id>/taskInstances/<task_id>")
 @requires("edit")
 def mark_ti(dag_id: str, dag_run_id: str, task_id: str) -> Response:
-    state = _marked_state(json_object({"new_state"}), "new_state")
+    """Mark the task instance success or failed. As in Airflow, a dry run unless `dry_run` is
+    false; either way the answer is the task instance (as it is, or as marked)."""
+    body = json_object({"new_state", "dry_run"})
+    state = _marked_state(body, "new_state")
+    dry_run = body.get("dry_run", True)
+    if not isinstance(dry_run, bool):
+        raise BadInput("dry_run must be true or false", "dry_run")
     ctx = web()
-    ctx.repo.runs.mark_task(dag_id, dag_run_id, task_id, TaskState(state), ctx.now, _user())
+    if dry_run:
+        ctx.repo.history.task_instance(dag_id, dag_run_id, task_id)  # it exists
+    else:
+        ctx.repo.runs.mark_task(dag_id, dag_run_id, task_id, TaskState(state), ctx.now, _user())
     return get_ti(dag_id, dag_run_id, task_id)
 
 
@@ -283,14 +339,30 @@ def _user() -> str:
 @bp.get("/dags/<dag_id>/dagRuns/<dag_run_id>/taskInstances/<task_id>/logs/<int:attempt>")
 @requires("read")
 def get_log(dag_id: str, dag_run_id: str, task_id: str, attempt: int) -> Response:
+    """The attempt's log from `cursor` (or Airflow's `token`, the `continuation_token` of the
+    previous page) on; `full_content=true` from the start."""
     repo = web().repo
     ti = repo.history.task_instance(dag_id, dag_run_id, task_id)
     if not 1 <= attempt <= max(ti.attempt, 1) or attempt > 10**6:
         raise BadInput(f"attempt must be between 1 and {max(ti.attempt, 1)}", "attempt")
     cursor = _int_arg("cursor", 0, 0, 2**62)
+    token = _str_arg("token")
+    if token is not None:
+        if not token.isdigit() or len(token) > 19:
+            raise BadInput("token must be a continuation_token this API gave", "token")
+        cursor = int(token)
+    if _bool_arg("full_content"):
+        cursor = 0
     page = repo.history.log_since(ti.id, attempt, cursor)
     return jsonify(
-        {"attempt": attempt, "content": page.content, "cursor": page.cursor, "ended": page.ended}
+        {
+            "content": page.content,
+            "continuation_token": str(page.cursor),
+            # haflow's own
+            "attempt": attempt,
+            "cursor": page.cursor,
+            "ended": page.ended,
+        }
     )
 
 
@@ -316,9 +388,8 @@ def _description(body: dict[str, Any]) -> str | None:
 def list_pools() -> Response:
     limit, offset = page_args()
     rows = web().repo.pools.list()
-    return _collection(
-        [s.pool_json(p) for p in rows[offset : offset + limit]], len(rows), limit, offset
-    )
+    items = [s.pool_json(p) for p in rows[offset : offset + limit]]
+    return _collection("pools", items, len(rows), limit, offset)
 
 
 @bp.post("/pools")
@@ -386,7 +457,7 @@ def list_backfills() -> Response:
     dag_id = _str_arg("dag_id")
     rows = web().repo.backfills.list(dag_id, limit=offset + limit)
     items = [_backfill_json(b) for b in rows[offset : offset + limit]]
-    return _collection(items, len(rows), limit, offset)
+    return _collection("backfills", items, len(rows), limit, offset)
 
 
 @bp.post("/backfills")
@@ -457,7 +528,7 @@ def events() -> Response:
     rows, total = web().repo.overview.recent_events(
         kinds=[kind] if kind else None, dag_id=dag_id, limit=limit, offset=offset
     )
-    return _collection([s.event_json(e) for e in rows], total, limit, offset)
+    return _collection("events", [s.event_json(e) for e in rows], total, limit, offset)
 
 
 @bp.get("/dags/<dag_id>/versions")
@@ -467,7 +538,7 @@ def list_versions(dag_id: str) -> Response:
     limit, offset = page_args()
     rows = web().repo.dags.versions(dag_id)
     items = [s.version_json(v) for v in rows[offset : offset + limit]]
-    return _collection(items, len(rows), limit, offset)
+    return _collection("versions", items, len(rows), limit, offset)
 
 
 @bp.get("/dags/<dag_id>/versions/<version>/code")
@@ -509,8 +580,10 @@ def _version_arg(value: str, name: str = "version") -> str | None:
 def import_errors() -> Response:
     limit, offset = page_args()
     rows = web().repo.dags.import_errors()
-    items = [s.import_error_json(e) for e in rows[offset : offset + limit]]
-    return _collection(items, len(rows), limit, offset)
+    items = [
+        s.import_error_json(e, offset + i + 1) for i, e in enumerate(rows[offset : offset + limit])
+    ]
+    return _collection("import_errors", items, len(rows), limit, offset)
 
 
 @bp.get("/me")

@@ -105,8 +105,15 @@ def _headers(resp: Response) -> Response:
 
 
 def problem(status: int, detail: str, field: str | None = None) -> Response:
-    """A JSON error: what went wrong (`detail`) and, for bad input, the field at fault."""
-    body: dict[str, Any] = {"status": status, "title": _title(status), "detail": detail}
+    """A JSON error in Airflow's shape (`type`, `title`, `status`, `detail`, `instance`): what
+    went wrong and, for bad input, the field at fault (`field`, haflow's own)."""
+    body: dict[str, Any] = {
+        "type": f"about:blank#{status}",
+        "title": _title(status),
+        "status": status,
+        "detail": detail,
+        "instance": request.path,
+    }
     if field:
         body["field"] = field
     resp = jsonify(body)

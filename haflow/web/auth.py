@@ -29,7 +29,9 @@ from haflow.errors import NotFound
 from haflow.web.context import web
 from haflow.web.credentials import check_password, dummy_hash, token_digest
 
-PUBLIC_ENDPOINTS = frozenset({"health.health", "health.ready", "auth.login", "static"})
+PUBLIC_ENDPOINTS = frozenset(
+    {"health.health", "health.ready", "health.api_health", "health.version", "auth.login", "static"}
+)
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 ACTIONS: dict[str, tuple[str, ...]] = {
     "read": ("Admin", "Op", "Viewer"),

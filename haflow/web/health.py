@@ -1,8 +1,10 @@
-"""/health (Airflow's shape, plus the leader) and /ready (for the load balancer): no login.
+"""/health (Airflow's shape, plus the leader), /ready (for the load balancer), and Airflow's
+/api/v1/health and /api/v1/version: no login.
 
 /ready answers 503 only when this node cannot reach the metastore: a webserver is useful as long
 as it can read and write the metastore, whoever leads. /health answers 503 when the metastore is
 unreachable or no live leader has heartbeated within `[webserver] scheduler_health_threshold`.
+/api/v1/health says the same as Airflow's does: always 200, each part healthy or unhealthy.
 
 Before login both say how things are, not where: the leader's host and pid, its epoch and
 mode, and a driver's error (which names the database's host, port and user) are shown only to
@@ -16,7 +18,7 @@ from typing import Any
 from flask import Blueprint, jsonify
 from werkzeug.wrappers import Response
 
-from haflow import status
+from haflow import __version__, status
 from haflow.errors import HaflowError
 from haflow.web import auth
 from haflow.web.context import web
@@ -82,6 +84,21 @@ def health() -> Response:
         "elector_mode": leader.elector_mode if leader else None,
     }
     return _json(body, leader is not None)
+
+
+@bp.get("/api/v1/health")
+def api_health() -> Response:
+    """Airflow's `HealthInfo`: 200 whatever it says (monitors read the statuses)."""
+    resp = health()
+    body = dict(resp.get_json())
+    if body["scheduler"]["status"] == "unknown":  # Airflow's statuses are healthy, unhealthy
+        body["scheduler"] = {**body["scheduler"], "status": "unhealthy"}
+    return _json(body, True)
+
+
+@bp.get("/api/v1/version")
+def version() -> Response:
+    return _json({"version": __version__, "git_version": None}, True)
 
 
 def _status_only(metadatabase: str, scheduler: str) -> dict[str, Any]:

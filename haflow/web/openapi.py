@@ -1,4 +1,7 @@
-"""The OpenAPI 3.0 document of /api/v1, built from small schema pieces so it stays in step."""
+"""The OpenAPI 3.0 document of /api/v1, built from small schema pieces so it stays in step.
+
+Where haflow has Airflow's resource, its schema is Airflow's (REST API v1, as the official
+client `apache-airflow-client` 2.x reads it), with haflow's own fields after Airflow's."""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ from functools import cache
 from typing import Any
 
 from haflow import __version__
+from haflow.core.states import TaskState
 
 J = dict[str, Any]
 
@@ -26,10 +30,10 @@ def _ref(name: str) -> J:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _collection(item: str) -> J:
+def _collection(item: str, key: str) -> J:
     return _obj(
         {
-            "items": {"type": "array", "items": _ref(item)},
+            key: {"type": "array", "items": _ref(item)},
             "total_entries": {"type": "integer"},
             "limit": {"type": "integer"},
             "offset": {"type": "integer"},
@@ -48,12 +52,14 @@ SCHEMAS: J = {
     "Error": {
         "type": "object",
         "properties": {
-            "status": {"type": "integer"},
+            "type": _str(),
             "title": _str(),
+            "status": {"type": "integer"},
             "detail": _str(),
+            "instance": _str(),
             "field": _str(),
         },
-        "required": ["status", "title", "detail"],
+        "required": ["type", "title", "status", "detail", "instance"],
     },
     "Task": _obj(
         {"task_id": _str(), "kind": _str(), "upstream": {"type": "array", "items": _str()}}
@@ -61,19 +67,50 @@ SCHEMAS: J = {
     "Dag": _obj(
         {
             "dag_id": _str(),
-            "description": _str(),
-            "fileloc": _str(),
-            "schedule": _str(True),
-            "timezone": _str(),
+            "dag_display_name": _str(),
+            "root_dag_id": _str(True),
             "is_paused": {"type": "boolean"},
             "is_active": {"type": "boolean"},
-            "tags": {"type": "array", "items": _str()},
+            "is_subdag": {"type": "boolean"},
+            "last_parsed_time": _ts(),
+            "last_pickled": _ts(),
+            "last_expired": _ts(),
+            "scheduler_lock": {"type": "boolean", "nullable": True},
+            "pickle_id": _str(True),
+            "default_view": _str(),
+            "fileloc": _str(),
+            "file_token": _str(),
+            "owners": {"type": "array", "items": _str()},
+            "description": _str(),
+            "schedule_interval": {
+                "type": "object",
+                "nullable": True,
+                "description": "Airflow's ScheduleInterval: CronExpression {value} or TimeDelta "
+                "{days, seconds, microseconds}; null for manual runs only",
+                "properties": {
+                    "__type": {"type": "string", "enum": ["CronExpression", "TimeDelta"]},
+                    "value": _str(),
+                    "days": {"type": "integer"},
+                    "seconds": {"type": "integer"},
+                    "microseconds": {"type": "integer"},
+                },
+                "required": ["__type"],
+            },
+            "timetable_description": _str(),
+            "tags": {"type": "array", "items": _obj({"name": _str()})},
+            "max_active_tasks": {"type": "integer"},
             "max_active_runs": {"type": "integer"},
+            "has_task_concurrency_limits": {"type": "boolean"},
+            "has_import_errors": {"type": "boolean"},
+            "next_dagrun": _ts(),
+            "next_dagrun_data_interval_start": _ts(),
+            "next_dagrun_data_interval_end": _ts(),
+            "next_dagrun_create_after": _ts(),
+            "schedule": _str(True),
+            "timezone": _str(),
             "catchup": {"type": "boolean"},
             "start_date": _ts(),
             "end_date": _ts(),
-            "last_parsed_at": _ts(),
-            "next_run_at": _ts(),
             "run_states": COUNTS,
             "task_states": COUNTS,
             "tasks": {"type": "array", "items": _ref("Task")},
@@ -81,16 +118,21 @@ SCHEMAS: J = {
     ),
     "DagRun": _obj(
         {
-            "dag_id": _str(),
             "dag_run_id": _str(),
-            "run_type": _str(),
-            "state": _str(),
-            "conf": {"type": "object"},
+            "dag_id": _str(),
+            "logical_date": _ts(),
+            "execution_date": _ts(),
+            "start_date": _ts(),
+            "end_date": _ts(),
             "data_interval_start": _ts(),
             "data_interval_end": _ts(),
+            "last_scheduling_decision": _ts(),
+            "run_type": {"type": "string", "enum": ["backfill", "manual", "scheduled"]},
+            "state": {"type": "string", "enum": ["queued", "running", "success", "failed"]},
+            "external_trigger": {"type": "boolean"},
+            "conf": {"type": "object"},
+            "note": _str(True),
             "created_at": _ts(),
-            "started_at": _ts(),
-            "ended_at": _ts(),
             "code_hash": {
                 **_str(True),
                 "description": "the DAG's code version the run runs (null: made before "
@@ -111,27 +153,45 @@ SCHEMAS: J = {
             "result": RESULT,
         }
     ),
-    "TaskInstance": {
-        **_obj(
-            {
-                "dag_id": _str(),
-                "dag_run_id": _str(),
-                "task_id": _str(),
-                "state": _str(),
-                "attempt": {"type": "integer"},
-                "failures": {"type": "integer"},
-                "retries": {"type": "integer"},
-                "worker": _str(True),
-                "queued_at": _ts(),
-                "started_at": _ts(),
-                "ended_at": _ts(),
-            }
-        ),
-    },
+    "TaskInstance": _obj(
+        {
+            "task_id": _str(),
+            "task_display_name": _str(),
+            "dag_id": _str(),
+            "dag_run_id": _str(),
+            "execution_date": _ts(),
+            "start_date": _ts(),
+            "end_date": _ts(),
+            "duration": {"type": "number", "nullable": True},
+            "state": {"type": "string", "enum": [str(t) for t in TaskState]},
+            "try_number": {"type": "integer"},
+            "map_index": {"type": "integer"},
+            "max_tries": {"type": "integer"},
+            "hostname": _str(),
+            "unixname": _str(),
+            "pool": _str(),
+            "pool_slots": {"type": "integer"},
+            "queue": _str(True),
+            "priority_weight": {"type": "integer", "nullable": True},
+            "operator": _str(True),
+            "queued_when": _ts(),
+            "pid": {"type": "integer", "nullable": True},
+            "executor": _str(True),
+            "executor_config": _str(),
+            "sla_miss": {"type": "object", "nullable": True},
+            "rendered_map_index": _str(True),
+            "rendered_fields": {"type": "object"},
+            "trigger": {"type": "object", "nullable": True},
+            "triggerer_job": {"type": "object", "nullable": True},
+            "note": _str(True),
+            "failures": {"type": "integer"},
+        }
+    ),
     "Log": _obj(
         {
-            "attempt": {"type": "integer"},
             "content": _str(),
+            "continuation_token": _str(),
+            "attempt": {"type": "integer"},
             "cursor": {"type": "integer", "minimum": 0},
             "ended": {"type": "boolean"},
         }
@@ -152,10 +212,13 @@ SCHEMAS: J = {
     ),
     "ImportError": _obj(
         {
+            "import_error_id": {"type": "integer"},
+            "filename": _str(),
+            "stack_trace": _str(),
+            "timestamp": _ts(),
             "fileloc": _str(),
             "line": {"type": "integer", "nullable": True},
             "message": _str(),
-            "ts": _ts(),
         }
     ),
     "Cluster": {
@@ -174,13 +237,22 @@ SCHEMAS: J = {
         "required": ["cluster", "leader", "epoch", "schedulers", "workers", "webservers"],
     },
     "Me": _obj({"username": _str(), "role": _str(), "auth": _str()}),
-    "Cleared": _obj(
+    "ClearedTaskInstances": _obj(
         {
-            "cleared": {"type": "integer"},
-            "task_ids": {"type": "array", "items": {"type": "string"}},
-            "dry_run": {"type": "boolean"},
+            "task_instances": {"type": "array", "items": _ref("TaskInstance")},
+            "total_entries": {"type": "integer"},
         }
     ),
+    "Health": _obj(
+        {
+            "metadatabase": _obj({"status": {"type": "string", "enum": ["healthy", "unhealthy"]}}),
+            "scheduler": {
+                **_obj({"status": {"type": "string", "enum": ["healthy", "unhealthy"]}}),
+                "description": "latest_scheduler_heartbeat too, for a logged-in asker",
+            },
+        }
+    ),
+    "Version": _obj({"version": _str(), "git_version": _str(True)}),
 }
 SCHEMAS["Pool"] = _obj(
     {
@@ -190,6 +262,9 @@ SCHEMAS["Pool"] = _obj(
         "running_slots": {"type": "integer"},
         "queued_slots": {"type": "integer"},
         "open_slots": {"type": "integer"},
+        "scheduled_slots": {"type": "integer"},
+        "deferred_slots": {"type": "integer"},
+        "include_deferred": {"type": "boolean"},
         "description": _str(),
     }
 )
@@ -241,17 +316,17 @@ SCHEMAS["DagVersionCode"] = _obj(
     }
 )
 SCHEMAS["DagVersionDiff"] = _obj({"dag_id": _str(), "from": _str(), "to": _str(), "diff": _str()})
-for _name in (
-    "Dag",
-    "DagRun",
-    "TaskInstance",
-    "Event",
-    "ImportError",
-    "Pool",
-    "Backfill",
-    "DagVersion",
+for _name, _key in (
+    ("Dag", "dags"),
+    ("DagRun", "dag_runs"),
+    ("TaskInstance", "task_instances"),
+    ("Event", "events"),
+    ("ImportError", "import_errors"),
+    ("Pool", "pools"),
+    ("Backfill", "backfills"),
+    ("DagVersion", "versions"),
 ):
-    SCHEMAS[f"{_name}Collection"] = _collection(_name)
+    SCHEMAS[f"{_name}Collection"] = _collection(_name, _key)
 SCHEMAS["Variable"] = {
     **_obj({"key": _str(), "value": _str(), "description": _str()}),
     "description": "value is *** when the key looks sensitive (in lists) or for a Viewer",
@@ -361,7 +436,7 @@ BODY_MARK_RUN = {
 }
 BODY_MARK_TI = {
     "type": "object",
-    "properties": {"new_state": _MARKED},
+    "properties": {"new_state": _MARKED, "dry_run": {"type": "boolean", "default": True}},
     "required": ["new_state"],
     "additionalProperties": False,
 }
@@ -440,7 +515,7 @@ BODY_CLEAR = {
         "include_downstream": {"type": "boolean", "default": False},
         "include_upstream": {"type": "boolean", "default": False},
         "only_failed": {"type": "boolean", "default": False},
-        "dry_run": {"type": "boolean", "default": False},
+        "dry_run": {"type": "boolean", "default": True},
     },
     "additionalProperties": False,
 }
@@ -461,6 +536,34 @@ def _backfill_op() -> J:
     dry = {"application/json": {"schema": _ref("BackfillDryRun")}}
     op["responses"]["200"] = {"description": "the intervals (dry run)", "content": dry}
     return op
+
+
+def _clear_op() -> J:
+    op = _op(
+        "clear",
+        "Run task instances again; a dry run (listing them) unless `dry_run` is false, which "
+        "answers the run",
+        "DagRun",
+        RUN,
+        400,
+        403,
+        404,
+    )
+    either = {"oneOf": [_ref("DagRun"), _ref("ClearedTaskInstances")]}
+    op["responses"]["200"]["content"]["application/json"]["schema"] = either
+    return op
+
+
+def _public(op_id: str, summary: str, ok: str) -> J:
+    """An operation anyone may call (no login)."""
+    content = {"application/json": {"schema": _ref(ok)}}
+    return {
+        "operationId": op_id,
+        "summary": summary,
+        "security": [],
+        "parameters": [],
+        "responses": {"200": {"description": "OK", "content": content}},
+    }
 
 
 def _delete(op_id: str, summary: str, params: list[J]) -> J:
@@ -556,22 +659,40 @@ def _paths() -> J:
     state = _param("state", "query", {"type": "string", "maxLength": 250})
     kind = _param("kind", "query", {"type": "string", "maxLength": 250})
     dag_q = _param("dag_id", "query", {"type": "string", "maxLength": 250})
-    paused = _param("paused", "query", {"type": "string", "enum": ["true", "false"]})
+    flag = {"type": "boolean"}
+    text = {"type": "string", "maxLength": 250}
+    dag_filters = [
+        _param("paused", "query", flag),
+        _param("only_active", "query", {**flag, "default": True}),
+        _param("tags", "query", {"type": "array", "items": text}),
+        _param("dag_id_pattern", "query", text),
+        _param("order_by", "query", {"type": "string", "enum": ["dag_id", "-dag_id"]}),
+    ]
     attempt = _param("attempt", "path", {"type": "integer", "minimum": 1})
     cursor = _param(
         "cursor", "query", {"type": "integer", "minimum": 0, "maximum": 2**62, "default": 0}
     )
+    token = _param("token", "query", {"type": "string", "pattern": "^[0-9]{1,18}$"})
+    full = _param("full_content", "query", {**flag, "default": False})
     return {
-        "/dags": {"get": _op("list_dags", "DAGs", "DagCollection", [*PAGE, paused], 400)},
+        "/health": {"get": _public("api_health", "Airflow's health: always 200", "Health")},
+        "/version": {"get": _public("version", "haflow's version", "Version")},
+        "/dags": {"get": _op("list_dags", "DAGs", "DagCollection", [*PAGE, *dag_filters], 400)},
         "/dags/{dag_id}": {
             "get": _op("get_dag", "One DAG", "Dag", DAG, 400, 404),
             "patch": _with_body(
-                _op("patch_dag", "Pause or unpause", "Dag", DAG, 400, 403, 404), BODY_PATCH
+                _op("patch_dag", "Pause or unpause", "Dag", [*DAG, UPDATE_MASK], 400, 403, 404),
+                BODY_PATCH,
             ),
         },
         runs: {
             "get": _op(
-                "list_runs", "Runs of a DAG", "DagRunCollection", [*DAG, *PAGE, state], 400, 404
+                "list_runs",
+                "Runs of a DAG (`~`: of every DAG), newest first",
+                "DagRunCollection",
+                [*DAG, *PAGE, state],
+                400,
+                404,
             ),
             "post": _with_body(
                 _op("trigger", "Trigger a run", "DagRun", DAG, 400, 403, 404, 409, code=201),
@@ -585,11 +706,7 @@ def _paths() -> J:
                 BODY_MARK_RUN,
             ),
         },
-        run + "/clear": {
-            "post": _with_body(
-                _op("clear", "Run task instances again", "Cleared", RUN, 400, 403, 404), BODY_CLEAR
-            )
-        },
+        run + "/clear": {"post": _with_body(_clear_op(), BODY_CLEAR)},
         run + "/taskInstances": {
             "get": _op(
                 "list_tis",
@@ -607,7 +724,8 @@ def _paths() -> J:
             "patch": _with_body(
                 _op(
                     "mark_ti",
-                    "Mark a task instance success or failed",
+                    "Mark a task instance success or failed (a dry run unless `dry_run` is "
+                    "false, as in Airflow)",
                     "TaskInstanceDetail",
                     TASK,
                     400,
@@ -620,10 +738,11 @@ def _paths() -> J:
         ti + "/logs/{attempt}": {
             "get": _op(
                 "get_log",
-                "The log of one attempt written after `cursor` (0: all of it); pass the "
-                "answer's `cursor` to get only what is new, until `ended`",
+                "The log of one attempt written after `cursor` or `token` (0: all of it); "
+                "pass the answer's `cursor` (or `continuation_token`) to get only what is new, "
+                "until `ended`",
                 "Log",
-                [*TASK, attempt, cursor],
+                [*TASK, attempt, cursor, token, full],
                 400,
                 404,
             )

@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from haflow.dag.schedule import parse_schedule
+from haflow.dag.schedule import EVERY, parse_schedule
 from haflow.errors import HaflowError
 from haflow.metastore.records import (
     AttemptRow,
@@ -39,24 +39,63 @@ def next_run(dag: DagDetail, now: datetime) -> datetime | None:
     return None if due is None or (dag.end_date is not None and due > dag.end_date) else due
 
 
+def schedule_interval(expr: str | None) -> dict[str, Any] | None:
+    """A schedule as Airflow's `ScheduleInterval`: a cron expression (or preset, `@once`), or
+    an `@every Ns` interval as a TimeDelta; None for manual runs only."""
+    if expr is None:
+        return None
+    every = EVERY.fullmatch(expr.strip())
+    if every:
+        seconds = float(every.group(1))
+        whole = int(seconds)
+        return {
+            "__type": "TimeDelta",
+            "days": whole // 86400,
+            "seconds": whole % 86400,
+            "microseconds": round((seconds - whole) * 1_000_000),
+        }
+    return {"__type": "CronExpression", "value": expr}
+
+
 def dag_json(
     d: DagDetail, now: datetime, runs: dict[str, int], tasks: dict[str, int]
 ) -> dict[str, Any]:
+    """A DAG in Airflow's REST API v1 shape (`DAG`), then haflow's own fields."""
+    due = next_run(d, now)
     return {
         "dag_id": d.dag_id,
-        "description": d.description,
-        "fileloc": d.fileloc,
-        "schedule": d.schedule,
-        "timezone": d.timezone,
+        "dag_display_name": d.dag_id,
+        "root_dag_id": None,
         "is_paused": d.is_paused,
         "is_active": d.is_active,
-        "tags": d.tags,
+        "is_subdag": False,
+        "last_parsed_time": ts(d.parsed_at),
+        "last_pickled": None,
+        "last_expired": None,
+        "scheduler_lock": None,
+        "pickle_id": None,
+        "default_view": "grid",
+        "fileloc": d.fileloc,
+        "file_token": d.fileloc,
+        "owners": [],
+        "description": d.description,
+        "schedule_interval": schedule_interval(d.schedule),
+        "timetable_description": d.schedule or "Never, external triggers only",
+        "tags": [{"name": t} for t in d.tags],
+        "max_active_tasks": len(d.structure.get("tasks", {})) or 1,
         "max_active_runs": d.max_active_runs,
+        "has_task_concurrency_limits": False,
+        "has_import_errors": False,
+        "next_dagrun": ts(due),
+        "next_dagrun_data_interval_start": None,
+        "next_dagrun_data_interval_end": None,
+        "next_dagrun_create_after": ts(due),
+        # haflow's own
+        "schedule": d.schedule,
+        "timezone": d.timezone,
         "catchup": d.catchup,
         "start_date": ts(d.start_date),
         "end_date": ts(d.end_date),
-        "last_parsed_at": ts(d.parsed_at),
-        "next_run_at": ts(next_run(d, now)),
         "run_states": runs,
         "task_states": tasks,
         "tasks": [
@@ -66,18 +105,31 @@ def dag_json(
     }
 
 
+def logical_date(r: RunRow) -> datetime:
+    """A run's logical date as Airflow has it: a scheduled run's interval start, else (a
+    manual run has no interval) the time it was triggered."""
+    return r.data_interval_start or r.created_at
+
+
 def run_json(r: RunRow) -> dict[str, Any]:
+    """A DAG run in Airflow's REST API v1 shape (`DAGRun`), then haflow's own fields."""
     return {
-        "dag_id": r.dag_id,
         "dag_run_id": r.run_id,
-        "run_type": r.run_type,
-        "state": r.state,
-        "conf": r.conf,
+        "dag_id": r.dag_id,
+        "logical_date": ts(logical_date(r)),
+        "execution_date": ts(logical_date(r)),
+        "start_date": ts(r.started_at),
+        "end_date": ts(r.ended_at),
         "data_interval_start": ts(r.data_interval_start),
         "data_interval_end": ts(r.data_interval_end),
+        "last_scheduling_decision": None,
+        "run_type": r.run_type,
+        "state": r.state,
+        "external_trigger": r.run_type == "manual",
+        "conf": r.conf,
+        "note": None,
+        # haflow's own
         "created_at": ts(r.created_at),
-        "started_at": ts(r.started_at),
-        "ended_at": ts(r.ended_at),
         "code_hash": r.code_hash,
     }
 
@@ -94,19 +146,45 @@ def version_json(v: DagVersionRow) -> dict[str, Any]:
     }
 
 
-def ti_json(t: TIRow, attempts: list[AttemptRow] | None = None) -> dict[str, Any]:
+def ti_json(
+    t: TIRow, attempts: list[AttemptRow] | None = None, run: RunRow | None = None
+) -> dict[str, Any]:
+    """A task instance in Airflow's REST API v1 shape (`TaskInstance`; `execution_date` from
+    `run`), then haflow's own fields: failures, and with `attempts` each attempt and the
+    result."""
+    duration = (t.ended_at - t.started_at).total_seconds() if t.started_at and t.ended_at else None
     body: dict[str, Any] = {
+        "task_id": t.task_id,
+        "task_display_name": t.task_id,
         "dag_id": t.dag_id,
         "dag_run_id": t.run_id,
-        "task_id": t.task_id,
+        "execution_date": ts(logical_date(run)) if run is not None else None,
+        "start_date": ts(t.started_at),
+        "end_date": ts(t.ended_at),
+        "duration": duration,
         "state": t.state,
-        "attempt": t.attempt,
+        "try_number": t.attempt,
+        "map_index": -1,
+        "max_tries": t.retries,
+        "hostname": t.worker_id or "",
+        "unixname": "",
+        "pool": t.pool,
+        "pool_slots": t.pool_slots,
+        "queue": None,
+        "priority_weight": None,
+        "operator": None,
+        "queued_when": ts(t.queued_at),
+        "pid": None,
+        "executor": None,
+        "executor_config": "{}",
+        "sla_miss": None,
+        "rendered_map_index": None,
+        "rendered_fields": {},
+        "trigger": None,
+        "triggerer_job": None,
+        "note": None,
+        # haflow's own
         "failures": t.failures,
-        "retries": t.retries,
-        "worker": t.worker_id,
-        "queued_at": ts(t.queued_at),
-        "started_at": ts(t.started_at),
-        "ended_at": ts(t.ended_at),
     }
     if attempts is not None:
         body["attempts"] = [attempt_json(a) for a in attempts]
@@ -151,8 +229,20 @@ def event_json(e: EventRow) -> dict[str, Any]:
     }
 
 
-def import_error_json(e: ImportErrorRow) -> dict[str, Any]:
-    return {"fileloc": e.fileloc, "line": e.line, "message": e.message, "ts": ts(e.ts)}
+def import_error_json(e: ImportErrorRow, number: int) -> dict[str, Any]:
+    """An import error in Airflow's shape (`ImportError`; `import_error_id` numbers the list:
+    haflow keeps only the latest scan's errors), then haflow's own fields."""
+    where = f"line {e.line}: " if e.line else ""
+    return {
+        "import_error_id": number,
+        "filename": e.fileloc,
+        "stack_trace": f"{where}{e.message}",
+        "timestamp": ts(e.ts),
+        # haflow's own
+        "fileloc": e.fileloc,
+        "line": e.line,
+        "message": e.message,
+    }
 
 
 def jsonable(value: Any) -> Any:
@@ -175,5 +265,8 @@ def pool_json(p: PoolRow) -> dict[str, Any]:
         "running_slots": p.running,
         "queued_slots": p.queued,
         "open_slots": p.open,
+        "scheduled_slots": 0,
+        "deferred_slots": 0,
+        "include_deferred": False,
         "description": p.description,
     }

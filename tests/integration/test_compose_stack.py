@@ -166,10 +166,10 @@ class Stack:
 
         def running() -> bool:
             seen.update(_quietly(lambda: self.task(dag_id, run_id)) or {})
-            return seen.get("state") == "running" and bool(seen.get("worker"))
+            return seen.get("state") == "running" and bool(seen.get("hostname"))
 
         wait_for(f"{run_id}'s task to run", running, 90, interval=0.5)
-        return str(seen["worker"])
+        return str(seen["hostname"])
 
     def leader(self) -> str:
         return str(self.api("/cluster")["leader"]).split(":", 1)[0]
@@ -280,7 +280,7 @@ def test_compose_stack(stack: Stack) -> None:
     stack.login()
     stack.trigger("e2e_quick", "r1")
     task = stack.wait_run("e2e_quick", "r1")
-    assert task["worker"] in ("worker1", "worker2")
+    assert task["hostname"] in ("worker1", "worker2")
     assert task["result"] in ("worker1", "worker2"), task  # the task's own host name
 
     # 3. Kill the leader's master: the other one leads; a run through haproxy succeeds.

@@ -81,7 +81,9 @@ def test_marking_a_task_success_through_the_api_and_the_run_through_the_pages(
 ) -> None:
     c, h = web_app.app.test_client(), web_app.auth("Op")
     path = "/api/v1/dags/d/dagRuns/r1/taskInstances/transform"
-    resp = c.patch(path, json={"new_state": "success"}, headers=h)
+    dry = c.patch(path, json={"new_state": "success"}, headers=h)  # Airflow's default: dry
+    assert dry.status_code == 200 and dry.get_json()["state"] == "running"
+    resp = c.patch(path, json={"new_state": "success", "dry_run": False}, headers=h)
     assert resp.status_code == 200 and resp.get_json()["state"] == "success"
     page = web_app.login("Op")
     token = csrf_of(page.get("/dags/d/runs/r1/tasks/load").get_data(as_text=True))

@@ -15,22 +15,26 @@ def test_dags_runs_and_task_instances(web_app: Web) -> None:
     c, h = web_app.app.test_client(), web_app.auth("Viewer")
     dags = c.get("/api/v1/dags", headers=h).get_json()
     assert dags["total_entries"] == 1 and dags["limit"] == 100 and dags["offset"] == 0
-    d = dags["items"][0]
-    assert d["dag_id"] == "d" and d["is_paused"] is False and d["tags"] == ["etl"]
+    assert c.get("/api/v1/dags?paused=True", headers=h).get_json()["dags"] == []  # as Airflow's
+    assert c.get("/api/v1/dags?tags=etl&paused=False", headers=h).get_json()["total_entries"] == 1
+    d = dags["dags"][0]  # Airflow's collection key, tags as objects
+    assert d["dag_id"] == "d" and d["is_paused"] is False and d["tags"] == [{"name": "etl"}]
     assert d["run_states"] == {"running": 1}
     assert d["task_states"] == {"success": 1, "running": 1, "none": 1}
     assert [t["task_id"] for t in d["tasks"]] == ["extract", "transform", "load"]
-    assert d["next_run_at"] == "2026-03-01T12:05:00+00:00"
+    assert d["next_dagrun"] == "2026-03-01T12:05:00+00:00"
+    assert d["schedule_interval"] == {"__type": "CronExpression", "value": d["schedule"]}
     runs = c.get("/api/v1/dags/d/dagRuns", headers=h).get_json()
-    assert runs["total_entries"] == 1 and runs["items"][0]["conf"] == {"x": 1}
+    assert runs["total_entries"] == 1 and runs["dag_runs"][0]["conf"] == {"x": 1}
     tis = c.get("/api/v1/dags/d/dagRuns/r1/taskInstances", headers=h).get_json()
-    assert {t["task_id"]: t["state"] for t in tis["items"]} == {
+    assert {t["task_id"]: t["state"] for t in tis["task_instances"]} == {
         "extract": "success",
         "transform": "running",
         "load": "none",
     }
     ti = c.get("/api/v1/dags/d/dagRuns/r1/taskInstances/extract", headers=h).get_json()
     assert ti["attempts"][0]["state"] == "success" and ti["attempts"][0]["worker"] == "w1"
+    assert (ti["try_number"], ti["hostname"], ti["map_index"]) == (1, "w1", -1)
     assert ti["result"] == ti["attempts"][0]["result"] == {"rows": 3}
     page = web_app.login("Viewer").get("/dags/d/runs/r1/tasks/extract").get_data(as_text=True)
     assert 'data-testid="result">{\n  &#34;rows&#34;: 3\n}</pre>' in page
@@ -72,14 +76,18 @@ def test_trigger_with_conf_pause_and_clear(web_app: Web) -> None:
     clear = "/api/v1/dags/d/dagRuns/r1/clear"
     wide = {"task_ids": ["extract"], "include_downstream": True, "dry_run": True}
     dry = c.post(clear, json=wide, headers=h).get_json()
-    assert dry == {"cleared": 1, "task_ids": ["extract"], "dry_run": True}  # transform runs
+    assert dry["total_entries"] == 1  # transform runs: only extract is cleared
+    assert [t["task_id"] for t in dry["task_instances"]] == ["extract"]
+    assert web_app.repo.history.task_instance("d", "r1", "extract").state == "success"
+    default = c.post(clear, json={"task_ids": ["extract"]}, headers=h).get_json()
+    assert default["total_entries"] == 1, "a dry run unless dry_run is false, as in Airflow"
     assert web_app.repo.history.task_instance("d", "r1", "extract").state == "success"
     unknown = c.post(clear, json={"task_ids": ["nope"]}, headers=h)
     assert unknown.status_code == 400 and "no task nope" in unknown.get_json()["detail"]
-    cleared = c.post(clear, json={"task_ids": ["extract"]}, headers=h)
-    assert cleared.get_json() == {"cleared": 1, "task_ids": ["extract"], "dry_run": False}
+    cleared = c.post(clear, json={"task_ids": ["extract"], "dry_run": False}, headers=h)
+    assert cleared.get_json()["dag_run_id"] == "r1"  # the run, as Airflow answers
     assert web_app.repo.history.task_instance("d", "r1", "extract").state == "none"
-    events = c.get("/api/v1/events?limit=5", headers=h).get_json()["items"]
+    events = c.get("/api/v1/events?limit=5", headers=h).get_json()["events"]
     assert [e["kind"] for e in events][:3] == ["ti.cleared", "dag.paused", "run.triggered"]
     assert events[0]["actor"] == "op"  # the user who cleared
 
@@ -96,6 +104,11 @@ def test_errors_name_the_field_at_fault(web_app: Web) -> None:
         (c.post, "/api/v1/dags/d/dagRuns/r1/clear", {"task_ids": "extract"}, "task_ids"),
         (c.post, "/api/v1/dags/d/dagRuns/r1/clear", {"only_failed": 1}, "only_failed"),
         (c.get, "/api/v1/dags/d/dagRuns/r1/taskInstances/extract/logs/7", None, "attempt"),
+        (c.get, "/api/v1/dags?paused=maybe", None, "paused"),
+        (c.get, "/api/v1/dags?order_by=fileloc", None, "order_by"),
+        (c.patch, "/api/v1/dags/d?update_mask=tags", {"is_paused": True}, "update_mask"),
+        (c.get, "/api/v1/dags/d/dagRuns/r1/taskInstances/extract/logs/1?token=x", None, "token"),
+        (c.patch, "/api/v1/dags/d/dagRuns/r1/taskInstances/load", {"dry_run": 0}, "new_state"),
     ]
     for call, path, body, field in cases:
         resp = call(path, json=body, headers=h) if body is not None else call(path, headers=h)
@@ -113,13 +126,15 @@ def test_every_list_is_paged(web_app: Web) -> None:
     for i in range(5):
         c.post("/api/v1/dags/d/dagRuns", json={"dag_run_id": f"p{i}"}, headers=h)
     page = c.get("/api/v1/dags/d/dagRuns?limit=2&offset=1", headers=h).get_json()
-    assert page["total_entries"] == 6 and [r["dag_run_id"] for r in page["items"]] == ["p3", "p2"]
+    runs = [r["dag_run_id"] for r in page["dag_runs"]]
+    assert page["total_entries"] == 6 and runs == ["p3", "p2"]
     events = c.get("/api/v1/events?limit=2&kind=run.trig*", headers=h).get_json()
-    assert events["total_entries"] == 6 and len(events["items"]) == 2
+    assert events["total_entries"] == 6 and len(events["events"]) == 2
     tis = c.get("/api/v1/dags/d/dagRuns/r1/taskInstances?limit=1&offset=2", headers=h).get_json()
-    assert tis["total_entries"] == 3 and len(tis["items"]) == 1
+    assert tis["total_entries"] == 3 and len(tis["task_instances"]) == 1
     errors = c.get("/api/v1/importErrors", headers=h).get_json()
-    assert errors["items"][0]["line"] == 3
+    assert errors["import_errors"][0]["line"] == 3
+    assert errors["import_errors"][0]["stack_trace"].startswith("line 3: ")
 
 
 def test_health_names_the_leader_and_fails_without_one(web_app: Web) -> None:
@@ -145,6 +160,10 @@ def test_health_names_the_leader_and_fails_without_one(web_app: Web) -> None:
     assert dead["workers"][0]["state"] == "dead" and dead["schedulers"][0]["role"] == "dead"
     assert resp.status_code == 503 and resp.get_json()["scheduler"]["status"] == "unhealthy"
     assert resp.get_json()["leader"] is None
+    # Airflow's /api/v1/health says the same with 200, to anyone (its monitors read the body)
+    airflows = late.test_client().get("/api/v1/health")
+    assert airflows.status_code == 200
+    assert airflows.get_json()["scheduler"]["status"] == "unhealthy"
 
 
 def test_ready_and_health_fail_when_the_metastore_is_unreachable(
@@ -158,6 +177,11 @@ def test_ready_and_health_fail_when_the_metastore_is_unreachable(
     health = c.get("/health")
     assert health.status_code == 503 and health.get_json()["metadatabase"]["status"] == "unhealthy"
     assert "detail" not in health.get_json()["metadatabase"]
+    airflows = c.get("/api/v1/health")  # Airflow's statuses: healthy or unhealthy, never unknown
+    assert airflows.status_code == 200 and airflows.get_json() == {
+        "metadatabase": {"status": "unhealthy"},
+        "scheduler": {"status": "unhealthy"},
+    }
 
 
 def test_pages_render_what_the_metastore_holds(web_app: Web) -> None:
@@ -268,7 +292,7 @@ def test_pools_through_the_api_and_the_page(web_app: Web) -> None:
     c = web_app.app.test_client()
     viewer, op = web_app.auth("Viewer"), web_app.auth("Op")
     listed = c.get("/api/v1/pools", headers=viewer).get_json()
-    default = listed["items"][0]
+    default = listed["pools"][0]
     assert listed["total_entries"] == 1 and default["name"] == "default_pool"
     assert (default["slots"], default["running_slots"], default["open_slots"]) == (-1, 1, -1)
     assert (

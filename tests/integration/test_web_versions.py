@@ -23,7 +23,7 @@ def test_the_api_lists_versions_serves_their_code_and_the_diff(web_app: Web) -> 
     _new_version(web_app)
     c, auth = web_app.app.test_client(), web_app.auth("Viewer")
     listed = c.get("/api/v1/dags/d/versions", headers=auth).get_json()
-    assert [(v["code_hash"], v["current"], v["runs"]) for v in listed["items"]] == [
+    assert [(v["code_hash"], v["current"], v["runs"]) for v in listed["versions"]] == [
         (NEW.hash, True, 0),
         (CODE.hash, False, 1),
     ]
