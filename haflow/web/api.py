@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, jsonify, request
@@ -23,7 +24,7 @@ from haflow.core.ids import RUN_ID, RUN_ID_RULE, check_pool_name, check_text
 from haflow.core.states import RunState, TaskState
 from haflow.dag import versions
 from haflow.dag.schedule import backfill_intervals, local_instant
-from haflow.errors import InvalidRequest
+from haflow.errors import InvalidRequest, NotFound
 from haflow.metastore.records import BackfillRow
 from haflow.web import serialize as s
 from haflow.web.auth import principal, requires
@@ -203,6 +204,126 @@ def patch_dag(dag_id: str) -> Response:
     ctx = web()
     ctx.repo.dags.set_paused(dag_id, paused, ctx.now)
     return jsonify(_dag_json(dag_id))
+
+
+@bp.patch("/dags")
+@requires("edit")
+def patch_dags() -> Response:
+    """Pause or unpause every active DAG whose id holds `dag_id_pattern` (required, as in
+    Airflow); the DAGs changed."""
+    masked = [_checked_arg("update_mask", m) for m in request.args.getlist("update_mask")]
+    if any(m != "is_paused" for m in masked):
+        raise BadInput("update_mask may name is_paused only", "update_mask")
+    pattern = _str_arg("dag_id_pattern")
+    if not pattern:
+        raise BadInput("dag_id_pattern must name the DAGs to change", "dag_id_pattern")
+    body = json_object({"is_paused"})
+    paused = body.get("is_paused")
+    if not isinstance(paused, bool):
+        raise BadInput("is_paused must be true or false", "is_paused")
+    ctx = web()
+    chosen = [d.dag_id for d in ctx.repo.overview.dag_details(active_only=True)]
+    chosen = [dag_id for dag_id in chosen if pattern in dag_id]
+    for dag_id in chosen:
+        ctx.repo.dags.set_paused(dag_id, paused, ctx.now)
+    items = [_dag_json(dag_id) for dag_id in chosen]
+    return _collection("dags", items, len(items), len(items), 0)
+
+
+@bp.get("/dags/<dag_id>/details")
+@requires("read")
+def dag_details(dag_id: str) -> Response:
+    ctx = web()
+    detail = ctx.repo.overview.dag_detail(dag_id)
+    runs = ctx.repo.overview.run_state_counts(dag_id).get(dag_id, {})
+    tasks = ctx.repo.overview.task_state_counts(dag_id).get(dag_id, {})
+    return jsonify(s.dag_detail_json(detail, ctx.now, runs, tasks))
+
+
+@bp.get("/dags/<dag_id>/tasks")
+@requires("read")
+def dag_tasks(dag_id: str) -> Response:
+    """The DAG's tasks in Airflow's shape, in the order the DAG runs them."""
+    detail = web().repo.overview.dag_detail(dag_id)
+    items = [s.task_json(detail, tid) for tid in detail.structure.get("tasks", {})]
+    return jsonify({"tasks": items, "total_entries": len(items)})
+
+
+@bp.get("/dags/<dag_id>/tasks/<task_id>")
+@requires("read")
+def dag_task(dag_id: str, task_id: str) -> Response:
+    detail = web().repo.overview.dag_detail(dag_id)
+    if task_id not in detail.structure.get("tasks", {}):
+        raise NotFound(f"DAG {dag_id!r} has no task {task_id!r}")
+    return jsonify(s.task_json(detail, task_id))
+
+
+@bp.post("/dags/<dag_id>/clearTaskInstances")
+@requires("edit")
+def clear_task_instances(dag_id: str) -> Response:
+    """Airflow's clear across runs: the task instances of the DAG's runs (`dag_run_id`, or
+    those whose logical date lies from `start_date` to `end_date`, else all) that `task_ids`,
+    `only_failed` (true by default, as in Airflow) and the include flags choose; a dry run
+    unless `dry_run` is false. Answers references to the task instances chosen."""
+    flags = ("dry_run", "only_failed", "include_upstream", "include_downstream", "reset_dag_runs")
+    ignored = ("only_running", "include_subdags", "include_parentdag", "include_future")
+    body = json_object(
+        {"task_ids", "dag_run_id", "start_date", "end_date", "include_past", *flags, *ignored}
+    )
+    for flag in (*flags, *ignored, "include_past"):
+        if not isinstance(body.get(flag, False), bool):
+            raise BadInput(f"{flag} must be true or false", flag)
+    for flag in (*ignored, "include_past"):
+        if body.get(flag):
+            raise BadInput(f"{flag} is not supported by haflow", flag)
+    task_ids = body.get("task_ids", [])
+    if not isinstance(task_ids, list) or not all(isinstance(t, str) for t in task_ids):
+        raise BadInput("task_ids must be a list of task ids", "task_ids")
+    scope = ClearScope(
+        downstream=body.get("include_downstream", False),
+        upstream=body.get("include_upstream", False),
+        only_failed=body.get("only_failed", True),
+    )
+    ctx = web()
+    dry_run = body.get("dry_run", True)
+    chosen = []
+    for run in _runs_to_clear(dag_id, body):
+        ids = ctx.repo.runs.clear(
+            dag_id, run.run_id, task_ids, ctx.now, scope, dry_run=dry_run, actor=_user()
+        )
+        when = s.ts(s.logical_date(run))
+        chosen += [
+            {"task_id": t, "dag_id": dag_id, "dag_run_id": run.run_id, "execution_date": when}
+            for t in ids
+        ]
+    return jsonify({"task_instances": chosen})
+
+
+def _runs_to_clear(dag_id: str, body: dict[str, Any]) -> list[Any]:
+    repo = web().repo
+    run_id = body.get("dag_run_id")
+    if run_id is not None:
+        if not isinstance(run_id, str):
+            raise BadInput("dag_run_id must be a run's id", "dag_run_id")
+        return [repo.runs.get(dag_id, run_id)]
+    repo.dags.get(dag_id)
+    bounds = []
+    for field in ("start_date", "end_date"):
+        raw = body.get(field)
+        try:
+            bounds.append(None if raw is None else datetime.fromisoformat(str(raw)))
+        except ValueError:
+            raise BadInput(f"{field} must be an ISO 8601 date and time", field) from None
+        if bounds[-1] is not None and bounds[-1].tzinfo is None:
+            raise BadInput(f"{field} must name its time zone (Z or +HH:MM)", field)
+    start, end = bounds
+    runs = repo.runs.find(dag_id, limit=10_000)
+    return [
+        r
+        for r in runs
+        if (start is None or s.logical_date(r) >= start)
+        and (end is None or s.logical_date(r) <= end)
+    ]
 
 
 @bp.get("/dags/<dag_id>/dagRuns")
@@ -529,6 +650,55 @@ def events() -> Response:
         kinds=[kind] if kind else None, dag_id=dag_id, limit=limit, offset=offset
     )
     return _collection("events", [s.event_json(e) for e in rows], total, limit, offset)
+
+
+@bp.get("/eventLogs")
+@requires("read")
+def event_logs() -> Response:
+    """The event log in Airflow's shape, newest first (`event`: a kind, `*` a wildcard)."""
+    limit, offset = page_args()
+    event, dag_id = _str_arg("event"), _str_arg("dag_id")
+    rows, total = web().repo.overview.recent_events(
+        kinds=[event] if event else None, dag_id=dag_id, limit=limit, offset=offset
+    )
+    return _collection("event_logs", [s.event_log_json(e) for e in rows], total, limit, offset)
+
+
+@bp.get("/eventLogs/<int:event_log_id>")
+@requires("read")
+def event_log(event_log_id: int) -> Response:
+    if not 1 <= event_log_id <= 2**62:
+        raise BadInput("event_log_id must be from 1 to 2**62", "event_log_id")
+    found = web().repo.history.events(since_id=event_log_id - 1, limit=1)
+    if not found or found[0].id != event_log_id:
+        raise NotFound(f"no event {event_log_id}")
+    return jsonify(s.event_log_json(found[0]))
+
+
+@bp.get("/config")
+@requires("admin")
+def config() -> Response:
+    """The effective configuration, in Airflow's shape, secrets masked; Admins only (a
+    section with `section`)."""
+    wanted = _str_arg("section")
+    values = web().settings.as_dict(mask_secrets=True)
+    if wanted is not None and wanted not in values:
+        raise NotFound(f"no section [{wanted}]; sections: {', '.join(values)}")
+    sections = [
+        {
+            "name": name,
+            "options": [{"key": k, "value": _config_text(v)} for k, v in options.items()],
+        }
+        for name, options in values.items()
+        if wanted in (None, name)
+    ]
+    return jsonify({"sections": sections})
+
+
+def _config_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    return "" if value is None else str(value)
 
 
 @bp.get("/dags/<dag_id>/versions")

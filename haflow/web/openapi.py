@@ -9,7 +9,7 @@ from functools import cache
 from typing import Any
 
 from haflow import __version__
-from haflow.core.states import TaskState
+from haflow.core.states import TaskState, TriggerRule
 
 J = dict[str, Any]
 
@@ -61,7 +61,7 @@ SCHEMAS: J = {
         },
         "required": ["type", "title", "status", "detail", "instance"],
     },
-    "Task": _obj(
+    "TaskSummary": _obj(
         {"task_id": _str(), "kind": _str(), "upstream": {"type": "array", "items": _str()}}
     ),
     "Dag": _obj(
@@ -113,7 +113,7 @@ SCHEMAS: J = {
             "end_date": _ts(),
             "run_states": COUNTS,
             "task_states": COUNTS,
-            "tasks": {"type": "array", "items": _ref("Task")},
+            "tasks": {"type": "array", "items": _ref("TaskSummary")},
         }
     ),
     "DagRun": _obj(
@@ -327,6 +327,113 @@ for _name, _key in (
     ("DagVersion", "versions"),
 ):
     SCHEMAS[f"{_name}Collection"] = _collection(_name, _key)
+_TIMEDELTA: J = {
+    "type": "object",
+    "nullable": True,
+    "properties": {
+        "__type": {"type": "string", "enum": ["TimeDelta"]},
+        "days": {"type": "integer"},
+        "seconds": {"type": "integer"},
+        "microseconds": {"type": "integer"},
+    },
+    "required": ["__type", "days", "seconds", "microseconds"],
+}
+SCHEMAS["DagDetail"] = {
+    "allOf": [
+        _ref("Dag"),
+        _obj(
+            {
+                "concurrency": {"type": "number"},
+                "dag_run_timeout": _TIMEDELTA,
+                "dataset_expression": {"type": "object", "nullable": True},
+                "doc_md": _str(True),
+                "is_paused_upon_creation": {"type": "boolean", "nullable": True},
+                "last_parsed": _ts(),
+                "orientation": _str(),
+                "params": {"type": "object"},
+                "render_template_as_native_obj": {"type": "boolean"},
+                "template_search_path": {"type": "array", "items": _str(), "nullable": True},
+            }
+        ),
+    ]
+}
+SCHEMAS["Task"] = _obj(
+    {
+        "class_ref": _obj({"module_path": _str(), "class_name": _str()}),
+        "task_id": _str(),
+        "task_display_name": _str(),
+        "owner": _str(),
+        "start_date": _ts(),
+        "end_date": _ts(),
+        "trigger_rule": {"type": "string", "enum": [str(r) for r in TriggerRule]},
+        "extra_links": {"type": "array", "items": {"type": "object"}},
+        "depends_on_past": {"type": "boolean"},
+        "is_mapped": {"type": "boolean"},
+        "wait_for_downstream": {"type": "boolean"},
+        "retries": {"type": "number"},
+        "queue": _str(True),
+        "executor": _str(True),
+        "pool": _str(),
+        "pool_slots": {"type": "number"},
+        "execution_timeout": _TIMEDELTA,
+        "retry_delay": _TIMEDELTA,
+        "retry_exponential_backoff": {"type": "boolean"},
+        "priority_weight": {"type": "number"},
+        "weight_rule": {"type": "string", "enum": ["downstream", "upstream", "absolute"]},
+        "ui_color": {"type": "string", "pattern": "^#[a-fA-F0-9]{3,6}$"},
+        "ui_fgcolor": {"type": "string", "pattern": "^#[a-fA-F0-9]{3,6}$"},
+        "template_fields": {"type": "array", "items": _str()},
+        "downstream_task_ids": {"type": "array", "items": _str()},
+        "doc_md": _str(True),
+        "kind": _str(),
+        "upstream_task_ids": {"type": "array", "items": _str()},
+    }
+)
+SCHEMAS["TaskCollection"] = _obj(
+    {"tasks": {"type": "array", "items": _ref("Task")}, "total_entries": {"type": "integer"}}
+)
+SCHEMAS["EventLog"] = _obj(
+    {
+        "event_log_id": {"type": "integer"},
+        "when": _ts(),
+        "dag_id": _str(True),
+        "task_id": _str(True),
+        "run_id": _str(True),
+        "map_index": {"type": "integer", "nullable": True},
+        "try_number": {"type": "integer", "nullable": True},
+        "event": _str(),
+        "execution_date": _ts(),
+        "owner": _str(),
+        "extra": _str(True),
+    }
+)
+SCHEMAS["EventLogCollection"] = _collection("EventLog", "event_logs")
+SCHEMAS["Config"] = _obj(
+    {
+        "sections": {
+            "type": "array",
+            "items": _obj(
+                {
+                    "name": _str(),
+                    "options": {
+                        "type": "array",
+                        "items": _obj({"key": _str(), "value": _str()}),
+                    },
+                }
+            ),
+        }
+    }
+)
+SCHEMAS["TaskInstanceReferenceCollection"] = _obj(
+    {
+        "task_instances": {
+            "type": "array",
+            "items": _obj(
+                {"task_id": _str(), "dag_id": _str(), "dag_run_id": _str(), "execution_date": _ts()}
+            ),
+        }
+    }
+)
 SCHEMAS["Variable"] = {
     **_obj({"key": _str(), "value": _str(), "description": _str()}),
     "description": "value is *** when the key looks sensitive (in lists) or for a Viewer",
@@ -521,6 +628,29 @@ BODY_CLEAR = {
 }
 
 
+_ISO = {"type": "string", "format": "date-time"}
+BODY_CLEAR_TIS = {
+    "type": "object",
+    "properties": {
+        "dry_run": {"type": "boolean", "default": True},
+        "task_ids": {"type": "array", "items": {"type": "string"}},
+        "dag_run_id": {"type": "string", "minLength": 1, "maxLength": 250},
+        "start_date": _ISO,
+        "end_date": _ISO,
+        "only_failed": {"type": "boolean", "default": True},
+        "include_upstream": {"type": "boolean", "default": False},
+        "include_downstream": {"type": "boolean", "default": False},
+        "reset_dag_runs": {"type": "boolean", "default": True},
+        "only_running": {"type": "boolean", "enum": [False]},
+        "include_subdags": {"type": "boolean", "enum": [False]},
+        "include_parentdag": {"type": "boolean", "enum": [False]},
+        "include_future": {"type": "boolean", "enum": [False]},
+        "include_past": {"type": "boolean", "enum": [False]},
+    },
+    "additionalProperties": False,
+}
+
+
 def _backfill_op() -> J:
     op = _op(
         "create_backfill",
@@ -677,13 +807,60 @@ def _paths() -> J:
     return {
         "/health": {"get": _public("api_health", "Airflow's health: always 200", "Health")},
         "/version": {"get": _public("version", "haflow's version", "Version")},
-        "/dags": {"get": _op("list_dags", "DAGs", "DagCollection", [*PAGE, *dag_filters], 400)},
+        "/dags": {
+            "get": _op("list_dags", "DAGs", "DagCollection", [*PAGE, *dag_filters], 400),
+            "patch": _with_body(
+                _op(
+                    "patch_dags",
+                    "Pause or unpause every DAG whose id holds `dag_id_pattern`",
+                    "DagCollection",
+                    [
+                        _param("dag_id_pattern", "query", {**text, "minLength": 1}, True),
+                        UPDATE_MASK,
+                    ],
+                    400,
+                    403,
+                ),
+                BODY_PATCH,
+            ),
+        },
         "/dags/{dag_id}": {
             "get": _op("get_dag", "One DAG", "Dag", DAG, 400, 404),
             "patch": _with_body(
                 _op("patch_dag", "Pause or unpause", "Dag", [*DAG, UPDATE_MASK], 400, 403, 404),
                 BODY_PATCH,
             ),
+        },
+        "/dags/{dag_id}/details": {
+            "get": _op("dag_details", "One DAG with Airflow's details", "DagDetail", DAG, 400, 404)
+        },
+        "/dags/{dag_id}/tasks": {
+            "get": _op("dag_tasks", "The DAG's tasks", "TaskCollection", DAG, 400, 404)
+        },
+        "/dags/{dag_id}/tasks/{task_id}": {
+            "get": _op(
+                "dag_task",
+                "One task of the DAG",
+                "Task",
+                [*DAG, _param("task_id", "path", ID)],
+                400,
+                404,
+            )
+        },
+        "/dags/{dag_id}/clearTaskInstances": {
+            "post": _with_body(
+                _op(
+                    "clear_task_instances",
+                    "Run task instances of the DAG's runs again (a dry run unless `dry_run` is "
+                    "false; `only_failed` by default)",
+                    "TaskInstanceReferenceCollection",
+                    DAG,
+                    400,
+                    403,
+                    404,
+                ),
+                BODY_CLEAR_TIS,
+            )
         },
         runs: {
             "get": _op(
@@ -802,6 +979,40 @@ def _paths() -> J:
                 "EventCollection",
                 [*PAGE, kind, dag_q],
                 400,
+            )
+        },
+        "/eventLogs": {
+            "get": _op(
+                "event_logs",
+                "The event log in Airflow's shape, newest first",
+                "EventLogCollection",
+                [*PAGE, _param("event", "query", text), dag_q],
+                400,
+            )
+        },
+        "/eventLogs/{event_log_id}": {
+            "get": _op(
+                "event_log",
+                "One event",
+                "EventLog",
+                [
+                    _param(
+                        "event_log_id", "path", {"type": "integer", "minimum": 1, "maximum": 2**62}
+                    )
+                ],
+                400,
+                404,
+            )
+        },
+        "/config": {
+            "get": _op(
+                "config",
+                "The configuration, secrets masked (Admins only)",
+                "Config",
+                [_param("section", "query", text)],
+                400,
+                403,
+                404,
             )
         },
         "/dags/{dag_id}/versions": {

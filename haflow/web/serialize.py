@@ -46,14 +46,7 @@ def schedule_interval(expr: str | None) -> dict[str, Any] | None:
         return None
     every = EVERY.fullmatch(expr.strip())
     if every:
-        seconds = float(every.group(1))
-        whole = int(seconds)
-        return {
-            "__type": "TimeDelta",
-            "days": whole // 86400,
-            "seconds": whole % 86400,
-            "microseconds": round((seconds - whole) * 1_000_000),
-        }
+        return _timedelta(float(every.group(1)))
     return {"__type": "CronExpression", "value": expr}
 
 
@@ -82,9 +75,11 @@ def dag_json(
         "schedule_interval": schedule_interval(d.schedule),
         "timetable_description": d.schedule or "Never, external triggers only",
         "tags": [{"name": t} for t in d.tags],
-        "max_active_tasks": len(d.structure.get("tasks", {})) or 1,
+        "max_active_tasks": int(d.structure.get("max_active_tasks") or 16),
         "max_active_runs": d.max_active_runs,
-        "has_task_concurrency_limits": False,
+        "has_task_concurrency_limits": any(
+            t.get("max_active_tis_per_dag") for t in d.structure.get("tasks", {}).values()
+        ),
         "has_import_errors": False,
         "next_dagrun": ts(due),
         "next_dagrun_data_interval_start": None,
@@ -102,6 +97,79 @@ def dag_json(
             {"task_id": tid, "kind": t.get("kind", ""), "upstream": t.get("upstream", [])}
             for tid, t in d.structure.get("tasks", {}).items()
         ],
+    }
+
+
+def dag_detail_json(
+    d: DagDetail, now: datetime, runs: dict[str, int], tasks: dict[str, int]
+) -> dict[str, Any]:
+    """A DAG with Airflow's `DAGDetail` fields."""
+    base = dag_json(d, now, runs, tasks)
+    return {
+        **base,
+        "concurrency": base["max_active_tasks"],
+        "dag_run_timeout": None,
+        "dataset_expression": None,
+        "doc_md": None,
+        "is_paused_upon_creation": None,
+        "last_parsed": base["last_parsed_time"],
+        "orientation": "LR",
+        "params": d.structure.get("params") or {},
+        "render_template_as_native_obj": False,
+        "template_search_path": None,
+    }
+
+
+def _timedelta(seconds: float | None) -> dict[str, Any] | None:
+    """Seconds as Airflow's `TimeDelta` (None stays None)."""
+    if seconds is None:
+        return None
+    whole = int(seconds)
+    return {
+        "__type": "TimeDelta",
+        "days": whole // 86400,
+        "seconds": whole % 86400,
+        "microseconds": round((seconds - whole) * 1_000_000),
+    }
+
+
+def task_json(d: DagDetail, task_id: str) -> dict[str, Any]:
+    """A task of `d` in Airflow's `Task` shape, from what the scheduler stored of it."""
+    tasks = d.structure.get("tasks", {})
+    t = tasks[task_id]
+    kind = str(t.get("kind", ""))
+    return {
+        "class_ref": {"module_path": "haflow.dag.tasks", "class_name": kind or "Task"},
+        "task_id": task_id,
+        "task_display_name": task_id,
+        "owner": "",
+        "start_date": ts(d.start_date),
+        "end_date": ts(d.end_date),
+        "trigger_rule": t.get("trigger_rule", "all_success"),
+        "extra_links": [],
+        "depends_on_past": bool(t.get("depends_on_past", False)),
+        "is_mapped": False,
+        "wait_for_downstream": False,
+        "retries": float(t.get("retries", 0)),
+        "queue": t.get("queue"),
+        "executor": None,
+        "pool": t.get("pool") or "default_pool",
+        "pool_slots": float(t.get("pool_slots", 1)),
+        "execution_timeout": _timedelta(t.get("execution_timeout")),
+        "retry_delay": _timedelta(t.get("retry_delay")),
+        "retry_exponential_backoff": t.get("retry_backoff_cap") is not None,
+        "priority_weight": 1.0,
+        "weight_rule": "downstream",
+        "ui_color": "#fff",
+        "ui_fgcolor": "#000",
+        "template_fields": [],
+        "downstream_task_ids": sorted(
+            tid for tid, other in tasks.items() if task_id in other.get("upstream", [])
+        ),
+        "doc_md": None,
+        # haflow's own
+        "kind": kind,
+        "upstream_task_ids": list(t.get("upstream", [])),
     }
 
 
@@ -207,6 +275,23 @@ def attempt_json(a: AttemptRow) -> dict[str, Any]:
         "ended_at": ts(a.ended_at),
         "reason": a.reason,
         "result": _decoded(a.result),
+    }
+
+
+def event_log_json(e: EventRow) -> dict[str, Any]:
+    """An event in Airflow's `EventLog` shape (`extra` is the detail as JSON text)."""
+    return {
+        "event_log_id": e.id,
+        "when": ts(e.ts),
+        "dag_id": e.dag_id,
+        "task_id": e.task_id,
+        "run_id": e.run_id,
+        "map_index": None,
+        "try_number": e.attempt,
+        "event": e.kind,
+        "execution_date": None,
+        "owner": e.actor,
+        "extra": e.detail or None,
     }
 
 

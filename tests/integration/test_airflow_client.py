@@ -16,14 +16,17 @@ from typing import Any
 import airflow_client.client as ac
 import pytest
 from airflow_client.client.api import (
+    config_api,
     dag_api,
     dag_run_api,
+    event_log_api,
     import_error_api,
     monitoring_api,
     pool_api,
     task_instance_api,
 )
 from airflow_client.client.model.clear_dag_run import ClearDagRun
+from airflow_client.client.model.clear_task_instances import ClearTaskInstances
 from airflow_client.client.model.dag import DAG
 from airflow_client.client.model.dag_run import DAGRun
 from airflow_client.client.model.update_dag_run_state import UpdateDagRunState
@@ -198,3 +201,58 @@ def test_pools_and_import_errors(client: Any) -> None:
     wait_for("broken.py's import error", lambda: errors.get_import_errors().total_entries, 60)
     (error,) = errors.get_import_errors().import_errors
     assert error.filename.endswith("broken.py") and "nowhere_to_be_found" in error.stack_trace
+
+
+def test_a_dags_details_and_tasks(client: Any) -> None:
+    dags = dag_api.DAGApi(client)
+    wait_for("compat parsed", lambda: dags.get_dag("compat").is_active, 60)
+    details = dags.get_dag_details("compat")
+    assert details.timezone == "UTC" and details.catchup is False
+    tasks = dags.get_tasks("compat")
+    assert [t.task_id for t in tasks.tasks] == ["say", "after"]
+    say = dags.get_task("compat", "say")
+    assert say.downstream_task_ids == ["after"] and str(say.trigger_rule) == "all_success"
+    assert say.retries == 0
+
+
+def test_many_dags_paused_at_once(client: Any) -> None:
+    dags = dag_api.DAGApi(client)
+    wait_for("the DAGs parsed", lambda: len(dags.get_dags().dags) >= 2, 60)
+    paused = dags.patch_dags("compat", DAG(is_paused=True), update_mask=["is_paused"])
+    assert sorted(d.dag_id for d in paused.dags) == ["compat", "compat_failing"]
+    assert all(d.is_paused for d in dags.get_dags().dags)
+    dags.patch_dags("compat", DAG(is_paused=False))
+    assert not any(d.is_paused for d in dags.get_dags().dags)
+
+
+def test_the_failed_task_instances_of_a_dag_cleared(client: Any) -> None:
+    dags, runs = dag_api.DAGApi(client), dag_run_api.DAGRunApi(client)
+    wait_for("compat_failing parsed", lambda: dags.get_dag("compat_failing"), 60)
+    runs.post_dag_run("compat_failing", DAGRun(dag_run_id="fails_too"))
+    _finished(runs, "compat_failing", "fails_too")
+    dry = dags.post_clear_task_instances(
+        "compat_failing", ClearTaskInstances(dag_run_id="fails_too")
+    )
+    assert [(t.task_id, t.dag_run_id) for t in dry.task_instances] == [("fail", "fails_too")]
+    assert str(runs.get_dag_run("compat_failing", "fails_too").state) == "failed"  # dry
+    dags.post_clear_task_instances(
+        "compat_failing", ClearTaskInstances(dag_run_id="fails_too", dry_run=False)
+    )
+    tis = task_instance_api.TaskInstanceApi(client)
+    wait_for(
+        "the cleared task's second try",
+        lambda: tis.get_task_instance("compat_failing", "fails_too", "fail").try_number == 2,
+        60,
+    )
+
+
+def test_config_and_event_logs(client: Any) -> None:
+    config = config_api.ConfigApi(client).get_config()
+    core = next(sec for sec in config.sections if sec.name == "core")
+    options = {o.key: o.value for o in core.options}
+    assert options["sql_alchemy_conn"] == "***" and options["executor"] == "local"
+    logs = event_log_api.EventLogApi(client)
+    listed = logs.get_event_logs(limit=5)
+    assert listed.total_entries >= 1 and len(listed.event_logs) <= 5
+    first = listed.event_logs[0]
+    assert logs.get_event_log(first.event_log_id).event == first.event

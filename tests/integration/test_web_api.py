@@ -353,3 +353,16 @@ def test_backfills_through_the_api(web_app: Web) -> None:
     )
     assert bad.status_code == 400 and bad.get_json()["field"] == "from_date"
     assert c.get("/api/v1/backfills/999", headers=viewer).status_code == 404
+
+
+def test_the_configuration_is_for_admins_with_secrets_masked(web_app: Web) -> None:
+    c = web_app.app.test_client()
+    for role in ("Viewer", "Op"):
+        assert c.get("/api/v1/config", headers=web_app.auth(role)).status_code == 403, role
+    admin = web_app.auth("Admin")
+    body = c.get("/api/v1/config?section=core", headers=admin).get_json()
+    (core,) = body["sections"]
+    options = {o["key"]: o["value"] for o in core["options"]}
+    assert options["sql_alchemy_conn"] == "***" and options["dags_folder"]
+    missing = c.get("/api/v1/config?section=nope", headers=admin)
+    assert missing.status_code == 404 and "sections: core" in missing.get_json()["detail"]

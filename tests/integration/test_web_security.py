@@ -40,6 +40,7 @@ VALUES = {
     "connection_id": "c",
     "conn_id": "c",
     "version": "current",
+    "event_log_id": 1,
 }
 
 
