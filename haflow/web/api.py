@@ -24,7 +24,7 @@ from haflow.core.ids import RUN_ID, RUN_ID_RULE, check_pool_name, check_text
 from haflow.core.states import RunState, TaskState
 from haflow.dag import versions
 from haflow.dag.schedule import backfill_intervals, local_instant
-from haflow.errors import InvalidRequest, NotFound
+from haflow.errors import Conflict, InvalidRequest, NotFound
 from haflow.metastore.records import BackfillRow
 from haflow.web import serialize as s
 from haflow.web.auth import principal, requires
@@ -230,6 +230,21 @@ def patch_dags() -> Response:
     return _collection("dags", items, len(items), len(items), 0)
 
 
+@bp.delete("/dags/<dag_id>")
+@requires("edit")
+def delete_dag(dag_id: str) -> tuple[str, int]:
+    """Delete the DAG's metadata (runs, task instances, versions; its events stay); 409 while
+    a run is queued or running. A DAG whose file is still in the folder comes back."""
+    ctx = web()
+    try:
+        ctx.repo.retention.delete_dag(dag_id, ctx.now)
+    except Conflict:
+        raise
+    except InvalidRequest as exc:  # queued or running runs
+        raise Conflict(str(exc)) from None
+    return "", 204
+
+
 @bp.get("/dags/<dag_id>/details")
 @requires("read")
 def dag_details(dag_id: str) -> Response:
@@ -371,6 +386,15 @@ def mark_run(dag_id: str, dag_run_id: str) -> Response:
     ctx = web()
     ctx.repo.runs.mark(dag_id, dag_run_id, RunState(state), ctx.now, actor=_user())
     return jsonify(s.run_json(ctx.repo.runs.get(dag_id, dag_run_id)))
+
+
+@bp.delete("/dags/<dag_id>/dagRuns/<dag_run_id>")
+@requires("edit")
+def delete_run(dag_id: str, dag_run_id: str) -> tuple[str, int]:
+    """Delete a finished run with its task instances (its events stay); 409 while it runs."""
+    ctx = web()
+    ctx.repo.retention.delete_run(dag_id, dag_run_id, ctx.now)
+    return "", 204
 
 
 @bp.post("/dags/<dag_id>/dagRuns/<dag_run_id>/clear")

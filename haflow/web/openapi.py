@@ -696,6 +696,16 @@ def _public(op_id: str, summary: str, ok: str) -> J:
     }
 
 
+def _delete_conflicting(op_id: str, summary: str, params: list[J]) -> J:
+    """A DELETE that a running object refuses (409)."""
+    return {
+        "operationId": op_id,
+        "summary": summary,
+        "parameters": params,
+        "responses": {"204": {"description": "deleted"}, **_errors(400, 403, 404, 409)},
+    }
+
+
 def _delete(op_id: str, summary: str, params: list[J]) -> J:
     return {
         "operationId": op_id,
@@ -826,6 +836,12 @@ def _paths() -> J:
         },
         "/dags/{dag_id}": {
             "get": _op("get_dag", "One DAG", "Dag", DAG, 400, 404),
+            "delete": _delete_conflicting(
+                "delete_dag",
+                "Delete the DAG's runs, task instances and versions (not while a run is queued "
+                "or running); its file, if still there, brings it back",
+                DAG,
+            ),
             "patch": _with_body(
                 _op("patch_dag", "Pause or unpause", "Dag", [*DAG, UPDATE_MASK], 400, 403, 404),
                 BODY_PATCH,
@@ -878,6 +894,9 @@ def _paths() -> J:
         },
         run: {
             "get": _op("get_run", "One run", "DagRun", RUN, 400, 404),
+            "delete": _delete_conflicting(
+                "delete_run", "Delete a finished run with its task instances", RUN
+            ),
             "patch": _with_body(
                 _op("mark_run", "Mark a run success or failed", "DagRun", RUN, 400, 403, 404),
                 BODY_MARK_RUN,

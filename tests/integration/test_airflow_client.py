@@ -256,3 +256,14 @@ def test_config_and_event_logs(client: Any) -> None:
     assert listed.total_entries >= 1 and len(listed.event_logs) <= 5
     first = listed.event_logs[0]
     assert logs.get_event_log(first.event_log_id).event == first.event
+
+
+def test_a_finished_run_deleted(client: Any) -> None:
+    runs = dag_run_api.DAGRunApi(client)
+    wait_for("compat parsed", lambda: dag_api.DAGApi(client).get_dag("compat").is_active, 60)
+    runs.post_dag_run("compat", DAGRun(dag_run_id="to_delete"))
+    _finished(runs, "compat", "to_delete")
+    runs.delete_dag_run("compat", "to_delete")
+    with pytest.raises(ac.ApiException) as gone:
+        runs.get_dag_run("compat", "to_delete")
+    assert gone.value.status == 404

@@ -5,7 +5,8 @@ used as a user would, through haproxy:
 1. every service comes up healthy (haflow-init exits 0), without Grafana (not packaged here);
 2. a user logs in through haproxy and triggers a DAG from its page; the run succeeds on a worker;
 3. `docker-compose kill` of the leader's master: the other master leads, and a run triggered
-   through haproxy succeeds;
+   through haproxy succeeds; Airflow's own client (`apache-airflow-client`) lists, triggers
+   with conf, polls and reads task instances and a log through haproxy, on the one master left;
 4. `haflow chaos kill WORKER --compose deploy/docker-compose.yml` while it runs a task: the
    attempt is reclaimed and retried on the other worker, and the run succeeds;
 5. `docker-compose stop WORKER` mid-task: the worker drains (its stop grace period), the task
@@ -37,7 +38,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import airflow_client.client as ac
 import pytest
+from airflow_client.client.api import dag_api, dag_run_api, task_instance_api
+from airflow_client.client.model.dag_run import DAGRun
 
 from haflow.chaos.compose import PROJECT_LABEL
 from haflow.chaos.docker import Docker
@@ -291,6 +295,7 @@ def test_compose_stack(stack: Stack) -> None:
     wait_for(f"{other} to lead", lambda: _quietly(stack.leader) == other, 60, 0.5)
     stack.trigger("e2e_quick", "r2")
     stack.wait_run("e2e_quick", "r2")
+    _airflow_client(stack)
 
     # 4. `haflow chaos kill` the worker running a task: reclaimed, retried elsewhere.
     stack.trigger("e2e_slow", "r3")
@@ -357,3 +362,27 @@ def _game_day(stack: Stack) -> None:
     assert {r["dag_id"] for r in history["runs"]} == {"chaos_long"}, "only the drill is judged"
     assert {r["node"] for r in history["records"]} <= {"worker1", "worker2"}, history["records"]
     assert history["records"], "the tasks recorded their executions"
+
+
+def _airflow_client(stack: Stack) -> None:
+    """Airflow's own client of its REST API v1, through haproxy's HTTPS, as a script written
+    for Airflow would use the cluster (its models check every answer's shape)."""
+    conf = ac.Configuration(host=f"{stack.base}/api/v1", username="admin", password=stack.password)
+    conf.ssl_ca_cert = str(Path(stack.env["HAFLOW_SECRETS_DIR"]) / "tls.pem")
+    with ac.ApiClient(conf) as api:
+        assert "e2e_quick" in [d.dag_id for d in dag_api.DAGApi(api).get_dags().dags]
+        runs = dag_run_api.DAGRunApi(api)
+        runs.post_dag_run("e2e_quick", DAGRun(dag_run_id="by_airflow_client", conf={"n": 1}))
+
+        def ended() -> bool:
+            state = str(runs.get_dag_run("e2e_quick", "by_airflow_client").state)
+            return state in ("success", "failed")
+
+        wait_for("the client's run to end", ended, 120, interval=0.5)
+        run = runs.get_dag_run("e2e_quick", "by_airflow_client")
+        assert str(run.state) == "success" and run.conf == {"n": 1}
+        tis = task_instance_api.TaskInstanceApi(api)
+        (ti,) = tis.get_task_instances("e2e_quick", "by_airflow_client").task_instances
+        assert ti.hostname in ("worker1", "worker2") and ti.try_number == 1
+        log = tis.get_log("e2e_quick", "by_airflow_client", "work", 1, full_content=True)
+        assert log.continuation_token

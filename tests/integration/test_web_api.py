@@ -366,3 +366,19 @@ def test_the_configuration_is_for_admins_with_secrets_masked(web_app: Web) -> No
     assert options["sql_alchemy_conn"] == "***" and options["dags_folder"]
     missing = c.get("/api/v1/config?section=nope", headers=admin)
     assert missing.status_code == 404 and "sections: core" in missing.get_json()["detail"]
+
+
+def test_a_finished_run_and_a_dag_deleted_not_while_running(web_app: Web) -> None:
+    c, h, repo = web_app.app.test_client(), web_app.auth("Op"), web_app.repo
+    running = c.delete("/api/v1/dags/d/dagRuns/r1", headers=h)  # r1 runs transform
+    assert running.status_code == 409 and "mark it" in running.get_json()["detail"]
+    assert c.delete("/api/v1/dags/d", headers=h).status_code == 409
+    c.patch("/api/v1/dags/d/dagRuns/r1", json={"state": "failed"}, headers=h)
+    assert c.delete("/api/v1/dags/d/dagRuns/r1", headers=h).status_code == 204
+    assert c.get("/api/v1/dags/d/dagRuns/r1", headers=h).status_code == 404
+    assert [e.run_id for e in repo.history.events(kinds=["run.deleted"])] == ["r1"]
+    assert c.delete("/api/v1/dags/d/dagRuns/r1", headers=h).status_code == 404
+    viewer = c.delete("/api/v1/dags/d", headers=web_app.auth("Viewer"))
+    assert viewer.status_code == 403
+    assert c.delete("/api/v1/dags/d", headers=h).status_code == 204
+    assert c.get("/api/v1/dags/d", headers=h).status_code == 404

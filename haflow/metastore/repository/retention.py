@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select, update
 
 from haflow.core.states import RunState
-from haflow.errors import InvalidRequest
+from haflow.errors import Conflict, InvalidRequest, NotFound
 from haflow.metastore import models as m
 from haflow.metastore.repository._base import _Base, _event
 
@@ -153,3 +153,24 @@ class RetentionQueries(_Base):
             detail = {"runs": runs, "forced": bool(busy)}
             self._emit(conn, [_event("dag.deleted", self.actor, now, dag_id=dag_id, detail=detail)])
         return runs
+
+    def delete_run(self, dag_id: str, run_id: str, now: datetime) -> None:
+        """Delete one finished run with its task instances, attempts, results and logs; its
+        events stay, with one `run.deleted`. Conflict while it is queued or running (its
+        attempts may be on workers: mark it first)."""
+        with self._tx() as conn:
+            row = conn.execute(
+                select(m.DagRun.id, m.DagRun.state)
+                .where(m.DagRun.dag_id == dag_id, m.DagRun.run_id == run_id)
+                .with_for_update()
+            ).first()
+            if row is None:
+                raise NotFound(f"DAG {dag_id!r} has no run {run_id!r}")
+            if row.state in (RunState.QUEUED, RunState.RUNNING):
+                raise Conflict(
+                    f"run {run_id!r} of DAG {dag_id!r} is {row.state}: mark it success or failed "
+                    "first, or wait for it to end"
+                )
+            conn.execute(delete(m.DagRun).where(m.DagRun.id == row.id))
+            event = _event("run.deleted", self.actor, now, dag_id=dag_id, run_id=run_id)
+            self._emit(conn, [event])
