@@ -1,8 +1,10 @@
-"""Free TCP ports on loopback for the servers a test starts."""
+"""Free TCP ports on loopback for the servers a test starts, and whether a webserver on one
+answers."""
 
 from __future__ import annotations
 
 import socket
+import urllib.request
 
 
 def free_ports(count: int) -> list[int]:
@@ -22,3 +24,12 @@ def free_ports(count: int) -> list[int]:
 
 def free_port() -> int:
     return free_ports(1)[0]
+
+
+def web_ready(port: int) -> bool:
+    """Whether a haflow webserver on loopback `port` answers /ready with 200."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False

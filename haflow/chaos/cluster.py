@@ -323,10 +323,8 @@ class Cluster:
 
     def wait_serving(self, deadline: float) -> None:
         """Wait for a leader, every worker's heartbeat and (with webservers) haproxy."""
-        ready = self.web_url("/ready")
-        wait_serving(
-            self.nodes(), self.repo, deadline, (lambda: http_ok(ready)) if self.web else None
-        )
+        ready = (lambda: http_ok(self.web_url("/ready"))) if self.web else None  # no lb without
+        wait_serving(self.nodes(), self.repo, deadline, ready)
 
     # -- status, logs, down -----------------------------------------------------------------
 

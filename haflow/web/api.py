@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -25,11 +26,11 @@ from haflow.core.states import RunState, TaskState
 from haflow.dag import versions
 from haflow.dag.schedule import backfill_intervals, local_instant
 from haflow.errors import Conflict, InvalidRequest, NotFound
-from haflow.metastore.records import BackfillRow
+from haflow.metastore.records import BackfillRow, EventRow
 from haflow.web import serialize as s
 from haflow.web.auth import principal, requires
 from haflow.web.context import web
-from haflow.web.openapi import document
+from haflow.web.openapi import document, documented_path, query_parameters
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -51,6 +52,18 @@ def check_path(_endpoint: str | None, values: dict[str, Any] | None) -> None:
     for name, value in (values or {}).items():
         if isinstance(value, str) and (len(value) > 250 or _CONTROL.search(value)):
             raise BadInput(f"{name} must be at most 250 printable characters", name)
+
+
+def check_query(rule: str, method: str) -> None:
+    """Refuse a query parameter the operation does not take, naming it: a filter of Airflow's
+    that haflow lacks must not be ignored silently (the answer would look filtered)."""
+    declared = query_parameters().get((documented_path(rule), method.lower()))
+    if declared is None:
+        return  # not an operation of the document (the document itself)
+    unknown = sorted(set(request.args) - declared)
+    if unknown:
+        allowed = ", ".join(sorted(declared)) or "none"
+        raise BadInput(f"unknown query parameter {unknown[0]!r}; allowed: {allowed}", unknown[0])
 
 
 def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
@@ -540,14 +553,27 @@ def list_pools() -> Response:
 @bp.post("/pools")
 @requires("edit")
 def create_pool() -> tuple[Response, int]:
-    body = json_object({"name", "slots", "description"})
+    """Create a pool; 409 when it exists (as in Airflow: PATCH changes one)."""
+    body = json_object({"name", "slots", "description", "include_deferred"})
+    _no_deferred(body)
     try:
         name = check_pool_name(body.get("name"))
     except InvalidRequest as exc:
         raise BadInput(str(exc), "name") from None
+    slots, description = _slots(body), _description(body)  # bad input is a 400 first
     ctx = web()
-    pool = ctx.repo.pools.set(name, _slots(body), ctx.now, _description(body))
+    if name in {p.name for p in ctx.repo.pools.list()}:
+        raise Conflict(f"pool {name!r} exists; PATCH /pools/{name} changes it")
+    pool = ctx.repo.pools.set(name, slots, ctx.now, description)
     return jsonify(s.pool_json(pool)), 201
+
+
+def _no_deferred(body: dict[str, Any]) -> None:
+    """Airflow's `include_deferred`: haflow has no deferred tasks, so only false is true."""
+    if body.get("include_deferred", False) is not False:
+        raise BadInput(
+            "include_deferred must be false: haflow has no deferred tasks", "include_deferred"
+        )
 
 
 @bp.get("/pools/<pool_name>")
@@ -559,7 +585,19 @@ def get_pool(pool_name: str) -> Response:
 @bp.patch("/pools/<pool_name>")
 @requires("edit")
 def patch_pool(pool_name: str) -> Response:
-    body = json_object({"slots", "description"})
+    """Change a pool's slots or description (those `update_mask` names, when given)."""
+    body = json_object({"name", "slots", "description", "include_deferred"})
+    _no_deferred(body)
+    if body.get("name", pool_name) != pool_name:
+        raise BadInput(f"name in the body must be the one in the path ({pool_name!r})", "name")
+    masked = [_checked_arg("update_mask", m) for m in request.args.getlist("update_mask")]
+    unknown = sorted(set(masked) - {"slots", "description"})
+    if unknown:
+        raise BadInput(
+            f"update_mask may name slots and description, not {unknown[0]!r}", "update_mask"
+        )
+    if masked:
+        body = {k: v for k, v in body.items() if k in masked}
     ctx = web()
     current = ctx.repo.pools.get(pool_name)
     slots = _slots(body) if "slots" in body else current.slots
@@ -668,24 +706,25 @@ def cluster() -> Response:
 @bp.get("/events")
 @requires("read")
 def events() -> Response:
-    limit, offset = page_args()
-    kind, dag_id = _str_arg("kind"), _str_arg("dag_id")
-    rows, total = web().repo.overview.recent_events(
-        kinds=[kind] if kind else None, dag_id=dag_id, limit=limit, offset=offset
-    )
-    return _collection("events", [s.event_json(e) for e in rows], total, limit, offset)
+    return _event_page("events", "kind", s.event_json)
 
 
 @bp.get("/eventLogs")
 @requires("read")
 def event_logs() -> Response:
     """The event log in Airflow's shape, newest first (`event`: a kind, `*` a wildcard)."""
+    return _event_page("event_logs", "event", s.event_log_json)
+
+
+def _event_page(key: str, kind_arg: str, shape: Callable[[EventRow], dict[str, Any]]) -> Response:
+    """A page of the event log, newest first, filtered by `kind_arg` (a kind, `*` a
+    wildcard) and `dag_id`, each event in `shape`."""
     limit, offset = page_args()
-    event, dag_id = _str_arg("event"), _str_arg("dag_id")
+    kind, dag_id = _str_arg(kind_arg), _str_arg("dag_id")
     rows, total = web().repo.overview.recent_events(
-        kinds=[event] if event else None, dag_id=dag_id, limit=limit, offset=offset
+        kinds=[kind] if kind else None, dag_id=dag_id, limit=limit, offset=offset
     )
-    return _collection("event_logs", [s.event_log_json(e) for e in rows], total, limit, offset)
+    return _collection(key, [shape(e) for e in rows], total, limit, offset)
 
 
 @bp.get("/eventLogs/<int:event_log_id>")

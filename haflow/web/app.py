@@ -84,6 +84,7 @@ def create_app(
     if instrument is not None:
         instrument(app)
     app.before_request(auth.guard)
+    app.before_request(_known_query)
     app.after_request(_headers)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
@@ -102,6 +103,12 @@ def _headers(resp: Response) -> Response:
     if request.endpoint not in auth.PUBLIC_ENDPOINTS:
         resp.headers.setdefault("Cache-Control", "no-store")
     return resp
+
+
+def _known_query() -> None:
+    """/api/v1 operations take only the query parameters their document declares."""
+    if request.url_rule is not None and request.path.startswith("/api/v1/"):
+        api.check_query(request.url_rule.rule, request.method)
 
 
 def problem(status: int, detail: str, field: str | None = None) -> Response:

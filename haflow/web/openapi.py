@@ -5,6 +5,7 @@ client `apache-airflow-client` 2.x reads it), with haflow's own fields after Air
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from typing import Any
 
@@ -548,19 +549,30 @@ BODY_MARK_TI = {
     "additionalProperties": False,
 }
 _SLOTS = {"type": "integer", "minimum": -1, "maximum": 1_000_000}
+_NO_DEFERRED = {"type": "boolean", "enum": [False]}
 BODY_POOL = {
     "type": "object",
     "properties": {
         "name": {"type": "string", "pattern": r"^[A-Za-z0-9_.\-]{1,250}$"},
         "slots": _SLOTS,
         "description": {"type": "string", "maxLength": 10000},
+        "include_deferred": _NO_DEFERRED,
     },
     "required": ["name", "slots"],
     "additionalProperties": False,
 }
 BODY_POOL_PATCH = {
     "type": "object",
-    "properties": {"slots": _SLOTS, "description": {"type": "string", "maxLength": 10000}},
+    "properties": {
+        "name": {
+            "type": "string",
+            "pattern": r"^[A-Za-z0-9_.\-]{1,250}$",
+            "description": "the pool's own name (Airflow's clients send it back)",
+        },
+        "slots": _SLOTS,
+        "description": {"type": "string", "maxLength": 10000},
+        "include_deferred": _NO_DEFERRED,
+    },
     "additionalProperties": False,
 }
 _NAME = {"type": "string", "pattern": r"^[A-Za-z0-9_.\-]{1,250}$"}
@@ -973,14 +985,22 @@ def _paths() -> J:
         "/pools": {
             "get": _op("list_pools", "Pools and the slots in use", "PoolCollection", PAGE, 400),
             "post": _with_body(
-                _op("create_pool", "Create or set a pool", "Pool", [], 400, 403, code=201),
+                _op("create_pool", "Create a pool", "Pool", [], 400, 403, 409, code=201),
                 BODY_POOL,
             ),
         },
         "/pools/{pool_name}": {
             "get": _op("get_pool", "One pool", "Pool", POOL, 400, 404),
             "patch": _with_body(
-                _op("patch_pool", "Change a pool's slots", "Pool", POOL, 400, 403, 404),
+                _op(
+                    "patch_pool",
+                    "Change a pool's slots or description (those of `update_mask`, if given)",
+                    "Pool",
+                    [*POOL, UPDATE_MASK],
+                    400,
+                    403,
+                    404,
+                ),
                 BODY_POOL_PATCH,
             ),
             "delete": {
@@ -1089,3 +1109,21 @@ def document() -> J:
         },
         "paths": _paths(),
     }
+
+
+@cache
+def query_parameters() -> dict[tuple[str, str], frozenset[str]]:
+    """(path as the document writes it, lower-case method) -> the query parameters declared."""
+    out: dict[tuple[str, str], frozenset[str]] = {}
+    for path, ops in document()["paths"].items():
+        for method, op in ops.items():
+            names = {p["name"] for p in op.get("parameters", []) if p["in"] == "query"}
+            out[(path, method)] = frozenset(names)
+    return out
+
+
+def documented_path(rule: str) -> str:
+    """A Flask rule of /api/v1 (`/api/v1/dags/<dag_id>/logs/<int:attempt>`) as the document
+    writes its path (`/dags/{dag_id}/logs/{attempt}`)."""
+    path = rule.removeprefix("/api/v1")
+    return re.sub(r"<(?:[a-z]+:)?([A-Za-z_]+)>", r"{\1}", path)

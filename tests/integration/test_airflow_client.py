@@ -34,7 +34,7 @@ from airflow_client.client.model.update_task_instance import UpdateTaskInstance
 from airflow_client.client.model.update_task_state import UpdateTaskState
 
 from tests.daemons import start_haflow, stop_group
-from tests.ports import free_port
+from tests.ports import free_port, web_ready
 from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -65,14 +65,6 @@ with DAG("compat_failing", schedule=None, start_date=datetime(2026, 1, 1),
 BROKEN = "import nowhere_to_be_found\n"
 
 
-def _ready(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as resp:
-            return bool(resp.status == 200)
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """An ApiClient of a fresh standalone, logged in with Basic auth as its admin."""
@@ -91,7 +83,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     env.pop("HAFLOW__CORE__FERNET_KEY", None)
     proc = start_haflow("standalone", env=env, log=home.parent / "standalone.log")
     try:
-        wait_for("the standalone's web UI", lambda: _ready(port), timeout=90)
+        wait_for("the standalone's web UI", lambda: web_ready(port), timeout=90)
         password = (home / "standalone_admin_password.txt").read_text().strip()
         conf = ac.Configuration(
             host=f"http://127.0.0.1:{port}/api/v1", username="admin", password=password

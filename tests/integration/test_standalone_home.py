@@ -6,24 +6,15 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
-import urllib.request
 from pathlib import Path
 
 from tests.daemons import HAFLOW, start_haflow, stop_group
-from tests.ports import free_port
+from tests.ports import free_port, web_ready
 from tests.waiting import wait_for
 
 
 def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
-
-
-def _ready(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as resp:
-            return bool(resp.status == 200)
-    except OSError:
-        return False
 
 
 def test_a_fresh_standalone_home_is_private_and_doctor_passes_on_it(tmp_path: Path) -> None:
@@ -35,7 +26,7 @@ def test_a_fresh_standalone_home_is_private_and_doctor_passes_on_it(tmp_path: Pa
     log = tmp_path / "standalone.log"
     proc = start_haflow("standalone", env=env, log=log)
     try:
-        wait_for("the standalone's web UI", lambda: _ready(port), timeout=90)
+        wait_for("the standalone's web UI", lambda: web_ready(port), timeout=90)
         assert _mode(home) == 0o700
         for name in ("haflow.cfg", "haflow.db", "webserver_secret_key", "fernet_key"):
             assert _mode(home / name) == 0o600, name
@@ -61,7 +52,7 @@ def test_a_fresh_standalone_home_is_private_and_doctor_passes_on_it(tmp_path: Pa
     before = (home / "haflow.cfg").read_text()
     proc = start_haflow("standalone", env=env, log=log)
     try:
-        wait_for("the standalone's web UI again", lambda: _ready(port), timeout=90)
+        wait_for("the standalone's web UI again", lambda: web_ready(port), timeout=90)
         assert (home / "webserver_secret_key").read_text() == key
         assert (home / "haflow.cfg").read_text() == before
     finally:

@@ -382,3 +382,28 @@ def test_a_finished_run_and_a_dag_deleted_not_while_running(web_app: Web) -> Non
     assert viewer.status_code == 403
     assert c.delete("/api/v1/dags/d", headers=h).status_code == 204
     assert c.get("/api/v1/dags/d", headers=h).status_code == 404
+
+
+def test_an_unknown_query_parameter_is_refused_not_ignored(web_app: Web) -> None:
+    """An Airflow filter haflow lacks would otherwise answer an unfiltered list."""
+    c, h = web_app.app.test_client(), web_app.auth("Viewer")
+    resp = c.get("/api/v1/dags/d/dagRuns?execution_date_gte=2026-01-01T00:00:00Z", headers=h)
+    assert resp.status_code == 400 and resp.get_json()["field"] == "execution_date_gte"
+    assert "allowed: limit, offset, state" in resp.get_json()["detail"]
+    assert c.get("/api/v1/dags/d/dagRuns?state=success", headers=h).status_code == 200
+
+
+def test_a_pool_is_created_once_and_patched_as_airflow_does(web_app: Web) -> None:
+    c, op = web_app.app.test_client(), web_app.auth("Op")
+    assert c.post("/api/v1/pools", json={"name": "db", "slots": 2}, headers=op).status_code == 201
+    again = c.post("/api/v1/pools", json={"name": "db", "slots": 3}, headers=op)
+    assert again.status_code == 409 and "PATCH" in again.get_json()["detail"]
+    whole = {"name": "db", "slots": 4, "description": "d", "include_deferred": False}
+    masked = c.patch("/api/v1/pools/db?update_mask=slots", json=whole, headers=op).get_json()
+    assert (masked["slots"], masked["description"]) == (4, "")  # only the masked field
+    renamed = c.patch("/api/v1/pools/db", json={"name": "other"}, headers=op)
+    assert renamed.status_code == 400 and renamed.get_json()["field"] == "name"
+    deferred = c.post(
+        "/api/v1/pools", json={**whole, "name": "x", "include_deferred": True}, headers=op
+    )
+    assert deferred.status_code == 400 and deferred.get_json()["field"] == "include_deferred"
