@@ -27,9 +27,12 @@ from haflow.errors import (
 from haflow.metastore.crypto import Crypto
 from haflow.metastore.engine import create_engine
 from haflow.metastore.repository import Repository
-from haflow.web import api, auth, health, pages, secrets_api
+from haflow.web import api, api_dags, api_ops, api_runs, auth, health, pages, secrets_api
 from haflow.web.context import WebContext
 from haflow.web.format import register_filters
+
+API_ROUTES = (api_dags, api_runs, api_ops)
+"""The modules whose routes `api.bp` serves: importing them adds their routes to it."""
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -87,7 +90,7 @@ def create_app(
     app.before_request(_known_query)
     app.after_request(_headers)
     app.register_blueprint(health.bp)
-    app.register_blueprint(api.bp)
+    app.register_blueprint(api.bp)  # with the routes of api_dags, api_runs and api_ops
     app.register_blueprint(secrets_api.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(pages.auth_bp)

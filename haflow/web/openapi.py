@@ -11,8 +11,19 @@ from typing import Any
 
 from haflow import __version__
 from haflow.core.states import TaskState, TriggerRule
+from haflow.metastore.repository.runs import RUN_ORDERS
 
 J = dict[str, Any]
+
+# The fields each list may be ordered by (Airflow's `order_by`; `-` first to reverse).
+TI_ORDERS = (
+    *("task_id", "state", "start_date", "end_date", "duration", "try_number", "hostname"),
+    *("pool", "queued_when"),
+)
+POOL_ORDERS = ("name", "slots", "occupied_slots", "running_slots", "queued_slots", "open_slots")
+IMPORT_ERROR_ORDERS = ("import_error_id", "filename", "timestamp")
+EVENT_ORDERS = ("id", "event_log_id", "ts", "when")
+"""Events are kept in the order they happened: each of these lists them in that order."""
 
 
 def _str(nullable: bool = False) -> J:
@@ -435,6 +446,26 @@ SCHEMAS["TaskInstanceReferenceCollection"] = _obj(
         }
     }
 )
+_XCOM_ITEM: J = {
+    "key": _str(),
+    "timestamp": _str(),
+    "execution_date": _str(),
+    "map_index": {"type": "integer"},
+    "task_id": _str(),
+    "dag_id": _str(),
+}
+SCHEMAS["XComItem"] = _obj(_XCOM_ITEM)
+SCHEMAS["DagSource"] = _obj({"content": _str()})
+SCHEMAS["XComCollection"] = _collection("XComItem", "xcom_entries")
+SCHEMAS["XCom"] = _obj(
+    {
+        **_XCOM_ITEM,
+        "value": {
+            "description": "the task's result: JSON text, or (stringify=false) the value",
+            "nullable": True,
+        },
+    }
+)
 SCHEMAS["Variable"] = {
     **_obj({"key": _str(), "value": _str(), "description": _str()}),
     "description": "value is *** when the key looks sensitive (in lists) or for a Viewer",
@@ -808,7 +839,9 @@ def _paths() -> J:
     runs = "/dags/{dag_id}/dagRuns"
     run = runs + "/{dag_run_id}"
     ti = run + "/taskInstances/{task_id}"
-    state = _param("state", "query", {"type": "string", "maxLength": 250})
+    state = _param(
+        "state", "query", {"type": "array", "items": {"type": "string", "maxLength": 250}}
+    )
     kind = _param("kind", "query", {"type": "string", "maxLength": 250})
     dag_q = _param("dag_id", "query", {"type": "string", "maxLength": 250})
     flag = {"type": "boolean"}
@@ -826,6 +859,12 @@ def _paths() -> J:
     )
     token = _param("token", "query", {"type": "string", "pattern": "^[0-9]{1,18}$"})
     full = _param("full_content", "query", {**flag, "default": False})
+    map_index = _param("map_index", "query", {"type": "integer", "minimum": -1, "maximum": -1})
+
+    def order_by(*fields: str) -> J:
+        choices = [f for field in fields for f in (field, f"-{field}")]
+        return _param("order_by", "query", {"type": "string", "enum": choices})
+
     return {
         "/health": {"get": _public("api_health", "Airflow's health: always 200", "Health")},
         "/version": {"get": _public("version", "haflow's version", "Version")},
@@ -895,7 +934,7 @@ def _paths() -> J:
                 "list_runs",
                 "Runs of a DAG (`~`: of every DAG), newest first",
                 "DagRunCollection",
-                [*DAG, *PAGE, state],
+                [*DAG, *PAGE, state, order_by(*RUN_ORDERS)],
                 400,
                 404,
             ),
@@ -920,7 +959,7 @@ def _paths() -> J:
                 "list_tis",
                 "Task instances of a run",
                 "TaskInstanceCollection",
-                [*RUN, *PAGE],
+                [*RUN, *PAGE, order_by(*TI_ORDERS)],
                 400,
                 404,
             )
@@ -942,6 +981,32 @@ def _paths() -> J:
                 ),
                 BODY_MARK_TI,
             ),
+        },
+        ti + "/xcomEntries": {
+            "get": _op(
+                "xcom_entries",
+                "Airflow's XCom entries of a task instance: its result as return_value",
+                "XComCollection",
+                [*TASK, *PAGE, map_index, _param("xcom_key", "query", text)],
+                400,
+                404,
+            )
+        },
+        ti + "/xcomEntries/{xcom_key}": {
+            "get": _op(
+                "xcom_entry",
+                "The task's result as Airflow's XCom return_value",
+                "XCom",
+                [
+                    *TASK,
+                    _param("xcom_key", "path", ID),
+                    map_index,
+                    _param("deserialize", "query", flag),
+                    _param("stringify", "query", {**flag, "default": True}),
+                ],
+                400,
+                404,
+            )
         },
         ti + "/logs/{attempt}": {
             "get": _op(
@@ -983,7 +1048,13 @@ def _paths() -> J:
             )
         },
         "/pools": {
-            "get": _op("list_pools", "Pools and the slots in use", "PoolCollection", PAGE, 400),
+            "get": _op(
+                "list_pools",
+                "Pools and the slots in use",
+                "PoolCollection",
+                [*PAGE, order_by(*POOL_ORDERS)],
+                400,
+            ),
             "post": _with_body(
                 _op("create_pool", "Create a pool", "Pool", [], 400, 403, 409, code=201),
                 BODY_POOL,
@@ -1016,7 +1087,7 @@ def _paths() -> J:
                 "events",
                 "The event log, newest first",
                 "EventCollection",
-                [*PAGE, kind, dag_q],
+                [*PAGE, kind, dag_q, order_by(*EVENT_ORDERS)],
                 400,
             )
         },
@@ -1025,7 +1096,7 @@ def _paths() -> J:
                 "event_logs",
                 "The event log in Airflow's shape, newest first",
                 "EventLogCollection",
-                [*PAGE, _param("event", "query", text), dag_q],
+                [*PAGE, _param("event", "query", text), dag_q, order_by(*EVENT_ORDERS)],
                 400,
             )
         },
@@ -1051,6 +1122,16 @@ def _paths() -> J:
                 [_param("section", "query", text)],
                 400,
                 403,
+                404,
+            )
+        },
+        "/dagSources/{file_token}": {
+            "get": _op(
+                "dag_source",
+                "The DAG file of a DAG's code version now (`file_token`: the DAG's)",
+                "DagSource",
+                [_param("file_token", "path", ID)],
+                400,
                 404,
             )
         },
@@ -1086,7 +1167,11 @@ def _paths() -> J:
         },
         "/importErrors": {
             "get": _op(
-                "import_errors", "DAG files that failed to load", "ImportErrorCollection", PAGE, 400
+                "import_errors",
+                "DAG files that failed to load",
+                "ImportErrorCollection",
+                [*PAGE, order_by(*IMPORT_ERROR_ORDERS)],
+                400,
             )
         },
         "/me": {"get": _op("me", "Who is asking", "Me", [])},

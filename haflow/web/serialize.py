@@ -69,7 +69,7 @@ def dag_json(
         "pickle_id": None,
         "default_view": "grid",
         "fileloc": d.fileloc,
-        "file_token": d.fileloc,
+        "file_token": d.dag_id,  # /dagSources/{file_token}: the DAG file of its version now
         "owners": [],
         "description": d.description,
         "schedule_interval": schedule_interval(d.schedule),

@@ -24,6 +24,7 @@ from airflow_client.client.api import (
     monitoring_api,
     pool_api,
     task_instance_api,
+    x_com_api,
 )
 from airflow_client.client.model.clear_dag_run import ClearDagRun
 from airflow_client.client.model.clear_task_instances import ClearTaskInstances
@@ -161,6 +162,10 @@ def test_a_triggered_run_polled_its_task_instances_and_log_read(client: Any) -> 
     assert "hello airflow" in log.content
     rest = tis.get_log("compat", "by_client", "say", 1, token=log.continuation_token)
     assert "hello airflow" not in rest.content  # only what came after the token
+    xcoms = x_com_api.XComApi(client)  # a task's result is its XCom return_value
+    listed = xcoms.get_xcom_entries("compat", "by_client", "say")
+    assert [x.key for x in listed.xcom_entries] == ["return_value"]
+    assert xcoms.get_xcom_entry("compat", "by_client", "say", "return_value").value == "42"
 
 
 def test_a_failed_run_cleared_and_marked(client: Any) -> None:
@@ -198,6 +203,8 @@ def test_pools_and_import_errors(client: Any) -> None:
 def test_a_dags_details_and_tasks(client: Any) -> None:
     dags = dag_api.DAGApi(client)
     wait_for("compat parsed", lambda: dags.get_dag("compat").is_active, 60)
+    source = dags.get_dag_source(dags.get_dag("compat").file_token)
+    assert 'with DAG("compat"' in source.content  # the DAG file as the scheduler stored it
     details = dags.get_dag_details("compat")
     assert details.timezone == "UTC" and details.catchup is False
     tasks = dags.get_tasks("compat")

@@ -6,7 +6,8 @@ used as a user would, through haproxy:
 2. a user logs in through haproxy and triggers a DAG from its page; the run succeeds on a worker;
 3. `docker-compose kill` of the leader's master: the other master leads, and a run triggered
    through haproxy succeeds; Airflow's own client (`apache-airflow-client`) lists, triggers
-   with conf, polls and reads task instances and a log through haproxy, on the one master left;
+   with conf, polls, reads task instances and a log, pauses and unpauses, clears and marks,
+   through haproxy, on the one master left;
 4. `haflow chaos kill WORKER --compose deploy/docker-compose.yml` while it runs a task: the
    attempt is reclaimed and retried on the other worker, and the run succeeds;
 5. `docker-compose stop WORKER` mid-task: the worker drains (its stop grace period), the task
@@ -41,7 +42,10 @@ from typing import Any
 import airflow_client.client as ac
 import pytest
 from airflow_client.client.api import dag_api, dag_run_api, task_instance_api
+from airflow_client.client.model.clear_dag_run import ClearDagRun
+from airflow_client.client.model.dag import DAG
 from airflow_client.client.model.dag_run import DAGRun
+from airflow_client.client.model.update_dag_run_state import UpdateDagRunState
 
 from haflow.chaos.compose import PROJECT_LABEL
 from haflow.chaos.docker import Docker
@@ -70,7 +74,7 @@ def work(seconds: float) -> str:
     return socket.gethostname()
 
 
-for dag_id, seconds in (("e2e_quick", 0), ("e2e_slow", 25)):
+for dag_id, seconds in (("e2e_quick", 0), ("e2e_slow", 12)):
     with DAG(dag_id, schedule=None, start_date=datetime(2026, 1, 1), catchup=False,
              default_args={"retries": 0}):
         PythonTask("work", python_callable=work, op_kwargs={"seconds": seconds})
@@ -386,3 +390,20 @@ def _airflow_client(stack: Stack) -> None:
         assert ti.hostname in ("worker1", "worker2") and ti.try_number == 1
         log = tis.get_log("e2e_quick", "by_airflow_client", "work", 1, full_content=True)
         assert log.continuation_token
+        dags = dag_api.DAGApi(api)  # pause and unpause, clear and run again, mark the run
+        assert dags.patch_dag("e2e_quick", DAG(is_paused=True)).is_paused is True
+        assert dags.patch_dag("e2e_quick", DAG(is_paused=False)).is_paused is False
+        runs.clear_dag_run("e2e_quick", "by_airflow_client", ClearDagRun(dry_run=False))
+        wait_for(
+            "the cleared task's second try to end",
+            lambda: (
+                tis.get_task_instance("e2e_quick", "by_airflow_client", "work").try_number == 2
+                and ended()
+            ),
+            120,
+            interval=0.5,
+        )
+        marked = runs.update_dag_run_state(
+            "e2e_quick", "by_airflow_client", UpdateDagRunState(state="failed")
+        )
+        assert str(marked.state) == "failed"

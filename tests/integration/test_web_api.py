@@ -389,7 +389,7 @@ def test_an_unknown_query_parameter_is_refused_not_ignored(web_app: Web) -> None
     c, h = web_app.app.test_client(), web_app.auth("Viewer")
     resp = c.get("/api/v1/dags/d/dagRuns?execution_date_gte=2026-01-01T00:00:00Z", headers=h)
     assert resp.status_code == 400 and resp.get_json()["field"] == "execution_date_gte"
-    assert "allowed: limit, offset, state" in resp.get_json()["detail"]
+    assert "allowed: limit, offset, order_by, state" in resp.get_json()["detail"]
     assert c.get("/api/v1/dags/d/dagRuns?state=success", headers=h).status_code == 200
 
 
@@ -407,3 +407,26 @@ def test_a_pool_is_created_once_and_patched_as_airflow_does(web_app: Web) -> Non
         "/api/v1/pools", json={**whole, "name": "x", "include_deferred": True}, headers=op
     )
     assert deferred.status_code == 400 and deferred.get_json()["field"] == "include_deferred"
+
+
+def test_lists_are_ordered_and_filtered_as_airflow_asks(web_app: Web) -> None:
+    c, h = web_app.app.test_client(), web_app.auth("Op")
+    for run_id in ("b", "a", "c"):
+        c.post("/api/v1/dags/d/dagRuns", json={"dag_run_id": run_id}, headers=h)
+    runs = "/api/v1/dags/d/dagRuns"
+    by_id = c.get(f"{runs}?order_by=dag_run_id", headers=h).get_json()["dag_runs"]
+    assert [r["dag_run_id"] for r in by_id] == ["a", "b", "c", "r1"]
+    newest = c.get(runs, headers=h).get_json()["dag_runs"]  # the default: newest first
+    assert [r["dag_run_id"] for r in newest] == ["c", "a", "b", "r1"]
+    started = c.get(f"{runs}?order_by=-start_date", headers=h).get_json()["dag_runs"]
+    assert started[0]["dag_run_id"] == "r1"  # the queued ones have no start: last
+    both = c.get(f"{runs}?state=queued&state=running", headers=h).get_json()
+    assert both["total_entries"] == 4
+    assert c.get(f"{runs}?state=running", headers=h).get_json()["total_entries"] == 1
+    bad = c.get(f"{runs}?order_by=color", headers=h)
+    assert bad.status_code == 400 and bad.get_json()["field"] == "order_by"
+    tis = c.get(f"{runs}/r1/taskInstances?order_by=-task_id", headers=h).get_json()
+    assert [t["task_id"] for t in tis["task_instances"]] == ["transform", "load", "extract"]
+    oldest = c.get("/api/v1/eventLogs?order_by=event_log_id&limit=2", headers=h).get_json()
+    ids = [e["event_log_id"] for e in oldest["event_logs"]]
+    assert ids == sorted(ids) and len(ids) == 2

@@ -270,6 +270,7 @@ def _get_routes(w: Web) -> list[str]:
     values = {"dag_id": "d", "run_id": "r1", "dag_run_id": "r1", "task_id": "extract"}
     values |= {"attempt": "1", "pool_name": "default_pool", "backfill_id": "1"}
     values |= {"variable_key": "db_password", "connection_id": "warehouse", "version": "current"}
+    values |= {"event_log_id": "1", "xcom_key": "return_value", "file_token": "d"}
     paths = []
     for rule in w.app.url_map.iter_rules():
         if "GET" not in (rule.methods or ()) or rule.endpoint == "static":

@@ -41,6 +41,8 @@ VALUES = {
     "conn_id": "c",
     "version": "current",
     "event_log_id": 1,
+    "xcom_key": "return_value",
+    "file_token": "d",
 }
 
 

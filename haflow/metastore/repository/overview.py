@@ -69,12 +69,17 @@ class OverviewQueries(_Base):
             rows = conn.execute(select(m.DagRun).where(m.DagRun.id.in_(newest))).all()
         return {r.dag_id: _run_row(r) for r in rows}
 
-    def count_runs(self, dag_id: str | None = None, state: str | None = None) -> int:
+    def count_runs(
+        self, dag_id: str | None = None, state: str | Sequence[str] | None = None
+    ) -> int:
+        """How many runs (of `dag_id`, in `state` or one of the states) there are."""
         stmt = select(func.count()).select_from(m.DagRun)
         if dag_id is not None:
             stmt = stmt.where(m.DagRun.dag_id == dag_id)
-        if state is not None:
+        if isinstance(state, str):
             stmt = stmt.where(m.DagRun.state == state)
+        elif state:
+            stmt = stmt.where(m.DagRun.state.in_(list(state)))
         with self._tx() as conn:
             return int(conn.execute(stmt).scalar_one())
 
@@ -108,14 +113,16 @@ class OverviewQueries(_Base):
         dag_id: str | None = None,
         limit: int = 100,
         offset: int = 0,
+        oldest_first: bool = False,
     ) -> tuple[list[EventRow], int]:
-        """A page of events, newest first, and how many match in all."""
+        """A page of events, newest first (or oldest first), and how many match in all."""
         cond = []
         if kinds:
             cond.append(or_(*[m.Event.kind.like(k.replace("*", "%")) for k in kinds]))
         if dag_id:
             cond.append(m.Event.dag_id == dag_id)
-        page = select(m.Event).where(*cond).order_by(m.Event.id.desc()).limit(limit)
+        order = m.Event.id.asc() if oldest_first else m.Event.id.desc()
+        page = select(m.Event).where(*cond).order_by(order).limit(limit)
         with self._tx() as conn:
             rows = conn.execute(page.offset(offset)).all()
             total = conn.execute(select(func.count()).select_from(m.Event).where(*cond))

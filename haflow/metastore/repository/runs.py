@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, case, func, insert, select, update
 
 from haflow.core.clearing import JUST_THESE, ClearScope, UnknownTasks, tasks_to_clear
 from haflow.core.ids import check_run_id
@@ -21,6 +21,23 @@ from haflow.metastore.records import (
     RunRow,
 )
 from haflow.metastore.repository._base import _Base, _checked, _code_now, _event, _run_row
+
+
+def _logical() -> Any:
+    return func.coalesce(m.DagRun.data_interval_start, m.DagRun.created_at)
+
+
+RUN_ORDERS: dict[str, Callable[[], Any]] = {
+    "id": lambda: m.DagRun.id,
+    "dag_run_id": lambda: m.DagRun.run_id,
+    "state": lambda: m.DagRun.state,
+    "start_date": lambda: m.DagRun.started_at,
+    "end_date": lambda: m.DagRun.ended_at,
+    "execution_date": _logical,
+    "logical_date": _logical,
+    "created_at": lambda: m.DagRun.created_at,
+}
+"""The orders runs can be listed in (Airflow's names), by the column (expression) of each."""
 
 
 class RunQueries(_Base):
@@ -88,15 +105,30 @@ class RunQueries(_Base):
         self,
         dag_id: str | None = None,
         *,
-        state: str | None = None,
+        state: str | Sequence[str] | None = None,
         limit: int = 100,
         offset: int = 0,
+        order: str = "-id",
     ) -> list[RunRow]:
-        stmt = select(m.DagRun).order_by(m.DagRun.id.desc()).limit(limit).offset(offset)
+        """A page of runs (of `dag_id`, in `state` or one of the states), in `order`: one of
+        RUN_ORDERS, `-` first for descending; runs without the value (not started yet, say)
+        come last either way, and ties go by id."""
+        column = RUN_ORDERS.get(order.removeprefix("-"))
+        if column is None:
+            raise InvalidRequest(
+                f"order {order!r}: choose one of {sorted(RUN_ORDERS)}, '-' first to reverse"
+            )
+        key = column()
+        by = key.desc() if order.startswith("-") else key.asc()
+        tie = m.DagRun.id.desc() if order.startswith("-") else m.DagRun.id.asc()
+        missing = case((key.is_(None), 1), else_=0)  # portable NULLS LAST
+        stmt = select(m.DagRun).order_by(missing, by, tie).limit(limit).offset(offset)
         if dag_id is not None:
             stmt = stmt.where(m.DagRun.dag_id == dag_id)
-        if state is not None:
+        if isinstance(state, str):
             stmt = stmt.where(m.DagRun.state == state)
+        elif state:
+            stmt = stmt.where(m.DagRun.state.in_(list(state)))
         with self._tx() as conn:
             return [_run_row(r) for r in conn.execute(stmt)]
 
