@@ -76,17 +76,22 @@ def get_dag(dag_id: str) -> Response:
 @bp.patch("/dags/<dag_id>")
 @requires("edit")
 def patch_dag(dag_id: str) -> Response:
-    """Pause or unpause; `update_mask` (Airflow's) may name is_paused only."""
-    masked = [checked_arg("update_mask", m) for m in request.args.getlist("update_mask")]
-    if any(m != "is_paused" for m in masked):
-        raise BadInput("update_mask may name is_paused only", "update_mask")
-    body = json_object({"is_paused"})
-    paused = body.get("is_paused")
-    if not isinstance(paused, bool):
-        raise BadInput("is_paused must be true or false", "is_paused")
+    """Pause or unpause."""
+    paused = _paused_asked()
     ctx = web()
     ctx.repo.dags.set_paused(dag_id, paused, ctx.now)
     return jsonify(_dag_json(dag_id))
+
+
+def _paused_asked() -> bool:
+    """The `is_paused` a PATCH of DAGs asks for (`update_mask`, Airflow's, may name it only)."""
+    masked = [checked_arg("update_mask", m) for m in request.args.getlist("update_mask")]
+    if any(m != "is_paused" for m in masked):
+        raise BadInput("update_mask may name is_paused only", "update_mask")
+    paused = json_object({"is_paused"}).get("is_paused")
+    if not isinstance(paused, bool):
+        raise BadInput("is_paused must be true or false", "is_paused")
+    return paused
 
 
 @bp.patch("/dags")
@@ -94,16 +99,10 @@ def patch_dag(dag_id: str) -> Response:
 def patch_dags() -> Response:
     """Pause or unpause every active DAG whose id holds `dag_id_pattern` (required, as in
     Airflow); the DAGs changed."""
-    masked = [checked_arg("update_mask", m) for m in request.args.getlist("update_mask")]
-    if any(m != "is_paused" for m in masked):
-        raise BadInput("update_mask may name is_paused only", "update_mask")
     pattern = str_arg("dag_id_pattern")
     if not pattern:
         raise BadInput("dag_id_pattern must name the DAGs to change", "dag_id_pattern")
-    body = json_object({"is_paused"})
-    paused = body.get("is_paused")
-    if not isinstance(paused, bool):
-        raise BadInput("is_paused must be true or false", "is_paused")
+    paused = _paused_asked()
     ctx = web()
     chosen = [d.dag_id for d in ctx.repo.overview.dag_details(active_only=True)]
     chosen = [dag_id for dag_id in chosen if pattern in dag_id]

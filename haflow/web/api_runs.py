@@ -104,21 +104,9 @@ def clear(dag_id: str, dag_run_id: str) -> Response:
     """Clear the run's task instances (`task_ids`: those only, else all) so they run again.
     As in Airflow, a dry run unless `dry_run` is false: a dry run lists the task instances
     it would clear (`task_instances`), a real one answers the run."""
-    flags = ("include_downstream", "include_upstream", "only_failed", "dry_run")
-    body = json_object({"task_ids", *flags})
-    task_ids = body.get("task_ids", [])
-    if not isinstance(task_ids, list) or not all(isinstance(t, str) for t in task_ids):
-        raise BadInput("task_ids must be a list of task ids", "task_ids")
-    for flag in flags:
-        if not isinstance(body.get(flag, False), bool):
-            raise BadInput(f"{flag} must be true or false", flag)
-    scope = ClearScope(
-        downstream=body.get("include_downstream", False),
-        upstream=body.get("include_upstream", False),
-        only_failed=body.get("only_failed", False),
-    )
+    body = json_object({"task_ids", *CLEAR_FLAGS})
+    task_ids, scope, dry_run = _clear_asked(body, only_failed=False)
     ctx = web()
-    dry_run = body.get("dry_run", True)
     ids = ctx.repo.runs.clear(
         dag_id, dag_run_id, task_ids, ctx.now, scope, dry_run=dry_run, actor=user_name()
     )
@@ -138,27 +126,21 @@ def clear_task_instances(dag_id: str) -> Response:
     those whose logical date lies from `start_date` to `end_date`, else all) that `task_ids`,
     `only_failed` (true by default, as in Airflow) and the include flags choose; a dry run
     unless `dry_run` is false. Answers references to the task instances chosen."""
-    flags = ("dry_run", "only_failed", "include_upstream", "include_downstream", "reset_dag_runs")
-    ignored = ("only_running", "include_subdags", "include_parentdag", "include_future")
-    body = json_object(
-        {"task_ids", "dag_run_id", "start_date", "end_date", "include_past", *flags, *ignored}
+    unsupported = (
+        *("only_running", "include_subdags", "include_parentdag", "include_future"),
+        "include_past",
     )
-    for flag in (*flags, *ignored, "include_past"):
+    body = json_object(
+        {"task_ids", "dag_run_id", "start_date", "end_date", "reset_dag_runs", *CLEAR_FLAGS}
+        | set(unsupported)
+    )
+    for flag in (*unsupported, "reset_dag_runs"):
         if not isinstance(body.get(flag, False), bool):
             raise BadInput(f"{flag} must be true or false", flag)
-    for flag in (*ignored, "include_past"):
-        if body.get(flag):
+        if flag in unsupported and body.get(flag):
             raise BadInput(f"{flag} is not supported by haflow", flag)
-    task_ids = body.get("task_ids", [])
-    if not isinstance(task_ids, list) or not all(isinstance(t, str) for t in task_ids):
-        raise BadInput("task_ids must be a list of task ids", "task_ids")
-    scope = ClearScope(
-        downstream=body.get("include_downstream", False),
-        upstream=body.get("include_upstream", False),
-        only_failed=body.get("only_failed", True),
-    )
+    task_ids, scope, dry_run = _clear_asked(body, only_failed=True)
     ctx = web()
-    dry_run = body.get("dry_run", True)
     chosen = []
     for run in _runs_to_clear(dag_id, body):
         ids = ctx.repo.runs.clear(
@@ -170,6 +152,26 @@ def clear_task_instances(dag_id: str) -> Response:
             for t in ids
         ]
     return jsonify({"task_instances": chosen})
+
+
+CLEAR_FLAGS = ("include_downstream", "include_upstream", "only_failed", "dry_run")
+
+
+def _clear_asked(body: dict[str, Any], only_failed: bool) -> tuple[list[str], ClearScope, bool]:
+    """What a clear's body asks: the task ids (none: every task), the scope, and whether it
+    is a dry run (Airflow's default). `only_failed` is the default of that flag."""
+    task_ids = body.get("task_ids", [])
+    if not isinstance(task_ids, list) or not all(isinstance(t, str) for t in task_ids):
+        raise BadInput("task_ids must be a list of task ids", "task_ids")
+    for flag in CLEAR_FLAGS:
+        if not isinstance(body.get(flag, False), bool):
+            raise BadInput(f"{flag} must be true or false", flag)
+    scope = ClearScope(
+        downstream=body.get("include_downstream", False),
+        upstream=body.get("include_upstream", False),
+        only_failed=body.get("only_failed", only_failed),
+    )
+    return task_ids, scope, body.get("dry_run", True)
 
 
 def _runs_to_clear(dag_id: str, body: dict[str, Any]) -> list[Any]:

@@ -212,7 +212,7 @@ class Stack:
             raise AssertionError(f"{exc}: {self.states()}\n{self.logs()}") from None
 
     def logs(self) -> str:
-        return self.compose("logs", "--no-color", "--tail", "30", timeout_s=60)[-20000:]
+        return self.compose("logs", "--no-color", "--tail", "60", timeout_s=60)[-40000:]
 
     def prometheus_targets(self) -> dict[str, str]:
         url = f"http://127.0.0.1:{self.env['HAFLOW_PROMETHEUS_PORT']}/api/v1/targets"
@@ -278,6 +278,15 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
 
 
 def test_compose_stack(stack: Stack) -> None:
+    try:
+        _steps(stack)
+    except BaseException:
+        with contextlib.suppress(Exception):  # what the services said, for the failure's report
+            print(f"--- states {stack.states()}\n{stack.logs()}")
+        raise
+
+
+def _steps(stack: Stack) -> None:
     states = stack.states()
     assert "grafana" not in states, "the local stack starts without Grafana"
     assert set(states) >= {"zk1", "zk2", "zk3", "postgres", "rabbitmq", "haflow-init"}
