@@ -28,7 +28,13 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
-from haflow.chaos.cluster import ClusterError, http_ok, wait_serving, zk_member_mode
+from haflow.chaos.cluster import (
+    ClusterError,
+    container_state,
+    http_ok,
+    wait_serving,
+    zk_member_mode,
+)
 from haflow.chaos.compose import ComposeTarget, env_of, role_of
 from haflow.chaos.docker import DockerError
 from haflow.chaos.spec import RECORDS_FILE
@@ -59,20 +65,24 @@ class ComposeCluster(ComposeTarget):
         return self._settings[name]
 
     def _read_setting(self, name: str, default: str) -> str:
-        masters = [n.name for n in self.nodes() if n.role == "master"]
-        running = [m for m in masters if self.container_states().get(m) == "running"]
-        if not running:
-            raise ClusterError(f"no running master in compose project {self.project!r}")
-        env = env_of(self._containers()[running[0]])
+        master, d = self._running_master()
+        env = env_of(d)
         if name in env:
             return env[name]
         if f"{name}_SECRET" not in env:
             return default
         path = env[f"{name}_SECRET"]
         try:
-            return self.docker.exec(self.container(running[0]), ["cat", path]).strip()
+            return self.docker.exec(str(d["Name"]).lstrip("/"), ["cat", path]).strip()
         except DockerError as exc:
-            raise ClusterError(f"cannot read {path} in {running[0]}: {exc}") from exc
+            raise ClusterError(f"cannot read {path} in {master}: {exc}") from exc
+
+    def _running_master(self) -> tuple[str, dict[str, Any]]:
+        """A running master service and its `docker inspect`, from one look at the project."""
+        for service, d in self._containers().items():
+            if role_of(service, d) == "master" and container_state(d) == "running":
+                return service, d
+        raise ClusterError(f"no running master in compose project {self.project!r}")
 
     @property
     def name(self) -> str:
@@ -116,14 +126,14 @@ class ComposeCluster(ComposeTarget):
 
     def container_states(self) -> dict[str, str]:
         """The state of each node (one-shot jobs and monitoring are no nodes)."""
-        states = super().container_states()
-        return {n.name: states[n.name] for n in self.nodes()}
+        return {s: container_state(d) for s, d in self._containers().items() if role_of(s, d)}
 
     def wait_serving(self, deadline: float) -> None:
-        has_lb = any(n.role == "lb" for n in self.nodes())
+        nodes = self.nodes()
+        has_lb = any(n.role == "lb" for n in nodes)
         url, tls = (self.web_url("/ready"), self.web_tls) if has_lb else ("", None)
         ready = (lambda: http_ok(url, tls)) if has_lb else None
-        wait_serving(self.nodes(), self.repo, deadline, ready, self.command_line("logs", "SERVICE"))
+        wait_serving(nodes, self.repo, deadline, ready, self.command_line("logs", "SERVICE"))
 
     def zk_mode(self, node: str) -> str:
         return zk_member_mode(self.address(node))
@@ -140,25 +150,16 @@ class ComposeCluster(ComposeTarget):
         take a DAG back to a version it had before (a stale folder must not roll it back), and
         a deployment that ran the scenario's DAGs once has had their versions; `push` does.
         Returns what it said."""
-        master = next(
-            (
-                n.name
-                for n in self.nodes()
-                if n.role == "master" and self.container_states().get(n.name) == "running"
-            ),
-            None,
-        )
-        if master is None:
-            raise ClusterError(f"no running master in compose project {self.project!r}")
-        inside = env_of(self._containers()[master]).get(
-            "HAFLOW__CORE__DAGS_FOLDER", DEFAULT_DAGS_FOLDER
-        )
+        master, d = self._running_master()
+        inside = env_of(d).get("HAFLOW__CORE__DAGS_FOLDER", DEFAULT_DAGS_FOLDER)
         argv = ["haflow", "dags", "push", inside, "--output", "json"]
         try:
-            said = json.loads(self.docker.exec(self.container(master), argv))
+            said = json.loads(self.docker.exec(str(d["Name"]).lstrip("/"), argv))
         except (DockerError, ValueError) as exc:
             raise ClusterError(f"`haflow dags push {inside}` in {master} failed: {exc}") from exc
-        return f"pushed by {master}: " + ", ".join(f"{d['dag_id']} {d['pushed']}" for d in said)
+        return f"pushed by {master}: " + ", ".join(
+            f"{row['dag_id']} {row['pushed']}" for row in said
+        )
 
     def dags_folder(self, master: str) -> Path:
         raise ClusterError(
@@ -171,8 +172,8 @@ class ComposeCluster(ComposeTarget):
         master and worker writes its tasks' records to `<state dir>/records/<service>`; then
         the records folders are made writable for whatever user the containers run as."""
         problems = []
-        haflow_nodes = [n.name for n in self.nodes() if n.role in ("master", "worker")]
         containers = self._containers()
+        haflow_nodes = [n for n, d in containers.items() if role_of(n, d) in ("master", "worker")]
         for node in haflow_nodes:
             d = containers[node]
             env = env_of(d)
@@ -196,15 +197,16 @@ class ComposeCluster(ComposeTarget):
                 + "`; it recreates the masters and workers only)"
             )
         for node in haflow_nodes:
-            self._writable_records(node)
+            self._writable_records(node, containers[node])
 
-    def _writable_records(self, node: str) -> None:
+    def _writable_records(self, node: str, d: dict[str, Any]) -> None:
         """Whoever the container runs as writes the records (compose made the folder as
         root): made so from inside, as root, which needs no rights on the host."""
-        if self.container_states().get(node) != "running":
+        if container_state(d) != "running":
             return
         try:
-            self.docker.exec(self.container(node), ["chmod", "1777", RECORDS_MOUNT], user="0")
+            name = str(d["Name"]).lstrip("/")
+            self.docker.exec(name, ["chmod", "1777", RECORDS_MOUNT], user="0")
         except DockerError as exc:
             raise ClusterError(f"cannot make {node}'s {RECORDS_MOUNT} writable: {exc}") from exc
 
