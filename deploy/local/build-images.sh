@@ -12,13 +12,15 @@
 # 2. haflow-local/base (base.Dockerfile): Python 3.11 in a virtualenv, the host's extra CAs.
 # 3. haflow:local from deploy/Dockerfile, the file users build, with BASE=haflow-local/base.
 # 4. haflow-local/{zookeeper,postgres,rabbitmq,haproxy,prometheus,redis} from their Dockerfiles
-#    here (redis is for a Redis broker, which the chaos harness's clusters use).
+#    here (redis is for a Redis broker, which the chaos harness's clusters use), and
+#    haflow-local/patroni from deploy/patroni/Dockerfile on haflow-local/postgres (the metastore
+#    under Patroni, for a cluster without a single point of failure).
 # Steps 2-4 are `docker build`s: an unchanged input is a cache hit, a few seconds in all.
 # Grafana is not packaged by Debian: the local stack runs without it (compose.local.yml).
 #
 # Knobs: HAFLOW_DEBIAN_MIRROR (default: this host's apt mirror, else deb.debian.org),
 # HAFLOW_DEBIAN_IMAGE (use this Debian 12 image, skip step 1), HAFLOW_IMAGES (the images of
-# steps 3-4 to build, default all: "haflow zookeeper postgres rabbitmq haproxy prometheus redis").
+# steps 3-4 to build, default all: "haflow zookeeper postgres patroni rabbitmq haproxy prometheus redis").
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -26,7 +28,7 @@ root=$(cd "$here/../.." && pwd)
 SUITE=bookworm
 DEBIAN_LOCAL=haflow-local/debian:$SUITE
 BASE=haflow-local/base
-SERVERS="zookeeper postgres rabbitmq haproxy prometheus redis"
+SERVERS="zookeeper postgres patroni rabbitmq haproxy prometheus redis"
 IMAGES=${HAFLOW_IMAGES:-haflow $SERVERS}
 started=$SECONDS
 
@@ -123,6 +125,9 @@ build "$BASE" "$context/base.Dockerfile" "$context" --build-arg "DEBIAN=$debian"
 for image in $IMAGES; do
     case $image in
         haflow) build haflow:local "$root/deploy/Dockerfile" "$root" --build-arg "BASE=$BASE" ;;
+        # the deploy kit's own Dockerfile (its default base is postgres:15), on Debian's
+        patroni) build haflow-local/patroni "$root/deploy/patroni/Dockerfile" "$root/deploy/patroni" \
+            --build-arg "BASE=haflow-local/postgres" ;;
         *) build "haflow-local/$image" "$here/$image.Dockerfile" "$here" --build-arg "BASE=$BASE" ;;
     esac
 done

@@ -42,6 +42,41 @@ def normalize_url(url: str) -> URL:
     return parsed
 
 
+SERVER_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306}
+
+
+def servers(url: str | URL) -> list[tuple[str, int]]:
+    """Every (host, port) a server URL names, in the order they are tried: its host, or each
+    `host=` of a PostgreSQL multi-host URL (`postgresql://u:p@/db?host=a:5432&host=b:5432`,
+    libpq tries them in turn; with `target_session_attrs=read-write` it keeps the one that
+    accepts writes). A SQLite URL names none."""
+    parsed = normalize_url(url) if isinstance(url, str) else url
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return []
+    default = SERVER_PORTS.get(backend, 0)
+    listed = parsed.query.get("host")
+    if parsed.host or not listed:
+        return [(parsed.host or "localhost", parsed.port or default)]
+    out = []
+    for entry in (listed,) if isinstance(listed, str) else listed:
+        host, _, port = entry.rpartition(":") if ":" in entry else (entry, "", "")
+        out.append((host or "localhost", int(port) if port.isdigit() else default))
+    return out
+
+
+def libpq_conninfo(url: str, **extra: Any) -> str:
+    """The libpq connection string of a PostgreSQL `url` for a connection made without
+    SQLAlchemy (LISTEN): the same hosts, ports and options the engine would use (a multi-host
+    URL stays one), plus `extra` (application_name, connect_timeout...)."""
+    import psycopg
+
+    parsed = normalize_url(url)
+    _args, kwargs = parsed.get_dialect()().create_connect_args(parsed)
+    kwargs.pop("context", None)  # psycopg's adapters, not a connection parameter
+    return psycopg.conninfo.make_conninfo(**{**kwargs, **extra})
+
+
 def create_engine(
     url: str,
     *,

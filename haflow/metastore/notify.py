@@ -15,6 +15,7 @@ import threading
 import psycopg
 from sqlalchemy.engine import make_url
 
+from haflow.metastore.engine import libpq_conninfo
 from haflow.metastore.repository.attempts import notify_channel
 
 log = logging.getLogger(__name__)
@@ -22,16 +23,8 @@ log = logging.getLogger(__name__)
 
 class NotifyListener:
     def __init__(self, url: str, cluster: str, wake: threading.Event) -> None:
-        u = make_url(url)
-        self.conninfo = psycopg.conninfo.make_conninfo(
-            host=u.host or "",
-            port=u.port or 5432,
-            user=u.username or "",
-            password=u.password or "",
-            dbname=u.database or "",
-            connect_timeout=5,
-            application_name="haflow-wakeup",
-        )
+        # every host of a multi-host URL, and its target_session_attrs: the primary's
+        self.conninfo = libpq_conninfo(url, connect_timeout=5, application_name="haflow-wakeup")
         self.channel = notify_channel(cluster)
         self.wake = wake
         self._stop = threading.Event()

@@ -7,6 +7,7 @@ that cannot be reached skips its tests locally and fails them under CI=true.
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from haflow.chaos.docker import Docker, DockerError
 from haflow.metastore.engine import create_engine
 from haflow.metastore.migrate import migrate
 from haflow.metastore.models import Base
@@ -30,6 +32,7 @@ PG_ADMIN = os.environ.get("HAFLOW_TEST_PG", "postgresql://postgres@127.0.0.1:543
 MYSQL_ADMIN = os.environ.get("HAFLOW_TEST_MYSQL", "mysql://root@127.0.0.1:3306/")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 BACKENDS = ["sqlite", "postgresql", "mysql"]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def unavailable(what: str, exc: Exception) -> None:
@@ -37,6 +40,25 @@ def unavailable(what: str, exc: Exception) -> None:
     if IN_CI:
         pytest.fail(f"{message} (CI=true: a missing server is a failure)")
     pytest.skip(message)
+
+
+def docker_engine() -> None:
+    """A Docker engine answers, started by scripts/docker-engine.sh when none does."""
+    try:
+        Docker().require_engine()
+        return
+    except DockerError:
+        pass
+    try:
+        subprocess.run(
+            ["bash", str(ROOT / "scripts" / "docker-engine.sh")],
+            check=True,
+            timeout=240,
+            capture_output=True,
+        )
+        Docker().require_engine()
+    except (subprocess.SubprocessError, DockerError, OSError) as exc:
+        unavailable("the Docker engine", exc)
 
 
 def _server_db(admin_url: str, backend: str) -> str:

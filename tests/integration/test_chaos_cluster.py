@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import random
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,39 +19,21 @@ import pytest
 
 from haflow.chaos.checker import Bounds, Status, check
 from haflow.chaos.cluster import Cluster, down_by_name
-from haflow.chaos.docker import Docker, DockerError
+from haflow.chaos.docker import DockerError
 from haflow.chaos.history import collect
 from haflow.chaos.report import as_table
 from haflow.chaos.scenario import Drill
 from haflow.chaos.spec import ClusterSpec
 from haflow.chaos.workload import dag_source
-from tests.integration.conftest import unavailable
+from tests.integration.conftest import docker_engine
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
 
-def _engine() -> None:
-    try:
-        Docker().require_engine()
-        return
-    except DockerError:
-        pass
-    try:
-        subprocess.run(
-            ["bash", str(ROOT / "scripts" / "docker-engine.sh")],
-            check=True,
-            timeout=240,
-            capture_output=True,
-        )
-        Docker().require_engine()
-    except (subprocess.SubprocessError, DockerError, OSError) as exc:
-        unavailable("the Docker engine", exc)
-
-
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    _engine()
+    docker_engine()
     name = f"it{int(time.time()) % 100000}"
     spec = ClusterSpec(
         name=name,

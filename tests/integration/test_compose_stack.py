@@ -49,7 +49,7 @@ from airflow_client.client.model.update_dag_run_state import UpdateDagRunState
 
 from haflow.chaos.compose import PROJECT_LABEL
 from haflow.chaos.docker import Docker
-from tests.integration.test_chaos_cluster import _engine
+from tests.integration.conftest import docker_engine
 from tests.integration.web_fixtures import csrf_of
 from tests.waiting import wait_for
 
@@ -243,7 +243,7 @@ def _leftovers(project: str) -> dict[str, list[str]]:
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
-    _engine()
+    docker_engine()
     # `make images`, as the README says; a second call is a cache hit of a few seconds.
     _run(["make", "images"], dict(os.environ), timeout_s=900)
     secrets, dags, drills = tmp_path / "secrets", tmp_path / "dags", tmp_path / "drills"

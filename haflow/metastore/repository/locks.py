@@ -56,7 +56,8 @@ def lock_name(cluster: str) -> str:
 def _server(url: URL) -> str:
     if url.get_backend_name() == "sqlite":
         return f"SQLite file {url.database}"
-    return f"{url.get_backend_name()} server {url.host or 'localhost'}:{url.port or 'default'}"
+    where = ",".join(f"{host}:{port}" for host, port in metastore_engine.servers(url))
+    return f"{url.get_backend_name()} server {where}"
 
 
 class LeaderLock(ABC):
