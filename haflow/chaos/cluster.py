@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from haflow.chaos import patroni
 from haflow.chaos import spec as specs
 from haflow.chaos.docker import Docker, DockerError
 from haflow.chaos.image import ensure_image, node_images
@@ -62,6 +63,10 @@ class ClusterStatus:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+SERVER_ROLES = ("zookeeper", "postgres", "patroni", "broker")
+"""Started, and waited for, before the masters and workers."""
 
 
 def _quiet(_msg: str) -> None:
@@ -187,8 +192,11 @@ class Cluster:
         )
         return True
 
-    def metastore_url(self) -> str:
-        return specs.metastore_url(self.address("postgres"))
+    def metastore_url(self, db: str = "haflow") -> str:
+        return specs.metastore_url([self.address(n) for n in self.spec.metastore_nodes], db)
+
+    def metastore_addresses(self) -> dict[str, str]:
+        return {n: self.address(n) for n in self.spec.metastore_nodes}
 
     def repo(self) -> Repository:
         """The cluster's metastore, seen from the host."""
@@ -219,7 +227,7 @@ class Cluster:
         images = self._images(progress)
         self._create_network()
         self._save()
-        servers = [n for n in self.nodes() if n.role in ("zookeeper", "postgres", "broker")]
+        servers = [n for n in self.nodes() if n.role in SERVER_ROLES]
         for n in servers:
             self._run(n, images[n.role])
         progress(f"servers started: {', '.join(n.name for n in servers)}")
@@ -308,17 +316,18 @@ class Cluster:
 
     def _wait_servers(self, deadline: float) -> None:
         zk = [n.name for n in self.nodes() if n.role == "zookeeper"]
-        _wait("PostgreSQL to accept connections", deadline, lambda: self._pg_ready())
         _wait("the ZooKeeper ensemble to form", deadline, lambda: all(self.zk_mode(z) for z in zk))
+        _wait("PostgreSQL to accept writes", deadline, lambda: self._pg_ready())
+        if self.spec.ha_metastore:
+            members = self.metastore_addresses()
+            _wait("a synchronous standby", deadline, lambda: patroni.replicating(members))
         _wait("the broker (Redis) to answer", deadline, lambda: _redis_ping(self.address("broker")))
 
     def _pg_ready(self) -> bool:
-        return server_ready(
-            specs.metastore_url(self.address("postgres")).rsplit("/", 1)[0] + "/postgres"
-        )
+        return server_ready(self.metastore_url("postgres"))
 
     def _prepare_metastore(self, deadline: float) -> None:
-        ensure_database(self.metastore_url().rsplit("/", 1)[0] + "/postgres", "haflow")
+        ensure_database(self.metastore_url("postgres"), "haflow")
         migrate(self.repo().engine)
 
     def wait_serving(self, deadline: float) -> None:
@@ -342,7 +351,7 @@ class Cluster:
         notes: list[str] = []
         leader = None
         schedulers: dict[str, str] = {}
-        if states.get("postgres") == "running":
+        if any(states.get(n) == "running" for n in self.spec.metastore_nodes):
             try:
                 leader = self.repo().leadership.current()
                 schedulers = _scheduler_states(self.repo())

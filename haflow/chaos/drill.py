@@ -17,12 +17,20 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException
 from kazoo.handlers.threading import KazooTimeoutError
 
+from haflow.chaos import patroni
 from haflow.chaos.cluster import ClusterError
 from haflow.chaos.faults import Faults, FaultTarget, read_fault_log
 from haflow.chaos.history import REQUESTS_FILE
+from haflow.chaos.model import Fault
 from haflow.chaos.probe import Prober
 from haflow.chaos.spec import NodeDef
-from haflow.chaos.sql import activity, fenced_transaction, lock_run, watch_connection
+from haflow.chaos.sql import (
+    acknowledged,
+    activity,
+    fenced_transaction,
+    lock_run,
+    watch_connection,
+)
 from haflow.core.clock import utcnow
 from haflow.election.zookeeper import election_path
 from haflow.errors import HaflowError
@@ -241,6 +249,47 @@ class Drill:
             after = _settled(watch, address)
         same = after is not None and after["xact_start"] == blocked["xact_start"]
         return after if same else None
+
+    # -- the metastore under Patroni -------------------------------------------------------
+
+    def metastore_members(self) -> dict[str, str]:
+        """Patroni member -> address; ClusterError on a cluster with one PostgreSQL."""
+        members = {
+            n.name: self.cluster.address(n.name)
+            for n in self.cluster.nodes()
+            if n.role == "patroni"
+        }
+        if not members:
+            raise ClusterError("this cluster's metastore is one server, not Patroni members")
+        return members
+
+    def metastore_primary(self) -> str:
+        """The member that is primary, once a synchronous standby streams from it."""
+        members = self.metastore_members()
+        return str(
+            self.wait(
+                "a metastore primary with a streaming synchronous standby",
+                lambda: patroni.replicating(members) and patroni.primary(members),
+                120,
+            )
+        )
+
+    def acknowledged(self, primary: str) -> Fault:
+        """Record what the metastore has committed so far (read from it now), on `primary`:
+        P14 finds all of it after the fault that follows."""
+        return self.faults.observe(primary, "acknowledged", acknowledged(self.repo.engine))
+
+    def wait_promoted(self, old: str, timeout_s: float = 120) -> str:
+        """Wait until another member than `old` answers as a running primary (asking only
+        them: `old` may be unreachable); record when, as `promoted`. Its name."""
+        others = {n: a for n, a in self.metastore_members().items() if n != old}
+
+        def promoted() -> str | None:
+            return patroni.primary(others)
+
+        new = str(self.wait(f"a member other than {old} to be promoted", promoted, timeout_s))
+        self.faults.observe(new, "promoted", {"from": old})
+        return new
 
     def zk_leader(self) -> str:
         """The ZooKeeper member that leads the ensemble now."""

@@ -59,6 +59,7 @@ def ensure_image(docker: Docker) -> str:
 DEPLOYED = {
     "zookeeper": "haflow-local/zookeeper",
     "postgres": "haflow-local/postgres",
+    "patroni": "haflow-local/patroni",
     "broker": "haflow-local/redis",
     "master": "haflow:local",
     "worker": "haflow:local",
@@ -66,7 +67,7 @@ DEPLOYED = {
     "lb": "haflow-local/haproxy",
 }
 """The deployed image each role runs on the `images` runtime."""
-BUILT = "haflow zookeeper postgres redis haproxy"
+BUILT = "haflow zookeeper postgres patroni redis haproxy"
 """What build-images.sh builds for the harness (HAFLOW_IMAGES): the images of DEPLOYED."""
 NODE_LAYER = "FROM {image}\nUSER root\nRUN install -d -m 1777 /data\nUSER {user}\n"
 BUILD_TIMEOUT_S = 1200

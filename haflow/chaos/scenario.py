@@ -68,6 +68,7 @@ class Scenario:
     settle_s: float = 120.0
     cron: dict[str, str] = field(default_factory=dict)
     receiver: bool = False  # a receiver node records webhook deliveries (P11)
+    ha_metastore: bool = False  # the metastore under Patroni (pg1, pg2), not one `postgres`
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ def spec_for(sc: Scenario, name: str, state_root: Path | None) -> ClusterSpec:
         webserver=sc.webserver,
         settings=dict(sc.settings),
         receiver=sc.receiver,
+        ha_metastore=sc.ha_metastore,
     )
     return base if state_root is None else replace(base, state_root=state_root)
 
@@ -130,6 +132,8 @@ def refusal(sc: Scenario, deployment: ComposeCluster) -> str:
         )
     if sc.receiver:
         return f"{sc.name} needs the harness's webhook receiver node"
+    if sc.ha_metastore:
+        return f"{sc.name} needs the harness's Patroni metastore (pg1, pg2)"
     have = {n.name: n.role for n in deployment.nodes()}
     for role, wanted in (("master", sc.masters), ("worker", sc.workers)):
         count = sum(1 for r in have.values() if r == role)

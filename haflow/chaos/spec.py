@@ -1,10 +1,12 @@
 """What a chaos cluster is made of: one typed spec, and from it each node's container definition
 and the configuration files the nodes read (ZooKeeper, haproxy). No docker calls here.
 
-Nodes: `zk1..zkN` (a ZooKeeper ensemble), `postgres` (the metastore),
-`broker` (Redis), `master1..N` (scheduler, and webserver when `haflow webserver` exists),
-`worker1..N` (`haflow worker`), `lb` (haproxy in front of the masters' webservers), and with
-`receiver` a `receiver` node recording the webhook deliveries (`haflow.chaos.receiver`).
+Nodes: `zk1..zkN` (a ZooKeeper ensemble), `postgres` (the metastore; with `ha_metastore`,
+`pg1` and `pg2` instead: PostgreSQL under Patroni, deploy/patroni, its primary elected in the
+cluster's ZooKeeper, a synchronous standby), `broker` (Redis), `master1..N` (scheduler, and
+webserver when `haflow webserver` exists), `worker1..N` (`haflow worker`), `lb` (haproxy in
+front of the masters' webservers), and with `receiver` a `receiver` node recording the webhook
+deliveries (`haflow.chaos.receiver`).
 
 Two runtimes (`ClusterSpec.runtime`). `images` (the default in a checkout): each node runs the
 image users deploy, built here by deploy/local/build-images.sh (`haflow:local` for masters,
@@ -20,6 +22,7 @@ import glob
 import os
 import pwd
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,10 +72,23 @@ class ClusterSpec:
     boot_timeout_s: float = 180.0
     receiver: bool = False
     runtime: str = field(default_factory=default_runtime)
+    ha_metastore: bool = False
+
+    def __post_init__(self) -> None:
+        if self.ha_metastore and not self.on_images:
+            raise ValueError(
+                "an HA metastore (Patroni) runs on the deployed images only: "
+                "the host runtime has no Patroni (HAFLOW_CHAOS_RUNTIME=images)"
+            )
 
     @property
     def on_images(self) -> bool:
         return self.runtime == "images"
+
+    @property
+    def metastore_nodes(self) -> list[str]:
+        """The metastore's servers: `postgres`, or the Patroni members."""
+        return list(PATRONI_MEMBERS) if self.ha_metastore else ["postgres"]
 
     @property
     def state_dir(self) -> Path:
@@ -110,8 +126,18 @@ class NodeDef:
     mounts: tuple[tuple[str, str, str], ...] = ()  # (host path, container path, ro|rw)
 
 
-def metastore_url(host: str = "postgres") -> str:
-    return f"postgresql://postgres@{host}:5432/haflow"
+PATRONI_MEMBERS = ("pg1", "pg2")
+PG_PASSWORD = "chaos-not-a-secret"
+"""The Patroni members' superuser password (they take none without; `postgres` trusts all)."""
+
+
+def metastore_url(hosts: Sequence[str] = ("postgres",), db: str = "haflow") -> str:
+    """The metastore URL on `hosts`: one server, or every Patroni member in one libpq
+    multi-host URL that keeps the member accepting writes (docs/design.md section 16)."""
+    if len(hosts) == 1:
+        return f"postgresql://postgres:{PG_PASSWORD}@{hosts[0]}:5432/{db}"
+    listed = "&".join(f"host={h}:5432" for h in hosts)
+    return f"postgresql://postgres:{PG_PASSWORD}@/{db}?{listed}&target_session_attrs=read-write"
 
 
 def zk_hosts(spec: ClusterSpec) -> str:
@@ -121,7 +147,11 @@ def zk_hosts(spec: ClusterSpec) -> str:
 def nodes(spec: ClusterSpec, web: bool) -> list[NodeDef]:
     """Every node of `spec`, in start order (servers first); `web`: masters run a webserver."""
     out = [_zookeeper(spec, i) for i in range(1, spec.zookeepers + 1)]
-    out += [_postgres(spec), _broker(spec)]
+    if spec.ha_metastore:
+        out += [_patroni(spec, name) for name in PATRONI_MEMBERS]
+    else:
+        out.append(_postgres(spec))
+    out.append(_broker(spec))
     out += [_master(spec, i, web) for i in range(1, spec.masters + 1)]
     out += [_worker(spec, i) for i in range(1, spec.workers + 1)]
     if spec.receiver:
@@ -171,6 +201,22 @@ def _postgres(spec: ClusterSpec) -> NodeDef:
     return NodeDef("postgres", "postgres", ("sh", "-c", script), _user(spec, "postgres"))
 
 
+def _patroni(spec: ClusterSpec, name: str) -> NodeDef:
+    """A Patroni member, configured as deploy/patroni/patroni-entrypoint reads it (its argv is
+    the image's entry point's); commit times tracked, for the checker."""
+    env = {
+        "PATRONI_NAME": name,
+        "PATRONI_HOST": name,
+        "PATRONI_ZK_HOSTS": zk_hosts(spec),
+        "PATRONI_NAMESPACE": f"/haflow/{spec.name}/patroni",
+        "PATRONI_PG_PARAMETERS": "track_commit_timestamp=on",
+        "POSTGRES_USER": "postgres",
+        "POSTGRES_DB": "haflow",
+        "POSTGRES_PASSWORD_FILE": "/conf/postgres_password",
+    }
+    return NodeDef(name, "patroni", (), "", env)
+
+
 def _broker(spec: ClusterSpec) -> NodeDef:
     argv = (
         "redis-server",
@@ -211,7 +257,7 @@ def haflow_env(spec: ClusterSpec, node: str) -> dict[str, str]:
     env = {
         "HAFLOW_HOME": "/data/home",
         "HOME": "/data",
-        "HAFLOW__CORE__SQL_ALCHEMY_CONN": metastore_url(),
+        "HAFLOW__CORE__SQL_ALCHEMY_CONN": metastore_url(spec.metastore_nodes),
         "HAFLOW__CORE__EXECUTOR": "celery",
         "HAFLOW__CORE__DAGS_FOLDER": "/dags",
         "HAFLOW__CORE__HOSTNAME": node,
@@ -327,5 +373,6 @@ def write_config(spec: ClusterSpec) -> None:
         records.mkdir(parents=True, exist_ok=True)
         records.chmod(0o1777)  # nodes run as nobody
     (conf / "zoo.cfg").write_text(zoo_cfg(spec))
+    (conf / "postgres_password").write_text(PG_PASSWORD + "\n")
     (conf / "log4j.properties").write_text(LOG4J)
     (conf / "haproxy.cfg").write_text(haproxy_cfg(spec))

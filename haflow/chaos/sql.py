@@ -11,6 +11,7 @@ timestamps), never through haflow's repository, which they judge.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -139,3 +140,35 @@ def ensure_database(admin_url: str, name: str) -> None:
                 conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
     finally:
         admin.dispose()
+
+
+ACKNOWLEDGED_EVENTS = text("SELECT id FROM event_log ORDER BY id")
+ACKNOWLEDGED_RUNS = text("SELECT dag_id, run_id FROM dag_run")
+ACKNOWLEDGED_ATTEMPTS = text(
+    "SELECT r.dag_id, r.run_id, ti.task_id, a.attempt FROM task_attempt a"
+    " JOIN task_instance ti ON ti.id = a.ti_id JOIN dag_run r ON r.id = ti.run_pk"
+)
+
+
+def acknowledged(engine: Engine) -> dict[str, Any]:
+    """What the metastore has committed, read from it now: event ids (as [first, last]
+    ranges), runs ([dag_id, run_id]) and attempts ([dag_id, run_id, task_id, attempt])."""
+    with engine.connect() as conn:
+        ids = [int(r.id) for r in conn.execute(ACKNOWLEDGED_EVENTS)]
+        runs = [[str(r.dag_id), str(r.run_id)] for r in conn.execute(ACKNOWLEDGED_RUNS)]
+        attempts = [
+            [str(r.dag_id), str(r.run_id), str(r.task_id), int(r.attempt)]
+            for r in conn.execute(ACKNOWLEDGED_ATTEMPTS)
+        ]
+    return {"events": id_ranges(ids), "runs": runs, "attempts": attempts}
+
+
+def id_ranges(ids: Sequence[int]) -> list[list[int]]:
+    """Sorted ids as [first, last] runs of consecutive ids."""
+    out: list[list[int]] = []
+    for i in ids:
+        if out and i == out[-1][1] + 1:
+            out[-1][1] = i
+        else:
+            out.append([i, i])
+    return out

@@ -1,7 +1,7 @@
 """`haflow cluster up|status|logs|down` and `haflow chaos kill|pause|resume|partition|heal|
 restart|run|scenarios`: a real multi-node cluster in Docker, and faults injected into it.
 
-NODE is a node name (`master1`, `worker2`, `zk3`, `postgres`, `broker`, `lb`) or `leader`,
+NODE is a node name (`master1`, `worker2`, `zk3`, `postgres` or `pg1`, `broker`, `lb`) or `leader`,
 the master whose scheduler leads now (read from the metastore). With `--compose FILE` the faults
 act on that running docker-compose deployment instead, NODE being a service name or `leader`.
 """
@@ -69,6 +69,12 @@ def cluster() -> None:
     help="images: the deployed images, built here (default in a checkout; "
     "$HAFLOW_CHAOS_RUNTIME); host: bind-mount this host's system and virtualenv.",
 )
+@click.option(
+    "--ha-metastore",
+    is_flag=True,
+    help="The metastore as two PostgreSQL members under Patroni (pg1, pg2: a synchronous "
+    "standby, the primary elected in the cluster's ZooKeeper) instead of one `postgres`.",
+)
 def up(
     name: str,
     state_root: Path,
@@ -77,17 +83,22 @@ def up(
     webserver: bool | None,
     settings: tuple[str, ...],
     runtime: str | None,
+    ha_metastore: bool,
 ) -> None:
     """Start the cluster and wait until it serves (a leader, live workers)."""
-    spec = ClusterSpec(
-        name=name,
-        masters=masters,
-        workers=workers,
-        webserver=webserver,
-        settings=_settings(settings),
-        state_root=state_root,
-        runtime=runtime or default_runtime(),
-    )
+    try:
+        spec = ClusterSpec(
+            name=name,
+            masters=masters,
+            workers=workers,
+            webserver=webserver,
+            settings=_settings(settings),
+            state_root=state_root,
+            runtime=runtime or default_runtime(),
+            ha_metastore=ha_metastore,
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     Cluster(spec).up(lambda m: click.echo(m, err=True))
     click.echo(f"cluster {name} is up; `haflow cluster status --name {name}`")
 

@@ -1,4 +1,4 @@
-"""Judge the availability properties P1..P13 (docs/design.md section 4) from a recorded history.
+"""Judge the availability properties P1..P14 (docs/design.md section 4) from a recorded history.
 
 Pure functions over `haflow.chaos.model.History`: no docker, no SQL, no clock. Each check
 returns a `Verdict` (PASS, FAIL, or NOT_EXERCISED when the history holds no fault that puts the
@@ -22,6 +22,7 @@ from haflow.chaos.checker.base import (
 from haflow.chaos.checker.cron import check_p9
 from haflow.chaos.checker.dag_files import check_p10
 from haflow.chaos.checker.leadership import check_p1, check_p2, check_p6, check_p7
+from haflow.chaos.checker.metastore import check_p14
 from haflow.chaos.checker.notifications import check_p11
 from haflow.chaos.checker.pools import check_p12
 from haflow.chaos.checker.tasks import check_p3, check_p4, check_p5
@@ -53,6 +54,7 @@ __all__ = [
     "check_p11",
     "check_p12",
     "check_p13",
+    "check_p14",
 ]
 
 # -- all ------------------------------------------------------------------------------------
@@ -71,6 +73,7 @@ CHECKS: dict[str, Callable[[History, Bounds], Verdict]] = {
     "P11": check_p11,
     "P12": check_p12,
     "P13": check_p13,
+    "P14": check_p14,
 }
 
 

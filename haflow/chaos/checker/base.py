@@ -45,6 +45,8 @@ class Bounds:
     while it is cut off start within it."""
     poison_start_s: float = 5.0
     """While a DAG file that hangs at import is parsed, runs triggered start within this."""
+    metastore_resume_s: float = 15.0
+    """After the metastore's standby is promoted, a scheduler writes again within this."""
     fault_grace_s: float = 0.5
     """An attempt that ended within this long after a fault on its worker was not mid-task."""
 
