@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
@@ -21,7 +22,7 @@ from haflow.config.settings import secret_key_problem
 from haflow.doctor.probe import Finding, Problem, is_loopback, tcp
 from haflow.errors import HaflowError, SecretKeyError
 from haflow.metastore.crypto import Crypto
-from haflow.metastore.engine import create_engine, normalize_url
+from haflow.metastore.engine import create_engine, normalize_url, servers
 from haflow.metastore.migrate import status
 
 DEFAULT_PORTS = {
@@ -74,13 +75,14 @@ def check_metastore(settings: Settings) -> tuple[list[Check], Engine | None]:
     url = settings.core.sql_alchemy_conn
     parsed = normalize_url(url)
     backend = parsed.get_backend_name()
+    host = ""
     if backend != "sqlite":
-        host, port = parsed.host or "localhost", parsed.port or DEFAULT_PORTS[backend]
-        reach = _with_hint(tcp(host, port), host, "metastore")
-        if reach.problem is not Problem.OK:
-            return [Check("metastore", reach)], None
-    else:
-        host = ""
+        # every server of a multi-host URL; one that answers is enough to go on (libpq picks it)
+        reached = [(h, _with_hint(tcp(h, p), h, "metastore")) for h, p in servers(parsed)]
+        ok = [h for h, f in reached if f.problem is Problem.OK]
+        if not ok:
+            return [Check("metastore", reached[0][1])], None
+        host = ok[0]
     engine = create_engine(url)
     try:
         st = status(engine)
@@ -107,6 +109,43 @@ def check_metastore(settings: Settings) -> tuple[list[Check], Engine | None]:
     return [
         Check("metastore", Finding(Problem.OK, f"{backend} reachable, schema at {st.current}"))
     ], engine
+
+
+REPLICATION = text(
+    "SELECT application_name, state, sync_state FROM pg_stat_replication ORDER BY application_name"
+)
+PRIMARY = text("SELECT inet_server_addr()::text, inet_server_port()")
+
+
+def check_replication(url: str, engine: Engine) -> Check:
+    """A metastore whose URL names several servers (PostgreSQL under Patroni, docs/design.md
+    section 16): which one is the primary, and whether a synchronous standby streams from it.
+    Without one, an acknowledged commit can be lost with the primary. Reading another
+    session's replication state needs a superuser or the pg_monitor role."""
+    down = [f"{h}:{p}" for h, p in servers(url) if tcp(h, p).problem is not Problem.OK]
+    try:
+        with engine.connect() as conn:
+            addr, port = conn.execute(PRIMARY).one()
+            rows = conn.execute(REPLICATION).all()
+    except OperationalError as exc:
+        return Check("replication", _login_failure(str(exc.orig)))
+    primary = f"{str(addr or 'socket').split('/')[0]}:{port}"
+    standbys = ", ".join(f"{r.application_name} {r.state} {r.sync_state}" for r in rows) or "none"
+    said = f"primary {primary}; standbys: {standbys}"
+    if down:
+        said += f"; not reachable: {', '.join(down)}"
+    synced = [r for r in rows if r.state == "streaming" and r.sync_state in ("sync", "quorum")]
+    if synced:
+        return Check("replication", Finding(Problem.OK, said))
+    return Check(
+        "replication",
+        Finding(
+            Problem.REPLICATION,
+            f"{said}: no synchronous standby streams from the primary, so a commit can be lost "
+            "with it and nothing can replace it (start the other members; Patroni's "
+            "synchronous_mode names one once it streams; `patronictl list`)",
+        ),
+    )
 
 
 def _login_failure(message: str) -> Finding:
@@ -414,6 +453,19 @@ def _secret_key_finding(key: str) -> Finding:
     return Finding(Problem.SECURITY, problem) if problem else Finding(Problem.OK, "set")
 
 
+def _on_the_metastore(settings: Settings, engine: Engine, reachable: bool) -> Iterator[Check]:
+    """The checks that read the metastore: the clock, then (migrated) replication when the URL
+    names several servers, this node's DAG files, the webservers' keys."""
+    yield check_clock(engine)
+    if not reachable:
+        return
+    url = settings.core.sql_alchemy_conn
+    if engine.dialect.name == "postgresql" and len(servers(url)) > 1:
+        yield check_replication(url, engine)
+    yield check_dags(settings, engine)
+    yield check_webserver_keys(settings, engine)
+
+
 def run_checks(
     settings: Settings,
     *,
@@ -430,10 +482,8 @@ def run_checks(
     for c in found:
         add(c)
     if engine is not None:
-        add(check_clock(engine))
-        if checks[0].ok:
-            add(check_dags(settings, engine))
-            add(check_webserver_keys(settings, engine))
+        for c in _on_the_metastore(settings, engine, reachable=checks[0].ok):
+            add(c)
     if settings.core.executor == "celery" or settings.celery.broker_url:
         add(check_broker(settings))
         if settings.celery.broker_url.startswith("redis"):

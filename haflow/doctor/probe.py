@@ -27,6 +27,7 @@ class Problem(Enum):
     DAGS = 22  # this node's DAG files differ from what the leader parsed
     ZOOKEEPER = 23  # no ZooKeeper session could be opened
     KEYS = 24  # live webservers sign session cookies with different secret keys
+    REPLICATION = 25  # an HA metastore (several servers in its URL) with no synchronous standby
     SECURITY = 30  # running as root, an empty secret
     CONFIG = 31  # the configuration itself is wrong
 

@@ -43,6 +43,19 @@ def normalize_url(url: str) -> URL:
 
 
 SERVER_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306}
+PG_LIVENESS = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 1,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 8000,
+}
+"""libpq's limits on a PostgreSQL connection whose server went silent (killed with its host,
+cut off, a failed-over primary): a connection attempt gives up after 5 s, and a connection
+whose server stops acknowledging (keepalive probes after 5 s idle, or data unacknowledged for
+8 s) fails, instead of waiting on TCP's own retries for many minutes. The daemons then
+reconnect, to the new primary of a multi-host URL."""
 
 
 def servers(url: str | URL) -> list[tuple[str, int]]:
@@ -74,7 +87,7 @@ def libpq_conninfo(url: str, **extra: Any) -> str:
     parsed = normalize_url(url)
     _args, kwargs = parsed.get_dialect()().create_connect_args(parsed)
     kwargs.pop("context", None)  # psycopg's adapters, not a connection parameter
-    return psycopg.conninfo.make_conninfo(**{**kwargs, **extra})
+    return psycopg.conninfo.make_conninfo(**{**kwargs, **PG_LIVENESS, **extra})
 
 
 def create_engine(
@@ -103,7 +116,7 @@ def create_engine(
         "pool_recycle": 1800,
     }
     if backend == "postgresql":
-        kwargs["connect_args"] = {"connect_timeout": 5, "application_name": "haflow"}
+        kwargs["connect_args"] = {"application_name": "haflow", **PG_LIVENESS}
         if idle_tx_timeout_s:
             ms = max(1, int(idle_tx_timeout_s * 1000))
             kwargs["connect_args"]["options"] = f"-c idle_in_transaction_session_timeout={ms}"

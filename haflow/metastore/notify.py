@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 class NotifyListener:
     def __init__(self, url: str, cluster: str, wake: threading.Event) -> None:
         # every host of a multi-host URL, and its target_session_attrs: the primary's
-        self.conninfo = libpq_conninfo(url, connect_timeout=5, application_name="haflow-wakeup")
+        self.conninfo = libpq_conninfo(url, application_name="haflow-wakeup")
         self.channel = notify_channel(cluster)
         self.wake = wake
         self._stop = threading.Event()

@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from haflow.doctor.checks import check_replication
+from haflow.doctor.probe import Problem
 from haflow.metastore.engine import create_engine
 from haflow.metastore.migrate import migrate
 from haflow.metastore.repository import Repository
@@ -108,6 +110,32 @@ def test_switchover_during_200_tasks_loses_nothing(
     finally:
         for proc in schedulers:
             stop_group(proc)
+        engine.dispose()
+
+
+def test_doctor_names_the_primary_and_misses_a_lost_standby(patroni: Patroni) -> None:
+    """`haflow doctor`'s replication check on the multi-host URL: OK while the synchronous
+    standby streams; exit 25 (REPLICATION) once it is gone, naming the member not reachable."""
+    engine = create_engine(patroni.url())
+    try:
+        ok = check_replication(patroni.url(), engine)
+        assert ok.ok, ok
+        primary = patroni.primary()
+        assert primary is not None
+        assert f"primary 127.0.0.1:{patroni.members[primary].pg_port}" in ok.finding.detail
+        assert "streaming sync" in ok.finding.detail
+        standby = "pg2" if primary == "pg1" else "pg1"
+        patroni.kill(standby)
+        wait_for(
+            "doctor to miss the standby",
+            lambda: check_replication(patroni.url(), engine).finding.problem is Problem.REPLICATION,
+            30,
+            0.5,
+        )
+        lost = check_replication(patroni.url(), engine).finding.detail
+        assert f"not reachable: 127.0.0.1:{patroni.members[standby].pg_port}" in lost, lost
+        assert Problem.REPLICATION.value == 25
+    finally:
         engine.dispose()
 
 

@@ -73,6 +73,8 @@ def test_claim_is_exclusive_and_reports_are_conditional(repo: Repository) -> Non
     assert repo.attempts.claim(ref, "w2", T0) is None  # a duplicate message is dropped
     assert not repo.attempts.finish(ref.ti_id, 1, "w2", Ending.SUCCESS, "", T0)
     assert repo.attempts.finish(ref.ti_id, 1, "w1", Ending.SUCCESS, "", T0, log="hi\n")
+    # the same report again (its first answer lost in a failover): accepted, changes nothing
+    assert repo.attempts.finish(ref.ti_id, 1, "w1", Ending.SUCCESS, "", T0, log="hi\n")
     assert not repo.attempts.finish(ref.ti_id, 1, "w1", Ending.FAILED, "", T0)
     ti = repo.history.task_instance("d", "r1", "a")
     assert ti.state == TaskState.SUCCESS and ti.worker_id == "w1"

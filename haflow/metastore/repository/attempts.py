@@ -90,6 +90,11 @@ _ALL_MINE = (_KEYS, _a.worker_id == bindparam("k_worker"), _a.state == AttemptSt
 _HEARTBEAT = update(_a).where(*_ALL_MINE).values(heartbeat_at=db_utcnow())
 _STILL_MINE = select(_a.ti_id, _a.attempt).where(*_ALL_MINE)
 _LOCK_MINE = select(_a.ti_id, _a.attempt).where(*_ALL_MINE).with_for_update()
+# attempts this worker already ended: a report sent again because the answer to the first was
+# lost (its connection cut after the commit, as in a metastore failover) finds its own end here
+_ENDED_MINE = select(_a.ti_id, _a.attempt, _a.state).where(
+    _KEYS, _a.worker_id == bindparam("k_worker"), _a.state != AttemptState.RUNNING
+)
 _END = (
     update(_a)
     .where(*_MINE)
@@ -279,12 +284,23 @@ class AttemptQueries(_Base):
         with self._tx() as conn:
             key = {"k_keys": keys, "k_worker": worker_id}
             mine = {(r.ti_id, r.attempt) for r in conn.execute(_LOCK_MINE, key)} if keys else set()
+            landed = _landed(conn, reports, mine, key)
             # the last output after the lock (as a heartbeat's): chunk ids follow commit order
-            self._append(conn, [(r.ti_id, r.attempt, r.log, r.now) for r in reports])
+            self._append(
+                conn,
+                [
+                    (r.ti_id, r.attempt, r.log, r.now)
+                    for r in reports
+                    if (r.ti_id, r.attempt) not in landed
+                ],
+            )
             ids = sorted({ti for ti, _ in keys})
             tally = {r.id: r for r in conn.execute(_TALLY, {"k_ids": ids})} if ids else {}
             ends, settles, results, events, out = [], [], [], [], []
             for r in reports:
+                if (r.ti_id, r.attempt) in landed:  # it committed before: accepted, nothing to do
+                    out.append(True)
+                    continue
                 ok = (r.ti_id, r.attempt) in mine
                 mine.discard((r.ti_id, r.attempt))  # a second report of it is a zombie's
                 row = tally.get(r.ti_id)
@@ -307,6 +323,25 @@ class AttemptQueries(_Base):
             if ends and conn.dialect.name == "postgresql":  # wakes the leader when this commits
                 conn.execute(_NOTIFY, {"c": notify_channel(self.cluster)})
         return out
+
+
+def _landed(
+    conn: Connection,
+    reports: Sequence[AttemptReport],
+    mine: set[tuple[int, int]],
+    key: dict[str, Any],
+) -> set[tuple[int, int]]:
+    """The attempts (no longer running under us) this worker already ended the way its report
+    says: a report made again after the answer to its first commit was lost."""
+    others = [r for r in reports if (r.ti_id, r.attempt) not in mine]
+    if not others:
+        return set()
+    ended = {(r.ti_id, r.attempt): r.state for r in conn.execute(_ENDED_MINE, key)}
+    return {
+        (r.ti_id, r.attempt)
+        for r in others
+        if ended.get((r.ti_id, r.attempt)) == r.ending.attempt_state
+    }
 
 
 def _run_results(conn: Connection, runs: set[int]) -> dict[int, dict[str, str]]:
