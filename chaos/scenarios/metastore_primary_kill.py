@@ -17,12 +17,7 @@ from haflow.chaos.workload import dag_source
 def schedule(drill: Drill) -> None:
     drill.trigger("chaos_work", runs=2)
     drill.attempt_running_on("worker1", timeout_s=60)
-    primary = drill.metastore_primary()
-    drill.acknowledged(primary)
-    drill.say(f"killing the metastore primary {primary}")
-    drill.faults.kill(primary, "KILL")
-    new = drill.wait_promoted(primary, timeout_s=120)
-    drill.say(f"{new} promoted")
+    drill.lose_metastore_primary("kill")
     drill.trigger("chaos_work", runs=1)  # work that arrives after the failover
 
 

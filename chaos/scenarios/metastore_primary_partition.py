@@ -18,12 +18,7 @@ from haflow.chaos.workload import dag_source
 def schedule(drill: Drill) -> None:
     drill.trigger("chaos_work", runs=2)
     drill.attempt_running_on("worker1", timeout_s=60)
-    primary = drill.metastore_primary()
-    drill.acknowledged(primary)
-    drill.say(f"cutting the metastore primary {primary} off every node")
-    drill.faults.partition(primary)
-    new = drill.wait_promoted(primary, timeout_s=120)
-    drill.say(f"{new} promoted")
+    primary = drill.lose_metastore_primary("partition")
     drill.trigger("chaos_work", runs=1)  # work that arrives after the failover
     drill.faults.heal(primary)
 

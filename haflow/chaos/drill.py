@@ -279,6 +279,22 @@ class Drill:
         P14 finds all of it after the fault that follows."""
         return self.faults.observe(primary, "acknowledged", acknowledged(self.repo.engine))
 
+    def lose_metastore_primary(self, fault: str) -> str:
+        """Record what the primary acknowledged, then `fault` its node ("kill": SIGKILL;
+        "partition": cut it off every node) and wait for another member's promotion. The
+        lost primary's name (a partitioned one is for the caller to heal)."""
+        primary = self.metastore_primary()
+        self.acknowledged(primary)
+        self.say(f"{fault}: the metastore primary {primary}")
+        if fault == "kill":
+            self.faults.kill(primary, "KILL")
+        elif fault == "partition":
+            self.faults.partition(primary)
+        else:
+            raise ValueError(f"no metastore fault {fault!r}: kill or partition")
+        self.say(f"{self.wait_promoted(primary)} promoted")
+        return primary
+
     def wait_promoted(self, old: str, timeout_s: float = 120) -> str:
         """Wait until another member than `old` answers as a running primary (asking only
         them: `old` may be unreachable); record when, as `promoted`. Its name."""

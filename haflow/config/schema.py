@@ -194,6 +194,11 @@ SCHEMA: tuple[SettingSpec, ...] = (
                 "with RabbitMQ; on with Redis, whose workers stop consuming after a broker "
                 "restart without it (kombu's Redis transport; measured).",
                 choices=("auto", "on", "off")),
+    SettingSpec("celery", "queue_type", "choice", "classic",
+                "RabbitMQ: the type of the queues haflow declares. quorum: replicated on a "
+                "cluster's nodes (Raft), a message survives the loss of a minority of them; "
+                "an existing queue keeps its type (delete it, drained, to change).",
+                choices=("classic", "quorum")),
     SettingSpec("webserver", "secret_key", "str", "", "Key signing web session cookies.",
                 sensitive=True),
     SettingSpec("webserver", "port", "int", "8080", "TCP port of the web server.",

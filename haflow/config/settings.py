@@ -123,6 +123,7 @@ class CelerySettings:
     visibility_timeout: float
     publish_timeout: float
     remote_control: Literal["auto", "on", "off"]
+    queue_type: Literal["classic", "quorum"]
 
 
 def env_patterns(text: str) -> tuple[str, ...]:

@@ -66,6 +66,11 @@ def broker_settings(settings: Settings) -> dict[str, Any]:
         "task_ignore_result": True,
         "result_backend": None,
         "task_default_queue": settings.celery.default_queue,
+        # the default queue and any other a task names (declared on first use) alike; Celery
+        # turns the global prefetch limit (which quorum queues refuse) into a per-consumer one
+        "task_default_queue_type": settings.celery.queue_type,
+        "task_create_missing_queue_type": settings.celery.queue_type,
+        "worker_detect_quorum_queues": True,
         "broker_transport_options": transport,
         "broker_connection_retry_on_startup": True,
         "broker_connection_timeout": 5,

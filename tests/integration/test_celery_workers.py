@@ -557,3 +557,35 @@ def test_sigterm_drains_a_worker_its_running_attempt_finishes(setup: Setup) -> N
     assert [(a.attempt, a.state) for a in setup.repo.history.attempts(ti.id)] == [(1, "success")]
     rows = {w["id"]: w["state"] for w in setup.repo.members.workers()}
     assert rows[name] == "stopped"
+
+
+@pytest.fixture
+def quorum_setup(
+    tmp_path: Path,
+    database_urls: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Setup, str]]:
+    """RabbitMQ with [celery] queue_type = quorum, for the scheduler and both workers."""
+    for broker in _rabbit_vhost():
+        extra = {"HAFLOW__CELERY__QUEUE_TYPE": "quorum"}
+        for s in _setup(tmp_path, broker, database_urls, tmp_path_factory, extra):
+            yield s, broker.rsplit("/", 1)[1]
+
+
+def test_quorum_queues_carry_the_attempts(quorum_setup: tuple[Setup, str]) -> None:
+    """The queues haflow declares are quorum queues (replicated on a RabbitMQ cluster's nodes,
+    here one node); attempts published to them run once, as on classic queues."""
+    setup, vhost = quorum_setup
+    run_id = setup.trigger("cw_once")
+    wait_for("the run to finish", lambda: setup.finished("cw_once", run_id), 60)
+    assert setup.repo.runs.get("cw_once", run_id).state == "success"
+    assert setup.marks() == ["ran once"]
+    listed = subprocess.run(
+        ["rabbitmqctl", "-q", "list_queues", "-p", vhost, "name", "type"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    types = dict(line.split()[:2] for line in listed.splitlines() if line.strip())
+    assert types.get("default") == "quorum", listed

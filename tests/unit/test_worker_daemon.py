@@ -13,12 +13,13 @@ from haflow.errors import ConfigError
 from haflow.worker.celery_app import broker_settings, make_app
 
 
-def settings(tmp_path: Path, broker: str):  # type: ignore[no-untyped-def]
+def settings(tmp_path: Path, broker: str, **more: str):  # type: ignore[no-untyped-def]
     return load_settings(
         home=tmp_path,
         environ={
             "HAFLOW__CELERY__BROKER_URL": broker,
             "HAFLOW__CELERY__VISIBILITY_TIMEOUT": "7200",
+            **{f"HAFLOW__CELERY__{k.upper()}": v for k, v in more.items()},
         },
     )
 
@@ -47,6 +48,18 @@ def test_safe_celery_settings(tmp_path: Path) -> None:
     redis = broker_settings(settings(tmp_path, "redis://127.0.0.1:6379/0"))
     assert redis["broker_transport_options"] == {"visibility_timeout": 7200.0}
     assert redis["worker_enable_remote_control"] is True
+
+
+def test_queue_type_is_classic_unless_quorum_is_asked(tmp_path: Path) -> None:
+    amqp = "amqp://guest:guest@127.0.0.1:5672//"
+    classic = broker_settings(settings(tmp_path, amqp))
+    assert classic["task_default_queue_type"] == "classic"
+    quorum = broker_settings(settings(tmp_path, amqp, queue_type="quorum"))
+    assert quorum["task_default_queue_type"] == quorum["task_create_missing_queue_type"]
+    assert quorum["task_create_missing_queue_type"] == "quorum"
+    assert quorum["worker_detect_quorum_queues"] is True
+    with pytest.raises(ConfigError, match="queue_type"):
+        settings(tmp_path, amqp, queue_type="mirrored")
 
 
 def test_missing_broker_url_is_a_clear_error(tmp_path: Path) -> None:
