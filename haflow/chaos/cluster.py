@@ -10,6 +10,7 @@ published and nothing collides with servers running on the host itself.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import socket
 import ssl
@@ -65,7 +66,7 @@ class ClusterStatus:
         return asdict(self)
 
 
-SERVER_ROLES = ("zookeeper", "postgres", "patroni", "broker")
+SERVER_ROLES = ("zookeeper", "postgres", "patroni", "broker", "rabbitmq")
 """Started, and waited for, before the masters and workers."""
 
 
@@ -321,7 +322,49 @@ class Cluster:
         if self.spec.ha_metastore:
             members = self.metastore_addresses()
             _wait("a synchronous standby", deadline, lambda: patroni.replicating(members))
-        _wait("the broker (Redis) to answer", deadline, lambda: _redis_ping(self.address("broker")))
+        if self.spec.ha_broker:
+            self._form_rabbitmq_cluster(deadline)
+        else:
+            _wait(
+                "the broker (Redis) to answer",
+                deadline,
+                lambda: _redis_ping(self.address("broker")),
+            )
+
+    def _form_rabbitmq_cluster(self, deadline: float) -> None:
+        """Join every RabbitMQ node to the first, one at a time (nodes started together can
+        each form a cluster of their own), and wait until all run in one cluster."""
+        first, *others = self.spec.broker_nodes
+        for node in self.spec.broker_nodes:
+            up = functools.partial(self._rabbitmqctl, node, "await_startup")
+            _wait(f"RabbitMQ on {node}", deadline, up)
+        for node in others:
+            for step in (["stop_app"], ["join_cluster", f"rabbit@{first}"], ["start_app"]):
+                self.docker.exec(self.spec.container(node), ["rabbitmqctl", "-q", *step])
+        _wait(
+            "the RabbitMQ cluster to run on every node",
+            deadline,
+            lambda: self.rabbitmq_running(first) == set(self.spec.broker_nodes),
+        )
+
+    def rabbitmq_running(self, node: str) -> set[str]:
+        """The nodes `node` sees running in its RabbitMQ cluster (empty when it cannot say)."""
+        try:
+            out = self.docker.exec(
+                self.spec.container(node),
+                ["rabbitmqctl", "-q", "cluster_status", "--formatter", "json"],
+            )
+            running = json.loads(out).get("running_nodes", [])
+        except (DockerError, ValueError):
+            return set()
+        return {str(n).split("@", 1)[-1] for n in running}
+
+    def _rabbitmqctl(self, node: str, *args: str) -> bool:
+        try:
+            self.docker.exec(self.spec.container(node), ["rabbitmqctl", "-q", *args])
+        except DockerError:
+            return False
+        return True
 
     def _pg_ready(self) -> bool:
         return server_ready(self.metastore_url("postgres"))

@@ -307,6 +307,39 @@ class Drill:
         self.faults.observe(new, "promoted", {"from": old})
         return new
 
+    # -- the broker as a RabbitMQ cluster ---------------------------------------------------
+
+    def queue_leader(self, queue: str) -> str:
+        """The RabbitMQ node that leads quorum queue `queue` (its Raft leader), asked of a
+        running node; waited for until the queue exists."""
+        nodes = [n.name for n in self.cluster.nodes() if n.role == "rabbitmq"]
+        if not nodes:
+            raise ClusterError("this cluster's broker is one Redis, not a RabbitMQ cluster")
+
+        def leader() -> str | None:
+            for node in nodes:
+                try:
+                    out = self.faults.docker.exec(
+                        self.cluster.container(node),
+                        [
+                            "rabbitmqctl",
+                            "-q",
+                            "list_queues",
+                            "name",
+                            "leader",
+                            "--no-table-headers",
+                        ],
+                    )
+                except HaflowError:
+                    continue
+                for line in out.splitlines():
+                    parts = line.split()
+                    if len(parts) == 2 and parts[0] == queue:
+                        return parts[1].split("@", 1)[-1]
+            return None
+
+        return str(self.wait(f"the leader of queue {queue}", leader, 60))
+
     def zk_leader(self) -> str:
         """The ZooKeeper member that leads the ensemble now."""
         members = [n.name for n in self.cluster.nodes() if n.role == "zookeeper"]

@@ -61,13 +61,14 @@ DEPLOYED = {
     "postgres": "haflow-local/postgres",
     "patroni": "haflow-local/patroni",
     "broker": "haflow-local/redis",
+    "rabbitmq": "haflow-local/rabbitmq",
     "master": "haflow:local",
     "worker": "haflow:local",
     "receiver": "haflow:local",
     "lb": "haflow-local/haproxy",
 }
 """The deployed image each role runs on the `images` runtime."""
-BUILT = "haflow zookeeper postgres patroni redis haproxy"
+BUILT = "haflow zookeeper postgres patroni redis rabbitmq haproxy"
 """What build-images.sh builds for the harness (HAFLOW_IMAGES): the images of DEPLOYED."""
 NODE_LAYER = "FROM {image}\nUSER root\nRUN install -d -m 1777 /data\nUSER {user}\n"
 BUILD_TIMEOUT_S = 1200

@@ -69,6 +69,7 @@ class Scenario:
     cron: dict[str, str] = field(default_factory=dict)
     receiver: bool = False  # a receiver node records webhook deliveries (P11)
     ha_metastore: bool = False  # the metastore under Patroni (pg1, pg2), not one `postgres`
+    ha_broker: bool = False  # a RabbitMQ cluster (mq1..mq3, quorum queues), not one Redis
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ def spec_for(sc: Scenario, name: str, state_root: Path | None) -> ClusterSpec:
         settings=dict(sc.settings),
         receiver=sc.receiver,
         ha_metastore=sc.ha_metastore,
+        ha_broker=sc.ha_broker,
     )
     return base if state_root is None else replace(base, state_root=state_root)
 
@@ -134,6 +136,8 @@ def refusal(sc: Scenario, deployment: ComposeCluster) -> str:
         return f"{sc.name} needs the harness's webhook receiver node"
     if sc.ha_metastore:
         return f"{sc.name} needs the harness's Patroni metastore (pg1, pg2)"
+    if sc.ha_broker:
+        return f"{sc.name} needs the harness's RabbitMQ cluster (mq1..mq3)"
     have = {n.name: n.role for n in deployment.nodes()}
     for role, wanted in (("master", sc.masters), ("worker", sc.workers)):
         count = sum(1 for r in have.values() if r == role)

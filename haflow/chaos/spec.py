@@ -3,7 +3,8 @@ and the configuration files the nodes read (ZooKeeper, haproxy). No docker calls
 
 Nodes: `zk1..zkN` (a ZooKeeper ensemble), `postgres` (the metastore; with `ha_metastore`,
 `pg1` and `pg2` instead: PostgreSQL under Patroni, deploy/patroni, its primary elected in the
-cluster's ZooKeeper, a synchronous standby), `broker` (Redis), `master1..N` (scheduler, and
+cluster's ZooKeeper, a synchronous standby), `broker` (Redis; with `ha_broker`, `mq1..mq3`
+instead: a RabbitMQ cluster whose queues are quorum queues), `master1..N` (scheduler, and
 webserver when `haflow webserver` exists), `worker1..N` (`haflow worker`), `lb` (haproxy in
 front of the masters' webservers), and with `receiver` a `receiver` node recording the webhook
 deliveries (`haflow.chaos.receiver`).
@@ -73,17 +74,23 @@ class ClusterSpec:
     receiver: bool = False
     runtime: str = field(default_factory=default_runtime)
     ha_metastore: bool = False
+    ha_broker: bool = False
 
     def __post_init__(self) -> None:
-        if self.ha_metastore and not self.on_images:
+        if (self.ha_metastore or self.ha_broker) and not self.on_images:
             raise ValueError(
-                "an HA metastore (Patroni) runs on the deployed images only: "
-                "the host runtime has no Patroni (HAFLOW_CHAOS_RUNTIME=images)"
+                "an HA metastore (Patroni) or broker (a RabbitMQ cluster) runs on the deployed "
+                "images only (HAFLOW_CHAOS_RUNTIME=images)"
             )
 
     @property
     def on_images(self) -> bool:
         return self.runtime == "images"
+
+    @property
+    def broker_nodes(self) -> list[str]:
+        """The broker's servers: `broker` (Redis), or the RabbitMQ cluster's nodes."""
+        return list(RABBITMQ_NODES) if self.ha_broker else ["broker"]
 
     @property
     def metastore_nodes(self) -> list[str]:
@@ -126,6 +133,10 @@ class NodeDef:
     mounts: tuple[tuple[str, str, str], ...] = ()  # (host path, container path, ro|rw)
 
 
+RABBITMQ_NODES = ("mq1", "mq2", "mq3")
+MQ_PASSWORD = "chaos-not-a-secret"
+ERLANG_COOKIE = "haflowchaosnotasecretcookie"
+"""The RabbitMQ nodes' shared Erlang cookie: what lets them form one cluster."""
 PATRONI_MEMBERS = ("pg1", "pg2")
 PG_PASSWORD = "chaos-not-a-secret"
 """The Patroni members' superuser password (they take none without; `postgres` trusts all)."""
@@ -151,7 +162,7 @@ def nodes(spec: ClusterSpec, web: bool) -> list[NodeDef]:
         out += [_patroni(spec, name) for name in PATRONI_MEMBERS]
     else:
         out.append(_postgres(spec))
-    out.append(_broker(spec))
+    out += [_rabbitmq(name) for name in RABBITMQ_NODES] if spec.ha_broker else [_broker(spec)]
     out += [_master(spec, i, web) for i in range(1, spec.masters + 1)]
     out += [_worker(spec, i) for i in range(1, spec.workers + 1)]
     if spec.receiver:
@@ -217,6 +228,38 @@ def _patroni(spec: ClusterSpec, name: str) -> NodeDef:
     return NodeDef(name, "patroni", (), "", env)
 
 
+def broker_url(spec: ClusterSpec) -> str:
+    """Redis, or every RabbitMQ node in Celery's failover list (`;`-separated)."""
+    if not spec.ha_broker:
+        return "redis://broker:6379/0"
+    return ";".join(f"amqp://haflow:{MQ_PASSWORD}@{n}:5672//" for n in RABBITMQ_NODES)
+
+
+def _rabbitmq(name: str) -> NodeDef:
+    """A RabbitMQ node (the deployed image) named rabbit@<name>; the cluster forms when the
+    harness joins mq2 and mq3 to mq1 (haflow.chaos.cluster)."""
+    cookie = '"$HOME/.erlang.cookie"'  # the package's own is read-only: replaced, not written
+    script = (
+        f"rm -f {cookie} && umask 077 && printf %s {ERLANG_COOKIE} > {cookie} && "
+        f"chmod 0400 {cookie} && exec rabbitmq-server"
+    )
+    env = {"RABBITMQ_CONFIG_FILES": "/conf/rabbitmq.d", "RABBITMQ_NODENAME": f"rabbit@{name}"}
+    return NodeDef(name, "rabbitmq", ("sh", "-c", script), "", env)
+
+
+def rabbitmq_conf() -> str:
+    return "\n".join(
+        [
+            "loopback_users = none",
+            "default_user = haflow",
+            f"default_pass = {MQ_PASSWORD}",
+            # a node cut off from the majority stops serving rather than diverge
+            "cluster_partition_handling = pause_minority",
+            "",
+        ]
+    )
+
+
 def _broker(spec: ClusterSpec) -> NodeDef:
     argv = (
         "redis-server",
@@ -261,7 +304,8 @@ def haflow_env(spec: ClusterSpec, node: str) -> dict[str, str]:
         "HAFLOW__CORE__EXECUTOR": "celery",
         "HAFLOW__CORE__DAGS_FOLDER": "/dags",
         "HAFLOW__CORE__HOSTNAME": node,
-        "HAFLOW__CELERY__BROKER_URL": "redis://broker:6379/0",
+        "HAFLOW__CELERY__BROKER_URL": broker_url(spec),
+        "HAFLOW__CELERY__QUEUE_TYPE": "quorum" if spec.ha_broker else "classic",
         "HAFLOW__SCHEDULER__CLUSTER": spec.name,
         "HAFLOW__ELECTION__MODE": "zookeeper",
         "HAFLOW__ELECTION__ZK_HOSTS": zk_hosts(spec),
@@ -374,5 +418,7 @@ def write_config(spec: ClusterSpec) -> None:
         records.chmod(0o1777)  # nodes run as nobody
     (conf / "zoo.cfg").write_text(zoo_cfg(spec))
     (conf / "postgres_password").write_text(PG_PASSWORD + "\n")
+    (conf / "rabbitmq.d").mkdir(exist_ok=True)
+    (conf / "rabbitmq.d" / "10-haflow.conf").write_text(rabbitmq_conf())
     (conf / "log4j.properties").write_text(LOG4J)
     (conf / "haproxy.cfg").write_text(haproxy_cfg(spec))

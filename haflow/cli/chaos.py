@@ -1,9 +1,10 @@
 """`haflow cluster up|status|logs|down` and `haflow chaos kill|pause|resume|partition|heal|
 restart|run|scenarios`: a real multi-node cluster in Docker, and faults injected into it.
 
-NODE is a node name (`master1`, `worker2`, `zk3`, `postgres` or `pg1`, `broker`, `lb`) or `leader`,
-the master whose scheduler leads now (read from the metastore). With `--compose FILE` the faults
-act on that running docker-compose deployment instead, NODE being a service name or `leader`.
+NODE is a node name (`master1`, `worker2`, `zk3`, `postgres` or `pg1`, `broker` or `mq1`, `lb`)
+or `leader`, the master whose scheduler leads now (read from the metastore). With `--compose
+FILE` the faults act on that running docker-compose deployment instead, NODE being a service
+name or `leader`.
 """
 
 from __future__ import annotations
@@ -75,6 +76,12 @@ def cluster() -> None:
     help="The metastore as two PostgreSQL members under Patroni (pg1, pg2: a synchronous "
     "standby, the primary elected in the cluster's ZooKeeper) instead of one `postgres`.",
 )
+@click.option(
+    "--ha-broker",
+    is_flag=True,
+    help="The broker as a three-node RabbitMQ cluster with quorum queues (mq1, mq2, mq3) "
+    "instead of one Redis `broker`.",
+)
 def up(
     name: str,
     state_root: Path,
@@ -84,6 +91,7 @@ def up(
     settings: tuple[str, ...],
     runtime: str | None,
     ha_metastore: bool,
+    ha_broker: bool,
 ) -> None:
     """Start the cluster and wait until it serves (a leader, live workers)."""
     try:
@@ -96,6 +104,7 @@ def up(
             state_root=state_root,
             runtime=runtime or default_runtime(),
             ha_metastore=ha_metastore,
+            ha_broker=ha_broker,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None

@@ -179,7 +179,25 @@ def check_clock(engine: Engine) -> Check:
 
 
 def check_broker(settings: Settings) -> Check:
-    url = settings.celery.broker_url
+    """The broker; for Celery's failover list (`url;url;...`, the nodes of a RabbitMQ cluster
+    with quorum queues) each node, passing when a majority answers: quorum queues serve on a
+    majority of their nodes."""
+    urls = [u.strip() for u in settings.celery.broker_url.split(";") if u.strip()]
+    if len(urls) <= 1:
+        return _check_one_broker(settings.celery.broker_url)
+    found = [_check_one_broker(u) for u in urls]
+    ok = sum(1 for c in found if c.ok)
+    said = "; ".join(c.finding.detail for c in found)
+    if 2 * ok > len(urls):
+        return Check("broker", Finding(Problem.OK, f"{ok} of {len(urls)} broker nodes: {said}"))
+    first = next(c for c in found if not c.ok)
+    return Check(
+        "broker",
+        Finding(first.finding.problem, f"{ok} of {len(urls)} broker nodes, no majority: {said}"),
+    )
+
+
+def _check_one_broker(url: str) -> Check:
     scheme = urlsplit(url).scheme
     host, port = _endpoint(url, scheme)
     reach = _with_hint(tcp(host, port), host, "broker")

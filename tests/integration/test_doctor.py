@@ -177,6 +177,24 @@ def test_wrong_password_on_rabbitmq(tmp_path: Path, pg: str) -> None:
     assert out.returncode == Problem.AUTH.value, out.stdout
 
 
+def test_a_broker_failover_list_needs_a_majority(tmp_path: Path, pg: str) -> None:
+    """`url;url;url` (a RabbitMQ cluster's nodes): two of three answering pass, naming the
+    third; one of three fails with the first failure's code."""
+    host = own_address()
+    closed = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind((host, 0))
+            closed.append(f"amqp://guest:guest@{host}:{s.getsockname()[1]}//")
+    good = "amqp://guest:guest@127.0.0.1:5672//"
+    out = doctor(tmp_path, pg, f"{good};{good};{closed[0]}")
+    assert out.returncode == 0, out.stdout
+    assert "2 of 3 broker nodes" in out.stdout and "refuses connections" in out.stdout
+    out = doctor(tmp_path, pg, f"{closed[0]};{good};{closed[1]}")
+    assert out.returncode == Problem.REFUSED.value, out.stdout
+    assert "1 of 3 broker nodes, no majority" in out.stdout
+
+
 def test_stale_schema(tmp_path: Path, redis: PrivateRedis) -> None:
     name = f"haflow_doctor_{os.getpid()}"
     admin = create_engine(PG_ADMIN)

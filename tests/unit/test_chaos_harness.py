@@ -56,6 +56,28 @@ def test_nodes_of_a_cluster_and_their_order() -> None:
     assert not worker.user.startswith("0:"), "workers do not run as root"
 
 
+def test_an_ha_metastore_and_broker_replace_their_single_servers() -> None:
+    spec = ClusterSpec(name="x", masters=1, workers=1, ha_metastore=True, ha_broker=True)
+    roles = {n.name: n.role for n in nodes(spec, web=False)}
+    assert {n: r for n, r in roles.items() if r in ("patroni", "rabbitmq")} == {
+        "pg1": "patroni",
+        "pg2": "patroni",
+        "mq1": "rabbitmq",
+        "mq2": "rabbitmq",
+        "mq3": "rabbitmq",
+    }
+    assert "postgres" not in roles and "broker" not in roles
+    env = next(n for n in nodes(spec, web=False) if n.name == "worker1").env
+    url = env["HAFLOW__CORE__SQL_ALCHEMY_CONN"]
+    assert "host=pg1:5432&host=pg2:5432&target_session_attrs=read-write" in url
+    assert env["HAFLOW__CELERY__BROKER_URL"].count(";") == 2  # Celery's failover list
+    assert env["HAFLOW__CELERY__QUEUE_TYPE"] == "quorum"
+    pg1 = next(n for n in nodes(spec, web=False) if n.name == "pg1")
+    assert pg1.env["PATRONI_NAMESPACE"] == "/haflow/x/patroni"
+    with pytest.raises(ValueError, match="deployed images"):
+        ClusterSpec(ha_broker=True, runtime="host")
+
+
 def test_settings_reach_masters_and_workers() -> None:
     spec = ClusterSpec(settings={"HAFLOW__WORKER__TIMEOUT": "5"})
     for n in nodes(spec, web=False):
