@@ -71,7 +71,7 @@ clean:
 CHAOS_CI    ?= leader-kill9 leader-sigterm leader-pause leader-partition-zk \
                worker-partition worker-partition-zk zk-ensemble-down broker-restart webserver-kill \
                callback-failover pool-failover dag-drift metastore-primary-kill \
-               metastore-primary-partition
+               metastore-primary-partition broker-node-kill
 CHAOS_CRON  ?= cron-failover
 CHAOS_OUT   ?= artifacts/chaos
 SOAK_REPEAT ?= 5
