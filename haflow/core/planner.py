@@ -115,7 +115,7 @@ def backfill_intervals_due(
 def backfill_runs(b: BackfillSnap, dag: DagSpec | None, now: datetime) -> list[NewRun]:
     """The next runs backfill `b` creates, oldest interval first: those of its range with no
     run yet (the schedule's, or an earlier backfill's, is that interval's run), as many as
-    keep its own unfinished runs within its max_active_runs."""
+    keep the unfinished runs of its range within its max_active_runs."""
     room = b.max_active_runs - b.active
     if room <= 0:
         return []

@@ -127,7 +127,8 @@ class NewRun:
 @dataclass(frozen=True)
 class BackfillSnap:
     """A running backfill as the planner sees it: its range and cap, the fire times (interval
-    ends) of the DAG's runs already there from its range on, and its own unfinished runs."""
+    ends) of the DAG's runs already there from its range on, and how many runs of its range
+    are unfinished (its own and the others: the schedule's, or one --reset-existing cleared)."""
 
     id: int
     dag_id: str

@@ -23,7 +23,8 @@ from datetime import datetime
 from haflow import DAG, BashTask
 
 with DAG("bf", schedule="@hourly", start_date=datetime(2026, 1, 1), catchup=False):
-    BashTask("work", bash_command='echo "$HAFLOW_DATA_INTERVAL_START"')
+    # a second's work: `--reset-existing --wait` must wait for the runs it cleared to end
+    BashTask("work", bash_command='echo "$HAFLOW_DATA_INTERVAL_START"; sleep 2')
 """
 
 

@@ -551,20 +551,27 @@ _FIRES_FROM = (
     .order_by(m.DagRun.scheduled_fire_at)
     .limit(2 * 1000 + 1)
 )
+# every unfinished run of the backfill's range, its own and the others (the schedule's, an
+# earlier backfill's): one cleared by --reset-existing is running again, and the backfill is
+# not done before it ends (the range as BackfillQueries.get counts it)
 _ACTIVE_OF_BACKFILL = select(func.count()).where(
-    m.DagRun.backfill_id == bindparam("bid"),
+    m.DagRun.dag_id == bindparam("dag_id"),
+    m.DagRun.scheduled_fire_at.is_not(None),
+    m.DagRun.data_interval_start >= bindparam("start"),
+    m.DagRun.data_interval_start <= bindparam("end"),
     m.DagRun.state.in_([RunState.QUEUED, RunState.RUNNING]),
 )
 
 
 def _backfills(conn: Connection) -> list[BackfillSnap]:
     """The running backfills, each with the fire times of its DAG's runs from its range on
-    (its intervals' ends are after its start) and its own unfinished runs."""
+    (its intervals' ends are after its start) and the unfinished runs of its range."""
     out = []
     for b in conn.execute(_RUNNING_BACKFILLS):
         rows = conn.execute(_FIRES_FROM, {"dag_id": b.dag_id, "start": b.start}).scalars()
         fires = [f for f in rows if f is not None]
-        active = conn.execute(_ACTIVE_OF_BACKFILL, {"bid": b.id}).scalar_one()
+        where = {"dag_id": b.dag_id, "start": b.start, "end": b.end}
+        active = conn.execute(_ACTIVE_OF_BACKFILL, where).scalar_one()
         out.append(
             BackfillSnap(
                 b.id, b.dag_id, b.start, b.end, b.max_active_runs, frozenset(fires), int(active)
