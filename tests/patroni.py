@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from haflow.chaos import patroni
 from haflow.chaos.docker import Docker, DockerError
 from tests.ports import free_ports
 from tests.waiting import wait_for
@@ -38,9 +39,19 @@ class Member:
 class Patroni:
     """Members `names` of one Patroni cluster (`start` them; `remove` removes everything)."""
 
-    def __init__(self, work: Path, zk_hosts: str, names: tuple[str, ...] = ("pg1", "pg2")):
+    def __init__(
+        self,
+        work: Path,
+        zk_hosts: str,
+        names: tuple[str, ...] = ("pg1", "pg2"),
+        zk_auth: str = "",
+    ):
         self.docker = Docker()
         self.zk_hosts = zk_hosts
+        self.zk_auth = work / "zk_auth"  # user:password, as compose's zk_auth secret holds it
+        self.zk_auth.write_text(zk_auth + "\n")
+        self.zk_auth.chmod(0o644)
+        self.use_zk_auth = bool(zk_auth)
         self.password = secrets.token_hex(12)
         self.secret = work / "postgres_password"
         self.secret.write_text(self.password + "\n")
@@ -65,12 +76,20 @@ class Patroni:
             "PATRONI_NAMESPACE": "/patroni",
             "POSTGRES_PASSWORD_FILE": "/run/secrets/postgres_password",
         }
+        if self.use_zk_auth:
+            env["PATRONI_ZK_AUTH_FILE"] = "/run/secrets/zk_auth"
         args = [a for k, v in env.items() for a in ("-e", f"{k}={v}")]
         self.docker.run(
             "run", "-d", "--name", m.container, "--label", LABEL, "--network", "host",
             "-v", f"{self.secret}:/run/secrets/postgres_password:ro",
+            "-v", f"{self.zk_auth}:/run/secrets/zk_auth:ro",
             *args, IMAGE,
         )  # fmt: skip
+
+    def patronictl(self, name: str, *args: str) -> str:
+        """Patroni's own command line in member `name`, on the configuration it runs with."""
+        container = self.members[name].container
+        return self.docker.run("exec", container, "patronictl", "-c", "/tmp/patroni.yml", *args)
 
     def kill(self, name: str) -> None:
         self.docker.run("kill", self.members[name].container)
@@ -110,29 +129,22 @@ class Patroni:
         except ValueError:
             return text
 
-    def view(self) -> dict[str, dict[str, Any]]:
-        """name -> Patroni's member entry (role, state, lag...), from any member that answers."""
-        for name in self.members:
-            try:
-                cluster = self.api(name, "/cluster")
-            except (OSError, ValueError):
-                continue
-            return {m["name"]: m for m in cluster.get("members", [])}
-        return {}
+    def view(self) -> patroni.View:
+        """Patroni's view of the members (haflow.chaos.patroni, as the harness reads it)."""
+        return patroni.view({n: f"127.0.0.1:{m.api_port}" for n, m in self.members.items()})
 
     def primary(self) -> str | None:
-        leaders = [n for n, m in self.view().items() if m["role"] == "leader"]
-        return leaders[0] if leaders else None
+        return patroni.primary(self.view())
 
     def wait_ready(self, timeout_s: float = 120) -> str:
         """Wait for a primary and a streaming synchronous standby; the primary's name."""
-
-        def ready() -> bool:
-            roles = {m["role"]: m["state"] for m in self.view().values()}
-            return roles.get("leader") == "running" and roles.get("sync_standby") == "streaming"
-
         try:
-            wait_for("a primary and a streaming synchronous standby", ready, timeout_s, 0.5)
+            wait_for(
+                "a primary and a streaming synchronous standby",
+                lambda: patroni.replicating(self.view()),
+                timeout_s,
+                0.5,
+            )
         except AssertionError as exc:
             raise AssertionError(f"{exc}: {self.view()}\n{self.logs()}") from None
         primary = self.primary()

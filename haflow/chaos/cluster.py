@@ -321,7 +321,11 @@ class Cluster:
         _wait("PostgreSQL to accept writes", deadline, lambda: self._pg_ready())
         if self.spec.ha_metastore:
             members = self.metastore_addresses()
-            _wait("a synchronous standby", deadline, lambda: patroni.replicating(members))
+            _wait(
+                "a synchronous standby",
+                deadline,
+                lambda: patroni.replicating(patroni.view(members)),
+            )
         if self.spec.ha_broker:
             self._form_rabbitmq_cluster(deadline)
         else:

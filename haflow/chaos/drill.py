@@ -266,13 +266,12 @@ class Drill:
     def metastore_primary(self) -> str:
         """The member that is primary, once a synchronous standby streams from it."""
         members = self.metastore_members()
-        return str(
-            self.wait(
-                "a metastore primary with a streaming synchronous standby",
-                lambda: patroni.replicating(members) and patroni.primary(members),
-                120,
-            )
-        )
+
+        def found() -> str | None:
+            seen = patroni.view(members)
+            return patroni.primary(seen) if patroni.replicating(seen) else None
+
+        return str(self.wait("a metastore primary and its synchronous standby", found, 120))
 
     def acknowledged(self, primary: str) -> Fault:
         """Record what the metastore has committed so far (read from it now), on `primary`:
@@ -301,7 +300,7 @@ class Drill:
         others = {n: a for n, a in self.metastore_members().items() if n != old}
 
         def promoted() -> str | None:
-            return patroni.primary(others)
+            return patroni.primary(patroni.view(others), among=others)
 
         new = str(self.wait(f"a member other than {old} to be promoted", promoted, timeout_s))
         self.faults.observe(new, "promoted", {"from": old})

@@ -12,13 +12,18 @@ primary's promotion (judged from the event log's timestamps, on the metastore's 
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from kazoo.client import KazooClient
+from kazoo.exceptions import NoAuthError
+from kazoo.security import make_digest_acl
 from sqlalchemy import text
 
 from haflow.doctor.checks import check_replication
@@ -34,6 +39,7 @@ from tests.waiting import wait_for
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
 TASKS = 200
+NAMESPACE = "/patroni"  # Patroni's path in the test's ZooKeeper chroot (tests/patroni.py)
 RESUME_BOUND_S = 15.0
 DAG = """
 from datetime import datetime
@@ -63,8 +69,24 @@ def patroni(tmp_path: Path, zk_hosts: str) -> Iterator[Patroni]:
         )
         if done.returncode != 0:
             unavailable("the image haflow-local/patroni (`make images`)", RuntimeError(done.stderr))
-    pg = Patroni(tmp_path, zk_hosts)
+    # Patroni's namespace under a digest ACL, as haflow's own nodes are with [election]
+    # zk_auth: the members log in with the same credentials (PATRONI_ZK_AUTH_FILE) to create
+    # their nodes under it; without them they could not bootstrap.
+    auth = f"haflow:{secrets.token_hex(8)}"
+    user, password = auth.split(":")
+    zk = KazooClient(hosts=zk_hosts, auth_data=[("digest", auth)])
+    zk.start(timeout=15)
+    zk.create(NAMESPACE, acl=[make_digest_acl(user, password, all=True)])
+    pg = Patroni(tmp_path, zk_hosts, zk_auth=auth)
     try:
+        outsider = KazooClient(hosts=zk_hosts)
+        outsider.start(timeout=15)
+        try:
+            with pytest.raises(NoAuthError):
+                outsider.create(f"{NAMESPACE}/intruder")
+        finally:
+            outsider.stop()
+            outsider.close()
         pg.start("pg1")
         wait_for("pg1 to lead", lambda: pg.primary() == "pg1", 120, 0.5)
         pg.start("pg2")
@@ -75,6 +97,9 @@ def patroni(tmp_path: Path, zk_hosts: str) -> Iterator[Patroni]:
         raise
     finally:
         pg.remove()
+        zk.delete(NAMESPACE, recursive=True)  # the chroot's cleanup cannot: it has no login
+        zk.stop()
+        zk.close()
 
 
 def test_switchover_during_200_tasks_loses_nothing(
@@ -124,6 +149,8 @@ def test_doctor_names_the_primary_and_misses_a_lost_standby(patroni: Patroni) ->
         assert primary is not None
         assert f"primary 127.0.0.1:{patroni.members[primary].pg_port}" in ok.finding.detail
         assert "streaming sync" in ok.finding.detail
+        listed = patroni.patronictl(primary, "list")  # as docs/operations.md shows it
+        assert all(name in listed for name in patroni.members) and "Leader" in listed, listed
         standby = "pg2" if primary == "pg1" else "pg1"
         patroni.kill(standby)
         wait_for(
@@ -147,9 +174,11 @@ def _run_through_switchover(patroni: Patroni, repo: Repository, records: Path) -
     acknowledged = _snapshot(repo)
     old = patroni.primary()
     new = "pg2" if old == "pg1" else "pg1"
+    asked_at = time.time()
     patroni.switchover(new)
     promoted_at = patroni.wait_writable(new)
     assert patroni.primary() == new, patroni.view()
+    print(f"switchover to {new}: it accepted writes {promoted_at - asked_at:.2f} s after asked")
 
     wait_for(f"all {TASKS} tasks to end", lambda: _ended(repo) == TASKS, 240, 0.5)
     repo.runs.trigger("one", {}, datetime.now(UTC), run_id="after")  # schedules on
