@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from haflow.chaos import patroni
+from haflow.chaos import patroni, rabbitmq
 from haflow.chaos import spec as specs
 from haflow.chaos.docker import Docker, DockerError
 from haflow.chaos.image import ensure_image, node_images
@@ -340,35 +340,17 @@ class Cluster:
         each form a cluster of their own), and wait until all run in one cluster."""
         first, *others = self.spec.broker_nodes
         for node in self.spec.broker_nodes:
-            up = functools.partial(self._rabbitmqctl, node, "await_startup")
+            up = functools.partial(rabbitmq.answers, self.docker, self.spec.container(node))
             _wait(f"RabbitMQ on {node}", deadline, up)
         for node in others:
             for step in (["stop_app"], ["join_cluster", f"rabbit@{first}"], ["start_app"]):
-                self.docker.exec(self.spec.container(node), ["rabbitmqctl", "-q", *step])
+                rabbitmq.ctl(self.docker, self.spec.container(node), *step)
+        container = self.spec.container(first)
         _wait(
             "the RabbitMQ cluster to run on every node",
             deadline,
-            lambda: self.rabbitmq_running(first) == set(self.spec.broker_nodes),
+            lambda: rabbitmq.running_nodes(self.docker, container) == set(self.spec.broker_nodes),
         )
-
-    def rabbitmq_running(self, node: str) -> set[str]:
-        """The nodes `node` sees running in its RabbitMQ cluster (empty when it cannot say)."""
-        try:
-            out = self.docker.exec(
-                self.spec.container(node),
-                ["rabbitmqctl", "-q", "cluster_status", "--formatter", "json"],
-            )
-            running = json.loads(out).get("running_nodes", [])
-        except (DockerError, ValueError):
-            return set()
-        return {str(n).split("@", 1)[-1] for n in running}
-
-    def _rabbitmqctl(self, node: str, *args: str) -> bool:
-        try:
-            self.docker.exec(self.spec.container(node), ["rabbitmqctl", "-q", *args])
-        except DockerError:
-            return False
-        return True
 
     def _pg_ready(self) -> bool:
         return server_ready(self.metastore_url("postgres"))

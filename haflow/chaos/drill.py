@@ -17,7 +17,7 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException
 from kazoo.handlers.threading import KazooTimeoutError
 
-from haflow.chaos import patroni
+from haflow.chaos import patroni, rabbitmq
 from haflow.chaos.cluster import ClusterError
 from haflow.chaos.faults import Faults, FaultTarget, read_fault_log
 from haflow.chaos.history import REQUESTS_FILE
@@ -317,24 +317,11 @@ class Drill:
 
         def leader() -> str | None:
             for node in nodes:
-                try:
-                    out = self.faults.docker.exec(
-                        self.cluster.container(node),
-                        [
-                            "rabbitmqctl",
-                            "-q",
-                            "list_queues",
-                            "name",
-                            "leader",
-                            "--no-table-headers",
-                        ],
-                    )
-                except HaflowError:
-                    continue
-                for line in out.splitlines():
-                    parts = line.split()
-                    if len(parts) == 2 and parts[0] == queue:
-                        return parts[1].split("@", 1)[-1]
+                found = rabbitmq.queue_leader(
+                    self.faults.docker, self.cluster.container(node), queue
+                )
+                if found:
+                    return found
             return None
 
         return str(self.wait(f"the leader of queue {queue}", leader, 60))

@@ -22,13 +22,11 @@ from haflow.config.settings import secret_key_problem
 from haflow.doctor.probe import Finding, Problem, is_loopback, tcp
 from haflow.errors import HaflowError, SecretKeyError
 from haflow.metastore.crypto import Crypto
-from haflow.metastore.engine import create_engine, normalize_url, servers
+from haflow.metastore.engine import SERVER_PORTS, create_engine, servers
 from haflow.metastore.migrate import status
 
 DEFAULT_PORTS = {
-    "postgresql": 5432,
-    "mysql": 3306,
-    "mariadb": 3306,
+    **SERVER_PORTS,
     "amqp": 5672,
     "pyamqp": 5672,
     "redis": 6379,
@@ -71,17 +69,26 @@ def _with_hint(f: Finding, host: str, what: str) -> Finding:
     return Finding(f.problem, f"{f.detail}; {hint}")
 
 
-def check_metastore(settings: Settings) -> tuple[list[Check], Engine | None]:
+Reached = list[tuple[str, int, Finding]]
+"""Each server of the metastore URL, and what connecting to it found."""
+
+
+def reach_metastore(url: str) -> Reached:
+    """Connect to every server the metastore URL names (none for SQLite), once."""
+    return [(h, p, _with_hint(tcp(h, p), h, "metastore")) for h, p in servers(url)]
+
+
+def check_metastore(
+    settings: Settings, reached: Reached | None = None
+) -> tuple[list[Check], Engine | None]:
     url = settings.core.sql_alchemy_conn
-    parsed = normalize_url(url)
-    backend = parsed.get_backend_name()
+    reached = reach_metastore(url) if reached is None else reached
     host = ""
-    if backend != "sqlite":
+    if reached:
         # every server of a multi-host URL; one that answers is enough to go on (libpq picks it)
-        reached = [(h, _with_hint(tcp(h, p), h, "metastore")) for h, p in servers(parsed)]
-        ok = [h for h, f in reached if f.problem is Problem.OK]
+        ok = [h for h, _p, f in reached if f.problem is Problem.OK]
         if not ok:
-            return [Check("metastore", reached[0][1])], None
+            return [Check("metastore", reached[0][2])], None
         host = ok[0]
     engine = create_engine(url)
     try:
@@ -107,7 +114,10 @@ def check_metastore(settings: Settings) -> tuple[list[Check], Engine | None]:
             )
         ], engine
     return [
-        Check("metastore", Finding(Problem.OK, f"{backend} reachable, schema at {st.current}"))
+        Check(
+            "metastore",
+            Finding(Problem.OK, f"{engine.dialect.name} reachable, schema at {st.current}"),
+        )
     ], engine
 
 
@@ -117,12 +127,13 @@ REPLICATION = text(
 PRIMARY = text("SELECT inet_server_addr()::text, inet_server_port()")
 
 
-def check_replication(url: str, engine: Engine) -> Check:
+def check_replication(url: str, engine: Engine, reached: Reached | None = None) -> Check:
     """A metastore whose URL names several servers (PostgreSQL under Patroni, docs/design.md
     section 16): which one is the primary, and whether a synchronous standby streams from it.
     Without one, an acknowledged commit can be lost with the primary. Reading another
     session's replication state needs a superuser or the pg_monitor role."""
-    down = [f"{h}:{p}" for h, p in servers(url) if tcp(h, p).problem is not Problem.OK]
+    reached = reach_metastore(url) if reached is None else reached
+    down = [f"{h}:{p}" for h, p, f in reached if f.problem is not Problem.OK]
     try:
         with engine.connect() as conn:
             addr, port = conn.execute(PRIMARY).one()
@@ -471,15 +482,16 @@ def _secret_key_finding(key: str) -> Finding:
     return Finding(Problem.SECURITY, problem) if problem else Finding(Problem.OK, "set")
 
 
-def _on_the_metastore(settings: Settings, engine: Engine, reachable: bool) -> Iterator[Check]:
+def _on_the_metastore(
+    settings: Settings, engine: Engine, reachable: bool, reached: Reached
+) -> Iterator[Check]:
     """The checks that read the metastore: the clock, then (migrated) replication when the URL
     names several servers, this node's DAG files, the webservers' keys."""
     yield check_clock(engine)
     if not reachable:
         return
-    url = settings.core.sql_alchemy_conn
-    if engine.dialect.name == "postgresql" and len(servers(url)) > 1:
-        yield check_replication(url, engine)
+    if engine.dialect.name == "postgresql" and len(reached) > 1:
+        yield check_replication(settings.core.sql_alchemy_conn, engine, reached)
     yield check_dags(settings, engine)
     yield check_webserver_keys(settings, engine)
 
@@ -496,11 +508,12 @@ def run_checks(
         checks.append(c)
         report(c)
 
-    found, engine = check_metastore(settings)
+    reached = reach_metastore(settings.core.sql_alchemy_conn)
+    found, engine = check_metastore(settings, reached)
     for c in found:
         add(c)
     if engine is not None:
-        for c in _on_the_metastore(settings, engine, reachable=checks[0].ok):
+        for c in _on_the_metastore(settings, engine, checks[0].ok, reached):
             add(c)
     if settings.core.executor == "celery" or settings.celery.broker_url:
         add(check_broker(settings))
