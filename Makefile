@@ -1,6 +1,7 @@
 # haflow: `make standalone` runs everything on this machine; `make test` runs every test tier
 # (lint, the images, unit, integration, then the chaos scenarios of `make chaos` on a docker
 # cluster of those images).
+SHELL  := /bin/bash
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -43,7 +44,10 @@ test: $(STAMP) services lint
 # `make images`: Debian 12 by debootstrap when no registry answers, then haflow:local from
 # deploy/Dockerfile and one image per server from Debian packages (a rebuild is a cache hit).
 # `make cluster` / `make cluster-down`: deploy/docker-compose.yml on those images.
-COMPOSE_LOCAL := docker-compose -f deploy/docker-compose.yml -f deploy/compose.local.yml
+# `make cluster HA=1`: the metastore under Patroni and a RabbitMQ cluster (deploy/compose.ha.yml).
+COMPOSE_LOCAL := HAFLOW_PATRONI_IMAGE=haflow-local/patroni HAFLOW_RABBITMQ_IMAGE=haflow-local/rabbitmq \
+  docker-compose -f deploy/docker-compose.yml -f deploy/compose.local.yml \
+  $(if $(HA),-f deploy/compose.ha.yml)
 
 images: $(STAMP)
 	bash scripts/docker-engine.sh
@@ -79,17 +83,22 @@ CHAOS_ALL   := $(subst _,-,$(patsubst chaos/scenarios/%.py,%,$(wildcard chaos/sc
 
 .PHONY: chaos chaos-soak
 
+# Each scenario's report goes to CHAOS_OUT/NAME.txt and its progress (stderr) to NAME.log as
+# well as the terminal; a failure prints the failed properties, or the log's tail when the run
+# ended without a report.
 define chaos_run
 	@mkdir -p $(CHAOS_OUT); failed=""; \
 	for run in $(1); do \
 	  name=$${run%%:*}; repeat=$${run#*:}; \
 	  echo "== $(BIN)/haflow chaos run $$name --repeat $$repeat --json"; \
-	  $(BIN)/haflow chaos run $$name --repeat $$repeat --json > $(CHAOS_OUT)/$$name.txt; rc=$$?; \
+	  $(BIN)/haflow chaos run $$name --repeat $$repeat --json > $(CHAOS_OUT)/$$name.txt \
+	    2> >(tee $(CHAOS_OUT)/$$name.log >&2); rc=$$?; \
 	  cat $(CHAOS_OUT)/$$name.txt; tail -n 1 $(CHAOS_OUT)/$$name.txt > $(CHAOS_OUT)/$$name.json; \
 	  [ $$rc -eq 0 ] || failed="$$failed $$name"; \
 	done; \
 	for name in $$failed; do \
 	  echo "-- $$name:"; grep -E -A4 '^P[0-9]+ +FAIL|^ABORTED' $(CHAOS_OUT)/$$name.txt | grep -v '^{'; \
+	  grep -q . $(CHAOS_OUT)/$$name.txt || tail -n 40 $(CHAOS_OUT)/$$name.log; \
 	done; \
 	if [ -n "$$failed" ]; then echo "chaos: FAILED:$$failed"; exit 1; fi; echo "chaos: all passed"
 endef

@@ -33,7 +33,7 @@ from haflow.chaos.sql import (
 )
 from haflow.core.clock import utcnow
 from haflow.election.zookeeper import election_path
-from haflow.errors import HaflowError
+from haflow.errors import Conflict, HaflowError
 from haflow.metastore.repository import Repository
 
 Progress = Callable[[str], None]
@@ -102,15 +102,17 @@ class Drill:
     def wait(self, what: str, check: Callable[[], Any], timeout_s: float) -> Any:
         """Poll `check` until it returns something truthy (returned); ClusterError on timeout."""
         deadline = time.monotonic() + timeout_s
+        error: HaflowError | None = None
         while time.monotonic() < deadline:
             try:
                 found = check()
-            except HaflowError:
-                found = None
+            except HaflowError as exc:
+                found, error = None, exc
             if found:
                 return found
             time.sleep(0.1)
-        raise ClusterError(f"timed out after {timeout_s} s waiting for {what}")
+        last = f" (the last error: {type(error).__name__}: {error})" if error else ""
+        raise ClusterError(f"timed out after {timeout_s} s waiting for {what}{last}")
 
     # -- leadership -------------------------------------------------------------------------
 
@@ -149,12 +151,21 @@ class Drill:
 
     def trigger(self, dag_id: str, runs: int = 1) -> list[str]:
         self.wait(f"DAG {dag_id} to be parsed", lambda: self.repo.dags.get(dag_id), 60)
-        return [
-            self.repo.runs.trigger(
-                dag_id, {}, utcnow(), run_id=f"chaos__{utcnow().isoformat()}"
-            ).run_id
-            for _ in range(runs)
-        ]
+        return [self._trigger_one(dag_id) for _ in range(runs)]
+
+    def _trigger_one(self, dag_id: str, timeout_s: float = 60) -> str:
+        """Trigger a run as a user would while the metastore fails over: again on an error,
+        until it lands. The run's id is chosen once, so a try whose commit landed but whose
+        answer was lost is found (Conflict) rather than triggered twice."""
+        run_id = f"chaos__{utcnow().isoformat()}"
+
+        def landed() -> str:
+            try:
+                return self.repo.runs.trigger(dag_id, {}, utcnow(), run_id=run_id).run_id
+            except Conflict:
+                return run_id
+
+        return str(self.wait(f"run {run_id} of {dag_id} to be triggered", landed, timeout_s))
 
     def trickle(self, dag_id: str, for_s: float, every_s: float = 0.5) -> int:
         """Trigger a run of `dag_id` every `every_s` for `for_s` (blocking): work that arrives

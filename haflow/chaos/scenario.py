@@ -30,6 +30,7 @@ from haflow.chaos.history import collect, due_times
 from haflow.chaos.model import History
 from haflow.chaos.spec import ClusterSpec
 from haflow.core.clock import utcnow
+from haflow.errors import HaflowError
 
 __all__ = [
     "Drill",
@@ -212,27 +213,33 @@ def _drill(sc: Scenario, drill: Drill, repeat: int) -> tuple[list[Verdict], list
 
 
 def _round(sc: Scenario, drill: Drill, label: str, aborted: list[str]) -> bool:
-    """One round: faults, every run finished, steady state again. A timeout is recorded in
-    `aborted`; False when the cluster could not be restored (no further round is fair)."""
+    """One round: faults, every run finished, steady state again. A timeout, or any error of
+    the harness's own hands (docker, the metastore it reads), is recorded in `aborted` with
+    its type, and the history is judged all the same; False when the cluster could not be
+    restored (no further round is fair)."""
     try:
         sc.schedule(drill)
-    except ClusterError as exc:
-        aborted.append(f"{label}: {exc}")
-        drill.say(f"{label} aborted: {exc}")
+    except HaflowError as exc:
+        aborted.append(f"{label}: {_described(exc)}")
+        drill.say(f"{label} aborted: {_described(exc)}")
         if not _restored(drill, label, aborted):
             return False
     try:
         drill.wait_runs_done(sc.settle_s)
-    except ClusterError as exc:
-        aborted.append(f"{label} (settling): {exc}")
+    except HaflowError as exc:
+        aborted.append(f"{label} (settling): {_described(exc)}")
     return _restored(drill, label, aborted)
+
+
+def _described(exc: HaflowError) -> str:
+    return str(exc) if isinstance(exc, ClusterError) else f"{type(exc).__name__}: {exc}"
 
 
 def _restored(drill: Drill, label: str, aborted: list[str]) -> bool:
     try:
         drill.restore()
-    except ClusterError as exc:
-        aborted.append(f"{label} (restoring): {exc}")
+    except HaflowError as exc:
+        aborted.append(f"{label} (restoring): {_described(exc)}")
         drill.say(f"{label}: could not restore steady state: {exc}")
         return False
     return True
@@ -268,7 +275,7 @@ def load_scenario(name_or_path: str, folder: Path = SCENARIO_DIR) -> Scenario:
     if not path.suffix:
         path = folder / (name_or_path.replace("-", "_") + ".py")
     if not path.exists():
-        known = ", ".join(sorted(p.stem for p in folder.glob("*.py") if not p.stem.startswith("_")))
+        known = ", ".join(n.replace("_", "-") for n in scenario_names(folder))
         raise ClusterError(f"no scenario {name_or_path!r} ({path}); known: {known}")
     module_spec = importlib.util.spec_from_file_location(f"chaos_scenario_{path.stem}", path)
     assert module_spec is not None and module_spec.loader is not None
