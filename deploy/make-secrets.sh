@@ -35,6 +35,14 @@ write postgres_password "$pg_password"
 write sql_alchemy_conn "postgresql://haflow:$pg_password@postgres:5432/haflow"
 write rabbitmq.conf "$(printf 'default_user = haflow\ndefault_pass = %s' "$mq_password")"
 write broker_url "amqp://haflow:$mq_password@rabbitmq:5672//"
+# deploy/compose.ha.yml: the metastore's Patroni members in one libpq multi-host URL (libpq
+# connects to the one accepting writes), and every RabbitMQ node as Celery's failover list.
+write sql_alchemy_conn.ha \
+    "postgresql://haflow:$pg_password@/haflow?host=postgres:5432&host=postgres2:5432&target_session_attrs=read-write"
+write broker_url.ha "$(for n in rabbitmq rabbitmq2 rabbitmq3; do
+    printf 'amqp://haflow:%s@%s:5672//;' "$mq_password" "$n"; done | sed 's/;$//')"
+# The RabbitMQ nodes' shared Erlang cookie (deploy/compose.ha.yml): what lets them cluster.
+write erlang_cookie "$(random_hex 20)"
 write secret_key "$(random_hex 32)"
 # A Fernet key: 32 random bytes, url-safe base64.
 write fernet_key "$(head -c 32 /dev/urandom | base64 | tr '+/' '-_')"

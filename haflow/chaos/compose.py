@@ -13,7 +13,8 @@ service name: compose gives no fixed addresses). Every fault goes to the fault l
 
 Each service has a role, as the harness's nodes do: `master` and `worker` from the haflow
 containers' `HAFLOW_ROLE`, the servers from their service or image name (`zookeeper`,
-`postgres`, `broker` for RabbitMQ or Redis, `lb` for haproxy). The harness's names of the
+`postgres`, `patroni` for a member of a Patroni metastore, `broker` for RabbitMQ or Redis, `lb`
+for haproxy). The harness's names of the
 single servers, `broker`, `lb` and `postgres`, name the one service of that role, so a scenario
 written for the harness (`restart("broker")`) acts on the deployment's `rabbitmq`.
 """
@@ -40,6 +41,7 @@ LEADER_LINE = re.compile(r"live leader (\S+)")
 SERVER_ROLES = (
     ("zookeeper", "zookeeper"),
     ("zk", "zookeeper"),
+    ("patroni", "patroni"),  # a metastore member under Patroni (deploy/compose.ha.yml)
     ("postgres", "postgres"),
     ("rabbitmq", "broker"),
     ("redis", "broker"),
@@ -185,9 +187,7 @@ class ComposeTarget:
         for service, d in containers.items():
             if (d.get("Config") or {}).get("Hostname") == host or service == host:
                 return service
-        raise ClusterError(
-            f"the leader runs on host {host!r}, which no service of this project has"
-        )
+        raise ClusterError(f"no service of this project has the host name {host!r}")
 
     # -- partitions -------------------------------------------------------------------------
 

@@ -38,7 +38,7 @@ from haflow.chaos.cluster import (
 from haflow.chaos.compose import ComposeTarget, env_of, role_of
 from haflow.chaos.docker import DockerError
 from haflow.chaos.spec import RECORDS_FILE
-from haflow.metastore.engine import create_engine
+from haflow.metastore.engine import create_engine, servers
 from haflow.metastore.repository import Repository
 
 HTTPS_PORT = 8443
@@ -93,11 +93,19 @@ class ComposeCluster(ComposeTarget):
         return self.setting("election", "zk_auth")
 
     def metastore_url(self) -> str:
-        """The masters' metastore URL, its host the database service's address."""
+        """The masters' metastore URL with each host a database service's address (every
+        member of a multi-host URL: the Patroni members of deploy/compose.ha.yml)."""
         url = make_url(self.setting("core", "sql_alchemy_conn"))
+        containers = self._containers()
         if url.host:
-            service = self._service_of_host(url.host, self._containers())
-            url = url.set(host=self.address(service))
+            service = self._service_of_host(url.host, containers)
+            return url.set(host=self.address(service)).render_as_string(hide_password=False)
+        listed = servers(url) if url.query.get("host") else []
+        if listed:
+            hosts = tuple(
+                f"{self.address(self._service_of_host(h, containers))}:{p}" for h, p in listed
+            )
+            url = url.update_query_dict({"host": hosts})
         return url.render_as_string(hide_password=False)
 
     def repo(self) -> Repository:

@@ -263,16 +263,13 @@ class Drill:
 
     # -- the metastore under Patroni -------------------------------------------------------
 
-    def metastore_members(self) -> dict[str, str]:
-        """Patroni member -> address; ClusterError on a cluster with one PostgreSQL."""
-        members = {
-            n.name: self.cluster.address(n.name)
-            for n in self.cluster.nodes()
-            if n.role == "patroni"
-        }
-        if not members:
+    def metastore_members(self, but: str = "") -> dict[str, str]:
+        """Patroni member -> address, every member but `but` (a stopped or cut-off member has
+        no address on a compose deployment); ClusterError on a cluster with one PostgreSQL."""
+        names = [n.name for n in self.cluster.nodes() if n.role == "patroni"]
+        if not names:
             raise ClusterError("this cluster's metastore is one server, not Patroni members")
-        return members
+        return {name: self.cluster.address(name) for name in names if name != but}
 
     def metastore_primary(self) -> str:
         """The member that is primary, once a synchronous standby streams from it."""
@@ -287,7 +284,8 @@ class Drill:
     def acknowledged(self, primary: str) -> Fault:
         """Record what the metastore has committed so far (read from it now), on `primary`:
         P14 finds all of it after the fault that follows."""
-        return self.faults.observe(primary, "acknowledged", acknowledged(self.repo.engine))
+        committed = acknowledged(self.repo.engine, since=self.since)
+        return self.faults.observe(primary, "acknowledged", committed)
 
     def lose_metastore_primary(self, fault: str) -> str:
         """Record what the primary acknowledged, then `fault` its node ("kill": SIGKILL;
@@ -308,7 +306,7 @@ class Drill:
     def wait_promoted(self, old: str, timeout_s: float = 120) -> str:
         """Wait until another member than `old` answers as a running primary (asking only
         them: `old` may be unreachable); record when, as `promoted`. Its name."""
-        others = {n: a for n, a in self.metastore_members().items() if n != old}
+        others = self.metastore_members(but=old)
 
         def promoted() -> str | None:
             return patroni.primary(patroni.view(others), among=others)

@@ -135,11 +135,15 @@ def refusal(sc: Scenario, deployment: ComposeCluster) -> str:
         )
     if sc.receiver:
         return f"{sc.name} needs the harness's webhook receiver node"
-    if sc.ha_metastore:
-        return f"{sc.name} needs the harness's Patroni metastore (pg1, pg2)"
+    have = {n.name: n.role for n in deployment.nodes()}
+    members = sum(1 for r in have.values() if r == "patroni")
+    if sc.ha_metastore and members < 2:
+        return (
+            f"{sc.name} needs a metastore of Patroni members (deploy/compose.ha.yml); the "
+            f"deployment has {members}"
+        )
     if sc.ha_broker:
         return f"{sc.name} needs the harness's RabbitMQ cluster (mq1..mq3)"
-    have = {n.name: n.role for n in deployment.nodes()}
     for role, wanted in (("master", sc.masters), ("worker", sc.workers)):
         count = sum(1 for r in have.values() if r == role)
         if count < wanted:

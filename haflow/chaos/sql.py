@@ -15,9 +15,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
+
+from haflow.metastore import models as m
 
 OPEN_FENCED_TX = text(
     """
@@ -142,25 +144,27 @@ def ensure_database(admin_url: str, name: str) -> None:
         admin.dispose()
 
 
-ACKNOWLEDGED_EVENTS = text("SELECT id FROM event_log ORDER BY id")
-ACKNOWLEDGED_RUNS = text("SELECT dag_id, run_id FROM dag_run")
-ACKNOWLEDGED_ATTEMPTS = text(
-    "SELECT r.dag_id, r.run_id, ti.task_id, a.attempt FROM task_attempt a"
-    " JOIN task_instance ti ON ti.id = a.ti_id JOIN dag_run r ON r.id = ti.run_pk"
-)
-
-
-def acknowledged(engine: Engine) -> dict[str, Any]:
+def acknowledged(engine: Engine, since: datetime | None = None) -> dict[str, Any]:
     """What the metastore has committed, read from it now: event ids (as [first, last]
-    ranges), runs ([dag_id, run_id]) and attempts ([dag_id, run_id, task_id, attempt])."""
+    ranges), runs ([dag_id, run_id]) and attempts ([dag_id, run_id, task_id, attempt]); on a
+    deployment with a past, only what was written from `since` on (what its drill judges)."""
+    events = select(m.Event.id).order_by(m.Event.id)
+    runs = select(m.DagRun.dag_id, m.DagRun.run_id)
+    attempts = (
+        select(m.DagRun.dag_id, m.DagRun.run_id, m.TaskInstance.task_id, m.TaskAttempt.attempt)
+        .join(m.TaskInstance, m.TaskInstance.id == m.TaskAttempt.ti_id)
+        .join(m.DagRun, m.DagRun.id == m.TaskInstance.run_pk)
+    )
+    if since is not None:
+        events = events.where(m.Event.ts >= since)
+        runs = runs.where(m.DagRun.created_at >= since)
+        attempts = attempts.where(m.DagRun.created_at >= since)
     with engine.connect() as conn:
-        ids = [int(r.id) for r in conn.execute(ACKNOWLEDGED_EVENTS)]
-        runs = [[str(r.dag_id), str(r.run_id)] for r in conn.execute(ACKNOWLEDGED_RUNS)]
-        attempts = [
-            [str(r.dag_id), str(r.run_id), str(r.task_id), int(r.attempt)]
-            for r in conn.execute(ACKNOWLEDGED_ATTEMPTS)
-        ]
-    return {"events": id_ranges(ids), "runs": runs, "attempts": attempts}
+        return {
+            "events": id_ranges([int(i) for i in conn.scalars(events)]),
+            "runs": [[str(d), str(r)] for d, r in conn.execute(runs)],
+            "attempts": [[str(d), str(r), str(t), int(a)] for d, r, t, a in conn.execute(attempts)],
+        }
 
 
 def id_ranges(ids: Sequence[int]) -> list[list[int]]:

@@ -98,8 +98,9 @@ def _run(argv: list[str], env: dict[str, str], timeout_s: float = 300) -> str:
 class Stack:
     """The running compose project: its environment, and a browser-like client of haproxy."""
 
-    def __init__(self, env: dict[str, str], secrets: Path) -> None:
+    def __init__(self, env: dict[str, str], secrets: Path, files: tuple[str, ...] = FILES) -> None:
         self.env = env
+        self.files = files
         self.project = env["COMPOSE_PROJECT_NAME"]
         self.base = f"https://127.0.0.1:{env['HAFLOW_HTTPS_PORT']}"
         self.password = (secrets / "admin_password").read_text().strip()
@@ -112,7 +113,8 @@ class Stack:
         )
 
     def compose(self, *args: str, timeout_s: float = 300) -> str:
-        return _run(["docker-compose", "-f", FILES[0], "-f", FILES[1], *args], self.env, timeout_s)
+        files = [w for f in self.files for w in ("-f", f)]
+        return _run(["docker-compose", *files, *args], self.env, timeout_s)
 
     # -- the user's side, through haproxy --------------------------------------------------
 

@@ -19,6 +19,7 @@ import yaml
 
 from haflow.config.schema import DEFAULT_TASK_ENV, split_key
 from haflow.errors import ConfigError
+from haflow.metastore.engine import servers
 from tests.integration.conftest import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -204,6 +205,49 @@ def test_the_drill_override_adds_records_and_dags_to_the_haflow_nodes(secrets_di
         allowed = environment["HAFLOW__WORKER__TASK_ENV_ALLOWLIST"]
         assert allowed == f"{DEFAULT_TASK_ENV} HAFLOW_CHAOS_*", name
     assert unknown_settings({"HAFLOW__WORKER__TASK_ENV_ALLOWLIST"}) == []
+
+
+def test_the_ha_override_replaces_both_single_servers(secrets_dir: Path) -> None:
+    """deploy/compose.ha.yml: two Patroni members behind one multi-host URL, three RabbitMQ
+    nodes in one failover list, quorum queues, and every dependency still a healthy server
+    (the single servers' names are kept, so the base file's depends_on hold)."""
+    env = {"PATH": "/usr/bin:/bin", "HAFLOW_SECRETS_DIR": str(secrets_dir)}
+    out = run(
+        tool("docker-compose"), "-f", COMPOSE, "-f", DEPLOY / "compose.ha.yml", "config", env=env
+    )
+    assert out.returncode == 0 and out.stderr.strip() == "", out.stderr
+    config = yaml.safe_load(out.stdout)
+    services = config["services"]
+    members = ("postgres", "postgres2")
+    for name in members:
+        pg = services[name]
+        assert pg["image"] == "haflow/patroni" and pg["build"]["context"].endswith("patroni")
+        assert pg["environment"]["PATRONI_NAME"] == name
+        assert pg["environment"]["PATRONI_ZK_AUTH_FILE"] == "/run/secrets/zk_auth"
+        assert pg["healthcheck"]["test"] == ["CMD", "patroni-ready"]
+        assert {d for d, c in pg["depends_on"].items()} == {"zk1", "zk2", "zk3"}
+    nodes = ("rabbitmq", "rabbitmq2", "rabbitmq3")
+    for name in nodes:
+        mq = services[name]
+        assert mq["hostname"] == name and "erlang_cookie" in str(mq["secrets"])
+        assert any("80-cluster.conf" in v for v in mq["volumes"]), name
+    conf = (DEPLOY / "rabbitmq" / "cluster.conf").read_text()
+    assert [f"rabbit@{n}" for n in nodes] == re.findall(r"nodes\.\d = (\S+)", conf)
+    for name in HAFLOW_SERVICES:
+        assert services[name]["environment"]["HAFLOW__CELERY__QUEUE_TYPE"] == "quorum", name
+    assert {"rabbitmq2", "rabbitmq3"} <= set(services["haflow-init"]["depends_on"])
+    assert unknown_settings(environment_names(config)) == []
+
+    files = {k: Path(v["file"]) for k, v in config["secrets"].items()}
+    url = files["sql_alchemy_conn"].read_text().strip()
+    assert files["sql_alchemy_conn"].name == "sql_alchemy_conn.ha"
+    assert servers(url) == [(m, 5432) for m in members]
+    assert "target_session_attrs=read-write" in url
+    broker = files["broker_url"].read_text().strip().split(";")
+    assert [u.split("@")[1] for u in broker] == [f"{n}:5672//" for n in nodes]
+    assert files["erlang_cookie"].read_text().strip()
+    for name in ("sql_alchemy_conn.ha", "broker_url.ha", "erlang_cookie"):
+        assert (DEPLOY / "secrets" / f"{name}.example").is_file(), name
 
 
 def test_a_misspelt_haflow_variable_is_caught() -> None:

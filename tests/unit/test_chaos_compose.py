@@ -18,6 +18,7 @@ from haflow.chaos.deployment import ComposeCluster
 from haflow.chaos.docker import Docker, DockerError
 from haflow.chaos.faults import Faults
 from haflow.chaos.scenario import Scenario, refusal
+from haflow.metastore.engine import servers
 
 
 def _container(service: str, state: str = "running", nets: Sequence[str] = ("p_default",)) -> Any:
@@ -205,6 +206,40 @@ def test_a_deployment_is_reached_with_its_own_configuration(tmp_path: Path) -> N
     assert deployment.dags_folders() == [tmp_path / "state" / "compose-p" / "dags"]
     with pytest.raises(ClusterError, match="share one DAGs folder"):
         deployment.dags_folder("master1")
+
+
+def _ha_deployment(tmp_path: Path, url: str) -> tuple[ComposeCluster, FakeDocker]:
+    """The deployment of deploy/compose.ha.yml: two Patroni members (postgres, postgres2)."""
+    deployment, docker = _deployment(tmp_path, **{"/run/secrets/sql_alchemy_conn": url})
+    for member in ("postgres", "postgres2"):
+        docker.containers[member] = _container(member)
+        docker.containers[member]["Config"]["Image"] = "haflow-local/patroni"
+        docker.containers[member]["NetworkSettings"]["Networks"]["p_default"]["IPAddress"] = (
+            f"172.18.0.{20 + len(member)}"
+        )
+    return deployment, docker
+
+
+def test_patroni_members_are_reached_through_their_multi_host_url(tmp_path: Path) -> None:
+    url = (
+        "postgresql://haflow:s3cret@/haflow?host=postgres:5432&host=postgres2:5432"
+        "&target_session_attrs=read-write"
+    )
+    deployment, _ = _ha_deployment(tmp_path, url)
+    roles = {n.name: n.role for n in deployment.nodes()}
+    assert roles["postgres"] == roles["postgres2"] == "patroni"
+    assert servers(deployment.metastore_url()) == [("172.18.0.28", 5432), ("172.18.0.29", 5432)]
+    assert "target_session_attrs=read-write" in deployment.metastore_url()
+    assert refusal(_scenario(ha_metastore=True), deployment) == ""
+
+
+def test_a_metastore_scenario_needs_patroni_members(tmp_path: Path) -> None:
+    deployment, _ = _deployment(tmp_path)
+    said = refusal(_scenario(ha_metastore=True), deployment)
+    assert said == (
+        "s needs a metastore of Patroni members (deploy/compose.ha.yml); the deployment has 0"
+    )
+    assert "RabbitMQ cluster" in refusal(_scenario(ha_broker=True), deployment)
 
 
 def _scenario(**kw: Any) -> Scenario:
