@@ -311,13 +311,15 @@ def check_zookeeper(settings: Settings) -> Check:
             "zookeeper",
             Finding(
                 Problem.ZOOKEEPER,
-                f"no session with {e.zk_hosts} within 5 s: {probe_hosts(e.zk_hosts)}"
+                f"no session with {e.zk_hosts} within 5 s (each member: {probe_hosts(e.zk_hosts)})"
                 + _zk_loopback_hint(e.zk_hosts),
             ),
         )
     client.stop()
     client.close()
-    return Check("zookeeper", Finding(Problem.OK, f"session opened ({probe_hosts(e.zk_hosts)})"))
+    return Check(
+        "zookeeper", Finding(Problem.OK, f"session opened (each member: {probe_hosts(e.zk_hosts)})")
+    )
 
 
 def _zk_loopback_hint(zk_hosts: str) -> str:

@@ -205,7 +205,7 @@ def probe_hosts(hosts: str, timeout_s: float = 1.0) -> str:
         host, _, port = server.strip().rpartition(":")
         try:
             socket.create_connection((host, int(port)), timeout=timeout_s).close()
-            results.append(f"{server}: TCP ok but no ZooKeeper session")
+            results.append(f"{server}: TCP ok")
         except (OSError, ValueError) as exc:
             results.append(f"{server}: {exc}")
     return "; ".join(results)
