@@ -14,9 +14,9 @@ service name: compose gives no fixed addresses). Every fault goes to the fault l
 Each service has a role, as the harness's nodes do: `master` and `worker` from the haflow
 containers' `HAFLOW_ROLE`, the servers from their service or image name (`zookeeper`,
 `postgres`, `patroni` for a member of a Patroni metastore, `broker` for RabbitMQ or Redis, `lb`
-for haproxy). The harness's names of the
-single servers, `broker`, `lb` and `postgres`, name the one service of that role, so a scenario
-written for the harness (`restart("broker")`) acts on the deployment's `rabbitmq`.
+for haproxy). The harness's names of the single servers, `broker`, `lb` and `postgres`, name
+the one service of that role, so a scenario written for the harness (`restart("broker")`)
+acts on the deployment's `rabbitmq`.
 """
 
 from __future__ import annotations

@@ -138,9 +138,13 @@ def check_replication(url: str, engine: Engine, reached: Reached | None = None) 
         with engine.connect() as conn:
             addr, port = conn.execute(PRIMARY).one()
             rows = conn.execute(REPLICATION).all()
+            # the primary as the URL names it (libpq's host of the connection it kept)
+            info = getattr(conn.connection.driver_connection, "info", None)
+            named = str(getattr(info, "host", "") or "")
     except OperationalError as exc:
         return Check("replication", _login_failure(str(exc.orig)))
-    primary = f"{str(addr or 'socket').split('/')[0]}:{port}"
+    host = named if named and not named.startswith("/") else str(addr or "socket").split("/")[0]
+    primary = f"{host}:{port}"
     standbys = ", ".join(f"{r.application_name} {r.state} {r.sync_state}" for r in rows) or "none"
     said = f"primary {primary}; standbys: {standbys}"
     if down:

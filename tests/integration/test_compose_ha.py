@@ -36,10 +36,10 @@ from tests.integration.conftest import docker_engine
 from tests.integration.test_compose_stack import (
     ROOT,
     Stack,
-    _free_port,
     _leftovers,
     _quietly,
     _run,
+    project_env,
 )
 from tests.waiting import wait_for
 
@@ -59,36 +59,22 @@ def ha_stack(tmp_path: Path) -> Iterator[Stack]:
     secrets, drills = tmp_path / "secrets", tmp_path / "drills"
     _run(["sh", "deploy/make-secrets.sh", str(secrets)], dict(os.environ))
     project = f"haflowha{os.getpid()}"
-    env = {
-        **os.environ,
-        "COMPOSE_PROJECT_NAME": project,
-        "HAFLOW_PATRONI_IMAGE": "haflow-local/patroni",  # as `make cluster HA=1` sets them
-        "HAFLOW_RABBITMQ_IMAGE": "haflow-local/rabbitmq",
-        "HAFLOW_CHAOS_DIR": str(drills / f"compose-{project}"),
-        "HAFLOW_SECRETS_DIR": str(secrets),
-        "HAFLOW_HTTPS_PORT": str(_free_port()),
-        "HAFLOW_HTTP_PORT": str(_free_port()),
-        "HAFLOW_STATS_PORT": str(_free_port()),
-        "HAFLOW_PROMETHEUS_PORT": str(_free_port()),
-        "HAFLOW_RABBITMQ_UI_PORT": str(_free_port()),
-    }
-    stack = Stack(env, secrets, FILES)
-    try:
-        stack.compose("up", "-d", timeout_s=600)
-        stack.wait_healthy()
+    env = project_env(
+        project,
+        secrets,
+        drills,
+        # the local images, as `make cluster HA=1` names them
+        HAFLOW_PATRONI_IMAGE="haflow-local/patroni",
+        HAFLOW_RABBITMQ_IMAGE="haflow-local/rabbitmq",
+    )
+    up = ["docker-compose", *(w for f in FILES for w in ("-f", f)), "up", "-d"]
+    with Stack(env, secrets, FILES).running(up) as stack:
         yield stack
-    finally:
-        with contextlib.suppress(Exception):
-            stack.compose("down", "-v", "--remove-orphans", timeout_s=300)
 
 
 def test_compose_ha_stack(ha_stack: Stack) -> None:
-    try:
+    with ha_stack.reporting():
         _steps(ha_stack)
-    except BaseException:
-        with contextlib.suppress(Exception):
-            print(f"--- states {ha_stack.states()}\n{ha_stack.logs()}")
-        raise
 
 
 def _steps(stack: Stack) -> None:

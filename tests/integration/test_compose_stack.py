@@ -87,6 +87,30 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+PUBLISHED = (
+    "HAFLOW_HTTPS_PORT",
+    "HAFLOW_HTTP_PORT",
+    "HAFLOW_STATS_PORT",
+    "HAFLOW_PROMETHEUS_PORT",
+    "HAFLOW_RABBITMQ_UI_PORT",
+)
+"""The compose file's knobs of the host ports it publishes."""
+
+
+def project_env(project: str, secrets: Path, drills: Path, **extra: str) -> dict[str, str]:
+    """The environment of compose project `project` on this host: its secrets, its drill
+    folder (<--state-root>/compose-<project>, as compose.chaos.yml says), a free port for each
+    port it publishes, and `extra`."""
+    return {
+        **os.environ,
+        "COMPOSE_PROJECT_NAME": project,
+        "HAFLOW_CHAOS_DIR": str(drills / f"compose-{project}"),
+        "HAFLOW_SECRETS_DIR": str(secrets),
+        **{knob: str(_free_port()) for knob in PUBLISHED},
+        **extra,
+    }
+
+
 def _run(argv: list[str], env: dict[str, str], timeout_s: float = 300) -> str:
     done = subprocess.run(
         argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout_s, check=False
@@ -111,6 +135,27 @@ class Stack:
             urllib.request.HTTPSHandler(context=self.tls),
             urllib.request.HTTPCookieProcessor(self.jar),
         )
+
+    @contextlib.contextmanager
+    def running(self, up: list[str]) -> Iterator[Stack]:
+        """The project started with `up` and healthy; removed with its volumes after."""
+        try:
+            _run(up, self.env, timeout_s=600)
+            self.wait_healthy()
+            yield self
+        finally:
+            with contextlib.suppress(Exception):
+                self.compose("down", "-v", "--remove-orphans", timeout_s=300)
+
+    @contextlib.contextmanager
+    def reporting(self) -> Iterator[None]:
+        """On a failure, what the services said (their states and log tails) is printed."""
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(Exception):
+                print(f"--- states {self.states()}\n{self.logs()}")
+            raise
 
     def compose(self, *args: str, timeout_s: float = 300) -> str:
         files = [w for f in self.files for w in ("-f", f)]
@@ -254,38 +299,21 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     dags.chmod(0o755)  # the haflow user (uid 10001) reads it inside the masters
     (dags / "e2e.py").write_text(DAGS)
     project = f"haflowe2e{os.getpid()}"
-    env = {
-        **os.environ,
-        "COMPOSE_PROJECT_NAME": project,
-        # Step 7's drill folder: <--state-root>/compose-<project>, as compose.chaos.yml says.
-        "HAFLOW_CHAOS_DIR": str(drills / f"compose-{project}"),
-        "HAFLOW_SECRETS_DIR": str(secrets),
-        "HAFLOW_DAGS_DIR": str(dags),
-        "HAFLOW_HTTPS_PORT": str(_free_port()),
-        "HAFLOW_HTTP_PORT": str(_free_port()),
-        "HAFLOW_STATS_PORT": str(_free_port()),
-        "HAFLOW_PROMETHEUS_PORT": str(_free_port()),
-        "HAFLOW_RABBITMQ_UI_PORT": str(_free_port()),
+    env = project_env(
+        project,
+        secrets,
+        drills,  # step 7's
+        HAFLOW_DAGS_DIR=str(dags),
         # A short drain, so step 5 ends in seconds rather than minutes.
-        "HAFLOW_WORKER_DRAIN_SECONDS": "120",
-    }
-    stack = Stack(env, secrets)
-    try:
-        _run(UP, env, timeout_s=600)
-        stack.wait_healthy()
+        HAFLOW_WORKER_DRAIN_SECONDS="120",
+    )
+    with Stack(env, secrets).running(UP) as stack:
         yield stack
-    finally:
-        with contextlib.suppress(Exception):
-            stack.compose("down", "-v", "--remove-orphans", timeout_s=300)
 
 
 def test_compose_stack(stack: Stack) -> None:
-    try:
+    with stack.reporting():
         _steps(stack)
-    except BaseException:
-        with contextlib.suppress(Exception):  # what the services said, for the failure's report
-            print(f"--- states {stack.states()}\n{stack.logs()}")
-        raise
 
 
 def _steps(stack: Stack) -> None:
