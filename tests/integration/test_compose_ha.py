@@ -19,7 +19,6 @@ Without a Docker engine the test is skipped, and fails under CI=true.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -29,9 +28,10 @@ import pytest
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError
 
-from haflow.chaos import patroni
+from haflow.chaos import patroni, rabbitmq
 from haflow.chaos.cluster import ClusterError
 from haflow.chaos.deployment import ComposeCluster
+from haflow.chaos.docker import Docker
 from tests.integration.conftest import docker_engine
 from tests.integration.test_compose_stack import (
     ROOT,
@@ -83,11 +83,9 @@ def _steps(stack: Stack) -> None:
 
     # 1. One primary and its synchronous standby; one RabbitMQ cluster of three.
     wait_for("a streaming synchronous standby", lambda: _replicating(stack, members), 120, 1)
-    running = stack.compose("exec", "-T", "rabbitmq", "rabbitmqctl", "cluster_status", "-q")
-    section = running.split("Running Nodes", 1)[1].split("Versions", 1)[0]
-    assert sorted(line.strip() for line in section.splitlines() if "@" in line) == [
-        f"rabbit@{n}" for n in nodes
-    ], running
+    deployment = _deployment(stack)
+    running = rabbitmq.running_nodes(Docker(), deployment.container("rabbitmq"))
+    assert running == set(nodes), running
 
     # 2. The doctor's view, and Patroni's namespace under haflow's ACL.
     said = stack.compose("exec", "-T", "master1", "haflow", "doctor")
@@ -144,10 +142,14 @@ def _line(said: str, check: str) -> str:
     return next((ln for ln in said.splitlines() if ln.split()[1:2] == [check]), "")
 
 
+def _deployment(stack: Stack) -> ComposeCluster:
+    return ComposeCluster.open([ROOT / f for f in FILES], stack.project)
+
+
 def _addresses(stack: Stack, services: tuple[str, ...]) -> dict[str, str]:
     """service -> its container's address on the project's network (from the host), for
     each of `services` that runs."""
-    deployment = ComposeCluster.open([ROOT / f for f in FILES], stack.project)
+    deployment = _deployment(stack)
     out = {}
     for service in services:
         with contextlib.suppress(ClusterError):
@@ -184,13 +186,12 @@ def _namespace_closed(stack: Stack) -> None:
 
 def _queue_leader(stack: Stack, nodes: tuple[str, ...]) -> str:
     """The node leading quorum queue `default`, asked of the first of `nodes` that answers."""
+    deployment = _deployment(stack)
     for node in nodes:
-        ask = ("exec", "-T", node, "rabbitmqctl", "list_queues", "-q", "name", "leader")
-        said = _tried(functools.partial(stack.compose, *ask))
-        for line in said.splitlines():
-            words = line.split()
-            if words[:1] == ["default"] and len(words) == 2:
-                return words[1].split("@", 1)[1]
+        with contextlib.suppress(ClusterError):
+            found = rabbitmq.queue_leader(Docker(), deployment.container(node), "default")
+            if found:
+                return found
     raise AssertionError(f"no node of {nodes} names the default queue's leader")
 
 
