@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import click
 
 from haflow.cli.context import CliContext, pass_ctx
 from haflow.core.clock import utcnow
-from haflow.dag.schedule import backfill_intervals, local_instant
 from haflow.errors import InvalidRequest
-from haflow.metastore.records import BackfillRow
-from haflow.metastore.repository import Repository
+
+if TYPE_CHECKING:
+    from haflow.metastore.records import BackfillRow
+    from haflow.metastore.repository import Repository
 
 
 @click.command()
@@ -44,6 +46,8 @@ def backfill(
     in the DAG's timezone) and that have ended. The leader creates one run per interval that
     has none (an interval the schedule already ran keeps its run), at most --max-active-runs
     at once."""
+    from haflow.dag.schedule import backfill_intervals, local_instant
+
     dag = ctx.repo.overview.dag_detail(dag_id)
     try:
         first = local_instant(start, dag.timezone, "--start")

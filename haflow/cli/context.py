@@ -5,15 +5,18 @@ from __future__ import annotations
 import getpass
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import click
 
 from haflow.config import Settings, load_settings
-from haflow.metastore.crypto import Crypto
-from haflow.metastore.engine import create_engine
-from haflow.metastore.migrate import require_current
-from haflow.metastore.repository import Repository
-from haflow.worker.secrets import SecretSource
+
+if TYPE_CHECKING:
+    from haflow.metastore.repository import Repository
+    from haflow.worker.secrets import SecretSource
+
+# The metastore's modules (SQLAlchemy, Alembic, cryptography) are imported when a command first
+# reaches for the engine or the repository, never by the commands that do not.
 
 
 @dataclass
@@ -31,10 +34,16 @@ class CliContext:
 
     @cached_property
     def engine(self):  # type: ignore[no-untyped-def]
+        from haflow.metastore.engine import create_engine
+
         return create_engine(self.settings.core.sql_alchemy_conn)
 
     @cached_property
     def repo(self) -> Repository:
+        from haflow.metastore.crypto import Crypto
+        from haflow.metastore.repository import Repository
+        from haflow.metastore.schema_version import require_current
+
         require_current(self.engine)
         # events name who did it: the user running the command
         actor = f"cli:{getpass.getuser()}"
@@ -46,6 +55,8 @@ class CliContext:
     def secrets(self) -> SecretSource:
         """Variables and connections for `tasks test` / `dags test`: the metastore is reached
         only when a task asks for one."""
+        from haflow.worker.secrets import SecretSource
+
         return SecretSource(
             lambda key: self.repo.variables.get(key).value,
             lambda conn_id: self.repo.connections.get(conn_id),

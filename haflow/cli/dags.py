@@ -6,19 +6,22 @@ from __future__ import annotations
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
+from haflow.cli.backfill import backfill
 from haflow.cli.context import CliContext, pass_ctx
 from haflow.cli.follow import wait_for_run
 from haflow.cli.output import emit, output_option
 from haflow.core.clock import utcnow
 from haflow.core.states import RunState
-from haflow.dag import versions as code_versions
-from haflow.dag.loader import DagCache
-from haflow.dag.schedule import parse_schedule
-from haflow.metastore.records import DagRow
-from haflow.worker.dryrun import parse_conf, test_dag
+
+if TYPE_CHECKING:
+    from haflow.metastore.records import DagRow
+
+# What only some commands need (the DAG loader, code versions, the dry-run worker) is imported
+# inside them: `haflow dags list` loads no more than it uses.
 
 
 @click.group()
@@ -27,6 +30,8 @@ def dags() -> None:
 
 
 def _next_fire(row: DagRow) -> datetime | None:
+    from haflow.dag.schedule import parse_schedule
+
     if row.schedule is None or row.is_paused:
         return None
     sched = parse_schedule(
@@ -69,6 +74,8 @@ def trigger(
     ctx: CliContext, dag_id: str, conf: str | None, run_id: str | None, wait: bool, output: str
 ) -> None:
     """Create a manual run of DAG_ID; the scheduler starts it."""
+    from haflow.worker.dryrun import parse_conf
+
     run = ctx.repo.runs.trigger(dag_id, parse_conf(conf), utcnow(), run_id=run_id)
     emit([_run_dict(run)], _RUN_COLUMNS, output)
     if wait and wait_for_run(ctx.repo, dag_id, run.run_id) != RunState.SUCCESS:
@@ -224,6 +231,8 @@ def code(
     ctx: CliContext, dag_id: str, version: str | None, run_id: str | None, name: str | None
 ) -> None:
     """Print the code of a version of DAG_ID: its DAG file, or one of its helper modules."""
+    from haflow.dag import versions as code_versions
+
     if run_id is not None:
         version = ctx.repo.runs.get(dag_id, run_id).code_hash
         if version is None:
@@ -245,6 +254,8 @@ def code(
 def diff(ctx: CliContext, dag_id: str, old: str, new: str | None) -> None:
     """Show what changed in DAG_ID's code from version OLD to NEW (default: its version now),
     helper modules included; versions are named by hash prefixes."""
+    from haflow.dag import versions as code_versions
+
     _, _, changes = code_versions.version_diff(ctx.repo, dag_id, old, new)
     click.echo(changes or "(no change)\n", nl=False)
 
@@ -267,6 +278,9 @@ def list_import_errors(ctx: CliContext, output: str) -> None:
 @pass_ctx
 def test(ctx: CliContext, dag_id: str, conf: str | None) -> None:
     """Run every task of DAG_ID here, in order, without recording anything."""
+    from haflow.dag.loader import DagCache
+    from haflow.worker.dryrun import parse_conf, test_dag
+
     dag = DagCache(ctx.settings.core.dags_folder).get(dag_id)
     w = ctx.settings.worker
     states = test_dag(
@@ -277,3 +291,6 @@ def test(ctx: CliContext, dag_id: str, conf: str | None) -> None:
     )
     if any(s.value in ("failed", "upstream_failed") for s in states.values()):
         sys.exit(1)
+
+
+dags.add_command(backfill)

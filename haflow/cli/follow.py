@@ -6,11 +6,14 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import click
 
 from haflow.core.states import TaskState
-from haflow.metastore.repository import Repository
+
+if TYPE_CHECKING:
+    from haflow.metastore.repository import Repository
 
 POLL_S = 0.5
 

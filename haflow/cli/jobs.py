@@ -6,18 +6,21 @@ from __future__ import annotations
 import sys
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from haflow import status as cluster_status
 from haflow.cli.context import CliContext
 from haflow.cli.scheduler import cluster_repo
 from haflow.core.clock import utcnow
-from haflow.metastore.repository import Repository
+
+if TYPE_CHECKING:
+    from haflow.metastore.repository import Repository
 
 
 def _rows(repo: Repository, now: datetime, max_age_s: float) -> list[dict[str, Any]]:
+    from haflow import status as cluster_status
+
     return [asdict(v) for v in cluster_status.leadership(repo, now, max_age_s).schedulers]
 
 

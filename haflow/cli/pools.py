@@ -7,7 +7,6 @@ import click
 from haflow.cli.context import CliContext, pass_ctx
 from haflow.cli.output import emit, output_option
 from haflow.core.clock import utcnow
-from haflow.web.serialize import pool_json
 
 COLUMNS = ["name", "slots", "running_slots", "queued_slots", "open_slots", "description"]
 
@@ -23,6 +22,8 @@ def pools() -> None:
 @pass_ctx
 def list_(ctx: CliContext, output: str) -> None:
     """List the pools with the slots in use now."""
+    from haflow.web.serialize import pool_json  # imports Flask: only this command needs it
+
     emit([pool_json(p) for p in ctx.repo.pools.list()], COLUMNS, output)
 
 

@@ -7,17 +7,20 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 import click
 
-from haflow import status as cluster_status
-from haflow.assembly.scheduler import build_scheduler, run_until_signalled
 from haflow.cli.context import CliContext
 from haflow.cli.output import emit, output_option
 from haflow.core.clock import utcnow
 from haflow.logs import setup_logging
-from haflow.metastore.migrate import require_current
-from haflow.metastore.repository import Repository
+
+if TYPE_CHECKING:
+    from haflow.metastore.repository import Repository
+
+# The daemon's assembly (kazoo, Celery, the scheduler) is imported when the daemon starts:
+# `scheduler status` and `jobs check` (through cluster_repo) read the metastore only.
 
 
 @click.group(invoke_without_command=True)
@@ -27,6 +30,9 @@ def scheduler(click_ctx: click.Context, cluster: str | None) -> None:
     """Run a scheduler: a candidate in the election; the leader schedules."""
     if click_ctx.invoked_subcommand is not None:
         return
+    from haflow.assembly.scheduler import build_scheduler, run_until_signalled
+    from haflow.metastore.schema_version import require_current
+
     ctx: CliContext = click_ctx.obj
     setup_logging(ctx.settings.logging.level)
     require_current(ctx.engine)
@@ -51,6 +57,8 @@ def status(click_ctx: click.Context, max_age: float, show_stopped: bool, output:
 
 def cluster_repo(ctx: CliContext, cluster: str | None) -> Repository:
     """The CLI's repository, for `cluster` when one is named."""
+    from haflow.metastore.repository import Repository
+
     repo = ctx.repo
     if cluster:
         repo = Repository(repo.engine, cluster=cluster, actor="cli")
@@ -60,6 +68,8 @@ def cluster_repo(ctx: CliContext, cluster: str | None) -> Repository:
 def scheduler_status(
     ctx: CliContext, cluster: str | None, max_age: float, output: str, show_stopped: bool
 ) -> None:
+    from haflow import status as cluster_status
+
     lead = cluster_status.leadership(cluster_repo(ctx, cluster), utcnow(), max_age)
     rows = [asdict(v) for v in lead.schedulers if show_stopped or v.role != "stopped"]
     if output == "json":

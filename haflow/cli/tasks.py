@@ -13,11 +13,9 @@ from haflow.cli.output import emit, output_option
 from haflow.core.clearing import ClearScope
 from haflow.core.clock import utcnow
 from haflow.core.states import TaskState
-from haflow.dag.loader import DagCache
 from haflow.errors import NotFound
-from haflow.metastore.records import result_of
-from haflow.worker.dryrun import parse_conf, test_task
-from haflow.worker.process import Outcome
+
+# The DAG loader and the dry-run worker are imported by the commands that use them.
 
 
 @click.group()
@@ -31,6 +29,8 @@ def tasks() -> None:
 @pass_ctx
 def list_(ctx: CliContext, dag_id: str, output: str) -> None:
     """List DAG_ID's tasks in dependency order (read from the DAGs folder)."""
+    from haflow.dag.loader import DagCache
+
     dag = DagCache(ctx.settings.core.dags_folder).get(dag_id)
     rows = []
     for tid in dag.topological_order():
@@ -150,6 +150,8 @@ def logs(
 def result(ctx: CliContext, dag_id: str, run_id: str, task_id: str) -> None:
     """Print what TASK_ID of RUN_ID returned (JSON): the result of the attempt it succeeded
     with; exits 1 if it has none (not succeeded, or returned nothing)."""
+    from haflow.metastore.records import result_of
+
     ti = ctx.repo.history.task_instance(dag_id, run_id, task_id)
     text = result_of(ti, ctx.repo.history.attempts(ti.id))
     if text is None:
@@ -165,6 +167,10 @@ def result(ctx: CliContext, dag_id: str, run_id: str, task_id: str) -> None:
 @pass_ctx
 def test(ctx: CliContext, dag_id: str, task_id: str, conf: str | None) -> None:
     """Run one task here and now, printing its output, recording nothing."""
+    from haflow.dag.loader import DagCache
+    from haflow.worker.dryrun import parse_conf, test_task
+    from haflow.worker.process import Outcome
+
     task = DagCache(ctx.settings.core.dags_folder).get(dag_id).task(task_id)
     if (
         test_task(

@@ -13,7 +13,9 @@ from haflow.cli.output import emit, output_option
 from haflow.core.clock import utcnow
 from haflow.errors import InvalidRequest, NotFound
 from haflow.metastore.repository.users import ROLES
-from haflow.web.credentials import hash_password, new_token, token_digest
+
+# haflow.web.credentials is imported by the commands that make a password hash or a token: the
+# web package imports Flask.
 
 
 @click.group()
@@ -47,6 +49,8 @@ def create(
     exists_ok: bool,
 ) -> None:
     """Create a user with a role: Admin (everything), Op (pause, trigger, clear), Viewer."""
+    from haflow.web.credentials import hash_password
+
     if exists_ok:
         try:
             ctx.repo.users.get(username)
@@ -89,6 +93,8 @@ def set_password(
     ctx: CliContext, username: str, password: str | None, password_file: str | None
 ) -> None:
     """Change a user's password; their open sessions end and their API tokens are revoked."""
+    from haflow.web.credentials import hash_password
+
     pw_hash = hash_password(_password(password, password_file))
     ctx.repo.users.set(username, utcnow(), password_hash=pw_hash)
     click.echo(f"password of {username} changed")
@@ -114,6 +120,8 @@ def _expires_option(f: Any) -> Any:
 
 
 def _make_token(ctx: CliContext, username: str, name: str, days: int | None) -> None:
+    from haflow.web.credentials import new_token, token_digest
+
     value = new_token()
     now = utcnow()
     expires = now + timedelta(days=days) if days else None
