@@ -24,8 +24,8 @@ from haflow.dag.bundle import cache_folder, prune
 from haflow.errors import ConfigError, HaflowError
 from haflow.metastore.crypto import Crypto
 from haflow.metastore.engine import create_engine
-from haflow.metastore.migrate import require_current
 from haflow.metastore.repository import Repository
+from haflow.metastore.schema_version import require_current
 from haflow.metrics.attempts import attempt_metrics
 from haflow.service import Service, Watchdog
 from haflow.worker.celery_app import make_app, set_pool

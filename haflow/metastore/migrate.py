@@ -11,7 +11,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
-from haflow.errors import SchemaOutOfDate
+from haflow.metastore.schema_version import require_current
+
+__all__ = ["SchemaStatus", "migrate", "require_current", "status"]
 
 _SCRIPTS = Path(__file__).parent / "migrations"
 
@@ -46,13 +48,3 @@ def status(engine: Engine) -> SchemaStatus:
     with engine.connect() as conn:
         current = MigrationContext.configure(conn).get_current_revision()
     return SchemaStatus(current=current, head=head)
-
-
-def require_current(engine: Engine) -> None:
-    """Raise SchemaOutOfDate unless the metastore is at the head revision."""
-    st = status(engine)
-    if not st.up_to_date:
-        raise SchemaOutOfDate(
-            f"the metastore schema is at revision {st.current or 'none (empty database)'}, "
-            f"this haflow needs {st.head}: run `haflow db migrate`"
-        )
