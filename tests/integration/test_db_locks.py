@@ -9,9 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from haflow.metastore.engine import create_engine
 from haflow.metastore.repository.locks import LeaderLock, advisory_key, lock_name, make_lock
+from tests.integration.conftest import MYSQL_ADMIN, PG_ADMIN, _drop_server_db, _server_db
 from tests.waiting import wait_for
 
 MakeLock = Callable[..., LeaderLock]
@@ -70,7 +72,8 @@ def kill_holder_session(db_url: str, backend: str, cluster: str) -> None:
                 conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
             else:
                 cid = conn.execute(
-                    text("SELECT IS_USED_LOCK(:n)"), {"n": lock_name(cluster)}
+                    text("SELECT IS_USED_LOCK(:n)"),
+                    {"n": lock_name(cluster, make_url(db_url).database or "")},
                 ).scalar_one()
                 conn.execute(text(f"KILL {int(cid)}"))
     finally:
@@ -95,6 +98,28 @@ def test_locks_of_different_clusters_do_not_interfere(make: MakeLock) -> None:
     assert a.try_acquire()
     assert b.try_acquire()
     assert a.verify() and b.verify()
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mysql"], indirect=True)
+def test_one_cluster_name_in_two_metastores_of_one_server_is_two_locks(
+    backend: str, db_url: str, cluster: str, clock: WallClock
+) -> None:
+    """MariaDB's named locks are the whole server's: the name carries the database, so a
+    deployment beside another on the same server never waits on the other's leader."""
+    admin = PG_ADMIN if backend == "postgresql" else MYSQL_ADMIN
+    other_url = _server_db(admin, backend)
+    a = make_lock(db_url, cluster, "a", 4.0, clock=clock)
+    b = make_lock(other_url, cluster, "b", 4.0, clock=clock)
+    try:
+        assert a.try_acquire()
+        assert b.try_acquire(), (
+            "the other metastore's cluster of the same name has a lock of its own"
+        )
+        assert a.verify() and b.verify()
+    finally:
+        a.close()
+        b.close()
+        _drop_server_db(admin, other_url)
 
 
 def test_release_lets_the_other_acquire(make: MakeLock) -> None:

@@ -45,12 +45,15 @@ def advisory_key(cluster: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-def lock_name(cluster: str) -> str:
-    """The MySQL/MariaDB GET_LOCK name of `cluster` (the server allows 64 characters)."""
-    name = f"haflow:{cluster}"
+def lock_name(cluster: str, database: str) -> str:
+    """The MySQL/MariaDB GET_LOCK name of `cluster` in `database` (the server allows 64
+    characters). A named lock is the whole server's, not one database's as PostgreSQL's
+    advisory locks are: two metastores on one server, each with a cluster of the same name,
+    must not share a leader lock."""
+    name = f"haflow:{database}:{cluster}"
     if len(name) <= 64:
         return name
-    return "haflow:" + hashlib.sha256(cluster.encode()).hexdigest()[:57]
+    return "haflow:" + hashlib.sha256(f"{database}:{cluster}".encode()).hexdigest()[:57]
 
 
 def _server(url: URL) -> str:
@@ -244,7 +247,7 @@ class MySqlNamedLock(_SessionLock):
 
     def __init__(self, url: URL, cluster: str, holder: str, timeout_s: float) -> None:
         super().__init__(url, cluster, holder, timeout_s)
-        self.name = lock_name(cluster)
+        self.name = lock_name(cluster, url.database or "")
 
     def _connect_args(self) -> dict[str, Any]:
         seconds = max(1, math.ceil(self.timeout_s))
