@@ -99,7 +99,7 @@ define chaos_run
 	  [ $$rc -eq 0 ] || failed="$$failed $$name"; \
 	done; \
 	for name in $$failed; do \
-	  echo "-- $$name:"; grep -E -A4 '^P[0-9]+ +FAIL|^ABORTED' $(CHAOS_OUT)/$$name.txt | grep -v '^{'; \
+	  echo "-- $$name:"; grep -E -A4 '^P[0-9]+ +FAIL|^ABORTED|^UNEXERCISED' $(CHAOS_OUT)/$$name.txt | grep -v '^{'; \
 	  grep -q . $(CHAOS_OUT)/$$name.txt || tail -n 40 $(CHAOS_OUT)/$$name.log; \
 	done; \
 	if [ -n "$$failed" ]; then echo "chaos: FAILED:$$failed"; exit 1; fi; echo "chaos: all passed"

@@ -17,10 +17,9 @@ from haflow.chaos.workload import dag_source
 
 def schedule(drill: Drill) -> None:
     drill.trigger("chaos_fail", runs=2)
-    victim = drill.rng.choice(["worker1", "worker2"])
-    attempt = drill.attempt_running_on(victim, timeout_s=60)
+    victim, attempt = drill.busy_worker(timeout_s=60)
     drill.say(f"killing {victim} running attempt {attempt.attempt} of {attempt.ti_id}")
-    drill.faults.kill(victim, "KILL")
+    drill.landed(drill.faults.kill(victim, "KILL"), attempt)
     drill.wait(
         "a task failure to be notified",
         lambda: drill.repo.history.events(kinds=["notification.delivered"], limit=1),

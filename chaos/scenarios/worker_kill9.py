@@ -13,12 +13,11 @@ from haflow.chaos.workload import dag_source
 
 def schedule(drill: Drill) -> None:
     drill.trigger("chaos_long", runs=1)
-    victim = drill.rng.choice(["worker1", "worker2"])
-    attempt = drill.attempt_running_on(victim, timeout_s=60)
+    victim, attempt = drill.busy_worker(timeout_s=60)
     drill.say(
         f"killing {victim} running attempt {attempt.attempt} of task instance {attempt.ti_id}"
     )
-    drill.faults.kill(victim, "KILL")
+    drill.landed(drill.faults.kill(victim, "KILL"), attempt)
 
 
 SCENARIO = Scenario(

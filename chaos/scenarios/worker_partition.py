@@ -17,10 +17,9 @@ from haflow.chaos.workload import dag_source
 
 def schedule(drill: Drill) -> None:
     drill.trigger("chaos_long", runs=1)
-    victim = drill.rng.choice(["worker1", "worker2"])
-    attempt = drill.attempt_running_on(victim, timeout_s=60)
+    victim, attempt = drill.busy_worker(timeout_s=60)
     drill.say(f"cutting off {victim} running attempt {attempt.attempt} of {attempt.ti_id}")
-    drill.faults.partition(victim)
+    drill.landed(drill.faults.partition(victim), attempt)
     drill.wait(
         f"attempt {attempt.attempt + 1} of {attempt.ti_id} to be queued",
         lambda: any(

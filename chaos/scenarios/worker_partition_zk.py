@@ -19,10 +19,9 @@ from haflow.chaos.workload import dag_source
 
 def schedule(drill: Drill) -> None:
     drill.trigger("chaos_long", runs=1)
-    victim = drill.rng.choice(["worker1", "worker2"])
-    attempt = drill.attempt_running_on(victim, timeout_s=60)
+    victim, attempt = drill.busy_worker(timeout_s=60)
     drill.say(f"cutting {victim} (running attempt {attempt.attempt}) off ZooKeeper for 15 s")
-    drill.faults.partition(victim, ZOOKEEPER)
+    drill.landed(drill.faults.partition(victim, ZOOKEEPER), attempt)
     time.sleep(15.0)
     drill.faults.heal(victim)
 

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -249,21 +249,33 @@ class Cluster:
         return {n.role: skeleton for n in self.nodes()}
 
     def _create_network(self) -> None:
-        self.subnet = self.subnet or self._free_subnet()
-        self.docker.run(
-            "network",
-            "create",
-            "--driver",
-            "bridge",
-            "--subnet",
-            self.subnet,
-            "--label",
-            f"{LABEL}={self.spec.name}",
-            self.spec.network,
-        )
+        """The cluster's network on a free subnet. Another cluster coming up at the same moment
+        may take the subnet found free: docker refuses the overlap, and the next one is tried."""
+        taken: set[str] = set()
+        for _ in range(8):
+            self.subnet = self.subnet or self._free_subnet(taken)
+            try:
+                self.docker.run(
+                    "network",
+                    "create",
+                    "--driver",
+                    "bridge",
+                    "--subnet",
+                    self.subnet,
+                    "--label",
+                    f"{LABEL}={self.spec.name}",
+                    self.spec.network,
+                )
+                return
+            except DockerError as exc:
+                if "overlap" not in str(exc).lower():
+                    raise
+                taken.add(self.subnet)
+                self.subnet = ""
+        raise ClusterError(f"no subnet docker would give the network of {self.spec.name!r}")
 
-    def _free_subnet(self) -> str:
-        used = set()
+    def _free_subnet(self, taken: Collection[str] = ()) -> str:
+        used = set(taken)
         for net in self.docker.inspect(
             *self.docker.run("network", "ls", "-q").split(), kind="network"
         ):

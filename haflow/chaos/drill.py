@@ -94,6 +94,9 @@ class Drill:
         self.rng = rng
         self.say = progress
         self.since = since
+        self.triggered: list[tuple[str, str]] = []
+        """(dag_id, run_id) of every run this drill triggered, in order: the work a fault is
+        aimed at (a deployment's older runs, or a stale row, never are)."""
 
     @property
     def repo(self) -> Repository:
@@ -151,7 +154,9 @@ class Drill:
 
     def trigger(self, dag_id: str, runs: int = 1) -> list[str]:
         self.wait(f"DAG {dag_id} to be parsed", lambda: self.repo.dags.get(dag_id), 60)
-        return [self._trigger_one(dag_id) for _ in range(runs)]
+        ids = [self._trigger_one(dag_id) for _ in range(runs)]
+        self.triggered += [(dag_id, run_id) for run_id in ids]
+        return ids
 
     def _trigger_one(self, dag_id: str, timeout_s: float = 60) -> str:
         """Trigger a run as a user would while the metastore fails over: again on an error,
@@ -179,17 +184,62 @@ class Drill:
         return n
 
     def attempt_running_on(self, worker: str, timeout_s: float = 60) -> Any:
-        def found() -> Any:
-            return next(
-                (
-                    a
-                    for a in self.repo.history.running_attempts()
-                    if a.state == "running" and a.worker_id == worker
-                ),
-                None,
+        """An attempt of the drill's own runs running on `worker` now (waits, bounded)."""
+        return self.wait(
+            f"an attempt of the drill's runs running on {worker}",
+            lambda: next(iter(self._running_attempts({worker})), None),
+            timeout_s,
+        )
+
+    def busy_worker(self, timeout_s: float = 60) -> tuple[str, Any]:
+        """(worker, attempt): a worker node running an attempt of the drill's own runs at this
+        moment, read from the metastore just before the fault is aimed (waits, bounded, until
+        some worker runs one). Among several, one at random; its attempt the one started last,
+        so the fault has the most of its work left to interrupt."""
+        workers = {n.name for n in self.cluster.nodes() if n.role == "worker"}
+
+        def found() -> tuple[str, Any] | None:
+            running = self._running_attempts(workers)
+            if not running:
+                return None
+            worker = self.rng.choice(sorted({str(a.worker_id) for a in running}))
+            mine = [a for a in running if a.worker_id == worker]
+            return worker, max(mine, key=lambda a: a.started_at)
+
+        busy: tuple[str, Any] = self.wait(
+            f"a worker of {sorted(workers)} to run an attempt of the drill's runs",
+            found,
+            timeout_s,
+        )
+        return busy
+
+    def landed(self, fault: Fault, attempt: Any, grace_s: float = 0.5) -> None:
+        """ClusterError unless `attempt` was still running when `fault` struck its worker: a
+        fault that hit a worker with nothing to lose proves nothing, so its round fails."""
+        now = next(
+            (a for a in self.repo.history.attempts(attempt.ti_id) if a.attempt == attempt.attempt),
+            None,
+        )
+        ended = None if now is None else now.ended_at
+        if now is None or (ended is not None and (ended - fault.ts).total_seconds() <= grace_s):
+            state = "gone" if now is None else f"{now.state} at {ended}"
+            raise ClusterError(
+                f"the {fault.action} of {fault.node} at {fault.ts:%H:%M:%S.%f} did not land: "
+                f"attempt {attempt.attempt} of task instance {attempt.ti_id} had ended ({state})"
             )
 
-        return self.wait(f"an attempt running on {worker}", found, timeout_s)
+    def _running_attempts(self, workers: set[str]) -> list[Any]:
+        """The attempts of the drill's runs in state running on one of `workers`."""
+        mine = {
+            ti.id
+            for dag_id, run_id in self.triggered
+            for ti in self.repo.history.task_instances(dag_id, run_id)
+        }
+        return [
+            a
+            for a in self.repo.history.running_attempts()
+            if a.state == "running" and a.worker_id in workers and a.ti_id in mine
+        ]
 
     def wait_runs_done(self, timeout_s: float) -> None:
         def done() -> bool:

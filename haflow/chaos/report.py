@@ -56,7 +56,9 @@ def as_json(scenario: str, verdicts: Sequence[Verdict], extra: dict[str, Any]) -
     return json.dumps(
         {
             "scenario": scenario,
-            "ok": all(v.ok for v in verdicts) and not extra.get("aborted"),
+            "ok": all(v.ok for v in verdicts)
+            and not extra.get("aborted")
+            and not extra.get("unexercised"),
             **extra,
             "properties": {
                 v.prop: {

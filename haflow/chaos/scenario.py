@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 
-from haflow.chaos.checker import Bounds, Verdict, check
+from haflow.chaos.checker import Bounds, Status, Verdict, check
 from haflow.chaos.cluster import ClusterError, running
 from haflow.chaos.deployment import ComposeCluster
 from haflow.chaos.drill import Drill
@@ -71,6 +71,17 @@ class Scenario:
     receiver: bool = False  # a receiver node records webhook deliveries (P11)
     ha_metastore: bool = False  # the metastore under Patroni (pg1, pg2), not one `postgres`
     ha_broker: bool = False  # a RabbitMQ cluster (mq1..mq3, quorum queues), not one Redis
+    by_chance: tuple[str, ...] = ()
+    """Properties a random schedule may leave untested; any other property of `properties`
+    judged NOT_EXERCISED fails the run (a fault that landed nowhere proves nothing)."""
+
+    def unexercised(self, verdicts: Sequence[Verdict]) -> list[str]:
+        """The properties this scenario claims that `verdicts` never put to the test."""
+        return [
+            v.prop
+            for v in verdicts
+            if v.status == Status.NOT_EXERCISED and v.prop not in self.by_chance
+        ]
 
 
 @dataclass(frozen=True)
@@ -83,10 +94,11 @@ class Outcome:
     verdicts: list[Verdict]
     seconds: float
     aborted: list[str] = field(default_factory=list)
+    unexercised: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.aborted and all(v.ok for v in self.verdicts)
+        return not self.aborted and not self.unexercised and all(v.ok for v in self.verdicts)
 
 
 def spec_for(sc: Scenario, name: str, state_root: Path | None) -> ClusterSpec:
@@ -121,7 +133,7 @@ def run_scenario(
     with running(spec, progress) as cluster:
         drill = Drill(cluster, random.Random(seed), progress)
         verdicts, aborted = _drill(sc, drill, repeat)
-    return Outcome(sc.name, repeat, verdicts, time.monotonic() - started, aborted)
+    return _outcome(sc, repeat, verdicts, started, aborted)
 
 
 def refusal(sc: Scenario, deployment: ComposeCluster) -> str:
@@ -192,7 +204,14 @@ def run_on_deployment(
             raise
     finally:
         deployment.close()
-    return Outcome(sc.name, repeat, verdicts, time.monotonic() - started, aborted)
+    return _outcome(sc, repeat, verdicts, started, aborted)
+
+
+def _outcome(
+    sc: Scenario, repeat: int, verdicts: list[Verdict], started: float, aborted: list[str]
+) -> Outcome:
+    seconds = time.monotonic() - started
+    return Outcome(sc.name, repeat, verdicts, seconds, aborted, sc.unexercised(verdicts))
 
 
 def _dag_ids(sc: Scenario) -> list[str]:

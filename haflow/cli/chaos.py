@@ -342,12 +342,15 @@ def run(
     click.echo(as_table(sc.name, out.verdicts))
     for line in out.aborted:
         click.echo(f"ABORTED {line}")
+    for prop in out.unexercised:
+        click.echo(f"UNEXERCISED {prop}: {sc.name} claims it, but no fault put it to the test")
     if as_json:
         extra = {
             "repeats": repeat,
             "seed": seed,
             "seconds": round(out.seconds, 1),
             "aborted": out.aborted,
+            "unexercised": out.unexercised,
         }
         click.echo(report_json(sc.name, out.verdicts, extra))
     if not out.ok:
