@@ -1,13 +1,17 @@
-# haflow: `make standalone` runs everything on this machine; `make test` runs every test tier
-# (lint, the images, unit, integration, then the chaos scenarios of `make chaos` on a docker
-# cluster of those images).
+# haflow: `make standalone` runs everything on this machine; `make check` is the developers'
+# quick loop (lint and unit tests, no servers); `make test` runs every test tier (lint and the
+# unit tests while the images build, the integration tests in parallel processes, then the
+# chaos scenarios of `make chaos` on a docker cluster of those images).
 SHELL  := /bin/bash
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# pytest-xdist processes for the integration tier: its tests mostly wait on servers, and each
+# process has its own databases, ZooKeeper ensemble, Redis server and ports (tests/).
+TEST_WORKERS ?= 4
 
-.PHONY: standalone test lint unit integration services bench clean images cluster cluster-down
+.PHONY: standalone check test lint unit integration services bench clean images cluster cluster-down
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "haflow needs Python >= 3.11"'
@@ -30,15 +34,25 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 unit: $(STAMP)
-	$(BIN)/pytest tests/unit -q
+	$(BIN)/pytest tests/unit -q -n 2
 
+check: lint unit
+
+# the tests marked `serial` restart a server the others share: they run alone, after the rest
 integration: $(STAMP) services
-	$(BIN)/pytest tests/integration -q
+	$(BIN)/pytest tests/integration -q -ra -n $(TEST_WORKERS) -m "not serial" --durations=25
+	$(BIN)/pytest tests/integration -q -ra -m serial
 
-test: $(STAMP) services lint
-	$(MAKE) images || [ "$$CI" != true ]   # without Docker: the compose and chaos tests skip
-	$(BIN)/pytest tests -q -ra --durations=25
-	$(MAKE) chaos
+# The images build (network and disk, mostly) while lint and the unit tests run; its log is
+# printed once both are done. Without Docker (not CI) the compose and chaos tests skip.
+test: $(STAMP) services
+	@mkdir -p artifacts; \
+	$(MAKE) --no-print-directory images > artifacts/images.log 2>&1 & images=$$!; \
+	$(MAKE) --no-print-directory check; checked=$$?; \
+	wait $$images; built=$$?; echo "== make images (artifacts/images.log)"; cat artifacts/images.log; \
+	[ $$checked -eq 0 ] || exit $$checked; [ $$built -eq 0 ] || [ "$$CI" != true ] || exit $$built
+	$(MAKE) --no-print-directory integration
+	$(MAKE) --no-print-directory chaos
 
 # -- the deploy kit on images built here (deploy/local; no registry needed) ----------------------
 # `make images`: Debian 12 by debootstrap when no registry answers, then haflow:local from

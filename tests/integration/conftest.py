@@ -27,6 +27,7 @@ from tests.integration.zk_fixtures import (  # noqa: F401
     zk_ensemble,
     zk_hosts,
 )
+from tests.redisserver import redis_url
 
 PG_ADMIN = os.environ.get("HAFLOW_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 MYSQL_ADMIN = os.environ.get("HAFLOW_TEST_MYSQL", "mysql://root@127.0.0.1:3306/")
@@ -127,11 +128,11 @@ def empty_database(
 
 
 def redis_db(index: int) -> Iterator[str]:
-    """Redis database `index`, emptied before and after."""
-    url = f"redis://127.0.0.1:6379/{index}"
+    """Database `index` of this test process's own Redis server, emptied before and after."""
     try:
         import redis
 
+        url = redis_url(index)
         client = redis.Redis.from_url(url)
         client.flushdb()
     except Exception as exc:

@@ -10,8 +10,9 @@ engine (scripts/docker-engine.sh starts one) the test is skipped, and fails unde
 from __future__ import annotations
 
 import contextlib
+import os
 import random
-import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,7 +35,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
     docker_engine()
-    name = f"it{int(time.time()) % 100000}"
+    name = f"it{os.getpid()}{uuid.uuid4().hex[:4]}"  # unique across parallel test processes
     spec = ClusterSpec(
         name=name,
         masters=2,

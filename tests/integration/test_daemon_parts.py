@@ -17,6 +17,7 @@ from haflow.config import load_settings
 from haflow.errors import HaflowError
 from haflow.scheduler.service import SchedulerService
 from tests.ports import free_port
+from tests.redisserver import redis_url
 from tests.waiting import wait_for
 
 PG_OR_SQLITE = "sqlite"
@@ -118,7 +119,7 @@ def test_a_dead_zookeeper_worker_watch_stops_the_scheduler(
 ) -> None:
     r = start(
         HAFLOW__CORE__EXECUTOR="celery",
-        HAFLOW__CELERY__BROKER_URL="redis://127.0.0.1:6379/7",
+        HAFLOW__CELERY__BROKER_URL=redis_url(7),
         HAFLOW__ELECTION__ZK_HOSTS=zk_hosts,
     )
     watch = r.part("ZooKeeper worker watch")

@@ -18,44 +18,7 @@ from haflow.metastore.engine import create_engine
 from tests.daemons import HAFLOW
 from tests.integration.conftest import PG_ADMIN, database_url, truncate_all, unavailable
 from tests.ports import free_port
-from tests.waiting import wait_for
-
-
-class PrivateRedis:
-    """A redis-server of the test's own, so it can be stopped, frozen or given a password."""
-
-    def __init__(self, password: str = "") -> None:
-        self.port = free_port()
-        args = [
-            "redis-server",
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ]
-        if password:
-            args += ["--requirepass", password]
-        try:
-            self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        except OSError as exc:
-            unavailable("redis-server", exc)
-        wait_for("the private Redis to listen", self._listening, 15)
-
-    def _listening(self) -> bool:
-        try:
-            socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-            return True
-        except OSError:
-            return False
-
-    def close(self) -> None:
-        self.proc.send_signal(signal.SIGCONT)
-        self.proc.kill()
-        self.proc.wait(10)
+from tests.redisserver import PrivateRedis, RedisMissing
 
 
 @pytest.fixture
@@ -90,7 +53,10 @@ def doctor(tmp_path: Path, db: str, broker: str, **extra: str) -> subprocess.Com
 
 @pytest.fixture
 def redis() -> Iterator[PrivateRedis]:
-    r = PrivateRedis()
+    try:
+        r = PrivateRedis()
+    except RedisMissing as exc:
+        unavailable("redis-server", exc)
     yield r
     r.close()
 

@@ -75,7 +75,9 @@ with DAG("it_params", start_date=datetime(2026, 1, 1),
     PythonTask("show", python_callable=show) >> BashTask("echo", bash_command="echo $HAFLOW_PARAMS")
 
 with DAG("it_follow", start_date=datetime(2026, 1, 1)):
-    BashTask("ticker", bash_command="for i in 1 2 3 4; do echo tick-$i; sleep 0.5; done")
+    # 6 s: the follower (a process of its own, slow to start on a loaded machine) is there
+    # for the first lines while the task still runs
+    BashTask("ticker", bash_command="for i in 1 2 3 4; do echo tick-$i; sleep 1.5; done")
 
 with DAG("it_ok", start_date=datetime(2026, 1, 1)):
     @task
@@ -100,8 +102,10 @@ def make_settings(tmp_path: Path, db_url: str, **env: str) -> Settings:
         "HAFLOW__CORE__PARALLELISM": "3",
         "HAFLOW__SCHEDULER__LOOP_INTERVAL": "0.1",
         "HAFLOW__WORKER__HEARTBEAT_SEC": "0.5",
-        "HAFLOW__WORKER__TIMEOUT": "2",
-        "HAFLOW__WORKER__SELF_FENCE_MARGIN": "0.5",
+        # a worker fences itself after 3 s without a heartbeat: more than a loaded machine
+        # running the tests in parallel stalls one (at 1.5 s, attempts were fenced by the load)
+        "HAFLOW__WORKER__TIMEOUT": "4",
+        "HAFLOW__WORKER__SELF_FENCE_MARGIN": "1",
         **env,
     }
     return load_settings(home=tmp_path, environ=environ)
@@ -279,6 +283,9 @@ SCHEDULED_EXAMPLES = {  # DAG id -> the runs its schedule makes at once (at leas
 }
 
 
+# example_sensors drops its file at one path of the machine's temporary folder: the runs of this
+# test (one per backend) go one after another, never in parallel test processes
+@pytest.mark.serial
 def test_every_example_runs_to_success_as_it_says(tmp_path: Path, db_url: str) -> None:
     """Each example DAG of haflow/example_dags (one per feature) on a real scheduler: the
     manual ones triggered, the scheduled ones creating their runs; every run succeeds, and

@@ -31,12 +31,13 @@ from haflow.web.credentials import hash_password, new_token, token_digest
 from tests.daemons import start_haflow
 from tests.integration.conftest import database_url, truncate_all, unavailable
 from tests.ports import free_port
+from tests.redisserver import redis_url
 from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "dashboards" / "grafana" / "haflow-overview.json"
 RULES = ROOT / "dashboards" / "prometheus" / "rules" / "haflow-alerts.yml"
-REDIS = "redis://127.0.0.1:6379/11"
+REDIS_DB = 11
 DAG = """
 from datetime import datetime
 from haflow.dag import DAG, BashTask
@@ -191,7 +192,7 @@ def _redis() -> Iterator[None]:
     try:
         import redis
 
-        client = redis.Redis.from_url(REDIS)
+        client = redis.Redis.from_url(redis_url(REDIS_DB))
         client.flushdb()
     except Exception as exc:
         unavailable("Redis", exc)
@@ -218,7 +219,7 @@ def cluster(
         "HAFLOW_HOME": str(tmp_path),
         "HAFLOW__CORE__SQL_ALCHEMY_CONN": pg,
         "HAFLOW__CORE__EXECUTOR": "celery",
-        "HAFLOW__CELERY__BROKER_URL": REDIS,
+        "HAFLOW__CELERY__BROKER_URL": redis_url(REDIS_DB),
         "HAFLOW__SCHEDULER__CLUSTER": "pm",
         "HAFLOW__SCHEDULER__LOOP_INTERVAL": "0.1",
         "HAFLOW__SCHEDULER__HEARTBEAT_SEC": "0.5",

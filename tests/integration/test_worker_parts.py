@@ -15,6 +15,7 @@ import pytest
 
 from tests.daemons import launch, start_haflow, stop_group
 from tests.ports import free_port
+from tests.redisserver import redis_url
 from tests.waiting import wait_for
 
 # Runs the real `haflow worker` command; the only addition is a thread that, once the worker's
@@ -82,7 +83,7 @@ def test_a_dead_metrics_listener_stops_the_celery_worker(db_url: str, tmp_path: 
     env = _worker_env(
         tmp_path,
         db_url,
-        "redis://127.0.0.1:6379/8",
+        redis_url(8),
         HAFLOW__WORKER__METRICS_PORT=str(free_port()),
         PYTHONUNBUFFERED="1",
     )
@@ -113,7 +114,7 @@ def test_a_worker_answers_remote_control_only_when_told(
     env = _worker_env(
         tmp_path,
         db_url,
-        "redis://127.0.0.1:6379/9",
+        redis_url(9),
         HAFLOW__CELERY__REMOTE_CONTROL="on" if remote_control else "off",
     )
     log = tmp_path / "worker.log"
