@@ -53,6 +53,12 @@ def once():
 
 with DAG("cw_long", start_date=datetime(2026, 1, 1)):
     BashTask("ticker", queue="fenced", bash_command=(
+        'for i in $(seq 160); do echo "tick $HAFLOW_ATTEMPT $HAFLOW_WORKER_ID $(date +%s.%N)" >> '
+        + MARKS + '; sleep 0.05; done'
+    ))
+
+with DAG("cw_cut", start_date=datetime(2026, 1, 1)):
+    BashTask("ticker", queue="fenced", bash_command=(
         # attempt 1 would tick for 30 s (it is cut off well before), a later one for about 9 s
         'n=160; [ "$HAFLOW_ATTEMPT" = 1 ] && n=600; for i in $(seq $n); do '
         'echo "tick $HAFLOW_ATTEMPT $HAFLOW_WORKER_ID $(date +%s.%N)" >> '
@@ -239,7 +245,7 @@ def _setup(
     try:
         for name in ("w1", "w2"):
             s.start_worker(name)
-        wait_for("the DAGs to be parsed", lambda: len(s.repo.dags.all()) == 5)
+        wait_for("the DAGs to be parsed", lambda: len(s.repo.dags.all()) == 6)
         wait_for("both workers to register", lambda: _alive(s.repo) == {"w1", "w2"})
         yield s
     except BaseException:
@@ -289,16 +295,16 @@ def test_partitioned_worker_stops_its_attempt_before_the_reclaimed_one_starts(
             f"{pg['host']}:{pg['port']}", f"127.0.0.1:{proxy.port}"
         )
         setup.start_worker("cut", queues="fenced", HAFLOW__CORE__SQL_ALCHEMY_CONN=via_proxy)
-        # attempt 1 of cw_long ticks for 30 s: the cut (once the spare worker has registered,
+        # attempt 1 of cw_cut ticks for 30 s: the cut (once the spare worker has registered,
         # which a loaded machine may take 10 s to do) comes well before it would end on its own
-        run_id = setup.trigger("cw_long")
+        run_id = setup.trigger("cw_cut")
         wait_for(
             "attempt 1 to tick", lambda: any(m.startswith("tick 1 cut") for m in setup.marks())
         )
         setup.start_worker("spare", queues="fenced")
         wait_for("the spare worker to register", lambda: "spare" in _alive(setup.repo))
         proxy.cut()
-        wait_for("the run to finish", lambda: setup.finished("cw_long", run_id), 40)
+        wait_for("the run to finish", lambda: setup.finished("cw_cut", run_id), 40)
     finally:
         proxy.close()
     ticks = [m.split() for m in setup.marks() if m.startswith("tick")]
@@ -310,7 +316,7 @@ def test_partitioned_worker_stops_its_attempt_before_the_reclaimed_one_starts(
     assert max(first) < min(second), (
         f"attempt 1 ticked until {max(first):.3f}, attempt 2 started at {min(second):.3f}"
     )
-    assert setup.repo.runs.get("cw_long", run_id).state == "success"
+    assert setup.repo.runs.get("cw_cut", run_id).state == "success"
 
 
 @pytest.mark.serial  # it restarts this machine's RabbitMQ, which other tests use meanwhile
