@@ -38,7 +38,8 @@ unit: $(STAMP)
 
 check: lint unit
 
-# the tests marked `serial` restart a server the others share: they run alone, after the rest
+# the tests marked `serial` restart a server the others share or use a fixed path: they run
+# alone, after the rest
 integration: $(STAMP) services
 	$(BIN)/pytest tests/integration -q -ra -n $(TEST_WORKERS) -m "not serial" --durations=25
 	$(BIN)/pytest tests/integration -q -ra -m serial
