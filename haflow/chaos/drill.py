@@ -221,7 +221,10 @@ class Drill:
             None,
         )
         ended = None if now is None else now.ended_at
-        if now is None or (ended is not None and (ended - fault.ts).total_seconds() <= grace_s):
+        victim = now is not None and now.state == "lost" and ended is not None and ended >= fault.ts
+        if now is None or (
+            not victim and ended is not None and (ended - fault.ts).total_seconds() <= grace_s
+        ):
             state = "gone" if now is None else f"{now.state} at {ended}"
             raise ClusterError(
                 f"the {fault.action} of {fault.node} at {fault.ts:%H:%M:%S.%f} did not land: "

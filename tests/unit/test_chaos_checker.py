@@ -132,6 +132,18 @@ def test_p3_idle_worker_does_not_exercise_it() -> None:
     assert one(h, "P3").status == Status.NOT_EXERCISED
 
 
+def test_p3_an_attempt_lost_right_after_the_kill_was_its_victim() -> None:
+    """Reclaimed 0.24 s after the kill (seen on the compose game day): the kill's victim, not
+    an attempt that ended on its own; one that succeeded as soon is still not mid-task."""
+    lost = Attempt("d", "r", "a", 1, "lost", 1, "worker1", t(0), t(1), t(5.24))
+    successor = Attempt("d", "r", "a", 2, "success", 1, "worker2", t(5.3))
+    h = replace(p3_history(1.0), attempts=(lost, successor))
+    v = one(h, "P3")
+    assert v.status == Status.PASS and v.measures["reclaim_s"] == (0.24,), v
+    done = replace(lost, state="success")
+    assert one(replace(h, attempts=(done,)), "P3").status == Status.NOT_EXERCISED
+
+
 # -- P4 -------------------------------------------------------------------------------------
 
 

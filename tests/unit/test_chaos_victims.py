@@ -87,6 +87,9 @@ def test_a_fault_after_its_attempt_ended_did_not_land() -> None:
         drill.landed(fault, ended)
     running = attempt(10, "worker1", 1.0)
     drill_on(History({}, [running])).landed(fault, running)  # still running: it landed
+    # reclaimed as lost 0.24 s after the kill (seen on the compose game day): its victim
+    lost = attempt(10, "worker1", 1.0, state="lost", ended_at=T0 + timedelta(seconds=6.24))
+    drill_on(History({}, [lost])).landed(fault, lost)
 
 
 def verdicts(status: Status) -> list[Verdict]:

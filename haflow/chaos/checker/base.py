@@ -48,7 +48,8 @@ class Bounds:
     metastore_resume_s: float = 15.0
     """After the metastore's standby is promoted, a scheduler writes again within this."""
     fault_grace_s: float = 0.5
-    """An attempt that ended within this long after a fault on its worker was not mid-task."""
+    """An attempt that ended on its own (not `lost`) within this long after a fault on its
+    worker was not mid-task."""
 
 
 @dataclass(frozen=True)
