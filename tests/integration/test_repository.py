@@ -377,3 +377,16 @@ def test_a_result_is_kept_with_the_accepted_report_alone_and_claims_read_the_run
     c = _queue(repo, epoch, task_id="b", attempt=2)
     claimed_c = repo.attempts.claim(c, "w3", T0)
     assert claimed_c is not None and claimed_c.results == {}
+
+
+def test_running_attempts_of_named_runs_only(repo: Repository) -> None:
+    """What the chaos drill aims its faults by: the attempts in flight of its own runs, never
+    those of another run (a deployment's past)."""
+    epoch = repo.leadership.take("s1", "none", T0)
+    _started_run(repo, epoch)
+    ref = _queue(repo, epoch)
+    assert repo.attempts.claim(ref, "w1", T0) is not None
+    assert [a.ti_id for a in repo.history.running_attempts([("d", "r1")])] == [ref.ti_id]
+    assert [a.ti_id for a in repo.history.running_attempts()] == [ref.ti_id]
+    assert repo.history.running_attempts([("d", "other"), ("e", "r1")]) == []
+    assert repo.history.running_attempts([]) == []

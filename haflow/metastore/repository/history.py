@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, tuple_
 
 from haflow.core.states import AttemptState
 from haflow.errors import (
@@ -51,13 +51,22 @@ class HistoryQueries(_Base):
             ).all()
         return [AttemptRow(**_pick(r, AttemptRow)) for r in rows]
 
-    def running_attempts(self) -> list[AttemptRow]:
+    def running_attempts(self, runs: Sequence[tuple[str, str]] | None = None) -> list[AttemptRow]:
+        """The attempts queued or running, of the runs `runs` ((dag_id, run_id) pairs) only
+        when given."""
+        query = _attempt_rows().where(
+            m.TaskAttempt.state.in_([AttemptState.QUEUED, AttemptState.RUNNING])
+        )
+        if runs is not None:
+            if not runs:
+                return []
+            query = (
+                query.join(m.TaskInstance, m.TaskInstance.id == m.TaskAttempt.ti_id)
+                .join(m.DagRun, m.DagRun.id == m.TaskInstance.run_pk)
+                .where(tuple_(m.DagRun.dag_id, m.DagRun.run_id).in_(list(runs)))
+            )
         with self._tx() as conn:
-            rows = conn.execute(
-                _attempt_rows().where(
-                    m.TaskAttempt.state.in_([AttemptState.QUEUED, AttemptState.RUNNING])
-                )
-            ).all()
+            rows = conn.execute(query).all()
         return [AttemptRow(**_pick(r, AttemptRow)) for r in rows]
 
     def logs(self, ti_id: int, attempt: int) -> str:
