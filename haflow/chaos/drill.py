@@ -18,6 +18,8 @@ from kazoo.exceptions import KazooException
 from kazoo.handlers.threading import KazooTimeoutError
 
 from haflow.chaos import patroni, rabbitmq
+from haflow.chaos.checker.base import Bounds
+from haflow.chaos.checker.tasks import mid_task
 from haflow.chaos.cluster import ClusterError
 from haflow.chaos.faults import Faults, FaultTarget, read_fault_log
 from haflow.chaos.history import REQUESTS_FILE
@@ -88,8 +90,10 @@ class Drill:
         rng: random.Random,
         progress: Progress,
         since: datetime | None = None,
+        bounds: Bounds | None = None,
     ) -> None:
         self.cluster = cluster
+        self.bounds = bounds or Bounds()
         self.faults = Faults(cluster)
         self.rng = rng
         self.say = progress
@@ -213,19 +217,18 @@ class Drill:
         )
         return busy
 
-    def landed(self, fault: Fault, attempt: Any, grace_s: float = 0.5) -> None:
-        """ClusterError unless `attempt` was still running when `fault` struck its worker: a
-        fault that hit a worker with nothing to lose proves nothing, so its round fails."""
+    def landed(self, fault: Fault, attempt: Any) -> None:
+        """ClusterError unless `attempt` was still running when `fault` struck its worker (by
+        the checker's own rule, `mid_task`): a fault that hit a worker with nothing to lose
+        proves nothing, so its round fails."""
         now = next(
             (a for a in self.repo.history.attempts(attempt.ti_id) if a.attempt == attempt.attempt),
             None,
         )
-        ended = None if now is None else now.ended_at
-        victim = now is not None and now.state == "lost" and ended is not None and ended >= fault.ts
-        if now is None or (
-            not victim and ended is not None and (ended - fault.ts).total_seconds() <= grace_s
+        if now is None or not mid_task(
+            now.state, now.started_at, now.ended_at, fault.ts, self.bounds.fault_grace_s
         ):
-            state = "gone" if now is None else f"{now.state} at {ended}"
+            state = "gone" if now is None else f"{now.state} at {now.ended_at}"
             raise ClusterError(
                 f"the {fault.action} of {fault.node} at {fault.ts:%H:%M:%S.%f} did not land: "
                 f"attempt {attempt.attempt} of task instance {attempt.ti_id} had ended ({state})"
@@ -233,15 +236,10 @@ class Drill:
 
     def _running_attempts(self, workers: set[str]) -> list[Any]:
         """The attempts of the drill's runs in state running on one of `workers`."""
-        mine = {
-            ti.id
-            for dag_id, run_id in self.triggered
-            for ti in self.repo.history.task_instances(dag_id, run_id)
-        }
         return [
             a
-            for a in self.repo.history.running_attempts()
-            if a.state == "running" and a.worker_id in workers and a.ti_id in mine
+            for a in self.repo.history.running_attempts(self.triggered)
+            if a.state == "running" and a.worker_id in workers
         ]
 
     def wait_runs_done(self, timeout_s: float) -> None:

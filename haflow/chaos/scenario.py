@@ -131,7 +131,7 @@ def run_scenario(
     _fresh_evidence(spec.state_dir)
     _install_dags(spec.dags_folders(), sc.dags)
     with running(spec, progress) as cluster:
-        drill = Drill(cluster, random.Random(seed), progress)
+        drill = Drill(cluster, random.Random(seed), progress, bounds=sc.bounds)
         verdicts, aborted = _drill(sc, drill, repeat)
     return _outcome(sc, repeat, verdicts, started, aborted)
 
@@ -190,7 +190,7 @@ def run_on_deployment(
     progress(f"scenario DAGs in {deployment.dags_folders()[0]}: {deployment.push_dags()}")
     deployment.wait_serving(time.monotonic() + 120)
     try:
-        drill = Drill(deployment, random.Random(seed), progress, since=utcnow())
+        drill = Drill(deployment, random.Random(seed), progress, since=utcnow(), bounds=sc.bounds)
         drill.wait(
             "the scenario's DAGs to be active",
             lambda: all(drill.repo.dags.get(d).is_active for d in _dag_ids(sc)),

@@ -40,11 +40,9 @@ class History:
         self.tis = tis
         self.rows = attempts
 
-    def task_instances(self, dag_id: str, run_id: str) -> list[Any]:
-        return [SimpleNamespace(id=i) for i in self.tis.get((dag_id, run_id), [])]
-
-    def running_attempts(self) -> list[Any]:
-        return [a for a in self.rows if a.state in ("queued", "running")]
+    def running_attempts(self, runs: list[tuple[str, str]]) -> list[Any]:
+        mine = {ti for run in runs for ti in self.tis.get(run, [])}
+        return [a for a in self.rows if a.state in ("queued", "running") and a.ti_id in mine]
 
     def attempts(self, ti_id: int) -> list[Any]:
         return [a for a in self.rows if a.ti_id == ti_id]

@@ -93,16 +93,25 @@ def _self_fenced(
 
 
 def _mid_task(a: Attempt, f: Fault, b: Bounds) -> bool:
-    """Whether `a` was running on the fault's worker when it struck. An attempt that ended on
-    its own within the grace was not; one that ended `lost` after the fault was its victim,
-    however soon it was reclaimed (on the compose game day it was 0.24 s after the kill)."""
-    if a.worker_id != f.node or a.started_at is None or a.started_at > f.ts:
+    return a.worker_id == f.node and mid_task(
+        a.state, a.started_at, a.ended_at, f.ts, b.fault_grace_s
+    )
+
+
+def mid_task(
+    state: str, started: datetime | None, ended: datetime | None, at: datetime, grace_s: float
+) -> bool:
+    """Whether an attempt was running at `at`, when a fault struck its worker (the rule P3
+    judges by, and the drill checks a fault's landing by). One that ended on its own within
+    `grace_s` after was not; one that ended `lost` after it was its victim, however soon it was
+    reclaimed (on the compose game day it was 0.24 s after the kill)."""
+    if started is None or started > at:
         return False
-    if a.ended_at is None:
+    if ended is None:
         return True
-    if a.state == "lost":
-        return a.ended_at >= f.ts
-    return secs(f.ts, a.ended_at) > b.fault_grace_s
+    if state == "lost":
+        return ended >= at
+    return secs(at, ended) > grace_s
 
 
 def _judge_reclaim(
