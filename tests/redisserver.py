@@ -12,6 +12,7 @@ import atexit
 import signal
 import socket
 import subprocess
+import time
 
 from tests.ports import free_port
 from tests.waiting import wait_for
@@ -44,8 +45,6 @@ class PrivateRedis:
     def restart(self, down_s: float = 1.0) -> None:
         """Stop the server as an operator's restart does (its clients' connections drop), keep
         it down `down_s`, and start it again on the same port."""
-        import time
-
         self.close()
         time.sleep(down_s)
         self.start()

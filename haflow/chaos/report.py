@@ -52,13 +52,12 @@ def _merge_one(vs: list[Verdict]) -> Verdict:
     return Verdict(vs[0].prop, vs[0].title, status, evidence, measures)
 
 
-def as_json(scenario: str, verdicts: Sequence[Verdict], extra: dict[str, Any]) -> str:
+def as_json(scenario: str, verdicts: Sequence[Verdict], ok: bool, extra: dict[str, Any]) -> str:
+    """The report as one JSON object; `ok` is the run's own verdict (`Outcome.ok`)."""
     return json.dumps(
         {
             "scenario": scenario,
-            "ok": all(v.ok for v in verdicts)
-            and not extra.get("aborted")
-            and not extra.get("unexercised"),
+            "ok": ok,
             **extra,
             "properties": {
                 v.prop: {

@@ -352,6 +352,6 @@ def run(
             "aborted": out.aborted,
             "unexercised": out.unexercised,
         }
-        click.echo(report_json(sc.name, out.verdicts, extra))
+        click.echo(report_json(sc.name, out.verdicts, out.ok, extra))
     if not out.ok:
         raise SystemExit(1)

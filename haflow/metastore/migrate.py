@@ -11,10 +11,6 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
-from haflow.metastore.schema_version import require_current
-
-__all__ = ["SchemaStatus", "migrate", "require_current", "status"]
-
 _SCRIPTS = Path(__file__).parent / "migrations"
 
 

@@ -23,7 +23,7 @@ def current_revision(engine: Engine) -> str | None:
         if not inspect(conn).has_table(VERSION_TABLE):
             return None
         rows = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all()
-    return str(rows[0]) if len(rows) == 1 else ",".join(sorted(map(str, rows))) or None
+    return ",".join(sorted(map(str, rows))) or None  # several heads, should a branch exist
 
 
 def require_current(engine: Engine) -> None:

@@ -13,6 +13,7 @@ import pytest
 from haflow.chaos.checker import Bounds, Status, check_p1
 from haflow.chaos.model import Attempt, Fault, History, Request, Run, TaskRecord
 from haflow.chaos.report import as_json, as_table, merge, summary
+from haflow.chaos.scenario import Outcome
 from tests.fakes import M1, M2, NODES, Log, assert_fails, one, t
 
 # -- P1 -------------------------------------------------------------------------------------
@@ -405,7 +406,8 @@ def test_report_merges_repeats_and_summarises() -> None:
     assert summary([1.0, 2.0, 3.0, 4.0])["p50"] == 2.0
     table = as_table("leader-kill", [merged])
     assert "P2   FAIL" in table and "takeover_kill_s" in table
-    data = json.loads(as_json("leader-kill", [merged], {"repeats": 2}))
+    ok = Outcome("leader-kill", 2, [merged], 1.0).ok  # the run's own verdict, as the CLI gives it
+    data = json.loads(as_json("leader-kill", [merged], ok, {"repeats": 2}))
     assert data["ok"] is False
     assert data["properties"]["P2"]["measures"]["takeover_kill_s"]["max"] == 6.0
 
