@@ -267,19 +267,40 @@ def _serve(sock: socket.socket, where: tuple[str, Path, bool, str | None], paren
             return
         c, worker_id, files = pickle.loads(data)
 
+        go_r, go_w = os.pipe()
+
         def attempt(
-            c: ClaimedAttempt = c, worker_id: str = worker_id, files: AttemptFiles = files
+            c: ClaimedAttempt = c,
+            worker_id: str = worker_id,
+            files: AttemptFiles = files,
+            go_r: int = go_r,
         ) -> object:
+            _await_go(go_r)
             os.environ.update(context_env(c, worker_id, parent, files))
             return run_task(pick_task(dags, None, c, path), c, dict(os.environ), files)
 
-        pid = fork_onto(fds[0], lambda: run_python(attempt), close=(keep,))
+        pid = fork_onto(fds[0], lambda: run_python(attempt), close=(keep, go_w))
         os.close(fds[0])
-        sock.send(pickle.dumps(("pid", pid)))
-        if sock.recv(16) != b"watching":  # the worker is gone: so are we
-            return
+        os.close(go_r)
+        try:
+            sock.send(pickle.dumps(("pid", pid)))
+            if sock.recv(16) != b"watching":  # the worker is gone: so are we
+                return
+            os.write(go_w, b"g")
+        finally:
+            os.close(go_w)
         _, status = os.waitpid(pid, 0)
         sock.send(pickle.dumps(("exit", pid, os.waitstatus_to_exitcode(status))))
+
+
+def _await_go(go_r: int) -> None:
+    """In the attempt's child: run nothing of the task until the worker holds its pidfd (the
+    warm parent then writes the go-ahead). Should the parent die first, the worker runs the
+    attempt cold: this child must not have started it (it dies too, by its parent-death
+    signal, or here on the pipe's end)."""
+    if os.read(go_r, 1) != b"g":
+        os._exit(1)
+    os.close(go_r)
 
 
 def _imported(folder: Path, path: str) -> list[_FileStamp]:

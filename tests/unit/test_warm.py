@@ -15,7 +15,7 @@ from haflow.metastore.records import ClaimedAttempt
 from haflow.worker.code import CodeLocation
 from haflow.worker.files import AttemptFiles, prepare
 from haflow.worker.process import LogSink, Outcome, Result, supervise
-from haflow.worker.warm import WarmFiles
+from haflow.worker.warm import WarmFiles, _Warm
 
 DAG = """
 from datetime import datetime
@@ -29,6 +29,9 @@ def hello():
     print("hello", os.environ["HAFLOW_TASK_ID"], os.environ.get("SECRET_OF_WORKER"))
     return {value!r}
 
+def mark():
+    Path({imports!r} + ".ran").write_text("ran")
+
 def kill_parent():
     import os
     os.kill(os.getppid(), 9)
@@ -36,6 +39,7 @@ def kill_parent():
 with DAG("w", start_date=datetime(2026, 1, 1)):
     PythonTask("hello", python_callable=hello)
     PythonTask("kill_parent", python_callable=kill_parent)
+    PythonTask("mark", python_callable=mark)
     BashTask("bash", bash_command="echo bash $HAFLOW_DAG_ID $HAFLOW_WORKER_PID")
 """
 
@@ -129,6 +133,32 @@ def test_a_task_that_kills_its_warm_parent_fails_alone(warm: WarmFiles, folder: 
     again = run(warm, folder, "hello")  # a new warm process serves the next attempt
     assert again is not None and again[0].outcome is Outcome.SUCCESS
     assert imports(folder) == 2
+
+
+def test_a_child_forked_but_not_yet_watched_never_starts_its_attempt(
+    warm: WarmFiles, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its warm parent dies after the fork, before the worker holds the child's pidfd: the
+    worker runs the attempt cold, so the forked child must not have begun it (CI saw a task
+    that kills its parent run in both)."""
+    answer = _Warm._answer
+
+    def then_die(self: _Warm, timeout_s: float) -> object:
+        got = answer(self, timeout_s)
+        if got is not None and got[0] == "pid":
+            time.sleep(0.3)  # time enough for a child that did not wait to run its task
+            self.proc.kill()
+            self.proc.wait()
+        return got
+
+    monkeypatch.setattr(_Warm, "_answer", then_die)
+    assert run(warm, folder, "mark") is None  # the caller runs it cold
+    time.sleep(0.3)
+    assert not (folder.parent / "imports.txt.ran").exists()
+    monkeypatch.undo()
+    ran = run(warm, folder, "mark")  # and a new warm process serves it
+    assert ran is not None and ran[0].outcome is Outcome.SUCCESS, ran
+    assert (folder.parent / "imports.txt.ran").exists()
 
 
 def test_a_broken_file_runs_cold_until_it_changes(warm: WarmFiles, folder: Path) -> None:
