@@ -59,10 +59,28 @@ def list_(ctx: CliContext, output: str) -> None:
     emit(rows, ["dag_id", "schedule", "paused", "next_run", "tags", "fileloc"], output)
 
 
+def _manual_run_id(value: str | None) -> str | None:
+    """A manual run's id, checked where it enters: a bad one is a usage error (exit 2)."""
+    from haflow.core.ids import check_manual_run_id
+    from haflow.errors import InvalidRequest
+
+    try:
+        return None if value is None else check_manual_run_id(value, "--run-id")
+    except InvalidRequest as exc:
+        raise click.BadParameter(
+            str(exc).removeprefix("--run-id "), param_hint="--run-id"
+        ) from None
+
+
 @dags.command()
 @click.argument("dag_id")
 @click.option("--conf", "-c", default=None, help="JSON object handed to the run.")
-@click.option("--run-id", default=None, help="Run id (default manual__<time>).")
+@click.option(
+    "--run-id",
+    default=None,
+    callback=lambda _c, _p, v: _manual_run_id(v),
+    help="Run id (default manual__<time>); not under the scheduler's prefixes (scheduled__ ...).",
+)
 @click.option(
     "--wait",
     is_flag=True,

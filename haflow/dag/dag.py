@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo
 
+from haflow.core.limits import ID_CHARS
 from haflow.core.notices import RUN_HOOKS, TASK_HOOKS, Rule
 from haflow.dag.notifiers import Email, Webhook, hook_list, hook_rules
 from haflow.dag.params import param_schemas
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 
     from haflow.dag.tasks import BaseTask
 
-_ID_RE = re.compile(r"[A-Za-z0-9_.\-]{1,250}")
+_ID_RE = re.compile(rf"[A-Za-z0-9_.\-]{{1,{ID_CHARS}}}")
 _T = TypeVar("_T")
 
 # A context variable (not a plain list) so DAG files parsed on different threads don't mix.
@@ -49,7 +50,8 @@ def check_id(kind: str, value: object, where: str) -> str:
     """Return `value` if it is a valid DAG/task id, else raise naming `where` it was found."""
     if not isinstance(value, str) or not _ID_RE.fullmatch(value):
         raise DagDefinitionError(
-            f"{where}: invalid {kind} id {value!r}; use 1 to 250 letters, digits, '_', '.' or '-'"
+            f"{where}: invalid {kind} id {value!r}; "
+            f"use 1 to {ID_CHARS} letters, digits, '_', '.' or '-'"
         )
     return value
 

@@ -89,7 +89,7 @@ def positive_int(value: object, name: str, where: str) -> int:
 
 
 def _pool(value: object, where: str) -> str:
-    if not isinstance(value, str) or not NAME.match(value):
+    if not isinstance(value, str) or not NAME.fullmatch(value):
         raise DagDefinitionError(f"{where}: pool must be {NAME_RULE}, got {value!r}")
     return value
 
@@ -287,7 +287,7 @@ class BashTask(BaseTask):
             names = getattr(self, what)
             if isinstance(names, str) or not isinstance(names, list | tuple):
                 raise DagDefinitionError(f"{where}: {what} must be a list of names")
-            bad = [n for n in names if not isinstance(n, str) or not NAME.match(n)]
+            bad = [n for n in names if not isinstance(n, str) or not NAME.fullmatch(n)]
             if bad:
                 raise DagDefinitionError(f"{where}: {what} must be names of {NAME_RULE}: {bad!r}")
             setattr(self, what, tuple(names))

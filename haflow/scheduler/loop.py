@@ -15,10 +15,13 @@ from datetime import datetime
 from typing import Any
 
 from haflow.core.clock import Clock, utcnow
+from haflow.core.isolation import Broken, Quarantine, split_by_dag
 from haflow.core.planner import Decisions, Limits, RunSnap, plan
+from haflow.core.snapshot import Snapshot
 from haflow.core.states import IN_FLIGHT_TASK_STATES
-from haflow.errors import ConcurrentChange
+from haflow.errors import ConcurrentChange, MetastoreError, SchemaOutOfDate
 from haflow.executors.base import Executor
+from haflow.metastore.records import Applied
 from haflow.metastore.repository import Repository
 from haflow.scheduler.dags import DagRegistry
 from haflow.scheduler.listener import NO_LISTENER, SchedulerListener
@@ -37,6 +40,7 @@ class LoopConfig:
     reclaim_consumes_retry: bool = False
     max_losses: int = 3
     max_active_tasks: int = 1024
+    broken_retry_s: float = 60.0  # a DAG set aside as broken is tried again after this
 
 
 class SchedulingLoop:
@@ -60,6 +64,8 @@ class SchedulingLoop:
         self.cfg = cfg
         self.clock = clock
         self.view = LeaderView(repo)  # the snapshot kept between ticks
+        self.quarantine = Quarantine(cfg.broken_retry_s)  # DAGs whose data the metastore refused
+        self._shown: set[str] = set()  # the broken DAGs the last sync wrote as import errors
 
     def tick(self, epoch: int) -> bool:
         """Run one iteration; True when it changed something (so the next one should follow)."""
@@ -77,17 +83,17 @@ class SchedulingLoop:
         if self.registry.changed():
             self.sync_dags(epoch)
         snap, dag_rows = self.view.snapshot(self.registry.past_tasks())
-        specs = self.registry.specs({d.dag_id: d for d in dag_rows})
+        held = self.quarantine.held(self.clock(), self.registry.fingerprints())
+        if held != self._shown:
+            self.sync_dags(epoch)
+        specs = self.registry.specs({d.dag_id: d for d in dag_rows if d.dag_id not in held})
         versions = self.registry.run_versions(snap.runs)
         now = self.clock()
         limits = self._limits(_active(snap.runs), snap.metastore_now, snap.pools)
         decisions = plan(specs, snap.runs, now, limits, snap.backfills, versions)
         if not decisions:
             return False
-        applied = self.repo.scheduling.apply(
-            decisions, self.registry.task_defs(), epoch, now, self.registry.version_defs()
-        )
-        self.view.touched(decisions)
+        applied = self._apply(decisions, snap, epoch, now)
         if applied.refs:
             self.executor.submit(applied.refs)
         self.listener.applied(decisions, applied.refs, now)
@@ -95,13 +101,55 @@ class SchedulingLoop:
             self.listener.runs_finished(applied.finished)
         return _follows(decisions)
 
+    def _apply(self, d: Decisions, snap: Snapshot, epoch: int, now: datetime) -> Applied:
+        """Apply `d` in one transaction; should the metastore refuse it for its data, apply it
+        again DAG by DAG and set aside each DAG whose own part is refused (haflow.core.
+        isolation): one DAG's values never stop the others, nor this scheduler."""
+        args = (self.registry.task_defs(), epoch, now, self.registry.version_defs())
+        try:
+            applied = self.repo.scheduling.apply(d, *args)
+        except (ConcurrentChange, SchemaOutOfDate):
+            raise
+        except MetastoreError as exc:
+            log.warning("the metastore refused this tick's writes; DAG by DAG now: %s", exc)
+        else:
+            self.view.touched(d)
+            return applied
+        self.view.reset()  # some parts commit, some do not: read everything again
+        out = Applied([], [])
+        for dag_id, part in split_by_dag(d, snap.runs, snap.backfills).items():
+            try:
+                one = self.repo.scheduling.apply(part, *args)
+            except (ConcurrentChange, SchemaOutOfDate):
+                raise
+            except MetastoreError as exc:
+                self._set_aside(dag_id, exc, now)
+                continue
+            out.refs.extend(one.refs)
+            out.finished.extend(one.finished)
+        return out
+
+    def _set_aside(self, dag_id: str, exc: MetastoreError, now: datetime) -> None:
+        log.error("DAG %s set aside as broken: the metastore refused its writes: %s", dag_id, exc)
+        self.quarantine.add(
+            Broken(
+                dag_id,
+                self.registry.fileloc(dag_id),
+                str(exc)[:500],
+                now,
+                self.registry.fingerprints().get(dag_id, ""),
+            )
+        )
+        self.repo.record_event("dag.broken", now, dag_id=dag_id, detail={"error": str(exc)[:500]})
+
     def sync_dags(self, epoch: int) -> None:
-        """Write the newest parses; DAGs of files not parsed yet by this process stay as the
-        metastore has them."""
+        """Write the newest parses, with the DAGs set aside as broken among the import
+        errors; DAGs of files not parsed yet by this process stay as the metastore has them."""
         self.registry.refresh()
+        shown = set(self.quarantine.broken)
         self.repo.dags.sync(
             self.registry.records(),
-            self.registry.errors(),
+            self.registry.errors() + self.quarantine.errors(),
             self.clock(),
             epoch,
             pending_files=self.registry.pending,
@@ -109,6 +157,7 @@ class SchedulingLoop:
             presence=self.registry.presence(),
         )
         self.registry.synced()
+        self._shown = shown
 
     def take_over(self, epoch: int) -> None:
         """On becoming leader: forget any earlier view, write the newest parses, then

@@ -43,6 +43,7 @@ from typing import Any
 from haflow.core.planner import TaskSpec
 from haflow.dag import bundle
 from haflow.dag.dag import DAG
+from haflow.dag.fits import check_fits
 from haflow.dag.loader import ImportErrorRecord, find_dag_files, importable, load_dag_file
 from haflow.dag.schedule import AnySchedule
 from haflow.errors import ConfigError
@@ -155,6 +156,7 @@ def summarize(dag: DAG, code_hash: str = "") -> ParsedDag:
         )
         for t in (dag.tasks[tid] for tid in dag.topological_order())
     ]
+    check_fits(record, defs)
     return ParsedDag(record, tasks, defs, dag.schedule_obj, dag.max_active_tasks)
 
 

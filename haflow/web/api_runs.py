@@ -11,9 +11,9 @@ from flask import jsonify, request
 from werkzeug.wrappers import Response
 
 from haflow.core.clearing import ClearScope
-from haflow.core.ids import RUN_ID, RUN_ID_RULE
+from haflow.core.ids import check_manual_run_id
 from haflow.core.states import RunState, TaskState
-from haflow.errors import NotFound
+from haflow.errors import InvalidRequest, NotFound
 from haflow.metastore.records import result_of
 from haflow.metastore.repository.runs import RUN_ORDERS
 from haflow.web import serialize as s
@@ -65,8 +65,11 @@ def trigger(dag_id: str) -> tuple[Response, int]:
     if not isinstance(conf, dict):
         raise BadInput("conf must be a JSON object", "conf")
     run_id = body.get("dag_run_id")
-    if run_id is not None and (not isinstance(run_id, str) or not RUN_ID.match(run_id)):
-        raise BadInput(f"dag_run_id must be {RUN_ID_RULE}", "dag_run_id")
+    if run_id is not None:
+        try:
+            check_manual_run_id(run_id, "dag_run_id")
+        except InvalidRequest as exc:
+            raise BadInput(str(exc), "dag_run_id") from exc
     if len(json.dumps(conf)) > 65536:
         raise BadInput("conf must be at most 64 KiB of JSON", "conf")
     ctx = web()

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Connection, case, func, insert, select, update
 
 from haflow.core.clearing import JUST_THESE, ClearScope, UnknownTasks, tasks_to_clear
-from haflow.core.ids import check_run_id
+from haflow.core.ids import check_manual_run_id
 from haflow.core.marking import MARKABLE_RUN_STATES, MARKABLE_TASK_STATES, run_marks
 from haflow.core.params import resolve
 from haflow.core.states import IN_FLIGHT_TASK_STATES, AttemptState, RunState, TaskState
@@ -44,7 +44,7 @@ class RunQueries(_Base):
     def trigger(
         self, dag_id: str, conf: Mapping[str, Any], now: datetime, run_id: str | None = None
     ) -> RunRow:
-        run_id = check_run_id(run_id) if run_id is not None else f"manual__{now.isoformat()}"
+        run_id = check_manual_run_id(run_id) if run_id is not None else f"manual__{now.isoformat()}"
         self._dag(dag_id)
         with self._tx() as conn:
             structure = conn.execute(

@@ -180,7 +180,8 @@ class SchedulingQueries(_Base):
                 )
             ).first()
             if there is None:
-                run_id = f"{kind}__{r.interval_end.isoformat()}"
+                wanted = f"{kind}__{r.interval_end.isoformat()}"
+                run_id = _free_run_id(conn, r.dag_id, wanted)
                 conn.execute(
                     insert(m.DagRun).values(
                         dag_id=r.dag_id,
@@ -198,6 +199,9 @@ class SchedulingQueries(_Base):
                     )
                 )
                 detail = {"fire_at": r.fire_at.isoformat()}
+                if run_id != wanted:
+                    detail["renamed_from"] = wanted
+                    detail["why"] = "another run (a manual one) has that id"
                 if r.backfill_id is not None:
                     detail["backfill"] = str(r.backfill_id)
                 ev.append(
@@ -525,6 +529,25 @@ _OVER_COMMITTED = (
     .group_by(m.TaskInstance.pool)
     .having(func.max(_SLOTS) >= 0, func.sum(m.TaskInstance.pool_slots) > func.max(_SLOTS))
 )
+
+
+def _free_run_id(conn: Connection, dag_id: str, wanted: str) -> str:
+    """`wanted`, or, when another run of the DAG has taken it (a manual run named like the
+    schedule's, triggered before reserved prefixes were refused), the first of `wanted.1`,
+    `wanted.2` ... that is free: the scheduled run still happens, under an id of its own."""
+    taken = set(
+        conn.execute(
+            select(m.DagRun.run_id).where(
+                m.DagRun.dag_id == dag_id, m.DagRun.run_id.like(f"{wanted}%")
+            )
+        ).scalars()
+    )
+    if wanted not in taken:
+        return wanted
+    n = 1
+    while f"{wanted}.{n}" in taken:
+        n += 1
+    return f"{wanted}.{n}"
 
 
 def _check_pools(conn: Connection, queued: Sequence[int]) -> None:
