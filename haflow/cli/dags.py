@@ -59,7 +59,7 @@ def list_(ctx: CliContext, output: str) -> None:
     emit(rows, ["dag_id", "schedule", "paused", "next_run", "tags", "fileloc"], output)
 
 
-def _manual_run_id(value: str | None) -> str | None:
+def _manual_run_id(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
     """A manual run's id, checked where it enters: a bad one is a usage error (exit 2)."""
     from haflow.core.ids import check_manual_run_id
     from haflow.errors import InvalidRequest
@@ -78,7 +78,7 @@ def _manual_run_id(value: str | None) -> str | None:
 @click.option(
     "--run-id",
     default=None,
-    callback=lambda _c, _p, v: _manual_run_id(v),
+    callback=_manual_run_id,
     help="Run id (default manual__<time>); not under the scheduler's prefixes (scheduled__ ...).",
 )
 @click.option(

@@ -20,9 +20,8 @@ TAG_CHARS = 100
 TAGS_CHARS = 1000
 """A DAG's tags as the JSON list stored (String(1000))."""
 TEXT_BYTES = 65535
-"""A TEXT column on MySQL/MariaDB (a DAG's description, a run's conf), in UTF-8 bytes."""
-LONG_TEXT_BYTES = 16 * 1024 * 1024 - 1
-"""A MEDIUMTEXT on MySQL/MariaDB (a DAG's structure and notification rules)."""
+"""A TEXT column on MySQL/MariaDB (a DAG's description, a run's conf as its JSON), in UTF-8
+bytes."""
 INT_MAX = 2**31 - 1
 """An Integer column on every backend (retries, pool slots, max_active_runs)."""
 MAX_DURATION = timedelta(days=3650)
@@ -36,7 +35,3 @@ the schedule's next fire times never overflow."""
 RESERVED_RUN_ID_PREFIXES = ("scheduled__", "backfill__", "asset_triggered__", "dataset_triggered__")
 """Run ids the scheduler gives its own runs (Airflow's DagRunType prefixes): a manual run may
 not take one, or the scheduled run of that interval would find its id taken."""
-
-
-def utf8_bytes(text: str) -> int:
-    return len(text.encode("utf-8", "surrogatepass"))

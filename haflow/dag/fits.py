@@ -64,10 +64,12 @@ def _chars(text: str, limit: int, where: str, field: str) -> None:
         raise DagDefinitionError(
             f"{where}: {field} must be at most {limit} characters, got {len(text)}"
         )
-    _bytes(text, lim.TEXT_BYTES, where, field)
+    _bytes(text, limit * 4, where, field)  # UTF-8's 4 bytes a character: the NUL checks alone
 
 
 def _bytes(text: str, limit: int, where: str, field: str) -> None:
+    """`text` in at most `limit` UTF-8 bytes, without NUL or a lone surrogate (which no
+    backend stores)."""
     if "\x00" in text:
         raise DagDefinitionError(f"{where}: {field} must not contain NUL")
     try:

@@ -23,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.mysql import LONGBLOB, MEDIUMTEXT
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from haflow.core import limits as lim
 from haflow.core.pools import DEFAULT_POOL
 from haflow.metastore.types import UtcDateTime
 
@@ -46,18 +47,20 @@ class Base(DeclarativeBase):
 
 class Dag(Base):
     __tablename__ = "dag"
-    dag_id: Mapped[str] = mapped_column(String(250), primary_key=True)
-    fileloc: Mapped[str] = mapped_column(String(1000))
-    schedule: Mapped[str | None] = mapped_column(String(100))
+    dag_id: Mapped[str] = mapped_column(String(lim.ID_CHARS), primary_key=True)
+    fileloc: Mapped[str] = mapped_column(String(lim.FILELOC_CHARS))
+    schedule: Mapped[str | None] = mapped_column(String(lim.SCHEDULE_CHARS))
     is_paused: Mapped[bool] = mapped_column(Boolean, default=False)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     max_active_runs: Mapped[int] = mapped_column(Integer, default=16)
     catchup: Mapped[bool] = mapped_column(Boolean, default=False)
-    timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
+    timezone: Mapped[str] = mapped_column(
+        String(lim.TIMEZONE_CHARS), default="UTC", server_default="UTC"
+    )
     """The IANA zone whose wall clock the cron schedule is read on."""
     start_date: Mapped[datetime | None] = mapped_column(UtcDateTime)
     end_date: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    tags: Mapped[str] = mapped_column(String(1000), default="[]")
+    tags: Mapped[str] = mapped_column(String(lim.TAGS_CHARS), default="[]")
     description: Mapped[str] = mapped_column(Text, default="")
     fingerprint: Mapped[str] = mapped_column(String(64), default="")
     structure: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
@@ -87,7 +90,7 @@ class DagVersion(Base):
     version it had before (a master with a stale DAGs folder); `haflow dags push` may."""
 
     __tablename__ = "dag_version"
-    dag_id: Mapped[str] = mapped_column(String(250), primary_key=True)
+    dag_id: Mapped[str] = mapped_column(String(lim.ID_CHARS), primary_key=True)
     code_hash: Mapped[str] = mapped_column(
         String(64), ForeignKey("dag_code.hash"), primary_key=True
     )
@@ -104,8 +107,8 @@ class DagRun(Base):
         Index("ix_dag_run_state", "state"),
     )
     id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
-    dag_id: Mapped[str] = mapped_column(String(250))
-    run_id: Mapped[str] = mapped_column(String(250))
+    dag_id: Mapped[str] = mapped_column(String(lim.ID_CHARS))
+    run_id: Mapped[str] = mapped_column(String(lim.ID_CHARS))
     run_type: Mapped[str] = mapped_column(String(20))
     state: Mapped[str] = mapped_column(String(20))
     conf: Mapped[str] = mapped_column(Text, default="{}")
@@ -137,7 +140,7 @@ class Backfill(Base):
     __tablename__ = "backfill"
     __table_args__ = (Index("ix_backfill_state", "state"),)
     id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
-    dag_id: Mapped[str] = mapped_column(String(250))
+    dag_id: Mapped[str] = mapped_column(String(lim.ID_CHARS))
     start: Mapped[datetime] = mapped_column(UtcDateTime)
     end: Mapped[datetime] = mapped_column(UtcDateTime)
     intervals: Mapped[int] = mapped_column(Integer)  # how many the range held when asked
@@ -159,8 +162,8 @@ class TaskInstance(Base):
     )
     id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
     run_pk: Mapped[int] = mapped_column(ForeignKey("dag_run.id", ondelete="CASCADE"))
-    dag_id: Mapped[str] = mapped_column(String(250))
-    task_id: Mapped[str] = mapped_column(String(250))
+    dag_id: Mapped[str] = mapped_column(String(lim.ID_CHARS))
+    task_id: Mapped[str] = mapped_column(String(lim.ID_CHARS))
     state: Mapped[str] = mapped_column(String(20))
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     failures: Mapped[int] = mapped_column(Integer, default=0)
@@ -170,9 +173,9 @@ class TaskInstance(Base):
     retry_backoff_cap_s: Mapped[float | None] = mapped_column()
     """Exponential backoff of the retry delay, up to this many seconds; NULL: a fixed delay."""
     timeout_s: Mapped[float | None] = mapped_column()
-    queue: Mapped[str] = mapped_column(String(100), default="default")
+    queue: Mapped[str] = mapped_column(String(lim.QUEUE_CHARS), default="default")
     pool: Mapped[str] = mapped_column(
-        String(250), default=DEFAULT_POOL, server_default=DEFAULT_POOL
+        String(lim.ID_CHARS), default=DEFAULT_POOL, server_default=DEFAULT_POOL
     )
     pool_slots: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     worker_id: Mapped[str | None] = mapped_column(String(250))
@@ -212,7 +215,7 @@ class Pool(Base):
     exceed it, and checks so in the transaction that queues."""
 
     __tablename__ = "pool"
-    name: Mapped[str] = mapped_column(String(250), primary_key=True)
+    name: Mapped[str] = mapped_column(String(lim.ID_CHARS), primary_key=True)
     slots: Mapped[int] = mapped_column(Integer)
     description: Mapped[str] = mapped_column(Text, default="")
 
@@ -229,7 +232,7 @@ class TaskResult(Base):
     )
     attempt: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_pk: Mapped[int] = mapped_column(ForeignKey("dag_run.id", ondelete="CASCADE"))
-    task_id: Mapped[str] = mapped_column(String(250))
+    task_id: Mapped[str] = mapped_column(String(lim.ID_CHARS))
     value: Mapped[str] = mapped_column(LONG_TEXT)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
@@ -291,9 +294,9 @@ class Event(Base):
     kind: Mapped[str] = mapped_column(String(50))
     actor: Mapped[str] = mapped_column(String(250))
     epoch: Mapped[int | None] = mapped_column(BigInteger)
-    dag_id: Mapped[str | None] = mapped_column(String(250))
-    run_id: Mapped[str | None] = mapped_column(String(250))
-    task_id: Mapped[str | None] = mapped_column(String(250))
+    dag_id: Mapped[str | None] = mapped_column(String(lim.ID_CHARS))
+    run_id: Mapped[str | None] = mapped_column(String(lim.ID_CHARS))
+    task_id: Mapped[str | None] = mapped_column(String(lim.ID_CHARS))
     attempt: Mapped[int | None] = mapped_column(Integer)
     detail: Mapped[str] = mapped_column(Text, default="")
 
@@ -309,9 +312,9 @@ class Notification(Base):
     id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
     key: Mapped[str] = mapped_column(String(64), unique=True)
     event: Mapped[str] = mapped_column(String(50))
-    dag_id: Mapped[str] = mapped_column(String(250))
-    run_id: Mapped[str] = mapped_column(String(250))
-    task_id: Mapped[str | None] = mapped_column(String(250))
+    dag_id: Mapped[str] = mapped_column(String(lim.ID_CHARS))
+    run_id: Mapped[str] = mapped_column(String(lim.ID_CHARS))
+    task_id: Mapped[str | None] = mapped_column(String(lim.ID_CHARS))
     attempt: Mapped[int | None] = mapped_column(Integer)
     target: Mapped[str] = mapped_column(Text)
     payload: Mapped[str] = mapped_column(Text)
@@ -337,7 +340,7 @@ class TaskLog(Base):
 class ImportError_(Base):
     __tablename__ = "import_error"
     id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
-    fileloc: Mapped[str] = mapped_column(String(1000))
+    fileloc: Mapped[str] = mapped_column(String(lim.FILELOC_CHARS))
     line: Mapped[int | None] = mapped_column(Integer)
     message: Mapped[str] = mapped_column(Text)
     ts: Mapped[datetime] = mapped_column(UtcDateTime)
@@ -412,7 +415,7 @@ class Variable(Base):
     never the plaintext."""
 
     __tablename__ = "variable"
-    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    key: Mapped[str] = mapped_column(String(lim.ID_CHARS), primary_key=True)
     val: Mapped[str] = mapped_column(LONG_TEXT)
     description: Mapped[str] = mapped_column(Text, default="")
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
@@ -423,7 +426,7 @@ class Conn(Base):
     Fernet tokens, the rest plaintext."""
 
     __tablename__ = "connection"
-    conn_id: Mapped[str] = mapped_column(String(250), primary_key=True)
+    conn_id: Mapped[str] = mapped_column(String(lim.ID_CHARS), primary_key=True)
     conn_type: Mapped[str] = mapped_column(String(500))
     description: Mapped[str] = mapped_column(Text, default="")
     host: Mapped[str | None] = mapped_column(String(500))

@@ -126,10 +126,6 @@ class DagRegistry:
         """Each DAG parsed here: its fingerprint (a new parse of a changed DAG differs)."""
         return {d: p.record.fingerprint for d, p in self.dags.items()}
 
-    def fileloc(self, dag_id: str) -> str:
-        found = self.dags.get(dag_id)
-        return found.record.fileloc if found is not None else f"<DAG {dag_id}>"
-
     def errors(self) -> list[tuple[str, int | None, str]]:
         return [(e.file, e.line, e.message) for e in self.import_errors]
 

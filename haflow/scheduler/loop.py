@@ -83,7 +83,7 @@ class SchedulingLoop:
         if self.registry.changed():
             self.sync_dags(epoch)
         snap, dag_rows = self.view.snapshot(self.registry.past_tasks())
-        held = self.quarantine.held(self.clock(), self.registry.fingerprints())
+        held = self._held()
         if held != self._shown:
             self.sync_dags(epoch)
         specs = self.registry.specs({d.dag_id: d for d in dag_rows if d.dag_id not in held})
@@ -129,18 +129,30 @@ class SchedulingLoop:
             out.finished.extend(one.finished)
         return out
 
+    def _held(self) -> set[str]:
+        """The DAGs set aside now (none, without a pass over the DAGs, while none is)."""
+        if not self.quarantine.broken:
+            return set()
+        return self.quarantine.held(self.clock(), self.registry.fingerprints())
+
     def _set_aside(self, dag_id: str, exc: MetastoreError, now: datetime) -> None:
+        """Set `dag_id` aside (once: its in-flight attempts' supervision may be refused again
+        at every tick until it is tried again, with no new event)."""
+        if dag_id in self.quarantine.broken:
+            return
         log.error("DAG %s set aside as broken: the metastore refused its writes: %s", dag_id, exc)
+        parsed = self.registry.dags.get(dag_id)
+        cause = str(exc)[:500]
         self.quarantine.add(
             Broken(
                 dag_id,
-                self.registry.fileloc(dag_id),
-                str(exc)[:500],
+                parsed.record.fileloc if parsed is not None else f"<DAG {dag_id}>",
+                cause,
                 now,
-                self.registry.fingerprints().get(dag_id, ""),
+                parsed.record.fingerprint if parsed is not None else "",
             )
         )
-        self.repo.record_event("dag.broken", now, dag_id=dag_id, detail={"error": str(exc)[:500]})
+        self.repo.record_event("dag.broken", now, dag_id=dag_id, detail={"error": cause})
 
     def sync_dags(self, epoch: int) -> None:
         """Write the newest parses, with the DAGs set aside as broken among the import

@@ -12,6 +12,7 @@ from werkzeug.wrappers import Response
 
 from haflow.core.clearing import ClearScope
 from haflow.core.ids import check_manual_run_id
+from haflow.core.limits import TEXT_BYTES
 from haflow.core.states import RunState, TaskState
 from haflow.errors import InvalidRequest, NotFound
 from haflow.metastore.records import result_of
@@ -70,8 +71,8 @@ def trigger(dag_id: str) -> tuple[Response, int]:
             check_manual_run_id(run_id, "dag_run_id")
         except InvalidRequest as exc:
             raise BadInput(str(exc), "dag_run_id") from exc
-    if len(json.dumps(conf)) > 65536:
-        raise BadInput("conf must be at most 64 KiB of JSON", "conf")
+    if len(json.dumps(conf)) > TEXT_BYTES:  # as stored: ASCII JSON, a byte a character
+        raise BadInput(f"conf must be at most {TEXT_BYTES} bytes of JSON", "conf")
     ctx = web()
     run = ctx.repo.runs.trigger(dag_id, conf, ctx.now, run_id=run_id)
     return jsonify(s.run_json(run)), 201

@@ -6,7 +6,6 @@ slipped past them (or one no check foresaw) would be."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -14,14 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from haflow.assembly.scheduler import build_scheduler
-from haflow.config import load_settings
 from haflow.core.clock import utcnow
 from haflow.core.ids import check_run_id
 from haflow.metastore.records import TaskDef
 from haflow.metastore.repository import Repository
 from haflow.scheduler.dags import DagRegistry
 from haflow.scheduler.service import SchedulerService
+from tests.scheduler_threads import scheduler_thread
 from tests.waiting import wait_for
 
 EVERY = """
@@ -61,29 +59,14 @@ with DAG("long_queue", start_date=datetime(2026, 1, 1)):
 def running(
     tmp_path: Path, db_url: str, request: pytest.FixtureRequest
 ) -> Iterator[tuple[SchedulerService, Repository, Path]]:
-    dags = tmp_path / "dags"
-    dags.mkdir()
-    for name, source in request.param.items():
-        (dags / name).write_text(source)
-    settings = load_settings(
-        home=tmp_path,
-        environ={
-            "HAFLOW__CORE__SQL_ALCHEMY_CONN": db_url,
-            "HAFLOW__CORE__DAGS_FOLDER": str(dags),
-            "HAFLOW__CORE__PARALLELISM": "2",
-            "HAFLOW__CORE__DAG_DIR_LIST_INTERVAL": "0.5",
-            "HAFLOW__SCHEDULER__LOOP_INTERVAL": "0.1",
-        },
-    )
-    service = build_scheduler(settings)
-    thread = threading.Thread(target=service.run, name="scheduler", daemon=True)
-    thread.start()
-    try:
-        yield service, service.repo, dags
-    finally:
-        service.stop_requested.set()
-        thread.join(30)
-        assert not thread.is_alive(), "the scheduler did not stop within 30 s"
+    with scheduler_thread(
+        tmp_path,
+        db_url,
+        request.param,
+        HAFLOW__CORE__PARALLELISM="2",
+        HAFLOW__CORE__DAG_DIR_LIST_INTERVAL="0.5",
+    ) as service:
+        yield service, service.repo, tmp_path / "dags"
 
 
 def _leading(service: SchedulerService, repo: Repository, dag_ids: list[str]) -> int:

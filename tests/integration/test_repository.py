@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from haflow.core.attempt_end import Ending
+from haflow.core.limits import TEXT_BYTES
 from haflow.core.planner import Decisions, NewRun, TIChange
 from haflow.core.states import AttemptState, RunState, TaskState
 from haflow.errors import FencedOut, InvalidRequest, MetastoreError, NotFound
@@ -234,6 +235,16 @@ def test_manual_trigger_errors(repo: Repository) -> None:
         repo.runs.trigger("d", {}, T0, run_id="same")
     with pytest.raises(NotFound, match="no DAG 'nope'"):
         repo.runs.trigger("nope", {}, T0)
+
+
+def test_a_conf_up_to_the_text_limit_is_stored_and_one_byte_more_refused(repo: Repository) -> None:
+    at_limit = {"x": "a" * (TEXT_BYTES - 9)}  # {"x": "..."}: 9 bytes around the value
+    assert (
+        repo.runs.get("d", repo.runs.trigger("d", at_limit, T0, run_id="big").run_id).conf
+        == at_limit
+    )
+    with pytest.raises(InvalidRequest, match=f"conf must be at most {TEXT_BYTES} bytes"):
+        repo.runs.trigger("d", {"x": "a" * (TEXT_BYTES - 8)}, T0, run_id="over")
 
 
 def test_sync_dags_marks_removed_inactive_and_keeps_pause(repo: Repository) -> None:

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, case, func, insert, select, update
 
 from haflow.core.clearing import JUST_THESE, ClearScope, UnknownTasks, tasks_to_clear
 from haflow.core.ids import check_manual_run_id
+from haflow.core.limits import TEXT_BYTES
 from haflow.core.marking import MARKABLE_RUN_STATES, MARKABLE_TASK_STATES, run_marks
 from haflow.core.params import resolve
 from haflow.core.states import IN_FLIGHT_TASK_STATES, AttemptState, RunState, TaskState
@@ -45,6 +46,9 @@ class RunQueries(_Base):
         self, dag_id: str, conf: Mapping[str, Any], now: datetime, run_id: str | None = None
     ) -> RunRow:
         run_id = check_manual_run_id(run_id) if run_id is not None else f"manual__{now.isoformat()}"
+        stored = json.dumps(dict(conf))  # ASCII: a byte a character
+        if len(stored) > TEXT_BYTES:
+            raise InvalidRequest(f"conf must be at most {TEXT_BYTES} bytes of JSON")
         self._dag(dag_id)
         with self._tx() as conn:
             structure = conn.execute(
@@ -62,7 +66,7 @@ class RunQueries(_Base):
                     run_id=run_id,
                     run_type="manual",
                     state=RunState.QUEUED,
-                    conf=json.dumps(dict(conf)),
+                    conf=stored,
                     created_at=now,
                     created_epoch=0,
                     code_hash=_code_now(dag_id),
@@ -77,7 +81,11 @@ class RunQueries(_Base):
                         now,
                         dag_id=dag_id,
                         run_id=run_id,
-                        detail={"conf": dict(conf)},
+                        # the run row holds the conf; the event repeats a small one only (a
+                        # large one beside its key would not fit the TEXT of `detail` on MySQL)
+                        detail={"conf": dict(conf)}
+                        if len(stored) <= 4096
+                        else {"bytes": len(stored)},
                     )
                 ],
             )

@@ -535,15 +535,10 @@ def _free_run_id(conn: Connection, dag_id: str, wanted: str) -> str:
     """`wanted`, or, when another run of the DAG has taken it (a manual run named like the
     schedule's, triggered before reserved prefixes were refused), the first of `wanted.1`,
     `wanted.2` ... that is free: the scheduled run still happens, under an id of its own."""
-    taken = set(
-        conn.execute(
-            select(m.DagRun.run_id).where(
-                m.DagRun.dag_id == dag_id, m.DagRun.run_id.like(f"{wanted}%")
-            )
-        ).scalars()
-    )
-    if wanted not in taken:
-        return wanted
+    named = select(m.DagRun.run_id).where(m.DagRun.dag_id == dag_id)
+    if conn.execute(named.where(m.DagRun.run_id == wanted)).first() is None:
+        return wanted  # the rule, by the unique index: a clash is the exception
+    taken = set(conn.execute(named.where(m.DagRun.run_id.like(f"{wanted}.%"))).scalars())
     n = 1
     while f"{wanted}.{n}" in taken:
         n += 1
