@@ -81,9 +81,10 @@ def test_results_pass_between_tasks_and_a_reclaimed_attempts_result_is_never_rea
         {"it_results.py": DAG_FILE},
         HAFLOW__CORE__PARALLELISM="3",
         HAFLOW__CORE__ATTEMPTS_PER_PROCESS="1",
+        # a heartbeat window of 5 s, as test_sensors' (1.5 s was missed under a loaded CI)
         HAFLOW__WORKER__HEARTBEAT_SEC="0.5",
-        HAFLOW__WORKER__TIMEOUT="2",
-        HAFLOW__WORKER__SELF_FENCE_MARGIN="0.5",
+        HAFLOW__WORKER__TIMEOUT="6",
+        HAFLOW__WORKER__SELF_FENCE_MARGIN="1",
         HAFLOW__WORKER__MAX_RESULT_BYTES="64",
     ) as service:
         repo = service.repo
@@ -91,7 +92,9 @@ def test_results_pass_between_tasks_and_a_reclaimed_attempts_result_is_never_rea
         for dag_id in ("it_results", "it_bad_results", "it_reclaimed"):
             repo.runs.trigger(dag_id, {}, utcnow(), run_id="r1")
         for dag_id in ("it_results", "it_bad_results", "it_reclaimed"):
-            wait_for(f"{dag_id} r1 to finish", functools.partial(_finished, repo, dag_id))
+            wait_for(
+                f"{dag_id} r1 to finish", functools.partial(_finished, repo, dag_id), timeout=60
+            )
         seen = {d: _seen(repo, d) for d in ("it_results", "it_bad_results", "it_reclaimed")}
         env = {**os.environ, "HAFLOW_HOME": str(tmp_path), "HAFLOW__CORE__SQL_ALCHEMY_CONN": db_url}
         shown = subprocess.run(

@@ -173,15 +173,21 @@ def test_a_sensor_whose_worker_dies_mid_poke_is_reclaimed_and_pokes_on(
         {"killed.py": KILL_DAGS.format(folder=str(pokes))},
         HAFLOW__CORE__PARALLELISM="2",
         HAFLOW__CORE__ATTEMPTS_PER_PROCESS="1",
+        # a heartbeat window of 5 s: one of 1.5 s (timeout 2, margin 0.5) was missed once by a
+        # live attempt in a loaded CI (a second attempt lost, self-fenced after 2.6 s)
         HAFLOW__WORKER__HEARTBEAT_SEC="0.5",
-        HAFLOW__WORKER__TIMEOUT="2",
-        HAFLOW__WORKER__SELF_FENCE_MARGIN="0.5",
+        HAFLOW__WORKER__TIMEOUT="6",
+        HAFLOW__WORKER__SELF_FENCE_MARGIN="1",
     ) as service:
         repo = service.repo
         dag_id = f"killed_{mode}"
         wait_for("the DAGs to be parsed", lambda: len(repo.dags.all()) == 2)
         repo.runs.trigger(dag_id, {}, utcnow(), run_id="r1")
-        wait_for("the run to end", lambda: _state(repo, dag_id, "r1") in ("success", "failed"))
+        wait_for(
+            "the run to end",
+            lambda: _state(repo, dag_id, "r1") in ("success", "failed"),
+            timeout=60,
+        )
         ti = repo.history.task_instance(dag_id, "r1", "arrived")
         attempts = repo.history.attempts(ti.id)
         state = _state(repo, dag_id, "r1")
