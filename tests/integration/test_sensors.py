@@ -246,7 +246,7 @@ with DAG("wait_http", start_date=START):
 
 DAILY = dict(schedule="@daily", start_date=START, end_date=datetime(2026, 1, 2), catchup=True)
 with DAG("producer", **DAILY):
-    BashTask("make", bash_command="sleep 2")
+    BashTask("make", bash_command="until [ -e " + FOLDER + "/produce ]; do sleep 0.1; done")
 
 with DAG("consumer", **DAILY):
     ExternalRunSensor("arrived", "producer", "make", timeout=60, **QUICK)
@@ -322,6 +322,12 @@ def test_sensors_wait_for_files_rows_endpoints_and_other_runs_and_time_out(
         for dag_id in ("wait_sql", "wait_http"):
             wait_for(f"{dag_id} to succeed", functools.partial(_succeeded, repo, dag_id))
         consumer = _scheduled(repo, "consumer")
+        # the producer's task ends when told, once the consumer has poked in vain (a fixed
+        # `sleep 2` there lost the race to a consumer started late in a loaded CI)
+        wait_for(
+            "the consumer to poke", lambda: "rescheduled" in _attempts(repo, "consumer", consumer)
+        )
+        (flags / "produce").touch()
         wait_for("consumer to succeed", lambda: _state(repo, "consumer", consumer) == "success")
         failing = _scheduled(repo, "consumer_of_failure")
         wait_for(
