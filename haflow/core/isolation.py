@@ -85,8 +85,8 @@ class Quarantine:
             (
                 b.fileloc,
                 None,
-                f"DAG {b.dag_id!r} is not scheduled: the metastore refused what it wrote "
-                f"({b.cause}); the other DAGs go on, and this one is tried again in "
+                f"DAG {b.dag_id!r} is not scheduled: {b.cause}; the other DAGs go on, "
+                f"and this one is tried again in "
                 f"{self.retry_s:g} s or when its file changes",
             )
             for b in self.broken.values()

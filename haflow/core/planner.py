@@ -64,27 +64,72 @@ def plan(
     backfills: Sequence[BackfillSnap] = (),
     versions: Versions | None = None,
 ) -> Decisions:
-    """`versions` None: every run is planned with its DAG's tasks now (no versions kept)."""
+    """`versions` None: every run is planned with its DAG's tasks now (no versions kept).
+
+    A DAG whose own data makes planning it raise (a schedule past the calendar, say) is left
+    out of the plan and named in `Decisions.broken`, with what it raised: the other DAGs are
+    planned as ever (the loop sets it aside, haflow.core.isolation)."""
     out = Decisions()
-    for spec in dags.values():
-        out.new_runs.extend(due_runs(spec, now))
-    for b in backfills:
-        more = backfill_runs(b, dags.get(b.dag_id), now)
-        out.new_runs.extend(more)
-        if not more and b.active == 0 and _covered(b, dags.get(b.dag_id), now):
-            out.finish_backfills.append(b.id)
+    _create_runs(out, dags, backfills, now)
     out.start_runs.extend(runs_to_start(dags, runs, versions))
     slots = limits.open_slots
     budget = in_flight(runs, limits.pools)
     for run in runs:  # runs started now get their task instances when this plan is applied
         before = _count(out)
-        out.changes.extend(supervise(run, now, limits))
-        dag = dag_of(run, dags, versions)
-        if dag is not None and run.state is RunState.RUNNING:
-            slots = _advance(run, dag, now, slots, out, limits, budget)
+        try:
+            out.changes.extend(supervise(run, now, limits))
+            dag = dag_of(run, dags, versions)
+            if dag is not None and run.state is RunState.RUNNING:
+                slots = _advance(run, dag, now, slots, out, limits, budget)
+        except Exception as exc:
+            _broken(out, run.dag_id, exc)
         if _count(out) != before:
             out.revisions[run.pk] = run.revision
+    if out.broken:
+        _leave_out(out, runs, backfills)
     return out
+
+
+def _create_runs(
+    out: Decisions, dags: Mapping[str, DagSpec], backfills: Sequence[BackfillSnap], now: datetime
+) -> None:
+    """The runs the schedules and the backfills call for now; the backfills they finish."""
+    for spec in dags.values():
+        try:
+            out.new_runs.extend(due_runs(spec, now))
+        except Exception as exc:  # this DAG's data; the others go on
+            _broken(out, spec.dag_id, exc)
+    for b in backfills:
+        try:
+            more = backfill_runs(b, dags.get(b.dag_id), now)
+            done = not more and b.active == 0 and _covered(b, dags.get(b.dag_id), now)
+        except Exception as exc:
+            _broken(out, b.dag_id, exc)
+            continue
+        out.new_runs.extend(more)
+        if done:
+            out.finish_backfills.append(b.id)
+
+
+def _broken(out: Decisions, dag_id: str, exc: Exception) -> None:
+    out.broken.setdefault(dag_id, f"planning it failed: {type(exc).__name__}: {exc}"[:500])
+
+
+def _leave_out(out: Decisions, runs: Sequence[RunSnap], backfills: Sequence[BackfillSnap]) -> None:
+    """Take every part of the DAGs in `out.broken` out of `out` (what was decided for them
+    before planning them raised, as well as their other runs')."""
+    gone = out.broken.keys()
+    pks = {r.pk for r in runs if r.dag_id in gone}
+    tis = {ti.id for r in runs if r.pk in pks for ti in r.tis.values()}
+    ended = {b.id for b in backfills if b.dag_id in gone}
+    out.new_runs = [n for n in out.new_runs if n.dag_id not in gone]
+    out.start_runs = [pk for pk in out.start_runs if pk not in pks]
+    out.finish_runs = [f for f in out.finish_runs if f[0] not in pks]
+    out.to_queue = [q for q in out.to_queue if q[0] not in tis]
+    out.changes = [c for c in out.changes if c.ti_id not in tis]
+    out.republish = [r for r in out.republish if r[0] not in tis]
+    out.revisions = {pk: rev for pk, rev in out.revisions.items() if pk not in pks}
+    out.finish_backfills = [b for b in out.finish_backfills if b not in ended]
 
 
 def _count(d: Decisions) -> int:

@@ -169,6 +169,8 @@ class Decisions:
     capped: bool = False
     """Something in `to_queue` takes slots of a pool with a cap: the transaction that queues
     checks the pools again (a plan into uncapped pools alone skips that query)."""
+    broken: dict[str, str] = field(default_factory=dict)
+    """DAG id -> why planning that DAG raised; its part is left out of every other field."""
 
     def __bool__(self) -> bool:
         return any(

@@ -91,6 +91,8 @@ class SchedulingLoop:
         now = self.clock()
         limits = self._limits(_active(snap.runs), snap.metastore_now, snap.pools)
         decisions = plan(specs, snap.runs, now, limits, snap.backfills, versions)
+        for dag_id, why in decisions.broken.items():
+            self._set_aside(dag_id, why, now)
         if not decisions:
             return False
         applied = self._apply(decisions, snap, epoch, now)
@@ -123,7 +125,7 @@ class SchedulingLoop:
             except (ConcurrentChange, SchemaOutOfDate):
                 raise
             except MetastoreError as exc:
-                self._set_aside(dag_id, exc, now)
+                self._set_aside(dag_id, str(exc), now)
                 continue
             out.refs.extend(one.refs)
             out.finished.extend(one.finished)
@@ -135,14 +137,14 @@ class SchedulingLoop:
             return set()
         return self.quarantine.held(self.clock(), self.registry.fingerprints())
 
-    def _set_aside(self, dag_id: str, exc: MetastoreError, now: datetime) -> None:
-        """Set `dag_id` aside (once: its in-flight attempts' supervision may be refused again
-        at every tick until it is tried again, with no new event)."""
+    def _set_aside(self, dag_id: str, why: str, now: datetime) -> None:
+        """Set `dag_id` aside for `why` (once: its in-flight attempts' supervision may be
+        refused again at every tick until it is tried again, with no new event)."""
         if dag_id in self.quarantine.broken:
             return
-        log.error("DAG %s set aside as broken: the metastore refused its writes: %s", dag_id, exc)
+        log.error("DAG %s set aside as broken: %s", dag_id, why)
         parsed = self.registry.dags.get(dag_id)
-        cause = str(exc)[:500]
+        cause = why[:500]
         self.quarantine.add(
             Broken(
                 dag_id,
@@ -159,7 +161,7 @@ class SchedulingLoop:
         errors; DAGs of files not parsed yet by this process stay as the metastore has them."""
         self.registry.refresh()
         shown = set(self.quarantine.broken)
-        self.repo.dags.sync(
+        refused = self.repo.dags.sync(
             self.registry.records(),
             self.registry.errors() + self.quarantine.errors(),
             self.clock(),
@@ -170,6 +172,8 @@ class SchedulingLoop:
         )
         self.registry.synced()
         self._shown = shown
+        for dag_id, why in refused.items():  # shown among the import errors at the next sync
+            self._set_aside(dag_id, why, self.clock())
 
     def take_over(self, epoch: int) -> None:
         """On becoming leader: forget any earlier view, write the newest parses, then

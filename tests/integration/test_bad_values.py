@@ -15,7 +15,7 @@ import pytest
 
 from haflow.core.clock import utcnow
 from haflow.core.ids import check_run_id
-from haflow.metastore.records import TaskDef
+from haflow.metastore.records import DagRecord, TaskDef
 from haflow.metastore.repository import Repository
 from haflow.scheduler.dags import DagRegistry
 from haflow.scheduler.service import SchedulerService
@@ -165,5 +165,39 @@ def test_a_dag_whose_writes_the_metastore_refuses_is_set_aside_and_the_others_go
     wait_for(
         "a later run of the other DAG",
         lambda: repo.runs.get("steady", again.run_id).state == "success",
+    )
+    assert service.epoch == epoch and repo.leadership.current().epoch == epoch  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("running", [{"bad.py": BAD, "steady.py": STEADY}], indirect=True)
+def test_a_dag_whose_row_the_metastore_refuses_is_not_synced_and_the_others_are(
+    running: tuple[SchedulerService, Repository, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The DAG sync writes each DAG under its own savepoint: one the metastore refuses (a
+    number past its column, on every backend) is set aside and shown, the others sync."""
+    records = DagRegistry.records
+
+    def over(self: DagRegistry) -> list[DagRecord]:
+        return [
+            replace(r, max_active_runs=2**70) if r.dag_id == "bad" else r for r in records(self)
+        ]
+
+    monkeypatch.setattr(DagRegistry, "records", over)
+    service, repo, _ = running
+    epoch = _leading(service, repo, ["steady"])
+
+    def shown() -> list[str]:
+        return [
+            e.message for e in repo.dags.import_errors() if "'bad' is not scheduled" in e.message
+        ]
+
+    wait_for("the refused DAG among the import errors", shown)
+    assert "metastore refused its row" in shown()[0]
+    assert [e.dag_id for e in repo.history.events(kinds=["dag.broken"])] == ["bad"]
+    assert "bad" not in {d.dag_id for d in repo.dags.all()}
+    steady = repo.runs.trigger("steady", {}, utcnow())
+    wait_for(
+        "the other DAG's run", lambda: repo.runs.get("steady", steady.run_id).state == "success"
     )
     assert service.epoch == epoch and repo.leadership.current().epoch == epoch  # type: ignore[union-attr]

@@ -257,6 +257,18 @@ def test_sync_dags_marks_removed_inactive_and_keeps_pause(repo: Repository) -> N
     assert repo.dags.import_errors() == []
 
 
+def test_sync_writes_each_dag_under_its_own_savepoint(repo: Repository) -> None:
+    """A DAG whose row the metastore refuses (a number past its column, as a value past the
+    parse checks would be) is named, and the other DAGs and the import errors are written."""
+    bad = replace(_dag("bad"), max_active_runs=2**70)
+    refused = repo.dags.sync([_dag("d"), bad, _dag("e")], [("/dags/x.py", 1, "SyntaxError: x")], T0)
+    assert list(refused) == ["bad"] and "refused its row" in refused["bad"]
+    assert [d.dag_id for d in repo.dags.all()] == ["d", "e"]
+    assert [e.fileloc for e in repo.dags.import_errors()] == ["/dags/x.py"]
+    assert repo.dags.sync([_dag("d"), _dag("bad")], [], T0) == {}  # fixed: written
+    assert repo.dags.get("bad").max_active_runs == 16
+
+
 def test_clear_reopens_a_finished_run(repo: Repository) -> None:
     epoch = repo.leadership.take("s1", "none", T0)
     pk = _started_run(repo, epoch)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
@@ -718,3 +719,46 @@ def test_a_backfill_creates_the_missing_ended_intervals_within_its_cap() -> None
     assert plan({"d": hourly}, [], NOW, LIMITS, [done]).finish_backfills == [7]
     still = BackfillSnap(7, "d", NOW - 5 * hour, NOW + 5 * hour, 2, every, active=1)
     assert plan({"d": hourly}, [], NOW, LIMITS, [still]).finish_backfills == []
+
+
+# --- one DAG's data never stops the plan of the others --------------------------------------
+
+
+class RaisingSchedule(FakeSchedule):
+    """A schedule whose arithmetic fails, as one past the calendar's end does."""
+
+    def due_fires(
+        self, start_date: datetime, after: datetime | None, now: datetime, catchup: bool
+    ) -> list[datetime]:
+        raise OverflowError("date value out of range")
+
+
+def test_a_dag_whose_planning_raises_is_left_out_and_named() -> None:
+    start = NOW - secs(7200)
+    bad = chain_dag("bad", ("a", ""), schedule=RaisingSchedule([]), start_date=start)
+    good = chain_dag("good", ("a", ""), schedule=FakeSchedule([NOW]), start_date=start)
+    runs = [
+        run_of(1, RunState.RUNNING, "bad", a=ti(10, "a")),
+        run_of(2, RunState.RUNNING, "good", a=ti(20, "a")),
+        run_of(3, RunState.QUEUED, "bad"),
+    ]
+    out = plan({"bad": bad, "good": good}, runs, NOW, LIMITS)
+    assert out.broken == {"bad": "planning it failed: OverflowError: date value out of range"}
+    assert [n.dag_id for n in out.new_runs] == ["good"]
+    assert out.to_queue == [(20, 1)]  # nothing of bad's runs, though they could go on
+    assert out.start_runs == [] and 1 not in out.revisions and 2 in out.revisions
+
+
+def test_a_run_whose_planning_raises_takes_back_what_was_decided_for_it() -> None:
+    """A failure half-way through a run's tasks: the part decided before it is undone."""
+
+    class Exploding(dict[str, TISnap]):
+        def items(self) -> Iterator[tuple[str, TISnap]]:  # type: ignore[override]
+            yield from super().items()
+            raise ValueError("a value no rule expects")
+
+    run = RunSnap(1, "d", RunState.RUNNING, Exploding(a=ti(10, "a")))  # a queued, then raises
+    other = run_of(2, RunState.RUNNING, "e", a=ti(20, "a"))
+    out = plan({"d": AB, "e": chain_dag("e", ("a", ""))}, [run, other], NOW, LIMITS)
+    assert set(out.broken) == {"d"}
+    assert out.to_queue == [(20, 1)] and out.changes == [] and out.finish_runs == []

@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, bindparam, insert, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError, StatementError
 
 from haflow.core.notices import NOTIFIABLE, matching, notification_key
 from haflow.errors import (
@@ -57,6 +57,15 @@ def _event(kind: str, actor: str, now: datetime, **fields: Any) -> Event:
     return {**base, **fields, "ts": now, "kind": kind, "actor": actor, "detail": detail}
 
 
+def refused_value(exc: BaseException) -> bool:
+    """Whether `exc` is the metastore refusing a row's values (a constraint, a length, a type,
+    a number out of range): what one DAG's or one run's data causes, unlike the backend
+    failing (OperationalError, a lost connection), which is every DAG's."""
+    if isinstance(exc, (IntegrityError, DataError, OverflowError)):
+        return True
+    return isinstance(exc, StatementError) and not isinstance(exc, DBAPIError)
+
+
 class _Base:
     """One query group: the engine it draws connections from, the cluster its rows belong to,
     and the `actor` named in the events it writes."""
@@ -84,6 +93,10 @@ class _Base:
             if exc.connection_invalidated:
                 raise BackendUnavailable(f"metastore connection lost: {exc.orig}") from exc
             raise MetastoreError(f"metastore error: {exc.orig}") from exc
+        except StatementError as exc:  # a value its column's type cannot take (never sent)
+            raise MetastoreError(f"metastore refused a value: {exc.orig}") from exc
+        except OverflowError as exc:  # SQLite's driver, for an integer past 64 bits
+            raise MetastoreError(f"metastore refused a value: {exc}") from exc
 
     def _fence(self, conn: Connection, epoch: int, now: datetime) -> None:
         res = conn.execute(

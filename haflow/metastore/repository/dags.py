@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy.exc import StatementError
 
 from haflow.errors import InvalidRequest, NotFound
 from haflow.metastore import models as m
@@ -24,6 +25,7 @@ from haflow.metastore.repository._base import (
     _dag_row,
     _dag_values,
     _event,
+    refused_value,
 )
 
 log = logging.getLogger(__name__)
@@ -53,8 +55,10 @@ class DagQueries(_Base):
         pending_files: Sequence[str] = (),
         code: Mapping[str, DagCode] | None = None,
         presence: Presence | None = None,
-    ) -> None:
-        """Write what this master's DAGs folder holds now.
+    ) -> dict[str, str]:
+        """Write what this master's DAGs folder holds now; the DAGs whose rows the metastore
+        refused for their values (DAG id -> why), each written under its own savepoint, so
+        one DAG's values never keep the others (nor the import errors) out.
 
         Versions: each DAG's code version (`code`, by hash) is stored once and becomes the
         version its new runs are created with, unless the DAG had it before and has moved on
@@ -67,6 +71,7 @@ class DagQueries(_Base):
         behind, and changes nothing. DAGs of `pending_files` (listed, not parsed yet) stay as
         they are. Without `presence`, the folder is the whole truth (one scheduler)."""
         p = presence or Presence(whole=True)
+        refused: dict[str, str] = {}
         with self._tx(epoch, now) as conn:
             rows = {
                 r.dag_id: r
@@ -76,22 +81,14 @@ class DagQueries(_Base):
             had = self._versions_had(conn, [d.dag_id for d in dags])
             mine = self._from_here(conn, p.node)
             for d in dags:
-                row = rows.get(d.dag_id)
-                was = row.code_hash if row is not None else None
-                if row is None:
-                    values = _dag_values(d, now)
-                    conn.execute(insert(m.Dag).values(dag_id=d.dag_id, is_paused=False, **values))
-                elif d.code_hash and d.code_hash != was and (d.dag_id, d.code_hash) in had:
-                    _stale(d, was)  # nothing changes: the metastore keeps its version
-                    continue
-                elif row.is_active or p.may_change(d.dag_id, d.dag_id in mine, was):
-                    values = _dag_values(d, now)
-                    conn.execute(update(m.Dag).where(m.Dag.dag_id == d.dag_id).values(**values))
-                else:
-                    continue  # inactive, and this master did not have it: removed elsewhere
-                if d.code_hash and d.code_hash != was:
-                    tasks = len(d.structure.get("tasks", {}))
-                    self._new_version(conn, d.dag_id, d.code_hash, was, p.node, now, epoch, tasks)
+                try:
+                    with conn.begin_nested():  # one DAG's values never keep the others out
+                        self._write(conn, d, rows.get(d.dag_id), had, mine, p, now, epoch)
+                except (StatementError, OverflowError) as exc:
+                    if not refused_value(exc):
+                        raise  # the backend's fault, not this DAG's
+                    refused[d.dag_id] = f"metastore refused its row: {getattr(exc, 'orig', exc)}"
+                    log.error("DAG %s not synced: %s", d.dag_id, refused[d.dag_id])
             seen = {d.dag_id for d in dags}
             gone = [r for i, r in rows.items() if i not in seen]
             self._deactivate(conn, gone, p, mine, pending_files)
@@ -104,6 +101,36 @@ class DagQueries(_Base):
                         for f, ln, msg in errors
                     ],
                 )
+        return refused
+
+    def _write(
+        self,
+        conn: Connection,
+        d: DagRecord,
+        row: Any,
+        had: set[tuple[str, str]],
+        mine: set[str],
+        p: Presence,
+        now: datetime,
+        epoch: int | None,
+    ) -> None:
+        """Write DAG `d`'s row (and its new version) as `sync` says; `row` is what the
+        metastore had of it (None: a new DAG)."""
+        was = row.code_hash if row is not None else None
+        if row is None:
+            values = _dag_values(d, now)
+            conn.execute(insert(m.Dag).values(dag_id=d.dag_id, is_paused=False, **values))
+        elif d.code_hash and d.code_hash != was and (d.dag_id, d.code_hash) in had:
+            _stale(d, was)  # nothing changes: the metastore keeps its version
+            return
+        elif row.is_active or p.may_change(d.dag_id, d.dag_id in mine, was):
+            values = _dag_values(d, now)
+            conn.execute(update(m.Dag).where(m.Dag.dag_id == d.dag_id).values(**values))
+        else:
+            return  # inactive, and this master did not have it: removed elsewhere
+        if d.code_hash and d.code_hash != was:
+            tasks = len(d.structure.get("tasks", {}))
+            self._new_version(conn, d.dag_id, d.code_hash, was, p.node, now, epoch, tasks)
 
     def _deactivate(
         self,
