@@ -22,6 +22,9 @@ TAGS_CHARS = 1000
 TEXT_BYTES = 65535
 """A TEXT column on MySQL/MariaDB (a DAG's description, a run's conf as its JSON), in UTF-8
 bytes."""
+LONG_TEXT_BYTES = 2**24 - 1
+"""A MEDIUMTEXT column on MySQL/MariaDB (a DAG's structure and notification rules as their
+JSON, a variable's value), in UTF-8 bytes."""
 INT_MAX = 2**31 - 1
 """An Integer column on every backend (retries, pool slots, max_active_runs)."""
 MAX_DURATION = timedelta(days=3650)

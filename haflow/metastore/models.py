@@ -63,8 +63,8 @@ class Dag(Base):
     tags: Mapped[str] = mapped_column(String(lim.TAGS_CHARS), default="[]")
     description: Mapped[str] = mapped_column(Text, default="")
     fingerprint: Mapped[str] = mapped_column(String(64), default="")
-    structure: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
-    notify: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")
+    structure: Mapped[str] = mapped_column(LONG_TEXT, default="{}", server_default="{}")
+    notify: Mapped[str] = mapped_column(LONG_TEXT, default="[]", server_default="[]")
     """Who is notified of which event (haflow.dag.notifiers rules), read by the transaction
     that writes the event."""
     last_fire_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

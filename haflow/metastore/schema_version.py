@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 
 from haflow.errors import SchemaOutOfDate
 
-HEAD_REVISION = "0016"
+HEAD_REVISION = "0017"
 VERSION_TABLE = "alembic_version"  # Alembic's default: haflow's env.py keeps it
 
 

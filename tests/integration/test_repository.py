@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -267,6 +268,16 @@ def test_sync_writes_each_dag_under_its_own_savepoint(repo: Repository) -> None:
     assert [e.fileloc for e in repo.dags.import_errors()] == ["/dags/x.py"]
     assert repo.dags.sync([_dag("d"), _dag("bad")], [], T0) == {}  # fixed: written
     assert repo.dags.get("bad").max_active_runs == 16
+
+
+def test_a_dag_structure_past_a_text_column_is_stored(repo: Repository) -> None:
+    """A DAG of thousands of tasks: its structure's JSON is past MySQL's TEXT (65,535 bytes),
+    which MariaDB stores since migration 0017 as PostgreSQL and SQLite always have."""
+    tasks = {f"task_{i:05d}": {"upstream": [f"task_{i - 1:05d}"]} for i in range(3000)}
+    big = replace(_dag("big"), structure={"tasks": tasks})
+    assert len(json.dumps(big.structure)) > TEXT_BYTES
+    assert repo.dags.sync([_dag("d"), big], [], T0) == {}
+    assert len(repo.overview.dag_detail("big").structure["tasks"]) == 3000
 
 
 def test_clear_reopens_a_finished_run(repo: Repository) -> None:

@@ -19,6 +19,8 @@ TASK = TaskDef("t", 0, 300.0, None, "default")
 
 def test_values_within_the_limits_fit() -> None:
     check_fits(RECORD, [TASK, replace(TASK, queue="q" * limits.QUEUE_CHARS)])
+    big = {"tasks": {f"t{i}": {"upstream": [f"t{i - 1}"]} for i in range(5000)}}  # > 64 KiB
+    check_fits(replace(RECORD, structure=big), [TASK])
 
 
 @pytest.mark.parametrize(
@@ -34,6 +36,11 @@ def test_values_within_the_limits_fit() -> None:
         (replace(RECORD, tags=["t" * 90] * 11), TASK, "tags (as the JSON list stored)"),
         (replace(RECORD, description="é" * 40000), TASK, "description must be at most 65535 bytes"),
         (replace(RECORD, description="a\x00"), TASK, "description must not contain NUL"),
+        (
+            replace(RECORD, structure={"tasks": {"t": "x" * limits.LONG_TEXT_BYTES}}),
+            TASK,
+            "its tasks (as stored) must be at most 16777215 bytes",
+        ),
         (replace(RECORD, max_active_runs=2**31), TASK, "max_active_runs must be at most"),
         (replace(RECORD, fileloc="/" * 1001), TASK, "its file's path must be at most 1000"),
         (replace(RECORD, start_date=datetime(1, 1, 1, tzinfo=UTC)), TASK, "start_date must lie"),
