@@ -25,8 +25,8 @@ def check_fits(record: DagRecord, defs: Sequence[TaskDef]) -> None:
     if not isinstance(record.description, str):
         raise DagDefinitionError(f"{where}: description must be a string")
     _bytes(record.description, lim.TEXT_BYTES, where, "description")
-    for name, value in (("its tasks (as stored)", record.structure), ("notify", record.notify)):
-        _bytes(json.dumps(value), lim.LONG_TEXT_BYTES, where, name)
+    _bytes(json.dumps(record.structure), lim.LONG_TEXT_BYTES, where, "its tasks (as stored)")
+    _bytes(json.dumps(record.notify), lim.LONG_TEXT_BYTES, where, "notify")
     for name, value in (("start_date", record.start_date), ("end_date", record.end_date)):
         _date(value, where, name)
     for d in defs:
