@@ -23,33 +23,24 @@ depends_on: str | Sequence[str] | None = None
 COLUMNS = (("structure", "{}"), ("notify", "[]"))
 
 
-def _mysql() -> bool:
-    return op.get_bind().dialect.name in ("mysql", "mariadb")
+def _retype(old: sa.types.TypeEngine[str], new: sa.types.TypeEngine[str]) -> None:
+    """Each of COLUMNS from `old` to `new`, on MySQL/MariaDB alone."""
+    if op.get_bind().dialect.name not in ("mysql", "mariadb"):
+        return
+    for column, default in COLUMNS:
+        op.alter_column(
+            "dag",
+            column,
+            existing_type=old,
+            type_=new,
+            existing_nullable=False,
+            existing_server_default=default,
+        )
 
 
 def upgrade() -> None:
-    if not _mysql():
-        return
-    for column, default in COLUMNS:
-        op.alter_column(
-            "dag",
-            column,
-            existing_type=sa.Text(),
-            type_=MEDIUMTEXT(),
-            existing_nullable=False,
-            existing_server_default=default,
-        )
+    _retype(sa.Text(), MEDIUMTEXT())
 
 
 def downgrade() -> None:
-    if not _mysql():
-        return
-    for column, default in COLUMNS:
-        op.alter_column(
-            "dag",
-            column,
-            existing_type=MEDIUMTEXT(),
-            type_=sa.Text(),
-            existing_nullable=False,
-            existing_server_default=default,
-        )
+    _retype(MEDIUMTEXT(), sa.Text())
