@@ -38,7 +38,7 @@ unit: $(STAMP)
 
 check: lint unit
 
-# the tests marked `serial` restart a server the others share or use a fixed path: they run
+# the tests marked `serial` restart a server the others share, use a fixed path or drive Chromium
 # alone, after the rest
 integration: $(STAMP) services
 	$(BIN)/pytest tests/integration -q -ra -n $(TEST_WORKERS) -m "not serial" --durations=25

@@ -33,7 +33,10 @@ from tests.integration.conftest import unavailable
 from tests.ports import free_ports
 from tests.waiting import wait_for
 
-pytestmark = pytest.mark.slow
+# Chromium aborts a page load in flight with ERR_NETWORK_CHANGED when a network interface
+# appears or goes (CI saw it when a parallel test started a docker network): these tests run in
+# the serial run, when no other test changes the machine's networks
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 DEPLOY = Path(__file__).parents[2] / "deploy"
 ARTIFACTS = Path(os.environ.get("HAFLOW_TEST_ARTIFACTS", Path(__file__).parents[2] / "artifacts"))
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

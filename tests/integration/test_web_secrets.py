@@ -436,6 +436,7 @@ def _log_in(browser: Any, base: str, user: str) -> Any:
 
 
 @pytest.mark.slow
+@pytest.mark.serial  # Chromium: see test_web_browser's marks
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 def test_in_chromium_an_op_adds_secrets_and_a_viewer_sees_none(served: str) -> None:
     from playwright.sync_api import expect, sync_playwright
