@@ -39,7 +39,7 @@ unit: $(STAMP)
 check: lint unit
 
 # the tests marked `serial` restart a server the others share, use a fixed path or drive Chromium
-# alone, after the rest
+# (they run alone, after the rest)
 integration: $(STAMP) services
 	$(BIN)/pytest tests/integration -q -ra -n $(TEST_WORKERS) -m "not serial" --durations=25
 	$(BIN)/pytest tests/integration -q -ra -m serial
