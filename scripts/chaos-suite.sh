@@ -39,9 +39,16 @@ fi
 haflow=$1 out=$2 lanes=$3
 shift 3
 case $lanes in ''|*[!0-9]*|0) echo "$0: LANES must be a whole number >= 1, not '$lanes'" >&2; exit 2 ;; esac
+# a scenario twice would run twice at once, on one cluster name and into one set of files
+seen=" "
+for run in "$@"; do
+    name=${run%%:*}
+    case $seen in *" $name "*) echo "$0: scenario '$name' is listed twice (give it NAME:ROUNDS once)" >&2; exit 2 ;; esac
+    seen="$seen$name "
+done
 mkdir -p "$out"
 started=$SECONDS
-printf '%s\n' "$@" | xargs -P "$lanes" -n 1 bash "$0" --one "$haflow" "$out"
+printf '%s\n' "$@" | xargs -d '\n' -P "$lanes" -n 1 bash "$0" --one "$haflow" "$out"
 
 failed=""
 for run in "$@"; do
@@ -50,7 +57,7 @@ for run in "$@"; do
 done
 for name in $failed; do
     echo "-- $name:"
-    grep -E -A4 '^P[0-9]+ +FAIL|^ABORTED|^UNEXERCISED' "$out/$name.txt" 2>/dev/null | grep -v '^{'
+    grep -E -A4 '^P[0-9]+ +(FAIL|NOT_EXERCISED)|^ABORTED|^UNEXERCISED' "$out/$name.txt" 2>/dev/null | grep -v '^{'
     grep -q . "$out/$name.txt" 2>/dev/null || tail -n 40 "$out/$name.log" 2>/dev/null
 done
 if [ -n "$failed" ]; then
